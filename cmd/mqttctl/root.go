@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+// streams are the command's standard input and outputs, replaceable in tests.
+type streams struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+	// terminal reports whether In is an interactive terminal (for prompts).
+	terminal func() bool
+	// readPassword reads a line from the terminal without echo.
+	readPassword func() ([]byte, error)
+}
+
+func newStreams(in *os.File, out, errw io.Writer) *streams {
+	return &streams{
+		In: in, Out: out, Err: errw,
+		terminal:     func() bool { return term.IsTerminal(int(in.Fd())) },
+		readPassword: func() ([]byte, error) { return term.ReadPassword(int(in.Fd())) },
+	}
+}
+
+// exitError carries an exit status without an extra message (the command has
+// already printed what went wrong).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func run(args []string, s *streams) int {
+	root := newRootCmd(s)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(s.Err, "mqttctl: %v\n", err)
+	return 1
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func newRootCmd(s *streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mqttctl",
+		Short: "From nothing to a secured MQTT deployment",
+		Long: `mqttctl makes the certificates, password files, ACLs and mosquitto.conf of a
+secured MQTT deployment, checks them, and can run the broker itself.`,
+		Example: `  # a CA, a broker certificate for this machine and a client certificate
+  mqttctl pki init --client sensor-01
+
+  # check the directory, including that the broker certificate names this host
+  mqttctl pki check --host broker.example.com
+
+  # look inside any certificate, CSR, key or CRL
+  mqttctl pki inspect pki/server.crt`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       versionString(),
+	}
+	root.SetIn(s.In)
+	root.SetOut(s.Out)
+	root.SetErr(s.Err)
+	root.AddCommand(newPKICmd(s), newVersionCmd(s))
+	return root
+}
+
+func newVersionCmd(s *streams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print mqttctl's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(s.Out, "mqttctl %s\n", versionString())
+			return nil
+		},
+	}
+}
+
+// readSecret reads a password from a file ("-" is standard input), or asks on
+// the terminal (twice when confirm is set). The trailing newline of a file is
+// dropped; an empty password is refused.
+func readSecret(s *streams, file, prompt string, confirm bool) ([]byte, error) {
+	var pw []byte
+	switch {
+	case file == "-":
+		data, err := io.ReadAll(s.In)
+		if err != nil {
+			return nil, fmt.Errorf("read password from standard input: %w", err)
+		}
+		pw = []byte(firstLine(string(data)))
+	case file != "":
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read password file: %w", err)
+		}
+		pw = []byte(firstLine(string(data)))
+	case s.terminal != nil && s.terminal():
+		fmt.Fprint(s.Err, prompt+": ")
+		p1, err := s.readPassword()
+		fmt.Fprintln(s.Err)
+		if err != nil {
+			return nil, fmt.Errorf("read password: %w", err)
+		}
+		if confirm {
+			fmt.Fprint(s.Err, "Again: ")
+			p2, err := s.readPassword()
+			fmt.Fprintln(s.Err)
+			if err != nil {
+				return nil, fmt.Errorf("read password: %w", err)
+			}
+			if string(p1) != string(p2) {
+				return nil, errors.New("the passwords do not match")
+			}
+		}
+		pw = p1
+	default:
+		return nil, errors.New("a password is needed and there is no terminal to ask on: give a password file (or - for standard input)")
+	}
+	if len(pw) == 0 {
+		return nil, errors.New("the password is empty")
+	}
+	return pw, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSuffix(s, "\r")
+}

@@ -1,0 +1,154 @@
+// Package fsx writes files so that a failure never leaves a half-written file
+// behind: every write goes to a temporary file in the target's directory, is
+// synced, and is then renamed (or hard-linked, when the target must not be
+// replaced) into place.
+package fsx
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// ErrExists is returned (wrapped) when a file that must not be replaced
+// already exists.
+var ErrExists = fs.ErrExist
+
+// WriteFile writes data to path atomically with the given permissions. When
+// overwrite is false and path exists, it fails with an error wrapping
+// fs.ErrExist and leaves the existing file untouched.
+func WriteFile(path string, data []byte, perm os.FileMode, overwrite bool) error {
+	var t Txn
+	if err := t.Add(path, data, perm, overwrite); err != nil {
+		return err
+	}
+	return t.Commit()
+}
+
+type staged struct {
+	tmp, path string
+	overwrite bool
+}
+
+// Txn stages several files and puts them in place together on Commit. If any
+// step fails, the files it created are removed again, so the directory is left
+// as it was (files replaced with overwrite=true cannot be restored once
+// renamed; Commit places those last).
+type Txn struct {
+	files []staged
+}
+
+// Add writes data to a temporary file next to path, synced to disk and with
+// mode perm. Nothing is visible at path until Commit.
+func (t *Txn) Add(path string, data []byte, perm os.FileMode, overwrite bool) error {
+	dir := filepath.Dir(path)
+	if !overwrite {
+		if _, err := os.Lstat(path); err == nil {
+			return fmt.Errorf("%s: %w (use --force to replace it)", path, ErrExists)
+		}
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("create temporary file for %s: %w", path, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// CreateTemp makes the file 0600; set the final mode before any data lands.
+	if err := f.Chmod(perm); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	t.files = append(t.files, staged{tmp: tmp, path: path, overwrite: overwrite})
+	return nil
+}
+
+// Abort removes every staged temporary file.
+func (t *Txn) Abort() {
+	for _, s := range t.files {
+		os.Remove(s.tmp)
+	}
+	t.files = nil
+}
+
+// Commit puts every staged file in place: first the ones that must not
+// replace an existing file (hard link, which fails if the target exists),
+// then the replacements (rename). On failure the files created so far are
+// removed and the error is returned.
+func (t *Txn) Commit() error {
+	defer t.Abort()
+	var created []string
+	rollback := func(err error) error {
+		for _, p := range created {
+			os.Remove(p)
+		}
+		return err
+	}
+	for _, s := range t.files {
+		if s.overwrite {
+			continue
+		}
+		if err := os.Link(s.tmp, s.path); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return rollback(fmt.Errorf("%s: %w (use --force to replace it)", s.path, ErrExists))
+			}
+			return rollback(fmt.Errorf("place %s: %w", s.path, err))
+		}
+		created = append(created, s.path)
+	}
+	for _, s := range t.files {
+		if !s.overwrite {
+			continue
+		}
+		if err := os.Rename(s.tmp, s.path); err != nil {
+			return rollback(fmt.Errorf("place %s: %w", s.path, err))
+		}
+	}
+	dirs := map[string]bool{}
+	for _, s := range t.files {
+		dirs[filepath.Dir(s.path)] = true
+	}
+	for d := range dirs {
+		syncDir(d)
+	}
+	return nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// MkdirPrivate creates dir (and parents) with mode 0700 if it does not exist.
+// An existing directory keeps its mode.
+func MkdirPrivate(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Files returns the target paths staged so far.
+func (t *Txn) Files() []string {
+	out := make([]string, len(t.files))
+	for i, s := range t.files {
+		out[i] = s.path
+	}
+	return out
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mqttctl's tests use (openssl, mosquitto,
+# mosquitto-clients) when any is missing. Runs apt-get as root, or via sudo.
+set -euo pipefail
+
+need=()
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-test-deps: missing ${need[*]} and no apt-get here: install them with your package manager" >&2
+  exit 1
+fi
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "install-test-deps: missing ${need[*]}; run as root or install sudo" >&2; exit 1
+  fi
+fi
+echo "install-test-deps: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian starts a system mosquitto on port 1883 where an init system runs;
+# tests use their own ports and configs, so leave it be.
