@@ -372,10 +372,6 @@ func newPKIListCmd(s *streams, f *pkiFlags) *cobra.Command {
 			entries := pki.SortedEntries(idx)
 			now := time.Now()
 			if output == "json" {
-				type row struct {
-					pki.Entry `yaml:",inline"`
-					State     string `json:"state"`
-				}
 				rows := make([]map[string]any, 0, len(entries))
 				for _, e := range entries {
 					rows = append(rows, map[string]any{"name": e.Name, "profile": e.Profile, "serial": e.Serial, "subject": e.Subject,
