@@ -1,0 +1,254 @@
+// Package pki makes and checks the certificates and keys of an MQTT
+// deployment: a root CA (optionally an intermediate), broker (server) and
+// client certificates with separate key usages, CSR signing, inspection and
+// a directory check. Keys are written unencrypted PKCS#8 with mode 0600
+// (brokers start headless) except CA keys, which may be encrypted.
+package pki
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"go.step.sm/crypto/x509util"
+)
+
+// Profile says what a certificate is for; it alone decides the extensions.
+type Profile string
+
+// Certificate profiles.
+const (
+	ProfileRoot         Profile = "root"
+	ProfileIntermediate Profile = "intermediate"
+	ProfileServer       Profile = "server"
+	ProfileClient       Profile = "client"
+	// ProfileBridge is for a broker that also connects to another broker as a
+	// client (mosquitto bridges): serverAuth and clientAuth.
+	ProfileBridge Profile = "bridge"
+)
+
+// ParseProfile validates a leaf --profile value.
+func ParseProfile(s string) (Profile, error) {
+	switch p := Profile(s); p {
+	case ProfileServer, ProfileClient, ProfileBridge:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown profile %q: use server, client or bridge", s)
+}
+
+// IsCA reports whether the profile is a CA profile.
+func (p Profile) IsCA() bool { return p == ProfileRoot || p == ProfileIntermediate }
+
+// ExtKeyUsage returns the extended key usages of a leaf profile.
+func (p Profile) ExtKeyUsage() []x509.ExtKeyUsage {
+	switch p {
+	case ProfileServer:
+		return []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	case ProfileClient:
+		return []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	case ProfileBridge:
+		return []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	}
+	return nil
+}
+
+// Default validity periods.
+const (
+	DefaultLeafDays         = 365
+	DefaultCADays           = 3650
+	DefaultIntermediateDays = 1825
+	// LeafWarnDays is the CA/Browser Forum limit; longer leaves get a warning.
+	LeafWarnDays = 398
+	// LeafMaxDays is the Apple limit; longer leaves need --force.
+	LeafMaxDays = 825
+	// clockSkew backdates NotBefore so that clients with a slightly slow
+	// clock accept a certificate made a moment ago.
+	clockSkew = time.Minute
+)
+
+// Template is what mqttctl puts in a certificate. Nothing else is copied
+// from a CSR or elsewhere.
+type Template struct {
+	Profile   Profile
+	Subject   pkix.Name
+	Hosts     Hosts // SANs; for a server the CN is added when it is a host name
+	PublicKey crypto.PublicKey
+	NotBefore time.Time
+	NotAfter  time.Time
+}
+
+// Issuer is a CA that signs certificates.
+type Issuer struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+	// Chain holds the certificates between Cert and the root (excluding the
+	// root), in order; empty when Cert is the root.
+	Chain []*x509.Certificate
+}
+
+// randomSerial returns a positive 128-bit random serial number.
+func randomSerial() (*big.Int, error) {
+	limit := new(big.Int).Lsh(big.NewInt(1), 128)
+	for {
+		n, err := rand.Int(rand.Reader, limit)
+		if err != nil {
+			return nil, fmt.Errorf("generate serial number: %w", err)
+		}
+		if n.Sign() > 0 {
+			return n, nil
+		}
+	}
+}
+
+func (t *Template) x509() (*x509.Certificate, error) {
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	c := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               t.Subject,
+		NotBefore:             t.NotBefore.UTC().Truncate(time.Second),
+		NotAfter:              t.NotAfter.UTC().Truncate(time.Second),
+		BasicConstraintsValid: true,
+	}
+	switch t.Profile {
+	case ProfileRoot:
+		c.IsCA = true
+		c.MaxPathLen = 1
+		c.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	case ProfileIntermediate:
+		c.IsCA = true
+		c.MaxPathLen = 0
+		c.MaxPathLenZero = true
+		c.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+	case ProfileServer, ProfileClient, ProfileBridge:
+		c.KeyUsage = x509.KeyUsageDigitalSignature
+		if _, ok := t.PublicKey.(*rsa.PublicKey); ok {
+			c.KeyUsage |= x509.KeyUsageKeyEncipherment
+		}
+		c.ExtKeyUsage = t.Profile.ExtKeyUsage()
+		hosts := t.Hosts
+		if t.Profile != ProfileClient && t.Subject.CommonName != "" {
+			// Modern clients ignore the CN: repeat it as a SAN.
+			if h, err := ParseHosts([]string{t.Subject.CommonName}); err == nil {
+				merged, _ := ParseHosts(append(h.All(), hosts.All()...))
+				hosts = merged
+			}
+		}
+		c.DNSNames = hosts.DNS
+		c.IPAddresses = hosts.IPs
+	default:
+		return nil, fmt.Errorf("unknown profile %q", t.Profile)
+	}
+	if !c.NotAfter.After(c.NotBefore) {
+		return nil, fmt.Errorf("certificate would be valid from %s to %s: the end is not after the start", c.NotBefore, c.NotAfter)
+	}
+	if t.Profile == ProfileServer || t.Profile == ProfileBridge {
+		if len(c.DNSNames) == 0 && len(c.IPAddresses) == 0 {
+			return nil, errors.New("a server certificate needs at least one host name or IP address (--host)")
+		}
+	}
+	return c, nil
+}
+
+// SelfSign makes a root CA certificate for key.
+func SelfSign(t Template, key crypto.Signer) (*x509.Certificate, error) {
+	if t.Profile != ProfileRoot {
+		return nil, fmt.Errorf("only a root CA is self-signed, not a %s certificate", t.Profile)
+	}
+	t.PublicKey = key.Public()
+	tmpl, err := t.x509()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509util.CreateCertificate(tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("sign root CA: %w", err)
+	}
+	return cert, nil
+}
+
+// Sign issues a certificate for t.PublicKey. The validity is cut to end no
+// later than the issuer's own; the subject may not equal the issuer's.
+func (iss *Issuer) Sign(t Template) (*x509.Certificate, error) {
+	if t.Profile == ProfileRoot {
+		return nil, errors.New("a root CA cannot be signed by another CA")
+	}
+	if t.PublicKey == nil {
+		return nil, errors.New("no public key to certify")
+	}
+	if t.Profile == ProfileIntermediate && iss.Cert.MaxPathLenZero {
+		return nil, errors.New("the issuing CA has path length 0 and cannot sign another CA")
+	}
+	if t.Subject.String() == iss.Cert.Subject.String() {
+		return nil, fmt.Errorf("subject %q equals the issuing CA's subject; identical subjects make TLS clients fail in confusing ways: choose another name", t.Subject)
+	}
+	if t.NotAfter.After(iss.Cert.NotAfter) {
+		t.NotAfter = iss.Cert.NotAfter
+	}
+	tmpl, err := t.x509()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509util.CreateCertificate(tmpl, iss.Cert, t.PublicKey, iss.Key)
+	if err != nil {
+		return nil, fmt.Errorf("sign %s certificate: %w", t.Profile, err)
+	}
+	return cert, nil
+}
+
+// EncodeCerts PEM-encodes certificates in order.
+func EncodeCerts(certs ...*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range certs {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out
+}
+
+// ParseCerts reads every CERTIFICATE block of PEM data, in order.
+func ParseCerts(data []byte, name string) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for n := 1; ; n++ {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: certificate %d: %w", name, n, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s: no certificate found (expected -----BEGIN CERTIFICATE-----)", name)
+	}
+	return certs, nil
+}
+
+// LeafDays validates a leaf validity period in days: it must be positive,
+// above LeafMaxDays it needs force, and above LeafWarnDays it returns a
+// warning.
+func LeafDays(days int, force bool) (warning string, err error) {
+	switch {
+	case days <= 0:
+		return "", fmt.Errorf("--days must be positive, not %d", days)
+	case days > LeafMaxDays && !force:
+		return "", fmt.Errorf("--days %d is over %d: Apple clients reject such certificates even from a private CA; add --force to issue it anyway", days, LeafMaxDays)
+	case days > LeafWarnDays:
+		return fmt.Sprintf("a validity of %d days is over %d; some clients reject it", days, LeafWarnDays), nil
+	}
+	return "", nil
+}

@@ -1,0 +1,412 @@
+package pki
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Level grades a check finding.
+type Level string
+
+// Finding levels.
+const (
+	LevelOK    Level = "ok"
+	LevelWarn  Level = "warn"
+	LevelError Level = "error"
+)
+
+// Finding is one result of Dir.Check.
+type Finding struct {
+	Level   Level  `json:"level"`
+	Path    string `json:"path"`
+	Message string `json:"message"`
+	Fix     string `json:"fix,omitempty"`
+}
+
+func (f Finding) String() string {
+	s := fmt.Sprintf("%-5s %s: %s", strings.ToUpper(string(f.Level)), f.Path, f.Message)
+	if f.Fix != "" {
+		s += " (fix: " + f.Fix + ")"
+	}
+	return s
+}
+
+// CheckOptions configures Dir.Check.
+type CheckOptions struct {
+	// Hosts must all be among the server certificate's names.
+	Hosts []string
+	// Server names the server certificate the hosts are checked against:
+	// "server" (server.crt, the default) or a name under servers/.
+	Server string
+}
+
+// HasErrors reports whether any finding is an error.
+func HasErrors(fs []Finding) bool {
+	for _, f := range fs {
+		if f.Level == LevelError {
+			return true
+		}
+	}
+	return false
+}
+
+type checked struct {
+	path    string // relative to the directory
+	keyPath string
+	profile Profile
+	certs   []*x509.Certificate
+}
+
+type checker struct {
+	d        *Dir
+	now      time.Time
+	out      []Finding
+	roots    *x509.CertPool
+	inters   *x509.CertPool
+	root     *x509.Certificate
+	rootHave bool
+}
+
+func (c *checker) add(l Level, path, msg, fix string) {
+	c.out = append(c.out, Finding{Level: l, Path: path, Message: msg, Fix: fix})
+}
+
+// Check inspects the whole directory: the chain of every certificate, that
+// each key matches its certificate, usages fit the profile, validity (expired
+// or expiring within 30 days), distinct subjects, file modes, and that the
+// given hosts are among the server certificate's names. It never changes a
+// file.
+func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
+	st, err := os.Stat(d.Path)
+	if err != nil {
+		return nil, fmt.Errorf("check %s: %w", d.Path, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", d.Path)
+	}
+	c := &checker{d: d, now: d.now(), roots: x509.NewCertPool(), inters: x509.NewCertPool()}
+	c.checkDirMode(d.Path, st)
+
+	idx, err := LoadIndex(d.Path)
+	if err != nil {
+		c.add(LevelError, filepath.Join(d.Path, IndexFile), err.Error(), "")
+		idx = &Index{}
+	}
+
+	var items []checked
+	addItem := func(rel, key string, p Profile) {
+		full := d.path(rel)
+		data, err := os.ReadFile(full)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				c.add(LevelError, full, err.Error(), "")
+			}
+			return
+		}
+		certs, err := ParseCerts(data, full)
+		if err != nil {
+			c.add(LevelError, full, err.Error(), "")
+			return
+		}
+		items = append(items, checked{path: rel, keyPath: key, profile: p, certs: certs})
+	}
+	if !fileExists(d.path(RootCertFile)) {
+		return nil, fmt.Errorf("no %s in %s: is this a pki directory? (make one with: mqttctl pki init --dir %s)", RootCertFile, d.Path, d.Path)
+	}
+	addItem(RootCertFile, RootKeyFile, ProfileRoot)
+	addItem(IntermediateCertFile, IntermediateKeyFile, ProfileIntermediate)
+	addItem(ServerCertFile, ServerKeyFile, ProfileServer)
+	for _, sub := range []struct {
+		dir string
+		p   Profile
+	}{{ServersDir, ProfileServer}, {ClientsDir, ProfileClient}} {
+		matches, _ := filepath.Glob(filepath.Join(d.Path, sub.dir, "*.crt"))
+		slices.Sort(matches)
+		if len(matches) > 0 {
+			if dst, err := os.Stat(d.path(sub.dir)); err == nil {
+				c.checkDirMode(d.path(sub.dir), dst)
+			}
+		}
+		for _, m := range matches {
+			rel, _ := filepath.Rel(d.Path, m)
+			p := sub.p
+			if e := idx.Find(filepath.ToSlash(rel)); e != nil && e.Profile == ProfileBridge {
+				p = ProfileBridge
+			}
+			addItem(rel, strings.TrimSuffix(rel, ".crt")+".key", p)
+		}
+	}
+	seen := map[string]bool{}
+	for _, it := range items {
+		seen[filepath.ToSlash(it.path)] = true
+	}
+	for _, e := range idx.Certificates {
+		if seen[e.Cert] || e.Profile.IsCA() || e.Status == "revoked" {
+			continue
+		}
+		rel := filepath.FromSlash(e.Cert)
+		if !fileExists(d.path(rel)) && !filepath.IsAbs(rel) {
+			c.add(LevelWarn, d.path(rel), "listed in index.yaml but missing", "restore it, or ignore if it was deleted on purpose")
+			continue
+		}
+		addItem(rel, filepath.FromSlash(e.Key), e.Profile)
+	}
+
+	for _, it := range items {
+		if it.profile == ProfileRoot {
+			c.root = it.certs[0]
+			c.roots.AddCert(it.certs[0])
+			c.rootHave = true
+		}
+		if it.profile == ProfileIntermediate {
+			c.inters.AddCert(it.certs[0])
+		}
+	}
+	subjects := map[string]string{}
+	for _, it := range items {
+		c.checkItem(it)
+		s := it.certs[0].Subject.String()
+		if prev, dup := subjects[s]; dup {
+			c.add(LevelError, d.path(it.path), fmt.Sprintf("has the same subject %q as %s", s, d.path(prev)),
+				"reissue one of them with a distinct name; identical subjects make brokers and clients fail in confusing ways")
+		} else {
+			subjects[s] = it.path
+		}
+	}
+
+	if len(o.Hosts) > 0 {
+		name := o.Server
+		if name == "" {
+			name = "server"
+		}
+		lp := leafPaths(ProfileServer, name)
+		var srv *checked
+		for i := range items {
+			if items[i].path == lp.cert {
+				srv = &items[i]
+			}
+		}
+		if srv == nil {
+			c.add(LevelError, d.path(lp.cert), "no such server certificate to check the hosts against", "issue it: mqttctl pki issue server "+name+" --dir "+d.Path+" "+hostFlags(o.Hosts))
+		} else {
+			leaf := srv.certs[0]
+			var have []string
+			have = append(have, leaf.DNSNames...)
+			for _, ip := range leaf.IPAddresses {
+				have = append(have, ip.String())
+			}
+			for _, h := range o.Hosts {
+				if err := leaf.VerifyHostname(strings.Trim(h, "[]")); err != nil {
+					c.add(LevelError, d.path(lp.cert), fmt.Sprintf("does not name %s (it names: %s); clients dialling %s will fail with a hostname mismatch", h, strings.Join(have, ", "), h),
+						fmt.Sprintf("mqttctl pki issue server %s --dir %s --force %s", name, d.Path, hostFlags(append(have, h))))
+				} else {
+					c.add(LevelOK, d.path(lp.cert), "names "+h, "")
+				}
+			}
+		}
+	}
+	return c.out, nil
+}
+
+func (c *checker) checkDirMode(path string, st fs.FileInfo) {
+	m := st.Mode().Perm()
+	switch {
+	case m&0o007 != 0:
+		c.add(LevelWarn, path, fmt.Sprintf("directory mode %04o lets every user in (the keys are still 0600)", m), "chmod 700 "+path)
+	case m&0o070 != 0:
+		c.add(LevelWarn, path, fmt.Sprintf("directory mode %04o lets the group in", m), "chmod 700 "+path+" unless that group is the broker's")
+	}
+}
+
+func (c *checker) checkItem(it checked) {
+	full := c.d.path(it.path)
+	leaf := it.certs[0]
+	var good []string
+
+	// File modes.
+	if st, err := os.Stat(full); err == nil && st.Mode().Perm()&0o022 != 0 {
+		c.add(LevelError, full, fmt.Sprintf("mode %04o lets others change the certificate", st.Mode().Perm()), "chmod 644 "+full)
+	}
+	c.checkKey(it, leaf, &good)
+
+	// Profile and usages.
+	switch it.profile {
+	case ProfileRoot, ProfileIntermediate:
+		if !leaf.IsCA {
+			c.add(LevelError, full, "is not a CA certificate (CA:FALSE)", "")
+		}
+		if leaf.KeyUsage&x509.KeyUsageCertSign == 0 {
+			c.add(LevelError, full, "lacks keyCertSign key usage", "")
+		}
+		if it.profile == ProfileRoot && leaf.CheckSignatureFrom(leaf) != nil {
+			c.add(LevelError, full, "is not self-signed; ca.crt must be the root that clients trust", "put the root CA in ca.crt")
+		}
+	default:
+		c.checkUsages(it, leaf, full, &good)
+	}
+
+	// Chain.
+	if it.profile != ProfileRoot && c.rootHave {
+		inters := c.inters.Clone()
+		for _, x := range it.certs[1:] {
+			inters.AddCert(x)
+		}
+		usage := []x509.ExtKeyUsage{x509.ExtKeyUsageAny}
+		_, err := leaf.Verify(x509.VerifyOptions{Roots: c.roots, Intermediates: inters, CurrentTime: c.now, KeyUsages: usage})
+		var inv x509.CertificateInvalidError
+		switch {
+		case err == nil:
+			good = append(good, "chain verifies to "+RootCertFile)
+		case errors.As(err, &inv) && inv.Reason == x509.Expired:
+			// reported below with the dates
+		case errors.As(err, new(x509.UnknownAuthorityError)):
+			c.add(LevelError, full, fmt.Sprintf("is not signed by this directory's CA (issuer %q)", leaf.Issuer), "reissue it from this CA, or sign its CSR: mqttctl pki sign --dir "+c.d.Path)
+		default:
+			c.add(LevelError, full, "chain does not verify: "+err.Error(), "")
+		}
+		if it.profile != ProfileIntermediate && c.inters != nil && len(it.certs) == 1 && leaf.Issuer.String() != c.root.Subject.String() {
+			c.add(LevelWarn, full, "holds only the leaf, but it is signed by an intermediate; TLS peers need the chain", "append intermediate.crt to "+full)
+		}
+	}
+
+	// Validity.
+	switch {
+	case c.now.After(leaf.NotAfter):
+		c.add(LevelError, full, fmt.Sprintf("expired on %s", leaf.NotAfter.UTC().Format(time.DateOnly)), renewFix(it, c.d.Path))
+	case c.now.Before(leaf.NotBefore):
+		c.add(LevelError, full, fmt.Sprintf("not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339)), "check the system clock")
+	case leaf.NotAfter.Sub(c.now) < ExpiryWarning:
+		c.add(LevelWarn, full, fmt.Sprintf("expires on %s, in %d days", leaf.NotAfter.UTC().Format(time.DateOnly), int(leaf.NotAfter.Sub(c.now).Hours()/24)), renewFix(it, c.d.Path))
+	default:
+		good = append(good, fmt.Sprintf("valid until %s", leaf.NotAfter.UTC().Format(time.DateOnly)))
+	}
+	if len(good) > 0 {
+		c.add(LevelOK, full, string(it.profile)+": "+strings.Join(good, "; "), "")
+	}
+}
+
+func renewFix(it checked, dir string) string {
+	name := strings.TrimSuffix(filepath.Base(it.path), ".crt")
+	switch it.profile {
+	case ProfileRoot, ProfileIntermediate:
+		return "make a new CA and reissue its certificates"
+	case ProfileClient:
+		return fmt.Sprintf("mqttctl pki issue client %s --dir %s --force", name, dir)
+	}
+	return fmt.Sprintf("mqttctl pki issue server %s --dir %s --force --host ...", name, dir)
+}
+
+func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {
+	if it.keyPath == "" {
+		return
+	}
+	kp := it.keyPath
+	if !filepath.IsAbs(kp) {
+		kp = c.d.path(kp)
+	}
+	st, err := os.Stat(kp)
+	if errors.Is(err, fs.ErrNotExist) {
+		if it.profile == ProfileRoot || it.profile == ProfileIntermediate {
+			c.add(LevelWarn, kp, "CA key is missing: new certificates cannot be issued", "restore it if it is kept offline on purpose")
+		} else {
+			c.add(LevelError, kp, "key is missing", renewFix(it, c.d.Path))
+		}
+		return
+	} else if err != nil {
+		c.add(LevelError, kp, err.Error(), "")
+		return
+	}
+	m := st.Mode().Perm()
+	switch {
+	case m&0o007 != 0:
+		c.add(LevelError, kp, fmt.Sprintf("key mode %04o is readable by every user", m), "chmod 600 "+kp)
+	case m&0o070 != 0:
+		c.add(LevelWarn, kp, fmt.Sprintf("key mode %04o is readable by the group", m), "chmod 600 "+kp+" unless the group is the broker's")
+	}
+	data, err := os.ReadFile(kp)
+	if err != nil {
+		c.add(LevelError, kp, err.Error(), "")
+		return
+	}
+	if IsEncryptedKey(data) {
+		if it.profile != ProfileRoot && it.profile != ProfileIntermediate {
+			c.add(LevelError, kp, "key is encrypted: a broker or client started without a terminal cannot use it",
+				"decrypt it: openssl pkey -in "+kp+" -out "+kp+".new && mv "+kp+".new "+kp)
+			return
+		}
+		*good = append(*good, "key encrypted")
+		if c.d.CAPassword == nil {
+			return
+		}
+		pw, err := c.d.CAPassword()
+		if err != nil {
+			c.add(LevelError, kp, err.Error(), "")
+			return
+		}
+		k, err := ParseKey(data, kp, pw)
+		if err != nil {
+			c.add(LevelError, kp, err.Error(), "")
+			return
+		}
+		if !KeyMatches(k, leaf.PublicKey) {
+			c.add(LevelError, kp, "does not match "+c.d.path(it.path), renewFix(it, c.d.Path))
+			return
+		}
+		*good = append(*good, "key matches")
+		return
+	}
+	k, err := ParseKey(data, kp, nil)
+	if err != nil {
+		c.add(LevelError, kp, err.Error(), "")
+		return
+	}
+	if !KeyMatches(k, leaf.PublicKey) {
+		c.add(LevelError, kp, "does not match "+c.d.path(it.path)+" (a TLS server or client using this pair fails its handshake)", renewFix(it, c.d.Path))
+		return
+	}
+	*good = append(*good, "key matches")
+}
+
+func (c *checker) checkUsages(it checked, leaf *x509.Certificate, full string, good *[]string) {
+	if leaf.IsCA {
+		c.add(LevelError, full, "is a CA certificate where a leaf is expected", "reissue it: "+renewFix(it, c.d.Path))
+		return
+	}
+	has := func(u x509.ExtKeyUsage) bool { return slices.Contains(leaf.ExtKeyUsage, u) }
+	server, client, anyU := has(x509.ExtKeyUsageServerAuth), has(x509.ExtKeyUsageClientAuth), has(x509.ExtKeyUsageAny)
+	switch it.profile {
+	case ProfileServer:
+		if !server && !anyU {
+			c.add(LevelError, full, "lacks serverAuth: TLS clients will reject it as a broker certificate", renewFix(it, c.d.Path))
+		} else if client || anyU {
+			c.add(LevelWarn, full, "also allows clientAuth: it could be used as a client certificate", "reissue with the server profile, or as a bridge on purpose")
+		}
+	case ProfileClient:
+		if !client && !anyU {
+			c.add(LevelError, full, "lacks clientAuth: brokers will reject it as a client certificate", renewFix(it, c.d.Path))
+		} else if server || anyU {
+			c.add(LevelWarn, full, "also allows serverAuth: this client could act as a broker", "reissue it with the client profile")
+		}
+	case ProfileBridge:
+		if !(server && client) && !anyU {
+			c.add(LevelError, full, "a bridge certificate needs serverAuth and clientAuth", "")
+		}
+	}
+	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		c.add(LevelError, full, "lacks digitalSignature key usage: TLS handshakes fail", renewFix(it, c.d.Path))
+	}
+	if leaf.KeyUsage&(x509.KeyUsageCertSign|x509.KeyUsageCRLSign) != 0 {
+		c.add(LevelError, full, "a leaf may not sign certificates or CRLs", renewFix(it, c.d.Path))
+	}
+	if days := leaf.NotAfter.Sub(leaf.NotBefore).Hours() / 24; days > LeafMaxDays+1 {
+		c.add(LevelWarn, full, fmt.Sprintf("is valid for %.0f days; Apple clients reject leaves over %d", days, LeafMaxDays), "")
+	}
+	*good = append(*good, "usages "+strings.Join(SummarizeCert(leaf, c.now).ExtKeyUsage, ","))
+}

@@ -1,0 +1,177 @@
+package pki
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// IndexFile is the name of the index of issued certificates in a pki
+// directory.
+const IndexFile = "index.yaml"
+
+// Entry records one issued certificate. Revocation and renewal rely on it.
+type Entry struct {
+	Name        string    `yaml:"name"`
+	Profile     Profile   `yaml:"profile"`
+	Serial      string    `yaml:"serial"`
+	Subject     string    `yaml:"subject"`
+	Issuer      string    `yaml:"issuer"`
+	SANs        []string  `yaml:"sans,omitempty"`
+	NotBefore   time.Time `yaml:"not_before"`
+	NotAfter    time.Time `yaml:"not_after"`
+	Cert        string    `yaml:"cert"`          // relative to the directory
+	Key         string    `yaml:"key,omitempty"` // empty for signed CSRs
+	Fingerprint string    `yaml:"sha256"`
+	Status      string    `yaml:"status"` // valid or revoked
+	RevokedAt   time.Time `yaml:"revoked_at,omitempty"`
+}
+
+// Index is the list of certificates issued from a pki directory.
+type Index struct {
+	Version      int     `yaml:"version"`
+	Certificates []Entry `yaml:"certificates"`
+}
+
+// LoadIndex reads DIR/index.yaml; a missing file is an empty index.
+func LoadIndex(dir string) (*Index, error) {
+	path := filepath.Join(dir, IndexFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Index{Version: 1}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read index: %w", err)
+	}
+	var idx Index
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&idx); err != nil {
+		return nil, fmt.Errorf("%s: %w (fix the YAML or move the file away; mqttctl rebuilds entries as it issues)", path, err)
+	}
+	if idx.Version == 0 {
+		idx.Version = 1
+	}
+	return &idx, nil
+}
+
+// Marshal encodes the index as YAML.
+func (idx *Index) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(idx); err != nil {
+		return nil, fmt.Errorf("encode index: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Put adds or replaces (by certificate path) an entry for cert.
+func (idx *Index) Put(name string, p Profile, cert *x509.Certificate, certPath, keyPath string) {
+	e := NewEntry(name, p, cert, certPath, keyPath)
+	for i := range idx.Certificates {
+		if idx.Certificates[i].Cert == certPath {
+			idx.Certificates[i] = e
+			return
+		}
+	}
+	idx.Certificates = append(idx.Certificates, e)
+}
+
+// Find returns the entry for a certificate path, or nil.
+func (idx *Index) Find(certPath string) *Entry {
+	for i := range idx.Certificates {
+		if idx.Certificates[i].Cert == certPath {
+			return &idx.Certificates[i]
+		}
+	}
+	return nil
+}
+
+// NewEntry builds an index entry from a certificate.
+func NewEntry(name string, p Profile, cert *x509.Certificate, certPath, keyPath string) Entry {
+	return Entry{
+		Name:        name,
+		Profile:     p,
+		Serial:      FormatSerial(cert),
+		Subject:     cert.Subject.String(),
+		Issuer:      cert.Issuer.String(),
+		SANs:        SANs(cert),
+		NotBefore:   cert.NotBefore.UTC(),
+		NotAfter:    cert.NotAfter.UTC(),
+		Cert:        filepath.ToSlash(certPath),
+		Key:         filepath.ToSlash(keyPath),
+		Fingerprint: Fingerprint(cert),
+		Status:      "valid",
+	}
+}
+
+// StatusAt is the status of an entry at time now: revoked, expired,
+// not-yet-valid, expiring (within 30 days) or valid.
+func (e *Entry) StatusAt(now time.Time) string {
+	switch {
+	case e.Status == "revoked":
+		return "revoked"
+	case now.After(e.NotAfter):
+		return "expired"
+	case now.Before(e.NotBefore):
+		return "not-yet-valid"
+	case e.NotAfter.Sub(now) < ExpiryWarning:
+		return "expiring"
+	}
+	return "valid"
+}
+
+// ExpiryWarning is how close to its end a certificate is reported as expiring.
+const ExpiryWarning = 30 * 24 * time.Hour
+
+// FormatSerial formats a serial number as colon-separated hex, as openssl does.
+func FormatSerial(c *x509.Certificate) string {
+	return colonHex(c.SerialNumber.Bytes())
+}
+
+// Fingerprint is the SHA-256 fingerprint of a certificate, colon-separated hex.
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return colonHex(sum[:])
+}
+
+func colonHex(b []byte) string {
+	const hexdigits = "0123456789ABCDEF"
+	var sb strings.Builder
+	for i, v := range b {
+		if i > 0 {
+			sb.WriteByte(':')
+		}
+		sb.WriteByte(hexdigits[v>>4])
+		sb.WriteByte(hexdigits[v&15])
+	}
+	return sb.String()
+}
+
+// SANs lists a certificate's subject alternative names as "DNS:x", "IP:y".
+func SANs(c *x509.Certificate) []string {
+	var out []string
+	for _, d := range c.DNSNames {
+		out = append(out, "DNS:"+d)
+	}
+	for _, ip := range c.IPAddresses {
+		out = append(out, "IP:"+ip.String())
+	}
+	for _, e := range c.EmailAddresses {
+		out = append(out, "email:"+e)
+	}
+	for _, u := range c.URIs {
+		out = append(out, "URI:"+u.String())
+	}
+	return out
+}

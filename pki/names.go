@@ -1,0 +1,161 @@
+package pki
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+)
+
+// Hosts are the names a server certificate is valid for, split by type.
+type Hosts struct {
+	DNS []string
+	IPs []net.IP
+}
+
+// All returns every name as a string, DNS names first, in the given order.
+func (h Hosts) All() []string {
+	out := append([]string(nil), h.DNS...)
+	for _, ip := range h.IPs {
+		out = append(out, ip.String())
+	}
+	return out
+}
+
+// Empty reports whether no name is set.
+func (h Hosts) Empty() bool { return len(h.DNS) == 0 && len(h.IPs) == 0 }
+
+// DefaultHosts returns the names a local broker certificate needs: localhost,
+// 127.0.0.1, ::1 and the machine's host name (when it is a valid DNS name).
+func DefaultHosts() []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if hn, err := os.Hostname(); err == nil {
+		hn = strings.ToLower(strings.TrimSuffix(hn, "."))
+		if hn != "" && hn != "localhost" && validateDNSName(hn) == nil {
+			hosts = append(hosts, hn)
+		}
+	}
+	return hosts
+}
+
+// ParseHosts types each value as an IP address or a DNS name and rejects what
+// cannot be a certificate name: empty values, host:port, URLs, e-mail
+// addresses, malformed names and wildcard abuse ("*", "*.com", "a.*.b").
+// Duplicates are dropped; order is kept.
+func ParseHosts(values []string) (Hosts, error) {
+	var h Hosts
+	seen := map[string]bool{}
+	for _, raw := range values {
+		v := strings.TrimSpace(raw)
+		if v == "" {
+			return Hosts{}, fmt.Errorf("empty host name: give a DNS name (broker.example.com) or an IP address (192.0.2.10)")
+		}
+		// IPv6 in brackets without port, e.g. [::1].
+		if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+			v = v[1 : len(v)-1]
+		}
+		if addr, err := netip.ParseAddr(v); err == nil {
+			if addr.Zone() != "" {
+				return Hosts{}, fmt.Errorf("host %q: an IP address with a zone (%%%s) cannot go in a certificate", raw, addr.Zone())
+			}
+			key := addr.Unmap().String()
+			if !seen[key] {
+				seen[key] = true
+				h.IPs = append(h.IPs, net.IP(addr.Unmap().AsSlice()))
+			}
+			continue
+		}
+		if strings.Contains(v, "://") {
+			return Hosts{}, fmt.Errorf("host %q: give the host name only, without a scheme (e.g. %q)", raw, hostOfURL(v))
+		}
+		if strings.Contains(v, "@") {
+			return Hosts{}, fmt.Errorf("host %q: e-mail addresses are not server names", raw)
+		}
+		if host, port, err := net.SplitHostPort(v); err == nil {
+			return Hosts{}, fmt.Errorf("host %q: a port (%s) does not belong in a certificate; use --host %s", raw, port, host)
+		}
+		name := strings.ToLower(strings.TrimSuffix(v, "."))
+		if err := validateDNSName(name); err != nil {
+			return Hosts{}, fmt.Errorf("host %q: %w", raw, err)
+		}
+		if !seen[name] {
+			seen[name] = true
+			h.DNS = append(h.DNS, name)
+		}
+	}
+	return h, nil
+}
+
+func hostOfURL(v string) string {
+	rest := v[strings.Index(v, "://")+3:]
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if host, _, err := net.SplitHostPort(rest); err == nil {
+		return host
+	}
+	return rest
+}
+
+// validateDNSName checks a lower-case DNS name, allowing one leading "*."
+// label when at least two labels follow it (*.example.com, not *.com).
+func validateDNSName(name string) error {
+	if len(name) > 253 {
+		return fmt.Errorf("name is longer than 253 characters")
+	}
+	labels := strings.Split(name, ".")
+	for i, l := range labels {
+		if l == "*" {
+			if i != 0 {
+				return fmt.Errorf("a wildcard may only be the whole first label (*.example.com)")
+			}
+			if len(labels) < 3 {
+				return fmt.Errorf("wildcard %q is too broad: it needs at least two labels after *. (e.g. *.example.com)", name)
+			}
+			continue
+		}
+		if strings.Contains(l, "*") {
+			return fmt.Errorf("a wildcard may only be the whole first label (*.example.com)")
+		}
+		if l == "" {
+			return fmt.Errorf("empty label in %q", name)
+		}
+		if len(l) > 63 {
+			return fmt.Errorf("label %q is longer than 63 characters", l)
+		}
+		for j := 0; j < len(l); j++ {
+			c := l[j]
+			ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+			if !ok {
+				return fmt.Errorf("character %q is not allowed in a DNS name", c)
+			}
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return fmt.Errorf("label %q may not start or end with '-'", l)
+		}
+	}
+	return nil
+}
+
+// ValidateClientName checks a client certificate name (its CN, which becomes
+// the MQTT username with use_identity_as_username): non-empty, no control
+// characters, no ':' (mosquitto password and ACL files cannot hold it), no
+// '/' (it names a file), and not "+" or "#".
+func ValidateClientName(name string) error {
+	if strings.TrimSpace(name) == "" {
+		return fmt.Errorf("empty client name: give the MQTT identity, e.g. sensor-01")
+	}
+	if len(name) > 64 {
+		return fmt.Errorf("client name %q is longer than 64 characters (the X.509 CN limit)", name)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("client name %q contains a control character", name)
+		}
+	}
+	if strings.ContainsAny(name, ":/\\+#") || name == "." || name == ".." {
+		return fmt.Errorf("client name %q may not contain ':', '/', '\\', '+' or '#'", name)
+	}
+	return nil
+}

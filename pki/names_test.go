@@ -1,0 +1,104 @@
+package pki
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseHosts(t *testing.T) {
+	tests := []struct {
+		in      []string
+		dns     []string
+		ips     []string
+		wantErr string
+	}{
+		{in: []string{"localhost", "127.0.0.1", "::1"}, dns: []string{"localhost"}, ips: []string{"127.0.0.1", "::1"}},
+		{in: []string{"Broker.Example.COM."}, dns: []string{"broker.example.com"}},
+		{in: []string{"[::1]"}, ips: []string{"::1"}},
+		{in: []string{"*.example.com"}, dns: []string{"*.example.com"}},
+		{in: []string{"a", "a", "10.0.0.1", "10.0.0.1"}, dns: []string{"a"}, ips: []string{"10.0.0.1"}},
+		{in: []string{"broker.lan:8883"}, wantErr: "use --host broker.lan"},
+		{in: []string{"[::1]:8883"}, wantErr: "a port"},
+		{in: []string{""}, wantErr: "empty host name"},
+		{in: []string{"   "}, wantErr: "empty host name"},
+		{in: []string{"*"}, wantErr: "too broad"},
+		{in: []string{"*.com"}, wantErr: "too broad"},
+		{in: []string{"a.*.example.com"}, wantErr: "whole first label"},
+		{in: []string{"b*.example.com"}, wantErr: "whole first label"},
+		{in: []string{"mqtts://broker.example.com:8883"}, wantErr: `"broker.example.com"`},
+		{in: []string{"user@example.com"}, wantErr: "e-mail"},
+		{in: []string{"bad name"}, wantErr: "not allowed"},
+		{in: []string{"-lead.example.com"}, wantErr: "may not start"},
+		{in: []string{"a..b"}, wantErr: "empty label"},
+		{in: []string{"fe80::1%eth0"}, wantErr: "zone"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.in, ","), func(t *testing.T) {
+			h, err := ParseHosts(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseHosts(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseHosts(%q): %v", tt.in, err)
+			}
+			if strings.Join(h.DNS, ",") != strings.Join(tt.dns, ",") {
+				t.Errorf("DNS = %q, want %q", h.DNS, tt.dns)
+			}
+			var ips []string
+			for _, ip := range h.IPs {
+				ips = append(ips, ip.String())
+			}
+			if strings.Join(ips, ",") != strings.Join(tt.ips, ",") {
+				t.Errorf("IPs = %q, want %q", ips, tt.ips)
+			}
+		})
+	}
+}
+
+func TestValidateClientName(t *testing.T) {
+	for _, ok := range []string{"alice", "sensor-01", "Dash Board", "a.b"} {
+		if err := ValidateClientName(ok); err != nil {
+			t.Errorf("ValidateClientName(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a:b", "a/b", "..", "a\nb", "#", "x+y", strings.Repeat("x", 65)} {
+		if err := ValidateClientName(bad); err == nil {
+			t.Errorf("ValidateClientName(%q) accepted", bad)
+		}
+	}
+}
+
+func TestLeafDays(t *testing.T) {
+	tests := []struct {
+		days     int
+		force    bool
+		wantWarn bool
+		wantErr  bool
+	}{
+		{365, false, false, false},
+		{398, false, false, false},
+		{399, false, true, false},
+		{826, false, false, true},
+		{826, true, true, false},
+		{0, false, false, true},
+		{-1, true, false, true},
+	}
+	for _, tt := range tests {
+		w, err := LeafDays(tt.days, tt.force)
+		if (err != nil) != tt.wantErr || (w != "") != tt.wantWarn {
+			t.Errorf("LeafDays(%d, %v) = %q, %v", tt.days, tt.force, w, err)
+		}
+	}
+}
+
+func TestParseKeyType(t *testing.T) {
+	if k, err := ParseKeyType(""); err != nil || k != ECP256 {
+		t.Fatalf("default key type = %v, %v", k, err)
+	}
+	if _, err := ParseKeyType("dsa"); err == nil || !strings.Contains(err.Error(), "ec-p256") {
+		t.Fatalf("ParseKeyType(dsa) = %v, want an error listing the types", err)
+	}
+}
