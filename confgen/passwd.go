@@ -1,0 +1,343 @@
+package confgen
+
+import (
+	"bytes"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/mqttctl/mqttctl/internal/fsx"
+)
+
+// Password hashing parameters of mosquitto_passwd's $7$ format.
+const (
+	DefaultIterations = 101
+	saltLen           = 12
+	hashLen           = 64
+)
+
+// ValidateUsername refuses names mosquitto password and ACL files cannot hold.
+func ValidateUsername(u string) error {
+	if u == "" {
+		return errors.New("empty username")
+	}
+	if strings.Contains(u, ":") {
+		return fmt.Errorf("username %q contains ':', which the password file uses as separator", u)
+	}
+	for _, r := range u {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("username %q contains a control character", u)
+		}
+	}
+	if strings.TrimSpace(u) != u {
+		return fmt.Errorf("username %q has leading or trailing white space, which mosquitto strips", u)
+	}
+	return nil
+}
+
+// printableSalt returns n random printable ASCII bytes (so the hash can
+// later be exported to EMQX, whose import carries the salt as text).
+func printableSalt(n int) ([]byte, error) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789./"
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("read random salt: %w", err)
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)] // 256 is a multiple of 64: no bias
+	}
+	return b, nil
+}
+
+// HashPassword returns a mosquitto $7$ hash: PBKDF2-HMAC-SHA512 with the
+// given iterations (0 means DefaultIterations), a 12-byte salt and a 64-byte key.
+func HashPassword(password []byte, iterations int) (string, error) {
+	if len(password) == 0 {
+		return "", errors.New("empty password: mosquitto refuses empty passwords")
+	}
+	if iterations == 0 {
+		iterations = DefaultIterations
+	}
+	if iterations < 1 {
+		return "", fmt.Errorf("iterations must be positive, not %d", iterations)
+	}
+	salt, err := printableSalt(saltLen)
+	if err != nil {
+		return "", err
+	}
+	key, err := pbkdf2.Key(sha512.New, string(password), salt, iterations, hashLen)
+	if err != nil {
+		return "", fmt.Errorf("derive key: %w", err)
+	}
+	return fmt.Sprintf("$7$%d$%s$%s", iterations, base64.StdEncoding.EncodeToString(salt), base64.StdEncoding.EncodeToString(key)), nil
+}
+
+// Hash is a parsed password hash, ready to verify.
+type Hash struct {
+	Kind       int // 6 or 7
+	Iterations int
+	Salt       []byte
+	Key        []byte
+}
+
+// ParseHash decodes "$6$salt$hash" or "$7$iter$salt$hash" with mosquitto's
+// rules: base64 with padding, a 12-byte salt and a 64-byte hash for $7$.
+func ParseHash(s string) (Hash, error) {
+	parts := strings.Split(s, "$")
+	if len(parts) < 4 || parts[0] != "" {
+		return Hash{}, errors.New("not a mosquitto password hash ($6$ or $7$)")
+	}
+	var h Hash
+	switch parts[1] {
+	case "6":
+		if len(parts) != 4 {
+			return Hash{}, errors.New("malformed $6$ hash: want $6$salt$hash")
+		}
+		h.Kind = 6
+		parts = parts[2:]
+	case "7":
+		if len(parts) != 5 {
+			return Hash{}, errors.New("malformed $7$ hash: want $7$iterations$salt$hash")
+		}
+		n, err := strconv.Atoi(parts[2])
+		if err != nil || n < 1 {
+			return Hash{}, fmt.Errorf("malformed $7$ hash: bad iteration count %q", parts[2])
+		}
+		h.Kind, h.Iterations = 7, n
+		parts = parts[3:]
+	default:
+		return Hash{}, fmt.Errorf("unknown hash type $%s$", parts[1])
+	}
+	var err error
+	if h.Salt, err = base64.StdEncoding.DecodeString(parts[0]); err != nil {
+		return Hash{}, fmt.Errorf("salt is not base64: %w", err)
+	}
+	if h.Key, err = base64.StdEncoding.DecodeString(parts[1]); err != nil {
+		return Hash{}, fmt.Errorf("hash is not base64: %w", err)
+	}
+	if h.Kind == 7 && len(h.Salt) != saltLen {
+		return Hash{}, fmt.Errorf("salt is %d bytes; mosquitto requires %d", len(h.Salt), saltLen)
+	}
+	if len(h.Key) != hashLen {
+		return Hash{}, fmt.Errorf("hash is %d bytes; mosquitto requires %d", len(h.Key), hashLen)
+	}
+	return h, nil
+}
+
+// Verify reports whether password matches, in constant time. An empty
+// password never matches.
+func (h Hash) Verify(password []byte) bool {
+	if len(password) == 0 {
+		return false
+	}
+	var got []byte
+	switch h.Kind {
+	case 6:
+		d := sha512.New()
+		d.Write(password)
+		d.Write(h.Salt)
+		got = d.Sum(nil)
+	case 7:
+		k, err := pbkdf2.Key(sha512.New, string(password), h.Salt, h.Iterations, hashLen)
+		if err != nil {
+			return false
+		}
+		got = k
+	default:
+		return false
+	}
+	return subtle.ConstantTimeCompare(got, h.Key) == 1
+}
+
+// PasswordLine is one line of a password file. Lines mqttctl does not
+// understand keep their text and are written back unchanged.
+type PasswordLine struct {
+	Raw  string // the line as read, without the newline
+	User string // "" for comments, blank and unparsable lines
+	Hash string
+	Err  error // why a user line's hash is unusable, if it is
+	Line int
+}
+
+// PasswordFile is a mosquitto password file.
+type PasswordFile struct {
+	Lines []PasswordLine
+}
+
+// ParsePasswordFile reads password-file text with mosquitto's rules: lines
+// starting with '#' and lines without ':' are skipped (but kept), white space
+// and CRLF are tolerated, and a duplicate user's last line wins.
+func ParsePasswordFile(data []byte) *PasswordFile {
+	pf := &PasswordFile{}
+	text := string(data)
+	text = strings.TrimSuffix(text, "\n")
+	if text == "" {
+		return pf
+	}
+	for i, raw := range strings.Split(text, "\n") {
+		raw = strings.TrimSuffix(raw, "\r")
+		l := PasswordLine{Raw: raw, Line: i + 1}
+		t := strings.TrimSpace(raw)
+		if t != "" && !strings.HasPrefix(t, "#") {
+			if user, hash, ok := strings.Cut(t, ":"); ok {
+				l.User, l.Hash = strings.TrimSpace(user), strings.TrimSpace(hash)
+				if _, err := ParseHash(l.Hash); err != nil {
+					l.Err = err
+				}
+			}
+		}
+		pf.Lines = append(pf.Lines, l)
+	}
+	return pf
+}
+
+// Lookup returns the hash of user (the last line wins).
+func (pf *PasswordFile) Lookup(user string) (string, bool) {
+	for i := len(pf.Lines) - 1; i >= 0; i-- {
+		if l := pf.Lines[i]; l.User == user {
+			return l.Hash, true
+		}
+	}
+	return "", false
+}
+
+// Users lists the users in file order, each once.
+func (pf *PasswordFile) Users() []string {
+	var out []string
+	for _, l := range pf.Lines {
+		if l.User != "" && !slices.Contains(out, l.User) {
+			out = append(out, l.User)
+		}
+	}
+	return out
+}
+
+// Set replaces user's hash on its last line (dropping earlier duplicates,
+// which mosquitto ignores anyway) or appends a line.
+func (pf *PasswordFile) Set(user, hash string) {
+	last := -1
+	for i, l := range pf.Lines {
+		if l.User == user {
+			last = i
+		}
+	}
+	nl := PasswordLine{Raw: user + ":" + hash, User: user, Hash: hash}
+	if last < 0 {
+		pf.Lines = append(pf.Lines, nl)
+		return
+	}
+	out := pf.Lines[:0]
+	for i, l := range pf.Lines {
+		switch {
+		case i == last:
+			out = append(out, nl)
+		case l.User == user:
+		default:
+			out = append(out, l)
+		}
+	}
+	pf.Lines = out
+}
+
+// Delete removes every line of user and reports whether there was one.
+func (pf *PasswordFile) Delete(user string) bool {
+	n := len(pf.Lines)
+	pf.Lines = slices.DeleteFunc(pf.Lines, func(l PasswordLine) bool { return l.User == user })
+	return len(pf.Lines) != n
+}
+
+// Unparsed returns the lines that are neither a user line with a valid hash
+// nor empty: comments, lines without ':', malformed hashes.
+func (pf *PasswordFile) Unparsed() []PasswordLine {
+	var out []PasswordLine
+	for _, l := range pf.Lines {
+		if (l.User == "" && strings.TrimSpace(l.Raw) != "") || l.Err != nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Marshal renders the file, one line each, unknown lines unchanged.
+func (pf *PasswordFile) Marshal() []byte {
+	var b bytes.Buffer
+	for _, l := range pf.Lines {
+		b.WriteString(l.Raw)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// Verify checks user's password against the file. It returns false for an
+// unknown user, a malformed hash or a wrong password.
+func (pf *PasswordFile) Verify(user string, password []byte) bool {
+	h, ok := pf.Lookup(user)
+	if !ok {
+		return false
+	}
+	ph, err := ParseHash(h)
+	if err != nil {
+		return false
+	}
+	return ph.Verify(password)
+}
+
+// ReadPasswordFile reads and parses a password file.
+func ReadPasswordFile(path string) (*PasswordFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read password file: %w", err)
+	}
+	return ParsePasswordFile(data), nil
+}
+
+// EditPasswordFile locks path against concurrent edits, reads it (an empty
+// file if it does not exist and create is set), lets fn change it and writes
+// it back atomically. A new file gets mode 0600; a rewritten one keeps its
+// mode and, when possible, its owner and group (so a broker's group access
+// survives). Nothing is written when fn returns an error.
+func EditPasswordFile(path string, create bool, fn func(*PasswordFile) error) error {
+	unlock, err := fsx.Lock(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	mode := os.FileMode(0o600)
+	uid, gid := -1, -1
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if st, err := os.Stat(path); err == nil {
+			mode = st.Mode().Perm()
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				uid, gid = int(sys.Uid), int(sys.Gid)
+			}
+		}
+	case errors.Is(err, fs.ErrNotExist) && create:
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s does not exist: create it with 'mqttctl passwd add %s USER'", path, path)
+	default:
+		return fmt.Errorf("read password file: %w", err)
+	}
+	pf := ParsePasswordFile(data)
+	if err := fn(pf); err != nil {
+		return err
+	}
+	if err := fsx.WriteFile(path, pf.Marshal(), mode, true); err != nil {
+		return err
+	}
+	if uid >= 0 {
+		_ = os.Chown(path, uid, gid) // best effort: only root can give a file away
+	}
+	return nil
+}

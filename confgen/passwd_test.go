@@ -1,0 +1,194 @@
+package confgen
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mqttctl/mqttctl/internal/testutil"
+)
+
+// The reference vector: a line mosquitto_passwd wrote for alice / s3cret.
+const aliceLine = "alice:$7$101$+1lSQy0ZgObt/SYz$sHs/4QmqSxjA5Jj77hwvqQUsjaIpwcBpNsySsTuA/NKQZOIiQu+wd49RwQLSgxjJv98JRhIWJuvjyWQXaZtU4Q=="
+
+func TestReferenceVector(t *testing.T) {
+	pf := ParsePasswordFile([]byte(aliceLine + "\n"))
+	if !pf.Verify("alice", []byte("s3cret")) {
+		t.Fatal("alice/s3cret does not verify")
+	}
+	for _, bad := range []string{"s3cret ", "S3cret", ""} {
+		if pf.Verify("alice", []byte(bad)) {
+			t.Errorf("password %q verified", bad)
+		}
+	}
+	if pf.Verify("bob", []byte("s3cret")) {
+		t.Error("unknown user verified")
+	}
+}
+
+func TestHashPasswordFormat(t *testing.T) {
+	h, err := HashPassword([]byte("pw"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(h, "$")
+	if len(parts) != 5 || parts[1] != "7" || parts[2] != "101" || len(parts[3]) != 16 || len(parts[4]) != 88 {
+		t.Fatalf("hash %q does not have mosquitto's shape", h)
+	}
+	salt, _ := base64.StdEncoding.DecodeString(parts[3])
+	for _, c := range salt {
+		if c < 0x21 || c > 0x7e {
+			t.Fatalf("salt byte %#x is not printable ASCII", c)
+		}
+	}
+	ph, err := ParseHash(h)
+	if err != nil || !ph.Verify([]byte("pw")) || ph.Verify([]byte("px")) {
+		t.Fatalf("round trip: %v", err)
+	}
+	if h2, _ := HashPassword([]byte("pw"), 0); h2 == h {
+		t.Fatal("two hashes of one password are equal: the salt is not random")
+	}
+	if _, err := HashPassword(nil, 0); err == nil {
+		t.Fatal("empty password hashed")
+	}
+	if h, _ := HashPassword([]byte("pw"), 1000); !strings.HasPrefix(h, "$7$1000$") {
+		t.Fatalf("iterations not kept: %s", h)
+	}
+}
+
+func TestParseHashRejects(t *testing.T) {
+	b64 := base64.StdEncoding.EncodeToString
+	key := b64(make([]byte, 64))
+	tests := map[string]string{
+		"$7$101$" + b64(make([]byte, 16)) + "$" + key:                   "salt is 16 bytes",
+		"$7$101$" + b64(make([]byte, 12)) + "$" + b64(make([]byte, 32)): "hash is 32 bytes",
+		"$7$x$" + b64(make([]byte, 12)) + "$" + key:                     "iteration",
+		"$5$abc$def":                 "unknown hash type",
+		"plain":                      "not a mosquitto",
+		"$7$101$!!!$" + key:          "not base64",
+		"$6$" + b64([]byte("salt")):  "not a mosquitto",
+		"$7$101$" + b64([]byte("a")): "malformed",
+	}
+	for in, want := range tests {
+		if _, err := ParseHash(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseHash(%q) = %v, want %q", in, err, want)
+		}
+	}
+	// $6$: SHA512(password || salt), read but never written.
+	ph, err := ParseHash("$6$" + b64([]byte("saltsalt")) + "$mAmPaElro8MJT/+2ohnmww5w7khtVXJFkXDAy8XDcxOPwcPLePW0CbNMVMRYxOE881ntDBHHfBHceDyzpq562g==")
+	if err != nil || !ph.Verify([]byte("pw")) || ph.Verify([]byte("px")) {
+		t.Fatalf("$6$: %v", err)
+	}
+}
+
+func TestPasswordFileKeepsWhatItDoesNotUnderstand(t *testing.T) {
+	in := "# operators\r\n" + aliceLine + "\r\n\nbroken line\nbob:$7$garbage\ncarol:" + strings.SplitN(aliceLine, ":", 2)[1] + "\n"
+	pf := ParsePasswordFile([]byte(in))
+	if got := strings.Join(pf.Users(), ","); got != "alice,bob,carol" {
+		t.Fatalf("users %s", got)
+	}
+	un := pf.Unparsed()
+	if len(un) != 3 || un[0].Line != 1 || un[1].Line != 4 || un[2].User != "bob" {
+		t.Fatalf("unparsed lines: %+v", un)
+	}
+	pf.Set("dave", "$7$x")
+	pf.Delete("carol")
+	out := string(pf.Marshal())
+	for _, keep := range []string{"# operators", "broken line", "bob:$7$garbage", aliceLine, "dave:$7$x"} {
+		if !strings.Contains(out, keep) {
+			t.Errorf("lost %q:\n%s", keep, out)
+		}
+	}
+	if strings.Contains(out, "carol") {
+		t.Error("carol not deleted")
+	}
+	// Duplicate users: the last wins, and Set collapses them.
+	pf = ParsePasswordFile([]byte("u:$7$a\nu:$7$b\n"))
+	if h, _ := pf.Lookup("u"); h != "$7$b" {
+		t.Fatalf("duplicate: %s", h)
+	}
+	pf.Set("u", "$7$c")
+	if string(pf.Marshal()) != "u:$7$c\n" {
+		t.Fatalf("Set did not collapse duplicates: %q", pf.Marshal())
+	}
+}
+
+func TestConcurrentEditsKeepEveryUser(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passwd")
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := HashPassword([]byte(fmt.Sprint("pw", i)), 0)
+			if err != nil {
+				errs <- err
+				return
+			}
+			errs <- EditPasswordFile(path, true, func(pf *PasswordFile) error {
+				pf.Set(fmt.Sprint("user", i), h)
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pf, err := ReadPasswordFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(pf.Users()); n != 20 {
+		t.Fatalf("%d users after 20 concurrent adds", n)
+	}
+	for i := range 20 {
+		if !pf.Verify(fmt.Sprint("user", i), []byte(fmt.Sprint("pw", i))) {
+			t.Errorf("user%d does not verify", i)
+		}
+	}
+	st, _ := os.Stat(path)
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %04o", st.Mode().Perm())
+	}
+}
+
+func TestMosquittoPasswdInterop(t *testing.T) {
+	mp := testutil.RequireBinary(t, "mosquitto_passwd")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "passwd")
+	testutil.MustRun(t, dir, mp, "-c", "-b", path, "bob", "hunter2")
+	testutil.MustRun(t, dir, mp, "-b", path, "eve", "pa:ss word")
+	pf, err := ReadPasswordFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pf.Verify("bob", []byte("hunter2")) || !pf.Verify("eve", []byte("pa:ss word")) || pf.Verify("bob", []byte("hunter3")) {
+		t.Fatalf("mosquitto_passwd file does not verify as expected:\n%s", pf.Marshal())
+	}
+	// mosquitto_passwd edits a file mqttctl wrote without complaint.
+	err = EditPasswordFile(path, false, func(pf *PasswordFile) error {
+		h, err := HashPassword([]byte("fromgo"), 0)
+		pf.Set("gopher", h)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := testutil.MustRun(t, dir, mp, "-b", path, "zed", "z")
+	if strings.Contains(out, "Corrupt") {
+		t.Fatalf("mosquitto_passwd: %s", out)
+	}
+	pf, _ = ReadPasswordFile(path)
+	if !pf.Verify("gopher", []byte("fromgo")) || !pf.Verify("zed", []byte("z")) || !pf.Verify("bob", []byte("hunter2")) {
+		t.Fatalf("after a mosquitto_passwd edit:\n%s", pf.Marshal())
+	}
+}
