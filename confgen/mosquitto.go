@@ -1,0 +1,283 @@
+package confgen
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// MosquittoOptions describes a deployment for GenerateMosquitto.
+type MosquittoOptions struct {
+	PKIDir       string // holds ca.crt, server.crt, server.key
+	Mode         string // "tls" (one-way, passwords) or "mtls" (client certificates)
+	PasswordFile string
+	ACLFile      string
+	Listen       string // TLS listener, [ADDR]:PORT; default ":8883"
+	Plain        string // optional plain listener, default none; e.g. 127.0.0.1:1883
+	Identity     string // mtls: cn (default), subject or none (then passwords)
+	DataDir      string // persistence_location; default /var/lib/mosquitto/
+}
+
+// SplitListen parses [ADDR]:PORT (or a bare port) into a bind address and port.
+func SplitListen(s string) (string, int, error) {
+	if !strings.Contains(s, ":") {
+		s = ":" + s
+	}
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, fmt.Errorf("listen address %q: use ADDR:PORT, e.g. 0.0.0.0:8883 or 127.0.0.1:8883", s)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("listen address %q: port must be 1-65535", s)
+	}
+	if host == "0.0.0.0" || host == "::" || host == "*" {
+		host = ""
+	}
+	return host, port, nil
+}
+
+// GenerateMosquitto builds a complete mosquitto.conf model. File paths are
+// made absolute, since mosquitto resolves relative ones against its working
+// directory.
+func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
+	if o.PKIDir == "" {
+		return nil, errors.New("--pki is required: the directory made by 'mqttctl pki init'")
+	}
+	abs := func(p string) (string, error) {
+		if p == "" {
+			return "", nil
+		}
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return "", fmt.Errorf("resolve %s: %w", p, err)
+		}
+		if _, err := os.Stat(a); err != nil {
+			return "", fmt.Errorf("%s: %w", p, err)
+		}
+		return a, nil
+	}
+	pkiDir, err := abs(o.PKIDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []string{"ca.crt", "server.crt", "server.key"} {
+		if _, err := os.Stat(filepath.Join(pkiDir, f)); err != nil {
+			return nil, fmt.Errorf("%s has no %s: make it with 'mqttctl pki init --dir %s'", o.PKIDir, f, o.PKIDir)
+		}
+	}
+	passwd, err := abs(o.PasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	acl, err := abs(o.ACLFile)
+	if err != nil {
+		return nil, err
+	}
+	if acl != "" {
+		if _, err := ReadACL(acl); err != nil {
+			return nil, err
+		}
+	}
+	if o.Listen == "" {
+		o.Listen = ":8883"
+	}
+	bind, port, err := SplitListen(o.Listen)
+	if err != nil {
+		return nil, err
+	}
+	if o.Identity == "" {
+		o.Identity = "cn"
+	}
+	switch o.Mode {
+	case "mtls":
+		if o.Identity == "none" && passwd == "" {
+			return nil, errors.New("--identity none needs --passwd: clients then log in with passwords besides their certificates")
+		}
+		if o.Identity != "cn" && o.Identity != "subject" && o.Identity != "none" {
+			return nil, fmt.Errorf("--identity %q: use cn, subject or none", o.Identity)
+		}
+	case "tls":
+		if passwd == "" {
+			return nil, errors.New("one-way TLS authenticates clients by password: give --passwd FILE (make it with 'mqttctl passwd add FILE USER')")
+		}
+	default:
+		return nil, fmt.Errorf("--mode %q: use tls (server certificate, client passwords) or mtls (client certificates too)", o.Mode)
+	}
+	if o.DataDir == "" {
+		o.DataDir = "/var/lib/mosquitto/"
+	}
+	c := &Config{Header: []string{
+		"mosquitto.conf written by mqttctl config mosquitto (mode " + o.Mode + ").",
+		"Check it with: mqttctl config check FILE",
+	}}
+	c.Set("per_listener_settings", "false")
+	c.Set("allow_anonymous", "false")
+	if passwd != "" {
+		c.Set("password_file", passwd)
+	}
+	if acl != "" {
+		c.Set("acl_file", acl)
+	}
+	c.Set("persistence", "true")
+	c.Set("persistence_location", strings.TrimSuffix(o.DataDir, "/")+"/")
+	c.Set("autosave_interval", "60")
+	c.Add("log_dest", "stderr")
+	for _, t := range []string{"error", "warning", "notice", "information"} {
+		c.Add("log_type", t)
+	}
+	c.Set("log_timestamp_format", "%Y-%m-%dT%H:%M:%S")
+	c.Set("connection_messages", "true")
+
+	l := &Listener{Port: port, Bind: bind}
+	l.Set("protocol", "mqtt")
+	l.Set("cafile", filepath.Join(pkiDir, "ca.crt"))
+	l.Set("certfile", filepath.Join(pkiDir, "server.crt")) // leaf and chain
+	l.Set("keyfile", filepath.Join(pkiDir, "server.key"))
+	l.Set("tls_version", "tlsv1.2")
+	if o.Mode == "mtls" {
+		l.Set("require_certificate", "true")
+		switch o.Identity {
+		case "cn":
+			l.Set("use_identity_as_username", "true")
+		case "subject":
+			l.Set("use_subject_as_username", "true")
+		}
+	}
+	c.Listener = append(c.Listener, l)
+	if o.Plain != "" {
+		pb, pp, err := SplitListen(o.Plain)
+		if err != nil {
+			return nil, err
+		}
+		if pb == "" {
+			return nil, errors.New("--plain listens without encryption: bind it to one address, e.g. 127.0.0.1:1883")
+		}
+		if pp == port && pb == bind {
+			return nil, errors.New("--plain and --listen use the same address")
+		}
+		if o.Mode == "mtls" && o.Identity != "none" && passwd == "" {
+			return nil, errors.New("a plain listener has no certificates to identify clients: give --passwd so its clients log in with passwords")
+		}
+		pl := &Listener{Port: pp, Bind: pb}
+		pl.Set("protocol", "mqtt")
+		c.Listener = append(c.Listener, pl)
+	}
+	if _, ds := c.Resolve(); HasErrors(ds) {
+		return nil, fmt.Errorf("generated config is invalid: %v", ds)
+	}
+	return c, nil
+}
+
+// Files returns the files the broker reads: CA, certificate, key, password
+// and ACL files of every listener.
+func (r *Resolved) Files() []string {
+	var out []string
+	add := func(p string) {
+		if p != "" && !contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	for _, l := range r.Listeners {
+		if l.TLS != nil {
+			add(l.TLS.CAFile)
+			add(l.TLS.CertFile)
+			add(l.TLS.KeyFile)
+			add(l.TLS.CRLFile)
+		}
+		add(l.Security.PasswordFile)
+		add(l.Security.ACLFile)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// GrantGroupAccess lets group read exactly the given files, without making
+// them readable by everyone: each file gets the group and g+r (keys stay
+// unreadable by others), each directory from the file up to stopAt (if it is
+// an ancestor) gets the group and g+x. It returns one line per change. It
+// needs to run as root (or the files' owner in that group).
+func GrantGroupAccess(files []string, group, stopAt string) ([]string, error) {
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		return nil, fmt.Errorf("group %s: %w", group, err)
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	var done []string
+	dirs := map[string]bool{}
+	stopAbs, _ := filepath.Abs(stopAt)
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			return done, fmt.Errorf("grant access: %w", err)
+		}
+		if err := os.Chown(f, -1, gid); err != nil {
+			return done, fmt.Errorf("give %s to group %s: %w", f, group, err)
+		}
+		mode := st.Mode().Perm() | 0o040
+		if err := os.Chmod(f, mode); err != nil {
+			return done, fmt.Errorf("chmod %s: %w", f, err)
+		}
+		done = append(done, fmt.Sprintf("%s: group %s, mode %04o", f, group, mode))
+		if stopAbs == "" {
+			continue
+		}
+		for d := filepath.Dir(f); strings.HasPrefix(d, stopAbs) && !dirs[d]; d = filepath.Dir(d) {
+			dirs[d] = true
+			dst, err := os.Stat(d)
+			if err != nil {
+				return done, err
+			}
+			if err := os.Chown(d, -1, gid); err != nil {
+				return done, fmt.Errorf("give %s to group %s: %w", d, group, err)
+			}
+			dm := dst.Mode().Perm() | 0o010
+			if err := os.Chmod(d, dm); err != nil {
+				return done, err
+			}
+			done = append(done, fmt.Sprintf("%s/: group %s, mode %04o", d, group, dm))
+			if d == stopAbs {
+				break
+			}
+		}
+	}
+	return done, nil
+}
+
+// Unreachable returns the first directory above path that user (by its
+// group) cannot traverse, or "".
+func Unreachable(path, username string) string {
+	u, err := user.Lookup(username)
+	if err != nil {
+		return ""
+	}
+	gids, _ := u.GroupIds()
+	for d := filepath.Dir(path); d != "/" && d != "."; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return d
+		}
+		m := st.Mode().Perm()
+		if m&0o001 != 0 {
+			continue
+		}
+		if m&0o010 != 0 && inGroup(st, gids) {
+			continue
+		}
+		return d
+	}
+	return ""
+}

@@ -1,0 +1,295 @@
+package confgen
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Security holds the authentication and authorisation options in force for
+// a listener.
+type Security struct {
+	AllowAnonymous          bool
+	PasswordFile            string
+	ACLFile                 string
+	AllowZeroLengthClientID bool
+}
+
+// TLS holds a listener's TLS options; nil on a plain listener.
+type TLS struct {
+	CAFile, CAPath, CertFile, KeyFile, CRLFile string
+	TLSVersion                                 string // minimum: tlsv1.2 (default) or tlsv1.3
+	Ciphers, CiphersTLS13                      string
+	RequireCertificate                         bool
+	UseIdentityAsUsername                      bool
+	UseSubjectAsUsername                       bool
+}
+
+// ListenerSpec is a listener with every option resolved.
+type ListenerSpec struct {
+	Port           int
+	Bind           string
+	Protocol       string
+	MaxConnections int // -1 unlimited
+	TLS            *TLS
+	Security       Security
+	Pos            Pos
+}
+
+// Addr is the listener's host:port (an empty host means all interfaces).
+func (l ListenerSpec) Addr() string {
+	host := l.Bind
+	if host != "" && containsColon(host) {
+		host = "[" + host + "]"
+	}
+	return host + ":" + strconv.Itoa(l.Port)
+}
+
+func containsColon(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' {
+			return true
+		}
+	}
+	return false
+}
+
+// Resolved is the effective configuration: what a broker runs.
+type Resolved struct {
+	Listeners           []ListenerSpec
+	PerListenerSettings bool
+	MaxPacketSize       int
+	MaxInflight         int
+	MaxQueued           int
+	Persistence         bool
+	PersistenceLocation string
+	User                string
+}
+
+// Diagnostic is a validation finding with its position.
+type Diagnostic struct {
+	Pos     Pos
+	Warning bool
+	Msg     string
+}
+
+func (d Diagnostic) String() string {
+	kind := "error"
+	if d.Warning {
+		kind = "warning"
+	}
+	return fmt.Sprintf("%s: %s: %s", d.Pos, kind, d.Msg)
+}
+
+// HasErrors reports whether any diagnostic is an error.
+func HasErrors(ds []Diagnostic) bool {
+	for _, d := range ds {
+		if !d.Warning {
+			return true
+		}
+	}
+	return false
+}
+
+func boolOf(v string) bool { b, _ := ParseBool(v); return b }
+
+func intOf(v string, def int) int {
+	if n, err := strconv.Atoi(v); err == nil {
+		return n
+	}
+	return def
+}
+
+// Resolve computes the effective listeners and security with mosquitto 2.0's
+// rules, and validates the whole: errors for what mosquitto would reject or
+// silently get wrong (TLS options without certfile and keyfile,
+// require_certificate without a CA, security options before
+// per_listener_settings), warnings for risky set-ups.
+func (c *Config) Resolve() (*Resolved, []Diagnostic) {
+	var ds []Diagnostic
+	errf := func(p Pos, f string, a ...any) { ds = append(ds, Diagnostic{Pos: p, Msg: fmt.Sprintf(f, a...)}) }
+	warnf := func(p Pos, f string, a ...any) {
+		ds = append(ds, Diagnostic{Pos: p, Warning: true, Msg: fmt.Sprintf(f, a...)})
+	}
+	r := &Resolved{MaxInflight: 20, MaxQueued: 1000}
+	perListener := false
+	plsSeq := -1
+	for _, d := range c.Global {
+		if d.Key == "per_listener_settings" {
+			perListener = boolOf(d.Value)
+			plsSeq = d.seq
+		}
+	}
+	r.PerListenerSettings = perListener
+	// Security options before per_listener_settings are applied under the
+	// wrong mode by mosquitto.
+	if plsSeq >= 0 {
+		check := func(d Directive) {
+			if IsSecurityOption(d.Key) && d.seq < plsSeq && d.seq > 0 {
+				errf(d.Pos, "%s comes before per_listener_settings; mosquitto applies it under the wrong mode: move per_listener_settings to the top", d.Key)
+			}
+		}
+		for _, d := range c.Global {
+			check(d)
+		}
+		for _, l := range c.Listener {
+			for _, d := range l.Options {
+				check(d)
+			}
+		}
+	}
+	global := Security{}
+	anonSet := false
+	applySec := func(s *Security, d Directive) bool {
+		switch d.Key {
+		case "allow_anonymous":
+			s.AllowAnonymous = boolOf(d.Value)
+			return true
+		case "password_file":
+			s.PasswordFile = d.Value
+		case "acl_file":
+			s.ACLFile = d.Value
+		case "allow_zero_length_clientid":
+			s.AllowZeroLengthClientID = boolOf(d.Value)
+		}
+		return false
+	}
+	for _, d := range c.Global {
+		if IsSecurityOption(d.Key) {
+			if perListener {
+				errf(d.Pos, "%s is before the first listener but per_listener_settings is true: put it inside a listener block", d.Key)
+			}
+			anonSet = applySec(&global, d) || anonSet
+		}
+		switch d.Key {
+		case "max_packet_size":
+			r.MaxPacketSize = intOf(d.Value, 0)
+		case "message_size_limit":
+			warnf(d.Pos, "message_size_limit is deprecated: use max_packet_size")
+		case "max_inflight_messages":
+			r.MaxInflight = intOf(d.Value, 20)
+		case "max_queued_messages":
+			r.MaxQueued = intOf(d.Value, 1000)
+		case "persistence":
+			r.Persistence = boolOf(d.Value)
+		case "persistence_location":
+			r.PersistenceLocation = d.Value
+		case "user":
+			r.User = d.Value
+		}
+	}
+	if !perListener {
+		for _, l := range c.Listener {
+			for _, d := range l.Options {
+				if IsSecurityOption(d.Key) {
+					anonSet = applySec(&global, d) || anonSet
+				}
+			}
+		}
+	}
+	listeners := c.Listener
+	if port, ok := c.Get("port"); ok {
+		pos := Pos{}
+		for _, d := range c.Global {
+			if d.Key == "port" {
+				pos = d.Pos
+			}
+		}
+		bind, _ := c.Get("bind_address")
+		listeners = append([]*Listener{{Port: intOf(port, 1883), Bind: bind, Pos: pos}}, listeners...)
+	}
+	localOnly := false
+	if len(listeners) == 0 {
+		// mosquitto 2.0 without listeners: local only mode.
+		listeners = []*Listener{{Port: 1883, Bind: "127.0.0.1"}}
+		localOnly = true
+	}
+	seen := map[string]Pos{}
+	for _, l := range listeners {
+		spec := ListenerSpec{Port: l.Port, Bind: l.Bind, Protocol: "mqtt", MaxConnections: -1, Pos: l.Pos}
+		if prev, dup := seen[spec.Addr()]; dup {
+			errf(l.Pos, "a listener on %s is already defined at %s", spec.Addr(), prev)
+		}
+		seen[spec.Addr()] = l.Pos
+		sec := global
+		lAnonSet := anonSet
+		t := &TLS{TLSVersion: "tlsv1.2"}
+		tlsKeys := map[string]Pos{}
+		for _, d := range l.Options {
+			if perListener && IsSecurityOption(d.Key) {
+				lAnonSet = applySec(&sec, d) || lAnonSet
+			}
+			switch d.Key {
+			case "protocol":
+				spec.Protocol = d.Value
+			case "max_connections":
+				spec.MaxConnections = intOf(d.Value, -1)
+			case "cafile":
+				t.CAFile = d.Value
+			case "capath":
+				t.CAPath = d.Value
+			case "certfile":
+				t.CertFile = d.Value
+			case "keyfile":
+				t.KeyFile = d.Value
+			case "crlfile":
+				t.CRLFile = d.Value
+			case "tls_version":
+				t.TLSVersion = d.Value
+				if d.Value == "tlsv1.1" {
+					errf(d.Pos, "tls_version tlsv1.1 allows an obsolete protocol: use tlsv1.2 (the default) or tlsv1.3")
+				}
+			case "ciphers":
+				t.Ciphers = d.Value
+			case "ciphers_tls1.3":
+				t.CiphersTLS13 = d.Value
+			case "require_certificate":
+				t.RequireCertificate = boolOf(d.Value)
+			case "use_identity_as_username":
+				t.UseIdentityAsUsername = boolOf(d.Value)
+			case "use_subject_as_username":
+				t.UseSubjectAsUsername = boolOf(d.Value)
+			}
+			if _, ok := options[d.Key]; ok && options[d.Key].listener && d.Key != "protocol" && d.Key != "max_connections" &&
+				d.Key != "socket_domain" && d.Key != "bind_interface" && d.Key != "mount_point" && d.Key != "maximum_qos" &&
+				d.Key != "max_topic_alias" && d.Key != "use_username_as_clientid" && d.Key != "http_dir" {
+				tlsKeys[d.Key] = d.Pos
+			}
+		}
+		switch {
+		case t.CertFile != "" && t.KeyFile == "":
+			errf(tlsKeys["certfile"], "certfile without keyfile: mosquitto would silently serve plain MQTT on port %d; add keyfile", l.Port)
+		case t.KeyFile != "" && t.CertFile == "":
+			errf(tlsKeys["keyfile"], "keyfile without certfile: add certfile (the server certificate)")
+		case t.CertFile == "" && t.KeyFile == "":
+			for k, p := range tlsKeys {
+				errf(p, "%s is set but the listener on port %d has no certfile/keyfile, so it serves plain MQTT: add certfile and keyfile, or remove %s", k, l.Port, k)
+			}
+			t = nil
+		}
+		if t != nil {
+			if t.RequireCertificate && t.CAFile == "" && t.CAPath == "" {
+				errf(tlsKeys["require_certificate"], "require_certificate true needs cafile or capath (the CA that signs client certificates)")
+			}
+			if (t.UseIdentityAsUsername || t.UseSubjectAsUsername) && !t.RequireCertificate {
+				key := "use_identity_as_username"
+				if !t.UseIdentityAsUsername {
+					key = "use_subject_as_username"
+				}
+				warnf(tlsKeys[key], "%s without require_certificate true: clients without a certificate are refused with 'not authorised' instead of a TLS error", key)
+			}
+		}
+		spec.TLS = t
+		if !lAnonSet {
+			sec.AllowAnonymous = localOnly
+		}
+		if t != nil && spec.Bind == "" && !t.RequireCertificate && (sec.AllowAnonymous || sec.PasswordFile == "") {
+			warnf(l.Pos, "TLS listener on port %d listens on every interface but asks for neither client certificates nor passwords: anyone who can reach it can connect", l.Port)
+		}
+		if t == nil && spec.Bind == "" && sec.AllowAnonymous && !localOnly {
+			warnf(l.Pos, "plain listener on port %d on every interface allows anonymous clients", l.Port)
+		}
+		spec.Security = sec
+		r.Listeners = append(r.Listeners, spec)
+	}
+	return r, ds
+}
