@@ -73,8 +73,12 @@ stay unreadable by others) and says so.`,
 						all = append(all, lines...)
 					}
 					fmt.Fprintf(s.Out, "Gave group %s read access (mosquitto drops to that user before reading them):\n", group)
+					printed := map[string]bool{}
 					for _, l := range all {
-						fmt.Fprintln(s.Out, "  "+l)
+						if !printed[l] {
+							printed[l] = true
+							fmt.Fprintln(s.Out, "  "+l)
+						}
 					}
 					for _, f := range r.Files() {
 						if d := confgen.Unreachable(f, group); d != "" {

@@ -1,0 +1,129 @@
+package confgen
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestTopicMatches(t *testing.T) {
+	tests := []struct {
+		filter, topic string
+		want          bool
+	}{
+		{"a/b", "a/b", true},
+		{"a/+", "a/b", true},
+		{"a/+", "a/b/c", false},
+		{"a/#", "a", true},
+		{"a/#", "a/b/c", true},
+		{"#", "a/b", true},
+		{"#", "$SYS/x", false},
+		{"+/x", "$SYS/x", false},
+		{"$SYS/#", "$SYS/broker/uptime", true},
+		{"a/+/c", "a//c", true},
+		{"a/b", "a/b/", false},
+		{"+", "", true},
+	}
+	for _, tt := range tests {
+		if got := TopicMatches(tt.filter, tt.topic); got != tt.want {
+			t.Errorf("TopicMatches(%q, %q) = %v", tt.filter, tt.topic, got)
+		}
+	}
+}
+
+const sampleACL = `topic read public/#
+pattern readwrite devices/%u/#
+user alice
+topic readwrite alice/#
+topic deny alice/private
+topic read with space/topic name
+`
+
+func TestACLRules(t *testing.T) {
+	a, err := ParseACL([]byte(sampleACL), "acl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := Client{Username: "alice", ClientID: "c1"}
+	anon := Client{Anonymous: true, ClientID: "c2"}
+	tests := []struct {
+		c      Client
+		topic  string
+		access Access
+		want   bool
+	}{
+		{alice, "alice/x", Write, true},
+		{alice, "alice/private", Read, false},
+		{alice, "alice/private", Write, false},
+		{alice, "public/news", Read, false}, // topic lines before 'user' are for anonymous clients only
+		{anon, "public/news", Read, true},
+		{anon, "public/news", Write, false},
+		{alice, "devices/alice/t", Write, true},
+		{alice, "devices/bob/t", Write, false},
+		{anon, "devices/x/t", Write, false},
+		{alice, "with space/topic name", Read, true},
+		{Client{Username: "a+b", ClientID: "x"}, "devices/a+b/t", Write, false},
+		{alice, "$SYS/x", Write, false},
+	}
+	for _, tt := range tests {
+		if got := a.Allowed(tt.c, tt.topic, tt.access); got != tt.want {
+			t.Errorf("%+v %s %s = %v, want %v", tt.c, tt.access, tt.topic, got, tt.want)
+		}
+	}
+	// Round trip.
+	b, err := ParseACL(a.Marshal(), "rendered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b.Marshal()) != string(a.Marshal()) {
+		t.Fatalf("ACL round trip:\n%s\n---\n%s", a.Marshal(), b.Marshal())
+	}
+}
+
+func TestACLErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		"topic read\n":           "acl:1: topic line without a topic",
+		"user\n":                 "acl:1: 'user' needs a username",
+		"\n\ntopc read a\n":      `acl:3: unknown keyword "topc"`,
+		"topic read a/#/b\n":     "acl:1: topic \"a/#/b\": '#' must be the last level",
+		"pattern write a/b+/c\n": "whole levels",
+	} {
+		if _, err := ParseACL([]byte(in), "acl"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseACL(%q) = %v, want %q", in, err, want)
+		}
+	}
+}
+
+func FuzzParseACL(f *testing.F) {
+	f.Add([]byte(sampleACL))
+	f.Add([]byte("user bob\ntopic deny #\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := ParseACL(data, "fuzz")
+		if err != nil {
+			return
+		}
+		a.Allowed(Client{Username: "u", ClientID: "c"}, "a/b", Read)
+		b, err := ParseACL(a.Marshal(), "again")
+		if err != nil {
+			t.Fatalf("rendered ACL does not parse: %v\n%s", err, a.Marshal())
+		}
+		if string(b.Marshal()) != string(a.Marshal()) {
+			t.Fatal("ACL render not stable")
+		}
+	})
+}
+
+func FuzzParsePasswordFile(f *testing.F) {
+	f.Add([]byte(aliceLine + "\n# c\nbob:$6$x$y\n"))
+	f.Add([]byte("a:b\r\n\n:\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pf := ParsePasswordFile(data)
+		pf.Verify("alice", []byte("x"))
+		again := ParsePasswordFile(pf.Marshal())
+		if string(again.Marshal()) != string(pf.Marshal()) {
+			t.Fatal("password file render not stable")
+		}
+		if len(again.Users()) != len(pf.Users()) {
+			t.Fatal("users lost in a rewrite")
+		}
+	})
+}
