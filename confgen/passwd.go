@@ -23,6 +23,9 @@ import (
 const (
 	DefaultIterations = 101
 	saltLen           = 12
+	// MaxIterations bounds the work of one verification, so that a password
+	// file cannot stall the broker (mosquitto's default is 101).
+	MaxIterations = 1_000_000
 	hashLen           = 64
 )
 
@@ -68,8 +71,8 @@ func HashPassword(password []byte, iterations int) (string, error) {
 	if iterations == 0 {
 		iterations = DefaultIterations
 	}
-	if iterations < 1 {
-		return "", fmt.Errorf("iterations must be positive, not %d", iterations)
+	if iterations < 1 || iterations > MaxIterations {
+		return "", fmt.Errorf("iterations must be from 1 to %d, not %d", MaxIterations, iterations)
 	}
 	salt, err := printableSalt(saltLen)
 	if err != nil {
@@ -112,6 +115,9 @@ func ParseHash(s string) (Hash, error) {
 		n, err := strconv.Atoi(parts[2])
 		if err != nil || n < 1 {
 			return Hash{}, fmt.Errorf("malformed $7$ hash: bad iteration count %q", parts[2])
+		}
+		if n > MaxIterations {
+			return Hash{}, fmt.Errorf("iteration count %d is above mqttctl's limit of %d", n, MaxIterations)
 		}
 		h.Kind, h.Iterations = 7, n
 		parts = parts[3:]
@@ -180,12 +186,12 @@ type PasswordFile struct {
 func ParsePasswordFile(data []byte) *PasswordFile {
 	pf := &PasswordFile{}
 	text := string(data)
-	text = strings.TrimSuffix(text, "\n")
+	text = strings.TrimRight(text, "\r\n") // trailing blank lines are dropped
 	if text == "" {
 		return pf
 	}
 	for i, raw := range strings.Split(text, "\n") {
-		raw = strings.TrimSuffix(raw, "\r")
+		raw = strings.TrimRight(raw, "\r") // CRLF files are rewritten with LF
 		l := PasswordLine{Raw: raw, Line: i + 1}
 		t := strings.TrimSpace(raw)
 		if t != "" && !strings.HasPrefix(t, "#") {

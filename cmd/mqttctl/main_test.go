@@ -22,6 +22,9 @@ func TestHelpHasExamples(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"}, {"pki", "init", "--help"}, {"pki", "issue", "--help"}, {"pki", "csr", "--help"},
 		{"pki", "sign", "--help"}, {"pki", "inspect", "--help"}, {"pki", "list", "--help"}, {"pki", "check", "--help"},
+		{"passwd", "add", "--help"}, {"passwd", "delete", "--help"}, {"passwd", "verify", "--help"}, {"passwd", "list", "--help"},
+		{"passwd", "import", "--help"}, {"acl", "add", "--help"}, {"acl", "check", "--help"},
+		{"config", "mosquitto", "--help"}, {"config", "check", "--help"},
 	} {
 		code, out, _ := runCLI(t, "", args...)
 		if code != 0 || !strings.Contains(out, "Examples:") {
