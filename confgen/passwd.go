@@ -26,7 +26,7 @@ const (
 	// MaxIterations bounds the work of one verification, so that a password
 	// file cannot stall the broker (mosquitto's default is 101).
 	MaxIterations = 1_000_000
-	hashLen           = 64
+	hashLen       = 64
 )
 
 // ValidateUsername refuses names mosquitto password and ACL files cannot hold.

@@ -102,10 +102,10 @@ func newACLCheckCmd(s *streams) *cobra.Command {
 		anonymous     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "check FILE read|write TOPIC",
-		Short: "Say whether a client may read or write a topic (exit 0 allowed, 1 denied)",
+		Use:     "check FILE read|write TOPIC",
+		Short:   "Say whether a client may read or write a topic (exit 0 allowed, 1 denied)",
 		Example: `  mqttctl acl check acl write sensors/alice/temp --user alice`,
-		Args: cobra.ExactArgs(3),
+		Args:    cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := confgen.ReadACL(args[0])
 			if err != nil {

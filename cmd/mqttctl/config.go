@@ -117,10 +117,10 @@ func stopFor(file, pkiAbs string) string {
 
 func newConfigCheckCmd(s *streams) *cobra.Command {
 	return &cobra.Command{
-		Use:   "check FILE",
-		Short: "Validate a mosquitto.conf (file:line errors and warnings; exit 1 on errors)",
+		Use:     "check FILE",
+		Short:   "Validate a mosquitto.conf (file:line errors and warnings; exit 1 on errors)",
 		Example: `  mqttctl config check /etc/mosquitto/mosquitto.conf`,
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := confgen.Load(args[0])
 			if err != nil {

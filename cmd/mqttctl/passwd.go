@@ -141,10 +141,10 @@ func newPasswdDeleteCmd(s *streams) *cobra.Command {
 func newPasswdVerifyCmd(s *streams) *cobra.Command {
 	var pw passwordFlags
 	cmd := &cobra.Command{
-		Use:   "verify FILE USER",
-		Short: "Check a password (exit 0 when it matches, 1 when not)",
+		Use:     "verify FILE USER",
+		Short:   "Check a password (exit 0 when it matches, 1 when not)",
 		Example: `  printf '%s\n' "$PW" | mqttctl passwd verify passwd alice --password-stdin && echo ok`,
-		Args: cobra.ExactArgs(2),
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pf, err := confgen.ReadPasswordFile(args[0])
 			if err != nil {
