@@ -140,19 +140,13 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 	} else if len(o.Hosts) > 0 {
 		return nil, nil, fmt.Errorf("--host is for server certificates; a client is named by its CN")
 	}
-	s, err := d.open()
+	s, err := d.begin(warn)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer s.txn.Abort()
-	if err := s.loadCAs(); err != nil {
-		return nil, nil, err
-	}
 	if s.root == nil {
 		return nil, nil, fmt.Errorf("no CA in %s: run 'mqttctl pki init --dir %s' first", d.Path, d.Path)
-	}
-	if warn != "" {
-		s.rep.warn("%s", warn)
 	}
 	for _, e := range csr.Extensions {
 		if e.Id.Equal(oidBasicConstraints) {

@@ -6,7 +6,6 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -123,6 +122,24 @@ type state struct {
 	interK crypto.Signer
 	// loaded key files (path -> key), for lazily read CA keys
 	keyPaths map[*x509.Certificate]string
+}
+
+// begin opens the directory, loads its CAs and records the given warnings
+// (empty ones are skipped). The caller defers s.txn.Abort().
+func (d *Dir) begin(warnings ...string) (*state, error) {
+	s, err := d.open()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadCAs(); err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		if w != "" {
+			s.rep.warn("%s", w)
+		}
+	}
+	return s, nil
 }
 
 func (d *Dir) open() (*state, error) {
@@ -362,20 +379,11 @@ func (d *Dir) Init(o InitOptions) (rep *Report, err error) {
 	if err := fsx.MkdirPrivate(d.Path); err != nil {
 		return nil, err
 	}
-	s, err := d.open()
+	s, err := d.begin(leafWarn, o.KeyType.Warning())
 	if err != nil {
 		return nil, err
 	}
 	defer s.txn.Abort()
-	if err := s.loadCAs(); err != nil {
-		return nil, err
-	}
-	if leafWarn != "" {
-		s.rep.warn("%s", leafWarn)
-	}
-	if w := o.KeyType.Warning(); w != "" {
-		s.rep.warn("%s", w)
-	}
 
 	if s.root != nil {
 		s.rep.add("reused", "root CA", d.path(RootCertFile), s.root.Subject.CommonName)
@@ -663,20 +671,11 @@ func (d *Dir) Issue(o IssueOptions) (*Report, error) {
 	if !fileExists(d.path(RootCertFile)) {
 		return nil, fmt.Errorf("no CA in %s: run 'mqttctl pki init --dir %s' first", d.Path, d.Path)
 	}
-	s, err := d.open()
+	s, err := d.begin(warn, o.KeyType.Warning())
 	if err != nil {
 		return nil, err
 	}
 	defer s.txn.Abort()
-	if err := s.loadCAs(); err != nil {
-		return nil, err
-	}
-	if warn != "" {
-		s.rep.warn("%s", warn)
-	}
-	if w := o.KeyType.Warning(); w != "" {
-		s.rep.warn("%s", w)
-	}
 	p := leafPaths(o.Profile, o.Name)
 	if ok, err := s.exists(p, o.Force); err != nil {
 		return nil, err
@@ -715,5 +714,3 @@ func SortedEntries(idx *Index) []Entry {
 	})
 	return out
 }
-
-var _ = fs.ErrNotExist
