@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -179,7 +180,7 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 func (r *Resolved) Files() []string {
 	var out []string
 	add := func(p string) {
-		if p != "" && !contains(out, p) {
+		if p != "" && !slices.Contains(out, p) {
 			out = append(out, p)
 		}
 	}
@@ -196,21 +197,13 @@ func (r *Resolved) Files() []string {
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // GrantGroupAccess lets group read exactly the given files, without making
 // them readable by everyone: each file gets the group and g+r (keys stay
-// unreadable by others), each directory from the file up to stopAt (if it is
-// an ancestor) gets the group and g+x. It returns one line per change. It
-// needs to run as root (or the files' owner in that group).
-func GrantGroupAccess(files []string, group, stopAt string) ([]string, error) {
+// unreadable by others); for a file below root, each directory from the file
+// up to root gets the group and g+x, for any other file only its own
+// directory. It returns one line per change. It needs to run as root (or the
+// files' owner in that group).
+func GrantGroupAccess(files []string, group, root string) ([]string, error) {
 	g, err := user.LookupGroup(group)
 	if err != nil {
 		return nil, fmt.Errorf("group %s: %w", group, err)
@@ -218,8 +211,12 @@ func GrantGroupAccess(files []string, group, stopAt string) ([]string, error) {
 	gid, _ := strconv.Atoi(g.Gid)
 	var done []string
 	dirs := map[string]bool{}
-	stopAbs, _ := filepath.Abs(stopAt)
+	rootAbs, _ := filepath.Abs(root)
 	for _, f := range files {
+		stopAbs := filepath.Dir(f)
+		if rel, err := filepath.Rel(rootAbs, f); err == nil && !strings.HasPrefix(rel, "..") {
+			stopAbs = rootAbs
+		}
 		st, err := os.Stat(f)
 		if err != nil {
 			return done, fmt.Errorf("grant access: %w", err)
@@ -232,9 +229,6 @@ func GrantGroupAccess(files []string, group, stopAt string) ([]string, error) {
 			return done, fmt.Errorf("chmod %s: %w", f, err)
 		}
 		done = append(done, fmt.Sprintf("%s: group %s, mode %04o", f, group, mode))
-		if stopAbs == "" {
-			continue
-		}
 		for d := filepath.Dir(f); strings.HasPrefix(d, stopAbs) && !dirs[d]; d = filepath.Dir(d) {
 			dirs[d] = true
 			dst, err := os.Stat(d)

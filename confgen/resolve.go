@@ -53,6 +53,14 @@ func containsColon(s string) bool {
 	return false
 }
 
+// tlsOptions are the listener options that only mean something on a TLS
+// listener (one with certfile and keyfile).
+var tlsOptions = map[string]bool{
+	"cafile": true, "capath": true, "certfile": true, "keyfile": true, "ciphers": true, "ciphers_tls1.3": true,
+	"crlfile": true, "dhparamfile": true, "require_certificate": true, "tls_engine": true, "tls_engine_kpass_sha1": true,
+	"tls_keyform": true, "tls_version": true, "use_identity_as_username": true, "use_subject_as_username": true,
+}
+
 // Resolved is the effective configuration: what a broker runs.
 type Resolved struct {
 	Listeners           []ListenerSpec
@@ -249,9 +257,7 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 			case "use_subject_as_username":
 				t.UseSubjectAsUsername = boolOf(d.Value)
 			}
-			if _, ok := options[d.Key]; ok && options[d.Key].listener && d.Key != "protocol" && d.Key != "max_connections" &&
-				d.Key != "socket_domain" && d.Key != "bind_interface" && d.Key != "mount_point" && d.Key != "maximum_qos" &&
-				d.Key != "max_topic_alias" && d.Key != "use_username_as_clientid" && d.Key != "http_dir" {
+			if tlsOptions[d.Key] {
 				tlsKeys[d.Key] = d.Pos
 			}
 		}

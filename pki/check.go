@@ -271,7 +271,7 @@ func (c *checker) checkItem(it checked) {
 		default:
 			c.add(LevelError, full, "chain does not verify: "+err.Error(), "")
 		}
-		if it.profile != ProfileIntermediate && c.inters != nil && len(it.certs) == 1 && leaf.Issuer.String() != c.root.Subject.String() {
+		if it.profile != ProfileIntermediate && len(it.certs) == 1 && leaf.Issuer.String() != c.root.Subject.String() {
 			c.add(LevelWarn, full, "holds only the leaf, but it is signed by an intermediate; TLS peers need the chain", "append intermediate.crt to "+full)
 		}
 	}
@@ -313,7 +313,7 @@ func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {
 	}
 	st, err := os.Stat(kp)
 	if errors.Is(err, fs.ErrNotExist) {
-		if it.profile == ProfileRoot || it.profile == ProfileIntermediate {
+		if it.profile.IsCA() {
 			c.add(LevelWarn, kp, "CA key is missing: new certificates cannot be issued", "restore it if it is kept offline on purpose")
 		} else {
 			c.add(LevelError, kp, "key is missing", renewFix(it, c.d.Path))
@@ -335,34 +335,23 @@ func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {
 		c.add(LevelError, kp, err.Error(), "")
 		return
 	}
+	var pw []byte
 	if IsEncryptedKey(data) {
-		if it.profile != ProfileRoot && it.profile != ProfileIntermediate {
+		if !it.profile.IsCA() {
 			c.add(LevelError, kp, "key is encrypted: a broker or client started without a terminal cannot use it",
 				"decrypt it: openssl pkey -in "+kp+" -out "+kp+".new && mv "+kp+".new "+kp)
 			return
 		}
 		*good = append(*good, "key encrypted")
 		if c.d.CAPassword == nil {
-			return
+			return // cannot compare without the password; check never prompts
 		}
-		pw, err := c.d.CAPassword()
-		if err != nil {
+		if pw, err = c.d.CAPassword(); err != nil {
 			c.add(LevelError, kp, err.Error(), "")
 			return
 		}
-		k, err := ParseKey(data, kp, pw)
-		if err != nil {
-			c.add(LevelError, kp, err.Error(), "")
-			return
-		}
-		if !KeyMatches(k, leaf.PublicKey) {
-			c.add(LevelError, kp, "does not match "+c.d.path(it.path), renewFix(it, c.d.Path))
-			return
-		}
-		*good = append(*good, "key matches")
-		return
 	}
-	k, err := ParseKey(data, kp, nil)
+	k, err := ParseKey(data, kp, pw)
 	if err != nil {
 		c.add(LevelError, kp, err.Error(), "")
 		return

@@ -327,7 +327,7 @@ func (s *state) checkSubjectFree(subject pkix.Name, certPath string) error {
 // exists), an optional intermediate, the default server certificate and the
 // named clients. Existing files are kept unless o.Force replaces leaves; the
 // CA is never replaced. Nothing is written when everything exists.
-func (d *Dir) Init(o InitOptions) (rep *Report, err error) {
+func (d *Dir) Init(o InitOptions) (*Report, error) {
 	if o.KeyType == "" {
 		o.KeyType = DefaultKeyType
 	}
@@ -369,17 +369,14 @@ func (d *Dir) Init(o InitOptions) (rep *Report, err error) {
 	if o.CAKeyPassword != nil && len(o.CAKeyPassword) == 0 {
 		return nil, errors.New("the CA key password is empty: give a non-empty password or none")
 	}
+	dirWarn := ""
 	if st, err := os.Stat(d.Path); err == nil && st.IsDir() && st.Mode().Perm()&0o077 != 0 {
-		defer func() {
-			if rep != nil {
-				rep.warn("directory %s has mode %04o; chmod 700 %s keeps others out", d.Path, st.Mode().Perm(), d.Path)
-			}
-		}()
+		dirWarn = fmt.Sprintf("directory %s has mode %04o; chmod 700 %s keeps others out", d.Path, st.Mode().Perm(), d.Path)
 	}
 	if err := fsx.MkdirPrivate(d.Path); err != nil {
 		return nil, err
 	}
-	s, err := d.begin(leafWarn, o.KeyType.Warning())
+	s, err := d.begin(leafWarn, o.KeyType.Warning(), dirWarn)
 	if err != nil {
 		return nil, err
 	}

@@ -133,6 +133,21 @@ func TestInitModesAndRerun(t *testing.T) {
 	}
 }
 
+func TestInitWarnsAboutOpenDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustInit(t, dir, InitOptions{Hosts: []string{"localhost"}})
+	if !strings.Contains(strings.Join(rep.Warnings, "\n"), "chmod 700 "+dir) {
+		t.Fatalf("no warning about mode 0755: %q", rep.Warnings)
+	}
+	rep = mustInit(t, filepath.Join(dir, "new"), InitOptions{Hosts: []string{"localhost"}})
+	if strings.Contains(strings.Join(rep.Warnings, "\n"), "chmod 700") {
+		t.Fatalf("warning for a directory Init made itself: %q", rep.Warnings)
+	}
+}
+
 func TestIssueNeverOverwritesWithoutForce(t *testing.T) {
 	dir := t.TempDir()
 	mustInit(t, dir, InitOptions{Clients: []string{"alice"}, Hosts: []string{"localhost"}})

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -63,22 +62,13 @@ stay unreadable by others) and says so.`,
 				if _, err := user.LookupGroup(group); err != nil {
 					fmt.Fprintf(s.Out, "No group %s here: when mosquitto runs as another user, give it read access to: %v\n", group, r.Files())
 				} else {
-					pkiAbs, _ := filepath.Abs(o.PKIDir)
-					var all []string
-					for _, f := range r.Files() {
-						lines, err := confgen.GrantGroupAccess([]string{f}, group, stopFor(f, pkiAbs))
-						if err != nil {
-							return err
-						}
-						all = append(all, lines...)
+					lines, err := confgen.GrantGroupAccess(r.Files(), group, o.PKIDir)
+					if err != nil {
+						return err
 					}
 					fmt.Fprintf(s.Out, "Gave group %s read access (mosquitto drops to that user before reading them):\n", group)
-					printed := map[string]bool{}
-					for _, l := range all {
-						if !printed[l] {
-							printed[l] = true
-							fmt.Fprintln(s.Out, "  "+l)
-						}
+					for _, l := range lines {
+						fmt.Fprintln(s.Out, "  "+l)
 					}
 					for _, f := range r.Files() {
 						if d := confgen.Unreachable(f, group); d != "" {
@@ -104,15 +94,6 @@ stay unreadable by others) and says so.`,
 	fl.StringVar(&group, "broker-group", "mosquitto", "group the broker runs as, given read access to the files (none to skip)")
 	fl.BoolVar(&force, "force", false, "replace an existing output file")
 	return cmd
-}
-
-// stopFor returns the directory up to which parents get group traversal:
-// the pki directory for files in it, else the file's own directory.
-func stopFor(file, pkiAbs string) string {
-	if rel, err := filepath.Rel(pkiAbs, file); err == nil && rel != "" && rel[0] != '.' {
-		return pkiAbs
-	}
-	return filepath.Dir(file)
 }
 
 func newConfigCheckCmd(s *streams) *cobra.Command {

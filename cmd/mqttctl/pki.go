@@ -337,9 +337,7 @@ func newPKIInspectCmd(s *streams) *cobra.Command {
 				all = append(all, sums...)
 			}
 			if output == "json" {
-				enc := json.NewEncoder(s.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(all)
+				return writeJSON(s, all)
 			}
 			for i, sum := range all {
 				if i > 0 {
@@ -377,9 +375,7 @@ func newPKIListCmd(s *streams, f *pkiFlags) *cobra.Command {
 					rows = append(rows, map[string]any{"name": e.Name, "profile": e.Profile, "serial": e.Serial, "subject": e.Subject,
 						"not_after": e.NotAfter, "cert": e.Cert, "status": e.StatusAt(now)})
 				}
-				enc := json.NewEncoder(s.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return writeJSON(s, rows)
 			} else if output != "text" {
 				return fmt.Errorf("-o %q: use text or json", output)
 			}
@@ -417,6 +413,9 @@ expired or expire within 30 days, identical subjects, files others can read, and
   mqttctl pki check --dir /etc/mqttctl/pki --host mqtt.example.com --host 192.0.2.10`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("-o %q: use text or json", output)
+			}
 			d := f.dirFor(s)
 			if f.caPassFile == "" {
 				d.CAPassword = nil // never prompt during a check
@@ -426,9 +425,7 @@ expired or expire within 30 days, identical subjects, files others can read, and
 				return err
 			}
 			if output == "json" {
-				enc := json.NewEncoder(s.Out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(findings); err != nil {
+				if err := writeJSON(s, findings); err != nil {
 					return err
 				}
 			} else {
@@ -459,4 +456,11 @@ expired or expire within 30 days, identical subjects, files others can read, and
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only warnings and errors")
 	return cmd
+}
+
+// writeJSON prints v as indented JSON, for -o json.
+func writeJSON(s *streams, v any) error {
+	enc := json.NewEncoder(s.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
