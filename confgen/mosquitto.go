@@ -21,7 +21,7 @@ type MosquittoOptions struct {
 	Listen       string // TLS listener, [ADDR]:PORT; default ":8883"
 	Plain        string // optional plain listener, default none; e.g. 127.0.0.1:1883
 	Identity     string // mtls: cn (default), subject or none (then passwords)
-	DataDir      string // persistence_location; default /var/lib/mosquitto/
+	DataDir      string // persistence_location; "" means no persistence
 }
 
 // SplitListen parses [ADDR]:PORT (or a bare port) into a bind address and port.
@@ -110,9 +110,6 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 	default:
 		return nil, fmt.Errorf("--mode %q: use tls (server certificate, client passwords) or mtls (client certificates too)", o.Mode)
 	}
-	if o.DataDir == "" {
-		o.DataDir = "/var/lib/mosquitto/"
-	}
 	c := &Config{Header: []string{
 		"mosquitto.conf written by mqttctl config mosquitto (mode " + o.Mode + ").",
 		"Check it with: mqttctl config check FILE",
@@ -125,9 +122,13 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 	if acl != "" {
 		c.Set("acl_file", acl)
 	}
-	c.Set("persistence", "true")
-	c.Set("persistence_location", strings.TrimSuffix(o.DataDir, "/")+"/")
-	c.Set("autosave_interval", "60")
+	if o.DataDir != "" {
+		c.Set("persistence", "true")
+		c.Set("persistence_location", strings.TrimSuffix(o.DataDir, "/")+"/")
+		c.Set("autosave_interval", "60")
+	} else {
+		c.Set("persistence", "false")
+	}
 	c.Add("log_dest", "stderr")
 	for _, t := range []string{"error", "warning", "notice", "information"} {
 		c.Add("log_type", t)

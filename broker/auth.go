@@ -1,0 +1,245 @@
+package broker
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"strings"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttctl/mqttctl/confgen"
+)
+
+// sysSentinel replaces the topic of a client's publish to $SYS so that the
+// engine acknowledges and drops it (mosquitto does; the engine would leave a
+// QoS 1 publisher waiting). Topic names cannot hold U+0000, so it cannot
+// clash with a real topic.
+const sysSentinel = "\x00mqttctl/denied-$SYS"
+
+// authHook enforces mosquitto's authentication and authorisation: password
+// files, allow_anonymous, use_identity_as_username / use_subject_as_username
+// and acl_file, with mosquitto's CONNACK and PUBACK codes.
+type authHook struct {
+	mqtt.HookBase
+	b *Broker
+
+	mu    sync.Mutex
+	creds map[*mqtt.Client][]byte // passwords of password clients, for SIGHUP re-checks
+}
+
+func (h *authHook) ID() string { return "mqttctl-auth" }
+
+func (h *authHook) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead,
+		mqtt.OnSubscribed, mqtt.OnDisconnect, mqtt.OnSessionEstablished:
+		return true
+	}
+	return false
+}
+
+func peerCert(cl *mqtt.Client) *x509.Certificate {
+	if tc, ok := cl.Net.Conn.(*tls.Conn); ok {
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			return certs[0]
+		}
+	}
+	return nil
+}
+
+// refuse sends mosquitto's CONNACK for a refused client: v3 return code
+// v3code, v5 reason v5code.
+func (h *authHook) refuse(cl *mqtt.Client, v3code byte, v5code packets.Code, why string) error {
+	h.b.log.Info("client refused", "listener", cl.Net.Listener, "remote", cl.Net.Remote, "client", cl.ID,
+		"username", string(cl.Properties.Username), "reason", why)
+	if cl.Properties.ProtocolVersion == 5 {
+		_ = h.b.srv.SendConnack(cl, v5code, false, nil)
+		return v5code
+	}
+	_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: v3code})
+	return v5code
+}
+
+// OnConnect decides whether a client may connect and sends the refusal.
+func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	ls := h.b.listener(cl.Net.Listener)
+	if ls == nil {
+		return packets.ErrServerUnavailable
+	}
+	sec := ls.sec.Load()
+	if t := ls.spec.TLS; t != nil && (t.UseIdentityAsUsername || t.UseSubjectAsUsername) {
+		cert := peerCert(cl)
+		if cert == nil {
+			return h.refuse(cl, 4, packets.ErrBadUsernameOrPassword, "no client certificate, but the listener takes the username from it")
+		}
+		// The CONNECT username and password are discarded.
+		if t.UseIdentityAsUsername {
+			cl.Properties.Username = []byte(cert.Subject.CommonName)
+		} else {
+			cl.Properties.Username = []byte(cert.Subject.String())
+		}
+		return nil
+	}
+	user := string(cl.Properties.Username)
+	if !pk.Connect.UsernameFlag || user == "" {
+		if !sec.allowAnon {
+			return h.refuse(cl, 5, packets.ErrNotAuthorized, "anonymous clients are not allowed (allow_anonymous false)")
+		}
+		return nil
+	}
+	if sec.passwords == nil {
+		return nil // no password_file: any username is accepted, as in mosquitto
+	}
+	hash, ok := sec.passwords[user]
+	if !ok {
+		return h.refuse(cl, 5, packets.ErrNotAuthorized, "unknown user")
+	}
+	if !hash.Verify(pk.Connect.Password) {
+		return h.refuse(cl, 5, packets.ErrNotAuthorized, "wrong password")
+	}
+	h.mu.Lock()
+	h.creds[cl] = append([]byte(nil), pk.Connect.Password...)
+	h.mu.Unlock()
+	return nil
+}
+
+// OnConnectAuthenticate accepts: OnConnect has decided already.
+func (h *authHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+
+func (h *authHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	attrs := []any{"listener", cl.Net.Listener, "remote", cl.Net.Remote, "client", cl.ID,
+		"username", string(cl.Properties.Username), "protocol", cl.Properties.ProtocolVersion, "clean", pk.Connect.Clean}
+	if tc, ok := cl.Net.Conn.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		attrs = append(attrs, "tls", tls.VersionName(cs.Version), "cipher", tls.CipherSuiteName(cs.CipherSuite))
+		if len(cs.PeerCertificates) > 0 {
+			attrs = append(attrs, "cert_cn", cs.PeerCertificates[0].Subject.CommonName)
+		}
+	}
+	h.b.log.Info("client connected", attrs...)
+}
+
+func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	h.mu.Lock()
+	delete(h.creds, cl)
+	h.mu.Unlock()
+	h.b.log.Debug("client disconnected", "client", cl.ID, "listener", cl.Net.Listener, "error", err)
+}
+
+func aclClient(cl *mqtt.Client) confgen.Client {
+	return confgen.Client{Username: string(cl.Properties.Username), Anonymous: len(cl.Properties.Username) == 0, ClientID: cl.ID}
+}
+
+// OnACLCheck is asked for publishes (write), subscriptions and deliveries
+// (read). Publishes are decided in OnPublish, which can answer as mosquitto
+// does; subscriptions are always granted (mosquitto checks reads at
+// delivery); deliveries follow the ACL.
+func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if write {
+		return true
+	}
+	ls := h.b.listener(cl.Net.Listener)
+	if ls == nil {
+		return false
+	}
+	acl := ls.sec.Load().acl
+	if acl == nil || strings.ContainsAny(topic, "+#") {
+		return true
+	}
+	return acl.Allowed(aclClient(cl), topic, confgen.Read)
+}
+
+// OnSubscribed turns the engine's refusal of an exact-topic subscription the
+// ACL does not let the client read back into a grant, as mosquitto answers
+// (nothing is delivered: deliveries are checked). The engine writes the
+// SUBACK from this same slice after the hook returns.
+func (h *authHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	ls := h.b.listener(cl.Net.Listener)
+	if ls == nil || ls.sec.Load().acl == nil {
+		return
+	}
+	for i, f := range pk.Filters {
+		if i >= len(codes) || codes[i] < 0x80 || strings.ContainsAny(f.Filter, "+#") || confgen.ValidateTopicFilter(f.Filter) != nil ||
+			strings.HasPrefix(f.Filter, "$share/") {
+			continue
+		}
+		q := f.Qos
+		if q > h.b.srv.Options.Capabilities.MaximumQos {
+			q = h.b.srv.Options.Capabilities.MaximumQos
+		}
+		codes[i] = q
+	}
+}
+
+// OnPacketRead marks client publishes to $SYS for OnPublish to drop.
+func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Publish && len(pk.TopicName) >= 4 && strings.EqualFold(pk.TopicName[:4], "$SYS") {
+		pk.TopicName = sysSentinel
+	}
+	return pk, nil
+}
+
+// OnPublish applies the ACL to a publish. A denied publish is dropped; QoS 1
+// and 2 get a normal acknowledgement for MQTT 3.1.1 and reason 0x87 for v5,
+// never a disconnect.
+func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	denied := pk.TopicName == sysSentinel
+	if !denied {
+		if ls := h.b.listener(cl.Net.Listener); ls != nil {
+			if acl := ls.sec.Load().acl; acl != nil {
+				denied = !acl.Allowed(aclClient(cl), pk.TopicName, confgen.Write)
+			}
+		}
+	}
+	if !denied {
+		return pk, nil
+	}
+	topic := pk.TopicName
+	if topic == sysSentinel {
+		topic = "$SYS/..."
+	}
+	h.b.log.Info("publish denied", "client", cl.ID, "username", string(cl.Properties.Username), "topic", topic, "qos", pk.FixedHeader.Qos)
+	switch {
+	case pk.FixedHeader.Qos == 0:
+		return pk, packets.ErrRejectPacket
+	case cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos == 2:
+		// The engine would answer a QoS 2 refusal with a PUBACK; mosquitto sends PUBREC 0x87.
+		_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: pk.PacketID, ReasonCode: packets.ErrNotAuthorized.Code})
+		return pk, packets.ErrRejectPacket
+	case cl.Properties.ProtocolVersion == 5:
+		return pk, packets.ErrNotAuthorized
+	}
+	return pk, packets.CodeSuccessIgnore
+}
+
+// recheck disconnects password clients whose password no longer verifies
+// (after a SIGHUP reload), as mosquitto does. Certificate clients stay.
+func (h *authHook) recheck() int {
+	h.mu.Lock()
+	var drop []*mqtt.Client
+	for cl, pw := range h.creds {
+		ls := h.b.listener(cl.Net.Listener)
+		if ls == nil {
+			continue
+		}
+		sec := ls.sec.Load()
+		if sec.passwords == nil {
+			continue
+		}
+		hash, ok := sec.passwords[string(cl.Properties.Username)]
+		if !ok || !hash.Verify(pw) {
+			drop = append(drop, cl)
+		}
+	}
+	h.mu.Unlock()
+	for _, cl := range drop {
+		h.b.log.Info("client disconnected: password no longer valid after reload", "client", cl.ID, "username", string(cl.Properties.Username))
+		_ = h.b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+	}
+	return len(drop)
+}

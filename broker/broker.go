@@ -1,0 +1,273 @@
+// Package broker is mqttctl's bundled MQTT broker. It runs the engine
+// github.com/mochi-mqtt/server/v2 behind this package's small API, built only
+// from the confgen model, so that `mqttctl serve` enforces exactly what a
+// generated mosquitto.conf says, with mosquitto's semantics: TLS listeners
+// (one-way and mutual), password files, use_identity_as_username, ACLs, a
+// connect deadline, per-listener connection limits and SIGHUP reloads.
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/mqttctl/mqttctl/confgen"
+)
+
+// DefaultConnectTimeout bounds the time from TCP accept through the TLS
+// handshake to the CONNECT packet.
+const DefaultConnectTimeout = 10 * time.Second
+
+// Options tunes a Broker beyond what the config says.
+type Options struct {
+	Logger         *slog.Logger
+	ConnectTimeout time.Duration // 0: DefaultConnectTimeout
+	SysInterval    time.Duration // $SYS update interval; 0: 10 s
+}
+
+// security is a listener's authentication and ACL state, swapped whole on
+// reload.
+type security struct {
+	allowAnon bool
+	passwords map[string]confgen.Hash // nil: no password_file
+	acl       *confgen.ACL            // nil: no acl_file, everything allowed
+}
+
+type listenerState struct {
+	id   string
+	spec confgen.ListenerSpec
+	tls  *tlsState
+	sec  atomic.Pointer[security]
+	ln   *listener
+}
+
+// Broker is a running (or ready) MQTT broker.
+type Broker struct {
+	cfg       *confgen.Resolved
+	opts      Options
+	log       *slog.Logger
+	srv       *mqtt.Server
+	auth      *authHook
+	listeners []*listenerState
+	byID      map[string]*listenerState
+	store     *store
+}
+
+func (b *Broker) listener(id string) *listenerState { return b.byID[id] }
+
+// loadSecurity reads a listener's password and ACL files.
+func loadSecurity(s confgen.Security, log *slog.Logger) (*security, error) {
+	sec := &security{allowAnon: s.AllowAnonymous}
+	if s.PasswordFile != "" {
+		pf, err := confgen.ReadPasswordFile(s.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("password_file: %w", err)
+		}
+		sec.passwords = map[string]confgen.Hash{}
+		for _, l := range pf.Lines {
+			if l.User == "" {
+				continue
+			}
+			h, err := confgen.ParseHash(l.Hash)
+			if err != nil {
+				log.Warn("password_file entry ignored", "file", s.PasswordFile, "line", l.Line, "user", l.User, "reason", err.Error())
+				delete(sec.passwords, l.User)
+				continue
+			}
+			sec.passwords[l.User] = h
+		}
+	}
+	if s.ACLFile != "" {
+		acl, err := confgen.ReadACL(s.ACLFile)
+		if err != nil {
+			return nil, err
+		}
+		sec.acl = acl
+	}
+	return sec, nil
+}
+
+// New builds a broker from a resolved config. It reads every certificate,
+// key, password and ACL file now, so a bad file is an error before any
+// socket is opened.
+func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.SysInterval == 0 {
+		o.SysInterval = 10 * time.Second
+	}
+	b := &Broker{cfg: cfg, opts: o, log: o.Logger, byID: map[string]*listenerState{}}
+	caps := mqtt.NewDefaultServerCapabilities()
+	if cfg.MaxPacketSize > 0 {
+		caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
+	}
+	if cfg.MaxQueued > 0 {
+		caps.MaximumInflight = uint16(min(cfg.MaxQueued, 65535))
+	}
+	b.srv = mqtt.New(&mqtt.Options{
+		Capabilities:           caps,
+		Logger:                 engineLogger(o.Logger),
+		InlineClient:           true,
+		SysTopicResendInterval: int64(o.SysInterval / time.Second),
+	})
+	b.auth = &authHook{b: b, creds: map[*mqtt.Client][]byte{}}
+	if err := b.srv.AddHook(b.auth, nil); err != nil {
+		return nil, err
+	}
+	if err := b.buildListeners(); err != nil {
+		return nil, err
+	}
+	if cfg.Persistence {
+		dir := cfg.PersistenceLocation
+		if dir == "" {
+			dir = "."
+		}
+		st, err := openStore(b, filepath.Join(dir, "mqttctl.db"))
+		if err != nil {
+			return nil, err
+		}
+		b.store = st
+	}
+	return b, nil
+}
+
+// engineLogger keeps the engine's own messages at warning level and above
+// unless debugging: mqttctl logs connections itself.
+func engineLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(engineHandler{l.Handler()}).With("component", "engine")
+}
+
+func (b *Broker) buildListeners() error {
+	var shared *security
+	for i, spec := range b.cfg.Listeners {
+		if spec.Protocol != "mqtt" {
+			return fmt.Errorf("%s: listener %s: protocol %s is not supported by the bundled broker (only mqtt)", spec.Pos, spec.Addr(), spec.Protocol)
+		}
+		ls := &listenerState{id: "l" + strconv.Itoa(i) + "-" + spec.Addr(), spec: spec}
+		if spec.TLS != nil {
+			t, err := newTLSState(spec.TLS)
+			if err != nil {
+				return fmt.Errorf("%s: listener %s: %w", spec.Pos, spec.Addr(), err)
+			}
+			ls.tls = t
+		}
+		var sec *security
+		if !b.cfg.PerListenerSettings && shared != nil {
+			sec = shared
+		} else {
+			s, err := loadSecurity(spec.Security, b.log)
+			if err != nil {
+				return err
+			}
+			sec, shared = s, s
+		}
+		ls.sec.Store(sec)
+		ls.ln = &listener{id: ls.id, addr: spec.Addr(), tls: ls.tls, timeout: b.opts.ConnectTimeout, max: int64(spec.MaxConnections), log: b.log}
+		b.listeners = append(b.listeners, ls)
+		b.byID[ls.id] = ls
+	}
+	return nil
+}
+
+// Start opens every listener and starts serving; it returns once they are
+// open.
+func (b *Broker) Start() error {
+	if b.store != nil {
+		if err := b.store.attach(); err != nil {
+			return err
+		}
+	}
+	for _, ls := range b.listeners {
+		if err := b.srv.AddListener(ls.ln); err != nil {
+			b.Close()
+			return fmt.Errorf("listen on %s: %w", ls.spec.Addr(), err)
+		}
+	}
+	if err := b.srv.Serve(); err != nil {
+		b.Close()
+		return err
+	}
+	if b.store != nil {
+		if err := b.store.replay(); err != nil {
+			b.log.Error("replaying unfinished publishes", "error", err)
+		}
+	}
+	for _, ls := range b.listeners {
+		kind := "plain"
+		if ls.spec.TLS != nil {
+			kind = "tls"
+			if ls.spec.TLS.RequireCertificate {
+				kind = "mtls"
+			}
+		}
+		b.log.Info("listening", "address", ls.ln.Address(), "mode", kind)
+	}
+	return nil
+}
+
+// Addrs returns the listeners' addresses in config order (useful with port 0).
+func (b *Broker) Addrs() []string {
+	out := make([]string, len(b.listeners))
+	for i, ls := range b.listeners {
+		out[i] = ls.ln.Address()
+	}
+	return out
+}
+
+// Reload applies a re-read config as mosquitto's SIGHUP does: certificate,
+// key and CRL files, password_file, acl_file and allow_anonymous are
+// reloaded; password clients whose password no longer verifies are
+// disconnected. Listener options (ports, CA files, tls_version,
+// require_certificate) are not reloaded. On error the old state stays.
+func (b *Broker) Reload(cfg *confgen.Resolved) error {
+	if len(cfg.Listeners) != len(b.listeners) {
+		return errors.New("reload: the listeners changed; restart the broker to apply that")
+	}
+	secs := make([]*security, len(b.listeners))
+	var shared *security
+	for i, spec := range cfg.Listeners {
+		if !cfg.PerListenerSettings && shared != nil {
+			secs[i] = shared
+			continue
+		}
+		s, err := loadSecurity(spec.Security, b.log)
+		if err != nil {
+			return fmt.Errorf("reload: %w", err)
+		}
+		secs[i], shared = s, s
+	}
+	var errs []error
+	for i, ls := range b.listeners {
+		if ls.tls != nil {
+			if err := ls.tls.reload(); err != nil {
+				errs = append(errs, fmt.Errorf("reload certificate of %s: %w", ls.spec.Addr(), err))
+			}
+		}
+		ls.sec.Store(secs[i])
+	}
+	n := b.auth.recheck()
+	b.log.Info("configuration reloaded", "disconnected", n)
+	return errors.Join(errs...)
+}
+
+// Close disconnects every client, closes the listeners and flushes the store.
+func (b *Broker) Close() error {
+	err := b.srv.Close()
+	if b.store != nil {
+		if cerr := b.store.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}

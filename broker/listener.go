@@ -1,0 +1,125 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// listener accepts TCP connections for the engine. Unlike the engine's own
+// TCP listener it bounds the time from accept through the TLS handshake to
+// CONNECT (the engine replaces the deadline with the keepalive one once
+// CONNECT is read), and it enforces max_connections per listener.
+type listener struct {
+	id      string
+	addr    string
+	tls     *tlsState
+	timeout time.Duration
+	max     int64 // <= 0: unlimited
+	log     *slog.Logger
+
+	ln     net.Listener
+	active atomic.Int64
+	closed atomic.Bool
+	wg     sync.WaitGroup
+}
+
+var _ listeners.Listener = (*listener)(nil)
+
+func (l *listener) ID() string       { return l.id }
+func (l *listener) Protocol() string { return "tcp" }
+
+func (l *listener) Address() string {
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.addr
+}
+
+// Init opens the socket.
+func (l *listener) Init(*slog.Logger) error {
+	ln, err := net.Listen("tcp", l.addr)
+	if err != nil {
+		return err
+	}
+	l.ln = ln
+	return nil
+}
+
+// Serve accepts connections until Close.
+func (l *listener) Serve(establish listeners.EstablishFn) {
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.log.Warn("accept failed", "listener", l.id, "error", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if l.max > 0 && l.active.Load() >= l.max {
+			l.log.Warn("connection refused: max_connections reached", "listener", l.id, "remote", conn.RemoteAddr().String(), "max_connections", l.max)
+			conn.Close()
+			continue
+		}
+		l.active.Add(1)
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			defer l.active.Add(-1)
+			l.handle(conn, establish)
+		}()
+	}
+}
+
+func (l *listener) handle(conn net.Conn, establish listeners.EstablishFn) {
+	remote := conn.RemoteAddr().String()
+	_ = conn.SetDeadline(time.Now().Add(l.timeout))
+	if l.tls != nil {
+		tc := tls.Server(conn, l.tls.conf)
+		ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			l.log.Info("client refused: TLS handshake failed", "listener", l.id, "remote", remote, "reason", handshakeReason(err))
+			tc.Close()
+			return
+		}
+		conn = tc
+	}
+	if err := establish(l.id, conn); err != nil && !errors.Is(err, net.ErrClosed) {
+		l.log.Debug("connection ended", "listener", l.id, "remote", remote, "error", err)
+	}
+	conn.Close()
+}
+
+// handshakeReason turns a handshake error into words for the log.
+func handshakeReason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return "no TLS handshake within the connect timeout"
+	case errors.Is(err, errRevoked):
+		return "client certificate is revoked (crlfile)"
+	}
+	return err.Error()
+}
+
+// Close stops accepting and closes the listener's clients.
+func (l *listener) Close(closeClients listeners.CloseFn) {
+	if l.closed.Swap(true) {
+		return
+	}
+	if l.ln != nil {
+		l.ln.Close()
+	}
+	closeClients(l.id)
+}

@@ -1,0 +1,31 @@
+package broker
+
+import (
+	"context"
+	"log/slog"
+)
+
+// engineHandler passes the engine's records on at warning level and above
+// (mqttctl logs connections and refusals itself), all of them when the
+// broker logs at debug level, and drops the engine's error record for a
+// publish that the ACL hook refused on purpose.
+type engineHandler struct {
+	h slog.Handler
+}
+
+func (e engineHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	if e.h.Enabled(ctx, slog.LevelDebug) {
+		return true
+	}
+	return l >= slog.LevelWarn && e.h.Enabled(ctx, l)
+}
+
+func (e engineHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "publish packet error" || r.Message == "error processing packet" && !e.h.Enabled(ctx, slog.LevelDebug) {
+		return nil
+	}
+	return e.h.Handle(ctx, r)
+}
+
+func (e engineHandler) WithAttrs(as []slog.Attr) slog.Handler { return engineHandler{e.h.WithAttrs(as)} }
+func (e engineHandler) WithGroup(g string) slog.Handler       { return engineHandler{e.h.WithGroup(g)} }

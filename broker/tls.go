@@ -1,0 +1,302 @@
+package broker
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqttctl/mqttctl/confgen"
+)
+
+// opensslCiphers maps OpenSSL cipher names (what mosquitto's `ciphers`
+// takes) to Go's TLS 1.2 suites. Go offers only secure AEAD/ECDHE suites
+// here; anything else is refused with a clear error.
+var opensslCiphers = map[string]uint16{
+	"ECDHE-ECDSA-AES128-GCM-SHA256": tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	"ECDHE-ECDSA-AES256-GCM-SHA384": tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	"ECDHE-ECDSA-CHACHA20-POLY1305": tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	"ECDHE-RSA-AES128-GCM-SHA256":   tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	"ECDHE-RSA-AES256-GCM-SHA384":   tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	"ECDHE-RSA-CHACHA20-POLY1305":   tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	"ECDHE-ECDSA-AES128-SHA256":     tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+	"ECDHE-RSA-AES128-SHA256":       tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+	"ECDHE-ECDSA-AES128-SHA":        tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+	"ECDHE-ECDSA-AES256-SHA":        tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+	"ECDHE-RSA-AES128-SHA":          tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+	"ECDHE-RSA-AES256-SHA":          tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+}
+
+var tls13Suites = map[string]bool{"TLS_AES_128_GCM_SHA256": true, "TLS_AES_256_GCM_SHA384": true, "TLS_CHACHA20_POLY1305_SHA256": true}
+
+// ParseCiphers maps an OpenSSL cipher list ("A:B:C") to Go suite IDs.
+func ParseCiphers(list string) ([]uint16, error) {
+	var out []uint16
+	for _, name := range strings.FieldsFunc(list, func(r rune) bool { return r == ':' || r == ',' || r == ' ' }) {
+		id, ok := opensslCiphers[name]
+		if !ok {
+			known := make([]string, 0, len(opensslCiphers))
+			for k := range opensslCiphers {
+				known = append(known, k)
+			}
+			slices.Sort(known)
+			return nil, fmt.Errorf("cipher %q is not supported by the bundled broker (OpenSSL keywords such as HIGH or !aNULL are not either): list suites by name from: %s", name, strings.Join(known, ", "))
+		}
+		out = append(out, id)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("ciphers is empty")
+	}
+	return out, nil
+}
+
+// tlsState holds a listener's TLS material; certificate and CRL can be
+// swapped by a reload while connections are being accepted.
+type tlsState struct {
+	spec *confgen.TLS
+	cert atomic.Pointer[tls.Certificate]
+	crls atomic.Pointer[[]*x509.RevocationList]
+	conf *tls.Config
+}
+
+func readPEMCerts(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %w", err)
+	}
+	var out []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no certificate found", path)
+	}
+	return out, nil
+}
+
+// loadCertificate reads certfile and keyfile. The served chain is certfile's
+// certificates plus, as OpenSSL does for mosquitto, any intermediate from
+// the CA files that issued the last one.
+func loadCertificate(spec *confgen.TLS, cas []*x509.Certificate) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(spec.CertFile, spec.KeyFile)
+	if err != nil {
+		keyData, _ := os.ReadFile(spec.KeyFile)
+		if strings.Contains(string(keyData), "ENCRYPTED") {
+			return nil, fmt.Errorf("keyfile %s is encrypted; a broker starts without a terminal: decrypt it (openssl pkey -in %s -out NEW)", spec.KeyFile, spec.KeyFile)
+		}
+		return nil, fmt.Errorf("certfile %s / keyfile %s: %w", spec.CertFile, spec.KeyFile, err)
+	}
+	last, err := x509.ParseCertificate(cert.Certificate[len(cert.Certificate)-1])
+	if err != nil {
+		return nil, err
+	}
+	for range 4 {
+		if last.Subject.String() == last.Issuer.String() {
+			break
+		}
+		var next *x509.Certificate
+		for _, ca := range cas {
+			if ca.Subject.String() == last.Issuer.String() && ca.Subject.String() != ca.Issuer.String() && last.CheckSignatureFrom(ca) == nil {
+				next = ca
+			}
+		}
+		if next == nil {
+			break
+		}
+		cert.Certificate = append(cert.Certificate, next.Raw)
+		last = next
+	}
+	cert.Leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+	return &cert, nil
+}
+
+func loadCAs(spec *confgen.TLS) ([]*x509.Certificate, error) {
+	var cas []*x509.Certificate
+	if spec.CAFile != "" {
+		c, err := readPEMCerts(spec.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("cafile: %w", err)
+		}
+		cas = append(cas, c...)
+	}
+	if spec.CAPath != "" {
+		entries, err := os.ReadDir(spec.CAPath)
+		if err != nil {
+			return nil, fmt.Errorf("capath: %w", err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				continue
+			}
+			if c, err := readPEMCerts(filepath.Join(spec.CAPath, e.Name())); err == nil {
+				cas = append(cas, c...)
+			}
+		}
+	}
+	return cas, nil
+}
+
+func loadCRLs(path string) ([]*x509.RevocationList, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("crlfile: %w", err)
+	}
+	var out []*x509.RevocationList
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "X509 CRL" {
+			continue
+		}
+		crl, err := x509.ParseRevocationList(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("crlfile %s: %w", path, err)
+		}
+		out = append(out, crl)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("crlfile %s: no CRL found", path)
+	}
+	return out, nil
+}
+
+// newTLSState builds the tls.Config of a listener with mosquitto's
+// semantics: tls_version is a minimum (TLS 1.2 by default), a client
+// certificate is requested only with require_certificate, and crlfile is
+// checked for the client's certificate.
+func newTLSState(spec *confgen.TLS) (*tlsState, error) {
+	st := &tlsState{spec: spec}
+	cas, err := loadCAs(spec)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := loadCertificate(spec, cas)
+	if err != nil {
+		return nil, err
+	}
+	st.cert.Store(cert)
+	if spec.CRLFile != "" {
+		crls, err := loadCRLs(spec.CRLFile)
+		if err != nil {
+			return nil, err
+		}
+		st.crls.Store(&crls)
+	}
+	conf := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return st.cert.Load(), nil
+		},
+	}
+	switch spec.TLSVersion {
+	case "", "tlsv1.2":
+	case "tlsv1.3":
+		conf.MinVersion = tls.VersionTLS13
+	default:
+		return nil, fmt.Errorf("tls_version %s is not supported: use tlsv1.2 or tlsv1.3", spec.TLSVersion)
+	}
+	if spec.Ciphers != "" {
+		if conf.CipherSuites, err = ParseCiphers(spec.Ciphers); err != nil {
+			return nil, err
+		}
+	}
+	if spec.CiphersTLS13 != "" {
+		for _, n := range strings.Split(spec.CiphersTLS13, ":") {
+			if !tls13Suites[n] {
+				return nil, fmt.Errorf("ciphers_tls1.3 %q: unknown suite %q (TLS 1.3 suites: TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256)", spec.CiphersTLS13, n)
+			}
+		}
+	}
+	if spec.RequireCertificate {
+		if len(cas) == 0 {
+			return nil, errors.New("require_certificate needs cafile or capath with at least one CA")
+		}
+		pool := x509.NewCertPool()
+		for _, c := range cas {
+			pool.AddCert(c)
+		}
+		conf.ClientCAs = pool
+		conf.ClientAuth = tls.RequireAndVerifyClientCert
+		if spec.CRLFile != "" {
+			conf.VerifyPeerCertificate = st.checkCRL
+		}
+	}
+	st.conf = conf
+	return st, nil
+}
+
+// errRevoked is what a revoked client certificate gets; Go sends the
+// bad_certificate alert.
+var errRevoked = errors.New("client certificate is revoked")
+
+func (st *tlsState) checkCRL(_ [][]byte, chains [][]*x509.Certificate) error {
+	crls := st.crls.Load()
+	if crls == nil {
+		return nil
+	}
+	now := time.Now()
+	for _, chain := range chains {
+		if len(chain) < 2 {
+			continue
+		}
+		leaf, issuer := chain[0], chain[1]
+		for _, crl := range *crls {
+			if crl.CheckSignatureFrom(issuer) != nil {
+				continue
+			}
+			if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
+				return fmt.Errorf("the CRL for %s expired on %s: regenerate it", issuer.Subject, crl.NextUpdate.Format(time.DateOnly))
+			}
+			for _, r := range crl.RevokedCertificateEntries {
+				if r.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+					return errRevoked
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// reload re-reads certfile, keyfile and crlfile (SIGHUP); on error the old
+// material stays in use.
+func (st *tlsState) reload() error {
+	cas, err := loadCAs(st.spec)
+	if err != nil {
+		return err
+	}
+	cert, err := loadCertificate(st.spec, cas)
+	if err != nil {
+		return err
+	}
+	if st.spec.CRLFile != "" {
+		crls, err := loadCRLs(st.spec.CRLFile)
+		if err != nil {
+			return err
+		}
+		st.crls.Store(&crls)
+	}
+	st.cert.Store(cert)
+	return nil
+}
