@@ -27,5 +27,7 @@ func (e engineHandler) Handle(ctx context.Context, r slog.Record) error {
 	return e.h.Handle(ctx, r)
 }
 
-func (e engineHandler) WithAttrs(as []slog.Attr) slog.Handler { return engineHandler{e.h.WithAttrs(as)} }
-func (e engineHandler) WithGroup(g string) slog.Handler       { return engineHandler{e.h.WithGroup(g)} }
+func (e engineHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return engineHandler{e.h.WithAttrs(as)}
+}
+func (e engineHandler) WithGroup(g string) slog.Handler { return engineHandler{e.h.WithGroup(g)} }

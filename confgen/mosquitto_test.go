@@ -17,66 +17,23 @@ import (
 	"github.com/mqttctl/mqttctl/pki"
 )
 
-// reachableDir returns a temporary directory that the mosquitto user can
-// enter (mosquitto started as root drops to it before reading its files).
-func reachableDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if os.Geteuid() == 0 {
-		for _, d := range []string{filepath.Dir(dir), dir} {
-			if err := os.Chmod(d, 0o711); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return dir
-}
-
 type broker struct {
 	port int
 	dir  string
 	log  *testutil.SyncBuffer
 }
 
-// startMosquitto writes the config for o, grants the mosquitto group access
-// as `mqttctl config mosquitto` does, and starts mosquitto on a free port.
+// startMosquitto generates the config for o on a free port and runs mosquitto.
 func startMosquitto(t *testing.T, dir string, o confgen.MosquittoOptions) *broker {
 	t.Helper()
-	bin := testutil.RequireBinary(t, "mosquitto")
 	port := testutil.FreePort(t)
 	o.Listen = fmt.Sprintf("127.0.0.1:%d", port)
 	o.DataDir = filepath.Join(dir, "data")
-	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	c, err := confgen.GenerateMosquitto(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, ds := c.Resolve()
-	if confgen.HasErrors(ds) {
-		t.Fatal(ds)
-	}
-	conf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, c.Marshal(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if os.Geteuid() == 0 {
-		os.Chown(o.DataDir, 0, 0)
-		if _, err := confgen.GrantGroupAccess(append(r.Files(), o.DataDir), "mosquitto", dir); err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(o.DataDir, 0o770)
-	}
-	_, log := testutil.Start(t, dir, bin, "-c", conf)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(log.String(), "running") {
-		if time.Now().After(deadline) || strings.Contains(log.String(), "Error") {
-			t.Fatalf("mosquitto did not start:\n%s", log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return &broker{port: port, dir: dir, log: log}
+	return &broker{port: port, dir: dir, log: testutil.StartMosquitto(t, dir, c)}
 }
 
 func (b *broker) args(extra ...string) []string {
@@ -112,7 +69,7 @@ func certArgs(p, name string) []string {
 func TestMosquittoMutualTLS(t *testing.T) {
 	for _, inter := range []bool{false, true} {
 		t.Run(fmt.Sprintf("intermediate=%v", inter), func(t *testing.T) {
-			dir := reachableDir(t)
+			dir := testutil.ReachableDir(t)
 			p := newPKI(t, dir, inter, "alice")
 			d := &pki.Dir{Path: p}
 			past := time.Now().Add(-72 * time.Hour)
@@ -150,7 +107,7 @@ func TestMosquittoMutualTLS(t *testing.T) {
 }
 
 func TestMosquittoOneWayTLSWithPasswords(t *testing.T) {
-	dir := reachableDir(t)
+	dir := testutil.ReachableDir(t)
 	p := newPKI(t, dir, false)
 	pw := filepath.Join(dir, "passwd")
 	if err := confgen.EditPasswordFile(pw, true, func(pf *confgen.PasswordFile) error {
@@ -175,7 +132,7 @@ func TestMosquittoOneWayTLSWithPasswords(t *testing.T) {
 }
 
 func TestMosquittoACLMatchesMatcher(t *testing.T) {
-	dir := reachableDir(t)
+	dir := testutil.ReachableDir(t)
 	p := newPKI(t, dir, false)
 	aclText := `# anonymous rules are unused here: anonymous is off
 topic read public/#
@@ -267,5 +224,37 @@ topic read carol/in
 	}
 	if allowed < 4 || denied < 4 {
 		t.Fatalf("the table should exercise both outcomes: %d allowed, %d denied", allowed, denied)
+	}
+}
+
+func TestMosquittoPasswdInterop(t *testing.T) {
+	mp := testutil.RequireBinary(t, "mosquitto_passwd")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "passwd")
+	testutil.MustRun(t, dir, mp, "-c", "-b", path, "bob", "hunter2")
+	testutil.MustRun(t, dir, mp, "-b", path, "eve", "pa:ss word")
+	pf, err := confgen.ReadPasswordFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pf.Verify("bob", []byte("hunter2")) || !pf.Verify("eve", []byte("pa:ss word")) || pf.Verify("bob", []byte("hunter3")) {
+		t.Fatalf("mosquitto_passwd file does not verify as expected:\n%s", pf.Marshal())
+	}
+	// mosquitto_passwd edits a file mqttctl wrote without complaint.
+	err = confgen.EditPasswordFile(path, false, func(pf *confgen.PasswordFile) error {
+		h, err := confgen.HashPassword([]byte("fromgo"), 0)
+		pf.Set("gopher", h)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := testutil.MustRun(t, dir, mp, "-b", path, "zed", "z")
+	if strings.Contains(out, "Corrupt") {
+		t.Fatalf("mosquitto_passwd: %s", out)
+	}
+	pf, _ = confgen.ReadPasswordFile(path)
+	if !pf.Verify("gopher", []byte("fromgo")) || !pf.Verify("zed", []byte("z")) || !pf.Verify("bob", []byte("hunter2")) {
+		t.Fatalf("after a mosquitto_passwd edit:\n%s", pf.Marshal())
 	}
 }

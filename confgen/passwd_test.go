@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
 // The reference vector: a line mosquitto_passwd wrote for alice / s3cret.
@@ -158,37 +156,5 @@ func TestConcurrentEditsKeepEveryUser(t *testing.T) {
 	st, _ := os.Stat(path)
 	if st.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %04o", st.Mode().Perm())
-	}
-}
-
-func TestMosquittoPasswdInterop(t *testing.T) {
-	mp := testutil.RequireBinary(t, "mosquitto_passwd")
-	dir := t.TempDir()
-	path := filepath.Join(dir, "passwd")
-	testutil.MustRun(t, dir, mp, "-c", "-b", path, "bob", "hunter2")
-	testutil.MustRun(t, dir, mp, "-b", path, "eve", "pa:ss word")
-	pf, err := ReadPasswordFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !pf.Verify("bob", []byte("hunter2")) || !pf.Verify("eve", []byte("pa:ss word")) || pf.Verify("bob", []byte("hunter3")) {
-		t.Fatalf("mosquitto_passwd file does not verify as expected:\n%s", pf.Marshal())
-	}
-	// mosquitto_passwd edits a file mqttctl wrote without complaint.
-	err = EditPasswordFile(path, false, func(pf *PasswordFile) error {
-		h, err := HashPassword([]byte("fromgo"), 0)
-		pf.Set("gopher", h)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := testutil.MustRun(t, dir, mp, "-b", path, "zed", "z")
-	if strings.Contains(out, "Corrupt") {
-		t.Fatalf("mosquitto_passwd: %s", out)
-	}
-	pf, _ = ReadPasswordFile(path)
-	if !pf.Verify("gopher", []byte("fromgo")) || !pf.Verify("zed", []byte("z")) || !pf.Verify("bob", []byte("hunter2")) {
-		t.Fatalf("after a mosquitto_passwd edit:\n%s", pf.Marshal())
 	}
 }

@@ -1,0 +1,342 @@
+package broker_test
+
+// The differential test: one pki, password file, ACL and config, run by the
+// real mosquitto and by the bundled broker; every client case must get the
+// same decision and codes from both.
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/testutil"
+	"github.com/mqttctl/mqttctl/pki"
+)
+
+type fixture struct {
+	dir, pki, other string
+	passwd, acl     string
+	roots           *x509.CertPool
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := testutil.ReachableDir(t)
+	f := &fixture{dir: dir, pki: filepath.Join(dir, "pki"), other: filepath.Join(dir, "other")}
+	d := &pki.Dir{Path: f.pki}
+	if _, err := d.Init(pki.InitOptions{Clients: []string{"alice", "admin"}, Hosts: []string{"localhost", "127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := d.Issue(pki.IssueOptions{Profile: pki.ProfileClient, Name: "expired", NotBefore: now.Add(-72 * time.Hour), NotAfter: now.Add(-48 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Issue(pki.IssueOptions{Profile: pki.ProfileClient, Name: "future", NotBefore: now.Add(48 * time.Hour), NotAfter: now.Add(96 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&pki.Dir{Path: f.other}).Init(pki.InitOptions{CAName: "Other CA", Clients: []string{"mallory"}, Hosts: []string{"localhost"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.passwd = filepath.Join(dir, "passwd")
+	for _, u := range []string{"alice", "admin"} {
+		err := confgen.EditPasswordFile(f.passwd, true, func(pf *confgen.PasswordFile) error {
+			h, err := confgen.HashPassword([]byte(u+"-pw"), 0)
+			pf.Set(u, h)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.acl = filepath.Join(dir, "acl")
+	acl := "user alice\ntopic readwrite alice/#\ntopic read shared/#\n\nuser admin\ntopic readwrite #\n"
+	if err := os.WriteFile(f.acl, []byte(acl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(filepath.Join(f.pki, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.roots = x509.NewCertPool()
+	f.roots.AppendCertsFromPEM(ca)
+	return f
+}
+
+// Listener roles, in config order.
+const (
+	lMTLS     = iota // mutual TLS, use_identity_as_username, ACL
+	lPasswd          // one-way TLS, password_file, ACL
+	lAnon            // one-way TLS 1.3 only, anonymous allowed
+	lIdentity        // TLS, use_identity_as_username without require_certificate
+	nListeners
+)
+
+// config builds the shared config for the given ports.
+func (f *fixture) config(ports []int) *confgen.Config {
+	p := func(n string) string { return filepath.Join(f.pki, n) }
+	c := &confgen.Config{}
+	c.Set("per_listener_settings", "true")
+	c.Set("persistence", "false")
+	tlsL := func(port int) *confgen.Listener {
+		l := &confgen.Listener{Port: port, Bind: "127.0.0.1"}
+		l.Set("cafile", p("ca.crt"))
+		l.Set("certfile", p("server.crt"))
+		l.Set("keyfile", p("server.key"))
+		return l
+	}
+	l := tlsL(ports[lMTLS])
+	l.Set("require_certificate", "true")
+	l.Set("use_identity_as_username", "true")
+	l.Set("allow_anonymous", "false")
+	l.Set("acl_file", f.acl)
+	c.Listener = append(c.Listener, l)
+	l = tlsL(ports[lPasswd])
+	l.Set("allow_anonymous", "false")
+	l.Set("password_file", f.passwd)
+	l.Set("acl_file", f.acl)
+	c.Listener = append(c.Listener, l)
+	l = tlsL(ports[lAnon])
+	l.Set("tls_version", "tlsv1.3")
+	l.Set("allow_anonymous", "true")
+	c.Listener = append(c.Listener, l)
+	l = tlsL(ports[lIdentity])
+	l.Set("use_identity_as_username", "true")
+	l.Set("allow_anonymous", "false")
+	c.Listener = append(c.Listener, l)
+	return c
+}
+
+func freePorts(t *testing.T) []int {
+	ports := make([]int, nListeners)
+	for i := range ports {
+		ports[i] = testutil.FreePort(t)
+	}
+	return ports
+}
+
+// startBundled runs the bundled broker in-process from the same config.
+func startBundled(t *testing.T, c *confgen.Config, log io.Writer) *broker.Broker {
+	t.Helper()
+	r, ds := c.Resolve()
+	if confgen.HasErrors(ds) {
+		t.Fatal(ds)
+	}
+	b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// target is one broker under test.
+type target struct {
+	name  string
+	ports []int
+}
+
+func (f *fixture) tlsConf(client string, otherCA bool, maxVersion uint16) *tls.Config {
+	conf := &tls.Config{RootCAs: f.roots, ServerName: "localhost", MaxVersion: maxVersion}
+	dir := f.pki
+	if otherCA {
+		dir = f.other
+	}
+	var certFile, keyFile string
+	switch client {
+	case "":
+		return conf
+	case "server":
+		certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	default:
+		certFile, keyFile = filepath.Join(dir, "clients", client+".crt"), filepath.Join(dir, "clients", client+".key")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		panic(err)
+	}
+	conf.Certificates = []tls.Certificate{cert}
+	return conf
+}
+
+type connectCase struct {
+	name     string
+	listener int
+	cert     string
+	otherCA  bool
+	maxTLS   uint16
+	version  byte
+	user, pw *string
+}
+
+// connect runs a connect case and describes the outcome.
+func (f *fixture) connect(tg target, c connectCase) (string, *testutil.MQTT) {
+	v := c.version
+	if v == 0 {
+		v = 4
+	}
+	m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", tg.ports[c.listener]), f.tlsConf(c.cert, c.otherCA, c.maxTLS), v)
+	if err != nil {
+		return "refused in TLS handshake", nil
+	}
+	code, err := m.Connect(testutil.ConnectOptions{ClientID: "c-" + strings.ReplaceAll(c.name, " ", "-"), Username: c.user, Password: c.pw, Clean: true})
+	if err != nil {
+		m.Close()
+		return "refused in TLS handshake", nil // TLS 1.3 reports a refused certificate at the first read
+	}
+	if code != 0 {
+		m.Close()
+		return fmt.Sprintf("CONNACK %d", code), nil
+	}
+	return "CONNACK 0", m
+}
+
+var s = testutil.Str
+
+func connectCases() []connectCase {
+	return []connectCase{
+		{name: "valid client certificate", listener: lMTLS, cert: "alice"},
+		{name: "no client certificate", listener: lMTLS},
+		{name: "another CA's certificate", listener: lMTLS, cert: "mallory", otherCA: true},
+		{name: "expired certificate", listener: lMTLS, cert: "expired"},
+		{name: "not yet valid certificate", listener: lMTLS, cert: "future"},
+		{name: "server certificate as client", listener: lMTLS, cert: "server"},
+		{name: "spoofed CONNECT username", listener: lMTLS, cert: "alice", user: s("admin"), pw: s("admin-pw")},
+		{name: "right password", listener: lPasswd, user: s("alice"), pw: s("alice-pw")},
+		{name: "wrong password", listener: lPasswd, user: s("alice"), pw: s("nope")},
+		{name: "wrong password v5", listener: lPasswd, user: s("alice"), pw: s("nope"), version: 5},
+		{name: "missing password", listener: lPasswd, user: s("alice")},
+		{name: "unknown user", listener: lPasswd, user: s("bob"), pw: s("x")},
+		{name: "anonymous refused", listener: lPasswd},
+		{name: "anonymous allowed", listener: lAnon},
+		{name: "TLS 1.2 client on a TLS 1.3 listener", listener: lAnon, maxTLS: tls.VersionTLS12},
+		{name: "identity without a certificate", listener: lIdentity, user: s("alice"), pw: s("alice-pw")},
+		{name: "identity without a certificate v5", listener: lIdentity, version: 5},
+	}
+}
+
+type pubsubCase struct {
+	name    string
+	as      connectCase // the acting client
+	action  string      // publish or subscribe
+	topic   string
+	qos     byte
+	version byte
+}
+
+func pubsubCases() []pubsubCase {
+	alice := connectCase{name: "alice", listener: lPasswd, user: s("alice"), pw: s("alice-pw")}
+	aliceCert := connectCase{name: "alice-cert", listener: lMTLS, cert: "alice", user: s("admin"), pw: s("admin-pw")}
+	return []pubsubCase{
+		{name: "ACL-allowed publish", as: alice, action: "publish", topic: "alice/t", qos: 1},
+		{name: "ACL-denied publish v3.1.1", as: alice, action: "publish", topic: "ops/t", qos: 1},
+		{name: "ACL-denied publish v5", as: alice, action: "publish", topic: "ops/t", qos: 1, version: 5},
+		{name: "ACL-denied publish QoS 0", as: alice, action: "publish", topic: "ops/t0", qos: 0},
+		{name: "publish to $SYS", as: alice, action: "publish", topic: "$SYS/broker/fake", qos: 1},
+		{name: "identity ACL ignores spoofed username", as: aliceCert, action: "publish", topic: "ops/spoof", qos: 1},
+		{name: "identity ACL allows the CN's topics", as: aliceCert, action: "publish", topic: "alice/cert", qos: 1},
+		{name: "ACL-allowed subscribe", as: alice, action: "subscribe", topic: "shared/news", qos: 1},
+		{name: "ACL-denied subscribe", as: alice, action: "subscribe", topic: "ops/secret", qos: 1},
+		{name: "ACL-denied wildcard subscribe", as: alice, action: "subscribe", topic: "ops/#", qos: 1},
+	}
+}
+
+// observer is admin on the password listener, subscribed to everything.
+func (f *fixture) observer(t *testing.T, tg target) *testutil.MQTT {
+	t.Helper()
+	out, m := f.connect(tg, connectCase{name: "observer", listener: lPasswd, user: s("admin"), pw: s("admin-pw")})
+	if m == nil {
+		t.Fatalf("%s: observer: %s", tg.name, out)
+	}
+	if code, err := m.Subscribe("#", 1); err != nil || code != 1 {
+		t.Fatalf("%s: observer subscribe: %d %v", tg.name, code, err)
+	}
+	return m
+}
+
+func (f *fixture) pubsub(t *testing.T, tg target, c pubsubCase, i int) string {
+	c.as.version = c.version
+	c.as.name = fmt.Sprintf("%s-%d", c.as.name, i)
+	out, m := f.connect(tg, c.as)
+	if m == nil {
+		return "connect: " + out
+	}
+	defer m.Disconnect()
+	obs := f.observer(t, tg)
+	defer obs.Disconnect()
+	payload := fmt.Sprintf("%s-%d", tg.name, i)
+	switch c.action {
+	case "publish":
+		code, err := m.Publish(c.topic, []byte(payload), c.qos, false)
+		if err != nil {
+			return "publish error: " + err.Error()
+		}
+		got, err := obs.Receive(700 * time.Millisecond)
+		delivered := err == nil && got.Payload == payload
+		return fmt.Sprintf("ack %d, delivered %v, still connected %v", code, delivered, m.Alive())
+	default:
+		code, err := m.Subscribe(c.topic, c.qos)
+		if err != nil {
+			return "subscribe error: " + err.Error()
+		}
+		pubTopic := strings.ReplaceAll(strings.ReplaceAll(c.topic, "#", "x"), "+", "y")
+		if _, err := obs.Publish(pubTopic, []byte(payload), 1, false); err != nil {
+			return "observer publish: " + err.Error()
+		}
+		got, err := m.Receive(700 * time.Millisecond)
+		delivered := err == nil && got.Payload == payload
+		return fmt.Sprintf("suback %d, delivered %v", code, delivered)
+	}
+}
+
+func TestDifferentialAgainstMosquitto(t *testing.T) {
+	f := newFixture(t)
+	mp, bp := freePorts(t), freePorts(t)
+	mlog := testutil.StartMosquitto(t, filepath.Join(f.dir), f.config(mp))
+	var blog testutil.SyncBuffer
+	startBundled(t, f.config(bp), &blog)
+	targets := []target{{"mosquitto", mp}, {"mqttctl", bp}}
+
+	n := 0
+	for _, c := range connectCases() {
+		var got [2]string
+		for i, tg := range targets {
+			out, m := f.connect(tg, c)
+			if m != nil {
+				m.Disconnect()
+			}
+			got[i] = out
+		}
+		t.Logf("%-40s mosquitto: %-26s mqttctl: %s", c.name, got[0], got[1])
+		if got[0] != got[1] {
+			t.Errorf("%s: mosquitto %q, mqttctl %q", c.name, got[0], got[1])
+		}
+		n++
+	}
+	for i, c := range pubsubCases() {
+		var got [2]string
+		for j, tg := range targets {
+			got[j] = f.pubsub(t, tg, c, i)
+		}
+		t.Logf("%-40s mosquitto: %-40s mqttctl: %s", c.name, got[0], got[1])
+		if got[0] != got[1] {
+			t.Errorf("%s: mosquitto %q, mqttctl %q", c.name, got[0], got[1])
+		}
+		n++
+	}
+	if t.Failed() {
+		t.Logf("mosquitto log:\n%s\nmqttctl log:\n%s", mlog.String(), blog.String())
+	}
+	t.Logf("%d cases compared", n)
+}

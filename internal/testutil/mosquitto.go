@@ -1,0 +1,65 @@
+package testutil
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/confgen"
+)
+
+// ReachableDir returns a temporary directory that the mosquitto user can
+// enter: mosquitto started as root drops to that user before reading its
+// files.
+func ReachableDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if os.Geteuid() == 0 {
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := os.Chmod(d, 0o711); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dir
+}
+
+// StartMosquitto writes c to dir/mosquitto.conf, gives the mosquitto group
+// access to the files it names (as `mqttctl config mosquitto` does) and runs
+// the real mosquitto until the test ends. It returns mosquitto's log.
+func StartMosquitto(t testing.TB, dir string, c *confgen.Config) *SyncBuffer {
+	t.Helper()
+	bin := RequireBinary(t, "mosquitto")
+	r, ds := c.Resolve()
+	if confgen.HasErrors(ds) {
+		t.Fatal(ds)
+	}
+	conf := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(conf, c.Marshal(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		files := r.Files()
+		if r.Persistence && r.PersistenceLocation != "" {
+			if err := os.MkdirAll(r.PersistenceLocation, 0o770); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(r.PersistenceLocation, 0o770)
+			files = append(files, strings.TrimSuffix(r.PersistenceLocation, "/"))
+		}
+		if _, err := confgen.GrantGroupAccess(files, "mosquitto", dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, log := Start(t, dir, bin, "-c", conf)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), " running") {
+		if time.Now().After(deadline) || strings.Contains(log.String(), "Error") {
+			t.Fatalf("mosquitto did not start:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return log
+}
