@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -88,6 +89,12 @@ func (l *listener) handle(conn net.Conn, establish listeners.EstablishFn) {
 		ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
+		if errors.Is(err, io.EOF) {
+			// a port probe or health check: nothing was said
+			l.log.Debug("connection closed before the TLS handshake", "listener", l.id, "remote", remote)
+			tc.Close()
+			return
+		}
 		if err != nil {
 			l.log.Info("client refused: TLS handshake failed", "listener", l.id, "remote", remote, "reason", handshakeReason(err))
 			tc.Close()

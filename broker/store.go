@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
@@ -25,7 +28,7 @@ type store struct {
 	mqtt.HookBase
 	b      *Broker
 	path   string
-	engine *bolt.Hook
+	engine *engineStore
 	wal    *bbolt.DB
 }
 
@@ -59,11 +62,31 @@ func openStore(b *Broker, path string) (*store, error) {
 // attach adds the engine's storage hook and the journal; it runs before the
 // engine reads its store at start.
 func (s *store) attach() error {
-	s.engine = new(bolt.Hook)
+	s.engine = &engineStore{new(bolt.Hook)}
 	if err := s.b.srv.AddHook(s.engine, &bolt.Options{Path: s.path, Options: &bbolt.Options{Timeout: time.Second}}); err != nil {
 		return fmt.Errorf("open %s: %w (is another broker using this persistence_location?)", s.path, err)
 	}
 	return s.b.srv.AddHook(s, nil)
+}
+
+// engineStore is the engine's bolt hook with a fix: it stores inflight
+// messages without their packet id (the engine then refuses to resend them
+// after a restart: "missing packet id"), though the id is part of the key.
+type engineStore struct{ *bolt.Hook }
+
+func (e *engineStore) StoredInflightMessages() ([]storage.Message, error) {
+	v, err := e.Hook.StoredInflightMessages()
+	for i := range v {
+		if v[i].PacketID != 0 {
+			continue
+		}
+		if j := strings.LastIndexByte(v[i].ID, ':'); j >= 0 {
+			if n, err := strconv.ParseUint(v[i].ID[j+1:], 10, 16); err == nil {
+				v[i].PacketID = uint16(n)
+			}
+		}
+	}
+	return v, err
 }
 
 func (s *store) ID() string { return "mqttctl-journal" }

@@ -1,0 +1,259 @@
+package broker_test
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/testutil"
+	"github.com/mqttctl/mqttctl/pki"
+)
+
+// start runs a broker from config text, with a short connect timeout.
+func start(t *testing.T, conf string, timeout time.Duration) (*broker.Broker, *testutil.SyncBuffer) {
+	t.Helper()
+	c, err := confgen.Parse([]byte(conf), "test.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ds := c.Resolve()
+	if confgen.HasErrors(ds) {
+		t.Fatal(ds)
+	}
+	log := &testutil.SyncBuffer{}
+	b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(log, nil)), ConnectTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, log
+}
+
+// closedByServer reports whether the server closes conn (EOF or reset)
+// before the client's own 5-second limit.
+func closedByServer(conn net.Conn) bool {
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.ReadAll(conn)
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
+}
+
+func TestConnectDeadline(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pki")
+	if _, err := (&pki.Dir{Path: p}).Init(pki.InitOptions{Hosts: []string{"localhost"}}); err != nil {
+		t.Fatal(err)
+	}
+	plain, tlsPort := testutil.FreePort(t), testutil.FreePort(t)
+	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlistener %d 127.0.0.1\ncertfile %s\nkeyfile %s\n",
+		plain, tlsPort, filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"))
+	_, log := start(t, conf, 300*time.Millisecond)
+
+	idle, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	if !closedByServer(idle) {
+		t.Fatal("an idle TCP connection was not closed at the connect deadline")
+	}
+	stalled, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tlsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	stalled.Write([]byte{0x16, 0x03, 0x01, 0x00}) // the start of a ClientHello, then nothing
+	if !closedByServer(stalled) {
+		t.Fatal("a stalled TLS handshake was not closed at the connect deadline")
+	}
+	if !strings.Contains(log.String(), "no TLS handshake within the connect timeout") {
+		t.Errorf("the log does not say why the handshake was dropped:\n%s", log.String())
+	}
+	// A client that connects in time keeps its connection past the deadline.
+	m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", plain), nil, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if code, err := m.Connect(testutil.ConnectOptions{ClientID: "ok", Clean: true}); err != nil || code != 0 {
+		t.Fatalf("connect: %d %v", code, err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if !m.Alive() {
+		t.Fatal("a connected client was dropped at the connect deadline")
+	}
+}
+
+func TestMaxConnectionsPerListener(t *testing.T) {
+	a, b := testutil.FreePort(t), testutil.FreePort(t)
+	conf := fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\nmax_connections 2\nlistener %d 127.0.0.1\n", a, b)
+	start(t, conf, time.Second)
+	connect := func(port int, id string) (*testutil.MQTT, error) {
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), nil, 4)
+		if err != nil {
+			return nil, err
+		}
+		code, err := m.Connect(testutil.ConnectOptions{ClientID: id, Clean: true})
+		if err != nil || code != 0 {
+			m.Close()
+			return nil, fmt.Errorf("code %d: %v", code, err)
+		}
+		return m, nil
+	}
+	c1, err := connect(a, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := connect(a, "c2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c3, err := connect(a, "c3"); err == nil {
+		c3.Close()
+		t.Fatal("a third client got past max_connections 2")
+	}
+	// The other listener has its own count.
+	o, err := connect(b, "other")
+	if err != nil {
+		t.Fatalf("the limit leaked to another listener: %v", err)
+	}
+	o.Close()
+	c1.Disconnect()
+	time.Sleep(100 * time.Millisecond)
+	c4, err := connect(a, "c4")
+	if err != nil {
+		t.Fatalf("a slot was not freed: %v", err)
+	}
+	c4.Close()
+	c2.Close()
+}
+
+func TestCRLRefusesRevokedClient(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pki")
+	if _, err := (&pki.Dir{Path: p}).Init(pki.InitOptions{Hosts: []string{"localhost"}, Clients: []string{"alice", "bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
+	cas, _ := pki.ParseCerts(caCert, "ca.crt")
+	caKey, err := pki.ReadKey(filepath.Join(p, "ca.key"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobPEM, _ := os.ReadFile(filepath.Join(p, "clients/bob.crt"))
+	bob, _ := pki.ParseCerts(bobPEM, "bob")
+	crlDER, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(24 * time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: bob[0].SerialNumber, RevocationTime: time.Now()}},
+	}, cas[0], caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl := filepath.Join(dir, "ca.crl")
+	os.WriteFile(crl, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crlDER}), 0o644)
+	port := testutil.FreePort(t)
+	conf := fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ncrlfile %s\n",
+		port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), crl)
+	_, log := start(t, conf, time.Second)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caCert)
+	try := func(name string) error {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(p, "clients", name+".crt"), filepath.Join(p, "clients", name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}, 4)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		code, err := m.Connect(testutil.ConnectOptions{ClientID: name, Clean: true})
+		if err == nil && code != 0 {
+			err = fmt.Errorf("CONNACK %d", code)
+		}
+		return err
+	}
+	if err := try("alice"); err != nil {
+		t.Fatalf("alice refused: %v", err)
+	}
+	if err := try("bob"); err == nil {
+		t.Fatal("revoked bob was accepted")
+	}
+	if !strings.Contains(log.String(), "revoked") {
+		t.Errorf("the log does not say bob is revoked:\n%s", log.String())
+	}
+}
+
+func TestParseCiphers(t *testing.T) {
+	ids, err := broker.ParseCiphers("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384")
+	if err != nil || len(ids) != 2 || ids[0] != tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 {
+		t.Fatalf("%v %v", ids, err)
+	}
+	for _, bad := range []string{"HIGH:!aNULL", "DES-CBC3-SHA", ""} {
+		if _, err := broker.ParseCiphers(bad); err == nil {
+			t.Errorf("ParseCiphers(%q) accepted", bad)
+		}
+	}
+}
+
+func TestMaxPacketSize(t *testing.T) {
+	port := testutil.FreePort(t)
+	start(t, fmt.Sprintf("max_packet_size 200\nallow_anonymous true\nlistener %d 127.0.0.1\n", port), time.Second)
+	m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), nil, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if code, err := m.Connect(testutil.ConnectOptions{ClientID: "big", Clean: true}); err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	if _, err := m.Publish("t", make([]byte, 100), 1, false); err != nil {
+		t.Fatalf("a packet under the limit: %v", err)
+	}
+	m.Publish("t", make([]byte, 500), 1, false)
+	if m.Alive() {
+		t.Fatal("a packet over max_packet_size did not end the connection")
+	}
+}
+
+func TestNewRejectsBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pki")
+	if _, err := (&pki.Dir{Path: p}).Init(pki.InitOptions{Hosts: []string{"localhost"}, CAKeyPassword: []byte("pw")}); err != nil {
+		t.Fatal(err)
+	}
+	for name, conf := range map[string]string{
+		"encrypted key": fmt.Sprintf("listener 8883\ncertfile %s\nkeyfile %s\n", filepath.Join(p, "ca.crt"), filepath.Join(p, "ca.key")),
+		"missing cert":  fmt.Sprintf("listener 8883\ncertfile %s\nkeyfile %s\n", filepath.Join(p, "nope.crt"), filepath.Join(p, "server.key")),
+		"bad cipher":    fmt.Sprintf("listener 8883\ncertfile %s\nkeyfile %s\nciphers HIGH\n", filepath.Join(p, "server.crt"), filepath.Join(p, "server.key")),
+		"missing acl":   "listener 1883\nacl_file /nonexistent/acl\n",
+	} {
+		c, err := confgen.Parse([]byte(conf), "t.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := c.Resolve()
+		if _, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err == nil {
+			t.Errorf("%s: New accepted it", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}

@@ -1,0 +1,242 @@
+package main
+
+// `mqttctl serve` as a process, driven by mosquitto_pub/mosquitto_sub and
+// openssl s_client: QoS levels, retained messages, wills, persistent
+// sessions, restarts after SIGTERM and kill -9, and SIGHUP reloads.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/internal/testutil"
+)
+
+var mqttctlBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mqttctl-bin")
+	if err != nil {
+		panic(err)
+	}
+	mqttctlBin = filepath.Join(dir, "mqttctl")
+	if out, err := exec.Command("go", "build", "-o", mqttctlBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build mqttctl: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type served struct {
+	cmd  *exec.Cmd
+	log  *testutil.SyncBuffer
+	port int
+	args []string
+	dir  string
+}
+
+// startServe runs `mqttctl serve ARGS --listen 127.0.0.1:PORT` in dir.
+func startServe(t *testing.T, dir string, port int, args ...string) *served {
+	t.Helper()
+	if port == 0 {
+		port = testutil.FreePort(t)
+	}
+	full := append([]string{"serve"}, args...)
+	full = append(full, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	cmd, log := testutil.Start(t, dir, mqttctlBin, full...)
+	testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+	return &served{cmd: cmd, log: log, port: port, args: args, dir: dir}
+}
+
+func (s *served) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	_ = s.cmd.Process.Signal(sig)
+	done := make(chan error, 1)
+	go func() { _, err := s.cmd.Process.Wait(); done <- err }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("serve did not stop on %v:\n%s", sig, s.log.String())
+	}
+}
+
+func (s *served) clientArgs(pkiDir, client string, extra ...string) []string {
+	a := []string{"-h", "localhost", "-p", fmt.Sprint(s.port), "--cafile", filepath.Join(pkiDir, "ca.crt"),
+		"--cert", filepath.Join(pkiDir, "clients", client+".crt"), "--key", filepath.Join(pkiDir, "clients", client+".key")}
+	return append(a, extra...)
+}
+
+// subscriber starts mosquitto_sub -d and waits for its SUBACK.
+func (s *served) subscriber(t *testing.T, pkiDir, client string, extra ...string) (*exec.Cmd, *testutil.SyncBuffer) {
+	t.Helper()
+	sub := testutil.RequireBinary(t, "mosquitto_sub")
+	// stdbuf: mosquitto_sub's stdout is block-buffered on a pipe.
+	cmd, out := testutil.Start(t, s.dir, "stdbuf", append([]string{"-oL", sub}, s.clientArgs(pkiDir, client, append([]string{"-d"}, extra...)...)...)...)
+	waitFor(t, out, "received SUBACK", "subscriber")
+	return cmd, out
+}
+
+func (s *served) publish(t *testing.T, pkiDir, client string, extra ...string) {
+	t.Helper()
+	pub := testutil.RequireBinary(t, "mosquitto_pub")
+	testutil.MustRun(t, s.dir, pub, s.clientArgs(pkiDir, client, extra...)...)
+}
+
+func waitFor(t *testing.T, buf *testutil.SyncBuffer, text, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(buf.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %q not seen in:\n%s", what, text, buf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func newServePKI(t *testing.T, clients ...string) (dir, pkiDir string) {
+	t.Helper()
+	dir = t.TempDir()
+	pkiDir = filepath.Join(dir, "pki")
+	args := []string{"pki", "init", "--dir", pkiDir, "--host", "localhost", "--host", "127.0.0.1"}
+	for _, c := range clients {
+		args = append(args, "--client", c)
+	}
+	if code, _, e := runCLI(t, "", args...); code != 0 {
+		t.Fatal(e)
+	}
+	return dir, pkiDir
+}
+
+func TestServeMutualTLSWithStandardClients(t *testing.T) {
+	openssl := testutil.RequireBinary(t, "openssl")
+	dir, p := newServePKI(t, "alice", "bob")
+	srv := startServe(t, dir, 0, "--mtls", "--pki", p)
+
+	// openssl s_client: verified chain with a certificate, refused without.
+	addr := fmt.Sprintf("127.0.0.1:%d", srv.port)
+	out, _ := testutil.Run(t, dir, []byte{}, openssl, "s_client", "-connect", addr, "-CAfile", filepath.Join(p, "ca.crt"),
+		"-cert", filepath.Join(p, "clients/alice.crt"), "-key", filepath.Join(p, "clients/alice.key"), "-verify_return_error", "-verify_hostname", "localhost")
+	if !strings.Contains(out, "Verify return code: 0 (ok)") {
+		t.Fatalf("s_client with a certificate:\n%s", out)
+	}
+	out, _ = testutil.Run(t, dir, []byte("x"), openssl, "s_client", "-ign_eof", "-connect", addr, "-CAfile", filepath.Join(p, "ca.crt"), "-verify_return_error")
+	if !strings.Contains(out, "certificate required") {
+		t.Fatalf("s_client without a certificate was not refused:\n%s", out)
+	}
+
+	// QoS 0, 1 and 2.
+	_, got := srv.subscriber(t, p, "bob", "-t", "qos/#", "-q", "2", "-v")
+	for q := range 3 {
+		srv.publish(t, p, "alice", "-t", fmt.Sprintf("qos/%d", q), "-m", fmt.Sprintf("m%d", q), "-q", fmt.Sprint(q))
+	}
+	for q := range 3 {
+		waitFor(t, got, fmt.Sprintf("qos/%d m%d", q, q), "QoS delivery")
+	}
+
+	// Retained.
+	srv.publish(t, p, "alice", "-t", "ret/a", "-m", "kept", "-r", "-q", "1")
+	_, ret := srv.subscriber(t, p, "bob", "-t", "ret/#", "-v")
+	waitFor(t, ret, "ret/a kept", "retained message")
+
+	// Will on an abrupt disconnect.
+	_, wills := srv.subscriber(t, p, "bob", "-t", "will/#", "-v")
+	wcmd, _ := srv.subscriber(t, p, "alice", "-t", "nothing", "--will-topic", "will/alice", "--will-payload", "gone", "-k", "5")
+	_ = wcmd.Process.Kill()
+	waitFor(t, wills, "will/alice gone", "will message")
+
+	// Clean-session=false subscriber receives QoS 1 messages sent while it was offline.
+	pcmd, _ := srv.subscriber(t, p, "bob", "-c", "-i", "bob-persist", "-q", "1", "-t", "offline/#")
+	_ = pcmd.Process.Signal(syscall.SIGTERM)
+	_, _ = pcmd.Process.Wait()
+	for i := range 3 {
+		srv.publish(t, p, "alice", "-t", fmt.Sprintf("offline/%d", i), "-m", fmt.Sprintf("queued%d", i), "-q", "1")
+	}
+	sub := testutil.RequireBinary(t, "mosquitto_sub")
+	out, err := testutil.Run(t, dir, nil, sub, srv.clientArgs(p, "bob", "-c", "-i", "bob-persist", "-q", "1", "-t", "offline/#", "-C", "3", "-W", "5")...)
+	if err != nil || !strings.Contains(out, "queued0") || !strings.Contains(out, "queued2") {
+		t.Fatalf("offline messages not delivered: %v\n%s\nserve log:\n%s", err, out, srv.log.String())
+	}
+}
+
+func TestServeRestartKeepsMessages(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir, p := newServePKI(t, "alice", "bob")
+			data := filepath.Join(dir, "data")
+			srv := startServe(t, dir, 0, "--mtls", "--pki", p, "--data-dir", data)
+			pcmd, _ := srv.subscriber(t, p, "bob", "-c", "-i", "bob-persist", "-q", "1", "-t", "q/#")
+			_ = pcmd.Process.Signal(syscall.SIGTERM)
+			_, _ = pcmd.Process.Wait()
+			srv.publish(t, p, "alice", "-t", "r/state", "-m", "retained-before", "-r", "-q", "1")
+			for i := range 5 {
+				srv.publish(t, p, "alice", "-t", fmt.Sprintf("q/%d", i), "-m", fmt.Sprintf("acked%d", i), "-q", "1")
+			}
+			srv.stop(t, sig)
+
+			srv = startServe(t, dir, srv.port, "--mtls", "--pki", p, "--data-dir", data)
+			sub := testutil.RequireBinary(t, "mosquitto_sub")
+			out, err := testutil.Run(t, dir, nil, sub, srv.clientArgs(p, "bob", "-c", "-i", "bob-persist", "-q", "1", "-t", "q/#", "-C", "5", "-W", "5")...)
+			for i := range 5 {
+				if !strings.Contains(out, fmt.Sprintf("acked%d", i)) {
+					t.Fatalf("after %v, queued message %d lost (%v):\n%s\nserve log:\n%s", sig, i, err, out, srv.log.String())
+				}
+			}
+			out, err = testutil.Run(t, dir, nil, sub, srv.clientArgs(p, "alice", "-t", "r/#", "-C", "1", "-W", "5")...)
+			if err != nil || !strings.Contains(out, "retained-before") {
+				t.Fatalf("after %v, retained message lost: %v %s", sig, err, out)
+			}
+		})
+	}
+}
+
+func TestServeSIGHUPReloadsPasswords(t *testing.T) {
+	dir, p := newServePKI(t)
+	pw := filepath.Join(dir, "passwd")
+	if code, _, e := runCLI(t, "", "passwd", "add", pw, "carol", "-b", "first"); code != 0 {
+		t.Fatal(e)
+	}
+	srv := startServe(t, dir, 0, "--tls", "--pki", p, "--passwd", pw)
+	sub := testutil.RequireBinary(t, "mosquitto_sub")
+	base := []string{"-h", "localhost", "-p", fmt.Sprint(srv.port), "--cafile", filepath.Join(p, "ca.crt"), "-u", "carol"}
+	cmd, out := testutil.Start(t, dir, "stdbuf", append([]string{"-oL", sub}, append(base, "-P", "first", "-t", "x", "-d")...)...)
+	waitFor(t, out, "received SUBACK", "password client")
+
+	if code, _, e := runCLI(t, "", "passwd", "add", pw, "carol", "-b", "second"); code != 0 {
+		t.Fatal(e)
+	}
+	_ = srv.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, srv.log, "configuration reloaded", "reload")
+	done := make(chan struct{})
+	go func() { _, _ = cmd.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("client with the old password still connected after SIGHUP:\n%s", srv.log.String())
+	}
+	// The new password works, the old one no longer does.
+	if o, err := testutil.Run(t, dir, nil, sub, append(base, "-P", "second", "-t", "x", "-C", "1", "-W", "1")...); strings.Contains(o, "not authorised") {
+		t.Fatalf("new password refused: %v %s", err, o)
+	}
+	if o, _ := testutil.Run(t, dir, nil, sub, append(base, "-P", "first", "-t", "x", "-C", "1", "-W", "1")...); !strings.Contains(o, "not authorised") {
+		t.Fatalf("old password still accepted: %s", o)
+	}
+}
+
+func TestServePrintConfig(t *testing.T) {
+	_, p := newServePKI(t)
+	code, out, e := runCLI(t, "", "serve", "--mtls", "--pki", p, "--print-config")
+	if code != 0 || !strings.Contains(out, "require_certificate true") || !strings.Contains(out, "use_identity_as_username true") {
+		t.Fatalf("print-config: %d %s %s", code, out, e)
+	}
+	code, _, e = runCLI(t, "", "serve")
+	if code != 1 || !strings.Contains(e, "-c mosquitto.conf") {
+		t.Fatalf("serve without a config: %d %s", code, e)
+	}
+}
