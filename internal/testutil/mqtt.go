@@ -6,9 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"time"
+
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
 )
 
 // MQTT is a minimal MQTT 3.1.1/5 client for tests that need exact packet
@@ -42,114 +43,28 @@ func DialMQTT(addr string, conf *tls.Config, version byte) (*MQTT, error) {
 // Close closes the connection.
 func (m *MQTT) Close() { m.Conn.Close() }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
-	return append(b, s...)
-}
-
-func appendVarint(b []byte, n int) []byte {
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
 func (m *MQTT) send(head byte, body []byte) error {
-	pkt := appendVarint([]byte{head}, len(body))
 	_ = m.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, err := m.Conn.Write(append(pkt, body...))
+	_, err := m.Conn.Write(mqttwire.AppendPacket(nil, head, body))
 	return err
 }
 
 // Read returns the next packet's first byte and body, waiting up to d.
 func (m *MQTT) Read(d time.Duration) (byte, []byte, error) {
 	_ = m.Conn.SetReadDeadline(time.Now().Add(d))
-	head, err := m.r.ReadByte()
-	if err != nil {
-		return 0, nil, err
-	}
-	n, mul := 0, 1
-	for {
-		b, err := m.r.ReadByte()
-		if err != nil {
-			return 0, nil, err
-		}
-		n += int(b&0x7f) * mul
-		if b&0x80 == 0 {
-			break
-		}
-		mul *= 128
-	}
-	body := make([]byte, n)
-	_, err = io.ReadFull(m.r, body)
-	return head, body, err
+	return mqttwire.ReadPacket(m.r, nil)
 }
 
-// ConnectOptions is a CONNECT packet.
-type ConnectOptions struct {
-	ClientID               string
-	Username, Password     *string
-	Clean                  bool
-	WillTopic, WillPayload string
-	WillQos                byte
-	Keepalive              uint16
-	SessionExpiry          uint32 // v5
-}
+// ConnectOptions is a CONNECT packet (its Version is the connection's).
+type ConnectOptions = mqttwire.Connect
 
 // Str returns a pointer to s, for ConnectOptions.
 func Str(s string) *string { return &s }
 
 // Connect sends CONNECT and returns the CONNACK return/reason code.
 func (m *MQTT) Connect(o ConnectOptions) (byte, error) {
-	var flags byte
-	if o.Clean {
-		flags |= 0x02
-	}
-	if o.WillTopic != "" {
-		flags |= 0x04 | o.WillQos<<3
-	}
-	if o.Username != nil {
-		flags |= 0x80
-	}
-	if o.Password != nil {
-		flags |= 0x40
-	}
-	if o.Keepalive == 0 {
-		o.Keepalive = 60
-	}
-	b := appendString(nil, "MQTT")
-	b = append(b, m.Version, flags)
-	b = binary.BigEndian.AppendUint16(b, o.Keepalive)
-	if m.Version == 5 {
-		if o.SessionExpiry > 0 {
-			b = append(b, 5, 0x11)
-			b = binary.BigEndian.AppendUint32(b, o.SessionExpiry)
-		} else {
-			b = append(b, 0)
-		}
-	}
-	b = appendString(b, o.ClientID)
-	if o.WillTopic != "" {
-		if m.Version == 5 {
-			b = append(b, 0)
-		}
-		b = appendString(b, o.WillTopic)
-		b = appendString(b, o.WillPayload)
-	}
-	if o.Username != nil {
-		b = appendString(b, *o.Username)
-	}
-	if o.Password != nil {
-		b = appendString(b, *o.Password)
-	}
-	if err := m.send(0x10, b); err != nil {
+	o.Version = m.Version
+	if _, err := m.Conn.Write(mqttwire.AppendConnect(nil, o)); err != nil {
 		return 0, err
 	}
 	head, body, err := m.Read(5 * time.Second)
@@ -175,36 +90,26 @@ func (m *MQTT) id() uint16 {
 // acknowledgement (completing the QoS 2 flow) and returns its reason code
 // (0 for a 3.1.1 acknowledgement).
 func (m *MQTT) Publish(topic string, payload []byte, qos byte, retain bool) (byte, error) {
-	head := byte(0x30) | qos<<1
-	if retain {
-		head |= 1
-	}
-	b := appendString(nil, topic)
 	var id uint16
 	if qos > 0 {
 		id = m.id()
-		b = binary.BigEndian.AppendUint16(b, id)
 	}
-	if m.Version == 5 {
-		b = append(b, 0)
-	}
-	b = append(b, payload...)
-	if err := m.send(head, b); err != nil || qos == 0 {
+	_ = m.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := m.Conn.Write(mqttwire.AppendPublish(nil, m.Version, topic, payload, qos, retain, id)); err != nil || qos == 0 {
 		return 0, err
 	}
-	want := byte(4) // PUBACK
+	want := byte(mqttwire.PUBACK)
 	if qos == 2 {
-		want = 5 // PUBREC
+		want = mqttwire.PUBREC
 	}
 	code, err := m.waitAck(want, id)
 	if err != nil || qos < 2 || code >= 0x80 {
 		return code, err
 	}
-	rel := binary.BigEndian.AppendUint16(nil, id)
-	if err := m.send(0x62, rel); err != nil {
+	if _, err := m.Conn.Write(mqttwire.AppendAck(nil, mqttwire.PUBREL, id)); err != nil {
 		return 0, err
 	}
-	return m.waitAck(7, id) // PUBCOMP
+	return m.waitAck(mqttwire.PUBCOMP, id)
 }
 
 // waitAck reads until an ack of type t for id arrives, skipping (and
@@ -231,14 +136,7 @@ func (m *MQTT) waitAck(t byte, id uint16) (byte, error) {
 
 // Subscribe subscribes to one filter and returns the SUBACK code.
 func (m *MQTT) Subscribe(filter string, qos byte) (byte, error) {
-	id := m.id()
-	b := binary.BigEndian.AppendUint16(nil, id)
-	if m.Version == 5 {
-		b = append(b, 0)
-	}
-	b = appendString(b, filter)
-	b = append(b, qos)
-	if err := m.send(0x82, b); err != nil {
+	if _, err := m.Conn.Write(mqttwire.AppendSubscribe(nil, m.Version, m.id(), filter, qos)); err != nil {
 		return 0, err
 	}
 	for {
@@ -272,24 +170,14 @@ type Message struct {
 
 func (m *MQTT) ackPublish(head byte, body []byte) Message {
 	qos := (head >> 1) & 3
-	tl := int(binary.BigEndian.Uint16(body))
-	msg := Message{Topic: string(body[2 : 2+tl]), Qos: qos, Retain: head&1 == 1}
-	rest := body[2+tl:]
-	if qos > 0 {
-		id := binary.BigEndian.Uint16(rest)
-		rest = rest[2:]
-		ack := byte(0x40)
-		if qos == 2 {
-			ack = 0x50
-		}
-		_ = m.send(ack, binary.BigEndian.AppendUint16(nil, id))
+	topic, id, payload, _ := mqttwire.PublishInfo(head, body, m.Version)
+	switch qos {
+	case 1:
+		_, _ = m.Conn.Write(mqttwire.AppendAck(nil, mqttwire.PUBACK, id))
+	case 2:
+		_, _ = m.Conn.Write(mqttwire.AppendAck(nil, mqttwire.PUBREC, id))
 	}
-	if m.Version == 5 {
-		n := int(rest[0])
-		rest = rest[1+n:]
-	}
-	msg.Payload = string(rest)
-	return msg
+	return Message{Topic: topic, Payload: string(payload), Qos: qos, Retain: head&1 == 1}
 }
 
 // ErrNoMessage is returned by Receive when nothing arrives in time.

@@ -1,0 +1,60 @@
+package broker
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestJournalRecoversPendingEntries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	j, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		if err := j.put(k, []byte("v"+k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.del("a"); err != nil {
+		t.Fatal(err)
+	}
+	j.f.Close()
+	// A crash cut the last record short.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte{opPut, 0, 1, 0, 0, 0, 9, 'x', 'y'})
+	f.Close()
+
+	j, err = openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.f.Close()
+	if len(j.recovered) != 2 || string(j.recovered["b"]) != "vb" || string(j.recovered["c"]) != "vc" {
+		t.Fatalf("recovered %q, want b and c", j.recovered)
+	}
+	if err := j.reset(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(path); st.Size() != 0 {
+		t.Fatalf("reset left %d bytes", st.Size())
+	}
+}
+
+func TestJournalCompacts(t *testing.T) {
+	j, err := openJournal(filepath.Join(t.TempDir(), "j"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.f.Close()
+	big := make([]byte, 64<<10)
+	for i := 0; j.size <= journalCompactSize; i++ {
+		k := string(rune('a' + i%26))
+		j.put(k, big)
+		j.del(k)
+	}
+	if j.size > journalCompactSize {
+		t.Fatalf("journal grew to %d bytes with nothing pending", j.size)
+	}
+}
