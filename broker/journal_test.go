@@ -49,10 +49,12 @@ func TestJournalCompacts(t *testing.T) {
 	}
 	defer j.f.Close()
 	big := make([]byte, 64<<10)
-	for i := 0; j.size <= journalCompactSize; i++ {
+	written := 0
+	for i := 0; written < 2*journalCompactSize; i++ {
 		k := string(rune('a' + i%26))
 		j.put(k, big)
 		j.del(k)
+		written += len(big)
 	}
 	if j.size > journalCompactSize {
 		t.Fatalf("journal grew to %d bytes with nothing pending", j.size)
