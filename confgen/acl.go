@@ -209,6 +209,13 @@ func (a *ACL) Marshal() []byte {
 // TopicMatches reports whether topic matches the MQTT filter. Topics that
 // start with '$' do not match filters that start with a wildcard.
 func TopicMatches(filter, topic string) bool {
+	return matchLevels(filter, topic, nil)
+}
+
+// matchLevels matches filter against topic level by level; with c set, a
+// filter level "%c" or "%u" stands for the client id or username. It does
+// not allocate.
+func matchLevels(filter, topic string, c *Client) bool {
 	if topic != "" && topic[0] == '$' && filter != "" && (filter[0] == '+' || filter[0] == '#') {
 		return false
 	}
@@ -218,6 +225,14 @@ func TopicMatches(filter, topic string) bool {
 			return true
 		}
 		tl, trest, tmore := strings.Cut(topic, "/")
+		if c != nil {
+			switch fl {
+			case "%c":
+				fl = c.ClientID
+			case "%u":
+				fl = c.Username
+			}
+		}
 		if fl != "+" && fl != tl {
 			return false
 		}
@@ -269,46 +284,28 @@ func (a *ACL) Allowed(c Client, topic string, access Access) bool {
 }
 
 // decide applies rules, denials first. ok is false when no rule matched.
+// With subst set, rules are patterns: %c and %u levels stand for the
+// client's id and username, and a pattern naming %u does not apply to a
+// client without a username.
 func decide(rules []ACLRule, topic string, access Access, subst *Client) (allowed, ok bool) {
+	applies := func(r ACLRule) bool {
+		return subst == nil || !subst.Anonymous || !strings.Contains(r.Topic, "%u")
+	}
 	for _, r := range rules {
-		if r.Access != Deny {
-			continue
-		}
-		if f, use := filterFor(r.Topic, subst); use && TopicMatches(f, topic) {
+		if r.Access == Deny && applies(r) && matchLevels(r.Topic, topic, subst) {
 			return false, true
 		}
 	}
 	for _, r := range rules {
-		if r.Access == Deny || r.Access&access == 0 {
+		if r.Access == Deny || r.Access&access == 0 || !applies(r) {
 			continue
 		}
 		if topic != "" && topic[0] == '$' && r.Topic[0] != '$' {
 			continue
 		}
-		if f, use := filterFor(r.Topic, subst); use && TopicMatches(f, topic) {
+		if matchLevels(r.Topic, topic, subst) {
 			return true, true
 		}
 	}
 	return false, false
-}
-
-// filterFor substitutes %c and %u levels of a pattern. A pattern naming %u
-// does not apply to a client without a username.
-func filterFor(topic string, c *Client) (string, bool) {
-	if c == nil || !strings.Contains(topic, "%") {
-		return topic, true
-	}
-	levels := strings.Split(topic, "/")
-	for i, l := range levels {
-		switch l {
-		case "%c":
-			levels[i] = c.ClientID
-		case "%u":
-			if c.Anonymous {
-				return "", false
-			}
-			levels[i] = c.Username
-		}
-	}
-	return strings.Join(levels, "/"), true
 }

@@ -127,3 +127,27 @@ func FuzzParsePasswordFile(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkACLAllowed(b *testing.B) {
+	a, err := ParseACL([]byte(sampleACL+"user bob\ntopic read sensors/+/temp\ntopic deny sensors/secret/#\n"), "acl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		c    Client
+		t    string
+	}{
+		{"user rule", Client{Username: "bob", ClientID: "b1"}, "sensors/kitchen/temp"},
+		{"pattern", Client{Username: "alice", ClientID: "a1"}, "devices/alice/state"},
+		{"denied", Client{Username: "bob", ClientID: "b1"}, "sensors/secret/x"},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				a.Allowed(c.c, c.t, Read)
+			}
+		})
+	}
+}

@@ -240,3 +240,30 @@ func TestServePrintConfig(t *testing.T) {
 		t.Fatalf("serve without a config: %d %s", code, e)
 	}
 }
+
+func TestServeDeprecatedPortAndP(t *testing.T) {
+	dir := t.TempDir()
+	p1, p2 := testutil.FreePort(t), testutil.FreePort(t)
+	conf := filepath.Join(dir, "m.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("port %d\nbind_address 127.0.0.1\nallow_anonymous true\n", p1)), 0o644)
+	for _, c := range []struct {
+		args []string
+		port int
+	}{{[]string{"serve", "-c", conf}, p1}, {[]string{"serve", "-c", conf, "-p", fmt.Sprint(p2)}, p2}} {
+		cmd, log := testutil.Start(t, dir, mqttctlBin, c.args...)
+		testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", c.port), 10*time.Second)
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", c.port), nil, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, err := m.Connect(testutil.ConnectOptions{ClientID: "p", Clean: true}); err != nil || code != 0 {
+			t.Fatalf("%v: %d %v\n%s", c.args, code, err, log.String())
+		}
+		m.Disconnect()
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait() // also waits for the output to be copied
+		if !strings.Contains(log.String(), "stopping") {
+			t.Errorf("no clean stop on SIGTERM:\n%s", log.String())
+		}
+	}
+}
