@@ -257,3 +257,67 @@ func TestNewRejectsBadFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestServedChainIncludesIntermediate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pki")
+	if _, err := (&pki.Dir{Path: p}).Init(pki.InitOptions{Hosts: []string{"localhost"}, Intermediate: true}); err != nil {
+		t.Fatal(err)
+	}
+	// certfile with the leaf only; the intermediate is in cafile, as with
+	// mosquitto set-ups where OpenSSL completes the chain from cafile.
+	full, _ := os.ReadFile(filepath.Join(p, "server.crt"))
+	certs, _ := pki.ParseCerts(full, "server.crt")
+	leafOnly := filepath.Join(dir, "leaf.crt")
+	os.WriteFile(leafOnly, pki.EncodeCerts(certs[0]), 0o644)
+	root, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
+	inter, _ := os.ReadFile(filepath.Join(p, "intermediate.crt"))
+	bundle := filepath.Join(dir, "cabundle.crt")
+	os.WriteFile(bundle, append(append([]byte{}, root...), inter...), 0o644)
+	for name, files := range map[string][2]string{
+		"chain in certfile":      {filepath.Join(p, "server.crt"), filepath.Join(p, "ca.crt")},
+		"intermediate in cafile": {leafOnly, bundle},
+	} {
+		t.Run(name, func(t *testing.T) {
+			port := testutil.FreePort(t)
+			start(t, fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\ncertfile %s\nkeyfile %s\ncafile %s\n", port, files[0], filepath.Join(p, "server.key"), files[1]), time.Second)
+			roots := x509.NewCertPool()
+			roots.AppendCertsFromPEM(root) // the client trusts the root only
+			c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: roots, ServerName: "localhost"})
+			if err != nil {
+				t.Fatalf("client trusting only the root: %v", err)
+			}
+			if n := len(c.ConnectionState().PeerCertificates); n != 2 {
+				t.Errorf("served %d certificates, want leaf and intermediate", n)
+			}
+			c.Close()
+		})
+	}
+}
+
+func TestSysTopics(t *testing.T) {
+	port := testutil.FreePort(t)
+	c, _ := confgen.Parse([]byte(fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\n", port)), "t")
+	r, _ := c.Resolve()
+	b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SysInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), nil, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.Connect(testutil.ConnectOptions{ClientID: "sys", Clean: true})
+	if _, err := m.Subscribe("$SYS/broker/uptime", 0); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := m.Receive(5 * time.Second)
+	if err != nil || msg.Topic != "$SYS/broker/uptime" {
+		t.Fatalf("no $SYS/broker/uptime: %+v %v", msg, err)
+	}
+}
