@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -109,34 +110,20 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 			if err != nil {
 				return err
 			}
-			if err := b.Start(); err != nil {
+			if err := startBroker(b, res); err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			for {
-				select {
-				case <-ctx.Done():
-					log.Info("stopping")
-					return b.Close()
-				case <-hup:
-					nc, err := f.config()
-					if err == nil {
-						r, ds := nc.Resolve()
-						if confgen.HasErrors(ds) {
-							err = fmt.Errorf("%v", ds)
-						} else {
-							err = b.Reload(r)
-						}
-					}
-					if err != nil {
-						log.Error("reload failed; the previous configuration stays", "error", err)
-					}
+			return runUntilSignal(b, log, func() (*confgen.Resolved, error) {
+				nc, err := f.config()
+				if err != nil {
+					return nil, err
 				}
-			}
+				r, ds := nc.Resolve()
+				if confgen.HasErrors(ds) {
+					return nil, fmt.Errorf("%v", ds)
+				}
+				return r, nil
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -155,4 +142,50 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the configuration as mosquitto.conf and exit")
 	fl.Duration("connect-timeout", broker.DefaultConnectTimeout, "time from TCP accept through the TLS handshake to CONNECT")
 	return cmd
+}
+
+// startBroker starts b and turns "address already in use" into advice.
+func startBroker(b *broker.Broker, res *confgen.Resolved) error {
+	err := b.Start()
+	if errors.Is(err, syscall.EADDRINUSE) {
+		for _, l := range res.Listeners {
+			if strings.Contains(err.Error(), l.Addr()) {
+				return fmt.Errorf("port %d on %s is already in use (another broker? see: ss -ltnp 'sport = :%d'): stop it, or choose another address with --listen", l.Port, hostOr(l.Bind), l.Port)
+			}
+		}
+		return fmt.Errorf("%w: stop the other program, or choose another address with --listen", err)
+	}
+	return err
+}
+
+func hostOr(bind string) string {
+	if bind == "" {
+		return "all interfaces"
+	}
+	return bind
+}
+
+// runUntilSignal serves until SIGINT or SIGTERM; SIGHUP re-reads the
+// configuration through reload and applies it.
+func runUntilSignal(b *broker.Broker, log *slog.Logger, reload func() (*confgen.Resolved, error)) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping")
+			return b.Close()
+		case <-hup:
+			r, err := reload()
+			if err == nil {
+				err = b.Reload(r)
+			}
+			if err != nil {
+				log.Error("reload failed; the previous configuration stays", "error", err)
+			}
+		}
+	}
 }

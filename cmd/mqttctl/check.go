@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqttctl/mqttctl/diagnose"
+)
+
+func newCheckCmd(s *streams) *cobra.Command {
+	var (
+		o       diagnose.Options
+		pwStdin bool
+		output  string
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "check URL",
+		Short: "Connect to a broker and explain what works and what does not",
+		Long: `check connects as a client and reports the TLS version and cipher, the broker's
+chain and whether it verifies, whether its certificate names the host you
+dialled, whether the broker asked for a client certificate and accepted it, the
+CONNACK, and a publish/subscribe round trip. Each failure comes with its cause
+and the command that fixes it. Exit status 1 when anything fails.`,
+		Example: `  mqttctl check mqtts://localhost:8883 --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key
+  printf '%s\n' "$PW" | mqttctl check mqtts://broker.example.com:8883 --cafile ca.crt --username alice --password-stdin
+  mqttctl check mqtt://127.0.0.1:1883 -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("-o %q: use text or json", output)
+			}
+			o.URL, o.Timeout = args[0], timeout
+			if pwStdin {
+				pw, err := readSecret(s, "-", "", false)
+				if err != nil {
+					return err
+				}
+				o.Password = pw
+			}
+			r, err := diagnose.Check(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				if err := writeJSON(s, r); err != nil {
+					return err
+				}
+			} else {
+				r.WriteText(s.Out)
+			}
+			if !r.OK() {
+				return exitError{1}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.CAFile, "cafile", "", "CA certificate that signed the broker's (default: the system trust store)")
+	fl.StringVar(&o.CertFile, "cert", "", "client certificate (mutual TLS)")
+	fl.StringVar(&o.KeyFile, "key", "", "client key")
+	fl.StringVarP(&o.Username, "username", "u", "", "username")
+	fl.BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input")
+	fl.StringVar(&o.TLSVersion, "tls-version", "", "offer only this TLS version: 1.2 or 1.3")
+	fl.StringVar(&o.Topic, "topic", "", "round-trip topic (default mqttctl/check/RANDOM; the ACL must allow it)")
+	fl.StringVar(&o.PKIDir, "pki", "pki", "pki directory to name in fixes")
+	fl.StringVarP(&output, "output", "o", "text", "text or json")
+	fl.DurationVar(&timeout, "timeout", 5*time.Second, "time allowed for each step")
+	return cmd
+}

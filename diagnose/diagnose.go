@@ -1,0 +1,511 @@
+// Package diagnose connects to an MQTT broker as a client and explains, in
+// plain words, what works and what does not: TLS version and cipher, the
+// server's chain and whether it verifies, whether the name matches, whether
+// a client certificate was asked for and accepted, the CONNACK, and a
+// publish/subscribe round trip.
+package diagnose
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mqttctl/mqttctl/explain"
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
+)
+
+// Options says what to check and with which credentials.
+type Options struct {
+	URL               string // mqtts://host:port or mqtt://host:port
+	CAFile            string // trust for the server; empty: the system pool
+	CertFile, KeyFile string
+	Username          string
+	Password          []byte // nil: no password
+	TLSVersion        string // "", "1.2" or "1.3": offer only that version
+	Topic             string // round-trip topic; default mqttctl/check/<random>
+	PKIDir            string // named in fixes; default "pki"
+	Timeout           time.Duration
+}
+
+// CertInfo summarises a certificate of the server's chain.
+type CertInfo struct {
+	Subject  string    `json:"subject"`
+	Issuer   string    `json:"issuer"`
+	NotAfter time.Time `json:"not_after"`
+	Names    []string  `json:"names,omitempty"`
+}
+
+// Report is what Check found. Problems is empty when everything worked.
+type Report struct {
+	URL                 string            `json:"url"`
+	Address             string            `json:"address"`
+	TLS                 bool              `json:"tls"`
+	TLSVersion          string            `json:"tls_version,omitempty"`
+	Cipher              string            `json:"cipher,omitempty"`
+	Chain               []CertInfo        `json:"server_chain,omitempty"`
+	ChainVerified       bool              `json:"chain_verified"`
+	NameMatches         bool              `json:"name_matches"`
+	ClientCertRequested bool              `json:"client_cert_requested"`
+	ClientCertSent      string            `json:"client_cert_sent,omitempty"`
+	Connack             *int              `json:"connack,omitempty"`
+	RoundTrip           bool              `json:"round_trip"`
+	Topic               string            `json:"topic,omitempty"`
+	Problems            []explain.Problem `json:"problems,omitempty"`
+
+	clientCAUnknown bool // the broker's certificate request does not name our issuer
+}
+
+// OK reports whether no problem was found.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+func (r *Report) problem(p explain.Problem) { r.Problems = append(r.Problems, p) }
+
+type target struct {
+	scheme, host, addr string
+}
+
+func parseURL(raw string) (target, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return target{}, fmt.Errorf("URL %q: use mqtts://HOST:PORT (TLS) or mqtt://HOST:PORT (plain)", raw)
+	}
+	t := target{host: u.Hostname()}
+	switch u.Scheme {
+	case "mqtts", "ssl", "tls":
+		t.scheme = "mqtts"
+	case "mqtt", "tcp":
+		t.scheme = "mqtt"
+	default:
+		return target{}, fmt.Errorf("URL scheme %q: use mqtts or mqtt", u.Scheme)
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"mqtts": "8883", "mqtt": "1883"}[t.scheme]
+	}
+	t.addr = net.JoinHostPort(t.host, port)
+	return t, nil
+}
+
+// Check runs the whole diagnosis. The error is for bad options only; what
+// goes wrong on the wire is in the report.
+func Check(ctx context.Context, o Options) (*Report, error) {
+	t, err := parseURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.PKIDir == "" {
+		o.PKIDir = "pki"
+	}
+	if o.Topic == "" {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		o.Topic = "mqttctl/check/" + hex.EncodeToString(b)
+	}
+	r := &Report{URL: o.URL, Address: t.addr, TLS: t.scheme == "mqtts", Topic: o.Topic}
+
+	var clientCert *tls.Certificate
+	var clientLeaf *x509.Certificate
+	if o.CertFile != "" || o.KeyFile != "" {
+		if o.CertFile == "" || o.KeyFile == "" {
+			return nil, errors.New("give both --cert and --key")
+		}
+		c, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			if strings.Contains(err.Error(), "does not match") {
+				r.problem(explain.KeyMismatch(o.KeyFile, o.CertFile))
+				return r, nil
+			}
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		clientCert = &c
+		clientLeaf, _ = x509.ParseCertificate(c.Certificate[0])
+		now := time.Now()
+		switch {
+		case now.After(clientLeaf.NotAfter):
+			r.problem(explain.Expired("client certificate "+o.CertFile, clientLeaf.NotAfter, "issue a new one: mqttctl pki issue client "+clientLeaf.Subject.CommonName+" --force"))
+		case now.Before(clientLeaf.NotBefore):
+			r.problem(explain.NotYetValid("client certificate "+o.CertFile, clientLeaf.NotBefore))
+		}
+		if !hasClientAuth(clientLeaf) {
+			r.problem(explain.NotClientCert(o.CertFile))
+		}
+	}
+	var roots *x509.CertPool
+	if o.CAFile != "" {
+		data, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("%s holds no certificate", o.CAFile)
+		}
+	} else if r.TLS {
+		roots, _ = x509.SystemCertPool()
+	}
+
+	d := &net.Dialer{Timeout: o.Timeout}
+	raw, err := d.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		r.problem(explain.Unreachable(t.addr, err))
+		return r, nil
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(o.Timeout))
+	conn := net.Conn(raw)
+
+	if r.TLS {
+		conf := &tls.Config{
+			ServerName:         t.host,
+			InsecureSkipVerify: true, // verified below, to report chain and name separately
+			MinVersion:         tls.VersionTLS12,
+			GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				r.ClientCertRequested = true
+				if clientCert == nil {
+					return &tls.Certificate{}, nil
+				}
+				// The request names the CAs the broker trusts (mosquitto:
+				// its cafile; Go: ClientCAs).
+				if len(cri.AcceptableCAs) > 0 {
+					r.clientCAUnknown = true
+					for _, ca := range cri.AcceptableCAs {
+						if string(ca) == string(clientLeaf.RawIssuer) {
+							r.clientCAUnknown = false
+						}
+					}
+				}
+				r.ClientCertSent = clientLeaf.Subject.String()
+				return clientCert, nil
+			},
+		}
+		switch o.TLSVersion {
+		case "1.2":
+			conf.MaxVersion = tls.VersionTLS12
+		case "1.3":
+			conf.MinVersion = tls.VersionTLS13
+		case "":
+		default:
+			return nil, fmt.Errorf("TLS version %q: use 1.2 or 1.3", o.TLSVersion)
+		}
+		tc := tls.Client(raw, conf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			r.handshakeFailed(ctx, err, t, o, clientLeaf)
+			return r, nil
+		}
+		cs := tc.ConnectionState()
+		r.TLSVersion, r.Cipher = tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite)
+		for _, c := range cs.PeerCertificates {
+			r.Chain = append(r.Chain, CertInfo{Subject: c.Subject.String(), Issuer: c.Issuer.String(), NotAfter: c.NotAfter, Names: names(c)})
+		}
+		r.verifyServer(cs.PeerCertificates, roots, t.host, o)
+		if !r.ChainVerified && o.Password != nil {
+			// Never send a password to a server whose identity is unproven.
+			return r, nil
+		}
+		conn = tc
+	}
+
+	code, err := r.connect(conn, o)
+	if err != nil {
+		r.connectFailed(ctx, err, t, o, clientLeaf)
+		return r, nil
+	}
+	c := int(code)
+	r.Connack = &c
+	if code != 0 {
+		r.problem(explain.BadLogin(code, o.Username))
+		return r, nil
+	}
+	r.roundTrip(conn, o)
+	return r, nil
+}
+
+func hasClientAuth(c *x509.Certificate) bool {
+	if len(c.ExtKeyUsage) == 0 {
+		return true
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
+}
+
+func names(c *x509.Certificate) []string {
+	out := append([]string(nil), c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		out = append(out, ip.String())
+	}
+	return out
+}
+
+func (r *Report) verifyServer(chain []*x509.Certificate, roots *x509.CertPool, host string, o Options) {
+	if len(chain) == 0 {
+		return
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	leaf := chain[0]
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	var inv x509.CertificateInvalidError
+	switch {
+	case err == nil:
+		r.ChainVerified = true
+	case errors.As(err, &inv) && inv.Reason == x509.Expired:
+		r.problem(explain.Expired("broker's certificate", leaf.NotAfter, fmt.Sprintf("reissue it: mqttctl pki issue server server --dir %s --force --host %s, then SIGHUP the broker", o.PKIDir, host)))
+	case errors.As(err, new(x509.UnknownAuthorityError)):
+		ca := o.CAFile
+		if ca == "" {
+			ca = "the system trust store"
+		}
+		r.problem(explain.UnknownServerCA(chain[len(chain)-1].Issuer.String(), ca))
+	default:
+		r.problem(explain.Problem{Code: "server-chain", Message: "the broker's certificate does not verify: " + err.Error()})
+	}
+	if err := leaf.VerifyHostname(host); err == nil {
+		r.NameMatches = true
+	} else {
+		r.problem(explain.NameMismatch(host, names(leaf), o.PKIDir))
+	}
+}
+
+func (r *Report) connect(conn net.Conn, o Options) (byte, error) {
+	id := make([]byte, 4)
+	_, _ = rand.Read(id)
+	c := mqttwire.Connect{Version: 4, ClientID: "mqttctl-check-" + hex.EncodeToString(id), Clean: true, Keepalive: 30}
+	if o.Username != "" {
+		c.Username = &o.Username
+	}
+	if o.Password != nil {
+		pw := string(o.Password)
+		c.Password = &pw
+	}
+	if _, err := conn.Write(mqttwire.AppendConnect(nil, c)); err != nil {
+		return 0, err
+	}
+	br := bufio.NewReader(conn)
+	head, body, err := mqttwire.ReadPacket(br, nil)
+	if err != nil {
+		return 0, err
+	}
+	if head>>4 != mqttwire.CONNACK || len(body) < 2 {
+		if head == 0x15 || head == 0x16 {
+			return 0, errTLSRecord
+		}
+		return 0, fmt.Errorf("expected CONNACK, got packet type %d", head>>4)
+	}
+	return body[1], nil
+}
+
+var errTLSRecord = errors.New("the server answered with a TLS record")
+
+// probePlain reports whether addr answers a plain CONNECT with a CONNACK.
+func probePlain(ctx context.Context, addr string, timeout time.Duration) bool {
+	d := &net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	c.Write(mqttwire.AppendConnect(nil, mqttwire.Connect{Version: 4, ClientID: "mqttctl-probe", Clean: true}))
+	head, _, err := mqttwire.ReadPacket(bufio.NewReader(c), nil)
+	return err == nil && head>>4 == mqttwire.CONNACK
+}
+
+// probeTLS reports whether addr completes a TLS handshake.
+func probeTLS(ctx context.Context, addr, host string, timeout time.Duration) bool {
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: &tls.Config{ServerName: host, InsecureSkipVerify: true}}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		// A server that asks for a client certificate may fail the
+		// handshake at once (TLS 1.2) but still speaks TLS.
+		return strings.Contains(err.Error(), "remote error: tls")
+	}
+	c.Close()
+	return true
+}
+
+func (r *Report) handshakeFailed(ctx context.Context, err error, t target, o Options, leaf *x509.Certificate) {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "protocol version"):
+		offered := "TLS 1.2"
+		if o.TLSVersion == "1.3" {
+			offered = "TLS 1.3"
+		}
+		r.problem(explain.TLSVersionRefused(offered))
+	case strings.Contains(msg, "first record does not look like a TLS handshake"),
+		!strings.Contains(msg, "remote error") && !r.ClientCertRequested && probePlain(ctx, t.addr, o.Timeout):
+		r.problem(explain.TLSOnPlainPort(o.URL))
+	default:
+		r.clientCertAlert(err, o, leaf)
+	}
+}
+
+// clientCertAlert maps a TLS alert from the broker to its cause.
+func (r *Report) clientCertAlert(err error, o Options, leaf *x509.Certificate) {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "certificate required"),
+		strings.Contains(msg, "handshake failure") && r.ClientCertRequested && leaf == nil:
+		r.problem(explain.ClientCertRequired())
+	case strings.Contains(msg, "unknown certificate authority"), r.clientCAUnknown && leaf != nil:
+		issuer := ""
+		if leaf != nil {
+			issuer = leaf.Issuer.String()
+		}
+		r.problem(explain.UnknownClientCA(issuer))
+	case strings.Contains(msg, "expired certificate") && leaf != nil:
+		if !hasProblem(r, "expired") {
+			r.problem(explain.Expired("client certificate "+o.CertFile, leaf.NotAfter, "issue a new one: mqttctl pki issue client "+leaf.Subject.CommonName+" --force"))
+		}
+	case strings.Contains(msg, "unsupported certificate"), strings.Contains(msg, "bad certificate") && leaf != nil && !hasClientAuth(leaf):
+		if !hasProblem(r, "not-client-cert") {
+			r.problem(explain.NotClientCert(o.CertFile))
+		}
+	case r.ClientCertRequested && !strings.Contains(msg, "remote error") && len(r.Problems) == 0:
+		// The broker dropped the connection after asking for a certificate
+		// (its alert was lost to a reset): no certificate, or one it does
+		// not trust; expiry and usage were checked locally already.
+		if leaf == nil {
+			r.problem(explain.ClientCertRequired())
+		} else {
+			p := explain.UnknownClientCA(leaf.Issuer.String())
+			p.Message = "the broker closed the connection when it got your client certificate; most likely " + p.Message
+			r.problem(p)
+		}
+	case strings.Contains(msg, "remote error: tls"):
+		if len(r.Problems) == 0 {
+			r.problem(explain.ClientCertRefused(strings.TrimPrefix(msg, "remote error: tls: ")))
+		}
+	default:
+		r.problem(explain.Problem{Code: "tls", Message: "the TLS handshake failed: " + msg})
+	}
+}
+
+func hasProblem(r *Report, code string) bool {
+	for _, p := range r.Problems {
+		if p.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Report) connectFailed(ctx context.Context, err error, t target, o Options, leaf *x509.Certificate) {
+	if r.TLS {
+		// TLS 1.3 reports a refused client certificate at the first read.
+		r.clientCertAlert(err, o, leaf)
+		return
+	}
+	if errors.Is(err, errTLSRecord) || probeTLS(ctx, t.addr, t.host, o.Timeout) {
+		r.problem(explain.PlainOnTLSPort(o.URL))
+		return
+	}
+	r.problem(explain.Problem{Code: "connect", Message: "the broker closed the connection before CONNACK: " + err.Error()})
+}
+
+func (r *Report) roundTrip(conn net.Conn, o Options) {
+	br := bufio.NewReader(conn)
+	conn.Write(mqttwire.AppendSubscribe(nil, 4, 1, o.Topic, 1))
+	conn.Write(mqttwire.AppendPublish(nil, 4, o.Topic, []byte("mqttctl check"), 1, false, 2))
+	deadline := time.Now().Add(o.Timeout)
+	_ = conn.SetReadDeadline(deadline)
+	for time.Now().Before(deadline) {
+		head, body, err := mqttwire.ReadPacket(br, nil)
+		if err != nil {
+			break
+		}
+		if head>>4 == mqttwire.PUBLISH {
+			topic, id, _, _ := mqttwire.PublishInfo(head, body, 4)
+			if (head>>1)&3 == 1 {
+				conn.Write(mqttwire.AppendAck(nil, mqttwire.PUBACK, id))
+			}
+			if topic == o.Topic {
+				r.RoundTrip = true
+				break
+			}
+		}
+	}
+	conn.Write([]byte{mqttwire.DISCONNECT << 4, 0})
+	if !r.RoundTrip {
+		user := o.Username
+		if r.ClientCertSent != "" && user == "" {
+			user = "the certificate's CN"
+		}
+		r.problem(explain.NotDelivered(o.Topic, user))
+	}
+}
+
+// WriteText prints the report for people.
+func (r *Report) WriteText(w io.Writer) {
+	row := func(k, v string) { fmt.Fprintf(w, "%-13s %s\n", k, v) }
+	row("Target", r.URL+" ("+r.Address+")")
+	if r.TLS {
+		if r.TLSVersion != "" {
+			row("TLS", r.TLSVersion+", "+r.Cipher)
+		}
+		for i, c := range r.Chain {
+			label := ""
+			if i == 0 {
+				label = "Server chain"
+			}
+			row(label, fmt.Sprintf("%s (until %s), issued by %s", c.Subject, c.NotAfter.Format(time.DateOnly), c.Issuer))
+		}
+		if len(r.Chain) > 0 {
+			row("Verified", yesNo(r.ChainVerified))
+			row("Name matches", yesNo(r.NameMatches))
+			req := "not requested by the broker"
+			if r.ClientCertRequested {
+				req = "requested by the broker"
+				if r.ClientCertSent != "" {
+					req += "; sent " + r.ClientCertSent
+					if r.Connack != nil {
+						req += "; accepted"
+					}
+				} else {
+					req += "; none sent"
+				}
+			}
+			row("Client cert", req)
+		}
+	}
+	if r.Connack != nil {
+		row("CONNACK", fmt.Sprint(*r.Connack))
+	}
+	if r.Connack != nil && *r.Connack == 0 {
+		row("Round trip", fmt.Sprintf("%s on %s", map[bool]string{true: "published and received", false: "nothing came back"}[r.RoundTrip], r.Topic))
+	}
+	if r.OK() {
+		fmt.Fprintln(w, "OK: everything works")
+		return
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "PROBLEM: %s\n", p)
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,212 @@
+package diagnose_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/diagnose"
+	"github.com/mqttctl/mqttctl/internal/testutil"
+	"github.com/mqttctl/mqttctl/pki"
+)
+
+// Listeners of the shared config.
+const (
+	lMTLS  = iota // mutual TLS, identity, ACL
+	lPass         // one-way TLS, passwords, ACL
+	lTLS13        // TLS 1.3 only, anonymous
+	lPlain        // plain, anonymous
+	nL
+)
+
+type env struct {
+	dir, pki, other string
+	passwd, acl     string
+}
+
+func setup(t *testing.T) *env {
+	dir := testutil.ReachableDir(t)
+	e := &env{dir: dir, pki: filepath.Join(dir, "pki"), other: filepath.Join(dir, "other")}
+	// The broker certificate names 127.0.0.1 only: dialling localhost is a name mismatch.
+	d := &pki.Dir{Path: e.pki}
+	if _, err := d.Init(pki.InitOptions{Hosts: []string{"127.0.0.1"}, Clients: []string{"alice", "bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := d.Issue(pki.IssueOptions{Profile: pki.ProfileClient, Name: "old", NotBefore: now.Add(-72 * time.Hour), NotAfter: now.Add(-24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&pki.Dir{Path: e.other}).Init(pki.InitOptions{CAName: "Other CA", Hosts: []string{"127.0.0.1"}, Clients: []string{"mallory"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.passwd = filepath.Join(dir, "passwd")
+	confgen.EditPasswordFile(e.passwd, true, func(pf *confgen.PasswordFile) error {
+		h, err := confgen.HashPassword([]byte("alice-pw"), 0)
+		pf.Set("alice", h)
+		return err
+	})
+	e.acl = filepath.Join(dir, "acl")
+	os.WriteFile(e.acl, []byte("user alice\ntopic readwrite alice/#\n"), 0o600)
+	return e
+}
+
+func (e *env) config(ports []int) *confgen.Config {
+	c := &confgen.Config{}
+	c.Set("per_listener_settings", "true")
+	tl := func(port int) *confgen.Listener {
+		l := &confgen.Listener{Port: port, Bind: "127.0.0.1"}
+		l.Set("cafile", filepath.Join(e.pki, "ca.crt"))
+		l.Set("certfile", filepath.Join(e.pki, "server.crt"))
+		l.Set("keyfile", filepath.Join(e.pki, "server.key"))
+		return l
+	}
+	l := tl(ports[lMTLS])
+	l.Set("require_certificate", "true")
+	l.Set("use_identity_as_username", "true")
+	l.Set("acl_file", e.acl)
+	c.Listener = append(c.Listener, l)
+	l = tl(ports[lPass])
+	l.Set("password_file", e.passwd)
+	l.Set("acl_file", e.acl)
+	c.Listener = append(c.Listener, l)
+	l = tl(ports[lTLS13])
+	l.Set("tls_version", "tlsv1.3")
+	l.Set("allow_anonymous", "true")
+	c.Listener = append(c.Listener, l)
+	l = &confgen.Listener{Port: ports[lPlain], Bind: "127.0.0.1"}
+	l.Set("allow_anonymous", "true")
+	c.Listener = append(c.Listener, l)
+	return c
+}
+
+func ports(t *testing.T) []int {
+	p := make([]int, nL)
+	for i := range p {
+		p[i] = testutil.FreePort(t)
+	}
+	return p
+}
+
+type checkCase struct {
+	name     string
+	listener int
+	host     string // default 127.0.0.1
+	scheme   string // default mqtts
+	client   string // alice, bob, old, mallory (other CA), "": none
+	key      string // key of another client
+	user, pw string
+	tlsVer   string
+	topic    string
+	want     string // problem code; "" = OK
+}
+
+func (e *env) options(c checkCase, port int) diagnose.Options {
+	host, scheme := c.host, c.scheme
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if scheme == "" {
+		scheme = "mqtts"
+	}
+	o := diagnose.Options{URL: fmt.Sprintf("%s://%s:%d", scheme, host, port), CAFile: filepath.Join(e.pki, "ca.crt"),
+		Username: c.user, TLSVersion: c.tlsVer, Topic: c.topic, PKIDir: e.pki, Timeout: 2 * time.Second}
+	if c.pw != "" {
+		o.Password = []byte(c.pw)
+	}
+	if c.client != "" {
+		dir := e.pki
+		if c.client == "mallory" {
+			dir = e.other
+		}
+		o.CertFile = filepath.Join(dir, "clients", c.client+".crt")
+		key := c.client
+		if c.key != "" {
+			key = c.key
+		}
+		o.KeyFile = filepath.Join(dir, "clients", key+".key")
+	}
+	return o
+}
+
+func cases() []checkCase {
+	return []checkCase{
+		{name: "everything works (mutual TLS)", listener: lMTLS, client: "alice", topic: "alice/check"},
+		{name: "everything works (password)", listener: lPass, user: "alice", pw: "alice-pw", topic: "alice/check"},
+		{name: "name mismatch", listener: lMTLS, host: "localhost", client: "alice", topic: "alice/check", want: "name-mismatch"},
+		{name: "client certificate required", listener: lMTLS, want: "client-cert-required"},
+		{name: "client CA not trusted", listener: lMTLS, client: "mallory", want: "unknown-client-ca"},
+		{name: "expired client certificate", listener: lMTLS, client: "old", want: "expired"},
+		{name: "key does not match", listener: lMTLS, client: "alice", key: "bob", want: "key-mismatch"},
+		{name: "TLS version refused", listener: lTLS13, tlsVer: "1.2", want: "tls-version"},
+		{name: "bad password", listener: lPass, user: "alice", pw: "wrong", want: "not-authorised"},
+		{name: "anonymous refused", listener: lPass, want: "not-authorised"},
+		{name: "not authorised for the topic", listener: lMTLS, client: "alice", topic: "ops/x", want: "not-delivered"},
+		{name: "plain MQTT to a TLS port", listener: lPass, scheme: "mqtt", want: "plain-on-tls"},
+		{name: "TLS to a plain port", listener: lPlain, want: "tls-on-plain"},
+	}
+}
+
+func TestCheckExplainsFailures(t *testing.T) {
+	e := setup(t)
+	mp, bp := ports(t), ports(t)
+	testutil.StartMosquitto(t, e.dir, e.config(mp))
+	r, _ := e.config(bp).Resolve()
+	b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, tg := range []struct {
+		name  string
+		ports []int
+	}{{"mqttctl", bp}, {"mosquitto", mp}} {
+		for _, c := range cases() {
+			rep, err := diagnose.Check(context.Background(), e.options(c, tg.ports[c.listener]))
+			if err != nil {
+				t.Fatalf("%s %s: %v", tg.name, c.name, err)
+			}
+			got := ""
+			if len(rep.Problems) > 0 {
+				got = rep.Problems[0].Code
+			}
+			if got != c.want {
+				t.Errorf("%s / %s: first problem %q, want %q: %+v", tg.name, c.name, got, c.want, rep.Problems)
+				continue
+			}
+			if c.want != "" && rep.Problems[0].Fix == "" {
+				t.Errorf("%s / %s: no fix given", tg.name, c.name)
+			}
+			if c.want == "" && (!rep.RoundTrip || (rep.TLS && (!rep.ChainVerified || !rep.NameMatches))) {
+				t.Errorf("%s / %s: incomplete success report %+v", tg.name, c.name, rep)
+			}
+		}
+	}
+	// The name mismatch names what the certificate has and how to fix it.
+	rep, _ := diagnose.Check(context.Background(), e.options(cases()[2], bp[lMTLS]))
+	if p := rep.Problems[0]; !contains(p.Message, "127.0.0.1") || !contains(p.Fix, "--host localhost") {
+		t.Errorf("name mismatch explanation: %+v", p)
+	}
+	_ = tls.VersionTLS12
+}
+
+func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0) }
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,187 @@
+// Package explain holds the plain-words explanations of TLS and MQTT
+// failures that `mqttctl check` (live connections) and `mqttctl pki check`
+// (files on disk) share, so both say the same thing the same way.
+package explain
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Problem is a cause in plain words and what to do about it.
+type Problem struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Fix     string `json:"fix,omitempty"`
+}
+
+func (p Problem) String() string {
+	if p.Fix == "" {
+		return p.Message
+	}
+	return p.Message + "\n  fix: " + p.Fix
+}
+
+func hostFlags(hosts []string) string {
+	var b strings.Builder
+	for _, h := range hosts {
+		b.WriteString(" --host " + h)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// NameMismatch: the server certificate does not name the host dialled.
+func NameMismatch(host string, names []string, pkiDir string) Problem {
+	have := "no names at all"
+	if len(names) > 0 {
+		have = strings.Join(names, ", ")
+	}
+	all := append(append([]string(nil), names...), host)
+	return Problem{
+		Code:    "name-mismatch",
+		Message: fmt.Sprintf("the broker's certificate does not name %s, the host you dialled; it names %s (clients report \"hostname mismatch\" or \"A TLS error occurred\")", host, have),
+		Fix:     fmt.Sprintf("dial one of those names, or reissue the broker certificate with %s added: mqttctl pki issue server server --dir %s --force %s, then restart the broker (or send it SIGHUP)", host, pkiDir, hostFlags(all)),
+	}
+}
+
+// Expired: a certificate's validity ended.
+func Expired(what string, notAfter time.Time, fix string) Problem {
+	return Problem{
+		Code:    "expired",
+		Message: fmt.Sprintf("the %s expired on %s (%d days ago)", what, notAfter.UTC().Format(time.DateOnly), int(time.Since(notAfter).Hours()/24)),
+		Fix:     fix,
+	}
+}
+
+// NotYetValid: a certificate's validity has not begun (often a wrong clock).
+func NotYetValid(what string, notBefore time.Time) Problem {
+	return Problem{
+		Code:    "not-yet-valid",
+		Message: fmt.Sprintf("the %s is not valid before %s", what, notBefore.UTC().Format(time.RFC3339)),
+		Fix:     "check the clocks of this machine and the broker (timedatectl)",
+	}
+}
+
+// KeyMismatch: a key file is not the certificate's key.
+func KeyMismatch(keyFile, certFile string) Problem {
+	return Problem{
+		Code:    "key-mismatch",
+		Message: fmt.Sprintf("the key %s does not belong to the certificate %s: the TLS handshake cannot succeed with this pair", keyFile, certFile),
+		Fix:     "use the key that was made with this certificate, or issue a new pair: mqttctl pki issue client NAME --force",
+	}
+}
+
+// UnknownServerCA: the broker's chain does not lead to the CA given.
+func UnknownServerCA(issuer, caFile string) Problem {
+	return Problem{
+		Code:    "unknown-server-ca",
+		Message: fmt.Sprintf("the broker's certificate is issued by %q, which %s does not hold", issuer, caFile),
+		Fix:     "give the broker's CA with --cafile (with mqttctl: the ca.crt of the broker's pki directory)",
+	}
+}
+
+// ClientCertRequired: the broker wants a client certificate and got none.
+func ClientCertRequired() Problem {
+	return Problem{
+		Code:    "client-cert-required",
+		Message: "the broker requires a client certificate (mutual TLS) and none was sent (mosquitto_pub says \"The connection was lost.\")",
+		Fix:     "add --cert and --key; make a pair with: mqttctl pki issue client NAME",
+	}
+}
+
+// UnknownClientCA: the broker does not trust the client certificate's CA.
+func UnknownClientCA(issuer string) Problem {
+	return Problem{
+		Code:    "unknown-client-ca",
+		Message: fmt.Sprintf("the broker does not trust the CA that signed your client certificate (%s): the broker's cafile holds another CA (openssl: alert unknown ca)", issuer),
+		Fix:     "use a client certificate from the broker's CA (mqttctl pki issue client NAME --dir BROKER_PKI), or add this CA to the broker's cafile",
+	}
+}
+
+// ClientCertRefused: the broker refused the client certificate for another reason.
+func ClientCertRefused(alert string) Problem {
+	return Problem{
+		Code:    "client-cert-refused",
+		Message: "the broker refused your client certificate: " + alert,
+		Fix:     "check it with: mqttctl pki inspect CERT (it must be a client certificate, with clientAuth, valid now, from the broker's CA)",
+	}
+}
+
+// NotClientCert: the certificate cannot authenticate a client.
+func NotClientCert(certFile string) Problem {
+	return Problem{
+		Code:    "not-client-cert",
+		Message: fmt.Sprintf("%s is not a client certificate (no clientAuth usage); brokers refuse it (openssl: unsupported certificate purpose)", certFile),
+		Fix:     "issue a client certificate: mqttctl pki issue client NAME",
+	}
+}
+
+// TLSVersionRefused: the listener does not accept the TLS version offered.
+func TLSVersionRefused(offered string) Problem {
+	return Problem{
+		Code:    "tls-version",
+		Message: fmt.Sprintf("the listener refuses %s (its tls_version is higher; openssl: alert protocol version)", offered),
+		Fix:     "use TLS 1.3 on the client, or lower the broker's tls_version to tlsv1.2 (never below)",
+	}
+}
+
+// PlainOnTLSPort: plain MQTT was spoken to a TLS listener.
+func PlainOnTLSPort(url string) Problem {
+	return Problem{
+		Code:    "plain-on-tls",
+		Message: "this port speaks TLS, but the client spoke plain MQTT (mosquitto_pub: \"Protocol error\" or \"The connection was lost\")",
+		Fix:     "use mqtts:// (mosquitto_pub: add --cafile) instead of " + url,
+	}
+}
+
+// TLSOnPlainPort: TLS was spoken to a plain MQTT listener.
+func TLSOnPlainPort(url string) Problem {
+	return Problem{
+		Code:    "tls-on-plain",
+		Message: "this port speaks plain MQTT, but the client started TLS (openssl: \"wrong version number\")",
+		Fix:     "use mqtt:// for this port, or the broker's TLS port, instead of " + url,
+	}
+}
+
+// BadLogin: CONNACK 4 or 5 (v5 0x86/0x87).
+func BadLogin(code byte, username string) Problem {
+	switch code {
+	case 4:
+		return Problem{
+			Code:    "bad-username-or-password",
+			Message: "the broker answered CONNACK 4 (bad user name or password); with use_identity_as_username this means no client certificate was presented",
+			Fix:     "send a client certificate (--cert, --key), or check the username and password",
+		}
+	}
+	if username == "" {
+		return Problem{
+			Code:    "not-authorised",
+			Message: "the broker answered CONNACK 5 (not authorised): anonymous clients are not allowed (allow_anonymous false)",
+			Fix:     "log in with --username and --password-stdin (add a user with: mqttctl passwd add PASSWORD_FILE USER)",
+		}
+	}
+	return Problem{
+		Code:    "not-authorised",
+		Message: fmt.Sprintf("the broker answered CONNACK 5 (not authorised) for user %s: unknown user or wrong password", username),
+		Fix:     "check the password (mqttctl passwd verify PASSWORD_FILE " + username + "), or set it: mqttctl passwd add PASSWORD_FILE " + username + ", then SIGHUP the broker",
+	}
+}
+
+// NotDelivered: the broker took a publish but delivered nothing back.
+func NotDelivered(topic, user string) Problem {
+	return Problem{
+		Code:    "not-delivered",
+		Message: fmt.Sprintf("the broker accepted the publish to %s but delivered nothing back: its ACL does not let %s write or read that topic", topic, user),
+		Fix:     "pick a topic the ACL allows with --topic, or allow it: mqttctl acl add ACL_FILE readwrite TOPIC --user " + user + ", then SIGHUP the broker",
+	}
+}
+
+// Unreachable: nothing listens or the network refuses.
+func Unreachable(addr string, err error) Problem {
+	return Problem{
+		Code:    "unreachable",
+		Message: fmt.Sprintf("cannot connect to %s: %v", addr, err),
+		Fix:     "check that the broker runs and listens there (ss -ltn), and the host and port",
+	}
+}
