@@ -10,10 +10,10 @@ RUNDIR  ?= mqttctl-data
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mqttctl
 
-# The main job on its embedded default: fresh certificates in $(RUNDIR).
+# The main job on its embedded default: a mutual-TLS broker on
+# 127.0.0.1:8883 with fresh certificates in $(RUNDIR) (reused on later runs).
 run: build
-	$(BIN) pki init --dir $(RUNDIR)/pki --client demo
-	$(BIN) pki check --dir $(RUNDIR)/pki
+	$(BIN) up --dir $(RUNDIR)
 
 test-deps:
 	./scripts/install-test-deps.sh

@@ -183,15 +183,18 @@ func (b *Broker) buildListeners() error {
 // Start opens every listener and starts serving; it returns once they are
 // open.
 func (b *Broker) Start() error {
-	if b.store != nil {
-		if err := b.store.attach(); err != nil {
-			return err
-		}
-	}
+	// Bind first: a port in use is the likelier mistake, and it must not
+	// wait for the store's lock.
 	for _, ls := range b.listeners {
 		if err := b.srv.AddListener(ls.ln); err != nil {
 			b.Close()
 			return fmt.Errorf("listen on %s: %w", ls.spec.Addr(), err)
+		}
+	}
+	if b.store != nil {
+		if err := b.store.attach(); err != nil {
+			b.Close()
+			return err
 		}
 	}
 	if err := b.srv.Serve(); err != nil {

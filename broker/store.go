@@ -207,5 +207,8 @@ func (s *store) close() error {
 	for _, f := range s.files {
 		f.Close()
 	}
+	if s.files == nil {
+		s.jr.f.Close() // never attached
+	}
 	return nil
 }

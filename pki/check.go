@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mqttctl/mqttctl/explain"
 )
 
 // Level grades a check finding.
@@ -204,8 +206,9 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 			}
 			for _, h := range o.Hosts {
 				if err := leaf.VerifyHostname(strings.Trim(h, "[]")); err != nil {
-					c.add(LevelError, d.path(lp.cert), fmt.Sprintf("does not name %s (it names: %s); clients dialling %s will fail with a hostname mismatch", h, strings.Join(have, ", "), h),
-						fmt.Sprintf("mqttctl pki issue server %s --dir %s --force %s", name, d.Path, hostFlags(append(have, h))))
+					p := explain.NameMismatch(h, have, d.Path)
+					p.Fix = fmt.Sprintf("mqttctl pki issue server %s --dir %s --force %s", name, d.Path, hostFlags(append(have, h)))
+					c.add(LevelError, d.path(lp.cert), p.Message, p.Fix)
 				} else {
 					c.add(LevelOK, d.path(lp.cert), "names "+h, "")
 				}
@@ -279,9 +282,11 @@ func (c *checker) checkItem(it checked) {
 	// Validity.
 	switch {
 	case c.now.After(leaf.NotAfter):
-		c.add(LevelError, full, fmt.Sprintf("expired on %s", leaf.NotAfter.UTC().Format(time.DateOnly)), renewFix(it, c.d.Path))
+		p := explain.Expired(string(it.profile)+" certificate", leaf.NotAfter, renewFix(it, c.d.Path))
+		c.add(LevelError, full, p.Message, p.Fix)
 	case c.now.Before(leaf.NotBefore):
-		c.add(LevelError, full, fmt.Sprintf("not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339)), "check the system clock")
+		p := explain.NotYetValid(string(it.profile)+" certificate", leaf.NotBefore)
+		c.add(LevelError, full, p.Message, p.Fix)
 	case leaf.NotAfter.Sub(c.now) < ExpiryWarning:
 		c.add(LevelWarn, full, fmt.Sprintf("expires on %s, in %d days", leaf.NotAfter.UTC().Format(time.DateOnly), int(leaf.NotAfter.Sub(c.now).Hours()/24)), renewFix(it, c.d.Path))
 	default:
@@ -357,7 +362,8 @@ func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {
 		return
 	}
 	if !KeyMatches(k, leaf.PublicKey) {
-		c.add(LevelError, kp, "does not match "+c.d.path(it.path)+" (a TLS server or client using this pair fails its handshake)", renewFix(it, c.d.Path))
+		p := explain.KeyMismatch(kp, c.d.path(it.path))
+		c.add(LevelError, kp, p.Message, renewFix(it, c.d.Path))
 		return
 	}
 	*good = append(*good, "key matches")

@@ -310,7 +310,7 @@ func TestCheckFindsProblems(t *testing.T) {
 		level      Level
 		path, text string
 	}{
-		{LevelError, "clients/alice.key", "does not match"},
+		{LevelError, "clients/alice.key", "does not belong to the certificate"},
 		{LevelError, "clients/old.crt", "expired on"},
 		{LevelWarn, "clients/soon.crt", "expires on"},
 		{LevelError, "server.key", "readable by every user"},

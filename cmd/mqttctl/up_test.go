@@ -1,0 +1,95 @@
+package main
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/internal/testutil"
+)
+
+// printed returns the printed command lines starting with prog.
+func printed(out, prog string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), prog+" ") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}
+
+func hashTree(t *testing.T, dir string, skip string) map[string]string {
+	out := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasPrefix(p, skip) {
+			return err
+		}
+		data, _ := os.ReadFile(p)
+		info, _ := d.Info()
+		out[p] = fmt.Sprintf("%x %v", sha256.Sum256(data), info.Mode())
+		return nil
+	})
+	return out
+}
+
+func startUp(t *testing.T, dir string, port int) (*exec.Cmd, *testutil.SyncBuffer) {
+	t.Helper()
+	cmd, out := testutil.Start(t, dir, mqttctlBin, "up", "--dir", filepath.Join(dir, "data"), "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	waitFor(t, out, "Try it in another terminal", "up")
+	return cmd, out
+}
+
+func TestUpPrintsCommandsThatWork(t *testing.T) {
+	testutil.RequireBinary(t, "mosquitto_sub")
+	testutil.RequireBinary(t, "openssl")
+	dir := t.TempDir()
+	port := testutil.FreePort(t)
+	up, out := startUp(t, dir, port)
+
+	sub := printed(out.String(), "mosquitto_sub")
+	pub := printed(out.String(), "mosquitto_pub")
+	ssl := printed(out.String(), "openssl s_client")
+	chk := printed(out.String(), "mqttctl check")
+	if sub == "" || pub == "" || ssl == "" || chk == "" {
+		t.Fatalf("commands missing from:\n%s", out.String())
+	}
+	// Run them as printed, through the shell.
+	_, got := testutil.Start(t, dir, "sh", "-c", "exec stdbuf -oL "+sub+" -d")
+	waitFor(t, got, "received SUBACK", "printed mosquitto_sub")
+	testutil.MustRun(t, dir, "sh", "-c", pub)
+	waitFor(t, got, "demo/hello hello over mutual TLS", "printed mosquitto_pub")
+	if o := testutil.MustRun(t, dir, "sh", "-c", ssl); !strings.Contains(o, "Verification: OK") {
+		t.Fatalf("printed openssl command:\n%s", o)
+	}
+	if o := testutil.MustRun(t, dir, "sh", "-c", strings.Replace(chk, "mqttctl", mqttctlBin, 1)); !strings.Contains(o, "OK: everything works") {
+		t.Fatalf("printed mqttctl check:\n%s", o)
+	}
+
+	// A second up on a taken port is a clear error.
+	code, _, errOut := runCLI(t, "", "up", "--dir", filepath.Join(dir, "data"), "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	if code != 1 || !strings.Contains(errOut, "already in use") {
+		t.Fatalf("port in use: exit %d, %q", code, errOut)
+	}
+
+	// Stop, then a second up reuses every file unchanged.
+	_ = up.Process.Signal(syscall.SIGTERM)
+	_ = up.Wait()
+	data := filepath.Join(dir, "data")
+	before := hashTree(t, data, filepath.Join(data, "data"))
+	_, out2 := startUp(t, dir, port)
+	if strings.Contains(out2.String(), "created") || strings.Contains(out2.String(), "updated") {
+		t.Errorf("second up created or updated files:\n%s", out2.String())
+	}
+	after := hashTree(t, data, filepath.Join(data, "data"))
+	if len(before) == 0 || fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("second up changed files:\nbefore %v\nafter  %v", before, after)
+	}
+	time.Sleep(10 * time.Millisecond)
+}
