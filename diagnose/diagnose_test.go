@@ -198,4 +198,3 @@ func TestCheckExplainsFailures(t *testing.T) {
 		t.Errorf("name mismatch explanation: %+v", p)
 	}
 }
-
