@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -98,10 +100,25 @@ func printTryIt(s *streams, l *deploy.Layout) {
 		fmt.Sprintf("  mosquitto_pub %s %s -t demo/hello -m 'hello over mutual TLS'", hp, tlsArgs),
 		fmt.Sprintf("  openssl s_client -connect %s:%d -verify_hostname %s -CAfile %s -cert %s.crt -key %s.key -brief </dev/null",
 			l.Host, l.Port, l.Host, filepath.Join(l.PKI, "ca.crt"), client, client),
-		fmt.Sprintf("  mqttctl check mqtts://%s:%d %s --topic demo/check", l.Host, l.Port, tlsArgs),
-		"More clients: mqttctl pki issue client NAME --dir " + l.PKI + " (the CN is the username the ACL sees).",
+		fmt.Sprintf("  %s check mqtts://%s:%d %s --topic demo/check", self(), l.Host, l.Port, tlsArgs),
+		"More clients: " + self() + " pki issue client NAME --dir " + l.PKI + " (the CN is the username the ACL sees).",
 		"The same config under mosquitto: mosquitto -c " + l.Conf,
 		"",
 	}
 	fmt.Fprintln(s.Out, strings.Join(lines, "\n"))
+}
+
+// self is how the user can run this binary: "mqttctl" when that is what
+// PATH finds, else the executable's path (e.g. bin/mqttctl after make).
+func self() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "mqttctl"
+	}
+	if p, err := exec.LookPath("mqttctl"); err == nil {
+		if a, _ := filepath.EvalSymlinks(p); a == exe || p == exe {
+			return "mqttctl"
+		}
+	}
+	return exe
 }

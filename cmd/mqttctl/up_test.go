@@ -56,7 +56,7 @@ func TestUpPrintsCommandsThatWork(t *testing.T) {
 	sub := printed(out.String(), "mosquitto_sub")
 	pub := printed(out.String(), "mosquitto_pub")
 	ssl := printed(out.String(), "openssl s_client")
-	chk := printed(out.String(), "mqttctl check")
+	chk := printed(out.String(), mqttctlBin+" check")
 	if sub == "" || pub == "" || ssl == "" || chk == "" {
 		t.Fatalf("commands missing from:\n%s", out.String())
 	}
@@ -68,7 +68,7 @@ func TestUpPrintsCommandsThatWork(t *testing.T) {
 	if o := testutil.MustRun(t, dir, "sh", "-c", ssl); !strings.Contains(o, "Verification: OK") {
 		t.Fatalf("printed openssl command:\n%s", o)
 	}
-	if o := testutil.MustRun(t, dir, "sh", "-c", strings.Replace(chk, "mqttctl", mqttctlBin, 1)); !strings.Contains(o, "OK: everything works") {
+	if o := testutil.MustRun(t, dir, "sh", "-c", chk); !strings.Contains(o, "OK: everything works") {
 		t.Fatalf("printed mqttctl check:\n%s", o)
 	}
 
