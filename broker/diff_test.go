@@ -58,7 +58,8 @@ func newFixture(t *testing.T) *fixture {
 		}
 	}
 	f.acl = filepath.Join(dir, "acl")
-	acl := "user alice\ntopic readwrite alice/#\ntopic read shared/#\n\nuser admin\ntopic readwrite #\n"
+	acl := "user alice\ntopic readwrite alice/#\ntopic read shared/#\n\nuser admin\ntopic readwrite #\n\n" +
+		"user CN=alice,OU=MQTT Clients,O=mqttctl\ntopic readwrite subject/#\n"
 	if err := os.WriteFile(f.acl, []byte(acl), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +78,7 @@ const (
 	lPasswd          // one-way TLS, password_file, ACL
 	lAnon            // one-way TLS 1.3 only, anonymous allowed
 	lIdentity        // TLS, use_identity_as_username without require_certificate
+	lSubject         // mutual TLS, use_subject_as_username, ACL
 	nListeners
 )
 
@@ -111,6 +113,12 @@ func (f *fixture) config(ports []int) *confgen.Config {
 	l = tlsL(ports[lIdentity])
 	l.Set("use_identity_as_username", "true")
 	l.Set("allow_anonymous", "false")
+	c.Listener = append(c.Listener, l)
+	l = tlsL(ports[lSubject])
+	l.Set("require_certificate", "true")
+	l.Set("use_subject_as_username", "true")
+	l.Set("allow_anonymous", "false")
+	l.Set("acl_file", f.acl)
 	c.Listener = append(c.Listener, l)
 	return c
 }
@@ -238,6 +246,7 @@ type pubsubCase struct {
 func pubsubCases() []pubsubCase {
 	alice := connectCase{name: "alice", listener: lPasswd, user: s("alice"), pw: s("alice-pw")}
 	aliceCert := connectCase{name: "alice-cert", listener: lMTLS, cert: "alice", user: s("admin"), pw: s("admin-pw")}
+	aliceSubject := connectCase{name: "alice-subject", listener: lSubject, cert: "alice"}
 	return []pubsubCase{
 		{name: "ACL-allowed publish", as: alice, action: "publish", topic: "alice/t", qos: 1},
 		{name: "ACL-denied publish v3.1.1", as: alice, action: "publish", topic: "ops/t", qos: 1},
@@ -246,6 +255,8 @@ func pubsubCases() []pubsubCase {
 		{name: "publish to $SYS", as: alice, action: "publish", topic: "$SYS/broker/fake", qos: 1},
 		{name: "identity ACL ignores spoofed username", as: aliceCert, action: "publish", topic: "ops/spoof", qos: 1},
 		{name: "identity ACL allows the CN's topics", as: aliceCert, action: "publish", topic: "alice/cert", qos: 1},
+		{name: "subject as username: allowed topic", as: aliceSubject, action: "publish", topic: "subject/x", qos: 1},
+		{name: "subject as username: CN's topic denied", as: aliceSubject, action: "publish", topic: "alice/x", qos: 1},
 		{name: "ACL-allowed subscribe", as: alice, action: "subscribe", topic: "shared/news", qos: 1},
 		{name: "ACL-denied subscribe", as: alice, action: "subscribe", topic: "ops/secret", qos: 1},
 		{name: "ACL-denied wildcard subscribe", as: alice, action: "subscribe", topic: "ops/#", qos: 1},

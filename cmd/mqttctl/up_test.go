@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -92,4 +93,23 @@ func TestUpPrintsCommandsThatWork(t *testing.T) {
 		t.Errorf("second up changed files:\nbefore %v\nafter  %v", before, after)
 	}
 	time.Sleep(10 * time.Millisecond)
+}
+
+func TestCheckExitStatusAndJSON(t *testing.T) {
+	port := testutil.FreePort(t) // nothing listens there
+	url := fmt.Sprintf("mqtt://127.0.0.1:%d", port)
+	code, out, _ := runCLI(t, "", "check", url)
+	if code != 1 || !strings.Contains(out, "PROBLEM: cannot connect") || !strings.Contains(out, "fix:") {
+		t.Fatalf("check on a closed port: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "", "check", url, "-o", "json")
+	var rep struct {
+		Problems []struct{ Code, Fix string } `json:"problems"`
+	}
+	if code != 1 || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Problems) != 1 || rep.Problems[0].Code != "unreachable" {
+		t.Fatalf("json: exit %d\n%s", code, out)
+	}
+	if code, _, e := runCLI(t, "", "check", "http://x"); code != 1 || !strings.Contains(e, "mqtts") {
+		t.Fatalf("bad URL: %d %s", code, e)
+	}
 }
