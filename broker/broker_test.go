@@ -19,6 +19,7 @@ import (
 
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -30,19 +31,8 @@ func start(t *testing.T, conf string, timeout time.Duration) (*broker.Broker, *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, ds := c.Resolve()
-	if confgen.HasErrors(ds) {
-		t.Fatal(ds)
-	}
 	log := &testutil.SyncBuffer{}
-	b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(log, nil)), ConnectTimeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := testbroker.Start(t, c, log, broker.Options{ConnectTimeout: timeout})
 	return b, log
 }
 
@@ -302,15 +292,7 @@ func TestServedChainIncludesIntermediate(t *testing.T) {
 func TestSysTopics(t *testing.T) {
 	port := testutil.FreePort(t)
 	c, _ := confgen.Parse([]byte(fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\n", port)), "t")
-	r, _ := c.Resolve()
-	b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SysInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	testbroker.Start(t, c, nil, broker.Options{SysInterval: time.Second})
 	m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), nil, 4)
 	if err != nil {
 		t.Fatal(err)

@@ -8,8 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -129,24 +128,6 @@ func freePorts(t *testing.T) []int {
 		ports[i] = testutil.FreePort(t)
 	}
 	return ports
-}
-
-// startBundled runs the bundled broker in-process from the same config.
-func startBundled(t *testing.T, c *confgen.Config, log io.Writer) *broker.Broker {
-	t.Helper()
-	r, ds := c.Resolve()
-	if confgen.HasErrors(ds) {
-		t.Fatal(ds)
-	}
-	b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(log, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	return b
 }
 
 // target is one broker under test.
@@ -316,7 +297,7 @@ func TestDifferentialAgainstMosquitto(t *testing.T) {
 	mp, bp := freePorts(t), freePorts(t)
 	mlog := testutil.StartMosquitto(t, filepath.Join(f.dir), f.config(mp))
 	var blog testutil.SyncBuffer
-	startBundled(t, f.config(bp), &blog)
+	testbroker.Start(t, f.config(bp), &blog, broker.Options{})
 	targets := []target{{"mosquitto", mp}, {"mqttctl", bp}}
 
 	n := 0

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/pki"
 )
 
 // opensslCiphers maps OpenSSL cipher names (what mosquitto's `ciphers`
@@ -71,26 +72,7 @@ func readPEMCerts(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %w", err)
 	}
-	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no certificate found", path)
-	}
-	return out, nil
+	return pki.ParseCerts(data, path)
 }
 
 // loadCertificate reads certfile and keyfile. The served chain is certfile's

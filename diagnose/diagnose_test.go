@@ -3,8 +3,6 @@ package diagnose_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/diagnose"
+	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -158,15 +157,7 @@ func TestCheckExplainsFailures(t *testing.T) {
 	e := setup(t)
 	mp, bp := ports(t), ports(t)
 	testutil.StartMosquitto(t, e.dir, e.config(mp))
-	r, _ := e.config(bp).Resolve()
-	b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	testbroker.Start(t, e.config(bp), nil, broker.Options{})
 	for _, tg := range []struct {
 		name  string
 		ports []int

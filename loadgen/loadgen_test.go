@@ -3,13 +3,12 @@ package loadgen_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/loadgen"
 )
@@ -20,15 +19,7 @@ func TestLoadAgainstBundledBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, _ := c.Resolve()
-	b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	testbroker.Start(t, c, nil, broker.Options{})
 	tg := loadgen.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port)}
 	hs := loadgen.Handshakes(context.Background(), tg, 2, 300*time.Millisecond)
 	if hs.Count == 0 || hs.Errors != 0 {

@@ -113,17 +113,7 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 			if err := startBroker(b, res); err != nil {
 				return err
 			}
-			return runUntilSignal(b, log, func() (*confgen.Resolved, error) {
-				nc, err := f.config()
-				if err != nil {
-					return nil, err
-				}
-				r, ds := nc.Resolve()
-				if confgen.HasErrors(ds) {
-					return nil, fmt.Errorf("%v", ds)
-				}
-				return r, nil
-			})
+			return runUntilSignal(b, log, func() (*confgen.Resolved, error) { return resolved(f.config()) })
 		},
 	}
 	fl := cmd.Flags()
@@ -188,4 +178,17 @@ func runUntilSignal(b *broker.Broker, log *slog.Logger, reload func() (*confgen.
 			}
 		}
 	}
+}
+
+// resolved validates a loaded config for the broker: any error diagnostic
+// makes it unusable.
+func resolved(c *confgen.Config, err error) (*confgen.Resolved, error) {
+	if err != nil {
+		return nil, err
+	}
+	r, ds := c.Resolve()
+	if confgen.HasErrors(ds) {
+		return nil, fmt.Errorf("%v", ds)
+	}
+	return r, nil
 }

@@ -47,13 +47,9 @@ mosquitto.conf.`,
 			for _, n := range notes {
 				fmt.Fprintf(s.Out, "note: %s\n", n)
 			}
-			c, err := confgen.Load(l.Conf)
+			res, err := resolved(confgen.Load(l.Conf))
 			if err != nil {
 				return err
-			}
-			res, ds := c.Resolve()
-			if confgen.HasErrors(ds) {
-				return fmt.Errorf("%s: %v", l.Conf, ds)
 			}
 			level := slog.LevelInfo
 			if verbose {
@@ -68,17 +64,7 @@ mosquitto.conf.`,
 				return err
 			}
 			printTryIt(s, l)
-			return runUntilSignal(b, log, func() (*confgen.Resolved, error) {
-				c, err := confgen.Load(l.Conf)
-				if err != nil {
-					return nil, err
-				}
-				r, ds := c.Resolve()
-				if confgen.HasErrors(ds) {
-					return nil, fmt.Errorf("%v", ds)
-				}
-				return r, nil
-			})
+			return runUntilSignal(b, log, func() (*confgen.Resolved, error) { return resolved(confgen.Load(l.Conf)) })
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "mqttctl-data", "directory for certificates, password file, ACL, config and data")
