@@ -158,3 +158,20 @@ func TestConcurrentEditsKeepEveryUser(t *testing.T) {
 		t.Fatalf("mode %04o", st.Mode().Perm())
 	}
 }
+
+// BenchmarkVerify measures one password check at mosquitto's default cost
+// (it runs for every password CONNECT).
+func BenchmarkVerify(b *testing.B) {
+	pf := ParsePasswordFile([]byte(aliceLine + "\n"))
+	h, _ := pf.Lookup("alice")
+	ph, err := ParseHash(h)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !ph.Verify([]byte("s3cret")) {
+			b.Fatal("no match")
+		}
+	}
+}
