@@ -90,7 +90,12 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return nil
 	}
 	if sec.passwords == nil {
-		return nil // no password_file: any username is accepted, as in mosquitto
+		// No password_file: mosquitto 2.0 lets a username in only where
+		// anonymous clients are allowed (there is nothing to check it with).
+		if !sec.allowAnon {
+			return h.refuse(cl, 5, packets.ErrNotAuthorized, "no password_file to check the username against, and allow_anonymous is false")
+		}
+		return nil
 	}
 	hash, ok := sec.passwords[user]
 	if !ok {

@@ -21,6 +21,11 @@ import (
 	"github.com/mqttctl/mqttctl/confgen"
 )
 
+// DefaultPersistenceFile is the database's name in persistence_location
+// when persistence_file does not name it. It differs from mosquitto's
+// mosquitto.db: the formats differ, and neither broker must read the other's.
+const DefaultPersistenceFile = "mqttctl.db"
+
 // DefaultConnectTimeout bounds the time from TCP accept through the TLS
 // handshake to the CONNECT packet.
 const DefaultConnectTimeout = 10 * time.Second
@@ -35,9 +40,11 @@ type Options struct {
 // security is a listener's authentication and ACL state, swapped whole on
 // reload.
 type security struct {
-	allowAnon bool
-	passwords map[string]confgen.Hash // nil: no password_file
-	acl       *confgen.ACL            // nil: no acl_file, everything allowed
+	allowAnon    bool
+	allowZeroID  bool
+	autoIDPrefix string
+	passwords    map[string]confgen.Hash // nil: no password_file
+	acl          *confgen.ACL            // nil: no acl_file, everything allowed
 }
 
 type listenerState struct {
@@ -64,7 +71,7 @@ func (b *Broker) listener(id string) *listenerState { return b.byID[id] }
 
 // loadSecurity reads a listener's password and ACL files.
 func loadSecurity(s confgen.Security, log *slog.Logger) (*security, error) {
-	sec := &security{allowAnon: s.AllowAnonymous}
+	sec := &security{allowAnon: s.AllowAnonymous, allowZeroID: s.AllowZeroLengthClientID, autoIDPrefix: s.AutoIDPrefix}
 	if s.PasswordFile != "" {
 		pf, err := confgen.ReadPasswordFile(s.PasswordFile)
 		if err != nil {
@@ -115,12 +122,35 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 	if cfg.MaxQueued > 0 {
 		caps.MaximumInflight = uint16(min(cfg.MaxQueued, 65535))
 	}
+	// mosquitto advertises max_inflight_messages as the v5 Receive Maximum
+	// and max_topic_alias (10 by default) as the Topic Alias Maximum.
+	caps.ReceiveMaximum = 65535
+	if cfg.MaxInflight > 0 {
+		caps.ReceiveMaximum = uint16(min(cfg.MaxInflight, 65535))
+	}
+	topicAlias, err := topicAliasMax(cfg)
+	if err != nil {
+		return nil, err
+	}
+	caps.TopicAliasMaximum = topicAlias
+	if !cfg.RetainAvailable {
+		caps.RetainAvailable = 0
+	}
+	sysInterval := o.SysInterval
+	if cfg.SysInterval > 0 && o.SysInterval == 10*time.Second {
+		sysInterval = time.Duration(cfg.SysInterval) * time.Second
+	}
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		Logger:                 engineLogger(o.Logger),
 		InlineClient:           true,
-		SysTopicResendInterval: int64(o.SysInterval / time.Second),
+		SysTopicResendInterval: int64(sysInterval / time.Second),
 	})
+	// The protocol hook comes first: it puts topics under their mount point
+	// before the auth hook checks them.
+	if err := b.srv.AddHook(&protocolHook{b: b}, nil); err != nil {
+		return nil, err
+	}
 	b.auth = &authHook{b: b, creds: map[*mqtt.Client][]byte{}}
 	if err := b.srv.AddHook(b.auth, nil); err != nil {
 		return nil, err
@@ -133,13 +163,33 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 		if dir == "" {
 			dir = "."
 		}
-		st, err := openStore(b, filepath.Join(dir, "mqttctl.db"))
+		name := cfg.PersistenceFile
+		if name == "" {
+			name = DefaultPersistenceFile
+		}
+		st, err := openStore(b, filepath.Join(dir, name))
 		if err != nil {
 			return nil, err
 		}
 		b.store = st
 	}
 	return b, nil
+}
+
+// topicAliasMax is the one Topic Alias Maximum for every listener: the
+// engine has a single limit, so listeners that differ are refused.
+func topicAliasMax(cfg *confgen.Resolved) (uint16, error) {
+	v, at := cfg.MaxTopicAlias, confgen.Pos{}
+	for _, l := range cfg.Listeners {
+		if l.MaxTopicAlias < 0 {
+			continue
+		}
+		if at.Line != 0 && l.MaxTopicAlias != v {
+			return 0, fmt.Errorf("%s: max_topic_alias differs between listeners (%d at %s): mqttctl serve has one limit for all; make them equal", l.Pos, v, at)
+		}
+		v, at = l.MaxTopicAlias, l.Pos
+	}
+	return uint16(v), nil
 }
 
 // engineLogger keeps the engine's own messages at warning level and above

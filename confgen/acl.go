@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/mqttctl/mqttctl/internal/ident"
 )
 
 // Access is what an ACL rule grants; Deny refuses.
@@ -87,11 +89,20 @@ func (a *ACL) AddUser(name string) *ACLUser {
 	return u
 }
 
-// ValidateTopicFilter checks a topic filter as mosquitto does: '+' and '#'
-// only as whole levels, '#' only last, no NUL, not empty.
+// ValidateTopicFilter checks a topic filter as mosquitto does ('+' and '#'
+// only as whole levels, '#' only last, not empty) and refuses what an ACL
+// line cannot carry: line breaks (they would inject rules), NUL and other
+// control characters, invalid UTF-8, bidirectional controls, and leading or
+// trailing white space (mosquitto strips it from the line).
 func ValidateTopicFilter(t string) error {
 	if t == "" {
 		return fmt.Errorf("empty topic")
+	}
+	if err := ident.CheckText("topic", t); err != nil {
+		return err
+	}
+	if strings.TrimSpace(t) != t {
+		return fmt.Errorf("topic %q has leading or trailing white space, which an ACL line cannot keep", t)
 	}
 	levels := strings.Split(t, "/")
 	for i, l := range levels {
@@ -102,10 +113,15 @@ func ValidateTopicFilter(t string) error {
 			return fmt.Errorf("topic %q: '#' must be the last level", t)
 		}
 	}
-	if strings.ContainsRune(t, 0) {
-		return fmt.Errorf("topic %q contains NUL", t)
-	}
 	return nil
+}
+
+// ValidateTopicName checks a topic name: a filter without wildcards.
+func ValidateTopicName(t string) error {
+	if strings.ContainsAny(t, "+#") {
+		return fmt.Errorf("topic %q: a topic name cannot hold '+' or '#'", t)
+	}
+	return ValidateTopicFilter(t)
 }
 
 // ParseACL reads an ACL file with mosquitto's rules. name is used in errors,

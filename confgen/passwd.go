@@ -29,25 +29,6 @@ const (
 	hashLen       = 64
 )
 
-// ValidateUsername refuses names mosquitto password and ACL files cannot hold.
-func ValidateUsername(u string) error {
-	if u == "" {
-		return errors.New("empty username")
-	}
-	if strings.Contains(u, ":") {
-		return fmt.Errorf("username %q contains ':', which the password file uses as separator", u)
-	}
-	for _, r := range u {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("username %q contains a control character", u)
-		}
-	}
-	if strings.TrimSpace(u) != u {
-		return fmt.Errorf("username %q has leading or trailing white space, which mosquitto strips", u)
-	}
-	return nil
-}
-
 // printableSalt returns n random printable ASCII bytes (so the hash can
 // later be exported to EMQX, whose import carries the salt as text).
 func printableSalt(n int) ([]byte, error) {

@@ -3,6 +3,7 @@ package confgen
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Security holds the authentication and authorisation options in force for
@@ -11,7 +12,10 @@ type Security struct {
 	AllowAnonymous          bool
 	PasswordFile            string
 	ACLFile                 string
-	AllowZeroLengthClientID bool
+	AllowZeroLengthClientID bool   // default true
+	AutoIDPrefix            string // default "auto-"
+	PasswordFilePos         Pos    // where password_file was set, for errors
+	ACLFilePos              Pos    // where acl_file was set
 }
 
 // TLS holds a listener's TLS options; nil on a plain listener.
@@ -30,9 +34,14 @@ type ListenerSpec struct {
 	Bind           string
 	Protocol       string
 	MaxConnections int // -1 unlimited
-	TLS            *TLS
-	Security       Security
-	Pos            Pos
+	MountPoint     string
+	SocketDomain   string // "", ipv4 or ipv6
+	// UseUsernameAsClientID makes the username the client id.
+	UseUsernameAsClientID bool
+	MaxTopicAlias         int // -1: not set (mosquitto's default is 10)
+	TLS                   *TLS
+	Security              Security
+	Pos                   Pos
 }
 
 // Addr is the listener's host:port (an empty host means all interfaces).
@@ -66,10 +75,16 @@ type Resolved struct {
 	Listeners           []ListenerSpec
 	PerListenerSettings bool
 	MaxPacketSize       int
-	MaxInflight         int
+	MaxInflight         int // 0: unlimited
 	MaxQueued           int
+	MaxKeepalive        int // 0: no limit
+	MaxTopicAlias       int // mosquitto's default is 10
+	RetainAvailable     bool
+	SysInterval         int // seconds; mosquitto's default is 10
 	Persistence         bool
 	PersistenceLocation string
+	PersistenceFile     string // "" means the broker's default name
+	PIDFile             string
 	User                string
 }
 
@@ -118,7 +133,7 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 	warnf := func(p Pos, f string, a ...any) {
 		ds = append(ds, Diagnostic{Pos: p, Warning: true, Msg: fmt.Sprintf(f, a...)})
 	}
-	r := &Resolved{MaxInflight: 20, MaxQueued: 1000}
+	r := &Resolved{MaxInflight: 20, MaxQueued: 1000, MaxTopicAlias: 10, RetainAvailable: true, SysInterval: 10}
 	perListener := false
 	plsSeq := -1
 	for _, d := range c.Global {
@@ -145,7 +160,7 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 			}
 		}
 	}
-	global := Security{}
+	global := Security{AllowZeroLengthClientID: true, AutoIDPrefix: "auto-"}
 	anonSet := false
 	applySec := func(s *Security, d Directive) bool {
 		switch d.Key {
@@ -153,11 +168,13 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 			s.AllowAnonymous = boolOf(d.Value)
 			return true
 		case "password_file":
-			s.PasswordFile = d.Value
+			s.PasswordFile, s.PasswordFilePos = d.Value, d.Pos
 		case "acl_file":
-			s.ACLFile = d.Value
+			s.ACLFile, s.ACLFilePos = d.Value, d.Pos
 		case "allow_zero_length_clientid":
 			s.AllowZeroLengthClientID = boolOf(d.Value)
+		case "auto_id_prefix":
+			s.AutoIDPrefix = d.Value
 		}
 		return false
 	}
@@ -181,8 +198,27 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 			r.Persistence = boolOf(d.Value)
 		case "persistence_location":
 			r.PersistenceLocation = d.Value
+		case "persistence_file":
+			r.PersistenceFile = d.Value
+			if strings.ContainsRune(d.Value, '/') {
+				errf(d.Pos, "persistence_file %s: give a file name; the directory is persistence_location", d.Value)
+			}
+		case "pid_file":
+			r.PIDFile = d.Value
 		case "user":
 			r.User = d.Value
+		case "max_keepalive":
+			r.MaxKeepalive = intOf(d.Value, 0)
+			if r.MaxKeepalive < 0 || r.MaxKeepalive > 65535 {
+				errf(d.Pos, "max_keepalive %s: use 0 to 65535 seconds", d.Value)
+			}
+		case "retain_available":
+			r.RetainAvailable = boolOf(d.Value)
+		case "sys_interval":
+			r.SysInterval = intOf(d.Value, 10)
+			if r.SysInterval < 0 {
+				errf(d.Pos, "sys_interval %s: use a number of seconds", d.Value)
+			}
 		}
 	}
 	if !perListener {
@@ -213,7 +249,7 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 	}
 	seen := map[string]Pos{}
 	for _, l := range listeners {
-		spec := ListenerSpec{Port: l.Port, Bind: l.Bind, Protocol: "mqtt", MaxConnections: -1, Pos: l.Pos}
+		spec := ListenerSpec{Port: l.Port, Bind: l.Bind, Protocol: "mqtt", MaxConnections: -1, MaxTopicAlias: -1, Pos: l.Pos}
 		if prev, dup := seen[spec.Addr()]; dup {
 			errf(l.Pos, "a listener on %s is already defined at %s", spec.Addr(), prev)
 		}
@@ -231,6 +267,20 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 				spec.Protocol = d.Value
 			case "max_connections":
 				spec.MaxConnections = intOf(d.Value, -1)
+			case "mount_point":
+				spec.MountPoint = d.Value
+				if err := ValidateTopicName(d.Value); err != nil || strings.ContainsAny(d.Value, "+#") {
+					errf(d.Pos, "mount_point %q: it must be a topic prefix without '+' or '#', e.g. site1/", d.Value)
+				}
+			case "socket_domain":
+				spec.SocketDomain = d.Value
+			case "use_username_as_clientid":
+				spec.UseUsernameAsClientID = boolOf(d.Value)
+			case "max_topic_alias":
+				spec.MaxTopicAlias = intOf(d.Value, 10)
+				if spec.MaxTopicAlias < 0 || spec.MaxTopicAlias > 65535 {
+					errf(d.Pos, "max_topic_alias %s: use 0 to 65535", d.Value)
+				}
 			case "cafile":
 				t.CAFile = d.Value
 			case "capath":

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/mqttctl/mqttctl/internal/fsx"
+	"github.com/mqttctl/mqttctl/internal/ident"
 )
 
 // CSROptions configures NewCSR.
@@ -29,7 +30,7 @@ type CSROptions struct {
 // NewCSR writes OUTDIR/NAME.key (0600, unencrypted PKCS#8) and OUTDIR/NAME.csr,
 // what `openssl req -new` did. It returns their paths.
 func NewCSR(o CSROptions) (keyPath, csrPath string, err error) {
-	if err := ValidateClientName(o.Name); err != nil {
+	if err := ident.Validate(o.Name); err != nil {
 		return "", "", err
 	}
 	if o.KeyType == "" {

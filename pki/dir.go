@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/internal/fsx"
+	"github.com/mqttctl/mqttctl/internal/ident"
 )
 
 // File names inside a pki directory.
@@ -362,7 +363,7 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 		return nil, err
 	}
 	for _, c := range o.Clients {
-		if err := ValidateClientName(c); err != nil {
+		if err := ident.Validate(c); err != nil {
 			return nil, err
 		}
 	}
@@ -647,7 +648,7 @@ func (d *Dir) Issue(o IssueOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ValidateClientName(o.Name); err != nil {
+	if err := ident.Validate(o.Name); err != nil {
 		return nil, fmt.Errorf("%s name: %w", o.Profile, err)
 	}
 	var hosts Hosts

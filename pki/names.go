@@ -137,25 +137,3 @@ func validateDNSName(name string) error {
 	}
 	return nil
 }
-
-// ValidateClientName checks a client certificate name (its CN, which becomes
-// the MQTT username with use_identity_as_username): non-empty, no control
-// characters, no ':' (mosquitto password and ACL files cannot hold it), no
-// '/' (it names a file), and not "+" or "#".
-func ValidateClientName(name string) error {
-	if strings.TrimSpace(name) == "" {
-		return fmt.Errorf("empty client name: give the MQTT identity, e.g. sensor-01")
-	}
-	if len(name) > 64 {
-		return fmt.Errorf("client name %q is longer than 64 characters (the X.509 CN limit)", name)
-	}
-	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("client name %q contains a control character", name)
-		}
-	}
-	if strings.ContainsAny(name, ":/\\+#") || name == "." || name == ".." {
-		return fmt.Errorf("client name %q may not contain ':', '/', '\\', '+' or '#'", name)
-	}
-	return nil
-}

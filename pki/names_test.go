@@ -58,19 +58,6 @@ func TestParseHosts(t *testing.T) {
 	}
 }
 
-func TestValidateClientName(t *testing.T) {
-	for _, ok := range []string{"alice", "sensor-01", "Dash Board", "a.b"} {
-		if err := ValidateClientName(ok); err != nil {
-			t.Errorf("ValidateClientName(%q) = %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "a:b", "a/b", "..", "a\nb", "#", "x+y", strings.Repeat("x", 65)} {
-		if err := ValidateClientName(bad); err == nil {
-			t.Errorf("ValidateClientName(%q) accepted", bad)
-		}
-	}
-}
-
 func TestLeafDays(t *testing.T) {
 	tests := []struct {
 		days     int

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/fsx"
+	"github.com/mqttctl/mqttctl/internal/ident"
 )
 
 func newACLCmd(s *streams) *cobra.Command {
@@ -77,7 +78,7 @@ func newACLAddCmd(s *streams) *cobra.Command {
 			case anonymous:
 				a.Anonymous = append(a.Anonymous, r)
 			default:
-				if err := confgen.ValidateUsername(usr); err != nil {
+				if err := ident.Validate(usr); err != nil {
 					return err
 				}
 				u := a.AddUser(usr)

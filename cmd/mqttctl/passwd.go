@@ -10,6 +10,7 @@ import (
 
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/fsx"
+	"github.com/mqttctl/mqttctl/internal/ident"
 )
 
 type passwordFlags struct {
@@ -76,7 +77,7 @@ func newPasswdAddCmd(s *streams) *cobra.Command {
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, user := args[0], args[1]
-			if err := confgen.ValidateUsername(user); err != nil {
+			if err := ident.Validate(user); err != nil {
 				return err
 			}
 			secret, err := pw.read(s, true)
@@ -232,7 +233,7 @@ It refuses a file that already holds hashes, so nothing is hashed twice.`,
 				if _, err := confgen.ParseHash(l.Hash); err == nil || strings.HasPrefix(l.Hash, "$6$") || strings.HasPrefix(l.Hash, "$7$") {
 					return fmt.Errorf("%s:%d: user %s already has a hash; import takes plain user:password lines (nothing was changed)", in, l.Line, l.User)
 				}
-				if err := confgen.ValidateUsername(l.User); err != nil {
+				if err := ident.Validate(l.User); err != nil {
 					return fmt.Errorf("%s:%d: %w", in, l.Line, err)
 				}
 				// The password is everything after the first ':' (it may hold ':').

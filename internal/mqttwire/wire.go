@@ -96,6 +96,7 @@ type Connect struct {
 	Keepalive              uint16
 	WillTopic, WillPayload string
 	WillQos                byte
+	WillRetain             bool
 	SessionExpiry          uint32 // v5
 }
 
@@ -107,6 +108,9 @@ func AppendConnect(b []byte, c Connect) []byte {
 	}
 	if c.WillTopic != "" {
 		flags |= 0x04 | c.WillQos<<3
+		if c.WillRetain {
+			flags |= 0x20
+		}
 	}
 	if c.Username != nil {
 		flags |= 0x80

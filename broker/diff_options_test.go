@@ -1,0 +1,348 @@
+package broker_test
+
+// The options differential: small configs that each exercise one
+// mosquitto.conf option or protocol rule, run by the real mosquitto and by
+// the bundled broker. Every case must give the same packets from both.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
+	"github.com/mqttctl/mqttctl/internal/testbroker"
+	"github.com/mqttctl/mqttctl/internal/testutil"
+)
+
+// optCase is one client scenario against a config; it returns what the
+// client saw, in words both brokers must agree on.
+type optCase struct {
+	name string
+	run  func(t *testing.T, addrs []string) string
+}
+
+// optConfig is a config for a group of cases. text is mosquitto.conf with
+// %[1]d, %[2]d for the listener ports and %[3]s for the test directory.
+type optConfig struct {
+	name  string
+	text  string
+	files map[string]string // written to the test directory first
+	cases []optCase
+}
+
+// dialPlain connects a raw MQTT client (no TLS).
+func dialPlain(t *testing.T, addr string, version byte) *testutil.MQTT {
+	t.Helper()
+	m, err := testutil.DialMQTT(addr, nil, version)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// connackWords describes a CONNACK (or what came instead): the code and,
+// for v5, the server keep alive when one was sent.
+func connackWords(m *testutil.MQTT, o testutil.ConnectOptions) string {
+	o.Version = m.Version
+	if _, err := m.Conn.Write(mqttwire.AppendConnect(nil, o)); err != nil {
+		return "write failed"
+	}
+	return nextPacket(m, 3*time.Second)
+}
+
+// nextPacket describes the next packet from the server: its type and reason
+// code, "closed" when the server closed the connection, "nothing" when
+// nothing came within d.
+func nextPacket(m *testutil.MQTT, d time.Duration) string {
+	head, body, err := m.Read(d)
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "nothing"
+	case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || err != nil:
+		return "closed"
+	}
+	switch head >> 4 {
+	case mqttwire.CONNACK:
+		s := fmt.Sprintf("CONNACK %d", body[1])
+		if m.Version == 5 && len(body) > 2 {
+			s += v5Props(body[2:])
+		}
+		return s
+	case mqttwire.DISCONNECT:
+		if len(body) > 0 {
+			return fmt.Sprintf("DISCONNECT 0x%02x", body[0])
+		}
+		return "DISCONNECT"
+	case mqttwire.PUBACK:
+		return fmt.Sprintf("PUBACK % x", body)
+	case mqttwire.SUBACK:
+		return fmt.Sprintf("SUBACK % x", body)
+	case mqttwire.PUBLISH:
+		topic, _, payload, _ := mqttwire.PublishInfo(head, body, m.Version)
+		return fmt.Sprintf("PUBLISH %s %s", topic, payload)
+	}
+	return fmt.Sprintf("packet type %d", head>>4)
+}
+
+// v5Props describes the properties of a v5 CONNACK that mosquitto and the
+// bundled broker must agree on (not the assigned client id, which is random).
+func v5Props(b []byte) string {
+	n, used := binary.Uvarint(b)
+	if used <= 0 || int(n) > len(b)-used {
+		return " (bad properties)"
+	}
+	props := b[used : used+int(n)]
+	var out []string
+	names := map[byte]string{0x13: "server-keepalive", 0x21: "receive-maximum", 0x22: "topic-alias-maximum", 0x24: "maximum-qos",
+		0x25: "retain-available", 0x27: "maximum-packet-size", 0x28: "wildcards", 0x29: "subscription-ids", 0x2a: "shared-subscriptions"}
+	for len(props) > 0 {
+		pid := props[0]
+		props = props[1:]
+		var v uint32
+		switch pid {
+		case 0x13, 0x21, 0x22, 0x23:
+			v, props = uint32(binary.BigEndian.Uint16(props)), props[2:]
+		case 0x24, 0x25, 0x28, 0x29, 0x2a:
+			v, props = uint32(props[0]), props[1:]
+		case 0x11, 0x27:
+			v, props = binary.BigEndian.Uint32(props), props[4:]
+		case 0x12, 0x1a, 0x1c, 0x1f:
+			props = props[2+int(binary.BigEndian.Uint16(props)):]
+			continue
+		default:
+			return fmt.Sprintf(" (unknown property 0x%02x)", pid)
+		}
+		out = append(out, fmt.Sprintf("%s=%d", names[pid], v))
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return ""
+	}
+	return " [" + strings.Join(out, " ") + "]"
+}
+
+// connected returns a client that has connected (CONNACK 0) or fails.
+func connected(t *testing.T, addr string, version byte, o testutil.ConnectOptions) *testutil.MQTT {
+	t.Helper()
+	m := dialPlain(t, addr, version)
+	if code, err := m.Connect(o); err != nil || code != 0 {
+		t.Fatalf("connect %s to %s: code %d, %v", o.ClientID, addr, code, err)
+	}
+	return m
+}
+
+func optConfigs() []optConfig {
+	var s = testutil.Str
+	connect := func(version byte, o testutil.ConnectOptions) func(t *testing.T, a []string) string {
+		return func(t *testing.T, a []string) string {
+			return connackWords(dialPlain(t, a[0], version), o)
+		}
+	}
+	return []optConfig{
+		{
+			name: "allow_anonymous false without password_file",
+			text: "listener %[1]d 127.0.0.1\nallow_anonymous false\n",
+			cases: []optCase{
+				{"username and password v3.1.1", connect(4, testutil.ConnectOptions{ClientID: "u1", Username: s("alice"), Password: s("pw"), Clean: true})},
+				{"username and password v5", connect(5, testutil.ConnectOptions{ClientID: "u2", Username: s("alice"), Password: s("pw"), Clean: true})},
+				{"username only v3.1.1", connect(4, testutil.ConnectOptions{ClientID: "u3", Username: s("alice"), Clean: true})},
+				{"anonymous v3.1.1", connect(4, testutil.ConnectOptions{ClientID: "u4", Clean: true})},
+			},
+		},
+		{
+			name:  "protocol rules (anonymous allowed)",
+			text:  "listener %[1]d 127.0.0.1\nallow_anonymous true\nacl_file %[3]s/acl\n",
+			files: map[string]string{"acl": "topic readwrite e/#\ntopic read ops/#\n"},
+			cases: []optCase{
+				{"username without password_file", connect(4, testutil.ConnectOptions{ClientID: "p1", Username: s("bob"), Password: s("x"), Clean: true})},
+				{"zero-length client id, clean session false, v3.1.1", connect(4, testutil.ConnectOptions{Clean: false})},
+				{"zero-length client id, clean session true, v3.1.1", connect(4, testutil.ConnectOptions{Clean: true})},
+				{"unknown protocol level 6", connect(6, testutil.ConnectOptions{ClientID: "p2", Clean: true})},
+				{"subscribe to a/#/b", func(t *testing.T, a []string) string {
+					m := connected(t, a[0], 4, testutil.ConnectOptions{ClientID: "p3", Clean: true})
+					_, _ = m.Conn.Write(mqttwire.AppendSubscribe(nil, 4, 1, "a/#/b", 0))
+					return nextPacket(m, 2*time.Second)
+				}},
+				{"subscribe to a/#/b v5", func(t *testing.T, a []string) string {
+					m := connected(t, a[0], 5, testutil.ConnectOptions{ClientID: "p3b", Clean: true})
+					_, _ = m.Conn.Write(mqttwire.AppendSubscribe(nil, 5, 1, "a/#/b", 0))
+					return nextPacket(m, 2*time.Second)
+				}},
+				{"subscribe to a/b+ v3.1.1", func(t *testing.T, a []string) string {
+					m := connected(t, a[0], 4, testutil.ConnectOptions{ClientID: "p3c", Clean: true})
+					_, _ = m.Conn.Write(mqttwire.AppendSubscribe(nil, 4, 1, "a/b+", 0))
+					return nextPacket(m, 2*time.Second)
+				}},
+				{"v5 CONNACK properties with the defaults", connect(5, testutil.ConnectOptions{ClientID: "p5", Clean: true})},
+				{"ACL-denied QoS 1 publish v5: the PUBACK bytes", func(t *testing.T, a []string) string {
+					m := connected(t, a[0], 5, testutil.ConnectOptions{ClientID: "p4", Clean: true})
+					_, _ = m.Conn.Write(mqttwire.AppendPublish(nil, 5, "ops/x", []byte("x"), 1, false, 7))
+					return nextPacket(m, 2*time.Second)
+				}},
+				{"persistent v3.1.1 session re-subscribes with a queued message", func(t *testing.T, a []string) string {
+					return persistentResubscribe(t, a[0])
+				}},
+			},
+		},
+		{
+			name: "max_keepalive, retain_available false, allow_zero_length_clientid false",
+			text: "max_keepalive 30\nretain_available false\nlistener %[1]d 127.0.0.1\nallow_anonymous true\nallow_zero_length_clientid false\n",
+			cases: []optCase{
+				{"keepalive 60 above max_keepalive v3.1.1", connect(4, testutil.ConnectOptions{ClientID: "k1", Keepalive: 60, Clean: true})},
+				{"keepalive 20 below max_keepalive v3.1.1", connect(4, testutil.ConnectOptions{ClientID: "k2", Keepalive: 20, Clean: true})},
+				{"keepalive 60 above max_keepalive v5", connect(5, testutil.ConnectOptions{ClientID: "k3", Keepalive: 60, Clean: true})},
+				{"keepalive 20 below max_keepalive v5", connect(5, testutil.ConnectOptions{ClientID: "k4", Keepalive: 20, Clean: true})},
+				{"zero-length client id v3.1.1", connect(4, testutil.ConnectOptions{Keepalive: 20, Clean: true})},
+				{"zero-length client id v5", connect(5, testutil.ConnectOptions{Keepalive: 20, Clean: true})},
+				{"retained QoS 1 publish v3.1.1", func(t *testing.T, a []string) string {
+					m := connected(t, a[0], 4, testutil.ConnectOptions{ClientID: "r1", Keepalive: 20, Clean: true})
+					_, _ = m.Conn.Write(mqttwire.AppendPublish(nil, 4, "r/x", []byte("x"), 1, true, 3))
+					return nextPacket(m, 2*time.Second)
+				}},
+				{"retained QoS 1 publish v5", func(t *testing.T, a []string) string {
+					m := connected(t, a[0], 5, testutil.ConnectOptions{ClientID: "r2", Keepalive: 20, Clean: true})
+					_, _ = m.Conn.Write(mqttwire.AppendPublish(nil, 5, "r/x", []byte("x"), 1, true, 3))
+					return nextPacket(m, 2*time.Second)
+				}},
+				{"will with retain v3.1.1", connect(4, testutil.ConnectOptions{ClientID: "r3", Keepalive: 20, Clean: true, WillTopic: "w/x", WillPayload: "gone", WillRetain: true})},
+				{"will with retain v5", connect(5, testutil.ConnectOptions{ClientID: "r4", Keepalive: 20, Clean: true, WillTopic: "w/x", WillPayload: "gone", WillRetain: true})},
+			},
+		},
+		{
+			name:  "mount_point",
+			text:  "acl_file %[3]s/acl\nlistener %[1]d 127.0.0.1\nallow_anonymous true\nmount_point m/\nlistener %[2]d 127.0.0.1\n",
+			files: map[string]string{"acl": "topic read #\ntopic write m/t/#\ntopic write t/#\ntopic write m/only/#\n"},
+			cases: []optCase{
+				{"a publish under a mount point arrives with the prefix", func(t *testing.T, a []string) string {
+					obs := connected(t, a[1], 4, testutil.ConnectOptions{ClientID: "mo1", Clean: true})
+					if _, err := obs.Subscribe("#", 0); err != nil {
+						return "observer: " + err.Error()
+					}
+					m := connected(t, a[0], 4, testutil.ConnectOptions{ClientID: "mc1", Clean: true})
+					_, _ = m.Publish("t/1", []byte("up"), 0, false)
+					return nextPacket(obs, 2*time.Second)
+				}},
+				{"a subscription under a mount point sees its own tree only, without the prefix", func(t *testing.T, a []string) string {
+					m := connected(t, a[0], 4, testutil.ConnectOptions{ClientID: "mc2", Clean: true})
+					if _, err := m.Subscribe("t/#", 0); err != nil {
+						return "subscribe: " + err.Error()
+					}
+					obs := connected(t, a[1], 4, testutil.ConnectOptions{ClientID: "mo2", Clean: true})
+					_, _ = obs.Publish("t/outside", []byte("no"), 0, false)
+					_, _ = obs.Publish("m/t/inside", []byte("yes"), 0, false)
+					return nextPacket(m, 2*time.Second) + "; then " + nextPacket(m, 500*time.Millisecond)
+				}},
+				{"the ACL sees the topic with the mount point", func(t *testing.T, a []string) string {
+					obs := connected(t, a[1], 4, testutil.ConnectOptions{ClientID: "mo3", Clean: true})
+					if _, err := obs.Subscribe("#", 0); err != nil {
+						return "observer: " + err.Error()
+					}
+					m := connected(t, a[0], 4, testutil.ConnectOptions{ClientID: "mc3", Clean: true})
+					_, _ = m.Publish("only/1", []byte("mounted-allowed"), 0, false)
+					return nextPacket(obs, 1*time.Second)
+				}},
+			},
+		},
+	}
+}
+
+// persistentResubscribe: a 3.1.1 client with a persistent session gets a
+// QoS 1 message queued while it is away, reconnects and subscribes again
+// with packet id 1 before reading anything (as mosquitto_sub -c does).
+func persistentResubscribe(t *testing.T, addr string) string {
+	o := testutil.ConnectOptions{ClientID: "dur2", Clean: false}
+	m := connected(t, addr, 4, o)
+	if _, err := m.Subscribe("e/#", 1); err != nil {
+		return "first subscribe: " + err.Error()
+	}
+	m.Disconnect()
+	pub := connected(t, addr, 4, testutil.ConnectOptions{ClientID: "dur-pub", Clean: true})
+	if _, err := pub.Publish("e/1", []byte("queued"), 1, false); err != nil {
+		return "publish: " + err.Error()
+	}
+	m = dialPlain(t, addr, 4)
+	if w := connackWords(m, o); w != "CONNACK 0" {
+		return "reconnect: " + w
+	}
+	_, _ = m.Conn.Write(mqttwire.AppendSubscribe(nil, 4, 1, "e/#", 1))
+	var seen []string
+	var suback string
+	for i := 0; i < 4 && (suback == "" || len(seen) < 1); i++ {
+		head, body, err := m.Read(2 * time.Second)
+		if err != nil {
+			break
+		}
+		switch head >> 4 {
+		case mqttwire.SUBACK:
+			suback = fmt.Sprintf("SUBACK % x", body)
+		case mqttwire.PUBLISH:
+			topic, id, payload, _ := mqttwire.PublishInfo(head, body, 4)
+			seen = append(seen, topic+"="+string(payload))
+			_, _ = m.Conn.Write(mqttwire.AppendAck(nil, mqttwire.PUBACK, id))
+		}
+	}
+	if _, err := pub.Publish("e/2", []byte("later"), 1, false); err != nil {
+		return "second publish: " + err.Error()
+	}
+	later := nextPacket(m, 2*time.Second)
+	return fmt.Sprintf("%s, queued %v, later %s", suback, seen, later)
+}
+
+func TestDifferentialOptions(t *testing.T) {
+	testutil.RequireBinary(t, "mosquitto")
+	n := 0
+	for _, oc := range optConfigs() {
+		t.Run(strings.ReplaceAll(oc.name, " ", "_"), func(t *testing.T) {
+			var got [2][]string
+			for i, name := range []string{"mosquitto", "mqttctl"} {
+				dir := testutil.ReachableDir(t)
+				for f, text := range oc.files {
+					if err := os.WriteFile(filepath.Join(dir, f), []byte(text), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				ports := []int{testutil.FreePort(t), testutil.FreePort(t)}
+				c, err := confgen.Parse([]byte(fmt.Sprintf(oc.text, ports[0], ports[1], dir)), oc.name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var log *testutil.SyncBuffer
+				if name == "mosquitto" {
+					log = testutil.StartMosquitto(t, dir, c)
+				} else {
+					log = &testutil.SyncBuffer{}
+					testbroker.Start(t, c, log, broker.Options{})
+				}
+				addrs := []string{fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])}
+				for _, cs := range oc.cases {
+					got[i] = append(got[i], cs.run(t, addrs))
+				}
+				t.Cleanup(func() {
+					if t.Failed() {
+						t.Logf("%s log:\n%s", name, log.String())
+					}
+				})
+			}
+			for j, cs := range oc.cases {
+				t.Logf("%-70s mosquitto: %-30s mqttctl: %s", cs.name, got[0][j], got[1][j])
+				if got[0][j] != got[1][j] {
+					t.Errorf("%s: mosquitto %q, mqttctl %q", cs.name, got[0][j], got[1][j])
+				}
+				n++
+			}
+		})
+	}
+	t.Logf("%d option cases compared", n)
+}

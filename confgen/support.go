@@ -1,0 +1,229 @@
+package confgen
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Support says what the bundled broker (`mqttctl serve`) does with a
+// mosquitto.conf option.
+type Support int
+
+const (
+	// Implemented: serve does what mosquitto does with every value.
+	Implemented Support = iota
+	// Logging: only changes what is logged where (or, for a few, latency);
+	// serve logs to standard error with log/slog whatever the value, and
+	// says so with a warning.
+	Logging
+	// DefaultOnly: serve behaves as mosquitto does with the option's default
+	// value; any other value is refused.
+	DefaultOnly
+	// Refused: serve does not implement the option; a config that has it is
+	// refused at start-up.
+	Refused
+)
+
+func (s Support) String() string {
+	switch s {
+	case Implemented:
+		return "implemented"
+	case Logging:
+		return "logging only (warning)"
+	case DefaultOnly:
+		return "default value only"
+	}
+	return "refused"
+}
+
+// ServeSupport is one row of the table of every mosquitto 2.0 option.
+type ServeSupport struct {
+	Support Support
+	// Defaults are the values serve accepts for DefaultOnly (mosquitto's
+	// default first).
+	Defaults []string
+	// Note says how serve implements it, or why it refuses.
+	Note string
+	// Refuse, when set, returns why serve refuses one value of an
+	// otherwise implemented option ("" to accept it).
+	Refuse func(value string) string
+}
+
+// serveSupport is the table of every option mosquitto 2.0 accepts and what
+// `mqttctl serve` does with it. TestServeSupportCoversEveryOption keeps it
+// complete; the README's table is generated from it (ServeSupportTable).
+var serveSupport = map[string]ServeSupport{
+	// authentication and authorisation
+	"acl_file":                       {Support: Implemented, Note: "mosquitto's matching order; reloaded on SIGHUP"},
+	"allow_anonymous":                {Support: Implemented, Note: "false by default when listeners are defined; reloaded on SIGHUP"},
+	"allow_zero_length_clientid":     {Support: Implemented, Note: "false: CONNACK 2 (v3.1.1) / 0x80 (v5) for an empty client id"},
+	"auto_id_prefix":                 {Support: Implemented, Note: "prefix of the ids given to clients that send none (default auto-)"},
+	"password_file":                  {Support: Implemented, Note: "$7$ and $6$ hashes; reloaded on SIGHUP"},
+	"per_listener_settings":          {Support: Implemented, Note: ""},
+	"plugin":                         {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},
+	"auth_plugin":                    {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},
+	"auth_plugin_deny_special_chars": {Support: DefaultOnly, Defaults: []string{"true"}, Note: "only matters with plugins"},
+	"psk_file":                       {Support: Refused, Note: "TLS-PSK is not supported by Go's crypto/tls"},
+	"clientid_prefixes":              {Support: Refused, Note: "not implemented"},
+	"check_retain_source":            {Support: DefaultOnly, Defaults: []string{"false"}, Note: "re-checking retained messages against the publisher's ACL is not implemented"},
+	// listeners
+	"listener":                 {Support: Implemented, Note: "TCP listeners; port 0 (unix sockets) is refused"},
+	"port":                     {Support: Implemented, Note: "deprecated default listener"},
+	"bind_address":             {Support: Implemented, Note: "deprecated default listener's address"},
+	"bind_interface":           {Support: Refused, Note: "binding to an interface name is not implemented: give the address in the listener line"},
+	"max_connections":          {Support: Implemented, Note: "per listener; -1 unlimited"},
+	"mount_point":              {Support: Implemented, Note: "prefixes the topics of publishes, subscriptions and wills, as mosquitto 2.0 does"},
+	"protocol":                 {Support: DefaultOnly, Defaults: []string{"mqtt"}, Note: "websockets listeners are not implemented yet"},
+	"socket_domain":            {Support: Implemented, Note: "ipv4 or ipv6 only"},
+	"use_username_as_clientid": {Support: Implemented, Note: "the username (or certificate identity) becomes the client id"},
+	"http_dir":                 {Support: Refused, Note: "serve has no HTTP server"},
+	"websockets_headers_size":  {Support: Logging, Note: "only matters for websockets listeners, which serve refuses"},
+	"websockets_log_level":     {Support: Logging, Note: ""},
+	// TLS
+	"cafile":                   {Support: Implemented, Note: ""},
+	"capath":                   {Support: Implemented, Note: "every PEM file in the directory"},
+	"certfile":                 {Support: Implemented, Note: "reloaded on SIGHUP; the served chain includes intermediates from cafile"},
+	"keyfile":                  {Support: Implemented, Note: "reloaded on SIGHUP; an encrypted key is refused"},
+	"ciphers":                  {Support: Implemented, Note: "OpenSSL names of ECDHE AEAD/CBC suites; keywords such as HIGH are refused"},
+	"ciphers_tls1.3":           {Support: DefaultOnly, Defaults: []string{"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"}, Note: "Go always offers all three TLS 1.3 suites and cannot restrict them"},
+	"crlfile":                  {Support: Implemented, Note: "checked for the client's certificate; reloaded on SIGHUP"},
+	"dhparamfile":              {Support: Refused, Note: "Go's crypto/tls has no DHE suites"},
+	"require_certificate":      {Support: Implemented, Note: ""},
+	"tls_engine":               {Support: Refused, Note: "OpenSSL engines are not available in Go"},
+	"tls_engine_kpass_sha1":    {Support: Refused, Note: "OpenSSL engines are not available in Go"},
+	"tls_keyform":              {Support: DefaultOnly, Defaults: []string{"pem"}, Note: "keys are read from PEM files only"},
+	"tls_version":              {Support: Implemented, Note: "a minimum: tlsv1.2 (default) or tlsv1.3"},
+	"use_identity_as_username": {Support: Implemented, Note: ""},
+	"use_subject_as_username":  {Support: Implemented, Note: "RFC 2253 subject, as mosquitto"},
+	"psk_hint":                 {Support: Refused, Note: "TLS-PSK is not supported by Go's crypto/tls"},
+	// limits and protocol
+	"max_inflight_bytes":           {Support: DefaultOnly, Defaults: []string{"0"}, Note: "byte limits on in-flight messages are not implemented"},
+	"max_inflight_messages":        {Support: Implemented, Note: "per client; also the v5 Receive Maximum (default 20)"},
+	"max_keepalive":                {Support: Implemented, Note: "v5 clients asking for more (or 0) are told the Server Keep Alive; v3.1.1 clients are accepted, as mosquitto 2.0.11 does"},
+	"max_packet_size":              {Support: Implemented, Note: ""},
+	"max_queued_bytes":             {Support: DefaultOnly, Defaults: []string{"0"}, Note: "byte limits on queues are not implemented"},
+	"max_queued_messages":          {Support: Implemented, Note: "per client"},
+	"max_topic_alias":              {Support: Implemented, Note: "must be the same on every listener (serve has one limit)"},
+	"maximum_qos":                  {Support: DefaultOnly, Defaults: []string{"2"}, Note: "per-listener QoS limits are not implemented"},
+	"memory_limit":                 {Support: DefaultOnly, Defaults: []string{"0"}, Note: "not implemented"},
+	"message_size_limit":           {Support: DefaultOnly, Defaults: []string{"0"}, Note: "deprecated in mosquitto: use max_packet_size"},
+	"retain_available":             {Support: Implemented, Note: "false: a retained publish closes a v3.1.1 connection and gets DISCONNECT 0x9A on v5"},
+	"upgrade_outgoing_qos":         {Support: DefaultOnly, Defaults: []string{"false"}, Note: "not implemented"},
+	"queue_qos0_messages":          {Support: DefaultOnly, Defaults: []string{"false"}, Note: "QoS 0 messages are not queued for offline clients"},
+	"allow_duplicate_messages":     {Support: Logging, Note: "mosquitto 2.0 ignores it too"},
+	"persistent_client_expiration": {Support: Refused, Note: "session expiry for persistent v3.1.1 sessions is not implemented"},
+	"sys_interval": {Support: Implemented, Note: "seconds between $SYS updates; 0 is refused (serve cannot turn $SYS off)", Refuse: func(v string) string {
+		if v == "0" {
+			return "serve cannot turn $SYS updates off; give a number of seconds"
+		}
+		return ""
+	}},
+	"set_tcp_nodelay": {Support: Logging, Note: "Go always sets TCP_NODELAY (false only changes latency)"},
+	// persistence and process
+	"persistence":          {Support: Implemented, Note: "every acknowledged message is journalled before the acknowledgement"},
+	"persistence_file":     {Support: Implemented, Note: "the name of serve's database in persistence_location (its format is not mosquitto's)"},
+	"persistence_location": {Support: Implemented, Note: ""},
+	"autosave_interval":    {Support: Implemented, Note: "serve writes on every change and fsyncs each second, which is at least as safe"},
+	"autosave_on_changes":  {Support: Implemented, Note: "serve writes on every change"},
+	"pid_file":             {Support: Implemented, Note: "written at start, removed at exit"},
+	"user":                 {Support: Implemented, Note: "serve does not switch users; started as root it refuses a user other than root (run it as that user)"},
+	"include_dir":          {Support: Implemented, Note: "*.conf in sorted order"},
+	// logging
+	"connection_messages":  {Support: Logging, Note: "serve always logs connections and refusals"},
+	"log_dest":             {Support: Logging, Note: "serve logs to standard error"},
+	"log_facility":         {Support: Logging, Note: ""},
+	"log_timestamp":        {Support: Logging, Note: ""},
+	"log_timestamp_format": {Support: Logging, Note: ""},
+	"log_type":             {Support: Logging, Note: "serve logs connections, refusals and errors (-v: debug)"},
+}
+
+// bridgeSupport applies to every bridge option.
+var bridgeSupport = ServeSupport{Support: Refused, Note: "serve does not run bridges yet"}
+
+// SupportOf returns what serve does with an option.
+func SupportOf(key string) (ServeSupport, bool) {
+	if s, ok := serveSupport[key]; ok {
+		return s, true
+	}
+	if strings.HasPrefix(key, "plugin_opt_") || strings.HasPrefix(key, "auth_opt_") {
+		return ServeSupport{Support: Refused, Note: "plugins are C shared objects; serve cannot load them"}, true
+	}
+	if slices.Contains(bridgeOptions, key) {
+		return bridgeSupport, true
+	}
+	return ServeSupport{}, false
+}
+
+// CheckServe reports every option the bundled broker would not honour
+// exactly: errors for refused options and values, warnings for logging
+// options it handles its own way. Each names the option and its line.
+func (c *Config) CheckServe() []Diagnostic {
+	var ds []Diagnostic
+	check := func(d Directive) {
+		s, ok := SupportOf(d.Key)
+		if !ok {
+			ds = append(ds, Diagnostic{Pos: d.Pos, Msg: fmt.Sprintf("%s: unknown option", d.Key)})
+			return
+		}
+		if s.Refuse != nil {
+			if why := s.Refuse(d.Value); why != "" {
+				ds = append(ds, Diagnostic{Pos: d.Pos, Msg: fmt.Sprintf("%s %s: %s", d.Key, d.Value, why)})
+			}
+		}
+		switch s.Support {
+		case Refused:
+			ds = append(ds, Diagnostic{Pos: d.Pos, Msg: fmt.Sprintf("mqttctl serve does not implement %s (%s): run mosquitto for this file, or remove the line", d.Key, s.Note)})
+		case DefaultOnly:
+			if !slices.Contains(s.Defaults, d.Value) {
+				ds = append(ds, Diagnostic{Pos: d.Pos, Msg: fmt.Sprintf("mqttctl serve implements %s only as %s (%s): run mosquitto for this file, or remove the line", d.Key, strings.Join(s.Defaults, " or "), s.Note)})
+			}
+		case Logging:
+			if d.Key == "log_dest" && d.Value == "stderr" || d.Key == "set_tcp_nodelay" && boolOf(d.Value) ||
+				d.Key == "log_type" || d.Key == "connection_messages" || d.Key == "log_timestamp" || d.Key == "log_timestamp_format" {
+				return // what serve does anyway
+			}
+			note := s.Note
+			if note == "" {
+				note = "serve logs with its own format"
+			}
+			ds = append(ds, Diagnostic{Pos: d.Pos, Warning: true, Msg: fmt.Sprintf("%s %s is ignored by mqttctl serve: %s", d.Key, d.Value, note)})
+		}
+	}
+	for _, d := range c.Global {
+		check(d)
+	}
+	for _, l := range c.Listener {
+		if l.Port == 0 {
+			ds = append(ds, Diagnostic{Pos: l.Pos, Msg: "mqttctl serve does not implement unix socket listeners (listener 0): run mosquitto for this file, or use a TCP port"})
+		}
+		for _, d := range l.Options {
+			check(d)
+		}
+	}
+	return ds
+}
+
+// ServeSupportTable renders the whole table as Markdown rows (option,
+// support, note), sorted by option, for the README.
+func ServeSupportTable() string {
+	keys := make([]string, 0, len(serveSupport))
+	for k := range serveSupport {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("| option | mqttctl serve | note |\n|---|---|---|\n")
+	for _, k := range keys {
+		s := serveSupport[k]
+		sup := s.Support.String()
+		if s.Support == DefaultOnly {
+			sup = "only `" + strings.Join(s.Defaults, "` or `") + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k, sup, s.Note)
+	}
+	fmt.Fprintf(&b, "| `plugin_opt_*`, `auth_opt_*` | refused | plugins are C shared objects |\n")
+	fmt.Fprintf(&b, "| bridge options (`connection`, `address`, `topic`, `bridge_*`, ...) | refused | %s |\n", bridgeSupport.Note)
+	return b.String()
+}

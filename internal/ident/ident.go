@@ -1,0 +1,76 @@
+// Package ident holds the one rule for MQTT identities (client certificate
+// names and CNs, password-file and ACL usernames) and the text rule for
+// anything mqttctl writes into a line-based file (topics, paths). pki,
+// confgen and the commands all use it, so a name one of them accepts is
+// never refused by another.
+package ident
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxLen is the longest identity: the X.509 CN limit, since a client
+// certificate's CN is its MQTT username.
+const MaxLen = 64
+
+// ErrInvalid is wrapped by every error of this package.
+var ErrInvalid = errors.New("invalid name")
+
+// CheckText refuses what a line-based file cannot carry safely: invalid
+// UTF-8, control characters (a newline would start a new line, that is a
+// new rule), and Unicode bidirectional controls, which make a name display
+// as something else (U+202E).
+func CheckText(what, s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalid, what, s)
+	}
+	for _, r := range s {
+		switch {
+		case r == '\n' || r == '\r':
+			return fmt.Errorf("%w: %s %q contains a line break", ErrInvalid, what, s)
+		case r == 0:
+			return fmt.Errorf("%w: %s %q contains a NUL character", ErrInvalid, what, s)
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
+			return fmt.Errorf("%w: %s %q contains the control character U+%04X", ErrInvalid, what, s, r)
+		case isBidiControl(r):
+			return fmt.Errorf("%w: %s %q contains the bidirectional control U+%04X, which makes text display as something else", ErrInvalid, what, s, r)
+		}
+	}
+	return nil
+}
+
+func isBidiControl(r rune) bool {
+	return r == 0x061c || r == 0x200e || r == 0x200f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+}
+
+// Validate checks an MQTT identity: a client certificate's name and CN (the
+// username with use_identity_as_username), or a password-file or ACL
+// username. It must be non-empty text (CheckText) of at most MaxLen bytes,
+// without leading or trailing white space (mosquitto strips it), without
+// ':' (the password file's separator), '/' or '\' (it names a file, and a
+// %u ACL pattern would gain levels), '+' or '#' (wildcards in %u patterns),
+// and not "." or "..".
+func Validate(name string) error {
+	if strings.TrimSpace(name) == "" {
+		return fmt.Errorf("%w: the name is empty: give the MQTT identity, e.g. sensor-01", ErrInvalid)
+	}
+	if err := CheckText("name", name); err != nil {
+		return err
+	}
+	if strings.TrimSpace(name) != name {
+		return fmt.Errorf("%w: name %q has leading or trailing white space, which mosquitto strips", ErrInvalid, name)
+	}
+	if len(name) > MaxLen {
+		return fmt.Errorf("%w: name %q is longer than %d bytes (the X.509 CN limit)", ErrInvalid, name, MaxLen)
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("%w: name %q is a directory name", ErrInvalid, name)
+	}
+	if i := strings.IndexAny(name, ":/\\+#"); i >= 0 {
+		return fmt.Errorf("%w: name %q contains %q; MQTT identities may not contain ':', '/', '\\', '+' or '#'", ErrInvalid, name, name[i])
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+package ident
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	for _, ok := range []string{"alice", "sensor-01", "Dash Board", "a.b", "bücher", "日本"} {
+		if err := Validate(ok); err != nil {
+			t.Errorf("Validate(%q) = %v", ok, err)
+		}
+	}
+	tests := []struct{ name, want string }{
+		{"", "empty"},
+		{"   ", "empty"},
+		{" alice", "white space"},
+		{"alice ", "white space"},
+		{"a:b", "':'"},
+		{"a/b", "'/'"},
+		{`a\b`, `'\\'`},
+		{"x+y", "'+'"},
+		{"#", "'#'"},
+		{".", "directory name"},
+		{"..", "directory name"},
+		{"a\nb", "line break"},
+		{"a\rb", "line break"},
+		{"a\x00b", "NUL"},
+		{"a\x1bb", "U+001B"},
+		{"a\u0085b", "U+0085"},
+		{"admin\u202efdp.exe", "bidirectional"},
+		{"a\u2066b", "bidirectional"},
+		{"\xff\xfe", "UTF-8"},
+		{strings.Repeat("x", 65), "longer than 64"},
+	}
+	for _, tt := range tests {
+		err := Validate(tt.name)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrInvalid) {
+			t.Errorf("Validate(%q) = %v, want an ErrInvalid saying %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestCheckText(t *testing.T) {
+	for _, ok := range []string{"sensors/#", "a b/c", "/etc/mosquitto/ca.crt", "température"} {
+		if err := CheckText("topic", ok); err != nil {
+			t.Errorf("CheckText(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"x\ntopic readwrite admin/x", "x\r", "\x00", "\xc3", "a\u202eb"} {
+		if err := CheckText("topic", bad); err == nil {
+			t.Errorf("CheckText(%q) accepted", bad)
+		}
+	}
+}
