@@ -63,11 +63,26 @@ func (h *authHook) refuse(cl *mqtt.Client, v3code byte, v5code packets.Code, why
 }
 
 // OnConnect decides whether a client may connect and sends the refusal.
+// With use_username_as_clientid the (final) username becomes the client id,
+// and a client without one is refused, as mosquitto does.
 func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	ls := h.b.listener(cl.Net.Listener)
 	if ls == nil {
 		return packets.ErrServerUnavailable
 	}
+	if err := h.authenticate(cl, pk, ls); err != nil {
+		return err
+	}
+	if ls.spec.UseUsernameAsClientID {
+		if len(cl.Properties.Username) == 0 {
+			return h.refuse(cl, 5, packets.ErrNotAuthorized, "no username, and use_username_as_clientid needs one")
+		}
+		cl.ID = string(cl.Properties.Username)
+	}
+	return nil
+}
+
+func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet, ls *listenerState) error {
 	sec := ls.sec.Load()
 	if t := ls.spec.TLS; t != nil && (t.UseIdentityAsUsername || t.UseSubjectAsUsername) {
 		cert := peerCert(cl)

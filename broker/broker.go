@@ -65,40 +65,91 @@ type Broker struct {
 	listeners []*listenerState
 	byID      map[string]*listenerState
 	store     *store
+	wrotePID  bool
 }
 
 func (b *Broker) listener(id string) *listenerState { return b.byID[id] }
 
-// loadSecurity reads a listener's password and ACL files.
+// loadSecurity reads a listener's password and ACL files; each error is
+// placed at the line that names the file.
 func loadSecurity(s confgen.Security, log *slog.Logger) (*security, error) {
 	sec := &security{allowAnon: s.AllowAnonymous, allowZeroID: s.AllowZeroLengthClientID, autoIDPrefix: s.AutoIDPrefix}
+	var errs []error
 	if s.PasswordFile != "" {
 		pf, err := confgen.ReadPasswordFile(s.PasswordFile)
 		if err != nil {
-			return nil, fmt.Errorf("password_file: %w", err)
-		}
-		sec.passwords = map[string]confgen.Hash{}
-		for _, l := range pf.Lines {
-			if l.User == "" {
-				continue
+			errs = append(errs, &confgen.ConfigError{Pos: s.PasswordFilePos, Msg: "password_file", Err: err})
+		} else {
+			sec.passwords = map[string]confgen.Hash{}
+			for _, l := range pf.Lines {
+				if l.User == "" {
+					continue
+				}
+				h, err := confgen.ParseHash(l.Hash)
+				if err != nil {
+					if log != nil {
+						log.Warn("password_file entry ignored", "file", s.PasswordFile, "line", l.Line, "user", l.User, "reason", err.Error())
+					}
+					delete(sec.passwords, l.User)
+					continue
+				}
+				sec.passwords[l.User] = h
 			}
-			h, err := confgen.ParseHash(l.Hash)
-			if err != nil {
-				log.Warn("password_file entry ignored", "file", s.PasswordFile, "line", l.Line, "user", l.User, "reason", err.Error())
-				delete(sec.passwords, l.User)
-				continue
-			}
-			sec.passwords[l.User] = h
 		}
 	}
 	if s.ACLFile != "" {
 		acl, err := confgen.ReadACL(s.ACLFile)
 		if err != nil {
-			return nil, err
+			errs = append(errs, &confgen.ConfigError{Pos: s.ACLFilePos, Msg: "acl_file", Err: err})
 		}
 		sec.acl = acl
 	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return sec, nil
+}
+
+// Check does what New does with every file the config names (certificates,
+// keys, CA and CRL files, password and ACL files) and every listener,
+// without opening sockets or the persistence store. It returns every
+// problem, each at the file:line of the option behind it: what `mqttctl
+// config check` reports, so that it never says ok for a file serve refuses.
+func Check(cfg *confgen.Resolved) []error {
+	b := &Broker{cfg: cfg, byID: map[string]*listenerState{}}
+	var errs []error
+	if err := b.buildListeners(); err != nil {
+		errs = append(errs, unjoin(err)...)
+	}
+	if _, err := topicAliasMax(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkUser(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// unjoin splits an errors.Join tree into its leaves.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// checkUser refuses to run as root when the config asks mosquitto to drop
+// to another user: serve does not switch users.
+func checkUser(cfg *confgen.Resolved) error {
+	if os.Geteuid() != 0 || cfg.User == "" || cfg.User == "root" {
+		return nil
+	}
+	return &confgen.ConfigError{Pos: cfg.GlobalPos["user"], Msg: fmt.Sprintf(
+		"user %s: mosquitto started as root drops to that user; mqttctl serve does not switch users: start it as %s (e.g. systemd User=%s), or remove the line", cfg.User, cfg.User, cfg.User)}
 }
 
 // New builds a broker from a resolved config. It reads every certificate,
@@ -155,6 +206,9 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 	if err := b.srv.AddHook(b.auth, nil); err != nil {
 		return nil, err
 	}
+	if err := checkUser(cfg); err != nil {
+		return nil, err
+	}
 	if err := b.buildListeners(); err != nil {
 		return nil, err
 	}
@@ -198,17 +252,24 @@ func engineLogger(l *slog.Logger) *slog.Logger {
 	return slog.New(engineHandler{l.Handler()}).With("component", "engine")
 }
 
+// buildListeners reads every listener's files and reports every problem.
 func (b *Broker) buildListeners() error {
 	var shared *security
+	var errs []error
 	for i, spec := range b.cfg.Listeners {
 		if spec.Protocol != "mqtt" {
-			return fmt.Errorf("%s: listener %s: protocol %s is not supported by the bundled broker (only mqtt)", spec.Pos, spec.Addr(), spec.Protocol)
+			errs = append(errs, &confgen.ConfigError{Pos: spec.Pos, Msg: fmt.Sprintf("listener %s: protocol %s is not supported by mqttctl serve (only mqtt)", spec.Addr(), spec.Protocol)})
+			continue
+		}
+		if spec.Port == 0 {
+			errs = append(errs, &confgen.ConfigError{Pos: spec.Pos, Msg: "mqttctl serve does not implement unix socket listeners (listener 0): run mosquitto for this file, or use a TCP port"})
+			continue
 		}
 		ls := &listenerState{id: "l" + strconv.Itoa(i) + "-" + spec.Addr(), spec: spec}
 		if spec.TLS != nil {
-			t, err := newTLSState(spec.TLS)
+			t, err := newTLSState(spec)
 			if err != nil {
-				return fmt.Errorf("%s: listener %s: %w", spec.Pos, spec.Addr(), err)
+				errs = append(errs, err)
 			}
 			ls.tls = t
 		}
@@ -218,16 +279,24 @@ func (b *Broker) buildListeners() error {
 		} else {
 			s, err := loadSecurity(spec.Security, b.log)
 			if err != nil {
-				return err
+				errs = append(errs, err)
+				s = &security{}
 			}
 			sec, shared = s, s
 		}
 		ls.sec.Store(sec)
-		ls.ln = &listener{id: ls.id, addr: spec.Addr(), tls: ls.tls, timeout: b.opts.ConnectTimeout, max: int64(spec.MaxConnections), log: b.log}
+		network := "tcp"
+		switch spec.SocketDomain {
+		case "ipv4":
+			network = "tcp4"
+		case "ipv6":
+			network = "tcp6"
+		}
+		ls.ln = &listener{id: ls.id, network: network, addr: spec.Addr(), tls: ls.tls, timeout: b.opts.ConnectTimeout, max: int64(spec.MaxConnections), log: b.log}
 		b.listeners = append(b.listeners, ls)
 		b.byID[ls.id] = ls
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Start opens every listener and starts serving; it returns once they are
@@ -255,6 +324,13 @@ func (b *Broker) Start() error {
 		if err := b.store.replay(); err != nil {
 			b.log.Error("replaying unfinished publishes", "error", err)
 		}
+	}
+	if b.cfg.PIDFile != "" {
+		if err := os.WriteFile(b.cfg.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			b.Close()
+			return &confgen.ConfigError{Pos: b.cfg.GlobalPos["pid_file"], Msg: "pid_file", Err: err}
+		}
+		b.wrotePID = true
 	}
 	for _, ls := range b.listeners {
 		kind := "plain"
@@ -314,9 +390,13 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 	return errors.Join(errs...)
 }
 
-// Close disconnects every client, closes the listeners and flushes the store.
+// Close disconnects every client, closes the listeners, flushes the store
+// and removes the pid_file.
 func (b *Broker) Close() error {
 	err := b.srv.Close()
+	if b.wrotePID {
+		_ = os.Remove(b.cfg.PIDFile)
+	}
 	if b.store != nil {
 		if cerr := b.store.close(); cerr != nil && err == nil {
 			err = cerr

@@ -190,6 +190,10 @@ func TestCRLRefusesRevokedClient(t *testing.T) {
 	if err := try("bob"); err == nil {
 		t.Fatal("revoked bob was accepted")
 	}
+	// The log line may come just after the close the client saw.
+	for i := 0; i < 100 && !strings.Contains(log.String(), "revoked"); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !strings.Contains(log.String(), "revoked") {
 		t.Errorf("the log does not say bob is revoked:\n%s", log.String())
 	}

@@ -20,6 +20,7 @@ import (
 // CONNECT is read), and it enforces max_connections per listener.
 type listener struct {
 	id      string
+	network string // tcp, tcp4 (socket_domain ipv4) or tcp6
 	addr    string
 	tls     *tlsState
 	timeout time.Duration
@@ -46,7 +47,11 @@ func (l *listener) Address() string {
 
 // Init opens the socket.
 func (l *listener) Init(*slog.Logger) error {
-	ln, err := net.Listen("tcp", l.addr)
+	network := l.network
+	if network == "" {
+		network = "tcp"
+	}
+	ln, err := net.Listen(network, l.addr)
 	if err != nil {
 		return err
 	}

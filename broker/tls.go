@@ -58,10 +58,14 @@ func ParseCiphers(list string) ([]uint16, error) {
 	return out, nil
 }
 
+// errCertFile marks errors about certfile itself.
+var errCertFile = errors.New("certfile")
+
 // tlsState holds a listener's TLS material; certificate and CRL can be
 // swapped by a reload while connections are being accepted.
 type tlsState struct {
 	spec *confgen.TLS
+	pos  map[string]confgen.Pos // where each option was set; "" is the listener
 	cert atomic.Pointer[tls.Certificate]
 	crls atomic.Pointer[[]*x509.RevocationList]
 	conf *tls.Config
@@ -79,13 +83,28 @@ func readPEMCerts(path string) ([]*x509.Certificate, error) {
 // certificates plus, as OpenSSL does for mosquitto, any intermediate from
 // the CA files that issued the last one.
 func loadCertificate(spec *confgen.TLS, cas []*x509.Certificate) (*tls.Certificate, error) {
-	cert, err := tls.LoadX509KeyPair(spec.CertFile, spec.KeyFile)
+	certPEM, err := os.ReadFile(spec.CertFile)
 	if err != nil {
-		keyData, _ := os.ReadFile(spec.KeyFile)
-		if strings.Contains(string(keyData), "ENCRYPTED") {
+		return nil, fmt.Errorf("%w %s: %w", errCertFile, spec.CertFile, err)
+	}
+	if _, err := pki.ParseCerts(certPEM, spec.CertFile); err != nil {
+		return nil, fmt.Errorf("%w: %w (certfile must hold the server certificate, then its chain)", errCertFile, err)
+	}
+	keyPEM, err := os.ReadFile(spec.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("keyfile %s: %w", spec.KeyFile, err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		switch {
+		case strings.Contains(string(keyPEM), "ENCRYPTED"):
 			return nil, fmt.Errorf("keyfile %s is encrypted; a broker starts without a terminal: decrypt it (openssl pkey -in %s -out NEW)", spec.KeyFile, spec.KeyFile)
+		case strings.Contains(string(keyPEM), "BEGIN CERTIFICATE") && !strings.Contains(string(keyPEM), "PRIVATE KEY"):
+			return nil, fmt.Errorf("keyfile %s holds a certificate, not a private key: are certfile and keyfile swapped?", spec.KeyFile)
+		case strings.Contains(err.Error(), "does not match"):
+			return nil, fmt.Errorf("keyfile %s does not match certfile %s: give the key made with that certificate", spec.KeyFile, spec.CertFile)
 		}
-		return nil, fmt.Errorf("certfile %s / keyfile %s: %w", spec.CertFile, spec.KeyFile, err)
+		return nil, fmt.Errorf("keyfile %s with certfile %s: %w", spec.KeyFile, spec.CertFile, err)
 	}
 	last, err := x509.ParseCertificate(cert.Certificate[len(cert.Certificate)-1])
 	if err != nil {
@@ -164,27 +183,52 @@ func loadCRLs(path string) ([]*x509.RevocationList, error) {
 	return out, nil
 }
 
+// at places err at the line of option key (the listener's line when the
+// option was not set).
+func (st *tlsState) at(key string, err error) error {
+	p, ok := st.pos[key]
+	if !ok {
+		p = st.pos[""]
+	}
+	return &confgen.ConfigError{Pos: p, Err: err}
+}
+
 // newTLSState builds the tls.Config of a listener with mosquitto's
 // semantics: tls_version is a minimum (TLS 1.2 by default), a client
 // certificate is requested only with require_certificate, and crlfile is
-// checked for the client's certificate.
-func newTLSState(spec *confgen.TLS) (*tlsState, error) {
-	st := &tlsState{spec: spec}
+// checked for the client's certificate. It reads every file and reports
+// every problem, each at its option's line.
+func newTLSState(l confgen.ListenerSpec) (*tlsState, error) {
+	spec := l.TLS
+	pos := map[string]confgen.Pos{"": l.Pos}
+	for k, p := range l.OptionPos {
+		pos[k] = p
+	}
+	st := &tlsState{spec: spec, pos: pos}
+	var errs []error
 	cas, err := loadCAs(spec)
 	if err != nil {
-		return nil, err
-	}
-	cert, err := loadCertificate(spec, cas)
-	if err != nil {
-		return nil, err
-	}
-	st.cert.Store(cert)
-	if spec.CRLFile != "" {
-		crls, err := loadCRLs(spec.CRLFile)
-		if err != nil {
-			return nil, err
+		key := "cafile"
+		if strings.HasPrefix(err.Error(), "capath") {
+			key = "capath"
 		}
-		st.crls.Store(&crls)
+		errs = append(errs, st.at(key, err))
+	}
+	if cert, err := loadCertificate(spec, cas); err != nil {
+		key := "keyfile"
+		if errors.Is(err, errCertFile) {
+			key = "certfile"
+		}
+		errs = append(errs, st.at(key, err))
+	} else {
+		st.cert.Store(cert)
+	}
+	if spec.CRLFile != "" {
+		if crls, err := loadCRLs(spec.CRLFile); err != nil {
+			errs = append(errs, st.at("crlfile", err))
+		} else {
+			st.crls.Store(&crls)
+		}
 	}
 	conf := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -197,23 +241,23 @@ func newTLSState(spec *confgen.TLS) (*tlsState, error) {
 	case "tlsv1.3":
 		conf.MinVersion = tls.VersionTLS13
 	default:
-		return nil, fmt.Errorf("tls_version %s is not supported: use tlsv1.2 or tlsv1.3", spec.TLSVersion)
+		errs = append(errs, st.at("tls_version", fmt.Errorf("tls_version %s is not supported: use tlsv1.2 or tlsv1.3", spec.TLSVersion)))
 	}
 	if spec.Ciphers != "" {
 		if conf.CipherSuites, err = ParseCiphers(spec.Ciphers); err != nil {
-			return nil, err
+			errs = append(errs, st.at("ciphers", err))
 		}
 	}
 	if spec.CiphersTLS13 != "" {
 		for _, n := range strings.Split(spec.CiphersTLS13, ":") {
 			if !tls13Suites[n] {
-				return nil, fmt.Errorf("ciphers_tls1.3 %q: unknown suite %q (TLS 1.3 suites: TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256)", spec.CiphersTLS13, n)
+				errs = append(errs, st.at("ciphers_tls1.3", fmt.Errorf("ciphers_tls1.3 %q: unknown suite %q (TLS 1.3 suites: TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256)", spec.CiphersTLS13, n)))
 			}
 		}
 	}
 	if spec.RequireCertificate {
-		if len(cas) == 0 {
-			return nil, errors.New("require_certificate needs cafile or capath with at least one CA")
+		if len(cas) == 0 && err == nil {
+			errs = append(errs, st.at("require_certificate", errors.New("require_certificate needs cafile or capath with at least one CA")))
 		}
 		pool := x509.NewCertPool()
 		for _, c := range cas {
@@ -224,6 +268,9 @@ func newTLSState(spec *confgen.TLS) (*tlsState, error) {
 		if spec.CRLFile != "" {
 			conf.VerifyPeerCertificate = st.checkCRL
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	st.conf = conf
 	return st, nil

@@ -18,6 +18,9 @@ type Pos struct {
 }
 
 func (p Pos) String() string {
+	if p.File == "" && p.Line == 0 {
+		return "(command line)"
+	}
 	if p.File == "" {
 		return fmt.Sprintf("line %d", p.Line)
 	}
@@ -176,13 +179,25 @@ func lookupOption(key string) (optSpec, bool) {
 	return optSpec{}, false
 }
 
-// ConfigError is a problem at a position in a config file.
+// ConfigError is a problem at a position in a config file, optionally
+// wrapping the error behind it.
 type ConfigError struct {
 	Pos Pos
 	Msg string
+	Err error
 }
 
-func (e *ConfigError) Error() string { return e.Pos.String() + ": " + e.Msg }
+func (e *ConfigError) Error() string {
+	if e.Err == nil {
+		return e.Pos.String() + ": " + e.Msg
+	}
+	if e.Msg == "" {
+		return e.Pos.String() + ": " + e.Err.Error()
+	}
+	return e.Pos.String() + ": " + e.Msg + ": " + e.Err.Error()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 func errAt(p Pos, format string, args ...any) error {
 	return &ConfigError{Pos: p, Msg: fmt.Sprintf(format, args...)}

@@ -201,6 +201,40 @@ func (r *Resolved) Files() []string {
 	return out
 }
 
+// CheckFilesReadable reports every file the config names that cannot be
+// opened (missing, unreadable, a directory), at the line that names it.
+func CheckFilesReadable(r *Resolved) []error {
+	var errs []error
+	seen := map[string]bool{}
+	check := func(path string, pos Pos, what string) {
+		if path == "" || seen[path] {
+			return
+		}
+		seen[path] = true
+		f, err := os.Open(path)
+		if err == nil {
+			var st os.FileInfo
+			if st, err = f.Stat(); err == nil && st.IsDir() && what != "capath" {
+				err = fmt.Errorf("%s is a directory", path)
+			}
+			f.Close()
+		}
+		if err != nil {
+			errs = append(errs, &ConfigError{Pos: pos, Msg: what, Err: err})
+		}
+	}
+	for _, l := range r.Listeners {
+		if t := l.TLS; t != nil {
+			for _, kv := range [][2]string{{"cafile", t.CAFile}, {"capath", t.CAPath}, {"certfile", t.CertFile}, {"keyfile", t.KeyFile}, {"crlfile", t.CRLFile}} {
+				check(kv[1], l.OptionPos[kv[0]], kv[0])
+			}
+		}
+		check(l.Security.PasswordFile, l.Security.PasswordFilePos, "password_file")
+		check(l.Security.ACLFile, l.Security.ACLFilePos, "acl_file")
+	}
+	return errs
+}
+
 // GrantGroupAccess lets group read exactly the given files, without making
 // them readable by everyone: each file gets the group and g+r (keys stay
 // unreadable by others); for a file below root, each directory from the file

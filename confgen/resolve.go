@@ -1,6 +1,7 @@
 package confgen
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -38,10 +39,13 @@ type ListenerSpec struct {
 	SocketDomain   string // "", ipv4 or ipv6
 	// UseUsernameAsClientID makes the username the client id.
 	UseUsernameAsClientID bool
-	MaxTopicAlias         int // -1: not set (mosquitto's default is 10)
-	TLS                   *TLS
-	Security              Security
-	Pos                   Pos
+	// OptionPos says where each listener option was set, for errors about
+	// the files they name.
+	OptionPos     map[string]Pos
+	MaxTopicAlias int // -1: not set (mosquitto's default is 10)
+	TLS           *TLS
+	Security      Security
+	Pos           Pos
 }
 
 // Addr is the listener's host:port (an empty host means all interfaces).
@@ -86,6 +90,15 @@ type Resolved struct {
 	PersistenceFile     string // "" means the broker's default name
 	PIDFile             string
 	User                string
+	// GlobalPos says where each global option was last set.
+	GlobalPos map[string]Pos
+}
+
+// ResolveForServe is Resolve plus CheckServe: everything `mqttctl serve`
+// refuses in the file, each at its line.
+func (c *Config) ResolveForServe() (*Resolved, []Diagnostic) {
+	r, ds := c.Resolve()
+	return r, append(ds, c.CheckServe()...)
 }
 
 // Diagnostic is a validation finding with its position.
@@ -101,6 +114,17 @@ func (d Diagnostic) String() string {
 		kind = "warning"
 	}
 	return fmt.Sprintf("%s: %s: %s", d.Pos, kind, d.Msg)
+}
+
+// DiagnosticOf turns an error into an error diagnostic, at its position
+// when it is (or wraps) a *ConfigError.
+func DiagnosticOf(err error) Diagnostic {
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		msg := strings.TrimPrefix(ce.Error(), ce.Pos.String()+": ")
+		return Diagnostic{Pos: ce.Pos, Msg: msg}
+	}
+	return Diagnostic{Msg: err.Error()}
 }
 
 // HasErrors reports whether any diagnostic is an error.
@@ -133,7 +157,10 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 	warnf := func(p Pos, f string, a ...any) {
 		ds = append(ds, Diagnostic{Pos: p, Warning: true, Msg: fmt.Sprintf(f, a...)})
 	}
-	r := &Resolved{MaxInflight: 20, MaxQueued: 1000, MaxTopicAlias: 10, RetainAvailable: true, SysInterval: 10}
+	r := &Resolved{MaxInflight: 20, MaxQueued: 1000, MaxTopicAlias: 10, RetainAvailable: true, SysInterval: 10, GlobalPos: map[string]Pos{}}
+	for _, d := range c.Global {
+		r.GlobalPos[d.Key] = d.Pos
+	}
 	perListener := false
 	plsSeq := -1
 	for _, d := range c.Global {
@@ -249,7 +276,7 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 	}
 	seen := map[string]Pos{}
 	for _, l := range listeners {
-		spec := ListenerSpec{Port: l.Port, Bind: l.Bind, Protocol: "mqtt", MaxConnections: -1, MaxTopicAlias: -1, Pos: l.Pos}
+		spec := ListenerSpec{Port: l.Port, Bind: l.Bind, Protocol: "mqtt", MaxConnections: -1, MaxTopicAlias: -1, Pos: l.Pos, OptionPos: map[string]Pos{}}
 		if prev, dup := seen[spec.Addr()]; dup {
 			errf(l.Pos, "a listener on %s is already defined at %s", spec.Addr(), prev)
 		}
@@ -262,6 +289,7 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 			if perListener && IsSecurityOption(d.Key) {
 				lAnonSet = applySec(&sec, d) || lAnonSet
 			}
+			spec.OptionPos[d.Key] = d.Pos
 			switch d.Key {
 			case "protocol":
 				spec.Protocol = d.Value
@@ -340,6 +368,9 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 		}
 		if t != nil && spec.Bind == "" && !t.RequireCertificate && (sec.AllowAnonymous || sec.PasswordFile == "") {
 			warnf(l.Pos, "TLS listener on port %d listens on every interface but asks for neither client certificates nor passwords: anyone who can reach it can connect", l.Port)
+		}
+		if !sec.AllowAnonymous && sec.PasswordFile == "" && (t == nil || !t.UseIdentityAsUsername && !t.UseSubjectAsUsername) {
+			warnf(l.Pos, "no client can log in on the listener on port %d: allow_anonymous is false and there is no password_file (nor use_identity_as_username): add password_file, or use client certificates with use_identity_as_username", l.Port)
 		}
 		if t == nil && spec.Bind == "" && sec.AllowAnonymous && !localOnly {
 			warnf(l.Pos, "plain listener on port %d on every interface allows anonymous clients", l.Port)

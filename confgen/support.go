@@ -195,9 +195,6 @@ func (c *Config) CheckServe() []Diagnostic {
 		check(d)
 	}
 	for _, l := range c.Listener {
-		if l.Port == 0 {
-			ds = append(ds, Diagnostic{Pos: l.Pos, Msg: "mqttctl serve does not implement unix socket listeners (listener 0): run mosquitto for this file, or use a TCP port"})
-		}
 		for _, d := range l.Options {
 			check(d)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -34,6 +35,9 @@ func (f *serveFlags) config() (*confgen.Config, error) {
 	case f.conf != "" && (f.mtls || f.tls):
 		return nil, errors.New("give -c FILE or --mtls/--tls, not both")
 	case f.conf != "":
+		if f.port != 0 {
+			return nil, fmt.Errorf("-p with -c: mosquitto ignores -p when it reads a config file, so serve refuses it; put the port in a 'listener PORT ADDRESS' line of %s", f.conf)
+		}
 		var err error
 		if c, err = confgen.Load(f.conf); err != nil {
 			return nil, err
@@ -46,16 +50,20 @@ func (f *serveFlags) config() (*confgen.Config, error) {
 		if f.mtls {
 			f.o.Mode = "mtls"
 		}
+		if f.port != 0 {
+			// -p is the port of the one TLS listener; its address stays.
+			host, _, err := confgen.SplitListen(f.o.Listen)
+			if err != nil {
+				return nil, err
+			}
+			f.o.Listen = net.JoinHostPort(host, strconv.Itoa(f.port))
+		}
 		var err error
 		if c, err = confgen.GenerateMosquitto(f.o); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, errors.New("say what to serve: -c mosquitto.conf, or --mtls/--tls with --pki DIR (see mqttctl serve --help)")
-	}
-	if f.port != 0 {
-		// As mosquitto -p: the default listener's port.
-		c.Set("port", strconv.Itoa(f.port))
 	}
 	return c, nil
 }
@@ -93,7 +101,7 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 				_, err := s.Out.Write(c.Marshal())
 				return err
 			}
-			res, ds := c.Resolve()
+			res, ds := c.ResolveForServe()
 			for _, d := range ds {
 				fmt.Fprintln(s.Err, d)
 			}
@@ -118,7 +126,7 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.conf, "config-file", "c", "", "mosquitto.conf to run")
-	fl.IntVarP(&f.port, "port", "p", 0, "port of the default listener (as mosquitto -p)")
+	fl.IntVarP(&f.port, "port", "p", 0, "quick form: port of the TLS listener (with -c, give the port in the config file)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log at debug level")
 	fl.BoolVar(&f.mtls, "mtls", false, "quick form: mutual TLS (client certificates; CN = username)")
 	fl.BoolVar(&f.tls, "tls", false, "quick form: one-way TLS (clients log in with --passwd)")
@@ -186,9 +194,15 @@ func resolved(c *confgen.Config, err error) (*confgen.Resolved, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, ds := c.Resolve()
+	r, ds := c.ResolveForServe()
 	if confgen.HasErrors(ds) {
-		return nil, fmt.Errorf("%v", ds)
+		var errs []error
+		for _, d := range ds {
+			if !d.Warning {
+				errs = append(errs, errors.New(d.String()))
+			}
+		}
+		return nil, errors.Join(errs...)
 	}
 	return r, nil
 }

@@ -246,24 +246,38 @@ func TestServeDeprecatedPortAndP(t *testing.T) {
 	p1, p2 := testutil.FreePort(t), testutil.FreePort(t)
 	conf := filepath.Join(dir, "m.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("port %d\nbind_address 127.0.0.1\nallow_anonymous true\n", p1)), 0o644)
-	for _, c := range []struct {
-		args []string
-		port int
-	}{{[]string{"serve", "-c", conf}, p1}, {[]string{"serve", "-c", conf, "-p", fmt.Sprint(p2)}, p2}} {
-		cmd, log := testutil.Start(t, dir, mqttctlBin, c.args...)
-		testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", c.port), 10*time.Second)
-		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", c.port), nil, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code, err := m.Connect(testutil.ConnectOptions{ClientID: "p", Clean: true}); err != nil || code != 0 {
-			t.Fatalf("%v: %d %v\n%s", c.args, code, err, log.String())
-		}
-		m.Disconnect()
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait() // also waits for the output to be copied
-		if !strings.Contains(log.String(), "stopping") {
-			t.Errorf("no clean stop on SIGTERM:\n%s", log.String())
-		}
+	cmd, log := testutil.Start(t, dir, mqttctlBin, "serve", "-c", conf)
+	testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", p1), 10*time.Second)
+	m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", p1), nil, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := m.Connect(testutil.ConnectOptions{ClientID: "p", Clean: true}); err != nil || code != 0 {
+		t.Fatalf("port/bind_address: %d %v\n%s", code, err, log.String())
+	}
+	m.Disconnect()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait() // also waits for the output to be copied
+	if !strings.Contains(log.String(), "stopping") {
+		t.Errorf("no clean stop on SIGTERM:\n%s", log.String())
+	}
+
+	// mosquitto ignores -p with -c; serve refuses it rather than guess.
+	code, _, e := runCLI(t, "", "serve", "-c", conf, "-p", fmt.Sprint(p2))
+	if code != 1 || !strings.Contains(e, "-p with -c") || !strings.Contains(e, "listener PORT ADDRESS") {
+		t.Errorf("serve -c with -p: %d %s", code, e)
+	}
+
+	// The quick form's -p moves its one TLS listener and opens nothing else.
+	_, pkiDir := newServePKI(t)
+	cmd, log = testutil.Start(t, dir, mqttctlBin, "serve", "--mtls", "--pki", pkiDir, "-p", fmt.Sprint(p2))
+	testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", p2), 10*time.Second)
+	for i := 0; i < 100 && !strings.Contains(log.String(), "msg=listening"); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	if n := strings.Count(log.String(), "msg=listening"); n != 1 || !strings.Contains(log.String(), fmt.Sprintf("address=127.0.0.1:%d mode=mtls", p2)) {
+		t.Errorf("serve --mtls -p opened %d listeners, want one mTLS listener on 127.0.0.1:%d:\n%s", n, p2, log.String())
 	}
 }

@@ -1,0 +1,113 @@
+package confgen
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// sampleValue is a value of the option's kind that is not its default.
+func sampleValue(key string, spec optSpec) string {
+	switch spec.kind {
+	case kBool:
+		return "true"
+	case kInt:
+		return "7"
+	case kEnum:
+		return spec.enum[len(spec.enum)-1]
+	}
+	return "/tmp/x"
+}
+
+// TestServeSupportCoversEveryOption walks every option mosquitto 2.0
+// accepts: each has a row in the table, and a config with it is either run
+// as the row says or refused with the option's name and line.
+func TestServeSupportCoversEveryOption(t *testing.T) {
+	keys := make([]string, 0, len(options)+len(bridgeOptions))
+	for k := range options {
+		keys = append(keys, k)
+	}
+	keys = append(keys, bridgeOptions...)
+	keys = append(keys, "plugin_opt_x", "auth_opt_x")
+	for _, key := range keys {
+		sup, ok := SupportOf(key)
+		if !ok {
+			t.Errorf("%s: no row in the serve support table", key)
+			continue
+		}
+		spec, _ := lookupOption(key)
+		values := []string{sampleValue(key, spec)}
+		if sup.Support == DefaultOnly {
+			values = append(values, sup.Defaults...)
+		}
+		for _, v := range values {
+			text := "listener 1883 127.0.0.1\n" + key + " " + v + "\n"
+			if !spec.listener && !spec.security {
+				text = key + " " + v + "\nlistener 1883 127.0.0.1\n"
+			}
+			c, err := Parse([]byte(text), "t.conf")
+			if err != nil {
+				t.Errorf("%s %s: %v", key, v, err)
+				continue
+			}
+			line := 2
+			if !spec.listener && !spec.security {
+				line = 1
+			}
+			var errs, warns []string
+			for _, d := range c.CheckServe() {
+				if d.Pos.Line != line {
+					continue
+				}
+				if d.Warning {
+					warns = append(warns, d.Msg)
+				} else {
+					errs = append(errs, d.Msg)
+				}
+			}
+			refused := len(errs) > 0
+			wantRefused := sup.Support == Refused || sup.Support == DefaultOnly && !contains(sup.Defaults, v) ||
+				sup.Refuse != nil && sup.Refuse(v) != ""
+			if refused != wantRefused {
+				t.Errorf("%s %s (%s): refused %v, want %v: %v", key, v, sup.Support, refused, wantRefused, errs)
+			}
+			if refused && !strings.Contains(errs[0], key) {
+				t.Errorf("%s %s: the refusal does not name the option: %s", key, v, errs[0])
+			}
+			if (key == "log_dest" || key == "log_facility" || key == "allow_duplicate_messages") && len(warns) == 0 {
+				t.Errorf("%s %s: an option serve ignores gives no warning", key, v)
+			}
+		}
+	}
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestServeSupportTableInREADME keeps the README's table the one the code
+// has.
+func TestServeSupportTableInREADME(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), ServeSupportTable()) {
+		t.Errorf("README.md does not hold the current serve support table; replace it with:\n%s", ServeSupportTable())
+	}
+}
+
+func ExampleConfig_CheckServe() {
+	c, _ := Parse([]byte("listener 1883 127.0.0.1\nallow_anonymous true\nplugin /usr/lib/auth.so\n"), "mosquitto.conf")
+	for _, d := range c.CheckServe() {
+		fmt.Println(d)
+	}
+	// Output:
+	// mosquitto.conf:3: error: mqttctl serve does not implement plugin (plugins are C shared objects; serve cannot load them): run mosquitto for this file, or remove the line
+}
