@@ -151,7 +151,11 @@ func (d *Dir) open() (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &state{d: d, idx: idx, rep: &Report{}, keyPaths: map[*x509.Certificate]string{}}, nil
+	s := &state{d: d, idx: idx, rep: &Report{}, keyPaths: map[*x509.Certificate]string{}}
+	if idx.Rebuilt {
+		s.rep.warn("%s was missing: rebuilt it from the %d certificates on disk (revocations recorded only in the old index are lost)", d.path(IndexFile), len(idx.Certificates))
+	}
+	return s, nil
 }
 
 // exists reports whether both files of p exist; an error if exactly one does.
@@ -287,7 +291,7 @@ func (s *state) stageCert(rel string, force bool, certs ...*x509.Certificate) er
 
 // commit writes the index (when anything changed) and every staged file.
 func (s *state) commit() error {
-	if len(s.txn.Files()) == 0 {
+	if len(s.txn.Files()) == 0 && !s.idx.Rebuilt {
 		return nil
 	}
 	data, err := s.idx.Marshal()

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -40,28 +41,131 @@ type Entry struct {
 type Index struct {
 	Version      int     `yaml:"version"`
 	Certificates []Entry `yaml:"certificates"`
+	// Rebuilt is set when index.yaml was missing and LoadIndex rebuilt the
+	// entries from the certificates on disk.
+	Rebuilt bool `yaml:"-"`
 }
 
-// LoadIndex reads DIR/index.yaml; a missing file is an empty index.
+// IndexVersion is the only index.yaml version mqttctl reads and writes.
+const IndexVersion = 1
+
+// ErrIndexCorrupt is wrapped by LoadIndex's errors about index.yaml itself.
+var ErrIndexCorrupt = errors.New("index.yaml is damaged")
+
+// LoadIndex reads DIR/index.yaml. A missing file is an empty index in a
+// directory without a CA, and is rebuilt from the certificates on disk
+// (Rebuilt set) in one with a CA. A file that does not parse, has another
+// version, has an incomplete entry or does not list a certificate of the
+// directory (a truncated file) is an error wrapping ErrIndexCorrupt: it is
+// never silently replaced.
 func LoadIndex(dir string) (*Index, error) {
 	path := filepath.Join(dir, IndexFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &Index{Version: 1}, nil
+		return rebuildIndex(dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read index: %w", err)
 	}
+	fix := fmt.Sprintf("restore it from a backup, or move it away (mv %s %s.bad) and mqttctl rebuilds it from the certificates on disk", path, path)
 	var idx Index
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&idx); err != nil {
-		return nil, fmt.Errorf("%s: %w (fix the YAML or move the file away; mqttctl rebuilds entries as it issues)", path, err)
+		return nil, fmt.Errorf("%w: %s: %v; %s", ErrIndexCorrupt, path, err, fix)
 	}
-	if idx.Version == 0 {
-		idx.Version = 1
+	if idx.Version != IndexVersion {
+		return nil, fmt.Errorf("%w: %s has version %d; this mqttctl reads version %d (a newer mqttctl wrote it, or it is truncated); %s", ErrIndexCorrupt, path, idx.Version, IndexVersion, fix)
+	}
+	listed := map[string]bool{}
+	for i, e := range idx.Certificates {
+		if e.Name == "" || e.Serial == "" || e.Cert == "" || e.Fingerprint == "" || e.NotAfter.IsZero() || e.NotBefore.IsZero() ||
+			(e.Status != "valid" && e.Status != "revoked") || !validProfile(e.Profile) {
+			return nil, fmt.Errorf("%w: %s: certificate entry %d (%q) is incomplete (the file looks truncated or edited); %s", ErrIndexCorrupt, path, i+1, e.Name, fix)
+		}
+		listed[e.Cert] = true
+	}
+	for _, f := range certFilesOnDisk(dir) {
+		if !listed[f] {
+			return nil, fmt.Errorf("%w: %s does not list %s (the file looks truncated); %s", ErrIndexCorrupt, path, filepath.Join(dir, f), fix)
+		}
 	}
 	return &idx, nil
+}
+
+func validProfile(p Profile) bool {
+	switch p {
+	case ProfileRoot, ProfileIntermediate, ProfileServer, ProfileClient, ProfileBridge:
+		return true
+	}
+	return false
+}
+
+// certFilesOnDisk lists the certificates mqttctl keeps in a pki directory,
+// relative to it, with forward slashes.
+func certFilesOnDisk(dir string) []string {
+	var out []string
+	for _, f := range []string{RootCertFile, IntermediateCertFile, ServerCertFile} {
+		if fileExists(filepath.Join(dir, f)) {
+			out = append(out, f)
+		}
+	}
+	for _, sub := range []string{ServersDir, ClientsDir} {
+		matches, _ := filepath.Glob(filepath.Join(dir, sub, "*.crt"))
+		sort.Strings(matches)
+		for _, m := range matches {
+			out = append(out, sub+"/"+filepath.Base(m))
+		}
+	}
+	return out
+}
+
+// rebuildIndex makes an index from the certificates on disk (an empty one
+// when the directory has no CA yet).
+func rebuildIndex(dir string) (*Index, error) {
+	idx := &Index{Version: IndexVersion}
+	if !fileExists(filepath.Join(dir, RootCertFile)) {
+		return idx, nil
+	}
+	idx.Rebuilt = true
+	for _, rel := range certFilesOnDisk(dir) {
+		data, err := os.ReadFile(filepath.Join(dir, rel))
+		if err != nil {
+			return nil, fmt.Errorf("rebuild index: %w", err)
+		}
+		certs, err := ParseCerts(data, filepath.Join(dir, rel))
+		if err != nil {
+			return nil, fmt.Errorf("rebuild index: %w", err)
+		}
+		c := certs[0]
+		name := strings.TrimSuffix(filepath.Base(rel), ".crt")
+		p := ProfileClient
+		switch {
+		case rel == RootCertFile:
+			name, p = "ca", ProfileRoot
+		case rel == IntermediateCertFile:
+			name, p = "intermediate", ProfileIntermediate
+		case hasEKU(c, x509.ExtKeyUsageServerAuth) && hasEKU(c, x509.ExtKeyUsageClientAuth):
+			p = ProfileBridge
+		case hasEKU(c, x509.ExtKeyUsageServerAuth):
+			p = ProfileServer
+		}
+		key := strings.TrimSuffix(rel, ".crt") + ".key"
+		if !fileExists(filepath.Join(dir, key)) {
+			key = ""
+		}
+		idx.Put(name, p, c, rel, key)
+	}
+	return idx, nil
+}
+
+func hasEKU(c *x509.Certificate, u x509.ExtKeyUsage) bool {
+	for _, e := range c.ExtKeyUsage {
+		if e == u {
+			return true
+		}
+	}
+	return false
 }
 
 // Marshal encodes the index as YAML.

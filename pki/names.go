@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"golang.org/x/net/idna"
 )
 
 // Hosts are the names a server certificate is valid for, split by type.
@@ -76,6 +78,18 @@ func ParseHosts(values []string) (Hosts, error) {
 			return Hosts{}, fmt.Errorf("host %q: a port (%s) does not belong in a certificate; use --host %s", raw, port, host)
 		}
 		name := strings.ToLower(strings.TrimSuffix(v, "."))
+		if !isASCII(name) {
+			// An internationalised name goes into a certificate as its
+			// A-labels (bücher.example -> xn--bcher-kva.example).
+			a, err := idna.Lookup.ToASCII(name)
+			if err != nil {
+				return Hosts{}, fmt.Errorf("host %q is not a valid internationalised domain name: %v", raw, err)
+			}
+			name = a
+		}
+		if looksNumeric(name) {
+			return Hosts{}, fmt.Errorf("host %q looks like an IPv4 address but is not a valid one (four numbers from 0 to 255, without leading zeros, e.g. 192.0.2.10); a DNS name cannot end in a number", raw)
+		}
 		if err := validateDNSName(name); err != nil {
 			return Hosts{}, fmt.Errorf("host %q: %w", raw, err)
 		}
@@ -85,6 +99,34 @@ func ParseHosts(values []string) (Hosts, error) {
 		}
 	}
 	return h, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// looksNumeric reports whether a name's last label is all digits (or hex
+// digits after 0x): no DNS name ends that way, and resolvers read such a
+// name as an IPv4 address in some numeric form (10.0.0.01, 1.2.3, 0x7f.1).
+func looksNumeric(name string) bool {
+	last := name[strings.LastIndexByte(name, '.')+1:]
+	if last == "" {
+		return false
+	}
+	digits := strings.TrimPrefix(last, "0x")
+	hex := len(digits) < len(last)
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		if !(c >= '0' && c <= '9' || hex && (c >= 'a' && c <= 'f')) {
+			return false
+		}
+	}
+	return true
 }
 
 func hostOfURL(v string) string {

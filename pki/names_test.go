@@ -31,6 +31,14 @@ func TestParseHosts(t *testing.T) {
 		{in: []string{"-lead.example.com"}, wantErr: "may not start"},
 		{in: []string{"a..b"}, wantErr: "empty label"},
 		{in: []string{"fe80::1%eth0"}, wantErr: "zone"},
+		{in: []string{"192.168.1.300"}, wantErr: "not a valid one"},
+		{in: []string{"10.0.0.01"}, wantErr: "not a valid one"},
+		{in: []string{"999.1.1.1"}, wantErr: "not a valid one"},
+		{in: []string{"1.2.3"}, wantErr: "not a valid one"},
+		{in: []string{"0x7f.1"}, wantErr: "not a valid one"},
+		{in: []string{"host1.example.com", "1a.example", "x.0xg"}, dns: []string{"host1.example.com", "1a.example", "x.0xg"}},
+		{in: []string{"bücher.example"}, dns: []string{"xn--bcher-kva.example"}},
+		{in: []string{"b\u202ecker.example"}, wantErr: "internationalised"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.in, ","), func(t *testing.T) {

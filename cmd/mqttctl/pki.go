@@ -367,6 +367,9 @@ func newPKIListCmd(s *streams, f *pkiFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if idx.Rebuilt {
+				fmt.Fprintf(s.Err, "note: %s was missing; listed from the certificates on disk (the next pki command that writes saves it)\n", filepath.Join(f.dir, pki.IndexFile))
+			}
 			entries := pki.SortedEntries(idx)
 			now := time.Now()
 			if output == "json" {
