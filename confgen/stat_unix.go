@@ -3,16 +3,17 @@ package confgen
 import (
 	"os"
 	"strconv"
-	"syscall"
+
+	"github.com/mqttctl/mqttctl/internal/fsx"
 )
 
 func inGroup(st os.FileInfo, gids []string) bool {
-	sys, ok := st.Sys().(*syscall.Stat_t)
+	_, gid, ok := fsx.Owner(st)
 	if !ok {
 		return false
 	}
 	for _, g := range gids {
-		if g == strconv.Itoa(int(sys.Gid)) {
+		if g == strconv.Itoa(gid) {
 			return true
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/mqttctl/mqttctl/internal/errs"
 	"go.step.sm/crypto/x509util"
 )
 
@@ -153,7 +154,7 @@ func (t *Template) x509() (*x509.Certificate, error) {
 	}
 	if t.Profile == ProfileServer || t.Profile == ProfileBridge {
 		if len(c.DNSNames) == 0 && len(c.IPAddresses) == 0 {
-			return nil, errors.New("a server certificate needs at least one host name or IP address (--host)")
+			return nil, errs.New("a server certificate needs at least one host name or IP address", ErrNeedsHosts)
 		}
 	}
 	return c, nil
@@ -238,15 +239,33 @@ func ParseCerts(data []byte, name string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// LeafDays validates a leaf validity period in days: it must be positive,
-// above LeafMaxDays it needs force, and above LeafWarnDays it returns a
-// warning.
+// MaxDays bounds every validity period (100 years): longer ones overflow
+// time arithmetic and serve no purpose.
+const MaxDays = 36500
+
+// ErrValidity is wrapped by the errors for a validity period that cannot
+// be used.
+var ErrValidity = errors.New("bad validity")
+
+// ValidityDays checks a validity period in days for what (for example "the
+// CA"): from 1 to MaxDays.
+func ValidityDays(what string, days int) error {
+	if days <= 0 || days > MaxDays {
+		return errs.New(fmt.Sprintf("the validity of %s must be from 1 to %d days, not %d", what, MaxDays, days), ErrValidity)
+	}
+	return nil
+}
+
+// LeafDays validates a leaf validity period in days: from 1 to MaxDays,
+// above LeafMaxDays only with force (ErrNeedsForce), and above LeafWarnDays
+// with a warning.
 func LeafDays(days int, force bool) (warning string, err error) {
+	if err := ValidityDays("a certificate", days); err != nil {
+		return "", err
+	}
 	switch {
-	case days <= 0:
-		return "", fmt.Errorf("--days must be positive, not %d", days)
 	case days > LeafMaxDays && !force:
-		return "", fmt.Errorf("--days %d is over %d: Apple clients reject such certificates even from a private CA; add --force to issue it anyway", days, LeafMaxDays)
+		return "", errs.New(fmt.Sprintf("a validity of %d days is over %d: Apple clients reject such certificates even from a private CA", days, LeafMaxDays), ErrValidity, ErrNeedsForce)
 	case days > LeafWarnDays:
 		return fmt.Sprintf("a validity of %d days is over %d; some clients reject it", days, LeafWarnDays), nil
 	}

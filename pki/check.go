@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mqttctl/mqttctl/explain"
+	"github.com/mqttctl/mqttctl/internal/fsx"
 )
 
 // Level grades a check finding.
@@ -47,6 +50,31 @@ type CheckOptions struct {
 	// Server names the server certificate the hosts are checked against:
 	// "server" (server.crt, the default) or a name under servers/.
 	Server string
+	// BrokerGroup is the group mqttctl gives read access to the broker's
+	// files (config mosquitto, up): the exact access it grants (g+x on
+	// directories, g+r on the broker's key) is not reported. "" means
+	// "mosquitto".
+	BrokerGroup string
+}
+
+// grantedToBroker reports whether st belongs to the broker group and has
+// exactly the group access mqttctl grants it (want: 0o010 for
+// directories, 0o040 for keys), so that a mode mqttctl set on purpose is
+// not reported as a risk.
+func (c *checker) grantedToBroker(st fs.FileInfo, want fs.FileMode) bool {
+	if st.Mode().Perm()&0o070 != want {
+		return false
+	}
+	name := c.o.BrokerGroup
+	if name == "" {
+		name = "mosquitto"
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return false
+	}
+	_, gid, ok := fsx.Owner(st)
+	return ok && strconv.Itoa(gid) == g.Gid
 }
 
 // HasErrors reports whether any finding is an error.
@@ -68,6 +96,7 @@ type checked struct {
 
 type checker struct {
 	d        *Dir
+	o        CheckOptions
 	now      time.Time
 	out      []Finding
 	roots    *x509.CertPool
@@ -93,7 +122,7 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", d.Path)
 	}
-	c := &checker{d: d, now: d.now(), roots: x509.NewCertPool(), inters: x509.NewCertPool()}
+	c := &checker{d: d, o: o, now: d.now(), roots: x509.NewCertPool(), inters: x509.NewCertPool()}
 	c.checkDirMode(d.Path, st)
 
 	idx, err := LoadIndex(d.Path)
@@ -120,7 +149,7 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 		items = append(items, checked{path: rel, keyPath: key, profile: p, certs: certs})
 	}
 	if !fileExists(d.path(RootCertFile)) {
-		return nil, fmt.Errorf("no %s in %s: is this a pki directory? (make one with: mqttctl pki init --dir %s)", RootCertFile, d.Path, d.Path)
+		return nil, noCA(d.Path)
 	}
 	addItem(RootCertFile, RootKeyFile, ProfileRoot)
 	addItem(IntermediateCertFile, IntermediateKeyFile, ProfileIntermediate)
@@ -223,7 +252,7 @@ func (c *checker) checkDirMode(path string, st fs.FileInfo) {
 	switch {
 	case m&0o007 != 0:
 		c.add(LevelWarn, path, fmt.Sprintf("directory mode %04o lets every user in (the keys are still 0600)", m), "chmod 700 "+path)
-	case m&0o070 != 0:
+	case m&0o070 != 0 && !c.grantedToBroker(st, 0o010):
 		c.add(LevelWarn, path, fmt.Sprintf("directory mode %04o lets the group in", m), "chmod 700 "+path+" unless that group is the broker's")
 	}
 }
@@ -332,7 +361,7 @@ func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {
 	switch {
 	case m&0o007 != 0:
 		c.add(LevelError, kp, fmt.Sprintf("key mode %04o is readable by every user", m), "chmod 600 "+kp)
-	case m&0o070 != 0:
+	case m&0o070 != 0 && !c.grantedToBroker(st, 0o040):
 		c.add(LevelWarn, kp, fmt.Sprintf("key mode %04o is readable by the group", m), "chmod 600 "+kp+" unless the group is the broker's")
 	}
 	data, err := os.ReadFile(kp)

@@ -1,17 +1,20 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/mqttctl/mqttctl/internal/errs"
 	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/internal/ident"
 )
@@ -88,7 +91,8 @@ func ParseCSR(data []byte, name string) (*x509.CertificateRequest, error) {
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a certificate request: %w", name, err)
+		// The parser's own text is an ASN.1 structure dump; say what it means.
+		return nil, fmt.Errorf("%s is not a readable certificate request (truncated, damaged, or not a CSR): make it again, e.g. with 'mqttctl pki csr NAME' or 'openssl req -new'", name)
 	}
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("%s: the request's signature does not verify (was it edited?): %w", name, err)
@@ -124,10 +128,17 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 		return nil, nil, err
 	}
 	if o.Out == "" {
-		return nil, nil, fmt.Errorf("no output file: give --out")
+		return nil, nil, errors.New("no output file for the certificate")
 	}
 	if csr.Subject.CommonName == "" {
 		return nil, nil, fmt.Errorf("the request has no CN: make it with a subject, e.g. openssl req -new -subj /CN=NAME")
+	}
+	if o.Profile == ProfileClient {
+		if err := ident.Validate(csr.Subject.CommonName); err != nil {
+			return nil, nil, fmt.Errorf("the request's CN is the client's MQTT identity: %w", err)
+		}
+	} else if err := ident.CheckText("CN", csr.Subject.CommonName); err != nil {
+		return nil, nil, fmt.Errorf("the request's CN: %w", err)
 	}
 	var hosts Hosts
 	if o.Profile != ProfileClient {
@@ -136,10 +147,10 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 			args = []string{csr.Subject.CommonName}
 		}
 		if hosts, err = ParseHosts(args); err != nil {
-			return nil, nil, fmt.Errorf("%w (the server's names come from --host; with none, from the CSR's CN)", err)
+			return nil, nil, fmt.Errorf("%w (a server certificate's names are the ones given; with none, the CSR's CN)", err)
 		}
 	} else if len(o.Hosts) > 0 {
-		return nil, nil, fmt.Errorf("--host is for server certificates; a client is named by its CN")
+		return nil, nil, errs.New("host names are for server certificates; a client is named by its CN", ErrHostsNotForClient)
 	}
 	s, err := d.begin(warn)
 	if err != nil {
@@ -147,7 +158,7 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 	}
 	defer s.txn.Abort()
 	if s.root == nil {
-		return nil, nil, fmt.Errorf("no CA in %s: run 'mqttctl pki init --dir %s' first", d.Path, d.Path)
+		return nil, nil, noCA(d.Path)
 	}
 	for _, e := range csr.Extensions {
 		if e.Id.Equal(oidBasicConstraints) {
@@ -161,16 +172,21 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 		}
 	}
 	if len(ignored) > 0 {
-		s.rep.warn("the request also asks for %s; not included (only --host names are): add --host for each name you want", strings.Join(ignored, ", "))
+		s.rep.warn("the request also asks for %s; not included (a server certificate holds only the names given to sign)", strings.Join(ignored, ", "))
 	}
-	rel := o.Out
-	if r, err := filepath.Rel(d.Path, o.Out); err == nil && !strings.HasPrefix(r, "..") {
-		rel = r
+	rel, err := d.checkSignOut(o.Out, o.Force)
+	if err != nil {
+		return nil, nil, err
 	}
 	subj := csr.Subject
 	subj.ExtraNames = nil
 	if err := s.checkSubjectFree(subj, rel); err != nil {
 		return nil, nil, err
+	}
+	if o.Profile != ProfileServer {
+		if err := s.checkIdentityFree(subj.CommonName, rel, o.Force); err != nil {
+			return nil, nil, err
+		}
 	}
 	iss, err := s.issuer()
 	if err != nil {
@@ -190,6 +206,96 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 		return nil, nil, err
 	}
 	return cert, s.rep, nil
+}
+
+// ErrOutNotCertificate is wrapped by the errors for a --out that would
+// replace anything but a certificate.
+var ErrOutNotCertificate = errors.New("the output may only be a certificate file")
+
+// checkSignOut decides whether SignCSR may write its certificate to out: a
+// new file anywhere, never a key (by name or content) and never an existing
+// file of the pki directory; with force, an existing certificate file
+// outside the pki directory (not a CA certificate, not a link). It returns
+// the path to record in the index (relative to the directory when inside).
+func (d *Dir) checkSignOut(out string, force bool) (string, error) {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return "", err
+	}
+	// Resolve the directories (not the file) so that a link cannot smuggle
+	// the path into or out of the pki directory.
+	dirAbs, err := filepath.Abs(d.Path)
+	if err != nil {
+		return "", err
+	}
+	if real, err := filepath.EvalSymlinks(dirAbs); err == nil {
+		dirAbs = real
+	}
+	if real, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		abs = filepath.Join(real, filepath.Base(abs))
+	}
+	ext := strings.ToLower(filepath.Ext(abs))
+	if ext == ".key" || ext == ".p12" || ext == ".pfx" || ext == ".csr" || filepath.Base(abs) == IndexFile {
+		return "", errs.New(fmt.Sprintf("%s has the name of a %s file; the certificate goes to a .crt or .pem file", out, strings.TrimPrefix(ext, ".")), ErrOutNotCertificate)
+	}
+	rel, err := filepath.Rel(dirAbs, abs)
+	inside := err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	st, statErr := os.Lstat(abs)
+	exists := statErr == nil
+	switch {
+	case inside && exists:
+		return "", errs.New(fmt.Sprintf("%s is a file of the pki directory %s; signing writes only new certificates there, and never replaces one of its files", out, d.Path), ErrOutNotCertificate)
+	case exists && !force:
+		return "", errs.Wrap(fsx.ErrExists, out+" exists", ErrNeedsForce)
+	case exists:
+		if !st.Mode().IsRegular() {
+			return "", errs.New(fmt.Sprintf("%s is not a regular file (a link or device); only a certificate file is ever replaced", out), ErrOutNotCertificate)
+		}
+		data, err := os.ReadFile(abs)
+		if err != nil {
+			return "", err
+		}
+		if err := onlyLeafCerts(data); err != nil {
+			return "", errs.New(fmt.Sprintf("%s %v; only a leaf certificate file is ever replaced", out, err), ErrOutNotCertificate)
+		}
+	}
+	if inside {
+		return filepath.ToSlash(rel), nil
+	}
+	return out, nil
+}
+
+// onlyLeafCerts accepts PEM data that holds certificates and nothing else,
+// the first of which is not a CA.
+func onlyLeafCerts(data []byte) error {
+	n := 0
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			if len(bytes.TrimSpace(rest)) > 0 && n == 0 {
+				return errors.New("is not a PEM certificate")
+			}
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return fmt.Errorf("holds a %s", strings.ToLower(b.Type))
+		}
+		if n == 0 {
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return errors.New("does not hold a readable certificate")
+			}
+			if c.IsCA {
+				return errors.New("is a CA certificate")
+			}
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("holds no certificate")
+	}
+	return nil
 }
 
 func ipStrings(csr *x509.CertificateRequest) []string {

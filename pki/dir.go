@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqttctl/mqttctl/internal/errs"
 	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/internal/ident"
 )
@@ -170,9 +171,9 @@ func (s *state) exists(p pair, force bool) (bool, error) {
 	case force:
 		return false, nil
 	case c:
-		return false, fmt.Errorf("%s exists but its key %s is missing: restore the key, or use --force to issue a new pair", s.d.path(p.cert), s.d.path(p.key))
+		return false, errs.New(fmt.Sprintf("%s exists but its key %s is missing", s.d.path(p.cert), s.d.path(p.key)), ErrHalfPair)
 	default:
-		return false, fmt.Errorf("%s exists but its certificate %s is missing: restore the certificate, or use --force to issue a new pair", s.d.path(p.key), s.d.path(p.cert))
+		return false, errs.New(fmt.Sprintf("%s exists but its certificate %s is missing", s.d.path(p.key), s.d.path(p.cert)), ErrHalfPair)
 	}
 }
 
@@ -209,7 +210,7 @@ func (s *state) caKey(c *x509.Certificate) (crypto.Signer, error) {
 	var pw []byte
 	if IsEncryptedKey(data) {
 		if s.d.CAPassword == nil {
-			return nil, fmt.Errorf("%s: %w (give it with --ca-password-file, or run on a terminal to be asked)", path, ErrKeyEncrypted)
+			return nil, fmt.Errorf("%s: %w", path, ErrKeyEncrypted)
 		}
 		if pw, err = s.d.CAPassword(); err != nil {
 			return nil, fmt.Errorf("CA key password: %w", err)
@@ -239,7 +240,7 @@ func (s *state) issuer() (*Issuer, error) {
 		return &Issuer{Cert: s.inter, Key: s.interK, Chain: []*x509.Certificate{s.inter}}, nil
 	}
 	if s.root == nil {
-		return nil, fmt.Errorf("no CA in %s: run 'mqttctl pki init --dir %s' first", s.d.Path, s.d.Path)
+		return nil, noCA(s.d.Path)
 	}
 	if s.rootK == nil {
 		k, err := s.caKey(s.root)
@@ -253,24 +254,22 @@ func (s *state) issuer() (*Issuer, error) {
 
 // loadCAs reads the existing root and intermediate, if any.
 func (s *state) loadCAs() error {
-	rootP := pair{RootCertFile, RootKeyFile}
-	ok, err := s.exists(rootP, false)
-	if err != nil {
-		return err
-	}
-	if ok {
-		if s.root, err = s.readCA(rootP); err != nil {
+	for _, ca := range []struct {
+		p   pair
+		dst **x509.Certificate
+	}{{pair{RootCertFile, RootKeyFile}, &s.root}, {pair{IntermediateCertFile, IntermediateKeyFile}, &s.inter}} {
+		ok, err := s.exists(ca.p, false)
+		if errors.Is(err, ErrHalfPair) {
+			// A CA pair cannot be reissued: nothing but a restore helps.
+			return fmt.Errorf("%w; a CA's key cannot be made again: restore the missing file from a backup", err)
+		}
+		if err != nil {
 			return err
 		}
-	}
-	interP := pair{IntermediateCertFile, IntermediateKeyFile}
-	ok, err = s.exists(interP, false)
-	if err != nil {
-		return err
-	}
-	if ok {
-		if s.inter, err = s.readCA(interP); err != nil {
-			return err
+		if ok {
+			if *ca.dst, err = s.readCA(ca.p); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -311,18 +310,69 @@ func (s *state) validity(days int) (time.Time, time.Time) {
 	return now.Add(-clockSkew), now.Add(time.Duration(days) * 24 * time.Hour)
 }
 
+// Errors a command can add its own hint to (errors.Is).
+var (
+	// ErrSubjectInUse: another valid certificate has the same subject.
+	ErrSubjectInUse = errors.New("subject already in use")
+	// ErrIdentityInUse: another valid client certificate has the same CN,
+	// that is the same MQTT identity. Force overrides it.
+	ErrIdentityInUse = errors.New("MQTT identity already in use")
+	// ErrNoCA: the directory has no CA yet.
+	ErrNoCA = errors.New("no CA")
+	// ErrNeedsForce is wrapped by every refusal that the caller's Force
+	// option overrides.
+	ErrNeedsForce = errors.New("refused without force")
+	// ErrHalfPair: a certificate without its key, or a key without its
+	// certificate. Restore the missing file; Force (for leaves) issues a
+	// new pair.
+	ErrHalfPair = errors.New("the other file of the pair is missing")
+	// ErrNeedsHosts: a server certificate without names.
+	ErrNeedsHosts = errors.New("no host names")
+	// ErrHostsNotForClient: host names given for a client certificate.
+	ErrHostsNotForClient = errors.New("host names for a client")
+)
+
+// noCA is the one "no CA" error.
+func noCA(dir string) error {
+	return errs.New(fmt.Sprintf("no CA in %s (%s is missing)", dir, filepath.Join(dir, RootCertFile)), ErrNoCA)
+}
+
 // checkSubjectFree refuses a subject that another valid certificate in the
 // index (other than the one at certPath) already has.
 func (s *state) checkSubjectFree(subject pkix.Name, certPath string) error {
 	name := subject.String()
 	for _, c := range []*x509.Certificate{s.root, s.inter} {
 		if c != nil && c.Subject.String() == name {
-			return fmt.Errorf("subject %q is the CA's own: choose another name", name)
+			return errs.New(fmt.Sprintf("subject %q is the CA's own: choose another name", name), ErrSubjectInUse)
 		}
 	}
 	for _, e := range s.idx.Certificates {
 		if e.Subject == name && e.Cert != filepath.ToSlash(certPath) && e.Status != "revoked" && s.d.now().Before(e.NotAfter) {
-			return fmt.Errorf("subject %q is already used by %s; distinct subjects avoid hard-to-diagnose TLS failures: pick another name (or --cn), or revoke the old one", name, e.Cert)
+			return errs.New(fmt.Sprintf("subject %q is already used by %s; distinct subjects avoid hard-to-diagnose TLS failures: pick another name", name, e.Cert), ErrSubjectInUse)
+		}
+	}
+	return nil
+}
+
+// checkIdentityFree refuses a client (or bridge) certificate whose CN is
+// already the identity of another valid client or bridge certificate: both
+// would log in as the same MQTT user (use_identity_as_username).
+func (s *state) checkIdentityFree(cn, certPath string, force bool) error {
+	if force {
+		return nil
+	}
+	for _, e := range s.idx.Certificates {
+		if e.Profile != ProfileClient && e.Profile != ProfileBridge || e.Cert == filepath.ToSlash(certPath) ||
+			e.Status == "revoked" || !s.d.now().Before(e.NotAfter) {
+			continue
+		}
+		id := e.CN
+		if id == "" && e.Profile == ProfileClient {
+			id = e.Name
+		}
+		if id == cn {
+			return errs.New(fmt.Sprintf("CN %q is already the MQTT identity of %s (valid until %s); a second certificate would let both log in as %q",
+				cn, e.Cert, e.NotAfter.Format(time.DateOnly), cn), ErrIdentityInUse, ErrNeedsForce)
 		}
 	}
 	return nil
@@ -348,8 +398,8 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 	if o.CADays == 0 {
 		o.CADays = DefaultCADays
 	}
-	if o.CADays < 0 {
-		return nil, fmt.Errorf("--ca-days must be positive, not %d", o.CADays)
+	if err := ValidityDays("the CA", o.CADays); err != nil {
+		return nil, err
 	}
 	if o.Days == 0 {
 		o.Days = DefaultLeafDays
@@ -366,17 +416,22 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	seen := map[string]bool{}
 	for _, c := range o.Clients {
 		if err := ident.Validate(c); err != nil {
 			return nil, err
 		}
+		if seen[c] {
+			return nil, fmt.Errorf("client %q is given twice", c)
+		}
+		seen[c] = true
 	}
 	if o.CAKeyPassword != nil && len(o.CAKeyPassword) == 0 {
 		return nil, errors.New("the CA key password is empty: give a non-empty password or none")
 	}
-	dirWarn := ""
-	if st, err := os.Stat(d.Path); err == nil && st.IsDir() && st.Mode().Perm()&0o077 != 0 {
-		dirWarn = fmt.Sprintf("directory %s has mode %04o; chmod 700 %s keeps others out", d.Path, st.Mode().Perm(), d.Path)
+	dirWarn, err := checkDirSafe(d.Path)
+	if err != nil {
+		return nil, err
 	}
 	if err := fsx.MkdirPrivate(d.Path); err != nil {
 		return nil, err
@@ -390,7 +445,7 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 	if s.root != nil {
 		s.rep.add("reused", "root CA", d.path(RootCertFile), s.root.Subject.CommonName)
 		if o.CAKeyPassword != nil && s.inter == nil && !o.Intermediate {
-			s.rep.warn("the existing CA key %s is kept as it is; --ca-password-file only applies to new CA keys", d.path(RootKeyFile))
+			s.rep.warn("the existing CA key %s is kept as it is; a CA key password only applies to new CA keys", d.path(RootKeyFile))
 		}
 	} else {
 		if s.inter != nil {
@@ -466,6 +521,48 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 	return s.rep, nil
 }
 
+// ErrUnsafeDir is wrapped by the error for a pki directory that others
+// can write to (or whose parent they can write to): they could replace the
+// CA key or certificate.
+var ErrUnsafeDir = errors.New("others can write where the CA key would be")
+
+// checkDirSafe refuses a pki directory that others can write to, or whose
+// parent directories someone else could use to swap it: a world-writable
+// parent without the sticky bit, or a group-writable one the user owns.
+// Others merely able to enter or read the directory is a warning (group
+// access is what mqttctl grants the broker on purpose).
+func checkDirSafe(path string) (warning string, err error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if st, err := os.Stat(abs); err == nil && st.IsDir() {
+		m := st.Mode().Perm()
+		if m&0o022 != 0 {
+			return "", errs.New(fmt.Sprintf("directory %s has mode %04o, so others can replace the CA key: chmod 700 %s", path, m, path), ErrUnsafeDir)
+		}
+		if m&0o007 != 0 {
+			warning = fmt.Sprintf("directory %s has mode %04o, which lets every user in; chmod 700 %s keeps them out", path, m, path)
+		}
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		st, err := os.Stat(dir)
+		if err == nil {
+			m := st.Mode()
+			uid, _, _ := fsx.Owner(st)
+			sticky := m&os.ModeSticky != 0
+			if !sticky && (m.Perm()&0o002 != 0 || m.Perm()&0o020 != 0 && uid == os.Geteuid()) {
+				return "", errs.New(fmt.Sprintf("%s (a parent of %s) has mode %04o, so others can rename or replace the pki directory: use a directory only you can write to, or chmod go-w %s",
+					dir, path, m.Perm(), dir), ErrUnsafeDir)
+			}
+		}
+		if dir == filepath.Dir(dir) {
+			break
+		}
+	}
+	return warning, nil
+}
+
 // orgOf returns the CA's organisation, or def.
 func orgOf(ca *x509.Certificate, def string) string {
 	if ca != nil && len(ca.Subject.Organization) > 0 {
@@ -538,6 +635,11 @@ func (s *state) leaf(r leafRequest) error {
 	}
 	if err := s.checkSubjectFree(subj, p.cert); err != nil {
 		return err
+	}
+	if r.profile == ProfileClient {
+		if err := s.checkIdentityFree(subj.CommonName, p.cert, r.force); err != nil {
+			return err
+		}
 	}
 	iss, err := s.issuer()
 	if err != nil {
@@ -660,7 +762,7 @@ func (d *Dir) Issue(o IssueOptions) (*Report, error) {
 		args := o.Hosts
 		if len(args) == 0 {
 			if _, err := ParseHosts([]string{o.Name}); err != nil || o.Name == "server" {
-				return nil, fmt.Errorf("a %s certificate needs its names: add --host (DNS name or IP address), e.g. --host broker.example.com --host 192.0.2.10", o.Profile)
+				return nil, errs.New(fmt.Sprintf("a %s certificate needs its names (DNS names or IP addresses, e.g. broker.example.com, 192.0.2.10)", o.Profile), ErrNeedsHosts)
 			}
 			args = []string{o.Name}
 		}
@@ -668,10 +770,10 @@ func (d *Dir) Issue(o IssueOptions) (*Report, error) {
 			return nil, err
 		}
 	} else if len(o.Hosts) > 0 {
-		return nil, errors.New("--host is for server certificates; a client is named by its CN (the MQTT identity)")
+		return nil, errs.New("host names are for server certificates; a client is named by its CN (the MQTT identity)", ErrHostsNotForClient)
 	}
 	if !fileExists(d.path(RootCertFile)) {
-		return nil, fmt.Errorf("no CA in %s: run 'mqttctl pki init --dir %s' first", d.Path, d.Path)
+		return nil, noCA(d.Path)
 	}
 	s, err := d.begin(warn, o.KeyType.Warning())
 	if err != nil {
@@ -682,7 +784,7 @@ func (d *Dir) Issue(o IssueOptions) (*Report, error) {
 	if ok, err := s.exists(p, o.Force); err != nil {
 		return nil, err
 	} else if ok && !o.Force {
-		return nil, fmt.Errorf("%s already exists: use --force to replace it (with a new key)", d.path(p.cert))
+		return nil, errs.Wrap(fsx.ErrExists, fmt.Sprintf("%s already exists", d.path(p.cert)), ErrNeedsForce)
 	}
 	err = s.leaf(leafRequest{profile: o.Profile, name: o.Name, cn: o.CN, hosts: hosts, org: orgOf(s.root, DefaultOrg),
 		keyType: o.KeyType, days: o.Days, force: o.Force, notBefore: o.NotBefore, notAfter: o.NotAfter})

@@ -154,8 +154,8 @@ func TestIssueNeverOverwritesWithoutForce(t *testing.T) {
 	d := &Dir{Path: dir}
 	key0, _ := os.ReadFile(filepath.Join(dir, "clients/alice.key"))
 	_, err := d.Issue(IssueOptions{Profile: ProfileClient, Name: "alice"})
-	if err == nil || !strings.Contains(err.Error(), "--force") {
-		t.Fatalf("Issue over an existing client: %v, want an error naming --force", err)
+	if err == nil || !errors.Is(err, ErrNeedsForce) || !errors.Is(err, fs.ErrExist) || strings.Contains(err.Error(), "--") {
+		t.Fatalf("Issue over an existing client: %v, want an ErrNeedsForce/ErrExist error that names no flag", err)
 	}
 	key1, _ := os.ReadFile(filepath.Join(dir, "clients/alice.key"))
 	if string(key0) != string(key1) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqttctl/mqttctl/internal/errs"
 	"gopkg.in/yaml.v3"
 )
 
@@ -26,6 +27,7 @@ type Entry struct {
 	Profile     Profile   `yaml:"profile"`
 	Serial      string    `yaml:"serial"`
 	Subject     string    `yaml:"subject"`
+	CN          string    `yaml:"cn,omitempty"` // the MQTT identity of a client
 	Issuer      string    `yaml:"issuer"`
 	SANs        []string  `yaml:"sans,omitempty"`
 	NotBefore   time.Time `yaml:"not_before"`
@@ -68,26 +70,29 @@ func LoadIndex(dir string) (*Index, error) {
 		return nil, fmt.Errorf("read index: %w", err)
 	}
 	fix := fmt.Sprintf("restore it from a backup, or move it away (mv %s %s.bad) and mqttctl rebuilds it from the certificates on disk", path, path)
+	corrupt := func(format string, a ...any) error {
+		return errs.New(fmt.Sprintf(format, a...)+"; "+fix, ErrIndexCorrupt)
+	}
 	var idx Index
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&idx); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v; %s", ErrIndexCorrupt, path, err, fix)
+		return nil, corrupt("%s is damaged: %v", path, err)
 	}
 	if idx.Version != IndexVersion {
-		return nil, fmt.Errorf("%w: %s has version %d; this mqttctl reads version %d (a newer mqttctl wrote it, or it is truncated); %s", ErrIndexCorrupt, path, idx.Version, IndexVersion, fix)
+		return nil, corrupt("%s has version %d; this mqttctl reads version %d (a newer mqttctl wrote it, or it is truncated)", path, idx.Version, IndexVersion)
 	}
 	listed := map[string]bool{}
 	for i, e := range idx.Certificates {
 		if e.Name == "" || e.Serial == "" || e.Cert == "" || e.Fingerprint == "" || e.NotAfter.IsZero() || e.NotBefore.IsZero() ||
 			(e.Status != "valid" && e.Status != "revoked") || !validProfile(e.Profile) {
-			return nil, fmt.Errorf("%w: %s: certificate entry %d (%q) is incomplete (the file looks truncated or edited); %s", ErrIndexCorrupt, path, i+1, e.Name, fix)
+			return nil, corrupt("%s: certificate entry %d (%q) is incomplete (the file looks truncated or edited)", path, i+1, e.Name)
 		}
 		listed[e.Cert] = true
 	}
 	for _, f := range certFilesOnDisk(dir) {
 		if !listed[f] {
-			return nil, fmt.Errorf("%w: %s does not list %s (the file looks truncated); %s", ErrIndexCorrupt, path, filepath.Join(dir, f), fix)
+			return nil, corrupt("%s does not list %s (the file looks truncated)", path, filepath.Join(dir, f))
 		}
 	}
 	return &idx, nil
@@ -208,6 +213,7 @@ func NewEntry(name string, p Profile, cert *x509.Certificate, certPath, keyPath 
 		Profile:     p,
 		Serial:      FormatSerial(cert),
 		Subject:     cert.Subject.String(),
+		CN:          cert.Subject.CommonName,
 		Issuer:      cert.Issuer.String(),
 		SANs:        SANs(cert),
 		NotBefore:   cert.NotBefore.UTC(),

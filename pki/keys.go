@@ -166,7 +166,7 @@ func ParseKey(data []byte, name string, password []byte) (crypto.Signer, error) 
 			}
 		}
 		if len(password) == 0 {
-			return nil, fmt.Errorf("%s: %w (give it with --ca-password-file or at the prompt)", name, ErrKeyEncrypted)
+			return nil, fmt.Errorf("%s: %w", name, ErrKeyEncrypted)
 		}
 	}
 	opts := []pemutil.Options{pemutil.WithFilename(name), pemutil.WithFirstBlock()}

@@ -75,7 +75,7 @@ func ParseHosts(values []string) (Hosts, error) {
 			return Hosts{}, fmt.Errorf("host %q: e-mail addresses are not server names", raw)
 		}
 		if host, port, err := net.SplitHostPort(v); err == nil {
-			return Hosts{}, fmt.Errorf("host %q: a port (%s) does not belong in a certificate; use --host %s", raw, port, host)
+			return Hosts{}, fmt.Errorf("host %q: a port (%s) does not belong in a certificate; give %s", raw, port, host)
 		}
 		name := strings.ToLower(strings.TrimSuffix(v, "."))
 		if !isASCII(name) {

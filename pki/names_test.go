@@ -17,7 +17,7 @@ func TestParseHosts(t *testing.T) {
 		{in: []string{"[::1]"}, ips: []string{"::1"}},
 		{in: []string{"*.example.com"}, dns: []string{"*.example.com"}},
 		{in: []string{"a", "a", "10.0.0.1", "10.0.0.1"}, dns: []string{"a"}, ips: []string{"10.0.0.1"}},
-		{in: []string{"broker.lan:8883"}, wantErr: "use --host broker.lan"},
+		{in: []string{"broker.lan:8883"}, wantErr: "give broker.lan"},
 		{in: []string{"[::1]:8883"}, wantErr: "a port"},
 		{in: []string{""}, wantErr: "empty host name"},
 		{in: []string{"   "}, wantErr: "empty host name"},

@@ -78,7 +78,7 @@ func TestPKIFlow(t *testing.T) {
 		t.Fatalf("issue over existing: %d %s", code, errOut)
 	}
 	code, _, errOut = runCLI(t, "", "pki", "init", "--dir", dir, "--host", "broker:8883")
-	if code != 1 || !strings.Contains(errOut, "use --host broker") {
+	if code != 1 || !strings.Contains(errOut, "give broker") {
 		t.Fatalf("host:port accepted: %d %s", code, errOut)
 	}
 }

@@ -76,6 +76,9 @@ func newPasswdAddCmd(s *streams) *cobra.Command {
   mqttctl passwd add passwd alice -b s3cret              # like mosquitto_passwd -b`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkPositive(cmd, "iterations"); err != nil {
+				return err
+			}
 			path, user := args[0], args[1]
 			if err := ident.Validate(user); err != nil {
 				return err
@@ -219,6 +222,9 @@ It refuses a file that already holds hashes, so nothing is hashed twice.`,
   mqttctl passwd import passwd        # in place`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkPositive(cmd, "iterations"); err != nil {
+				return err
+			}
 			in := args[0]
 			data, err := os.ReadFile(in)
 			if err != nil {

@@ -101,6 +101,9 @@ start over).`,
   mqttctl pki init --ca-password-file ca.pass --encrypt-ca-key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkPositive(cmd, "days", "ca-days"); err != nil {
+				return err
+			}
 			kt, err := pki.ParseKeyType(keyType)
 			if err != nil {
 				return err
@@ -181,6 +184,9 @@ func newPKIIssueCmd(s *streams, f *pkiFlags) *cobra.Command {
   mqttctl pki issue server server --force --host localhost --host mqtt.example.com`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkPositive(cmd, "days"); err != nil {
+				return err
+			}
 			p, err := pki.ParseProfile(args[0])
 			if err != nil {
 				return err
@@ -212,6 +218,7 @@ func newPKIIssueCmd(s *streams, f *pkiFlags) *cobra.Command {
 	fl.BoolVar(&o.Force, "force", false, "replace an existing certificate and key")
 	fl.StringVar(&notBefore, "not-before", "", "start of validity, RFC 3339 (default now)")
 	fl.StringVar(&notAfter, "not-after", "", "end of validity, RFC 3339 (default now + --days)")
+	cmd.MarkFlagsMutuallyExclusive("days", "not-after")
 	return cmd
 }
 
@@ -282,8 +289,8 @@ the names a server certificate holds are the ones you give.`,
   mqttctl pki sign --csr broker2.csr --profile server --host broker2.example.com --out broker2.crt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if csrPath == "" {
-				return fmt.Errorf("--csr is required: the certificate request to sign")
+			if err := checkPositive(cmd, "days"); err != nil {
+				return err
 			}
 			p, err := pki.ParseProfile(profile)
 			if err != nil {
@@ -312,7 +319,9 @@ the names a server certificate holds are the ones you give.`,
 	fl.StringArrayVar(&o.Hosts, "host", nil, "broker DNS names or IP addresses (server/bridge; default the CSR's CN)")
 	fl.IntVar(&o.Days, "days", pki.DefaultLeafDays, "validity in days")
 	fl.StringVar(&o.Out, "out", "", "certificate file to write (default: the CSR's name with .crt)")
-	fl.BoolVar(&o.Force, "force", false, "replace an existing certificate file; allow --days over 825")
+	fl.BoolVar(&o.Force, "force", false, "replace an existing certificate file (never a key or a file of the pki directory); allow --days over 825; sign a CN that another valid client certificate has")
+	_ = cmd.MarkFlagRequired("csr")
+	_ = cmd.MarkFlagRequired("profile")
 	return cmd
 }
 

@@ -43,10 +43,11 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 func run(args []string, s *streams) int {
 	root := newRootCmd(s)
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0
 	}
+	err = withHint(cmd, err)
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -87,7 +88,33 @@ secured MQTT deployment, checks them, and can run the broker itself.`,
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
 	root.AddCommand(newPKICmd(s), newPasswdCmd(s), newACLCmd(s), newConfigCmd(s), newServeCmd(s), newUpCmd(s), newCheckCmd(s), newBenchCmd(s), newVersionCmd(s))
+	for _, c := range root.Commands() {
+		requireSubcommand(c)
+	}
 	return root
+}
+
+// requireSubcommand makes a command group (pki, passwd, ...) fail on an
+// unknown subcommand, with cobra's suggestions, instead of printing its help
+// and exiting 0; without arguments it prints its help.
+func requireSubcommand(c *cobra.Command) {
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if sug := c.SuggestionsFor(args[0]); len(sug) > 0 {
+			msg += "; did you mean " + strings.Join(sug, " or ") + "?"
+		}
+		return fmt.Errorf("%s (run '%s --help' for the list)", msg, c.CommandPath())
+	}
+	for _, sub := range c.Commands() {
+		requireSubcommand(sub)
+	}
 }
 
 func newVersionCmd(s *streams) *cobra.Command {

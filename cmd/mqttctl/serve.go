@@ -118,7 +118,11 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 			if err != nil {
 				return err
 			}
-			if err := startBroker(b, res); err != nil {
+			fix := "choose another address with --listen (or -p)"
+			if f.conf != "" {
+				fix = "change the listener line in " + f.conf
+			}
+			if err := startBroker(b, res, fix); err != nil {
 				return err
 			}
 			return runUntilSignal(b, log, func() (*confgen.Resolved, error) { return resolved(f.config()) })
@@ -142,16 +146,17 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 	return cmd
 }
 
-// startBroker starts b and turns "address already in use" into advice.
-func startBroker(b *broker.Broker, res *confgen.Resolved) error {
+// startBroker starts b and turns "address already in use" into advice;
+// fix says how to pick another address with this command.
+func startBroker(b *broker.Broker, res *confgen.Resolved, fix string) error {
 	err := b.Start()
 	if errors.Is(err, syscall.EADDRINUSE) {
 		for _, l := range res.Listeners {
 			if strings.Contains(err.Error(), l.Addr()) {
-				return fmt.Errorf("port %d on %s is already in use (another broker? see: ss -ltnp 'sport = :%d'): stop it, or choose another address with --listen", l.Port, hostOr(l.Bind), l.Port)
+				return fmt.Errorf("%s: port %d on %s is already in use (another broker? see: ss -ltnp 'sport = :%d'): stop it, or %s", l.Pos, l.Port, hostOr(l.Bind), l.Port, fix)
 			}
 		}
-		return fmt.Errorf("%w: stop the other program, or choose another address with --listen", err)
+		return fmt.Errorf("%w: stop the other program, or %s", err, fix)
 	}
 	return err
 }

@@ -60,7 +60,7 @@ mosquitto.conf.`,
 			if err != nil {
 				return err
 			}
-			if err := startBroker(b, res); err != nil {
+			if err := startBroker(b, res, "choose another address with --listen"); err != nil {
 				return err
 			}
 			printTryIt(s, l)

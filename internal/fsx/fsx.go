@@ -46,7 +46,7 @@ func (t *Txn) Add(path string, data []byte, perm os.FileMode, overwrite bool) er
 	dir := filepath.Dir(path)
 	if !overwrite {
 		if _, err := os.Lstat(path); err == nil {
-			return fmt.Errorf("%s: %w (use --force to replace it)", path, ErrExists)
+			return fmt.Errorf("%s: %w", path, ErrExists)
 		}
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
@@ -104,7 +104,7 @@ func (t *Txn) Commit() error {
 		}
 		if err := os.Link(s.tmp, s.path); err != nil {
 			if errors.Is(err, fs.ErrExist) {
-				return rollback(fmt.Errorf("%s: %w (use --force to replace it)", s.path, ErrExists))
+				return rollback(fmt.Errorf("%s: %w", s.path, ErrExists))
 			}
 			return rollback(fmt.Errorf("place %s: %w", s.path, err))
 		}

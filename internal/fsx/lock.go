@@ -26,3 +26,13 @@ func Lock(path string) (unlock func(), err error) {
 		f.Close()
 	}, nil
 }
+
+// Owner returns the owning user and group ids of a file (ok false where the
+// platform does not say).
+func Owner(st os.FileInfo) (uid, gid int, ok bool) {
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return -1, -1, false
+	}
+	return int(sys.Uid), int(sys.Gid), true
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqttctl/mqttctl/pki"
+)
+
+// withHint adds to a library error the fix in terms of the flags of the
+// command that ran. Library packages never name flags (a flag that one
+// command has, another lacks: `up` has no --force); they return errors that
+// match kinds such as pki.ErrNeedsForce, and this is the one place that
+// turns a kind into advice.
+func withHint(cmd *cobra.Command, err error) error {
+	if cmd == nil || err == nil {
+		return err
+	}
+	has := func(flag string) bool { return cmd.Flags().Lookup(flag) != nil }
+	dir := "pki"
+	if f := cmd.Flags().Lookup("dir"); f != nil {
+		dir = f.Value.String()
+	}
+	var hint string
+	switch {
+	case errors.Is(err, pki.ErrHalfPair) && has("force"):
+		hint = "restore the missing file, or use --force to issue a new pair"
+	case errors.Is(err, pki.ErrHalfPair):
+		hint = "restore the missing file"
+	case errors.Is(err, pki.ErrIdentityInUse) && has("force"):
+		hint = "use another name, or --force to issue a second certificate for the same identity"
+	case errors.Is(err, pki.ErrValidity) && errors.Is(err, pki.ErrNeedsForce) && has("force"):
+		hint = "add --force to issue it anyway"
+	case errors.Is(err, fs.ErrExist) && has("force"):
+		hint = "use --force to replace it"
+	case errors.Is(err, pki.ErrNoCA) && cmd.Name() != "init":
+		hint = "make one with: mqttctl pki init --dir " + dir
+	case errors.Is(err, pki.ErrKeyEncrypted) && has("ca-password-file"):
+		hint = "give its password with --ca-password-file FILE (- for standard input), or run on a terminal to be asked"
+	case errors.Is(err, pki.ErrNeedsHosts) && has("host"):
+		hint = "add --host NAME for each DNS name or IP address, e.g. --host broker.example.com --host 192.0.2.10"
+	case errors.Is(err, pki.ErrHostsNotForClient):
+		hint = "leave out --host"
+	case errors.Is(err, pki.ErrSubjectInUse) && has("cn"):
+		hint = "or give another subject name with --cn"
+	}
+	if hint == "" {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, hint)
+}
