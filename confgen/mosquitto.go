@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mqttctl/mqttctl/internal/ident"
 )
 
 // MosquittoOptions describes a deployment for GenerateMosquitto.
@@ -173,10 +175,44 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 		pl.Set("protocol", "mqtt")
 		c.Listener = append(c.Listener, pl)
 	}
+	if err := c.checkText(); err != nil {
+		return nil, err
+	}
 	if _, ds := c.Resolve(); HasErrors(ds) {
 		return nil, fmt.Errorf("generated config is invalid: %v", ds)
 	}
 	return c, nil
+}
+
+// checkText refuses values a mosquitto.conf line cannot carry: a path with
+// a line break would add a directive of its own, and leading or trailing
+// white space is stripped by mosquitto.
+func (c *Config) checkText() error {
+	check := func(d Directive) error {
+		if err := ident.CheckText(d.Key, d.Value); err != nil {
+			return err
+		}
+		if strings.TrimSpace(d.Value) != d.Value {
+			return fmt.Errorf("%s %q: mosquitto strips leading and trailing white space", d.Key, d.Value)
+		}
+		return nil
+	}
+	for _, d := range c.Global {
+		if err := check(d); err != nil {
+			return err
+		}
+	}
+	for _, l := range c.Listener {
+		if err := ident.CheckText("listener address", l.Bind); err != nil {
+			return err
+		}
+		for _, d := range l.Options {
+			if err := check(d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Files returns the files the broker reads: CA, certificate, key, password

@@ -14,8 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
+	"github.com/mqttctl/mqttctl/internal/errs"
 	"github.com/mqttctl/mqttctl/internal/fsx"
 )
 
@@ -288,43 +288,24 @@ func ReadPasswordFile(path string) (*PasswordFile, error) {
 	return ParsePasswordFile(data), nil
 }
 
-// EditPasswordFile locks path against concurrent edits, reads it (an empty
-// file if it does not exist and create is set), lets fn change it and writes
-// it back atomically. A new file gets mode 0600; a rewritten one keeps its
-// mode and, when possible, its owner and group (so a broker's group access
-// survives). Nothing is written when fn returns an error.
+// EditPasswordFile changes a password file through fsx.Edit (locked,
+// atomic, mode, owner and group kept; a new file is 0600): it parses the
+// file, lets fn change it and writes it back. Nothing is written when fn
+// returns an error.
 func EditPasswordFile(path string, create bool, fn func(*PasswordFile) error) error {
-	unlock, err := fsx.Lock(path)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	mode := os.FileMode(0o600)
-	uid, gid := -1, -1
-	data, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		if st, err := os.Stat(path); err == nil {
-			mode = st.Mode().Perm()
-			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-				uid, gid = int(sys.Uid), int(sys.Gid)
-			}
+	err := fsx.Edit(path, create, func(data []byte) ([]byte, error) {
+		pf := ParsePasswordFile(data)
+		if err := fn(pf); err != nil {
+			return nil, err
 		}
-	case errors.Is(err, fs.ErrNotExist) && create:
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s does not exist: create it with 'mqttctl passwd add %s USER'", path, path)
-	default:
-		return fmt.Errorf("read password file: %w", err)
+		return pf.Marshal(), nil
+	})
+	if errors.Is(err, fsx.ErrNotExist) {
+		return errs.Wrap(err, fmt.Sprintf("%s does not exist", path), ErrNoFile)
 	}
-	pf := ParsePasswordFile(data)
-	if err := fn(pf); err != nil {
-		return err
-	}
-	if err := fsx.WriteFile(path, pf.Marshal(), mode, true); err != nil {
-		return err
-	}
-	if uid >= 0 {
-		_ = os.Chown(path, uid, gid) // best effort: only root can give a file away
-	}
-	return nil
+	return err
 }
+
+// ErrNoFile is wrapped by the error for a password or ACL file that must
+// exist and does not.
+var ErrNoFile = fs.ErrNotExist

@@ -3,14 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/fsx"
-	"github.com/mqttctl/mqttctl/internal/ident"
 )
 
 func newACLCmd(s *streams) *cobra.Command {
@@ -45,55 +41,24 @@ func newACLAddCmd(s *streams) *cobra.Command {
 			if !ok {
 				return fmt.Errorf("access %q: use read, write, readwrite or deny", args[1])
 			}
-			if err := confgen.ValidateTopicFilter(args[2]); err != nil {
-				return err
-			}
-			n := 0
-			for _, b := range []bool{usr != "", anonymous, pattern} {
-				if b {
-					n++
-				}
-			}
-			if n != 1 {
-				return errors.New("say whom the rule is for: --user NAME, --anonymous or --pattern")
-			}
-			unlock, err := fsx.Lock(path)
+			target := confgen.ACLTarget{User: usr, Anonymous: anonymous, Pattern: pattern}
+			added, err := confgen.AddACLRuleToFile(path, target, confgen.ACLRule{Access: access, Topic: args[2]})
 			if err != nil {
 				return err
 			}
-			defer unlock()
-			a := &confgen.ACL{}
-			data, err := os.ReadFile(path)
-			if err == nil {
-				if a, err = confgen.ParseACL(data, path); err != nil {
-					return err
-				}
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("read ACL: %w", err)
+			if !added {
+				fmt.Fprintf(s.Out, "%s %s is in %s already; nothing changed\n", args[1], args[2], path)
+				return nil
 			}
-			r := confgen.ACLRule{Access: access, Topic: args[2]}
-			switch {
-			case pattern:
-				a.Patterns = append(a.Patterns, r)
-			case anonymous:
-				a.Anonymous = append(a.Anonymous, r)
-			default:
-				if err := ident.Validate(usr); err != nil {
-					return err
-				}
-				u := a.AddUser(usr)
-				u.Rules = append(u.Rules, r)
-			}
-			if err := fsx.WriteFile(path, a.Marshal(), 0o600, true); err != nil {
-				return err
-			}
-			fmt.Fprintf(s.Out, "Added %s %s to %s\n", args[1], args[2], path)
+			fmt.Fprintf(s.Out, "Added %s %s to %s (reload the broker: kill -HUP its pid)\n", args[1], args[2], path)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&usr, "user", "", "the rule is for this username (a client certificate's CN with use_identity_as_username)")
 	cmd.Flags().BoolVar(&anonymous, "anonymous", false, "the rule is for clients without a username")
 	cmd.Flags().BoolVar(&pattern, "pattern", false, "the rule is a pattern for every client (%u, %c)")
+	cmd.MarkFlagsMutuallyExclusive("user", "anonymous", "pattern")
+	cmd.MarkFlagsOneRequired("user", "anonymous", "pattern")
 	return cmd
 }
 

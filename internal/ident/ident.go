@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mqttctl/mqttctl/internal/errs"
 )
 
 // MaxLen is the longest identity: the X.509 CN limit, since a client
@@ -25,18 +27,18 @@ var ErrInvalid = errors.New("invalid name")
 // as something else (U+202E).
 func CheckText(what, s string) error {
 	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalid, what, s)
+		return errs.New(fmt.Sprintf("%s %q is not valid UTF-8", what, s), ErrInvalid)
 	}
 	for _, r := range s {
 		switch {
 		case r == '\n' || r == '\r':
-			return fmt.Errorf("%w: %s %q contains a line break", ErrInvalid, what, s)
+			return errs.New(fmt.Sprintf("%s %q contains a line break", what, s), ErrInvalid)
 		case r == 0:
-			return fmt.Errorf("%w: %s %q contains a NUL character", ErrInvalid, what, s)
+			return errs.New(fmt.Sprintf("%s %q contains a NUL character", what, s), ErrInvalid)
 		case r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0:
-			return fmt.Errorf("%w: %s %q contains the control character U+%04X", ErrInvalid, what, s, r)
+			return errs.New(fmt.Sprintf("%s %q contains the control character U+%04X", what, s, r), ErrInvalid)
 		case isBidiControl(r):
-			return fmt.Errorf("%w: %s %q contains the bidirectional control U+%04X, which makes text display as something else", ErrInvalid, what, s, r)
+			return errs.New(fmt.Sprintf("%s %q contains the bidirectional control U+%04X, which makes text display as something else", what, s, r), ErrInvalid)
 		}
 	}
 	return nil
@@ -55,22 +57,22 @@ func isBidiControl(r rune) bool {
 // and not "." or "..".
 func Validate(name string) error {
 	if strings.TrimSpace(name) == "" {
-		return fmt.Errorf("%w: the name is empty: give the MQTT identity, e.g. sensor-01", ErrInvalid)
+		return errs.New("the name is empty: give the MQTT identity, e.g. sensor-01", ErrInvalid)
 	}
 	if err := CheckText("name", name); err != nil {
 		return err
 	}
 	if strings.TrimSpace(name) != name {
-		return fmt.Errorf("%w: name %q has leading or trailing white space, which mosquitto strips", ErrInvalid, name)
+		return errs.New(fmt.Sprintf("name %q has leading or trailing white space, which mosquitto strips", name), ErrInvalid)
 	}
 	if len(name) > MaxLen {
-		return fmt.Errorf("%w: name %q is longer than %d bytes (the X.509 CN limit)", ErrInvalid, name, MaxLen)
+		return errs.New(fmt.Sprintf("name %q is longer than %d bytes (the X.509 CN limit)", name, MaxLen), ErrInvalid)
 	}
 	if name == "." || name == ".." {
-		return fmt.Errorf("%w: name %q is a directory name", ErrInvalid, name)
+		return errs.New(fmt.Sprintf("name %q is a directory name", name), ErrInvalid)
 	}
 	if i := strings.IndexAny(name, ":/\\+#"); i >= 0 {
-		return fmt.Errorf("%w: name %q contains %q; MQTT identities may not contain ':', '/', '\\', '+' or '#'", ErrInvalid, name, name[i])
+		return errs.New(fmt.Sprintf("name %q contains %q; MQTT identities may not contain ':', '/', '\\', '+' or '#'", name, name[i]), ErrInvalid)
 	}
 	return nil
 }
