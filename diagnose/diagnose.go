@@ -35,7 +35,7 @@ type Options struct {
 	TLSVersion        string // "", "1.2" or "1.3": offer only that version
 	Topic             string // round-trip topic; default mqttctl/check/<random>
 	PKIDir            string // named in fixes; default "pki"
-	Timeout           time.Duration
+	Timeout           time.Duration // bounds the whole check; default 5 s
 }
 
 // CertInfo summarises a certificate of the server's chain.
@@ -116,6 +116,11 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		o.Topic = "mqttctl/check/" + hex.EncodeToString(b)
 	}
 	r := &Report{URL: o.URL, Address: t.addr, TLS: t.scheme == "mqtts", Topic: o.Topic}
+	// One deadline for everything: dial, handshake, probes, CONNECT and
+	// the round trip.
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
 
 	var clientCert *tls.Certificate
 	var clientLeaf *x509.Certificate
@@ -158,14 +163,14 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		roots, _ = x509.SystemCertPool()
 	}
 
-	d := &net.Dialer{Timeout: o.Timeout}
+	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		r.problem(explain.Unreachable(t.addr, err))
 		return r, nil
 	}
 	defer raw.Close()
-	_ = raw.SetDeadline(time.Now().Add(o.Timeout))
+	_ = raw.SetDeadline(deadline)
 	conn := net.Conn(raw)
 
 	if r.TLS {
@@ -203,6 +208,10 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		}
 		tc := tls.Client(raw, conf)
 		if err := tc.HandshakeContext(ctx); err != nil {
+			if isTimeout(err) {
+				r.problem(explain.Silent(t.addr, "TLS handshake", o.Timeout))
+				return r, nil
+			}
 			r.handshakeFailed(ctx, err, t, o, clientLeaf)
 			return r, nil
 		}
@@ -220,7 +229,14 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	code, err := r.connect(conn, o)
-	if err != nil {
+	switch {
+	case errors.Is(err, errHTTP):
+		r.problem(explain.NotMQTT(o.URL, "an HTTP server"))
+		return r, nil
+	case err != nil && isTimeout(err):
+		r.problem(explain.Silent(t.addr, "MQTT CONNECT", o.Timeout))
+		return r, nil
+	case err != nil:
 		r.connectFailed(ctx, err, t, o, clientLeaf)
 		return r, nil
 	}
@@ -230,8 +246,14 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		r.problem(explain.BadLogin(code, o.Username))
 		return r, nil
 	}
-	r.roundTrip(conn, o)
+	r.roundTrip(conn, o, deadline)
 	return r, nil
+}
+
+// isTimeout reports whether err is the check's deadline running out.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 func hasClientAuth(c *x509.Certificate) bool {
@@ -309,30 +331,40 @@ func (r *Report) connect(conn net.Conn, o Options) (byte, error) {
 		if head == 0x15 || head == 0x16 {
 			return 0, errTLSRecord
 		}
+		if head == 'H' && strings.HasPrefix(string(body), "TP/") {
+			return 0, errHTTP
+		}
 		return 0, fmt.Errorf("expected CONNACK, got packet type %d", head>>4)
 	}
 	return body[1], nil
 }
 
-var errTLSRecord = errors.New("the server answered with a TLS record")
+var (
+	errTLSRecord = errors.New("the server answered with a TLS record")
+	errHTTP      = errors.New("the server answered with HTTP")
+)
 
-// probePlain reports whether addr answers a plain CONNECT with a CONNACK.
-func probePlain(ctx context.Context, addr string, timeout time.Duration) bool {
-	d := &net.Dialer{Timeout: timeout}
+// probePlain reports whether addr answers a plain CONNECT with a CONNACK
+// before ctx's deadline.
+func probePlain(ctx context.Context, addr string) bool {
+	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(timeout))
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
 	c.Write(mqttwire.AppendConnect(nil, mqttwire.Connect{Version: 4, ClientID: "mqttctl-probe", Clean: true}))
 	head, _, err := mqttwire.ReadPacket(bufio.NewReader(c), nil)
 	return err == nil && head>>4 == mqttwire.CONNACK
 }
 
-// probeTLS reports whether addr completes a TLS handshake.
-func probeTLS(ctx context.Context, addr, host string, timeout time.Duration) bool {
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: &tls.Config{ServerName: host, InsecureSkipVerify: true}}
+// probeTLS reports whether addr completes a TLS handshake before ctx's
+// deadline.
+func probeTLS(ctx context.Context, addr, host string) bool {
+	d := &tls.Dialer{Config: &tls.Config{ServerName: host, InsecureSkipVerify: true}}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		// A server that asks for a client certificate may fail the
@@ -341,6 +373,12 @@ func probeTLS(ctx context.Context, addr, host string, timeout time.Duration) boo
 	}
 	c.Close()
 	return true
+}
+
+// looksLikeHTTP reports whether a failed handshake got an HTTP answer.
+func looksLikeHTTP(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/"
 }
 
 func (r *Report) handshakeFailed(ctx context.Context, err error, t target, o Options, leaf *x509.Certificate) {
@@ -352,9 +390,12 @@ func (r *Report) handshakeFailed(ctx context.Context, err error, t target, o Opt
 			offered = "TLS 1.3"
 		}
 		r.problem(explain.TLSVersionRefused(offered))
-	case strings.Contains(msg, "first record does not look like a TLS handshake"),
-		!strings.Contains(msg, "remote error") && !r.ClientCertRequested && probePlain(ctx, t.addr, o.Timeout):
+	case looksLikeHTTP(err):
+		r.problem(explain.NotMQTT(o.URL, "an HTTP server"))
+	case !strings.Contains(msg, "remote error") && !r.ClientCertRequested && probePlain(ctx, t.addr):
 		r.problem(explain.TLSOnPlainPort(o.URL))
+	case strings.Contains(msg, "first record does not look like a TLS handshake"):
+		r.problem(explain.NoTLS(o.URL))
 	default:
 		r.clientCertAlert(err, o, leaf)
 	}
@@ -416,18 +457,17 @@ func (r *Report) connectFailed(ctx context.Context, err error, t target, o Optio
 		r.clientCertAlert(err, o, leaf)
 		return
 	}
-	if errors.Is(err, errTLSRecord) || probeTLS(ctx, t.addr, t.host, o.Timeout) {
+	if errors.Is(err, errTLSRecord) || probeTLS(ctx, t.addr, t.host) {
 		r.problem(explain.PlainOnTLSPort(o.URL))
 		return
 	}
 	r.problem(explain.Problem{Code: "connect", Message: "the broker closed the connection before CONNACK: " + err.Error()})
 }
 
-func (r *Report) roundTrip(conn net.Conn, o Options) {
+func (r *Report) roundTrip(conn net.Conn, o Options, deadline time.Time) {
 	br := bufio.NewReader(conn)
 	conn.Write(mqttwire.AppendSubscribe(nil, 4, 1, o.Topic, 1))
 	conn.Write(mqttwire.AppendPublish(nil, 4, o.Topic, []byte("mqttctl check"), 1, false, 2))
-	deadline := time.Now().Add(o.Timeout)
 	_ = conn.SetReadDeadline(deadline)
 	for time.Now().Before(deadline) {
 		head, body, err := mqttwire.ReadPacket(br, nil)

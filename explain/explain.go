@@ -144,6 +144,37 @@ func TLSOnPlainPort(url string) Problem {
 	}
 }
 
+// NotMQTT: the port answers, but in a protocol that is not MQTT (an HTTP
+// server, for example).
+func NotMQTT(url, what string) Problem {
+	return Problem{
+		Code:    "not-mqtt",
+		Message: "this port does not speak MQTT: it answered like " + what,
+		Fix:     "check the port number: " + url + " reaches another service (a broker's websockets listener takes ws:// or wss:// clients, not mqtt:// or mqtts://)",
+	}
+}
+
+// NoTLS: the port answered the TLS handshake with something that is
+// neither TLS nor MQTT.
+func NoTLS(url string) Problem {
+	return Problem{
+		Code:    "no-tls",
+		Message: "this port does not speak TLS, and does not answer a plain MQTT CONNECT either",
+		Fix:     "check the host and port of " + url + ", and the broker's listener lines",
+	}
+}
+
+// Silent: the port accepted the TCP connection and then said nothing
+// within the time allowed.
+func Silent(addr, step string, timeout time.Duration) Problem {
+	return Problem{
+		Code:    "silent",
+		Message: fmt.Sprintf("%s accepted the TCP connection but did not answer the %s within %s", addr, step, timeout),
+		Fix: "a plain MQTT port waits silently for CONNECT, so mqtts:// to a plain port looks like this (try mqtt://), as does a firewall or proxy that holds connections open; " +
+			"otherwise the broker is overloaded: check its log, or allow more time with --timeout",
+	}
+}
+
 // BadLogin: CONNACK 4 or 5 (v5 0x86/0x87).
 func BadLogin(code byte, username string) Problem {
 	switch code {

@@ -32,6 +32,9 @@ and the command that fixes it. Exit status 1 when anything fails.`,
 			if output != "text" && output != "json" {
 				return fmt.Errorf("-o %q: use text or json", output)
 			}
+			if timeout <= 0 {
+				return fmt.Errorf("--timeout %s: give a positive duration, e.g. 5s", timeout)
+			}
 			o.URL, o.Timeout = args[0], timeout
 			if pwStdin {
 				pw, err := readSecret(s, "-", "", false)
@@ -67,6 +70,6 @@ and the command that fixes it. Exit status 1 when anything fails.`,
 	fl.StringVar(&o.Topic, "topic", "", "round-trip topic (default mqttctl/check/RANDOM; the ACL must allow it)")
 	fl.StringVar(&o.PKIDir, "pki", "pki", "pki directory to name in fixes")
 	fl.StringVarP(&output, "output", "o", "text", "text or json")
-	fl.DurationVar(&timeout, "timeout", 5*time.Second, "time allowed for each step")
+	fl.DurationVar(&timeout, "timeout", 5*time.Second, "time allowed for the whole check (connect, TLS, CONNECT, round trip)")
 	return cmd
 }
