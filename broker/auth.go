@@ -145,7 +145,12 @@ func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	h.mu.Lock()
 	delete(h.creds, cl)
 	h.mu.Unlock()
-	h.b.log.Debug("client disconnected", "client", cl.ID, "listener", cl.Net.Listener, "error", err)
+	reason := "client sent DISCONNECT"
+	if err != nil {
+		reason = err.Error()
+	}
+	h.b.log.Info("client disconnected", "listener", cl.Net.Listener, "remote", cl.Net.Remote, "client", cl.ID,
+		"username", string(cl.Properties.Username), "reason", reason)
 }
 
 func aclClient(cl *mqtt.Client) confgen.Client {

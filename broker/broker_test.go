@@ -311,3 +311,49 @@ func TestSysTopics(t *testing.T) {
 		t.Fatalf("no $SYS/broker/uptime: %+v %v", msg, err)
 	}
 }
+
+// TestConnectionLogLines: a client leaving, a peer that speaks no MQTT and
+// a connection that stays idle are logged at info level; a port probe that
+// closes at once is not.
+func TestConnectionLogLines(t *testing.T) {
+	port := testutil.FreePort(t)
+	_, log := start(t, fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port), 300*time.Millisecond)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	m, err := testutil.DialMQTT(addr, nil, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := m.Connect(testutil.ConnectOptions{ClientID: "leaver", Clean: true}); err != nil || code != 0 {
+		t.Fatalf("connect: %d %v", code, err)
+	}
+	m.Disconnect()
+	for _, probe := range [][]byte{{0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5}, []byte("GET / HTTP/1.1\r\n\r\n"), nil} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(probe)
+		if probe != nil {
+			closedByServer(c)
+		}
+		c.Close()
+	}
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedByServer(idle)
+	idle.Close()
+	for i := 0; i < 100 && !strings.Contains(log.String(), "no CONNECT within the connect timeout"); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, w := range []string{`level=INFO msg="client disconnected"`, "client=leaver", `reason="client sent DISCONNECT"`,
+		`level=INFO msg="client refused: no valid CONNECT"`, "not MQTT (a TLS client on a plain port", "no CONNECT within the connect timeout"} {
+		if !strings.Contains(log.String(), w) {
+			t.Errorf("log lacks %q:\n%s", w, log.String())
+		}
+	}
+	if n := strings.Count(log.String(), "no valid CONNECT"); n != 3 {
+		t.Errorf("%d 'no valid CONNECT' lines, want 3 (TLS, HTTP, idle; not the probe that closed at once):\n%s", n, log.String())
+	}
+}

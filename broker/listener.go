@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,9 +109,38 @@ func (l *listener) handle(conn net.Conn, establish listeners.EstablishFn) {
 		conn = tc
 	}
 	if err := establish(l.id, conn); err != nil && !errors.Is(err, net.ErrClosed) {
-		l.log.Debug("connection ended", "listener", l.id, "remote", remote, "error", err)
+		if before, ok := beforeConnect(err); ok {
+			// Nothing MQTT was said: a port probe (EOF) stays quiet; a TLS
+			// client on a plain port, an HTTP request or garbage is worth
+			// a line, as mosquitto logs its protocol errors.
+			if errors.Is(err, io.EOF) {
+				l.log.Debug("connection closed before CONNECT", "listener", l.id, "remote", remote)
+			} else {
+				l.log.Info("client refused: no valid CONNECT", "listener", l.id, "remote", remote, "reason", before)
+			}
+		} else {
+			l.log.Debug("connection ended", "listener", l.id, "remote", remote, "error", err)
+		}
 	}
 	conn.Close()
+}
+
+// beforeConnect reports whether the engine's error came before a CONNECT
+// was read, and in words why.
+func beforeConnect(err error) (string, bool) {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "read connection: ") {
+		return "", false
+	}
+	msg = strings.TrimPrefix(msg, "read connection: ")
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		msg = "no CONNECT within the connect timeout"
+	case strings.Contains(msg, "malformed packet"), strings.Contains(msg, "first packet must be a connect"):
+		msg = "not MQTT (a TLS client on a plain port, HTTP, or another protocol): " + msg
+	}
+	return msg, true
 }
 
 // handshakeReason turns a handshake error into words for the log.

@@ -31,10 +31,10 @@ type Options struct {
 	CAFile            string // trust for the server; empty: the system pool
 	CertFile, KeyFile string
 	Username          string
-	Password          []byte // nil: no password
-	TLSVersion        string // "", "1.2" or "1.3": offer only that version
-	Topic             string // round-trip topic; default mqttctl/check/<random>
-	PKIDir            string // named in fixes; default "pki"
+	Password          []byte        // nil: no password
+	TLSVersion        string        // "", "1.2" or "1.3": offer only that version
+	Topic             string        // round-trip topic; default mqttctl/check/<random>
+	PKIDir            string        // named in fixes; default "pki"
 	Timeout           time.Duration // bounds the whole check; default 5 s
 }
 

@@ -91,6 +91,12 @@ A password for --username is read from the MQTT_PASSWORD environment variable.`,
 		Example: `  mqttctl bench handshakes mqtts://localhost:8883 --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkPositive(cmd, "workers"); err != nil {
+				return err
+			}
+			if err := checkDurations(cmd, time.Millisecond, "duration"); err != nil {
+				return err
+			}
 			t, err := f.target(args[0])
 			if err != nil {
 				return err
@@ -101,7 +107,7 @@ A password for --username is read from the MQTT_PASSWORD environment variable.`,
 				fmt.Fprintf(s.Err, "first error: %v\n", r.FirstError)
 			}
 			if r.Count == 0 {
-				return exitError{1}
+				return fmt.Errorf("no handshake completed in %s: see the first error above, or check the target with: mqttctl check %s", f.duration, args[0])
 			}
 			return nil
 		},
@@ -115,6 +121,21 @@ A password for --username is read from the MQTT_PASSWORD environment variable.`,
 		Example: `  mqttctl bench pubsub mqtts://localhost:8883 --qos 1 --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkPositive(cmd, "publishers", "window"); err != nil {
+				return err
+			}
+			if err := checkDurations(cmd, time.Millisecond, "duration"); err != nil {
+				return err
+			}
+			if err := checkDurations(cmd, 0, "warmup"); err != nil {
+				return err
+			}
+			if o.QoS > 1 {
+				return fmt.Errorf("--qos %d: use 0 or 1", o.QoS)
+			}
+			if o.Size < 0 {
+				return fmt.Errorf("--size %d: give a payload size of 0 or more bytes", o.Size)
+			}
 			t, err := f.target(args[0])
 			if err != nil {
 				return err

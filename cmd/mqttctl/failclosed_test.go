@@ -91,6 +91,10 @@ func TestFailClosedCLI(t *testing.T) {
 		{"client name with a leading space", []string{"pki", "issue", "client", " alice", "--dir", p}, []string{"white space"}},
 		{"client name with U+202E", []string{"pki", "issue", "client", "evil\u202egnp.exe", "--dir", p}, []string{"bidirectional"}},
 		{"host 192.168.1.300", []string{"pki", "issue", "server", "edge", "--dir", p, "--host", "192.168.1.300"}, []string{"not a valid one"}},
+		{"bench --workers 0", []string{"bench", "handshakes", "mqtt://127.0.0.1:1", "--workers", "0"}, []string{"--workers 0"}},
+		{"bench --duration -1s", []string{"bench", "handshakes", "mqtt://127.0.0.1:1", "--duration", "-1s"}, []string{"--duration -1s"}},
+		{"bench pubsub --qos 2", []string{"bench", "pubsub", "mqtt://127.0.0.1:1", "--qos", "2"}, []string{"--qos 2"}},
+		{"check --timeout 0", []string{"check", "mqtt://127.0.0.1:1", "--timeout", "0"}, []string{"--timeout 0s"}},
 		{"unknown pki subcommand", []string{"pki", "bogus"}, []string{`unknown command "bogus"`}},
 		{"unknown passwd subcommand", []string{"passwd", "ad"}, []string{"did you mean add"}},
 	}

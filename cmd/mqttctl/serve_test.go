@@ -178,6 +178,9 @@ func TestServeRestartKeepsMessages(t *testing.T) {
 			for i := range 5 {
 				srv.publish(t, p, "alice", "-t", fmt.Sprintf("q/%d", i), "-m", fmt.Sprintf("acked%d", i), "-q", "1")
 			}
+			if strings.Contains(srv.log.String(), "level=ERROR") {
+				t.Errorf("a first start with persistence logs an error:\n%s", srv.log.String())
+			}
 			srv.stop(t, sig)
 
 			srv = startServe(t, dir, srv.port, "--mtls", "--pki", p, "--data-dir", data)
