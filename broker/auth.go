@@ -90,11 +90,15 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet, ls *listener
 			return h.refuse(cl, 4, packets.ErrBadUsernameOrPassword, "no client certificate, but the listener takes the username from it")
 		}
 		// The CONNECT username and password are discarded.
+		name := cert.Subject.String()
 		if t.UseIdentityAsUsername {
-			cl.Properties.Username = []byte(cert.Subject.CommonName)
-		} else {
-			cl.Properties.Username = []byte(cert.Subject.String())
+			name = cert.Subject.CommonName
 		}
+		if name == "" {
+			// Without this the client would be anonymous to the ACL.
+			return h.refuse(cl, 4, packets.ErrBadUsernameOrPassword, "the client certificate has no CN to use as the username")
+		}
+		cl.Properties.Username = []byte(name)
 		return nil
 	}
 	user := string(cl.Properties.Username)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -387,7 +388,58 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 	}
 	n := b.auth.recheck()
 	b.log.Info("configuration reloaded", "disconnected", n)
+	if changed := notReloaded(b.cfg, cfg); len(changed) > 0 {
+		b.log.Warn("these changes need a restart (a reload applies certificate, key and CRL files, password_file, acl_file and allow_anonymous)",
+			"changed", strings.Join(changed, ", "))
+	}
 	return errors.Join(errs...)
+}
+
+// notReloaded names what differs between the running config and a
+// re-read one that Reload does not apply, so that an operator is told
+// instead of left believing the change is live.
+func notReloaded(old, cur *confgen.Resolved) []string {
+	var out []string
+	diff := func(name string, a, b any) {
+		if a != b {
+			out = append(out, name)
+		}
+	}
+	diff("max_packet_size", old.MaxPacketSize, cur.MaxPacketSize)
+	diff("max_inflight_messages", old.MaxInflight, cur.MaxInflight)
+	diff("max_queued_messages", old.MaxQueued, cur.MaxQueued)
+	diff("max_keepalive", old.MaxKeepalive, cur.MaxKeepalive)
+	diff("max_topic_alias", old.MaxTopicAlias, cur.MaxTopicAlias)
+	diff("retain_available", old.RetainAvailable, cur.RetainAvailable)
+	diff("sys_interval", old.SysInterval, cur.SysInterval)
+	diff("persistence", old.Persistence, cur.Persistence)
+	diff("persistence_location", old.PersistenceLocation, cur.PersistenceLocation)
+	diff("persistence_file", old.PersistenceFile, cur.PersistenceFile)
+	diff("pid_file", old.PIDFile, cur.PIDFile)
+	diff("per_listener_settings", old.PerListenerSettings, cur.PerListenerSettings)
+	for i, l := range old.Listeners {
+		if i >= len(cur.Listeners) {
+			break
+		}
+		n := cur.Listeners[i]
+		at := " (listener " + l.Addr() + ")"
+		diff("listener address"+at, l.Addr(), n.Addr())
+		diff("mount_point"+at, l.MountPoint, n.MountPoint)
+		diff("max_connections"+at, l.MaxConnections, n.MaxConnections)
+		diff("socket_domain"+at, l.SocketDomain, n.SocketDomain)
+		diff("use_username_as_clientid"+at, l.UseUsernameAsClientID, n.UseUsernameAsClientID)
+		if (l.TLS == nil) != (n.TLS == nil) {
+			out = append(out, "TLS on or off"+at)
+			continue
+		}
+		if l.TLS != nil {
+			a, b := *l.TLS, *n.TLS
+			diff("certfile, keyfile or crlfile path"+at, a.CertFile+a.KeyFile+a.CRLFile, b.CertFile+b.KeyFile+b.CRLFile)
+			a.CertFile, a.KeyFile, a.CRLFile, b.CertFile, b.KeyFile, b.CRLFile = "", "", "", "", "", ""
+			diff("cafile, capath, tls_version, ciphers, require_certificate or identity options"+at, a, b)
+		}
+	}
+	return out
 }
 
 // Close disconnects every client, closes the listeners, flushes the store

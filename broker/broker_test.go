@@ -357,3 +357,29 @@ func TestConnectionLogLines(t *testing.T) {
 		t.Errorf("%d 'no valid CONNECT' lines, want 3 (TLS, HTTP, idle; not the probe that closed at once):\n%s", n, log.String())
 	}
 }
+
+// TestReloadSaysWhatNeedsARestart: options a reload does not apply are
+// named in a warning, not silently left at their old values.
+func TestReloadSaysWhatNeedsARestart(t *testing.T) {
+	port := testutil.FreePort(t)
+	conf := func(extra string) string {
+		return fmt.Sprintf("max_keepalive 30\nlistener %d 127.0.0.1\nallow_anonymous true\n%s", port, extra)
+	}
+	b, log := start(t, conf(""), time.Second)
+	c, err := confgen.Parse([]byte(strings.Replace(conf("mount_point site/\n"), "max_keepalive 30", "max_keepalive 60", 1)), "new.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ds := c.Resolve()
+	if confgen.HasErrors(ds) {
+		t.Fatal(ds)
+	}
+	if err := b.Reload(r); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"need a restart", "max_keepalive", "mount_point (listener 127.0.0.1:"} {
+		if !strings.Contains(log.String(), w) {
+			t.Errorf("log lacks %q:\n%s", w, log.String())
+		}
+	}
+}

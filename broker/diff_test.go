@@ -5,9 +5,15 @@ package broker_test
 // same decision and codes from both.
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +48,7 @@ func newFixture(t *testing.T) *fixture {
 	if _, err := d.Issue(pki.IssueOptions{Profile: pki.ProfileClient, Name: "future", NotBefore: now.Add(48 * time.Hour), NotAfter: now.Add(96 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+	writeNoCNClient(t, f.pki)
 	if _, err := (&pki.Dir{Path: f.other}).Init(pki.InitOptions{CAName: "Other CA", Clients: []string{"mallory"}, Hosts: []string{"localhost"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +76,39 @@ func newFixture(t *testing.T) *fixture {
 	f.roots = x509.NewCertPool()
 	f.roots.AppendCertsFromPEM(ca)
 	return f
+}
+
+// writeNoCNClient issues clients/nocn.crt, a client certificate from the
+// CA whose subject has no CN (other tools make such certificates; mqttctl
+// does not).
+func writeNoCNClient(t *testing.T, dir string) {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cas, err := pki.ParseCerts(caPEM, "ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := pki.ReadKey(filepath.Join(dir, "ca.key"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(4242), Subject: pkix.Name{Organization: []string{"No CN Inc"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, cas[0], key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	os.WriteFile(filepath.Join(dir, "clients", "nocn.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(filepath.Join(dir, "clients", "nocn.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
 }
 
 // Listener roles, in config order.
@@ -201,6 +241,8 @@ func connectCases() []connectCase {
 		{name: "expired certificate", listener: lMTLS, cert: "expired"},
 		{name: "not yet valid certificate", listener: lMTLS, cert: "future"},
 		{name: "server certificate as client", listener: lMTLS, cert: "server"},
+		{name: "client certificate without a CN", listener: lMTLS, cert: "nocn"},
+		{name: "client certificate without a CN, v5", listener: lMTLS, cert: "nocn", version: 5},
 		{name: "spoofed CONNECT username", listener: lMTLS, cert: "alice", user: s("admin"), pw: s("admin-pw")},
 		{name: "right password", listener: lPasswd, user: s("alice"), pw: s("alice-pw")},
 		{name: "wrong password", listener: lPasswd, user: s("alice"), pw: s("nope")},

@@ -152,7 +152,11 @@ func ruleFor(a *ACL, t ACLTarget, r ACLRule) bool {
 // atomic, mode, owner, group and comments kept; created (0600) when
 // missing. added is false when the rule was there already.
 func AddACLRuleToFile(path string, target ACLTarget, r ACLRule) (added bool, err error) {
-	err = fsx.Edit(path, true, func(data []byte) ([]byte, error) {
+	check := func(data []byte) error {
+		_, err := ParseACL(data, path)
+		return err
+	}
+	err = fsx.Edit(path, true, check, func(data []byte) ([]byte, error) {
 		out, ok, err := AddACLRule(data, path, target, r)
 		added = ok
 		return out, err

@@ -293,7 +293,13 @@ func ReadPasswordFile(path string) (*PasswordFile, error) {
 // file, lets fn change it and writes it back. Nothing is written when fn
 // returns an error.
 func EditPasswordFile(path string, create bool, fn func(*PasswordFile) error) error {
-	err := fsx.Edit(path, create, func(data []byte) ([]byte, error) {
+	check := func(data []byte) error {
+		if bytes.Contains(data, []byte("-----BEGIN ")) {
+			return fmt.Errorf("%s holds PEM data (a key or a certificate), not mosquitto passwords: give the password file's path", path)
+		}
+		return nil
+	}
+	err := fsx.Edit(path, create, check, func(data []byte) ([]byte, error) {
 		pf := ParsePasswordFile(data)
 		if err := fn(pf); err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/user"
@@ -54,6 +55,9 @@ stay unreadable by others) and says so.`,
 			if out == "" {
 				_, err := s.Out.Write(data)
 				return err
+			}
+			if old, err := os.ReadFile(out); err == nil && force && bytes.Contains(old, []byte("-----BEGIN ")) {
+				return fmt.Errorf("%s holds PEM data (a key or a certificate); --force replaces only a config file: choose another output", out)
 			}
 			if err := fsx.WriteFile(out, data, 0o644, force); err != nil {
 				return err

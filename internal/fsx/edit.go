@@ -18,7 +18,19 @@ var ErrNotExist = fs.ErrNotExist
 // mode, owner and group (so the broker's group access survives); a new one
 // gets mode 0600. Nothing is written when fn returns an error or the same
 // contents.
-func Edit(path string, create bool, fn func(data []byte) ([]byte, error)) error {
+//
+// check, when not nil, says whether the current contents are a file of the
+// right kind at all (not a key, say); it runs once before the lock is taken,
+// so that refusing a wrong file leaves not even a lock file beside it, and
+// again under the lock.
+func Edit(path string, create bool, check func(data []byte) error, fn func(data []byte) ([]byte, error)) error {
+	if check != nil {
+		if data, err := os.ReadFile(path); err == nil {
+			if err := check(data); err != nil {
+				return err
+			}
+		}
+	}
 	unlock, err := Lock(path)
 	if err != nil {
 		return err
@@ -42,6 +54,11 @@ func Edit(path string, create bool, fn func(data []byte) ([]byte, error)) error 
 		return fmt.Errorf("%s: %w", path, ErrNotExist)
 	default:
 		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if check != nil {
+		if err := check(data); err != nil {
+			return err
+		}
 	}
 	out, err := fn(data)
 	if err != nil {

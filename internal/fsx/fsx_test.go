@@ -59,3 +59,39 @@ func TestTxnRollsBack(t *testing.T) {
 		t.Fatal("rollback touched the other writer's file")
 	}
 }
+
+func TestEditKeepsModeAndRefusesWithoutTrace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	if err := os.WriteFile(path, []byte("a\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o640)
+	if err := Edit(path, false, nil, func(b []byte) ([]byte, error) { return append(b, "b\n"...), nil }); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(path)
+	data, _ := os.ReadFile(path)
+	if st.Mode().Perm() != 0o640 || string(data) != "a\nb\n" {
+		t.Fatalf("after Edit: mode %04o, %q", st.Mode().Perm(), data)
+	}
+	refuse := func([]byte) error { return errors.New("wrong kind of file") }
+	if err := Edit(path, false, refuse, func(b []byte) ([]byte, error) { return nil, nil }); err == nil {
+		t.Fatal("check did not refuse")
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != "f" && e.Name() != ".f.lock" {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+	other := filepath.Join(dir, "g")
+	os.WriteFile(other, []byte("x"), 0o600)
+	Edit(other, false, refuse, func(b []byte) ([]byte, error) { return b, nil })
+	if _, err := os.Stat(filepath.Join(dir, ".g.lock")); err == nil {
+		t.Error("a refused edit left a lock file")
+	}
+	if err := Edit(filepath.Join(dir, "missing"), false, nil, func(b []byte) ([]byte, error) { return b, nil }); !errors.Is(err, ErrNotExist) {
+		t.Errorf("missing file without create: %v", err)
+	}
+}
