@@ -383,3 +383,56 @@ func TestReloadSaysWhatNeedsARestart(t *testing.T) {
 		}
 	}
 }
+
+// writeCRL writes a CRL signed by the CA of pkiDir, revoking serials.
+func writeCRL(t *testing.T, pkiDir, path string, serials ...*big.Int) {
+	t.Helper()
+	caPEM, _ := os.ReadFile(filepath.Join(pkiDir, "ca.crt"))
+	cas, err := pki.ParseCerts(caPEM, "ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := pki.ReadKey(filepath.Join(pkiDir, "ca.key"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []x509.RevocationListEntry
+	for _, s := range serials {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now()})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Minute),
+		NextUpdate: time.Now().Add(24 * time.Hour), RevokedCertificateEntries: entries}, cas[0], caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o644)
+}
+
+// TestCRLOfAnotherCAIsRefused: a CRL the listener's CA did not sign would be
+// skipped at every handshake, so every certificate it lists would get in.
+func TestCRLOfAnotherCAIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	p, other := filepath.Join(dir, "pki"), filepath.Join(dir, "other")
+	for _, d := range []string{p, other} {
+		if _, err := (&pki.Dir{Path: d}).Init(pki.InitOptions{Hosts: []string{"localhost"}, CAName: filepath.Base(d) + " CA"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crl := filepath.Join(dir, "other.crl")
+	writeCRL(t, other, crl)
+	conf := fmt.Sprintf("listener 8883 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\ncrlfile %s\n",
+		filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), crl)
+	c, err := confgen.Parse([]byte(conf), "t.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := c.Resolve()
+	errs := broker.Check(r)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "t.conf:6:") || !strings.Contains(errs[0].Error(), "not signed by any CA") {
+		t.Fatalf("Check = %v, want one error at t.conf:6 about the CRL's signer", errs)
+	}
+	writeCRL(t, p, crl) // the right CA's CRL is taken
+	if errs := broker.Check(r); len(errs) != 0 {
+		t.Fatalf("the listener CA's own CRL: %v", errs)
+	}
+}

@@ -226,6 +226,8 @@ func newTLSState(l confgen.ListenerSpec) (*tlsState, error) {
 	if spec.CRLFile != "" {
 		if crls, err := loadCRLs(spec.CRLFile); err != nil {
 			errs = append(errs, st.at("crlfile", err))
+		} else if err := crlsSignedBy(crls, cas, st.cert.Load()); err != nil {
+			errs = append(errs, st.at("crlfile", err))
 		} else {
 			st.crls.Store(&crls)
 		}
@@ -276,6 +278,32 @@ func newTLSState(l confgen.ListenerSpec) (*tlsState, error) {
 	return st, nil
 }
 
+// crlsSignedBy refuses a CRL that no CA of the listener signed: checkCRL
+// would skip it, and every certificate it lists would get in.
+func crlsSignedBy(crls []*x509.RevocationList, cas []*x509.Certificate, served *tls.Certificate) error {
+	candidates := append([]*x509.Certificate(nil), cas...)
+	if served != nil {
+		for _, der := range served.Certificate[1:] {
+			if c, err := x509.ParseCertificate(der); err == nil && c.IsCA {
+				candidates = append(candidates, c)
+			}
+		}
+	}
+	for _, crl := range crls {
+		ok := false
+		for _, ca := range candidates {
+			if crl.CheckSignatureFrom(ca) == nil {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return fmt.Errorf("the CRL issued by %q is not signed by any CA of this listener (cafile, capath, or the chain in certfile): revocations in it would be ignored; give the CRL of the CA that issues the client certificates", crl.Issuer)
+		}
+	}
+	return nil
+}
+
 // errRevoked is what a revoked client certificate gets; Go sends the
 // bad_certificate alert.
 var errRevoked = errors.New("client certificate is revoked")
@@ -322,6 +350,9 @@ func (st *tlsState) reload() error {
 	if st.spec.CRLFile != "" {
 		crls, err := loadCRLs(st.spec.CRLFile)
 		if err != nil {
+			return err
+		}
+		if err := crlsSignedBy(crls, cas, cert); err != nil {
 			return err
 		}
 		st.crls.Store(&crls)
