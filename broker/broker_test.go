@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -146,22 +147,10 @@ func TestCRLRefusesRevokedClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	caCert, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
-	cas, _ := pki.ParseCerts(caCert, "ca.crt")
-	caKey, err := pki.ReadKey(filepath.Join(p, "ca.key"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	bobPEM, _ := os.ReadFile(filepath.Join(p, "clients/bob.crt"))
 	bob, _ := pki.ParseCerts(bobPEM, "bob")
-	crlDER, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(24 * time.Hour),
-		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: bob[0].SerialNumber, RevocationTime: time.Now()}},
-	}, cas[0], caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	crl := filepath.Join(dir, "ca.crl")
-	os.WriteFile(crl, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crlDER}), 0o644)
+	writeCRL(t, p, crl, bob[0].SerialNumber)
 	port := testutil.FreePort(t)
 	conf := fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ncrlfile %s\n",
 		port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), crl)
@@ -384,10 +373,13 @@ func TestReloadSaysWhatNeedsARestart(t *testing.T) {
 	}
 }
 
-// writeCRL writes a CRL signed by the CA of pkiDir, revoking serials.
-func writeCRL(t *testing.T, pkiDir, path string, serials ...*big.Int) {
+// readCA reads the root CA certificate and key of a pki directory.
+func readCA(t *testing.T, pkiDir string) (*x509.Certificate, crypto.Signer) {
 	t.Helper()
-	caPEM, _ := os.ReadFile(filepath.Join(pkiDir, "ca.crt"))
+	caPEM, err := os.ReadFile(filepath.Join(pkiDir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cas, err := pki.ParseCerts(caPEM, "ca.crt")
 	if err != nil {
 		t.Fatal(err)
@@ -396,12 +388,19 @@ func writeCRL(t *testing.T, pkiDir, path string, serials ...*big.Int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cas[0], caKey
+}
+
+// writeCRL writes a CRL signed by the CA of pkiDir, revoking serials.
+func writeCRL(t *testing.T, pkiDir, path string, serials ...*big.Int) {
+	t.Helper()
+	ca, caKey := readCA(t, pkiDir)
 	var entries []x509.RevocationListEntry
 	for _, s := range serials {
 		entries = append(entries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now()})
 	}
 	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Minute),
-		NextUpdate: time.Now().Add(24 * time.Hour), RevokedCertificateEntries: entries}, cas[0], caKey)
+		NextUpdate: time.Now().Add(24 * time.Hour), RevokedCertificateEntries: entries}, ca, caKey)
 	if err != nil {
 		t.Fatal(err)
 	}

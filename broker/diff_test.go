@@ -83,18 +83,7 @@ func newFixture(t *testing.T) *fixture {
 // does not).
 func writeNoCNClient(t *testing.T, dir string) {
 	t.Helper()
-	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cas, err := pki.ParseCerts(caPEM, "ca.crt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caKey, err := pki.ReadKey(filepath.Join(dir, "ca.key"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, caKey := readCA(t, dir)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +91,7 @@ func writeNoCNClient(t *testing.T, dir string) {
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(4242), Subject: pkix.Name{Organization: []string{"No CN Inc"}},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, cas[0], key.Public(), caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
 	if err != nil {
 		t.Fatal(err)
 	}
