@@ -1,7 +1,6 @@
 package confgen
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -25,6 +24,17 @@ type MosquittoOptions struct {
 	Identity     string // mtls: cn (default), subject or none (then passwords)
 	DataDir      string // persistence_location; "" means no persistence
 }
+
+// OptionError is a problem with one field of MosquittoOptions. The
+// command that filled the options names its own flag for Field.
+type OptionError struct {
+	Field string // the MosquittoOptions field, e.g. "PasswordFile"
+	Msg   string
+}
+
+func (e *OptionError) Error() string { return e.Msg }
+
+func optErr(field, msg string) error { return &OptionError{Field: field, Msg: msg} }
 
 // SplitListen parses [ADDR]:PORT (or a bare port) into a bind address and port.
 func SplitListen(s string) (string, int, error) {
@@ -50,7 +60,7 @@ func SplitListen(s string) (string, int, error) {
 // directory.
 func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 	if o.PKIDir == "" {
-		return nil, errors.New("--pki is required: the directory made by 'mqttctl pki init'")
+		return nil, optErr("PKIDir", "the pki directory is required (the one 'mqttctl pki init' made)")
 	}
 	abs := func(p string) (string, error) {
 		if p == "" {
@@ -71,7 +81,7 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 	}
 	for _, f := range []string{"ca.crt", "server.crt", "server.key"} {
 		if _, err := os.Stat(filepath.Join(pkiDir, f)); err != nil {
-			return nil, fmt.Errorf("%s has no %s: make it with 'mqttctl pki init --dir %s'", o.PKIDir, f, o.PKIDir)
+			return nil, optErr("PKIDir", fmt.Sprintf("%s has no %s: it is not a pki directory yet ('mqttctl pki init' makes one)", o.PKIDir, f))
 		}
 	}
 	passwd, err := abs(o.PasswordFile)
@@ -100,17 +110,17 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 	switch o.Mode {
 	case "mtls":
 		if o.Identity == "none" && passwd == "" {
-			return nil, errors.New("--identity none needs --passwd: clients then log in with passwords besides their certificates")
+			return nil, optErr("PasswordFile", "identity none needs a password file: clients then log in with passwords besides their certificates")
 		}
 		if o.Identity != "cn" && o.Identity != "subject" && o.Identity != "none" {
-			return nil, fmt.Errorf("--identity %q: use cn, subject or none", o.Identity)
+			return nil, optErr("Identity", fmt.Sprintf("%q: use cn, subject or none", o.Identity))
 		}
 	case "tls":
 		if passwd == "" {
-			return nil, errors.New("one-way TLS authenticates clients by password: give --passwd FILE (make it with 'mqttctl passwd add FILE USER')")
+			return nil, optErr("PasswordFile", "one-way TLS authenticates clients by password: give a password file (make it with 'mqttctl passwd add FILE USER')")
 		}
 	default:
-		return nil, fmt.Errorf("--mode %q: use tls (server certificate, client passwords) or mtls (client certificates too)", o.Mode)
+		return nil, optErr("Mode", fmt.Sprintf("%q: use tls (server certificate, client passwords) or mtls (client certificates too)", o.Mode))
 	}
 	c := &Config{Header: []string{
 		"mosquitto.conf written by mqttctl config mosquitto (mode " + o.Mode + ").",
@@ -163,13 +173,13 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 			return nil, err
 		}
 		if pb == "" {
-			return nil, errors.New("--plain listens without encryption: bind it to one address, e.g. 127.0.0.1:1883")
+			return nil, optErr("Plain", "a plain listener has no encryption: bind it to one address, e.g. 127.0.0.1:1883")
 		}
 		if pp == port && pb == bind {
-			return nil, errors.New("--plain and --listen use the same address")
+			return nil, optErr("Plain", "the plain and the TLS listener use the same address")
 		}
 		if o.Mode == "mtls" && o.Identity != "none" && passwd == "" {
-			return nil, errors.New("a plain listener has no certificates to identify clients: give --passwd so its clients log in with passwords")
+			return nil, optErr("PasswordFile", "a plain listener has no certificates to identify clients: give a password file so its clients log in with passwords")
 		}
 		pl := &Listener{Port: pp, Bind: pb}
 		pl.Set("protocol", "mqtt")

@@ -16,12 +16,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/mqttctl/mqttctl/explain"
+	"github.com/mqttctl/mqttctl/internal/mqtturl"
 	"github.com/mqttctl/mqttctl/internal/mqttwire"
 )
 
@@ -71,36 +70,10 @@ func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
 func (r *Report) problem(p explain.Problem) { r.Problems = append(r.Problems, p) }
 
-type target struct {
-	scheme, host, addr string
-}
-
-func parseURL(raw string) (target, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return target{}, fmt.Errorf("URL %q: use mqtts://HOST:PORT (TLS) or mqtt://HOST:PORT (plain)", raw)
-	}
-	t := target{host: u.Hostname()}
-	switch u.Scheme {
-	case "mqtts", "ssl", "tls":
-		t.scheme = "mqtts"
-	case "mqtt", "tcp":
-		t.scheme = "mqtt"
-	default:
-		return target{}, fmt.Errorf("URL scheme %q: use mqtts or mqtt", u.Scheme)
-	}
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"mqtts": "8883", "mqtt": "1883"}[t.scheme]
-	}
-	t.addr = net.JoinHostPort(t.host, port)
-	return t, nil
-}
-
 // Check runs the whole diagnosis. The error is for bad options only; what
 // goes wrong on the wire is in the report.
 func Check(ctx context.Context, o Options) (*Report, error) {
-	t, err := parseURL(o.URL)
+	t, err := mqtturl.Parse(o.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +88,7 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		_, _ = rand.Read(b)
 		o.Topic = "mqttctl/check/" + hex.EncodeToString(b)
 	}
-	r := &Report{URL: o.URL, Address: t.addr, TLS: t.scheme == "mqtts", Topic: o.Topic}
+	r := &Report{URL: o.URL, Address: t.Addr, TLS: t.TLS, Topic: o.Topic}
 	// One deadline for everything: dial, handshake, probes, CONNECT and
 	// the round trip.
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
@@ -126,7 +99,7 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 	var clientLeaf *x509.Certificate
 	if o.CertFile != "" || o.KeyFile != "" {
 		if o.CertFile == "" || o.KeyFile == "" {
-			return nil, errors.New("give both --cert and --key")
+			return nil, errors.New("a client certificate needs both its certificate and its key file")
 		}
 		c, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
 		if err != nil {
@@ -150,23 +123,16 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	var roots *x509.CertPool
-	if o.CAFile != "" {
-		data, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
+	if r.TLS {
+		if roots, err = mqtturl.CAPool(o.CAFile); err != nil {
+			return nil, err
 		}
-		roots = x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(data) {
-			return nil, fmt.Errorf("%s holds no certificate", o.CAFile)
-		}
-	} else if r.TLS {
-		roots, _ = x509.SystemCertPool()
 	}
 
 	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", t.addr)
+	raw, err := d.DialContext(ctx, "tcp", t.Addr)
 	if err != nil {
-		r.problem(explain.Unreachable(t.addr, err))
+		r.problem(explain.Unreachable(t.Addr, err))
 		return r, nil
 	}
 	defer raw.Close()
@@ -175,7 +141,7 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 
 	if r.TLS {
 		conf := &tls.Config{
-			ServerName:         t.host,
+			ServerName:         t.Host,
 			InsecureSkipVerify: true, // verified below, to report chain and name separately
 			MinVersion:         tls.VersionTLS12,
 			GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -209,7 +175,7 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		tc := tls.Client(raw, conf)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			if isTimeout(err) {
-				r.problem(explain.Silent(t.addr, "TLS handshake", o.Timeout))
+				r.problem(explain.Silent(t.Addr, "TLS handshake", o.Timeout))
 				return r, nil
 			}
 			r.handshakeFailed(ctx, err, t, o, clientLeaf)
@@ -220,7 +186,7 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		for _, c := range cs.PeerCertificates {
 			r.Chain = append(r.Chain, CertInfo{Subject: c.Subject.String(), Issuer: c.Issuer.String(), NotAfter: c.NotAfter, Names: names(c)})
 		}
-		r.verifyServer(cs.PeerCertificates, roots, t.host, o)
+		r.verifyServer(cs.PeerCertificates, roots, t.Host, o)
 		if !r.ChainVerified && o.Password != nil {
 			// Never send a password to a server whose identity is unproven.
 			return r, nil
@@ -234,7 +200,7 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		r.problem(explain.NotMQTT(o.URL, "an HTTP server"))
 		return r, nil
 	case err != nil && isTimeout(err):
-		r.problem(explain.Silent(t.addr, "MQTT CONNECT", o.Timeout))
+		r.problem(explain.Silent(t.Addr, "MQTT CONNECT", o.Timeout))
 		return r, nil
 	case err != nil:
 		r.connectFailed(ctx, err, t, o, clientLeaf)
@@ -381,7 +347,7 @@ func looksLikeHTTP(err error) bool {
 	return errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/"
 }
 
-func (r *Report) handshakeFailed(ctx context.Context, err error, t target, o Options, leaf *x509.Certificate) {
+func (r *Report) handshakeFailed(ctx context.Context, err error, t mqtturl.Target, o Options, leaf *x509.Certificate) {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "protocol version"):
@@ -392,7 +358,7 @@ func (r *Report) handshakeFailed(ctx context.Context, err error, t target, o Opt
 		r.problem(explain.TLSVersionRefused(offered))
 	case looksLikeHTTP(err):
 		r.problem(explain.NotMQTT(o.URL, "an HTTP server"))
-	case !strings.Contains(msg, "remote error") && !r.ClientCertRequested && probePlain(ctx, t.addr):
+	case !strings.Contains(msg, "remote error") && !r.ClientCertRequested && probePlain(ctx, t.Addr):
 		r.problem(explain.TLSOnPlainPort(o.URL))
 	case strings.Contains(msg, "first record does not look like a TLS handshake"):
 		r.problem(explain.NoTLS(o.URL))
@@ -451,13 +417,13 @@ func hasProblem(r *Report, code string) bool {
 	return false
 }
 
-func (r *Report) connectFailed(ctx context.Context, err error, t target, o Options, leaf *x509.Certificate) {
+func (r *Report) connectFailed(ctx context.Context, err error, t mqtturl.Target, o Options, leaf *x509.Certificate) {
 	if r.TLS {
 		// TLS 1.3 reports a refused client certificate at the first read.
 		r.clientCertAlert(err, o, leaf)
 		return
 	}
-	if errors.Is(err, errTLSRecord) || probeTLS(ctx, t.addr, t.host) {
+	if errors.Is(err, errTLSRecord) || probeTLS(ctx, t.Addr, t.Host) {
 		r.problem(explain.PlainOnTLSPort(o.URL))
 		return
 	}

@@ -36,7 +36,7 @@ wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/n
 mkdir -p "$work/mdata" "$work/sdata"
 chown mosquitto "$work/mdata" 2>/dev/null || true
 pm=$(free_port); ps=$(free_port); pm0=$(free_port); ps0=$(free_port)
-gen() { "$bin" config mosquitto --pki "$work/pki" --mode mtls --listen "127.0.0.1:$1" --data-dir "$2" -o "$work/$3" "${@:4}" >/dev/null; }
+gen() { "$bin" config mosquitto --pki "$work/pki" --mode mtls --listen "127.0.0.1:$1" --data-dir "$2" --out "$work/$3" "${@:4}" >/dev/null; }
 gen "$pm" "$work/mdata" mosquitto.conf
 gen "$ps" "$work/sdata" serve.conf --broker-group none
 gen "$pm0" "" mosquitto-nopersist.conf

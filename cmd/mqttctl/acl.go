@@ -1,12 +1,7 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/spf13/cobra"
-
-	"github.com/mqttctl/mqttctl/confgen"
 )
 
 func newACLCmd(s *streams) *cobra.Command {
@@ -18,82 +13,5 @@ blocks, and patterns for everyone (%u = username, %c = client id). Denials win;
 a client's own rules come first, then patterns, then everything is denied.`,
 	}
 	cmd.AddCommand(newACLAddCmd(s), newACLCheckCmd(s))
-	return cmd
-}
-
-func newACLAddCmd(s *streams) *cobra.Command {
-	var (
-		usr       string
-		anonymous bool
-		pattern   bool
-	)
-	cmd := &cobra.Command{
-		Use:   "add FILE read|write|readwrite|deny TOPIC",
-		Short: "Add a rule (creates FILE if needed)",
-		Example: `  mqttctl acl add acl readwrite 'sensors/%u/#' --pattern
-  mqttctl acl add acl read 'sensors/#' --user dashboard
-  mqttctl acl add acl deny 'admin/#' --user dashboard
-  mqttctl acl add acl read 'public/#' --anonymous`,
-		Args: cobra.ExactArgs(3),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			path := args[0]
-			access, ok := confgen.ParseAccess(args[1])
-			if !ok {
-				return fmt.Errorf("access %q: use read, write, readwrite or deny", args[1])
-			}
-			target := confgen.ACLTarget{User: usr, Anonymous: anonymous, Pattern: pattern}
-			added, err := confgen.AddACLRuleToFile(path, target, confgen.ACLRule{Access: access, Topic: args[2]})
-			if err != nil {
-				return err
-			}
-			if !added {
-				fmt.Fprintf(s.Out, "%s %s is in %s already; nothing changed\n", args[1], args[2], path)
-				return nil
-			}
-			fmt.Fprintf(s.Out, "Added %s %s to %s (reload the broker: kill -HUP its pid)\n", args[1], args[2], path)
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&usr, "user", "", "the rule is for this username (a client certificate's CN with use_identity_as_username)")
-	cmd.Flags().BoolVar(&anonymous, "anonymous", false, "the rule is for clients without a username")
-	cmd.Flags().BoolVar(&pattern, "pattern", false, "the rule is a pattern for every client (%u, %c)")
-	cmd.MarkFlagsMutuallyExclusive("user", "anonymous", "pattern")
-	cmd.MarkFlagsOneRequired("user", "anonymous", "pattern")
-	return cmd
-}
-
-func newACLCheckCmd(s *streams) *cobra.Command {
-	var (
-		usr, clientID string
-		anonymous     bool
-	)
-	cmd := &cobra.Command{
-		Use:     "check FILE read|write TOPIC",
-		Short:   "Say whether a client may read or write a topic (exit 0 allowed, 1 denied)",
-		Example: `  mqttctl acl check acl write sensors/alice/temp --user alice`,
-		Args:    cobra.ExactArgs(3),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := confgen.ReadACL(args[0])
-			if err != nil {
-				return err
-			}
-			access, ok := confgen.ParseAccess(args[1])
-			if !ok || (access != confgen.Read && access != confgen.Write) {
-				return fmt.Errorf("access %q: use read or write", args[1])
-			}
-			if usr == "" && !anonymous {
-				return errors.New("give --user NAME or --anonymous")
-			}
-			if a.Allowed(confgen.Client{Username: usr, Anonymous: anonymous, ClientID: clientID}, args[2], access) {
-				fmt.Fprintln(s.Out, "allowed")
-				return nil
-			}
-			fmt.Fprintln(s.Out, "denied")
-			return exitError{1}
-		},
-	}
-	cmd.Flags().StringVar(&usr, "user", "", "username")
-	cmd.Flags().BoolVar(&anonymous, "anonymous", false, "a client without username")
-	cmd.Flags().StringVar(&clientID, "client-id", "", "client id (for %c patterns)")
 	return cmd
 }

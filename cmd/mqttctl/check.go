@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 func newCheckCmd(s *streams) *cobra.Command {
 	var (
 		o       diagnose.Options
-		pwStdin bool
-		output  string
+		pw      passwordFlags
+		output  outputFormat
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
@@ -29,19 +30,19 @@ and the command that fixes it. Exit status 1 when anything fails.`,
   mqttctl check mqtt://127.0.0.1:1883 -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("-o %q: use text or json", output)
-			}
 			if timeout <= 0 {
 				return fmt.Errorf("--timeout %s: give a positive duration, e.g. 5s", timeout)
 			}
 			o.URL, o.Timeout = args[0], timeout
-			if pwStdin {
-				pw, err := readSecret(s, "-", "", false)
+			if o.CertFile != "" && o.KeyFile == "" || o.KeyFile != "" && o.CertFile == "" {
+				return errors.New("give both --cert and --key")
+			}
+			if pw.given() {
+				p, err := pw.read(s, "", false)
 				if err != nil {
 					return err
 				}
-				o.Password = pw
+				o.Password = p
 			}
 			r, err := diagnose.Check(cmd.Context(), o)
 			if err != nil {
@@ -65,11 +66,11 @@ and the command that fixes it. Exit status 1 when anything fails.`,
 	fl.StringVar(&o.CertFile, "cert", "", "client certificate (mutual TLS)")
 	fl.StringVar(&o.KeyFile, "key", "", "client key")
 	fl.StringVarP(&o.Username, "username", "u", "", "username")
-	fl.BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input")
+	pw.add(cmd, false)
 	fl.StringVar(&o.TLSVersion, "tls-version", "", "offer only this TLS version: 1.2 or 1.3")
 	fl.StringVar(&o.Topic, "topic", "", "round-trip topic (default mqttctl/check/RANDOM; the ACL must allow it)")
 	fl.StringVar(&o.PKIDir, "pki", "pki", "pki directory to name in fixes")
-	fl.StringVarP(&output, "output", "o", "text", "text or json")
+	addOutputFlag(cmd, &output)
 	fl.DurationVar(&timeout, "timeout", 5*time.Second, "time allowed for the whole check (connect, TLS, CONNECT, round trip)")
 	return cmd
 }

@@ -97,7 +97,7 @@ func TestFailClosedCLI(t *testing.T) {
 		{"check --timeout 0", []string{"check", "mqtt://127.0.0.1:1", "--timeout", "0"}, []string{"--timeout 0s"}},
 		{"passwd add into the CA key", []string{"passwd", "add", filepath.Join(p, "ca.key"), "bob", "-b", "pw"}, []string{"PEM data"}},
 		{"acl add into the CA key", []string{"acl", "add", filepath.Join(p, "ca.key"), "read", "x", "--user", "bob"}, []string{"unknown keyword"}},
-		{"config mosquitto over the CA key", []string{"config", "mosquitto", "--pki", p, "-o", filepath.Join(p, "ca.key"), "--force", "--broker-group", "none"}, []string{"PEM data"}},
+		{"config mosquitto over the CA key", []string{"config", "mosquitto", "--pki", p, "--out", filepath.Join(p, "ca.key"), "--force", "--broker-group", "none"}, []string{"PEM data"}},
 		{"unknown pki subcommand", []string{"pki", "bogus"}, []string{`unknown command "bogus"`}},
 		{"unknown passwd subcommand", []string{"passwd", "ad"}, []string{"did you mean add"}},
 	}

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"strings"
 	"time"
+
+	"github.com/mqttctl/mqttctl/pki"
 
 	"github.com/spf13/cobra"
 )
@@ -40,4 +46,137 @@ func checkDurations(cmd *cobra.Command, min time.Duration, names ...string) erro
 		}
 	}
 	return nil
+}
+
+// passwordFlags is the one way commands take a password: --password-file
+// FILE (- for standard input), --password-stdin, -b PASSWORD where
+// mosquitto_passwd compatibility wants it, or a prompt on a terminal.
+type passwordFlags struct {
+	file  string
+	stdin bool
+	batch string // -b PASSWORD, as mosquitto_passwd
+}
+
+// add defines the flags; batch adds -b.
+func (p *passwordFlags) add(cmd *cobra.Command, batch bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&p.file, "password-file", "", "read the password from the first line of FILE (- for standard input)")
+	fl.BoolVar(&p.stdin, "password-stdin", false, "read the password from the first line of standard input (as --password-file -)")
+	cmd.MarkFlagsMutuallyExclusive("password-file", "password-stdin")
+	if batch {
+		fl.StringVarP(&p.batch, "batch", "b", "", "the password on the command line, as mosquitto_passwd -b (visible to other users in ps; prefer --password-stdin)")
+		cmd.MarkFlagsMutuallyExclusive("batch", "password-stdin", "password-file")
+	}
+}
+
+// given reports whether a password source was named.
+func (p *passwordFlags) given() bool { return p.file != "" || p.stdin || p.batch != "" }
+
+// read returns the password; without a source it asks on the terminal
+// (twice when confirm is set).
+func (p *passwordFlags) read(s *streams, prompt string, confirm bool) ([]byte, error) {
+	switch {
+	case p.batch != "":
+		return []byte(p.batch), nil
+	case p.stdin:
+		return readSecret(s, "-", "", false)
+	}
+	return readSecret(s, p.file, prompt, confirm)
+}
+
+// outputFormat is the -o/--output flag of every command that prints a
+// report: text or json, checked when the flag is parsed.
+type outputFormat string
+
+func (f *outputFormat) String() string { return string(*f) }
+func (f *outputFormat) Type() string   { return "format" }
+func (f *outputFormat) Set(v string) error {
+	if v != "text" && v != "json" {
+		return fmt.Errorf("%q: use text or json", v)
+	}
+	*f = outputFormat(v)
+	return nil
+}
+
+// addOutputFlag defines -o/--output (text or json).
+func addOutputFlag(cmd *cobra.Command, f *outputFormat) {
+	*f = "text"
+	cmd.Flags().VarP(f, "output", "o", "output format: text or json")
+}
+
+// keyTypeFlag is the one --key-type definition.
+type keyTypeFlag pki.KeyType
+
+func (k *keyTypeFlag) String() string { return string(*k) }
+func (k *keyTypeFlag) Type() string   { return "type" }
+func (k *keyTypeFlag) Set(v string) error {
+	kt, err := pki.ParseKeyType(v)
+	if err != nil {
+		return err
+	}
+	*k = keyTypeFlag(kt)
+	return nil
+}
+
+// addKeyTypeFlag defines --key-type.
+func addKeyTypeFlag(cmd *cobra.Command, k *pki.KeyType) {
+	*k = pki.DefaultKeyType
+	cmd.Flags().Var((*keyTypeFlag)(k), "key-type", "key type: ec-p256, ec-p384, ed25519 (not for ESP32/mbedTLS or EMQX clients), rsa2048, rsa3072 or rsa4096")
+}
+
+// errNoPasswordSource: no file, no standard input, no terminal. withHint
+// names the flags of the command that needs the password.
+var errNoPasswordSource = errors.New("a password is needed and there is no terminal to ask on")
+
+// readSecret reads a password from a file ("-" is standard input), or asks on
+// the terminal (twice when confirm is set). The trailing newline of a file is
+// dropped; an empty password is refused.
+func readSecret(s *streams, file, prompt string, confirm bool) ([]byte, error) {
+	var pw []byte
+	switch {
+	case file == "-":
+		data, err := io.ReadAll(s.In)
+		if err != nil {
+			return nil, fmt.Errorf("read password from standard input: %w", err)
+		}
+		pw = []byte(firstLine(string(data)))
+	case file != "":
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read password file: %w", err)
+		}
+		pw = []byte(firstLine(string(data)))
+	case s.terminal != nil && s.terminal():
+		fmt.Fprint(s.Err, prompt+": ")
+		p1, err := s.readPassword()
+		fmt.Fprintln(s.Err)
+		if err != nil {
+			return nil, fmt.Errorf("read password: %w", err)
+		}
+		if confirm {
+			fmt.Fprint(s.Err, "Again: ")
+			p2, err := s.readPassword()
+			fmt.Fprintln(s.Err)
+			if err != nil {
+				return nil, fmt.Errorf("read password: %w", err)
+			}
+			if string(p1) != string(p2) {
+				return nil, errors.New("the passwords do not match")
+			}
+		}
+		pw = p1
+	default:
+		return nil, errNoPasswordSource
+	}
+	if len(pw) == 0 {
+		return nil, errors.New("the password is empty")
+	}
+	return pw, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSuffix(s, "\r")
 }

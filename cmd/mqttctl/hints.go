@@ -7,8 +7,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/pki"
 )
+
+// mosquittoOptionFlags names the flag of each confgen.MosquittoOptions
+// field; config mosquitto and serve's quick form share them.
+var mosquittoOptionFlags = map[string]string{
+	"PKIDir": "pki", "Mode": "mode", "PasswordFile": "passwd", "ACLFile": "acl", "Listen": "listen",
+	"Plain": "plain", "Identity": "identity", "DataDir": "data-dir",
+}
 
 // withHint adds to a library error the fix in terms of the flags of the
 // command that ran. Library packages never name flags (a flag that one
@@ -20,6 +28,13 @@ func withHint(cmd *cobra.Command, err error) error {
 		return err
 	}
 	has := func(flag string) bool { return cmd.Flags().Lookup(flag) != nil }
+	var oe *confgen.OptionError
+	if errors.As(err, &oe) {
+		if flag := mosquittoOptionFlags[oe.Field]; flag != "" && has(flag) {
+			return fmt.Errorf("--%s: %w", flag, err)
+		}
+		return err
+	}
 	dir := "pki"
 	if f := cmd.Flags().Lookup("dir"); f != nil {
 		dir = f.Value.String()
@@ -38,6 +53,12 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "use --force to replace it"
 	case errors.Is(err, pki.ErrNoCA) && cmd.Name() != "init":
 		hint = "make one with: mqttctl pki init --dir " + dir
+	case errors.Is(err, errNoPasswordSource) && has("ca-password-file"):
+		hint = "give the CA key's password with --ca-password-file FILE (- for standard input)"
+	case errors.Is(err, errNoPasswordSource) && has("batch"):
+		hint = "give it with --password-file FILE, --password-stdin or -b PASSWORD"
+	case errors.Is(err, errNoPasswordSource) && has("password-file"):
+		hint = "give it with --password-file FILE or --password-stdin"
 	case errors.Is(err, pki.ErrKeyEncrypted) && has("ca-password-file"):
 		hint = "give its password with --ca-password-file FILE (- for standard input), or run on a terminal to be asked"
 	case errors.Is(err, pki.ErrNeedsHosts) && has("host"):
@@ -46,6 +67,8 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "leave out --host"
 	case errors.Is(err, pki.ErrSubjectInUse) && has("cn"):
 		hint = "or give another subject name with --cn"
+	case errors.Is(err, confgen.ErrNoFile) && cmd.Parent() != nil && cmd.Parent().Name() == "passwd":
+		hint = "create it with: mqttctl passwd add FILE USER"
 	}
 	if hint == "" {
 		return err

@@ -2,8 +2,9 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,87 +42,74 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestPKIFlow(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "pki")
-	code, out, errOut := runCLI(t, "", "pki", "init", "--dir", dir, "--client", "alice", "--host", "localhost", "--host", "127.0.0.1")
-	if code != 0 {
-		t.Fatalf("init: %d %s", code, errOut)
-	}
-	for _, want := range []string{"Created root CA", "Issued server certificate", "Issued client certificate", "Next:", "mqttctl pki check"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("init output lacks %q:\n%s", want, out)
-		}
-	}
-	code, out, _ = runCLI(t, "", "pki", "init", "--dir", dir, "--client", "alice", "--host", "localhost")
-	if code != 0 || !strings.Contains(out, "Nothing to do") {
-		t.Errorf("second init: %d\n%s", code, out)
-	}
-	code, out, _ = runCLI(t, "", "pki", "check", "--dir", dir, "--host", "127.0.0.1")
-	if code != 0 || !strings.Contains(out, "0 errors") {
-		t.Fatalf("check: %d\n%s", code, out)
-	}
-	code, out, _ = runCLI(t, "", "pki", "check", "--dir", dir, "--host", "mqtt.example.com")
-	if code != 1 || !strings.Contains(out, "does not name mqtt.example.com") || !strings.Contains(out, "--host mqtt.example.com") {
-		t.Fatalf("check with a missing host: exit %d\n%s", code, out)
-	}
-	code, out, _ = runCLI(t, "", "pki", "list", "--dir", dir)
-	if code != 0 || !strings.Contains(out, "alice") || !strings.Contains(out, "server") {
-		t.Fatalf("list: %d\n%s", code, out)
-	}
-	code, out, _ = runCLI(t, "", "pki", "inspect", "-o", "json", filepath.Join(dir, "clients", "alice.crt"))
-	var sums []map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &sums) != nil || len(sums) != 1 || sums[0]["profile"] != "client" {
-		t.Fatalf("inspect json: %d\n%s", code, out)
-	}
-	code, _, errOut = runCLI(t, "", "pki", "issue", "client", "alice", "--dir", dir)
-	if code != 1 || !strings.Contains(errOut, "--force") {
-		t.Fatalf("issue over existing: %d %s", code, errOut)
-	}
-	code, _, errOut = runCLI(t, "", "pki", "init", "--dir", dir, "--host", "broker:8883")
-	if code != 1 || !strings.Contains(errOut, "give broker") {
-		t.Fatalf("host:port accepted: %d %s", code, errOut)
+// cliStep is one command of a table-driven CLI test and what it must give.
+type cliStep struct {
+	name   string
+	stdin  string
+	args   []string
+	code   int
+	out    []string // each must be in standard output
+	errOut []string // each must be in standard error
+	absent []string // none may be in either
+	check  func(t *testing.T, stdout, stderr string)
+}
+
+// runSteps runs steps in order, each as a subtest, so that one failure
+// does not hide the others.
+func runSteps(t *testing.T, steps []cliStep) {
+	t.Helper()
+	for _, st := range steps {
+		t.Run(strings.ReplaceAll(st.name, " ", "_"), func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, st.stdin, st.args...)
+			if code != st.code {
+				t.Errorf("%v: exit %d, want %d\n%s%s", st.args, code, st.code, stdout, stderr)
+			}
+			for _, w := range st.out {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("%v: stdout lacks %q:\n%s", st.args, w, stdout)
+				}
+			}
+			for _, w := range st.errOut {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("%v: stderr lacks %q:\n%s", st.args, w, stderr)
+				}
+			}
+			for _, w := range st.absent {
+				if strings.Contains(stdout+stderr, w) {
+					t.Errorf("%v: output holds %q", st.args, w)
+				}
+			}
+			if st.check != nil {
+				st.check(t, stdout, stderr)
+			}
+		})
 	}
 }
 
-func TestPKICSRAndSign(t *testing.T) {
+// newPKIDir makes a pki directory with `pki init` and the given extra
+// arguments; it returns its path.
+func newPKIDir(t *testing.T, args ...string) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "pki")
-	work := t.TempDir()
-	if code, _, e := runCLI(t, "", "pki", "init", "--dir", dir, "--host", "localhost"); code != 0 {
+	if code, _, e := runCLI(t, "", append([]string{"pki", "init", "--dir", dir}, args...)...); code != 0 {
 		t.Fatal(e)
 	}
-	code, out, e := runCLI(t, "", "pki", "csr", "dev9", "--out-dir", work)
-	if code != 0 || !strings.Contains(out, "mqttctl pki sign") {
-		t.Fatalf("csr: %d %s %s", code, out, e)
-	}
-	code, out, e = runCLI(t, "", "pki", "sign", "--dir", dir, "--csr", filepath.Join(work, "dev9.csr"), "--profile", "client")
-	if code != 0 || !strings.Contains(out, "Issued client certificate") {
-		t.Fatalf("sign: %d %s %s", code, out, e)
-	}
-	if _, err := os.Stat(filepath.Join(work, "dev9.crt")); err != nil {
-		t.Fatal(err)
-	}
+	return dir
 }
 
-func TestCAPasswordFromStdin(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "pki")
-	code, _, e := runCLI(t, "hunter22\n", "pki", "init", "--dir", dir, "--host", "localhost", "--ca-password-file", "-", "--encrypt-ca-key")
-	if code != 0 {
-		t.Fatal(e)
+var mqttctlBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mqttctl-bin")
+	if err != nil {
+		panic(err)
 	}
-	key, _ := os.ReadFile(filepath.Join(dir, "ca.key"))
-	if !strings.Contains(string(key), "ENCRYPTED") {
-		t.Fatal("CA key not encrypted")
+	mqttctlBin = filepath.Join(dir, "mqttctl")
+	if out, err := exec.Command("go", "build", "-o", mqttctlBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build mqttctl: %v\n%s", err, out)
+		os.Exit(1)
 	}
-	// No terminal, no password: a clear error, nothing written.
-	code, _, e = runCLI(t, "", "pki", "issue", "client", "x", "--dir", dir)
-	if code != 1 || !strings.Contains(e, "password") {
-		t.Fatalf("issue without password: %d %s", code, e)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "clients", "x.key")); err == nil {
-		t.Fatal("a key was left behind")
-	}
-	code, _, e = runCLI(t, "hunter22\n", "pki", "issue", "client", "x", "--dir", dir, "--ca-password-file", "-")
-	if code != 0 {
-		t.Fatal(e)
-	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
 	"strconv"
-	"strings"
-	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +21,8 @@ type serveFlags struct {
 	mtls, tls   bool
 	o           confgen.MosquittoOptions
 	printConfig bool
+	// connectTimeout bounds accept + TLS handshake + CONNECT.
+	connectTimeout time.Duration
 }
 
 // serveConfig builds the config model from -c FILE or the quick flags; both
@@ -32,8 +30,6 @@ type serveFlags struct {
 func (f *serveFlags) config() (*confgen.Config, error) {
 	var c *confgen.Config
 	switch {
-	case f.conf != "" && (f.mtls || f.tls):
-		return nil, errors.New("give -c FILE or --mtls/--tls, not both")
 	case f.conf != "":
 		if f.port != 0 {
 			return nil, fmt.Errorf("-p with -c: mosquitto ignores -p when it reads a config file, so serve refuses it; put the port in a 'listener PORT ADDRESS' line of %s", f.conf)
@@ -43,9 +39,6 @@ func (f *serveFlags) config() (*confgen.Config, error) {
 			return nil, err
 		}
 	case f.mtls || f.tls:
-		if f.mtls && f.tls {
-			return nil, errors.New("give --mtls or --tls, not both")
-		}
 		f.o.Mode = "tls"
 		if f.mtls {
 			f.o.Mode = "mtls"
@@ -113,8 +106,7 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: level}))
-			timeout, _ := cmd.Flags().GetDuration("connect-timeout")
-			b, err := broker.New(res, broker.Options{Logger: log, ConnectTimeout: timeout})
+			b, err := broker.New(res, broker.Options{Logger: log, ConnectTimeout: f.connectTimeout})
 			if err != nil {
 				return err
 			}
@@ -142,72 +134,7 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 	fl.StringVar(&f.o.Identity, "identity", "cn", "quick form: cn, subject or none")
 	fl.StringVar(&f.o.DataDir, "data-dir", "", "quick form: persistence directory (default: no persistence)")
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the configuration as mosquitto.conf and exit")
-	fl.Duration("connect-timeout", broker.DefaultConnectTimeout, "time from TCP accept through the TLS handshake to CONNECT")
+	fl.DurationVar(&f.connectTimeout, "connect-timeout", broker.DefaultConnectTimeout, "time from TCP accept through the TLS handshake to CONNECT")
+	cmd.MarkFlagsMutuallyExclusive("config-file", "mtls", "tls")
 	return cmd
-}
-
-// startBroker starts b and turns "address already in use" into advice;
-// fix says how to pick another address with this command.
-func startBroker(b *broker.Broker, res *confgen.Resolved, fix string) error {
-	err := b.Start()
-	if errors.Is(err, syscall.EADDRINUSE) {
-		for _, l := range res.Listeners {
-			if strings.Contains(err.Error(), l.Addr()) {
-				return fmt.Errorf("%s: port %d on %s is already in use (another broker? see: ss -ltnp 'sport = :%d'): stop it, or %s", l.Pos, l.Port, hostOr(l.Bind), l.Port, fix)
-			}
-		}
-		return fmt.Errorf("%w: stop the other program, or %s", err, fix)
-	}
-	return err
-}
-
-func hostOr(bind string) string {
-	if bind == "" {
-		return "all interfaces"
-	}
-	return bind
-}
-
-// runUntilSignal serves until SIGINT or SIGTERM; SIGHUP re-reads the
-// configuration through reload and applies it.
-func runUntilSignal(b *broker.Broker, log *slog.Logger, reload func() (*confgen.Resolved, error)) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("stopping")
-			return b.Close()
-		case <-hup:
-			r, err := reload()
-			if err == nil {
-				err = b.Reload(r)
-			}
-			if err != nil {
-				log.Error("reload failed; the previous configuration stays", "error", err)
-			}
-		}
-	}
-}
-
-// resolved validates a loaded config for the broker: any error diagnostic
-// makes it unusable.
-func resolved(c *confgen.Config, err error) (*confgen.Resolved, error) {
-	if err != nil {
-		return nil, err
-	}
-	r, ds := c.ResolveForServe()
-	if confgen.HasErrors(ds) {
-		var errs []error
-		for _, d := range ds {
-			if !d.Warning {
-				errs = append(errs, errors.New(d.String()))
-			}
-		}
-		return nil, errors.Join(errs...)
-	}
-	return r, nil
 }

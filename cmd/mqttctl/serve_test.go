@@ -17,23 +17,6 @@ import (
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
-var mqttctlBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mqttctl-bin")
-	if err != nil {
-		panic(err)
-	}
-	mqttctlBin = filepath.Join(dir, "mqttctl")
-	if out, err := exec.Command("go", "build", "-o", mqttctlBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build mqttctl: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
 type served struct {
 	cmd  *exec.Cmd
 	log  *testutil.SyncBuffer

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqttctl/mqttctl/loadgen"
+)
+
+func newBenchHandshakesCmd(s *streams, f *benchFlags) *cobra.Command {
+	var workers int
+	hs := &cobra.Command{
+		Use:     "handshakes URL",
+		Short:   "Full TLS handshakes + CONNECT per second",
+		Example: `  mqttctl bench handshakes mqtts://localhost:8883 --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkPositive(cmd, "workers"); err != nil {
+				return err
+			}
+			if err := checkDurations(cmd, time.Millisecond, "duration"); err != nil {
+				return err
+			}
+			t, err := f.target(s, args[0])
+			if err != nil {
+				return err
+			}
+			r := loadgen.Handshakes(cmd.Context(), t, workers, f.duration)
+			fmt.Fprintf(s.Out, "%.1f handshakes/s (%d in %s, %d errors)\n", r.PerSecond(), r.Count, r.Duration.Round(time.Millisecond), r.Errors)
+			if r.FirstError != nil {
+				fmt.Fprintf(s.Err, "first error: %v\n", r.FirstError)
+			}
+			if r.Count == 0 {
+				return fmt.Errorf("no handshake completed in %s: see the first error above, or check the target with: mqttctl check %s", f.duration, args[0])
+			}
+			return nil
+		},
+	}
+	hs.Flags().IntVar(&workers, "workers", 4, "concurrent connecting clients")
+
+	f.pw.add(hs, false)
+	return hs
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqttctl/mqttctl/pki"
+)
+
+func newPKIIssueCmd(s *streams, f *pkiFlags) *cobra.Command {
+	var (
+		o                   pki.IssueOptions
+		notBefore, notAfter string
+	)
+	cmd := &cobra.Command{
+		Use:   "issue server|client|bridge NAME",
+		Short: "Issue one broker, client or bridge certificate from the directory's CA",
+		Long: `issue adds a certificate and a new key signed by the directory's CA.
+
+  server NAME   servers/NAME.crt (NAME "server" replaces server.crt with --force)
+  client NAME   clients/NAME.crt, CN = NAME = the MQTT identity
+  bridge NAME   servers/NAME.crt usable as both broker and client`,
+		Example: `  mqttctl pki issue client sensor-02
+  mqttctl pki issue server edge1 --host edge1.example.com --host 192.0.2.11
+  # reissue the default broker certificate with an extra name
+  mqttctl pki issue server server --force --host localhost --host mqtt.example.com`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkPositive(cmd, "days"); err != nil {
+				return err
+			}
+			p, err := pki.ParseProfile(args[0])
+			if err != nil {
+				return err
+			}
+			o.Profile, o.Name = p, args[1]
+			if o.NotBefore, err = parseTimeFlag("--not-before", notBefore); err != nil {
+				return err
+			}
+			if o.NotAfter, err = parseTimeFlag("--not-after", notAfter); err != nil {
+				return err
+			}
+			rep, err := f.dirFor(s).Issue(o)
+			if err != nil {
+				return err
+			}
+			printReport(s.Out, rep)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	addKeyTypeFlag(cmd, &o.KeyType)
+	fl.IntVar(&o.Days, "days", pki.DefaultLeafDays, "validity in days")
+	fl.StringArrayVar(&o.Hosts, "host", nil, "a DNS name or IP address of the broker (repeatable; servers only)")
+	fl.StringVar(&o.CN, "cn", "", "subject common name (default: the client name, or the first host)")
+	fl.BoolVar(&o.Force, "force", false, "replace an existing certificate and key")
+	fl.StringVar(&notBefore, "not-before", "", "start of validity, RFC 3339 (default now)")
+	fl.StringVar(&notAfter, "not-after", "", "end of validity, RFC 3339 (default now + --days)")
+	cmd.MarkFlagsMutuallyExclusive("days", "not-after")
+	return cmd
+}
+
+func parseTimeFlag(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %q: use RFC 3339, e.g. 2027-01-31T00:00:00Z", name, v)
+	}
+	return t, nil
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqttctl/mqttctl/pki"
+)
+
+func newPKIListCmd(s *streams, f *pkiFlags) *cobra.Command {
+	var output outputFormat
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List every certificate issued from the directory",
+		Example: `  mqttctl pki list --dir pki`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !fileExistsCLI(filepath.Join(f.dir, pki.RootCertFile)) {
+				return fmt.Errorf("no CA in %s: run 'mqttctl pki init --dir %s' first", f.dir, f.dir)
+			}
+			idx, err := pki.LoadIndex(f.dir)
+			if err != nil {
+				return err
+			}
+			if idx.Rebuilt {
+				fmt.Fprintf(s.Err, "note: %s was missing; listed from the certificates on disk (the next pki command that writes saves it)\n", filepath.Join(f.dir, pki.IndexFile))
+			}
+			entries := pki.SortedEntries(idx)
+			now := time.Now()
+			if output == "json" {
+				rows := make([]map[string]any, 0, len(entries))
+				for _, e := range entries {
+					rows = append(rows, map[string]any{"name": e.Name, "profile": e.Profile, "serial": e.Serial, "subject": e.Subject,
+						"not_after": e.NotAfter, "cert": e.Cert, "status": e.StatusAt(now)})
+				}
+				return writeJSON(s, rows)
+			}
+			tw := tabwriter.NewWriter(s.Out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tPROFILE\tSERIAL\tNOT AFTER\tSTATUS\tFILE")
+			for _, e := range entries {
+				serial := e.Serial
+				if len(serial) > 23 {
+					serial = serial[:23] + "…"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Profile, serial, e.NotAfter.Format(time.DateOnly), e.StatusAt(now), e.Cert)
+			}
+			return tw.Flush()
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
