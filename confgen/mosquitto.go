@@ -281,6 +281,36 @@ func CheckFilesReadable(r *Resolved) []error {
 	return errs
 }
 
+// BrokerAccess is what GrantBrokerAccess did.
+type BrokerAccess struct {
+	Changes  []string // one line per file or directory whose group or mode changed
+	Warnings []string // directories the broker's user still cannot enter
+	NoGroup  bool     // the group does not exist here; nothing was changed
+}
+
+// GrantBrokerAccess gives group (the user mosquitto drops to when started
+// as root) read access to exactly the files the config names, below root
+// (see GrantGroupAccess), and reports directories that user still cannot
+// enter. It is what `config mosquitto` and `up` do when run as root.
+func GrantBrokerAccess(r *Resolved, group, root string) (BrokerAccess, error) {
+	var a BrokerAccess
+	if _, err := user.LookupGroup(group); err != nil {
+		a.NoGroup = true
+		return a, nil
+	}
+	lines, err := GrantGroupAccess(r.Files(), group, root)
+	a.Changes = lines
+	if err != nil {
+		return a, err
+	}
+	for _, f := range r.Files() {
+		if d := Unreachable(f, group); d != "" {
+			a.Warnings = append(a.Warnings, fmt.Sprintf("user %s cannot enter %s, so it cannot read %s: chmod o+x %s, or move the files", group, d, f, d))
+		}
+	}
+	return a, nil
+}
+
 // GrantGroupAccess lets group read exactly the given files, without making
 // them readable by everyone: each file gets the group and g+r (keys stay
 // unreadable by others); for a file below root, each directory from the file

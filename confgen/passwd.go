@@ -17,6 +17,7 @@ import (
 
 	"github.com/mqttctl/mqttctl/internal/errs"
 	"github.com/mqttctl/mqttctl/internal/fsx"
+	"github.com/mqttctl/mqttctl/internal/ident"
 )
 
 // Password hashing parameters of mosquitto_passwd's $7$ format.
@@ -315,3 +316,58 @@ func EditPasswordFile(path string, create bool, fn func(*PasswordFile) error) er
 // ErrNoFile is wrapped by the error for a password or ACL file that must
 // exist and does not.
 var ErrNoFile = fs.ErrNotExist
+
+// HashPlain replaces every plain "user:password" line with the user's $7$
+// hash (the password is everything after the first ':', so it may hold
+// ':'). name is used in errors, which give the line. It refuses a file that
+// already holds a hash, so that nothing is hashed twice, and any username
+// that breaks the identity rule; on error pf is unchanged.
+func (pf *PasswordFile) HashPlain(name string, iterations int) (int, error) {
+	out := slices.Clone(pf.Lines)
+	n := 0
+	for i, l := range out {
+		if l.User == "" {
+			continue
+		}
+		if _, err := ParseHash(l.Hash); err == nil || strings.HasPrefix(l.Hash, "$6$") || strings.HasPrefix(l.Hash, "$7$") {
+			return 0, fmt.Errorf("%s:%d: user %s already has a hash; only plain user:password lines are hashed (nothing was changed)", name, l.Line, l.User)
+		}
+		if err := ident.Validate(l.User); err != nil {
+			return 0, fmt.Errorf("%s:%d: %w", name, l.Line, err)
+		}
+		_, plain, _ := strings.Cut(strings.TrimSpace(l.Raw), ":")
+		h, err := HashPassword([]byte(plain), iterations)
+		if err != nil {
+			return 0, fmt.Errorf("%s:%d: user %s: %w", name, l.Line, l.User, err)
+		}
+		out[i] = PasswordLine{Raw: l.User + ":" + h, User: l.User, Hash: h, Line: l.Line}
+		n++
+	}
+	pf.Lines = out
+	return n, nil
+}
+
+// ImportPlain hashes a file of plain user:password lines: in place through
+// EditPasswordFile (locked, mode and owner kept) when out is "", else into
+// a new file out (0600, never replacing one). It returns how many users it
+// hashed.
+func ImportPlain(in, out string, iterations int) (int, error) {
+	var n int
+	if out == "" {
+		err := EditPasswordFile(in, false, func(pf *PasswordFile) error {
+			var err error
+			n, err = pf.HashPlain(in, iterations)
+			return err
+		})
+		return n, err
+	}
+	data, err := os.ReadFile(in)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", in, err)
+	}
+	pf := ParsePasswordFile(data)
+	if n, err = pf.HashPlain(in, iterations); err != nil {
+		return 0, err
+	}
+	return n, fsx.WriteFile(out, pf.Marshal(), 0o600, false)
+}

@@ -153,20 +153,21 @@ func Prepare(l *Layout, group string) ([]Step, []string, error) {
 		steps = append(steps, Step{"created", "mosquitto.conf", l.Conf})
 	}
 	if group != "" && os.Geteuid() == 0 {
-		if g, err := user.LookupGroup(group); err == nil {
-			r, _ := c.Resolve()
-			if _, err := confgen.GrantGroupAccess(r.Files(), group, l.Dir); err != nil {
-				return nil, nil, err
-			}
+		r, _ := c.Resolve()
+		a, err := confgen.GrantBrokerAccess(r, group, l.Dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !a.NoGroup {
 			// mosquitto writes its persistence file in the data directory.
-			if gid, err := strconv.Atoi(g.Gid); err == nil {
-				_ = os.Chown(l.Data, -1, gid)
-				_ = os.Chmod(l.Data, 0o770)
+			if g, err := user.LookupGroup(group); err == nil {
+				if gid, err := strconv.Atoi(g.Gid); err == nil {
+					_ = os.Chown(l.Data, -1, gid)
+					_ = os.Chmod(l.Data, 0o770)
+				}
 			}
 			notes = append(notes, fmt.Sprintf("the %s group can read the files mosquitto.conf names, so mosquitto started as root works too", group))
-			if d := confgen.Unreachable(l.Conf, group); d != "" {
-				notes = append(notes, fmt.Sprintf("user %s cannot enter %s: mosquitto started as root will fail to read its files (chmod o+x %s)", group, d, d))
-			}
+			notes = append(notes, a.Warnings...)
 		}
 	}
 	return steps, notes, nil

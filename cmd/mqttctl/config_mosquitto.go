@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/user"
 
 	"github.com/spf13/cobra"
 
@@ -54,22 +53,20 @@ stay unreadable by others) and says so.`,
 			fmt.Fprintf(s.Out, "Wrote %s (%s, listener port %d)\n", out, o.Mode, c.Listener[0].Port)
 			r, _ := c.Resolve()
 			if group != "none" && os.Geteuid() == 0 {
-				if _, err := user.LookupGroup(group); err != nil {
+				a, err := confgen.GrantBrokerAccess(r, group, o.PKIDir)
+				if err != nil {
+					return err
+				}
+				if a.NoGroup {
 					fmt.Fprintf(s.Out, "No group %s here: when mosquitto runs as another user, give it read access to: %v\n", group, r.Files())
 				} else {
-					lines, err := confgen.GrantGroupAccess(r.Files(), group, o.PKIDir)
-					if err != nil {
-						return err
-					}
 					fmt.Fprintf(s.Out, "Gave group %s read access (mosquitto drops to that user before reading them):\n", group)
-					for _, l := range lines {
-						fmt.Fprintln(s.Out, "  "+l)
-					}
-					for _, f := range r.Files() {
-						if d := confgen.Unreachable(f, group); d != "" {
-							fmt.Fprintf(s.Out, "warning: user %s cannot enter %s, so it cannot read %s: chmod o+x %s, or move the files\n", group, d, f, d)
-						}
-					}
+				}
+				for _, l := range a.Changes {
+					fmt.Fprintln(s.Out, "  "+l)
+				}
+				for _, w := range a.Warnings {
+					fmt.Fprintln(s.Out, "warning: "+w)
 				}
 			}
 			fmt.Fprintf(s.Out, "Next:\n  mqttctl config check %s\n  mosquitto -c %s\n", out, out)
