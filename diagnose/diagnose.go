@@ -22,6 +22,7 @@ import (
 	"github.com/mqttctl/mqttctl/explain"
 	"github.com/mqttctl/mqttctl/internal/mqtturl"
 	"github.com/mqttctl/mqttctl/internal/mqttwire"
+	"github.com/mqttctl/mqttctl/pki"
 )
 
 // Options says what to check and with which credentials.
@@ -114,7 +115,7 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		now := time.Now()
 		switch {
 		case now.After(clientLeaf.NotAfter):
-			r.problem(explain.Expired("client certificate "+o.CertFile, clientLeaf.NotAfter, "issue a new one: mqttctl pki issue client "+clientLeaf.Subject.CommonName+" --force"))
+			r.problem(explain.Expired("client certificate "+o.CertFile, clientLeaf.NotAfter, "issue a new one: "+explain.ReissueClient(clientLeaf.Subject.CommonName, "")))
 		case now.Before(clientLeaf.NotBefore):
 			r.problem(explain.NotYetValid("client certificate "+o.CertFile, clientLeaf.NotBefore))
 		}
@@ -184,7 +185,7 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		cs := tc.ConnectionState()
 		r.TLSVersion, r.Cipher = tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite)
 		for _, c := range cs.PeerCertificates {
-			r.Chain = append(r.Chain, CertInfo{Subject: c.Subject.String(), Issuer: c.Issuer.String(), NotAfter: c.NotAfter, Names: names(c)})
+			r.Chain = append(r.Chain, CertInfo{Subject: c.Subject.String(), Issuer: c.Issuer.String(), NotAfter: c.NotAfter, Names: pki.Names(c)})
 		}
 		r.verifyServer(cs.PeerCertificates, roots, t.Host, o)
 		if !r.ChainVerified && o.Password != nil {
@@ -234,14 +235,6 @@ func hasClientAuth(c *x509.Certificate) bool {
 	return false
 }
 
-func names(c *x509.Certificate) []string {
-	out := append([]string(nil), c.DNSNames...)
-	for _, ip := range c.IPAddresses {
-		out = append(out, ip.String())
-	}
-	return out
-}
-
 func (r *Report) verifyServer(chain []*x509.Certificate, roots *x509.CertPool, host string, o Options) {
 	if len(chain) == 0 {
 		return
@@ -257,7 +250,7 @@ func (r *Report) verifyServer(chain []*x509.Certificate, roots *x509.CertPool, h
 	case err == nil:
 		r.ChainVerified = true
 	case errors.As(err, &inv) && inv.Reason == x509.Expired:
-		r.problem(explain.Expired("broker's certificate", leaf.NotAfter, fmt.Sprintf("reissue it: mqttctl pki issue server server --dir %s --force --host %s, then SIGHUP the broker", o.PKIDir, host)))
+		r.problem(explain.Expired("broker's certificate", leaf.NotAfter, "reissue it: "+explain.ReissueServer("server", o.PKIDir, []string{host})+", then SIGHUP the broker"))
 	case errors.As(err, new(x509.UnknownAuthorityError)):
 		ca := o.CAFile
 		if ca == "" {
@@ -270,7 +263,7 @@ func (r *Report) verifyServer(chain []*x509.Certificate, roots *x509.CertPool, h
 	if err := leaf.VerifyHostname(host); err == nil {
 		r.NameMatches = true
 	} else {
-		r.problem(explain.NameMismatch(host, names(leaf), o.PKIDir))
+		r.problem(explain.NameMismatch(host, pki.Names(leaf), o.PKIDir))
 	}
 }
 
@@ -382,7 +375,7 @@ func (r *Report) clientCertAlert(err error, o Options, leaf *x509.Certificate) {
 		r.problem(explain.UnknownClientCA(issuer))
 	case strings.Contains(msg, "expired certificate") && leaf != nil:
 		if !hasProblem(r, "expired") {
-			r.problem(explain.Expired("client certificate "+o.CertFile, leaf.NotAfter, "issue a new one: mqttctl pki issue client "+leaf.Subject.CommonName+" --force"))
+			r.problem(explain.Expired("client certificate "+o.CertFile, leaf.NotAfter, "issue a new one: "+explain.ReissueClient(leaf.Subject.CommonName, "")))
 		}
 	case strings.Contains(msg, "unsupported certificate"), strings.Contains(msg, "bad certificate") && leaf != nil && !hasClientAuth(leaf):
 		if !hasProblem(r, "not-client-cert") {

@@ -23,12 +23,45 @@ func (p Problem) String() string {
 	return p.Message + "\n  fix: " + p.Fix
 }
 
+// The fix commands other packages name live here, so that a library
+// package never spells a command's flags itself.
+
 func hostFlags(hosts []string) string {
 	var b strings.Builder
 	for _, h := range hosts {
 		b.WriteString(" --host " + h)
 	}
 	return strings.TrimSpace(b.String())
+}
+
+// ReissueServer is the command that issues server certificate name (the
+// default broker's is "server") of pkiDir again, with hosts as its names
+// ("--host ..." when hosts is empty).
+func ReissueServer(name, pkiDir string, hosts []string) string {
+	h := hostFlags(hosts)
+	if h == "" {
+		h = "--host ..."
+	}
+	return fmt.Sprintf("mqttctl pki issue server %s --dir %s --force %s", name, pkiDir, h)
+}
+
+// IssueServer is the command that issues a new server certificate.
+func IssueServer(name, pkiDir string, hosts []string) string {
+	return strings.TrimSpace(fmt.Sprintf("mqttctl pki issue server %s --dir %s %s", name, pkiDir, hostFlags(hosts)))
+}
+
+// ReissueClient is the command that issues client name again, with a new key.
+func ReissueClient(name, pkiDir string) string {
+	cmd := "mqttctl pki issue client " + name
+	if pkiDir != "" {
+		cmd += " --dir " + pkiDir
+	}
+	return cmd + " --force"
+}
+
+// SignCSR is the command that signs a CSR with pkiDir's CA.
+func SignCSR(pkiDir string) string {
+	return "mqttctl pki sign --dir " + pkiDir + " --csr FILE --profile client|server"
 }
 
 // NameMismatch: the server certificate does not name the host dialled.
@@ -41,7 +74,7 @@ func NameMismatch(host string, names []string, pkiDir string) Problem {
 	return Problem{
 		Code:    "name-mismatch",
 		Message: fmt.Sprintf("the broker's certificate does not name %s, the host you dialled; it names %s (clients report \"hostname mismatch\" or \"A TLS error occurred\")", host, have),
-		Fix:     fmt.Sprintf("dial one of those names, or reissue the broker certificate with %s added: mqttctl pki issue server server --dir %s --force %s, then restart the broker (or send it SIGHUP)", host, pkiDir, hostFlags(all)),
+		Fix:     fmt.Sprintf("dial one of those names, or reissue the broker certificate with %s added: %s, then restart the broker (or send it SIGHUP)", host, ReissueServer("server", pkiDir, all)),
 	}
 }
 

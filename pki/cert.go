@@ -17,8 +17,9 @@ import (
 	"math/big"
 	"time"
 
-	"github.com/mqttctl/mqttctl/internal/errs"
 	"go.step.sm/crypto/x509util"
+
+	"github.com/mqttctl/mqttctl/internal/errs"
 )
 
 // Profile says what a certificate is for; it alone decides the extensions.

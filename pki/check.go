@@ -225,18 +225,14 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 			}
 		}
 		if srv == nil {
-			c.add(LevelError, d.path(lp.cert), "no such server certificate to check the hosts against", "issue it: mqttctl pki issue server "+name+" --dir "+d.Path+" "+hostFlags(o.Hosts))
+			c.add(LevelError, d.path(lp.cert), "no such server certificate to check the hosts against", "issue it: "+explain.IssueServer(name, d.Path, o.Hosts))
 		} else {
 			leaf := srv.certs[0]
-			var have []string
-			have = append(have, leaf.DNSNames...)
-			for _, ip := range leaf.IPAddresses {
-				have = append(have, ip.String())
-			}
+			have := Names(leaf)
 			for _, h := range o.Hosts {
 				if err := leaf.VerifyHostname(strings.Trim(h, "[]")); err != nil {
 					p := explain.NameMismatch(h, have, d.Path)
-					p.Fix = fmt.Sprintf("mqttctl pki issue server %s --dir %s --force %s", name, d.Path, hostFlags(append(have, h)))
+					p.Fix = explain.ReissueServer(name, d.Path, append(have, h))
 					c.add(LevelError, d.path(lp.cert), p.Message, p.Fix)
 				} else {
 					c.add(LevelOK, d.path(lp.cert), "names "+h, "")
@@ -299,7 +295,7 @@ func (c *checker) checkItem(it checked) {
 		case errors.As(err, &inv) && inv.Reason == x509.Expired:
 			// reported below with the dates
 		case errors.As(err, new(x509.UnknownAuthorityError)):
-			c.add(LevelError, full, fmt.Sprintf("is not signed by this directory's CA (issuer %q)", leaf.Issuer), "reissue it from this CA, or sign its CSR: mqttctl pki sign --dir "+c.d.Path)
+			c.add(LevelError, full, fmt.Sprintf("is not signed by this directory's CA (issuer %q)", leaf.Issuer), "reissue it from this CA, or sign its CSR: "+explain.SignCSR(c.d.Path))
 		default:
 			c.add(LevelError, full, "chain does not verify: "+err.Error(), "")
 		}
@@ -332,9 +328,9 @@ func renewFix(it checked, dir string) string {
 	case ProfileRoot, ProfileIntermediate:
 		return "make a new CA and reissue its certificates"
 	case ProfileClient:
-		return fmt.Sprintf("mqttctl pki issue client %s --dir %s --force", name, dir)
+		return explain.ReissueClient(name, dir)
 	}
-	return fmt.Sprintf("mqttctl pki issue server %s --dir %s --force --host ...", name, dir)
+	return explain.ReissueServer(name, dir, nil)
 }
 
 func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {

@@ -166,7 +166,7 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 		}
 	}
 	var ignored []string
-	for _, n := range append(append([]string(nil), csr.DNSNames...), ipStrings(csr)...) {
+	for _, n := range Names(&x509.Certificate{DNSNames: csr.DNSNames, IPAddresses: csr.IPAddresses}) {
 		if !slices.Contains(hosts.All(), n) {
 			ignored = append(ignored, n)
 		}
@@ -296,14 +296,6 @@ func onlyLeafCerts(data []byte) error {
 		return errors.New("holds no certificate")
 	}
 	return nil
-}
-
-func ipStrings(csr *x509.CertificateRequest) []string {
-	var out []string
-	for _, ip := range csr.IPAddresses {
-		out = append(out, ip.String())
-	}
-	return out
 }
 
 // ReadCSR reads and checks a CSR file.

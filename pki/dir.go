@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqttctl/mqttctl/explain"
 	"github.com/mqttctl/mqttctl/internal/errs"
 	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/internal/ident"
@@ -681,18 +682,10 @@ func (s *state) leaf(r leafRequest) error {
 	}
 	detail := "CN=" + cert.Subject.CommonName
 	if r.profile != ProfileClient {
-		detail = strings.Join(r.hostsOf(cert), ", ")
+		detail = strings.Join(Names(cert), ", ")
 	}
 	s.rep.add(verb, what, s.d.path(p.cert), detail)
 	return nil
-}
-
-func (r leafRequest) hostsOf(c *x509.Certificate) []string {
-	out := append([]string(nil), c.DNSNames...)
-	for _, ip := range c.IPAddresses {
-		out = append(out, ip.String())
-	}
-	return out
 }
 
 // warnMissingHosts notes hosts asked for that a kept certificate lacks.
@@ -712,17 +705,9 @@ func (s *state) warnMissingHosts(rel string, r leafRequest) {
 		}
 	}
 	if len(missing) > 0 {
-		s.rep.warn("%s was kept and does not name %s; reissue it with: mqttctl pki issue server %s --dir %s --force %s",
-			s.d.path(rel), strings.Join(missing, ", "), r.name, s.d.Path, hostFlags(r.hosts.All()))
+		s.rep.warn("%s was kept and does not name %s; reissue it with: %s",
+			s.d.path(rel), strings.Join(missing, ", "), explain.ReissueServer(r.name, s.d.Path, r.hosts.All()))
 	}
-}
-
-func hostFlags(hosts []string) string {
-	var parts []string
-	for _, h := range hosts {
-		parts = append(parts, "--host "+h)
-	}
-	return strings.Join(parts, " ")
 }
 
 // IssueOptions configures Dir.Issue.

@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mqttctl/mqttctl/internal/errs"
 	"gopkg.in/yaml.v3"
+
+	"github.com/mqttctl/mqttctl/internal/errs"
 )
 
 // IndexFile is the name of the index of issued certificates in a pki
@@ -266,6 +267,16 @@ func colonHex(b []byte) string {
 		sb.WriteByte(hexdigits[v&15])
 	}
 	return sb.String()
+}
+
+// Names returns the names a certificate is valid for as a server: its DNS
+// names, then its IP addresses, as strings.
+func Names(c *x509.Certificate) []string {
+	out := append([]string(nil), c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		out = append(out, ip.String())
+	}
+	return out
 }
 
 // SANs lists a certificate's subject alternative names as "DNS:x", "IP:y".
