@@ -1,9 +1,3 @@
-// Package broker is mqttctl's bundled MQTT broker. It runs the engine
-// github.com/mochi-mqtt/server/v2 behind this package's small API, built only
-// from the confgen model, so that `mqttctl serve` enforces exactly what a
-// generated mosquitto.conf says, with mosquitto's semantics: TLS listeners
-// (one-way and mutual), password files, use_identity_as_username, ACLs, a
-// connect deadline, per-listener connection limits and SIGHUP reloads.
 package broker
 
 import (

@@ -140,8 +140,8 @@ func (t *Template) x509() (*x509.Certificate, error) {
 		hosts := t.Hosts
 		if t.Profile != ProfileClient && t.Subject.CommonName != "" {
 			// Modern clients ignore the CN: repeat it as a SAN.
-			if h, err := ParseHosts([]string{t.Subject.CommonName}); err == nil {
-				merged, _ := ParseHosts(append(h.All(), hosts.All()...))
+			if h, err := parseHosts([]string{t.Subject.CommonName}); err == nil {
+				merged, _ := parseHosts(append(h.All(), hosts.All()...))
 				hosts = merged
 			}
 		}
@@ -161,8 +161,8 @@ func (t *Template) x509() (*x509.Certificate, error) {
 	return c, nil
 }
 
-// SelfSign makes a root CA certificate for key.
-func SelfSign(t Template, key crypto.Signer) (*x509.Certificate, error) {
+// selfSign makes a root CA certificate for key.
+func selfSign(t Template, key crypto.Signer) (*x509.Certificate, error) {
 	if t.Profile != ProfileRoot {
 		return nil, fmt.Errorf("only a root CA is self-signed, not a %s certificate", t.Profile)
 	}
@@ -248,20 +248,20 @@ const MaxDays = 36500
 // be used.
 var ErrValidity = errors.New("bad validity")
 
-// ValidityDays checks a validity period in days for what (for example "the
+// validityDays checks a validity period in days for what (for example "the
 // CA"): from 1 to MaxDays.
-func ValidityDays(what string, days int) error {
+func validityDays(what string, days int) error {
 	if days <= 0 || days > MaxDays {
 		return errs.New(fmt.Sprintf("the validity of %s must be from 1 to %d days, not %d", what, MaxDays, days), ErrValidity)
 	}
 	return nil
 }
 
-// LeafDays validates a leaf validity period in days: from 1 to MaxDays,
+// leafDays validates a leaf validity period in days: from 1 to MaxDays,
 // above LeafMaxDays only with force (ErrNeedsForce), and above LeafWarnDays
 // with a warning.
-func LeafDays(days int, force bool) (warning string, err error) {
-	if err := ValidityDays("a certificate", days); err != nil {
+func leafDays(days int, force bool) (warning string, err error) {
+	if err := validityDays("a certificate", days); err != nil {
 		return "", err
 	}
 	switch {

@@ -168,7 +168,7 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 		for _, m := range matches {
 			rel, _ := filepath.Rel(d.Path, m)
 			p := sub.p
-			if e := idx.Find(filepath.ToSlash(rel)); e != nil && e.Profile == ProfileBridge {
+			if e := idx.find(filepath.ToSlash(rel)); e != nil && e.Profile == ProfileBridge {
 				p = ProfileBridge
 			}
 			addItem(rel, strings.TrimSuffix(rel, ".crt")+".key", p)
@@ -366,7 +366,7 @@ func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {
 		return
 	}
 	var pw []byte
-	if IsEncryptedKey(data) {
+	if isEncryptedKey(data) {
 		if !it.profile.IsCA() {
 			c.add(LevelError, kp, "key is encrypted: a broker or client started without a terminal cannot use it",
 				"decrypt it: openssl pkey -in "+kp+" -out "+kp+".new && mv "+kp+".new "+kp)
@@ -381,12 +381,12 @@ func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {
 			return
 		}
 	}
-	k, err := ParseKey(data, kp, pw)
+	k, err := parseKey(data, kp, pw)
 	if err != nil {
 		c.add(LevelError, kp, err.Error(), "")
 		return
 	}
-	if !KeyMatches(k, leaf.PublicKey) {
+	if !keyMatches(k, leaf.PublicKey) {
 		p := explain.KeyMismatch(kp, c.d.path(it.path))
 		c.add(LevelError, kp, p.Message, renewFix(it, c.d.Path))
 		return
@@ -428,5 +428,5 @@ func (c *checker) checkUsages(it checked, leaf *x509.Certificate, full string, g
 	if days := leaf.NotAfter.Sub(leaf.NotBefore).Hours() / 24; days > LeafMaxDays+1 {
 		c.add(LevelWarn, full, fmt.Sprintf("is valid for %.0f days; Apple clients reject leaves over %d", days, LeafMaxDays), "")
 	}
-	*good = append(*good, "usages "+strings.Join(SummarizeCert(leaf, c.now).ExtKeyUsage, ","))
+	*good = append(*good, "usages "+strings.Join(summarizeCert(leaf, c.now).ExtKeyUsage, ","))
 }

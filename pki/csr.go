@@ -42,7 +42,7 @@ func NewCSR(o CSROptions) (keyPath, csrPath string, err error) {
 	if o.OutDir == "" {
 		o.OutDir = "."
 	}
-	hosts, err := ParseHosts(o.Hosts)
+	hosts, err := parseHosts(o.Hosts)
 	if err != nil {
 		return "", "", err
 	}
@@ -63,7 +63,7 @@ func NewCSR(o CSROptions) (keyPath, csrPath string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("create CSR: %w", err)
 	}
-	keyPEM, err := MarshalKey(key, nil)
+	keyPEM, err := marshalKey(key, nil)
 	if err != nil {
 		return "", "", err
 	}
@@ -80,8 +80,8 @@ func NewCSR(o CSROptions) (keyPath, csrPath string, err error) {
 	return keyPath, csrPath, t.Commit()
 }
 
-// ParseCSR reads a PEM (or DER) certificate request and checks its signature.
-func ParseCSR(data []byte, name string) (*x509.CertificateRequest, error) {
+// parseCSR reads a PEM (or DER) certificate request and checks its signature.
+func parseCSR(data []byte, name string) (*x509.CertificateRequest, error) {
 	der := data
 	if block, _ := pem.Decode(data); block != nil {
 		if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
@@ -123,7 +123,7 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 	if o.Days == 0 {
 		o.Days = DefaultLeafDays
 	}
-	warn, err := LeafDays(o.Days, o.Force)
+	warn, err := leafDays(o.Days, o.Force)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -146,7 +146,7 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 		if len(args) == 0 {
 			args = []string{csr.Subject.CommonName}
 		}
-		if hosts, err = ParseHosts(args); err != nil {
+		if hosts, err = parseHosts(args); err != nil {
 			return nil, nil, fmt.Errorf("%w (a server certificate's names are the ones given; with none, the CSR's CN)", err)
 		}
 	} else if len(o.Hosts) > 0 {
@@ -304,5 +304,5 @@ func ReadCSR(path string) (*x509.CertificateRequest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read CSR: %w", err)
 	}
-	return ParseCSR(data, path)
+	return parseCSR(data, path)
 }

@@ -8,14 +8,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/mqttctl/mqttctl/explain"
 	"github.com/mqttctl/mqttctl/internal/errs"
 	"github.com/mqttctl/mqttctl/internal/fsx"
-	"github.com/mqttctl/mqttctl/internal/ident"
 )
 
 // File names inside a pki directory.
@@ -92,22 +88,6 @@ func (r *Report) Changed() bool {
 		}
 	}
 	return false
-}
-
-// InitOptions configures Dir.Init.
-type InitOptions struct {
-	KeyType      KeyType
-	Days         int      // leaf validity; 0 means DefaultLeafDays
-	CADays       int      // root validity; 0 means DefaultCADays
-	Org          string   // subject O; "" means DefaultOrg
-	CAName       string   // root CN; "" means "<Org> Root CA"
-	Hosts        []string // server names; empty means DefaultHosts()
-	Clients      []string // client names (CN = MQTT identity)
-	Intermediate bool     // add an intermediate CA that signs the leaves
-	Force        bool     // replace existing leaf keys and certificates
-	// CAKeyPassword, when non-nil, encrypts new CA keys (root and
-	// intermediate). It must not be empty.
-	CAKeyPassword []byte
 }
 
 // pair is a certificate and its key file, relative to the directory.
@@ -209,7 +189,7 @@ func (s *state) caKey(c *x509.Certificate) (crypto.Signer, error) {
 		return nil, fmt.Errorf("read CA key: %w", err)
 	}
 	var pw []byte
-	if IsEncryptedKey(data) {
+	if isEncryptedKey(data) {
 		if s.d.CAPassword == nil {
 			return nil, fmt.Errorf("%s: %w", path, ErrKeyEncrypted)
 		}
@@ -217,11 +197,11 @@ func (s *state) caKey(c *x509.Certificate) (crypto.Signer, error) {
 			return nil, fmt.Errorf("CA key password: %w", err)
 		}
 	}
-	k, err := ParseKey(data, path, pw)
+	k, err := parseKey(data, path, pw)
 	if err != nil {
 		return nil, err
 	}
-	if !KeyMatches(k, c.PublicKey) {
+	if !keyMatches(k, c.PublicKey) {
 		return nil, fmt.Errorf("%s does not match its certificate: restore the right key", path)
 	}
 	return k, nil
@@ -278,7 +258,7 @@ func (s *state) loadCAs() error {
 
 // stageKey adds a new key file to the transaction.
 func (s *state) stageKey(rel string, k crypto.Signer, password []byte, force bool) error {
-	pemKey, err := MarshalKey(k, password)
+	pemKey, err := marshalKey(k, password)
 	if err != nil {
 		return err
 	}
@@ -377,429 +357,4 @@ func (s *state) checkIdentityFree(cn, certPath string, force bool) error {
 		}
 	}
 	return nil
-}
-
-// Init creates or completes a pki directory: a root CA (reused when it
-// exists), an optional intermediate, the default server certificate and the
-// named clients. Existing files are kept unless o.Force replaces leaves; the
-// CA is never replaced. Nothing is written when everything exists.
-func (d *Dir) Init(o InitOptions) (*Report, error) {
-	if o.KeyType == "" {
-		o.KeyType = DefaultKeyType
-	}
-	if _, err := ParseKeyType(string(o.KeyType)); err != nil {
-		return nil, err
-	}
-	if o.Org == "" {
-		o.Org = DefaultOrg
-	}
-	if o.CAName == "" {
-		o.CAName = o.Org + " Root CA"
-	}
-	if o.CADays == 0 {
-		o.CADays = DefaultCADays
-	}
-	if err := ValidityDays("the CA", o.CADays); err != nil {
-		return nil, err
-	}
-	if o.Days == 0 {
-		o.Days = DefaultLeafDays
-	}
-	leafWarn, err := LeafDays(o.Days, o.Force)
-	if err != nil {
-		return nil, err
-	}
-	hostArgs := o.Hosts
-	if len(hostArgs) == 0 {
-		hostArgs = DefaultHosts()
-	}
-	hosts, err := ParseHosts(hostArgs)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	for _, c := range o.Clients {
-		if err := ident.Validate(c); err != nil {
-			return nil, err
-		}
-		if seen[c] {
-			return nil, fmt.Errorf("client %q is given twice", c)
-		}
-		seen[c] = true
-	}
-	if o.CAKeyPassword != nil && len(o.CAKeyPassword) == 0 {
-		return nil, errors.New("the CA key password is empty: give a non-empty password or none")
-	}
-	dirWarn, err := checkDirSafe(d.Path)
-	if err != nil {
-		return nil, err
-	}
-	if err := fsx.MkdirPrivate(d.Path); err != nil {
-		return nil, err
-	}
-	s, err := d.begin(leafWarn, o.KeyType.Warning(), dirWarn)
-	if err != nil {
-		return nil, err
-	}
-	defer s.txn.Abort()
-
-	if s.root != nil {
-		s.rep.add("reused", "root CA", d.path(RootCertFile), s.root.Subject.CommonName)
-		if o.CAKeyPassword != nil && s.inter == nil && !o.Intermediate {
-			s.rep.warn("the existing CA key %s is kept as it is; a CA key password only applies to new CA keys", d.path(RootKeyFile))
-		}
-	} else {
-		if s.inter != nil {
-			return nil, fmt.Errorf("%s exists without a root CA (%s): restore the root", d.path(IntermediateCertFile), d.path(RootCertFile))
-		}
-		key, err := GenerateKey(o.KeyType)
-		if err != nil {
-			return nil, err
-		}
-		nb, _ := s.validity(0)
-		root, err := SelfSign(Template{
-			Profile:   ProfileRoot,
-			Subject:   pkix.Name{CommonName: o.CAName, Organization: []string{o.Org}},
-			NotBefore: nb,
-			NotAfter:  nb.Add(clockSkew + time.Duration(o.CADays)*24*time.Hour),
-		}, key)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.stageKey(RootKeyFile, key, o.CAKeyPassword, false); err != nil {
-			return nil, err
-		}
-		if err := s.stageCert(RootCertFile, false, root); err != nil {
-			return nil, err
-		}
-		s.root, s.rootK = root, key
-		s.idx.Put("ca", ProfileRoot, root, RootCertFile, RootKeyFile)
-		s.rep.add("created", "root CA", d.path(RootCertFile), root.Subject.CommonName)
-	}
-
-	if s.inter != nil {
-		s.rep.add("reused", "intermediate CA", d.path(IntermediateCertFile), s.inter.Subject.CommonName)
-	} else if o.Intermediate {
-		if s.rootK == nil {
-			if s.rootK, err = s.caKey(s.root); err != nil {
-				return nil, err
-			}
-		}
-		key, err := GenerateKey(o.KeyType)
-		if err != nil {
-			return nil, err
-		}
-		nb, na := s.validity(DefaultIntermediateDays)
-		iss := &Issuer{Cert: s.root, Key: s.rootK}
-		subj := pkix.Name{CommonName: orgOf(s.root, o.Org) + " Intermediate CA", Organization: []string{orgOf(s.root, o.Org)}}
-		inter, err := iss.Sign(Template{Profile: ProfileIntermediate, Subject: subj, PublicKey: key.Public(), NotBefore: nb, NotAfter: na})
-		if err != nil {
-			return nil, err
-		}
-		if err := s.stageKey(IntermediateKeyFile, key, o.CAKeyPassword, false); err != nil {
-			return nil, err
-		}
-		if err := s.stageCert(IntermediateCertFile, false, inter); err != nil {
-			return nil, err
-		}
-		s.inter, s.interK = inter, key
-		s.idx.Put("intermediate", ProfileIntermediate, inter, IntermediateCertFile, IntermediateKeyFile)
-		s.rep.add("created", "intermediate CA", d.path(IntermediateCertFile), inter.Subject.CommonName)
-	}
-
-	org := orgOf(s.root, o.Org)
-	if err := s.leaf(leafRequest{profile: ProfileServer, name: "server", hosts: hosts, org: org, keyType: o.KeyType, days: o.Days, force: o.Force}); err != nil {
-		return nil, err
-	}
-	for _, c := range o.Clients {
-		if err := s.leaf(leafRequest{profile: ProfileClient, name: c, org: org, keyType: o.KeyType, days: o.Days, force: o.Force}); err != nil {
-			return nil, err
-		}
-	}
-	if err := s.commit(); err != nil {
-		return nil, err
-	}
-	return s.rep, nil
-}
-
-// ErrUnsafeDir is wrapped by the error for a pki directory that others
-// can write to (or whose parent they can write to): they could replace the
-// CA key or certificate.
-var ErrUnsafeDir = errors.New("others can write where the CA key would be")
-
-// checkDirSafe refuses a pki directory that others can write to, or whose
-// parent directories someone else could use to swap it: a world-writable
-// parent without the sticky bit, or a group-writable one the user owns.
-// Others merely able to enter or read the directory is a warning (group
-// access is what mqttctl grants the broker on purpose).
-func checkDirSafe(path string) (warning string, err error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	if st, err := os.Stat(abs); err == nil && st.IsDir() {
-		m := st.Mode().Perm()
-		if m&0o022 != 0 {
-			return "", errs.New(fmt.Sprintf("directory %s has mode %04o, so others can replace the CA key: chmod 700 %s", path, m, path), ErrUnsafeDir)
-		}
-		if m&0o007 != 0 {
-			warning = fmt.Sprintf("directory %s has mode %04o, which lets every user in; chmod 700 %s keeps them out", path, m, path)
-		}
-	}
-	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
-		st, err := os.Stat(dir)
-		if err == nil {
-			m := st.Mode()
-			uid, _, _ := fsx.Owner(st)
-			sticky := m&os.ModeSticky != 0
-			if !sticky && (m.Perm()&0o002 != 0 || m.Perm()&0o020 != 0 && uid == os.Geteuid()) {
-				return "", errs.New(fmt.Sprintf("%s (a parent of %s) has mode %04o, so others can rename or replace the pki directory: use a directory only you can write to, or chmod go-w %s",
-					dir, path, m.Perm(), dir), ErrUnsafeDir)
-			}
-		}
-		if dir == filepath.Dir(dir) {
-			break
-		}
-	}
-	return warning, nil
-}
-
-// orgOf returns the CA's organisation, or def.
-func orgOf(ca *x509.Certificate, def string) string {
-	if ca != nil && len(ca.Subject.Organization) > 0 {
-		return ca.Subject.Organization[0]
-	}
-	return def
-}
-
-type leafRequest struct {
-	profile   Profile
-	name      string
-	cn        string
-	hosts     Hosts
-	org       string
-	keyType   KeyType
-	days      int
-	force     bool
-	notBefore time.Time
-	notAfter  time.Time
-}
-
-// leafPaths returns where a leaf's files go, relative to the directory.
-func leafPaths(p Profile, name string) pair {
-	switch {
-	case p == ProfileServer && name == "server":
-		return pair{ServerCertFile, ServerKeyFile}
-	case p == ProfileClient:
-		return pair{filepath.Join(ClientsDir, name+".crt"), filepath.Join(ClientsDir, name+".key")}
-	default:
-		return pair{filepath.Join(ServersDir, name+".crt"), filepath.Join(ServersDir, name+".key")}
-	}
-}
-
-// leaf issues (or keeps) one leaf certificate and key.
-func (s *state) leaf(r leafRequest) error {
-	p := leafPaths(r.profile, r.name)
-	what := string(r.profile) + " certificate"
-	ok, err := s.exists(p, r.force)
-	if err != nil {
-		return err
-	}
-	if ok && !r.force {
-		s.rep.add("kept", what, s.d.path(p.cert), "")
-		if r.profile != ProfileClient {
-			s.warnMissingHosts(p.cert, r)
-		}
-		return nil
-	}
-	subj := pkix.Name{Organization: []string{r.org}}
-	switch r.profile {
-	case ProfileClient:
-		subj.CommonName = r.name
-		subj.OrganizationalUnit = []string{ClientOU}
-	case ProfileBridge:
-		subj.OrganizationalUnit = []string{BridgeOU}
-	default:
-		subj.OrganizationalUnit = []string{ServerOU}
-	}
-	if r.profile != ProfileClient {
-		switch {
-		case r.cn != "":
-			subj.CommonName = r.cn
-		case len(r.hosts.DNS) > 0:
-			subj.CommonName = r.hosts.DNS[0]
-		case len(r.hosts.IPs) > 0:
-			subj.CommonName = r.hosts.IPs[0].String()
-		}
-	} else if r.cn != "" {
-		subj.CommonName = r.cn
-	}
-	if err := s.checkSubjectFree(subj, p.cert); err != nil {
-		return err
-	}
-	if r.profile == ProfileClient {
-		if err := s.checkIdentityFree(subj.CommonName, p.cert, r.force); err != nil {
-			return err
-		}
-	}
-	iss, err := s.issuer()
-	if err != nil {
-		return err
-	}
-	key, err := GenerateKey(r.keyType)
-	if err != nil {
-		return err
-	}
-	nb, na := s.validity(r.days)
-	if !r.notBefore.IsZero() {
-		nb = r.notBefore
-	}
-	if !r.notAfter.IsZero() {
-		na = r.notAfter
-	}
-	if na.After(iss.Cert.NotAfter) {
-		s.rep.warn("%s would outlive its CA: it ends with the CA on %s", s.d.path(p.cert), iss.Cert.NotAfter.Format(time.DateOnly))
-	}
-	cert, err := iss.Sign(Template{Profile: r.profile, Subject: subj, Hosts: r.hosts, PublicKey: key.Public(), NotBefore: nb, NotAfter: na})
-	if err != nil {
-		return err
-	}
-	if dir := filepath.Dir(p.cert); dir != "." {
-		if err := fsx.MkdirPrivate(s.d.path(dir)); err != nil {
-			return err
-		}
-	}
-	if err := s.stageKey(p.key, key, nil, r.force); err != nil {
-		return err
-	}
-	if err := s.stageCert(p.cert, r.force, append([]*x509.Certificate{cert}, iss.Chain...)...); err != nil {
-		return err
-	}
-	s.idx.Put(r.name, r.profile, cert, p.cert, p.key)
-	verb := "issued"
-	if ok {
-		verb = "replaced"
-	}
-	detail := "CN=" + cert.Subject.CommonName
-	if r.profile != ProfileClient {
-		detail = strings.Join(Names(cert), ", ")
-	}
-	s.rep.add(verb, what, s.d.path(p.cert), detail)
-	return nil
-}
-
-// warnMissingHosts notes hosts asked for that a kept certificate lacks.
-func (s *state) warnMissingHosts(rel string, r leafRequest) {
-	data, err := os.ReadFile(s.d.path(rel))
-	if err != nil {
-		return
-	}
-	certs, err := ParseCerts(data, rel)
-	if err != nil {
-		return
-	}
-	var missing []string
-	for _, h := range r.hosts.All() {
-		if certs[0].VerifyHostname(h) != nil {
-			missing = append(missing, h)
-		}
-	}
-	if len(missing) > 0 {
-		s.rep.warn("%s was kept and does not name %s; reissue it with: %s",
-			s.d.path(rel), strings.Join(missing, ", "), explain.ReissueServer(r.name, s.d.Path, r.hosts.All()))
-	}
-}
-
-// IssueOptions configures Dir.Issue.
-type IssueOptions struct {
-	Profile Profile
-	Name    string   // file name; "server" is the default server
-	CN      string   // subject CN; default: the name (client) or first host
-	Hosts   []string // server SANs; default for a server: the name, if a host
-	KeyType KeyType
-	Days    int
-	Force   bool
-	// NotBefore and NotAfter override the validity (for tests and
-	// special cases); zero means now and now+Days.
-	NotBefore, NotAfter time.Time
-}
-
-// Issue adds one leaf certificate signed by the directory's CA.
-func (d *Dir) Issue(o IssueOptions) (*Report, error) {
-	if _, err := ParseProfile(string(o.Profile)); err != nil {
-		return nil, err
-	}
-	if o.KeyType == "" {
-		o.KeyType = DefaultKeyType
-	}
-	if o.Days == 0 {
-		o.Days = DefaultLeafDays
-	}
-	warn, err := LeafDays(o.Days, o.Force)
-	if err != nil {
-		return nil, err
-	}
-	if err := ident.Validate(o.Name); err != nil {
-		return nil, fmt.Errorf("%s name: %w", o.Profile, err)
-	}
-	var hosts Hosts
-	if o.Profile != ProfileClient {
-		args := o.Hosts
-		if len(args) == 0 {
-			if _, err := ParseHosts([]string{o.Name}); err != nil || o.Name == "server" {
-				return nil, errs.New(fmt.Sprintf("a %s certificate needs its names (DNS names or IP addresses, e.g. broker.example.com, 192.0.2.10)", o.Profile), ErrNeedsHosts)
-			}
-			args = []string{o.Name}
-		}
-		if hosts, err = ParseHosts(args); err != nil {
-			return nil, err
-		}
-	} else if len(o.Hosts) > 0 {
-		return nil, errs.New("host names are for server certificates; a client is named by its CN (the MQTT identity)", ErrHostsNotForClient)
-	}
-	if !fileExists(d.path(RootCertFile)) {
-		return nil, noCA(d.Path)
-	}
-	s, err := d.begin(warn, o.KeyType.Warning())
-	if err != nil {
-		return nil, err
-	}
-	defer s.txn.Abort()
-	p := leafPaths(o.Profile, o.Name)
-	if ok, err := s.exists(p, o.Force); err != nil {
-		return nil, err
-	} else if ok && !o.Force {
-		return nil, errs.Wrap(fsx.ErrExists, fmt.Sprintf("%s already exists", d.path(p.cert)), ErrNeedsForce)
-	}
-	err = s.leaf(leafRequest{profile: o.Profile, name: o.Name, cn: o.CN, hosts: hosts, org: orgOf(s.root, DefaultOrg),
-		keyType: o.KeyType, days: o.Days, force: o.Force, notBefore: o.NotBefore, notAfter: o.NotAfter})
-	if err != nil {
-		return nil, err
-	}
-	if err := s.commit(); err != nil {
-		return nil, err
-	}
-	return s.rep, nil
-}
-
-// LeafFiles returns the certificate and key paths of an issued leaf.
-func (d *Dir) LeafFiles(p Profile, name string) (cert, key string) {
-	lp := leafPaths(p, name)
-	return d.path(lp.cert), d.path(lp.key)
-}
-
-// Index returns the directory's index.
-func (d *Dir) Index() (*Index, error) { return LoadIndex(d.Path) }
-
-// SortedEntries returns the index entries sorted by profile then name.
-func SortedEntries(idx *Index) []Entry {
-	order := map[Profile]int{ProfileRoot: 0, ProfileIntermediate: 1, ProfileServer: 2, ProfileBridge: 3, ProfileClient: 4}
-	out := slices.Clone(idx.Certificates)
-	slices.SortStableFunc(out, func(a, b Entry) int {
-		if order[a.Profile] != order[b.Profile] {
-			return order[a.Profile] - order[b.Profile]
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	return out
 }

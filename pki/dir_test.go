@@ -254,7 +254,7 @@ func TestEncryptedCAKey(t *testing.T) {
 		t.Fatalf("CA key not encrypted:\n%s", data)
 	}
 	srv, _ := os.ReadFile(filepath.Join(dir, "server.key"))
-	if IsEncryptedKey(srv) {
+	if isEncryptedKey(srv) {
 		t.Fatal("the server key must stay unencrypted")
 	}
 	// Without a password source, issuing fails clearly.
@@ -270,7 +270,7 @@ func TestEncryptedCAKey(t *testing.T) {
 	if _, err := right.Issue(IssueOptions{Profile: ProfileClient, Name: "a"}); err != nil {
 		t.Fatalf("right password: %v", err)
 	}
-	if _, err := MarshalKey(nil, []byte{}); err == nil {
+	if _, err := marshalKey(nil, []byte{}); err == nil {
 		t.Fatal("an empty password was accepted")
 	}
 }
@@ -381,7 +381,7 @@ func TestSignCSRIgnoresRequestedExtensions(t *testing.T) {
 		t.Errorf("no warning about the ignored SAN: %v", rep.Warnings)
 	}
 	idx, _ := LoadIndex(dir)
-	if e := idx.Find(filepath.ToSlash(filepath.Join(out, "dev1.crt"))); e == nil || e.Profile != ProfileClient {
+	if e := idx.find(filepath.ToSlash(filepath.Join(out, "dev1.crt"))); e == nil || e.Profile != ProfileClient {
 		t.Fatalf("signed certificate not in the index: %+v", idx.Certificates)
 	}
 }
@@ -403,7 +403,7 @@ func TestInspect(t *testing.T) {
 	if err != nil || k[0].Kind != "private-key" || k[0].KeyType != "ec-p256" {
 		t.Fatalf("key summary %+v, %v", k, err)
 	}
-	if _, err := Inspect([]byte("hello"), "x", time.Now()); err == nil {
+	if _, err := inspect([]byte("hello"), "x", time.Now()); err == nil {
 		t.Fatal("garbage was inspected without error")
 	}
 }

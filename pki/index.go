@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -187,7 +188,7 @@ func (idx *Index) Marshal() ([]byte, error) {
 
 // Put adds or replaces (by certificate path) an entry for cert.
 func (idx *Index) Put(name string, p Profile, cert *x509.Certificate, certPath, keyPath string) {
-	e := NewEntry(name, p, cert, certPath, keyPath)
+	e := newEntry(name, p, cert, certPath, keyPath)
 	for i := range idx.Certificates {
 		if idx.Certificates[i].Cert == certPath {
 			idx.Certificates[i] = e
@@ -197,8 +198,8 @@ func (idx *Index) Put(name string, p Profile, cert *x509.Certificate, certPath, 
 	idx.Certificates = append(idx.Certificates, e)
 }
 
-// Find returns the entry for a certificate path, or nil.
-func (idx *Index) Find(certPath string) *Entry {
+// find returns the entry for a certificate path, or nil.
+func (idx *Index) find(certPath string) *Entry {
 	for i := range idx.Certificates {
 		if idx.Certificates[i].Cert == certPath {
 			return &idx.Certificates[i]
@@ -207,8 +208,8 @@ func (idx *Index) Find(certPath string) *Entry {
 	return nil
 }
 
-// NewEntry builds an index entry from a certificate.
-func NewEntry(name string, p Profile, cert *x509.Certificate, certPath, keyPath string) Entry {
+// newEntry builds an index entry from a certificate.
+func newEntry(name string, p Profile, cert *x509.Certificate, certPath, keyPath string) Entry {
 	return Entry{
 		Name:        name,
 		Profile:     p,
@@ -294,5 +295,21 @@ func SANs(c *x509.Certificate) []string {
 	for _, u := range c.URIs {
 		out = append(out, "URI:"+u.String())
 	}
+	return out
+}
+
+// Index returns the directory's index.
+func (d *Dir) Index() (*Index, error) { return LoadIndex(d.Path) }
+
+// SortedEntries returns the index entries sorted by profile then name.
+func SortedEntries(idx *Index) []Entry {
+	order := map[Profile]int{ProfileRoot: 0, ProfileIntermediate: 1, ProfileServer: 2, ProfileBridge: 3, ProfileClient: 4}
+	out := slices.Clone(idx.Certificates)
+	slices.SortStableFunc(out, func(a, b Entry) int {
+		if order[a.Profile] != order[b.Profile] {
+			return order[a.Profile] - order[b.Profile]
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
 	return out
 }

@@ -82,7 +82,7 @@ func TestMissingIndexIsRebuilt(t *testing.T) {
 		t.Fatalf("rebuilt index has %d entries, want %d:\n%s", len(after.Certificates), len(before.Certificates)+1, good)
 	}
 	for _, e := range before.Certificates {
-		got := after.Find(e.Cert)
+		got := after.find(e.Cert)
 		if got == nil || got.Serial != e.Serial || got.Profile != e.Profile || got.Name != e.Name || !got.NotAfter.Equal(e.NotAfter) {
 			t.Errorf("rebuilt entry for %s = %+v, want %+v", e.Cert, got, e)
 		}

@@ -63,8 +63,8 @@ var extKeyUsageNames = map[x509.ExtKeyUsage]string{
 	x509.ExtKeyUsageOCSPSigning:     "OCSPSigning",
 }
 
-// ProfileOf guesses the profile of a certificate from its extensions.
-func ProfileOf(c *x509.Certificate) string {
+// profileOf guesses the profile of a certificate from its extensions.
+func profileOf(c *x509.Certificate) string {
 	if c.IsCA {
 		if c.CheckSignatureFrom(c) == nil && c.Subject.String() == c.Issuer.String() {
 			return string(ProfileRoot)
@@ -89,20 +89,20 @@ func ProfileOf(c *x509.Certificate) string {
 	return "other"
 }
 
-// SummarizeCert describes a certificate at time now.
-func SummarizeCert(c *x509.Certificate, now time.Time) Summary {
+// summarizeCert describes a certificate at time now.
+func summarizeCert(c *x509.Certificate, now time.Time) Summary {
 	s := Summary{
 		Kind:        "certificate",
 		Subject:     c.Subject.String(),
 		Issuer:      c.Issuer.String(),
 		Serial:      FormatSerial(c),
-		KeyType:     KeyTypeOf(c.PublicKey),
+		KeyType:     keyTypeOf(c.PublicKey),
 		SANs:        SANs(c),
 		IsCA:        c.IsCA,
 		NotBefore:   c.NotBefore.UTC(),
 		NotAfter:    c.NotAfter.UTC(),
 		Fingerprint: Fingerprint(c),
-		Profile:     ProfileOf(c),
+		Profile:     profileOf(c),
 		SelfSigned:  c.Subject.String() == c.Issuer.String() && c.CheckSignatureFrom(c) == nil,
 	}
 	for _, k := range keyUsageNames {
@@ -128,8 +128,8 @@ func SummarizeCert(c *x509.Certificate, now time.Time) Summary {
 	return s
 }
 
-// Inspect describes every PEM block in data (or a single DER certificate).
-func Inspect(data []byte, name string, now time.Time) ([]Summary, error) {
+// inspect describes every PEM block in data (or a single DER certificate).
+func inspect(data []byte, name string, now time.Time) ([]Summary, error) {
 	var out []Summary
 	rest := data
 	n := 0
@@ -149,7 +149,7 @@ func Inspect(data []byte, name string, now time.Time) ([]Summary, error) {
 	}
 	if n == 0 {
 		if c, err := x509.ParseCertificate(data); err == nil {
-			s := SummarizeCert(c, now)
+			s := summarizeCert(c, now)
 			s.File = name
 			return []Summary{s}, nil
 		}
@@ -179,7 +179,7 @@ func Inspect(data []byte, name string, now time.Time) ([]Summary, error) {
 }
 
 func summarizeCSR(csr *x509.CertificateRequest) Summary {
-	s := Summary{Kind: "csr", Subject: csr.Subject.String(), KeyType: KeyTypeOf(csr.PublicKey)}
+	s := Summary{Kind: "csr", Subject: csr.Subject.String(), KeyType: keyTypeOf(csr.PublicKey)}
 	s.SANs = SANs(&x509.Certificate{DNSNames: csr.DNSNames, IPAddresses: csr.IPAddresses, EmailAddresses: csr.EmailAddresses, URIs: csr.URIs})
 	if err := csr.CheckSignature(); err != nil {
 		s.Note = "signature does not verify"
@@ -201,7 +201,7 @@ func summarizeBlock(block *pem.Block, now time.Time) (Summary, error) {
 		if err != nil {
 			return Summary{}, err
 		}
-		return SummarizeCert(c, now), nil
+		return summarizeCert(c, now), nil
 	case "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST":
 		csr, err := x509.ParseCertificateRequest(block.Bytes)
 		if err != nil {
@@ -230,7 +230,7 @@ func summarizeBlock(block *pem.Block, now time.Time) (Summary, error) {
 		if err != nil {
 			return Summary{}, err
 		}
-		return Summary{Kind: "public-key", KeyType: KeyTypeOf(pub), Fingerprint: spkiFingerprint(block.Bytes)}, nil
+		return Summary{Kind: "public-key", KeyType: keyTypeOf(pub), Fingerprint: spkiFingerprint(block.Bytes)}, nil
 	}
 	if strings.HasSuffix(block.Type, "PRIVATE KEY") {
 		s := Summary{Kind: "private-key"}
@@ -249,11 +249,11 @@ func summarizeBlock(block *pem.Block, now time.Time) (Summary, error) {
 			}
 			return s, nil
 		}
-		k, err := ParseKey(pem.EncodeToMemory(block), "key", nil)
+		k, err := parseKey(pem.EncodeToMemory(block), "key", nil)
 		if err != nil {
 			return Summary{}, err
 		}
-		s.KeyType = KeyTypeOf(k)
+		s.KeyType = keyTypeOf(k)
 		if der, err := x509.MarshalPKIXPublicKey(k.Public()); err == nil {
 			s.Fingerprint = spkiFingerprint(der)
 			s.Note = "public key SHA-256 shown; " + keyFormat(block.Type)
@@ -284,7 +284,7 @@ func InspectFile(path string, now time.Time) ([]Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	return Inspect(data, path, now)
+	return inspect(data, path, now)
 }
 
 // WriteText prints a summary for people.

@@ -90,9 +90,9 @@ func GenerateKey(k KeyType) (crypto.Signer, error) {
 	return s, nil
 }
 
-// KeyTypeOf describes a public or private key as a KeyType-like string
+// keyTypeOf describes a public or private key as a KeyType-like string
 // ("ec-p256", "rsa2048", ...).
-func KeyTypeOf(key any) string {
+func keyTypeOf(key any) string {
 	if s, ok := key.(crypto.Signer); ok {
 		key = s.Public()
 	}
@@ -115,11 +115,11 @@ func KeyTypeOf(key any) string {
 	return fmt.Sprintf("%T", key)
 }
 
-// MarshalKey encodes a private key as PEM PKCS#8. With a non-empty password
+// marshalKey encodes a private key as PEM PKCS#8. With a non-empty password
 // the key is encrypted with PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC), which
 // openssl and mosquitto read. An empty password is refused rather than
 // silently writing an unencrypted key.
-func MarshalKey(key crypto.Signer, password []byte) ([]byte, error) {
+func marshalKey(key crypto.Signer, password []byte) ([]byte, error) {
 	opts := []pemutil.Options{pemutil.WithPKCS8(true)}
 	if password != nil {
 		if len(password) == 0 {
@@ -134,23 +134,23 @@ func MarshalKey(key crypto.Signer, password []byte) ([]byte, error) {
 	return pem.EncodeToMemory(block), nil
 }
 
-// ErrKeyEncrypted is returned by ParseKey when the key is encrypted and no
+// ErrKeyEncrypted is returned by parseKey when the key is encrypted and no
 // password was given.
 var ErrKeyEncrypted = errors.New("key is encrypted: a password is needed")
 
 // ErrWrongPassword is returned when an encrypted key does not decrypt.
 var ErrWrongPassword = errors.New("wrong password for encrypted key")
 
-// IsEncryptedKey reports whether PEM data holds an encrypted private key.
-func IsEncryptedKey(data []byte) bool {
+// isEncryptedKey reports whether PEM data holds an encrypted private key.
+func isEncryptedKey(data []byte) bool {
 	block, _ := pem.Decode(data)
 	return block != nil && (block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] == "4,ENCRYPTED")
 }
 
-// ParseKey reads a PEM private key in PKCS#1, SEC1 or PKCS#8 form, encrypted
+// parseKey reads a PEM private key in PKCS#1, SEC1 or PKCS#8 form, encrypted
 // (PKCS#8 PBES2 or legacy openssl -des3/-aes256 PEM) or not. name is used in
 // error messages. A password is needed only for an encrypted key.
-func ParseKey(data []byte, name string, password []byte) (crypto.Signer, error) {
+func parseKey(data []byte, name string, password []byte) (crypto.Signer, error) {
 	block, _ := pem.Decode(data)
 	if block == nil {
 		return nil, fmt.Errorf("%s: no PEM data found: expected a private key (-----BEGIN PRIVATE KEY-----)", name)
@@ -158,7 +158,7 @@ func ParseKey(data []byte, name string, password []byte) (crypto.Signer, error) 
 	if !strings.HasSuffix(block.Type, "PRIVATE KEY") {
 		return nil, fmt.Errorf("%s: holds a %s, not a private key", name, strings.ToLower(block.Type))
 	}
-	encrypted := IsEncryptedKey(data)
+	encrypted := isEncryptedKey(data)
 	if encrypted {
 		if block.Type == "ENCRYPTED PRIVATE KEY" {
 			if err := checkPKCS8Encryption(block.Bytes); err != nil {
@@ -193,7 +193,7 @@ func ReadKey(path string, password []byte) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read key: %w", err)
 	}
-	return ParseKey(data, path, password)
+	return parseKey(data, path, password)
 }
 
 var (
@@ -283,7 +283,7 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	return false
 }
 
-// KeyMatches reports whether key is the private half of pub.
-func KeyMatches(key crypto.Signer, pub crypto.PublicKey) bool {
+// keyMatches reports whether key is the private half of pub.
+func keyMatches(key crypto.Signer, pub crypto.PublicKey) bool {
 	return publicKeysEqual(key.Public(), pub)
 }

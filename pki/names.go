@@ -28,9 +28,9 @@ func (h Hosts) All() []string {
 // Empty reports whether no name is set.
 func (h Hosts) Empty() bool { return len(h.DNS) == 0 && len(h.IPs) == 0 }
 
-// DefaultHosts returns the names a local broker certificate needs: localhost,
+// defaultHosts returns the names a local broker certificate needs: localhost,
 // 127.0.0.1, ::1 and the machine's host name (when it is a valid DNS name).
-func DefaultHosts() []string {
+func defaultHosts() []string {
 	hosts := []string{"localhost", "127.0.0.1", "::1"}
 	if hn, err := os.Hostname(); err == nil {
 		hn = strings.ToLower(strings.TrimSuffix(hn, "."))
@@ -41,11 +41,11 @@ func DefaultHosts() []string {
 	return hosts
 }
 
-// ParseHosts types each value as an IP address or a DNS name and rejects what
+// parseHosts types each value as an IP address or a DNS name and rejects what
 // cannot be a certificate name: empty values, host:port, URLs, e-mail
 // addresses, malformed names and wildcard abuse ("*", "*.com", "a.*.b").
 // Duplicates are dropped; order is kept.
-func ParseHosts(values []string) (Hosts, error) {
+func parseHosts(values []string) (Hosts, error) {
 	var h Hosts
 	seen := map[string]bool{}
 	for _, raw := range values {

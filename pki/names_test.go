@@ -42,15 +42,15 @@ func TestParseHosts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.in, ","), func(t *testing.T) {
-			h, err := ParseHosts(tt.in)
+			h, err := parseHosts(tt.in)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ParseHosts(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
+					t.Fatalf("parseHosts(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseHosts(%q): %v", tt.in, err)
+				t.Fatalf("parseHosts(%q): %v", tt.in, err)
 			}
 			if strings.Join(h.DNS, ",") != strings.Join(tt.dns, ",") {
 				t.Errorf("DNS = %q, want %q", h.DNS, tt.dns)
@@ -82,9 +82,9 @@ func TestLeafDays(t *testing.T) {
 		{-1, true, false, true},
 	}
 	for _, tt := range tests {
-		w, err := LeafDays(tt.days, tt.force)
+		w, err := leafDays(tt.days, tt.force)
 		if (err != nil) != tt.wantErr || (w != "") != tt.wantWarn {
-			t.Errorf("LeafDays(%d, %v) = %q, %v", tt.days, tt.force, w, err)
+			t.Errorf("leafDays(%d, %v) = %q, %v", tt.days, tt.force, w, err)
 		}
 	}
 }

@@ -1,0 +1,232 @@
+package pki
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mqttctl/mqttctl/explain"
+	"github.com/mqttctl/mqttctl/internal/errs"
+	"github.com/mqttctl/mqttctl/internal/fsx"
+	"github.com/mqttctl/mqttctl/internal/ident"
+)
+
+type leafRequest struct {
+	profile   Profile
+	name      string
+	cn        string
+	hosts     Hosts
+	org       string
+	keyType   KeyType
+	days      int
+	force     bool
+	notBefore time.Time
+	notAfter  time.Time
+}
+
+// leafPaths returns where a leaf's files go, relative to the directory.
+func leafPaths(p Profile, name string) pair {
+	switch {
+	case p == ProfileServer && name == "server":
+		return pair{ServerCertFile, ServerKeyFile}
+	case p == ProfileClient:
+		return pair{filepath.Join(ClientsDir, name+".crt"), filepath.Join(ClientsDir, name+".key")}
+	default:
+		return pair{filepath.Join(ServersDir, name+".crt"), filepath.Join(ServersDir, name+".key")}
+	}
+}
+
+// leaf issues (or keeps) one leaf certificate and key.
+func (s *state) leaf(r leafRequest) error {
+	p := leafPaths(r.profile, r.name)
+	what := string(r.profile) + " certificate"
+	ok, err := s.exists(p, r.force)
+	if err != nil {
+		return err
+	}
+	if ok && !r.force {
+		s.rep.add("kept", what, s.d.path(p.cert), "")
+		if r.profile != ProfileClient {
+			s.warnMissingHosts(p.cert, r)
+		}
+		return nil
+	}
+	subj := pkix.Name{Organization: []string{r.org}}
+	switch r.profile {
+	case ProfileClient:
+		subj.CommonName = r.name
+		subj.OrganizationalUnit = []string{ClientOU}
+	case ProfileBridge:
+		subj.OrganizationalUnit = []string{BridgeOU}
+	default:
+		subj.OrganizationalUnit = []string{ServerOU}
+	}
+	if r.profile != ProfileClient {
+		switch {
+		case r.cn != "":
+			subj.CommonName = r.cn
+		case len(r.hosts.DNS) > 0:
+			subj.CommonName = r.hosts.DNS[0]
+		case len(r.hosts.IPs) > 0:
+			subj.CommonName = r.hosts.IPs[0].String()
+		}
+	} else if r.cn != "" {
+		subj.CommonName = r.cn
+	}
+	if err := s.checkSubjectFree(subj, p.cert); err != nil {
+		return err
+	}
+	if r.profile == ProfileClient {
+		if err := s.checkIdentityFree(subj.CommonName, p.cert, r.force); err != nil {
+			return err
+		}
+	}
+	iss, err := s.issuer()
+	if err != nil {
+		return err
+	}
+	key, err := GenerateKey(r.keyType)
+	if err != nil {
+		return err
+	}
+	nb, na := s.validity(r.days)
+	if !r.notBefore.IsZero() {
+		nb = r.notBefore
+	}
+	if !r.notAfter.IsZero() {
+		na = r.notAfter
+	}
+	if na.After(iss.Cert.NotAfter) {
+		s.rep.warn("%s would outlive its CA: it ends with the CA on %s", s.d.path(p.cert), iss.Cert.NotAfter.Format(time.DateOnly))
+	}
+	cert, err := iss.Sign(Template{Profile: r.profile, Subject: subj, Hosts: r.hosts, PublicKey: key.Public(), NotBefore: nb, NotAfter: na})
+	if err != nil {
+		return err
+	}
+	if dir := filepath.Dir(p.cert); dir != "." {
+		if err := fsx.MkdirPrivate(s.d.path(dir)); err != nil {
+			return err
+		}
+	}
+	if err := s.stageKey(p.key, key, nil, r.force); err != nil {
+		return err
+	}
+	if err := s.stageCert(p.cert, r.force, append([]*x509.Certificate{cert}, iss.Chain...)...); err != nil {
+		return err
+	}
+	s.idx.Put(r.name, r.profile, cert, p.cert, p.key)
+	verb := "issued"
+	if ok {
+		verb = "replaced"
+	}
+	detail := "CN=" + cert.Subject.CommonName
+	if r.profile != ProfileClient {
+		detail = strings.Join(Names(cert), ", ")
+	}
+	s.rep.add(verb, what, s.d.path(p.cert), detail)
+	return nil
+}
+
+// warnMissingHosts notes hosts asked for that a kept certificate lacks.
+func (s *state) warnMissingHosts(rel string, r leafRequest) {
+	data, err := os.ReadFile(s.d.path(rel))
+	if err != nil {
+		return
+	}
+	certs, err := ParseCerts(data, rel)
+	if err != nil {
+		return
+	}
+	var missing []string
+	for _, h := range r.hosts.All() {
+		if certs[0].VerifyHostname(h) != nil {
+			missing = append(missing, h)
+		}
+	}
+	if len(missing) > 0 {
+		s.rep.warn("%s was kept and does not name %s; reissue it with: %s",
+			s.d.path(rel), strings.Join(missing, ", "), explain.ReissueServer(r.name, s.d.Path, r.hosts.All()))
+	}
+}
+
+// IssueOptions configures Dir.Issue.
+type IssueOptions struct {
+	Profile Profile
+	Name    string   // file name; "server" is the default server
+	CN      string   // subject CN; default: the name (client) or first host
+	Hosts   []string // server SANs; default for a server: the name, if a host
+	KeyType KeyType
+	Days    int
+	Force   bool
+	// NotBefore and NotAfter override the validity (for tests and
+	// special cases); zero means now and now+Days.
+	NotBefore, NotAfter time.Time
+}
+
+// Issue adds one leaf certificate signed by the directory's CA.
+func (d *Dir) Issue(o IssueOptions) (*Report, error) {
+	if _, err := ParseProfile(string(o.Profile)); err != nil {
+		return nil, err
+	}
+	if o.KeyType == "" {
+		o.KeyType = DefaultKeyType
+	}
+	if o.Days == 0 {
+		o.Days = DefaultLeafDays
+	}
+	warn, err := leafDays(o.Days, o.Force)
+	if err != nil {
+		return nil, err
+	}
+	if err := ident.Validate(o.Name); err != nil {
+		return nil, fmt.Errorf("%s name: %w", o.Profile, err)
+	}
+	var hosts Hosts
+	if o.Profile != ProfileClient {
+		args := o.Hosts
+		if len(args) == 0 {
+			if _, err := parseHosts([]string{o.Name}); err != nil || o.Name == "server" {
+				return nil, errs.New(fmt.Sprintf("a %s certificate needs its names (DNS names or IP addresses, e.g. broker.example.com, 192.0.2.10)", o.Profile), ErrNeedsHosts)
+			}
+			args = []string{o.Name}
+		}
+		if hosts, err = parseHosts(args); err != nil {
+			return nil, err
+		}
+	} else if len(o.Hosts) > 0 {
+		return nil, errs.New("host names are for server certificates; a client is named by its CN (the MQTT identity)", ErrHostsNotForClient)
+	}
+	if !fileExists(d.path(RootCertFile)) {
+		return nil, noCA(d.Path)
+	}
+	s, err := d.begin(warn, o.KeyType.Warning())
+	if err != nil {
+		return nil, err
+	}
+	defer s.txn.Abort()
+	p := leafPaths(o.Profile, o.Name)
+	if ok, err := s.exists(p, o.Force); err != nil {
+		return nil, err
+	} else if ok && !o.Force {
+		return nil, errs.Wrap(fsx.ErrExists, fmt.Sprintf("%s already exists", d.path(p.cert)), ErrNeedsForce)
+	}
+	err = s.leaf(leafRequest{profile: o.Profile, name: o.Name, cn: o.CN, hosts: hosts, org: orgOf(s.root, DefaultOrg),
+		keyType: o.KeyType, days: o.Days, force: o.Force, notBefore: o.NotBefore, notAfter: o.NotAfter})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.commit(); err != nil {
+		return nil, err
+	}
+	return s.rep, nil
+}
+
+// leafFiles returns the certificate and key paths of an issued leaf.
+func (d *Dir) leafFiles(p Profile, name string) (cert, key string) {
+	lp := leafPaths(p, name)
+	return d.path(lp.cert), d.path(lp.key)
+}
