@@ -24,7 +24,6 @@ import (
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
-	"github.com/mqttctl/mqttctl/pki"
 )
 
 type fixture struct {
@@ -35,40 +34,14 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	dir := testutil.ReachableDir(t)
-	f := &fixture{dir: dir, pki: filepath.Join(dir, "pki"), other: filepath.Join(dir, "other")}
-	d := &pki.Dir{Path: f.pki}
-	if _, err := d.Init(pki.InitOptions{Clients: []string{"alice", "admin"}, Hosts: []string{"localhost", "127.0.0.1"}}); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	if _, err := d.Issue(pki.IssueOptions{Profile: pki.ProfileClient, Name: "expired", NotBefore: now.Add(-72 * time.Hour), NotAfter: now.Add(-48 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Issue(pki.IssueOptions{Profile: pki.ProfileClient, Name: "future", NotBefore: now.Add(48 * time.Hour), NotAfter: now.Add(96 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	fx := testbroker.NewFixture(t, testbroker.FixtureOptions{
+		Hosts: []string{"localhost", "127.0.0.1"}, Clients: []string{"alice", "admin"}, Expired: "expired", Future: "future",
+		OtherClients: []string{"mallory"}, Passwords: map[string]string{"alice": "alice-pw", "admin": "admin-pw"},
+		ACL: "user alice\ntopic readwrite alice/#\ntopic read shared/#\n\nuser admin\ntopic readwrite #\n\n" +
+			"user CN=alice,OU=MQTT Clients,O=mqttctl\ntopic readwrite subject/#\n",
+	})
+	f := &fixture{dir: fx.Dir, pki: fx.PKI, other: fx.Other, passwd: fx.Passwd, acl: fx.ACL}
 	writeNoCNClient(t, f.pki)
-	if _, err := (&pki.Dir{Path: f.other}).Init(pki.InitOptions{CAName: "Other CA", Clients: []string{"mallory"}, Hosts: []string{"localhost"}}); err != nil {
-		t.Fatal(err)
-	}
-	f.passwd = filepath.Join(dir, "passwd")
-	for _, u := range []string{"alice", "admin"} {
-		err := confgen.EditPasswordFile(f.passwd, true, func(pf *confgen.PasswordFile) error {
-			h, err := confgen.HashPassword([]byte(u+"-pw"), 0)
-			pf.Set(u, h)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.acl = filepath.Join(dir, "acl")
-	acl := "user alice\ntopic readwrite alice/#\ntopic read shared/#\n\nuser admin\ntopic readwrite #\n\n" +
-		"user CN=alice,OU=MQTT Clients,O=mqttctl\ntopic readwrite subject/#\n"
-	if err := os.WriteFile(f.acl, []byte(acl), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	ca, err := os.ReadFile(filepath.Join(f.pki, "ca.crt"))
 	if err != nil {
 		t.Fatal(err)

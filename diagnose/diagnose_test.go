@@ -3,7 +3,6 @@ package diagnose_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"github.com/mqttctl/mqttctl/diagnose"
 	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
-	"github.com/mqttctl/mqttctl/pki"
 )
 
 // Listeners of the shared config.
@@ -32,29 +30,12 @@ type env struct {
 }
 
 func setup(t *testing.T) *env {
-	dir := testutil.ReachableDir(t)
-	e := &env{dir: dir, pki: filepath.Join(dir, "pki"), other: filepath.Join(dir, "other")}
 	// The broker certificate names 127.0.0.1 only: dialling localhost is a name mismatch.
-	d := &pki.Dir{Path: e.pki}
-	if _, err := d.Init(pki.InitOptions{Hosts: []string{"127.0.0.1"}, Clients: []string{"alice", "bob"}}); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	if _, err := d.Issue(pki.IssueOptions{Profile: pki.ProfileClient, Name: "old", NotBefore: now.Add(-72 * time.Hour), NotAfter: now.Add(-24 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := (&pki.Dir{Path: e.other}).Init(pki.InitOptions{CAName: "Other CA", Hosts: []string{"127.0.0.1"}, Clients: []string{"mallory"}}); err != nil {
-		t.Fatal(err)
-	}
-	e.passwd = filepath.Join(dir, "passwd")
-	confgen.EditPasswordFile(e.passwd, true, func(pf *confgen.PasswordFile) error {
-		h, err := confgen.HashPassword([]byte("alice-pw"), 0)
-		pf.Set("alice", h)
-		return err
+	fx := testbroker.NewFixture(t, testbroker.FixtureOptions{
+		Hosts: []string{"127.0.0.1"}, Clients: []string{"alice", "bob"}, Expired: "old", OtherClients: []string{"mallory"},
+		Passwords: map[string]string{"alice": "alice-pw"}, ACL: "user alice\ntopic readwrite alice/#\n",
 	})
-	e.acl = filepath.Join(dir, "acl")
-	os.WriteFile(e.acl, []byte("user alice\ntopic readwrite alice/#\n"), 0o600)
-	return e
+	return &env{dir: fx.Dir, pki: fx.PKI, other: fx.Other, passwd: fx.Passwd, acl: fx.ACL}
 }
 
 func (e *env) config(ports []int) *confgen.Config {
