@@ -124,13 +124,6 @@ func (f *fixture) config(ports []int) *confgen.Config {
 	return c
 }
 
-func freePorts(t *testing.T) []int {
-	ports := make([]int, nListeners)
-	for i := range ports {
-		ports[i] = testutil.FreePort(t)
-	}
-	return ports
-}
 
 // target is one broker under test.
 type target struct {
@@ -298,7 +291,7 @@ func (f *fixture) pubsub(t *testing.T, tg target, c pubsubCase, i int) string {
 
 func TestDifferentialAgainstMosquitto(t *testing.T) {
 	f := newFixture(t)
-	mp, bp := freePorts(t), freePorts(t)
+	mp, bp := testutil.FreePorts(t, nListeners), testutil.FreePorts(t, nListeners)
 	mlog := testutil.StartMosquitto(t, filepath.Join(f.dir), f.config(mp))
 	var blog testutil.SyncBuffer
 	testbroker.Start(t, f.config(bp), &blog, broker.Options{})

@@ -67,13 +67,6 @@ func (e *env) config(ports []int) *confgen.Config {
 	return c
 }
 
-func ports(t *testing.T) []int {
-	p := make([]int, nL)
-	for i := range p {
-		p[i] = testutil.FreePort(t)
-	}
-	return p
-}
 
 type checkCase struct {
 	name     string
@@ -136,7 +129,7 @@ func cases() []checkCase {
 
 func TestCheckExplainsFailures(t *testing.T) {
 	e := setup(t)
-	mp, bp := ports(t), ports(t)
+	mp, bp := testutil.FreePorts(t, nL), testutil.FreePorts(t, nL)
 	testutil.StartMosquitto(t, e.dir, e.config(mp))
 	testbroker.Start(t, e.config(bp), nil, broker.Options{})
 	for _, tg := range []struct {

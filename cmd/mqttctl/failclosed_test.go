@@ -98,6 +98,9 @@ func TestFailClosedCLI(t *testing.T) {
 		{"passwd add into the CA key", []string{"passwd", "add", filepath.Join(p, "ca.key"), "bob", "-b", "pw"}, []string{"PEM data"}},
 		{"acl add into the CA key", []string{"acl", "add", filepath.Join(p, "ca.key"), "read", "x", "--user", "bob"}, []string{"unknown keyword"}},
 		{"config mosquitto over the CA key", []string{"config", "mosquitto", "--pki", p, "--out", filepath.Join(p, "ca.key"), "--force", "--broker-group", "none"}, []string{"PEM data"}},
+		{"serve -c with --mtls", []string{"serve", "-c", filepath.Join(dir, "m.conf"), "--mtls"}, []string{"config-file", "mtls"}},
+		{"check with --cert but no --key", []string{"check", "mqtts://127.0.0.1:1", "--cert", filepath.Join(p, "server.crt")}, []string{"--cert and --key"}},
+		{"bench with --cert but no --key", []string{"bench", "handshakes", "mqtts://127.0.0.1:1", "--cert", filepath.Join(p, "server.crt")}, []string{"cert", "key"}},
 		{"unknown pki subcommand", []string{"pki", "bogus"}, []string{`unknown command "bogus"`}},
 		{"unknown passwd subcommand", []string{"passwd", "ad"}, []string{"did you mean add"}},
 	}

@@ -48,6 +48,16 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// FreePorts returns n ports from FreePort.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = FreePort(t)
+	}
+	return ports
+}
+
 // Run runs a program with a timeout and returns its combined output.
 func Run(t testing.TB, dir string, stdin []byte, name string, args ...string) (string, error) {
 	t.Helper()
