@@ -124,7 +124,6 @@ func (f *fixture) config(ports []int) *confgen.Config {
 	return c
 }
 
-
 // target is one broker under test.
 type target struct {
 	name  string

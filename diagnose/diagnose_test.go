@@ -67,7 +67,6 @@ func (e *env) config(ports []int) *confgen.Config {
 	return c
 }
 
-
 type checkCase struct {
 	name     string
 	listener int
