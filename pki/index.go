@@ -298,11 +298,22 @@ func SANs(c *x509.Certificate) []string {
 	return out
 }
 
-// Index returns the directory's index.
-func (d *Dir) Index() (*Index, error) { return LoadIndex(d.Path) }
+// Entries returns the directory's certificates sorted by profile, then
+// name; rebuilt says that index.yaml was missing and the list comes from
+// the certificates on disk. A directory without a CA is ErrNoCA.
+func (d *Dir) Entries() (entries []Entry, rebuilt bool, err error) {
+	if !fileExists(d.path(RootCertFile)) {
+		return nil, false, noCA(d.Path)
+	}
+	idx, err := LoadIndex(d.Path)
+	if err != nil {
+		return nil, false, err
+	}
+	return sortedEntries(idx), idx.Rebuilt, nil
+}
 
-// SortedEntries returns the index entries sorted by profile then name.
-func SortedEntries(idx *Index) []Entry {
+// sortedEntries returns the index entries sorted by profile then name.
+func sortedEntries(idx *Index) []Entry {
 	order := map[Profile]int{ProfileRoot: 0, ProfileIntermediate: 1, ProfileServer: 2, ProfileBridge: 3, ProfileClient: 4}
 	out := slices.Clone(idx.Certificates)
 	slices.SortStableFunc(out, func(a, b Entry) int {

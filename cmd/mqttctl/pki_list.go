@@ -19,17 +19,13 @@ func newPKIListCmd(s *streams, f *pkiFlags) *cobra.Command {
 		Example: `  mqttctl pki list --dir pki`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !fileExistsCLI(filepath.Join(f.dir, pki.RootCertFile)) {
-				return fmt.Errorf("no CA in %s: run 'mqttctl pki init --dir %s' first", f.dir, f.dir)
-			}
-			idx, err := pki.LoadIndex(f.dir)
+			entries, rebuilt, err := f.dirFor(s).Entries()
 			if err != nil {
 				return err
 			}
-			if idx.Rebuilt {
+			if rebuilt {
 				fmt.Fprintf(s.Err, "note: %s was missing; listed from the certificates on disk (the next pki command that writes saves it)\n", filepath.Join(f.dir, pki.IndexFile))
 			}
-			entries := pki.SortedEntries(idx)
 			now := time.Now()
 			if output == "json" {
 				rows := make([]map[string]any, 0, len(entries))
