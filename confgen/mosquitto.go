@@ -159,6 +159,11 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 	l.Set("tls_version", "tlsv1.2")
 	if o.Mode == "mtls" {
 		l.Set("require_certificate", "true")
+		// The CRL pki init writes and pki revoke rewrites: mosquitto reads it
+		// at start and on SIGHUP, mqttctl serve whenever it changes.
+		if crl := filepath.Join(pkiDir, "crl.pem"); fileExists(crl) {
+			l.Set("crlfile", crl)
+		}
 		switch o.Identity {
 		case "cn":
 			l.Set("use_identity_as_username", "true")
@@ -388,4 +393,9 @@ func Unreachable(path, username string) string {
 		return d
 	}
 	return ""
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

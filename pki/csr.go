@@ -152,11 +152,14 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 	} else if len(o.Hosts) > 0 {
 		return nil, nil, errs.New("host names are for server certificates; a client is named by its CN", ErrHostsNotForClient)
 	}
+	if !fileExists(d.path(RootCertFile)) {
+		return nil, nil, noCA(d.Path)
+	}
 	s, err := d.begin(warn)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer s.txn.Abort()
+	defer s.end()
 	if s.root == nil {
 		return nil, nil, noCA(d.Path)
 	}

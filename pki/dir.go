@@ -105,16 +105,35 @@ type state struct {
 	interK crypto.Signer
 	// loaded key files (path -> key), for lazily read CA keys
 	keyPaths map[*x509.Certificate]string
+	unlock   func()
+}
+
+// end releases what begin took: staged files not committed are removed and
+// the directory's lock is released.
+func (s *state) end() {
+	s.txn.Abort()
+	if s.unlock != nil {
+		s.unlock()
+	}
 }
 
 // begin opens the directory, loads its CAs and records the given warnings
-// (empty ones are skipped). The caller defers s.txn.Abort().
+// (empty ones are skipped). It holds the directory's lock
+// until the caller's deferred s.end(), so that two commands never lose each
+// other's changes to the index.
 func (d *Dir) begin(warnings ...string) (*state, error) {
-	s, err := d.open()
+	unlock, err := fsx.LockDir(d.Path)
 	if err != nil {
 		return nil, err
 	}
+	s, err := d.open()
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	s.unlock = unlock
 	if err := s.loadCAs(); err != nil {
+		s.end()
 		return nil, err
 	}
 	for _, w := range warnings {

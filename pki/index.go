@@ -39,11 +39,14 @@ type Entry struct {
 	Fingerprint string    `yaml:"sha256"`
 	Status      string    `yaml:"status"` // valid or revoked
 	RevokedAt   time.Time `yaml:"revoked_at,omitempty"`
+	// RevocationReason is a key of Reasons.
+	RevocationReason string `yaml:"revocation_reason,omitempty"`
 }
 
 // Index is the list of certificates issued from a pki directory.
 type Index struct {
 	Version      int     `yaml:"version"`
+	CRLNumber    int64   `yaml:"crl_number,omitempty"` // of the last CRL written
 	Certificates []Entry `yaml:"certificates"`
 	// Rebuilt is set when index.yaml was missing and LoadIndex rebuilt the
 	// entries from the certificates on disk.
@@ -186,11 +189,14 @@ func (idx *Index) Marshal() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Put adds or replaces (by certificate path) an entry for cert.
+// Put records a newly issued certificate. An entry for a certificate it
+// replaces on disk (same path) is kept, so that the old certificate, which
+// stays valid until it expires, can still be found and revoked by its
+// serial; a revoked entry is never dropped from the CRL that way.
 func (idx *Index) Put(name string, p Profile, cert *x509.Certificate, certPath, keyPath string) {
 	e := newEntry(name, p, cert, certPath, keyPath)
 	for i := range idx.Certificates {
-		if idx.Certificates[i].Cert == certPath {
+		if idx.Certificates[i].Serial == e.Serial {
 			idx.Certificates[i] = e
 			return
 		}
@@ -198,9 +204,9 @@ func (idx *Index) Put(name string, p Profile, cert *x509.Certificate, certPath, 
 	idx.Certificates = append(idx.Certificates, e)
 }
 
-// find returns the entry for a certificate path, or nil.
+// find returns the newest entry for a certificate path, or nil.
 func (idx *Index) find(certPath string) *Entry {
-	for i := range idx.Certificates {
+	for i := len(idx.Certificates) - 1; i >= 0; i-- {
 		if idx.Certificates[i].Cert == certPath {
 			return &idx.Certificates[i]
 		}

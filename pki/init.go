@@ -92,7 +92,7 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.txn.Abort()
+	defer s.end()
 
 	if s.root != nil {
 		s.rep.add("reused", "root CA", d.path(RootCertFile), s.root.Subject.CommonName)
@@ -166,6 +166,14 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 		if err := s.leaf(leafRequest{profile: ProfileClient, name: c, org: org, keyType: o.KeyType, days: o.Days, force: o.Force}); err != nil {
 			return nil, err
 		}
+	}
+	// A CRL from the start, so that configs can always name it.
+	if !fileExists(d.path(CRLFile)) {
+		info, err := s.stageCRL(0)
+		if err != nil {
+			return nil, fmt.Errorf("write the first CRL: %w", err)
+		}
+		s.rep.add("created", "CRL", info.Path, "next update "+info.NextUpdate.Format(time.DateOnly))
 	}
 	if err := s.commit(); err != nil {
 		return nil, err

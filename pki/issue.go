@@ -207,7 +207,7 @@ func (d *Dir) Issue(o IssueOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer s.txn.Abort()
+	defer s.end()
 	p := leafPaths(o.Profile, o.Name)
 	if ok, err := s.exists(p, o.Force); err != nil {
 		return nil, err

@@ -27,6 +27,24 @@ func Lock(path string) (unlock func(), err error) {
 	}, nil
 }
 
+// LockDir takes an exclusive advisory lock on a directory itself (flock on
+// its descriptor), for commands that change several files in it; it leaves
+// no file behind. It blocks until the lock is free.
+func LockDir(dir string) (unlock func(), err error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
 // Owner returns the owning user and group ids of a file (ok false where the
 // platform does not say).
 func Owner(st os.FileInfo) (uid, gid int, ok bool) {

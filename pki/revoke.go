@@ -1,0 +1,215 @@
+package pki
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mqttctl/mqttctl/internal/errs"
+)
+
+// CRLFile is the CRL of a pki directory: the issuing CA's CRL (the
+// intermediate's when there is one) and, with an intermediate, the root's,
+// so that a chain can be checked end to end (openssl -crl_check_all).
+const CRLFile = "crl.pem"
+
+// DefaultCRLDays is how long a CRL is valid. A broker (mosquitto, OpenSSL)
+// refuses every client once it has expired: rewrite it before, with
+// `pki crl` (every revoke rewrites it too).
+const DefaultCRLDays = 30
+
+// Reasons are the RFC 5280 revocation reasons, by the names openssl uses.
+var Reasons = map[string]int{
+	"unspecified": 0, "keyCompromise": 1, "CACompromise": 2, "affiliationChanged": 3, "superseded": 4,
+	"cessationOfOperation": 5, "certificateHold": 6, "removeFromCRL": 8, "privilegeWithdrawn": 9, "AACompromise": 10,
+}
+
+// Errors a command can add its own hint to.
+var (
+	// ErrNotFound: no certificate of the directory has that name or serial.
+	ErrNotFound = errors.New("no such certificate")
+	// ErrAmbiguous: several valid certificates have that name.
+	ErrAmbiguous = errors.New("several certificates match")
+	// ErrRevoked: the certificate is revoked already.
+	ErrRevoked = errors.New("already revoked")
+)
+
+// RevokeOptions says which certificate to revoke and why.
+type RevokeOptions struct {
+	Name   string // an index name (client name, server name), or
+	Serial string // a serial in hex, with or without colons
+	Reason string // a key of Reasons; "" means unspecified
+	// CRLDays is the validity of the CRL written; 0 means DefaultCRLDays.
+	CRLDays int
+}
+
+// CRLInfo describes a CRL that was written.
+type CRLInfo struct {
+	Path       string
+	Number     int64
+	NextUpdate time.Time
+	Revoked    int // certificates listed by the issuing CA's CRL
+}
+
+func normSerial(s string) string {
+	s = strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(strings.ToLower(s), "0x"), ":", ""))
+	return strings.TrimLeft(s, "0")
+}
+
+// Revoke marks a certificate revoked in the index (date and reason) and
+// rewrites the CRL, under the directory's lock and atomically: two revokes
+// at once keep both. The CA itself cannot be revoked.
+func (d *Dir) Revoke(o RevokeOptions) (*Entry, *CRLInfo, error) {
+	if (o.Name == "") == (o.Serial == "") {
+		return nil, nil, errors.New("give the certificate's name or its serial, not both")
+	}
+	reason := o.Reason
+	if reason == "" {
+		reason = "unspecified"
+	}
+	if _, ok := Reasons[reason]; !ok {
+		return nil, nil, fmt.Errorf("revocation reason %q: use one of %s", o.Reason, reasonNames())
+	}
+	if !fileExists(d.path(RootCertFile)) {
+		return nil, nil, noCA(d.Path)
+	}
+	s, err := d.begin()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.end()
+	var matches []int
+	for i, e := range s.idx.Certificates {
+		if o.Name != "" && e.Name == o.Name || o.Serial != "" && normSerial(e.Serial) == normSerial(o.Serial) {
+			matches = append(matches, i)
+		}
+	}
+	what := o.Name
+	if what == "" {
+		what = "serial " + o.Serial
+	}
+	if len(matches) == 0 {
+		return nil, nil, errs.New(fmt.Sprintf("%s: no certificate in %s has that %s", what, d.path(IndexFile), map[bool]string{true: "name", false: "serial"}[o.Name != ""]), ErrNotFound)
+	}
+	if len(matches) > 1 {
+		var serials []string
+		for _, i := range matches {
+			serials = append(serials, s.idx.Certificates[i].Serial)
+		}
+		return nil, nil, errs.New(fmt.Sprintf("%s names %d certificates (serials %s): say which by its serial", what, len(matches), strings.Join(serials, ", ")), ErrAmbiguous)
+	}
+	e := &s.idx.Certificates[matches[0]]
+	if e.Profile.IsCA() {
+		return nil, nil, fmt.Errorf("%s is the %s CA itself: a CA is not revoked from its own directory (make a new CA and reissue its certificates)", what, e.Profile)
+	}
+	if e.Status == "revoked" {
+		return nil, nil, errs.New(fmt.Sprintf("%s (serial %s) was revoked on %s", what, e.Serial, e.RevokedAt.Format(time.DateOnly)), ErrRevoked)
+	}
+	e.Status, e.RevokedAt, e.RevocationReason = "revoked", s.d.now().UTC().Truncate(time.Second), reason
+	info, err := s.stageCRL(o.CRLDays)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.commit(); err != nil {
+		return nil, nil, err
+	}
+	out := *e
+	return &out, info, nil
+}
+
+// WriteCRL (re)writes the directory's CRL with a new number and
+// nextUpdate days from now (0: DefaultCRLDays).
+func (d *Dir) WriteCRL(days int) (*CRLInfo, error) {
+	if !fileExists(d.path(RootCertFile)) {
+		return nil, noCA(d.Path)
+	}
+	s, err := d.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer s.end()
+	info, err := s.stageCRL(days)
+	if err != nil {
+		return nil, err
+	}
+	return info, s.commit()
+}
+
+func reasonNames() string {
+	names := make([]string, 0, len(Reasons))
+	for n := range Reasons {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// stageCRL signs the CRLs from the index and stages crl.pem; the CRL number
+// goes up by one each time.
+func (s *state) stageCRL(days int) (*CRLInfo, error) {
+	if days == 0 {
+		days = DefaultCRLDays
+	}
+	if err := validityDays("the CRL", days); err != nil {
+		return nil, err
+	}
+	iss, err := s.issuer()
+	if err != nil {
+		return nil, err
+	}
+	s.idx.CRLNumber++
+	now := s.d.now().UTC()
+	info := &CRLInfo{Path: s.d.path(CRLFile), Number: s.idx.CRLNumber, NextUpdate: now.Add(time.Duration(days) * 24 * time.Hour)}
+	var pems [][]byte
+	type ca struct {
+		cert   *x509.Certificate
+		signer *Issuer
+		leaves bool // lists leaves (else intermediates)
+	}
+	cas := []ca{{cert: iss.Cert, signer: iss, leaves: true}}
+	if s.inter != nil {
+		rootK := s.rootK
+		if rootK == nil {
+			if rootK, err = s.caKey(s.root); err != nil {
+				return nil, err
+			}
+			s.rootK = rootK
+		}
+		cas = append(cas, ca{cert: s.root, signer: &Issuer{Cert: s.root, Key: rootK}})
+	}
+	for _, c := range cas {
+		var entries []x509.RevocationListEntry
+		for _, e := range s.idx.Certificates {
+			if e.Status != "revoked" || e.Issuer != c.cert.Subject.String() || e.Profile.IsCA() != !c.leaves {
+				continue
+			}
+			n, ok := new(big.Int).SetString(normSerial(e.Serial), 16)
+			if !ok {
+				return nil, fmt.Errorf("index entry %s: serial %q is not hex", e.Name, e.Serial)
+			}
+			entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: e.RevokedAt, ReasonCode: Reasons[e.RevocationReason]})
+		}
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+			Number: big.NewInt(s.idx.CRLNumber), ThisUpdate: now.Add(-clockSkew), NextUpdate: info.NextUpdate,
+			RevokedCertificateEntries: entries,
+		}, c.cert, c.signer.Key)
+		if err != nil {
+			return nil, fmt.Errorf("sign the CRL of %s: %w", c.cert.Subject, err)
+		}
+		if c.leaves {
+			info.Revoked = len(entries)
+		}
+		pems = append(pems, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+	}
+	if err := s.txn.Add(s.d.path(CRLFile), slices.Concat(pems...), 0o644, true); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
