@@ -30,6 +30,9 @@ type Options struct {
 	Logger         *slog.Logger
 	ConnectTimeout time.Duration // 0: DefaultConnectTimeout
 	SysInterval    time.Duration // $SYS update interval; 0: 10 s
+	// WatchInterval is how often certificate, key and CRL files are looked
+	// at (0: DefaultWatchInterval).
+	WatchInterval time.Duration
 }
 
 // security is a listener's authentication and ACL state, swapped whole on
@@ -61,6 +64,7 @@ type Broker struct {
 	byID      map[string]*listenerState
 	store     *store
 	wrotePID  bool
+	stopWatch chan struct{}
 }
 
 func (b *Broker) listener(id string) *listenerState { return b.byID[id] }
@@ -327,6 +331,17 @@ func (b *Broker) Start() error {
 		}
 		b.wrotePID = true
 	}
+	b.stopWatch = make(chan struct{})
+	every := b.opts.WatchInterval
+	if every <= 0 {
+		every = DefaultWatchInterval
+	}
+	go b.watch(every, b.stopWatch)
+	for _, ls := range b.listeners {
+		if ls.tls != nil {
+			b.warnExpiredCRL(ls)
+		}
+	}
 	for _, ls := range b.listeners {
 		kind := "plain"
 		if ls.spec.TLS != nil {
@@ -375,8 +390,9 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 	for i, ls := range b.listeners {
 		if ls.tls != nil {
 			if err := ls.tls.reload(); err != nil {
-				errs = append(errs, fmt.Errorf("reload certificate of %s: %w", ls.spec.Addr(), err))
+				errs = append(errs, fmt.Errorf("reload certificate or CRL of %s: %w", ls.spec.Addr(), err))
 			}
+			b.dropRevoked(ls)
 		}
 		ls.sec.Store(secs[i])
 	}
@@ -439,6 +455,10 @@ func notReloaded(old, cur *confgen.Resolved) []string {
 // Close disconnects every client, closes the listeners, flushes the store
 // and removes the pid_file.
 func (b *Broker) Close() error {
+	if b.stopWatch != nil {
+		close(b.stopWatch)
+		b.stopWatch = nil
+	}
 	err := b.srv.Close()
 	if b.wrotePID {
 		_ = os.Remove(b.cfg.PIDFile)

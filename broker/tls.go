@@ -68,6 +68,8 @@ type tlsState struct {
 	pos  map[string]confgen.Pos // where each option was set; "" is the listener
 	cert atomic.Pointer[tls.Certificate]
 	crls atomic.Pointer[[]*x509.RevocationList]
+	// crlBroken is set while crlfile cannot be used: nobody new gets in.
+	crlBroken atomic.Bool
 	conf *tls.Config
 }
 
@@ -309,26 +311,40 @@ func crlsSignedBy(crls []*x509.RevocationList, cas []*x509.Certificate, served *
 var errRevoked = errors.New("client certificate is revoked")
 
 func (st *tlsState) checkCRL(_ [][]byte, chains [][]*x509.Certificate) error {
+	return st.revoked(chains)
+}
+
+// errCRLBroken refuses every client while the crlfile cannot be read: a
+// revocation must never be lost to a bad write.
+var errCRLBroken = errors.New("the crlfile cannot be read; every client certificate is refused until it can")
+
+// revoked reports, as an error, whether any certificate of the verified
+// chains (the leaf or an intermediate) is revoked by a CRL its issuer
+// signed, whether such a CRL has expired (OpenSSL then refuses every
+// client, and so does serve), or whether the CRL is unreadable.
+func (st *tlsState) revoked(chains [][]*x509.Certificate) error {
+	if st.crlBroken.Load() {
+		return errCRLBroken
+	}
 	crls := st.crls.Load()
 	if crls == nil {
 		return nil
 	}
 	now := time.Now()
 	for _, chain := range chains {
-		if len(chain) < 2 {
-			continue
-		}
-		leaf, issuer := chain[0], chain[1]
-		for _, crl := range *crls {
-			if crl.CheckSignatureFrom(issuer) != nil {
-				continue
-			}
-			if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
-				return fmt.Errorf("the CRL for %s expired on %s: regenerate it", issuer.Subject, crl.NextUpdate.Format(time.DateOnly))
-			}
-			for _, r := range crl.RevokedCertificateEntries {
-				if r.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
-					return errRevoked
+		for i := 0; i+1 < len(chain); i++ {
+			cert, issuer := chain[i], chain[i+1]
+			for _, crl := range *crls {
+				if crl.CheckSignatureFrom(issuer) != nil {
+					continue
+				}
+				if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
+					return fmt.Errorf("the CRL for %s expired on %s: regenerate it (mqttctl pki crl)", issuer.Subject, crl.NextUpdate.Format(time.DateOnly))
+				}
+				for _, r := range crl.RevokedCertificateEntries {
+					if r.SerialNumber.Cmp(cert.SerialNumber) == 0 {
+						return errRevoked
+					}
 				}
 			}
 		}
@@ -336,9 +352,15 @@ func (st *tlsState) checkCRL(_ [][]byte, chains [][]*x509.Certificate) error {
 	return nil
 }
 
-// reload re-reads certfile, keyfile and crlfile (SIGHUP); on error the old
-// material stays in use.
+// reload re-reads certfile, keyfile and crlfile (SIGHUP).
 func (st *tlsState) reload() error {
+	return errors.Join(st.reloadCert(), st.reloadCRL())
+}
+
+// reloadCert re-reads certfile and keyfile. New handshakes use the new pair
+// at once; connected clients keep their sessions. On error (a pair that
+// does not match, say) the old pair stays in use.
+func (st *tlsState) reloadCert() error {
 	cas, err := loadCAs(st.spec)
 	if err != nil {
 		return err
@@ -347,16 +369,27 @@ func (st *tlsState) reload() error {
 	if err != nil {
 		return err
 	}
-	if st.spec.CRLFile != "" {
-		crls, err := loadCRLs(st.spec.CRLFile)
-		if err != nil {
-			return err
-		}
-		if err := crlsSignedBy(crls, cas, cert); err != nil {
-			return err
-		}
-		st.crls.Store(&crls)
-	}
 	st.cert.Store(cert)
 	return nil
+}
+
+// reloadCRL re-reads crlfile. It fails closed: while the file cannot be
+// read or is not signed by the listener's CA, every new client is refused.
+func (st *tlsState) reloadCRL() error {
+	if st.spec.CRLFile == "" {
+		return nil
+	}
+	cas, err := loadCAs(st.spec)
+	if err == nil {
+		var crls []*x509.RevocationList
+		if crls, err = loadCRLs(st.spec.CRLFile); err == nil {
+			if err = crlsSignedBy(crls, cas, st.cert.Load()); err == nil {
+				st.crls.Store(&crls)
+				st.crlBroken.Store(false)
+				return nil
+			}
+		}
+	}
+	st.crlBroken.Store(true)
+	return fmt.Errorf("%w: %w", errCRLBroken, err)
 }

@@ -1,0 +1,144 @@
+package broker
+
+import (
+	"crypto/tls"
+	"os"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// DefaultWatchInterval is how often serve looks at the certificate, key and
+// CRL files of its TLS listeners.
+const DefaultWatchInterval = time.Second
+
+// stamp identifies a file's version: a rename-replace (how mqttctl writes)
+// changes the inode, an edit in place the time or size.
+type stamp struct {
+	mod  time.Time
+	size int64
+	ino  uint64
+	err  bool
+}
+
+func stampOf(path string) stamp {
+	st, err := os.Stat(path)
+	if err != nil {
+		return stamp{err: true}
+	}
+	return stamp{mod: st.ModTime(), size: st.Size(), ino: inode(st)}
+}
+
+// watchedFiles is what the watcher last saw of one listener's files.
+type watchedFiles struct {
+	cert, key, crl stamp
+}
+
+// watch reloads a TLS listener's certificate and key when they change
+// (renewal without downtime: connected clients stay) and its CRL when it
+// changes, disconnecting every connected client whose certificate chain
+// the new CRL revokes. mosquitto reads these files only at start and on
+// SIGHUP, and checks revocation only at the handshake.
+func (b *Broker) watch(every time.Duration, stop <-chan struct{}) {
+	seen := map[*listenerState]watchedFiles{}
+	for _, ls := range b.listeners {
+		if ls.tls != nil {
+			seen[ls] = b.stamps(ls)
+		}
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		for ls, old := range seen {
+			cur := b.stamps(ls)
+			if cur.cert != old.cert || cur.key != old.key {
+				if err := ls.tls.reloadCert(); err != nil {
+					b.log.Error("certificate change not applied; the previous certificate stays in use", "listener", ls.id, "error", err)
+				} else {
+					b.log.Info("certificate reloaded: new handshakes use it, connected clients stay", "listener", ls.id,
+						"serial", serialOf(ls.tls.cert.Load()))
+				}
+			}
+			if cur.crl != old.crl {
+				b.reloadCRL(ls)
+			}
+			seen[ls] = cur
+		}
+	}
+}
+
+func (b *Broker) stamps(ls *listenerState) watchedFiles {
+	w := watchedFiles{cert: stampOf(ls.spec.TLS.CertFile), key: stampOf(ls.spec.TLS.KeyFile)}
+	if ls.spec.TLS.CRLFile != "" {
+		w.crl = stampOf(ls.spec.TLS.CRLFile)
+	}
+	return w
+}
+
+func serialOf(c *tls.Certificate) string {
+	if c == nil || c.Leaf == nil {
+		return ""
+	}
+	return c.Leaf.SerialNumber.Text(16)
+}
+
+// reloadCRL applies a changed crlfile and disconnects connected clients it
+// revokes. A CRL that cannot be used refuses every new client until a good
+// one is written (fail closed).
+func (b *Broker) reloadCRL(ls *listenerState) {
+	if err := ls.tls.reloadCRL(); err != nil {
+		b.log.Error("CRL unusable: every new client on this listener is refused until it is fixed", "listener", ls.id,
+			"file", ls.spec.TLS.CRLFile, "error", err)
+		return
+	}
+	b.log.Info("CRL reloaded", "listener", ls.id, "file", ls.spec.TLS.CRLFile)
+	b.warnExpiredCRL(ls)
+	b.dropRevoked(ls)
+}
+
+// warnExpiredCRL says that an expired CRL refuses every client.
+func (b *Broker) warnExpiredCRL(ls *listenerState) {
+	crls := ls.tls.crls.Load()
+	if crls == nil {
+		return
+	}
+	for _, crl := range *crls {
+		if !crl.NextUpdate.IsZero() && time.Now().After(crl.NextUpdate) {
+			b.log.Warn("the CRL is past its next update: serve refuses every client certificate it covers, as mosquitto does; rewrite it (mqttctl pki crl)",
+				"listener", ls.id, "issuer", crl.Issuer.String(), "next_update", crl.NextUpdate.Format(time.RFC3339))
+		}
+	}
+}
+
+// dropRevoked disconnects the listener's clients whose verified chain the
+// current CRL revokes.
+func (b *Broker) dropRevoked(ls *listenerState) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener != ls.id || cl.Closed() {
+			continue
+		}
+		tc, ok := cl.Net.Conn.(*tls.Conn)
+		if !ok {
+			continue
+		}
+		cs := tc.ConnectionState()
+		if err := ls.tls.revoked(cs.VerifiedChains); err != nil {
+			cn := ""
+			if len(cs.PeerCertificates) > 0 {
+				cn = cs.PeerCertificates[0].Subject.CommonName
+			}
+			b.log.Info("client disconnected: its certificate is revoked", "listener", ls.id, "client", cl.ID, "cert_cn", cn, "reason", err.Error())
+			b.disconnect(cl)
+		}
+	}
+}
+
+func (b *Broker) disconnect(cl *mqtt.Client) {
+	_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+}

@@ -1,0 +1,135 @@
+package broker_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/testbroker"
+	"github.com/mqttctl/mqttctl/internal/testutil"
+	"github.com/mqttctl/mqttctl/pki"
+)
+
+// TestLiveRevocationAndRenewal: with no signal sent, a revoked client is
+// disconnected and cannot come back, a renewed server certificate is served
+// to new handshakes while connected clients stay, and an unreadable CRL
+// lets nobody new in until it is fixed.
+func TestLiveRevocationAndRenewal(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pki")
+	d := &pki.Dir{Path: p}
+	if _, err := d.Init(pki.InitOptions{Hosts: []string{"localhost"}, Clients: []string{"alice", "bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	port := testutil.FreePort(t)
+	c, err := confgen.Parse([]byte(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ncrlfile %s\n",
+		port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), filepath.Join(p, "crl.pem"))), "t.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &testutil.SyncBuffer{}
+	testbroker.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
+	caPEM, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	var lastServerSerial string
+	n := 0
+	dial := func(name string) (*testutil.MQTT, error) {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(p, "clients", name+".crt"), filepath.Join(p, "clients", name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}, 4)
+		if err != nil {
+			return nil, err
+		}
+		lastServerSerial = m.Conn.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber.Text(16)
+		n++
+		if code, err := m.Connect(testutil.ConnectOptions{ClientID: fmt.Sprintf("%s-%d", name, n), Clean: true}); err != nil || code != 0 {
+			m.Close()
+			return nil, fmt.Errorf("CONNACK %d, %v", code, err)
+		}
+		return m, nil
+	}
+	alice, err := dial("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	bob, err := dial("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	firstSerial := lastServerSerial
+
+	if _, _, err := d.Revoke(pki.RevokeOptions{Name: "bob", Reason: "keyCompromise"}); err != nil {
+		t.Fatal(err)
+	}
+	if !closedByServer(bob.Conn) {
+		t.Fatal("revoked bob stayed connected")
+	}
+	if !alice.Alive() {
+		t.Fatal("alice was disconnected by bob's revocation")
+	}
+	if _, err := dial("bob"); err == nil {
+		t.Fatal("revoked bob connected again")
+	}
+	waitLog(t, log, "its certificate is revoked")
+
+	// Renewal: the new certificate is served at once; alice stays.
+	if _, err := d.Issue(pki.IssueOptions{Profile: pki.ProfileServer, Name: "server", Hosts: []string{"localhost"}, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, log, "certificate reloaded")
+	m, err := dial("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if lastServerSerial == firstSerial {
+		t.Error("a new handshake still got the old server certificate")
+	}
+	if !alice.Alive() {
+		t.Error("the renewal disconnected alice")
+	}
+
+	// A broken CRL: nobody new gets in, loudly; a good one lets them in.
+	if err := os.WriteFile(filepath.Join(p, "crl.pem"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, log, "CRL unusable")
+	if _, err := dial("alice"); err == nil {
+		t.Error("a client got in while the CRL was unreadable")
+	}
+	if _, err := d.WriteCRL(0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		if m, err = dial("alice"); err == nil {
+			m.Close()
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Errorf("alice refused after the CRL was fixed: %v\n%s", err, log.String())
+	}
+}
+
+func waitLog(t *testing.T, log *testutil.SyncBuffer, text string) {
+	t.Helper()
+	for i := 0; i < 250 && !strings.Contains(log.String(), text); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(log.String(), text) {
+		t.Fatalf("log lacks %q:\n%s", text, log.String())
+	}
+}
