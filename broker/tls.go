@@ -70,7 +70,7 @@ type tlsState struct {
 	crls atomic.Pointer[[]*x509.RevocationList]
 	// crlBroken is set while crlfile cannot be used: nobody new gets in.
 	crlBroken atomic.Bool
-	conf *tls.Config
+	conf      *tls.Config
 }
 
 func readPEMCerts(path string) ([]*x509.Certificate, error) {
