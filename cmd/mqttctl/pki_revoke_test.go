@@ -1,12 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
@@ -76,4 +80,59 @@ func TestPKIRevokeConcurrent(t *testing.T) {
 		t.Fatalf("%d revoked entries after 4 concurrent revokes:\n%s", n, data)
 	}
 	runSteps(t, []cliStep{{name: "the CRL lists all four", args: []string{"pki", "crl", "--dir", dir}, out: []string{"4 revoked"}}})
+}
+
+// TestRevokedClientRefusedByMosquittoAfterHUP: the CRL that pki revoke
+// writes and config mosquitto names is enforced by mosquitto 2.0 after
+// SIGHUP.
+func TestRevokedClientRefusedByMosquittoAfterHUP(t *testing.T) {
+	pub := testutil.RequireBinary(t, "mosquitto_pub")
+	dir := testutil.ReachableDir(t)
+	p := filepath.Join(dir, "pki")
+	port := testutil.FreePort(t)
+	if code, _, e := runCLI(t, "", "pki", "init", "--dir", p, "--client", "alice", "--client", "bob", "--host", "localhost"); code != 0 {
+		t.Fatal(e)
+	}
+	conf := filepath.Join(dir, "gen.conf")
+	if code, _, e := runCLI(t, "", "config", "mosquitto", "--pki", p, "--mode", "mtls", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--data-dir", filepath.Join(dir, "data")+"/", "--out", conf, "--broker-group", "none"); code != 0 {
+		t.Fatal(e)
+	}
+	c, err := confgen.Load(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(conf); !strings.Contains(string(data), "crlfile "+filepath.Join(p, "crl.pem")) {
+		t.Fatalf("config mosquitto wrote no crlfile:\n%s", data)
+	}
+	cmd, log := testutil.StartMosquittoProcess(t, dir, c)
+	send := func(client string) error {
+		out, err := testutil.Run(t, dir, nil, pub, "-h", "localhost", "-p", fmt.Sprint(port), "--cafile", filepath.Join(p, "ca.crt"),
+			"--cert", filepath.Join(p, "clients", client+".crt"), "--key", filepath.Join(p, "clients", client+".key"), "-t", "x", "-m", "1")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	if err := send("bob"); err != nil {
+		t.Fatalf("bob before revocation: %v", err)
+	}
+	if code, _, e := runCLI(t, "", "pki", "revoke", "bob", "--dir", p); code != 0 {
+		t.Fatal(e)
+	}
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	// mosquitto reloads when its loop next wakes: try for a while.
+	refused := false
+	for i := 0; i < 25 && !refused; i++ {
+		refused = send("bob") != nil
+		if !refused {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if !refused {
+		t.Errorf("mosquitto accepted revoked bob after SIGHUP:\n%s", log.String())
+	}
+	if err := send("alice"); err != nil {
+		t.Errorf("mosquitto refused alice: %v\n%s", err, log.String())
+	}
 }

@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,6 +32,14 @@ func ReachableDir(t testing.TB) string {
 // the real mosquitto until the test ends. It returns mosquitto's log.
 func StartMosquitto(t testing.TB, dir string, c *confgen.Config) *SyncBuffer {
 	t.Helper()
+	_, log := StartMosquittoProcess(t, dir, c)
+	return log
+}
+
+// StartMosquittoProcess is StartMosquitto that also returns the process
+// (to signal it).
+func StartMosquittoProcess(t testing.TB, dir string, c *confgen.Config) (*exec.Cmd, *SyncBuffer) {
+	t.Helper()
 	bin := RequireBinary(t, "mosquitto")
 	r, ds := c.Resolve()
 	if confgen.HasErrors(ds) {
@@ -53,7 +62,7 @@ func StartMosquitto(t testing.TB, dir string, c *confgen.Config) *SyncBuffer {
 			t.Fatal(err)
 		}
 	}
-	_, log := Start(t, dir, bin, "-c", conf)
+	cmd, log := Start(t, dir, bin, "-c", conf)
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(log.String(), " running") {
 		if time.Now().After(deadline) || strings.Contains(log.String(), "Error") {
@@ -61,5 +70,5 @@ func StartMosquitto(t testing.TB, dir string, c *confgen.Config) *SyncBuffer {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return log
+	return cmd, log
 }
