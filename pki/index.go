@@ -249,6 +249,18 @@ func (e *Entry) StatusAt(now time.Time) string {
 	return "valid"
 }
 
+// Expiring returns the entries that are not revoked and end within the
+// window from now (the ones already ended included): what needs renewing.
+func Expiring(entries []Entry, now time.Time, within time.Duration) []Entry {
+	var out []Entry
+	for _, e := range entries {
+		if e.Status != "revoked" && e.NotAfter.Before(now.Add(within)) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // ExpiryWarning is how close to its end a certificate is reported as expiring.
 const ExpiryWarning = 30 * 24 * time.Hour
 

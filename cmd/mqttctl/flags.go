@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -179,4 +180,32 @@ func firstLine(s string) string {
 		s = s[:i]
 	}
 	return strings.TrimSuffix(s, "\r")
+}
+
+// daysFlag is a duration that also takes whole days ("30d"), for windows
+// such as --expiring.
+type daysFlag time.Duration
+
+func (d *daysFlag) String() string {
+	if *d == 0 {
+		return "0"
+	}
+	return time.Duration(*d).String()
+}
+func (d *daysFlag) Type() string { return "duration" }
+func (d *daysFlag) Set(v string) error {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 1 || days > 36500 {
+			return fmt.Errorf("%q: give whole days from 1 (30d) or a duration (12h)", v)
+		}
+		*d = daysFlag(time.Duration(days) * 24 * time.Hour)
+		return nil
+	}
+	dur, err := time.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return fmt.Errorf("%q: give whole days (30d) or a positive duration (12h)", v)
+	}
+	*d = daysFlag(dur)
+	return nil
 }

@@ -12,12 +12,19 @@ import (
 )
 
 func newPKIListCmd(s *streams, f *pkiFlags) *cobra.Command {
-	var output outputFormat
+	var (
+		output   outputFormat
+		expiring daysFlag
+	)
 	cmd := &cobra.Command{
-		Use:     "list",
-		Short:   "List every certificate issued from the directory",
-		Example: `  mqttctl pki list --dir pki`,
-		Args:    cobra.NoArgs,
+		Use:   "list",
+		Short: "List every certificate issued from the directory (or only what expires soon)",
+		Long: `list shows every certificate issued from the directory with its status. With
+--expiring it shows only the certificates, not revoked, that end within that window
+(or have ended), and exits 1 when there is any: a check for cron or monitoring.`,
+		Example: `  mqttctl pki list --dir pki
+  mqttctl pki list --expiring 30d || mail -s 'MQTT certificates expire' ops@example.com`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			entries, rebuilt, err := f.dirFor(s).Entries()
 			if err != nil {
@@ -27,26 +34,41 @@ func newPKIListCmd(s *streams, f *pkiFlags) *cobra.Command {
 				fmt.Fprintf(s.Err, "note: %s was missing; listed from the certificates on disk (the next pki command that writes saves it)\n", filepath.Join(f.dir, pki.IndexFile))
 			}
 			now := time.Now()
-			if output == "json" {
-				rows := make([]map[string]any, 0, len(entries))
-				for _, e := range entries {
-					rows = append(rows, map[string]any{"name": e.Name, "profile": e.Profile, "serial": e.Serial, "subject": e.Subject,
-						"not_after": e.NotAfter, "cert": e.Cert, "status": e.StatusAt(now)})
-				}
-				return writeJSON(s, rows)
+			if expiring > 0 {
+				entries = pki.Expiring(entries, now, time.Duration(expiring))
 			}
-			tw := tabwriter.NewWriter(s.Out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tPROFILE\tSERIAL\tNOT AFTER\tSTATUS\tFILE")
-			for _, e := range entries {
-				serial := e.Serial
-				if len(serial) > 23 {
-					serial = serial[:23] + "…"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Profile, serial, e.NotAfter.Format(time.DateOnly), e.StatusAt(now), e.Cert)
+			if err := printEntries(s, entries, now, output); err != nil {
+				return err
 			}
-			return tw.Flush()
+			if expiring > 0 && len(entries) > 0 {
+				fmt.Fprintf(s.Err, "%d certificates expire within %s: renew them (mqttctl pki issue ... --force)\n", len(entries), time.Duration(expiring))
+				return exitError{1}
+			}
+			return nil
 		},
 	}
 	addOutputFlag(cmd, &output)
+	cmd.Flags().Var(&expiring, "expiring", "only certificates ending within this window (30d, 12h); exit 1 when there is any")
 	return cmd
+}
+
+func printEntries(s *streams, entries []pki.Entry, now time.Time, output outputFormat) error {
+	if output == "json" {
+		rows := make([]map[string]any, 0, len(entries))
+		for _, e := range entries {
+			rows = append(rows, map[string]any{"name": e.Name, "profile": e.Profile, "serial": e.Serial, "subject": e.Subject,
+				"not_after": e.NotAfter, "cert": e.Cert, "status": e.StatusAt(now)})
+		}
+		return writeJSON(s, rows)
+	}
+	tw := tabwriter.NewWriter(s.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPROFILE\tSERIAL\tNOT AFTER\tSTATUS\tFILE")
+	for _, e := range entries {
+		serial := e.Serial
+		if len(serial) > 23 {
+			serial = serial[:23] + "…"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Profile, serial, e.NotAfter.Format(time.DateOnly), e.StatusAt(now), e.Cert)
+	}
+	return tw.Flush()
 }
