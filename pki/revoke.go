@@ -55,7 +55,7 @@ type CRLInfo struct {
 	Path       string
 	Number     int64
 	NextUpdate time.Time
-	Revoked    int // certificates listed by the issuing CA's CRL
+	Revoked    int // certificates the CRLs list
 }
 
 func normSerial(s string) string {
@@ -168,12 +168,13 @@ func (s *state) stageCRL(days int) (*CRLInfo, error) {
 	now := s.d.now().UTC()
 	info := &CRLInfo{Path: s.d.path(CRLFile), Number: s.idx.CRLNumber, NextUpdate: now.Add(time.Duration(days) * 24 * time.Hour)}
 	var pems [][]byte
+	// Each CA's CRL lists every revoked certificate it issued: a leaf
+	// issued by the root before an intermediate was added is on the root's.
 	type ca struct {
 		cert   *x509.Certificate
 		signer *Issuer
-		leaves bool // lists leaves (else intermediates)
 	}
-	cas := []ca{{cert: iss.Cert, signer: iss, leaves: true}}
+	cas := []ca{{cert: iss.Cert, signer: iss}}
 	if s.inter != nil {
 		rootK := s.rootK
 		if rootK == nil {
@@ -187,7 +188,7 @@ func (s *state) stageCRL(days int) (*CRLInfo, error) {
 	for _, c := range cas {
 		var entries []x509.RevocationListEntry
 		for _, e := range s.idx.Certificates {
-			if e.Status != "revoked" || e.Issuer != c.cert.Subject.String() || e.Profile.IsCA() != !c.leaves {
+			if e.Status != "revoked" || e.Issuer != c.cert.Subject.String() {
 				continue
 			}
 			n, ok := new(big.Int).SetString(normSerial(e.Serial), 16)
@@ -203,9 +204,7 @@ func (s *state) stageCRL(days int) (*CRLInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sign the CRL of %s: %w", c.cert.Subject, err)
 		}
-		if c.leaves {
-			info.Revoked = len(entries)
-		}
+		info.Revoked += len(entries)
 		pems = append(pems, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
 	}
 	if err := s.txn.Add(s.d.path(CRLFile), slices.Concat(pems...), 0o644, true); err != nil {
