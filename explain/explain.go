@@ -59,6 +59,19 @@ func ReissueClient(name, pkiDir string) string {
 	return cmd + " --force"
 }
 
+// Renew is the command that renews a certificate in place, same names and
+// key (rekey: a new key).
+func Renew(name, pkiDir string, rekey bool) string {
+	cmd := "mqttctl pki renew " + name
+	if pkiDir != "" && pkiDir != "pki" {
+		cmd += " --dir " + pkiDir
+	}
+	if rekey {
+		cmd += " --rekey"
+	}
+	return cmd
+}
+
 // SignCSR is the command that signs a CSR with pkiDir's CA.
 func SignCSR(pkiDir string) string {
 	return "mqttctl pki sign --dir " + pkiDir + " --csr FILE --profile client|server"

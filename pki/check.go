@@ -33,6 +33,9 @@ type Finding struct {
 	Path    string `json:"path"`
 	Message string `json:"message"`
 	Fix     string `json:"fix,omitempty"`
+	// Expiring marks a certificate in use that has ended or ends within
+	// the window (CheckOptions.Within): what needs renewing.
+	Expiring bool `json:"expiring,omitempty"`
 }
 
 func (f Finding) String() string {
@@ -55,6 +58,15 @@ type CheckOptions struct {
 	// directories, g+r on the broker's key) is not reported. "" means
 	// "mosquitto".
 	BrokerGroup string
+	// Within is the expiry window: a certificate in use that ends within
+	// it is reported (Finding.Expiring). 0 means ExpiryWarning (30 days).
+	Within time.Duration
+}
+
+// NeedsRenewal reports whether any finding is a certificate that needs
+// renewing (see CheckOptions.Within).
+func NeedsRenewal(findings []Finding) bool {
+	return slices.ContainsFunc(findings, func(f Finding) bool { return f.Expiring })
 }
 
 // grantedToBroker reports whether st belongs to the broker group and has
@@ -92,6 +104,9 @@ type checked struct {
 	keyPath string
 	profile Profile
 	certs   []*x509.Certificate
+	// replaced: a renewal (or --force) replaced this certificate; it is
+	// kept until it expires and is not reported as needing renewal.
+	replaced bool
 }
 
 type checker struct {
@@ -132,7 +147,7 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 	}
 
 	var items []checked
-	addItem := func(rel, key string, p Profile) {
+	addItem := func(rel, key string, p Profile, replaced bool) {
 		full := d.path(rel)
 		data, err := os.ReadFile(full)
 		if err != nil {
@@ -146,14 +161,14 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 			c.add(LevelError, full, err.Error(), "")
 			return
 		}
-		items = append(items, checked{path: rel, keyPath: key, profile: p, certs: certs})
+		items = append(items, checked{path: rel, keyPath: key, profile: p, certs: certs, replaced: replaced})
 	}
 	if !fileExists(d.path(RootCertFile)) {
 		return nil, noCA(d.Path)
 	}
-	addItem(RootCertFile, RootKeyFile, ProfileRoot)
-	addItem(IntermediateCertFile, IntermediateKeyFile, ProfileIntermediate)
-	addItem(ServerCertFile, ServerKeyFile, ProfileServer)
+	addItem(RootCertFile, RootKeyFile, ProfileRoot, false)
+	addItem(IntermediateCertFile, IntermediateKeyFile, ProfileIntermediate, false)
+	addItem(ServerCertFile, ServerKeyFile, ProfileServer, false)
 	for _, sub := range []struct {
 		dir string
 		p   Profile
@@ -167,11 +182,17 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 		}
 		for _, m := range matches {
 			rel, _ := filepath.Rel(d.Path, m)
-			p := sub.p
-			if e := idx.find(filepath.ToSlash(rel)); e != nil && e.Profile == ProfileBridge {
-				p = ProfileBridge
+			p, key, replaced := sub.p, strings.TrimSuffix(rel, ".crt")+".key", isPrev(rel)
+			if e := idx.find(filepath.ToSlash(rel)); e != nil {
+				if e.Profile == ProfileBridge {
+					p = ProfileBridge
+				}
+				if e.Key != "" {
+					key = filepath.FromSlash(e.Key) // a renewal that kept the key
+				}
+				replaced = replaced || e.ReplacedBy != ""
 			}
-			addItem(rel, strings.TrimSuffix(rel, ".crt")+".key", p)
+			addItem(rel, key, p, replaced)
 		}
 	}
 	seen := map[string]bool{}
@@ -179,7 +200,7 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 		seen[filepath.ToSlash(it.path)] = true
 	}
 	for _, e := range idx.Certificates {
-		if seen[e.Cert] || e.Profile.IsCA() || e.Status == "revoked" {
+		if seen[e.Cert] || e.Profile.IsCA() || e.Status == "revoked" || e.ReplacedBy != "" {
 			continue
 		}
 		rel := filepath.FromSlash(e.Cert)
@@ -187,7 +208,7 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 			c.add(LevelWarn, d.path(rel), "listed in index.yaml but missing", "restore it, or ignore if it was deleted on purpose")
 			continue
 		}
-		addItem(rel, filepath.FromSlash(e.Key), e.Profile)
+		addItem(rel, filepath.FromSlash(e.Key), e.Profile, false)
 	}
 
 	for _, it := range items {
@@ -204,6 +225,9 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 	for _, it := range items {
 		c.checkItem(it)
 		s := it.certs[0].Subject.String()
+		if it.replaced {
+			continue // the predecessor has its successor's subject on purpose
+		}
 		if prev, dup := subjects[s]; dup {
 			c.add(LevelError, d.path(it.path), fmt.Sprintf("has the same subject %q as %s", s, d.path(prev)),
 				"reissue one of them with a distinct name; identical subjects make brokers and clients fail in confusing ways")
@@ -305,15 +329,25 @@ func (c *checker) checkItem(it checked) {
 	}
 
 	// Validity.
+	within := c.o.Within
+	if within == 0 {
+		within = ExpiryWarning
+	}
 	switch {
+	case it.replaced && c.now.After(leaf.NotAfter):
+		c.add(LevelWarn, full, fmt.Sprintf("replaced by a renewal and expired on %s", leaf.NotAfter.UTC().Format(time.DateOnly)),
+			"nothing to do: the next pki crl, renew or revoke removes it")
+	case it.replaced:
+		good = append(good, fmt.Sprintf("replaced by a renewal; still valid until %s", leaf.NotAfter.UTC().Format(time.DateOnly)))
 	case c.now.After(leaf.NotAfter):
 		p := explain.Expired(string(it.profile)+" certificate", leaf.NotAfter, renewFix(it, c.d.Path))
-		c.add(LevelError, full, p.Message, p.Fix)
+		c.out = append(c.out, Finding{Level: LevelError, Path: full, Message: p.Message, Fix: p.Fix, Expiring: true})
 	case c.now.Before(leaf.NotBefore):
 		p := explain.NotYetValid(string(it.profile)+" certificate", leaf.NotBefore)
 		c.add(LevelError, full, p.Message, p.Fix)
-	case leaf.NotAfter.Sub(c.now) < ExpiryWarning:
-		c.add(LevelWarn, full, fmt.Sprintf("expires on %s, in %d days", leaf.NotAfter.UTC().Format(time.DateOnly), int(leaf.NotAfter.Sub(c.now).Hours()/24)), renewFix(it, c.d.Path))
+	case leaf.NotAfter.Sub(c.now) < within:
+		c.out = append(c.out, Finding{Level: LevelWarn, Path: full, Expiring: true, Fix: renewFix(it, c.d.Path),
+			Message: fmt.Sprintf("expires on %s, in %d days", leaf.NotAfter.UTC().Format(time.DateOnly), int(leaf.NotAfter.Sub(c.now).Hours()/24))})
 	default:
 		good = append(good, fmt.Sprintf("valid until %s", leaf.NotAfter.UTC().Format(time.DateOnly)))
 	}
@@ -322,7 +356,7 @@ func (c *checker) checkItem(it checked) {
 	}
 }
 
-func renewFix(it checked, dir string) string {
+func reissueFix(it checked, dir string) string {
 	name := strings.TrimSuffix(filepath.Base(it.path), ".crt")
 	switch it.profile {
 	case ProfileRoot, ProfileIntermediate:
@@ -331,6 +365,13 @@ func renewFix(it checked, dir string) string {
 		return explain.ReissueClient(name, dir)
 	}
 	return explain.ReissueServer(name, dir, nil)
+}
+
+func renewFix(it checked, dir string) string {
+	if it.profile.IsCA() {
+		return "make a new CA and reissue its certificates"
+	}
+	return explain.Renew(strings.TrimSuffix(filepath.Base(it.path), ".crt"), dir, false)
 }
 
 func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {
@@ -346,7 +387,7 @@ func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {
 		if it.profile.IsCA() {
 			c.add(LevelWarn, kp, "CA key is missing: new certificates cannot be issued", "restore it if it is kept offline on purpose")
 		} else {
-			c.add(LevelError, kp, "key is missing", renewFix(it, c.d.Path))
+			c.add(LevelError, kp, "key is missing", reissueFix(it, c.d.Path))
 		}
 		return
 	} else if err != nil {
@@ -388,7 +429,7 @@ func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {
 	}
 	if !keyMatches(k, leaf.PublicKey) {
 		p := explain.KeyMismatch(kp, c.d.path(it.path))
-		c.add(LevelError, kp, p.Message, renewFix(it, c.d.Path))
+		c.add(LevelError, kp, p.Message, reissueFix(it, c.d.Path))
 		return
 	}
 	*good = append(*good, "key matches")
@@ -396,7 +437,7 @@ func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {
 
 func (c *checker) checkUsages(it checked, leaf *x509.Certificate, full string, good *[]string) {
 	if leaf.IsCA {
-		c.add(LevelError, full, "is a CA certificate where a leaf is expected", "reissue it: "+renewFix(it, c.d.Path))
+		c.add(LevelError, full, "is a CA certificate where a leaf is expected", "reissue it: "+reissueFix(it, c.d.Path))
 		return
 	}
 	has := func(u x509.ExtKeyUsage) bool { return slices.Contains(leaf.ExtKeyUsage, u) }
@@ -404,13 +445,13 @@ func (c *checker) checkUsages(it checked, leaf *x509.Certificate, full string, g
 	switch it.profile {
 	case ProfileServer:
 		if !server && !anyU {
-			c.add(LevelError, full, "lacks serverAuth: TLS clients will reject it as a broker certificate", renewFix(it, c.d.Path))
+			c.add(LevelError, full, "lacks serverAuth: TLS clients will reject it as a broker certificate", reissueFix(it, c.d.Path))
 		} else if client || anyU {
 			c.add(LevelWarn, full, "also allows clientAuth: it could be used as a client certificate", "reissue with the server profile, or as a bridge on purpose")
 		}
 	case ProfileClient:
 		if !client && !anyU {
-			c.add(LevelError, full, "lacks clientAuth: brokers will reject it as a client certificate", renewFix(it, c.d.Path))
+			c.add(LevelError, full, "lacks clientAuth: brokers will reject it as a client certificate", reissueFix(it, c.d.Path))
 		} else if server || anyU {
 			c.add(LevelWarn, full, "also allows serverAuth: this client could act as a broker", "reissue it with the client profile")
 		}
@@ -420,10 +461,10 @@ func (c *checker) checkUsages(it checked, leaf *x509.Certificate, full string, g
 		}
 	}
 	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-		c.add(LevelError, full, "lacks digitalSignature key usage: TLS handshakes fail", renewFix(it, c.d.Path))
+		c.add(LevelError, full, "lacks digitalSignature key usage: TLS handshakes fail", reissueFix(it, c.d.Path))
 	}
 	if leaf.KeyUsage&(x509.KeyUsageCertSign|x509.KeyUsageCRLSign) != 0 {
-		c.add(LevelError, full, "a leaf may not sign certificates or CRLs", renewFix(it, c.d.Path))
+		c.add(LevelError, full, "a leaf may not sign certificates or CRLs", reissueFix(it, c.d.Path))
 	}
 	if days := leaf.NotAfter.Sub(leaf.NotBefore).Hours() / 24; days > LeafMaxDays+1 {
 		c.add(LevelWarn, full, fmt.Sprintf("is valid for %.0f days; Apple clients reject leaves over %d", days, LeafMaxDays), "")

@@ -246,6 +246,8 @@ func (d *Dir) checkSignOut(out string, force bool) (string, error) {
 	st, statErr := os.Lstat(abs)
 	exists := statErr == nil
 	switch {
+	case inside && isPrev(abs):
+		return "", errs.New(fmt.Sprintf("%s: names ending in %s are kept for the certificates renew replaces; choose another file name", out, prevSuffix+filepath.Ext(abs)), ErrOutNotCertificate)
 	case inside && exists:
 		return "", errs.New(fmt.Sprintf("%s is a file of the pki directory %s; signing writes only new certificates there, and never replaces one of its files", out, d.Path), ErrOutNotCertificate)
 	case exists && !force:

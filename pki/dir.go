@@ -83,7 +83,7 @@ func (r *Report) warn(format string, args ...any) {
 // Changed reports whether anything was written.
 func (r *Report) Changed() bool {
 	for _, a := range r.Actions {
-		if a.Verb == "created" || a.Verb == "issued" || a.Verb == "replaced" {
+		if a.Verb == "created" || a.Verb == "issued" || a.Verb == "replaced" || a.Verb == "renewed" {
 			return true
 		}
 	}
@@ -347,7 +347,7 @@ func (s *state) checkSubjectFree(subject pkix.Name, certPath string) error {
 		}
 	}
 	for _, e := range s.idx.Certificates {
-		if e.Subject == name && e.Cert != filepath.ToSlash(certPath) && e.Status != "revoked" && s.d.now().Before(e.NotAfter) {
+		if e.Subject == name && slot(e.Cert) != slot(filepath.ToSlash(certPath)) && e.Status != "revoked" && s.d.now().Before(e.NotAfter) {
 			return errs.New(fmt.Sprintf("subject %q is already used by %s; distinct subjects avoid hard-to-diagnose TLS failures: pick another name", name, e.Cert), ErrSubjectInUse)
 		}
 	}
@@ -362,7 +362,7 @@ func (s *state) checkIdentityFree(cn, certPath string, force bool) error {
 		return nil
 	}
 	for _, e := range s.idx.Certificates {
-		if e.Profile != ProfileClient && e.Profile != ProfileBridge || e.Cert == filepath.ToSlash(certPath) ||
+		if e.Profile != ProfileClient && e.Profile != ProfileBridge || slot(e.Cert) == slot(filepath.ToSlash(certPath)) ||
 			e.Status == "revoked" || !s.d.now().Before(e.NotAfter) {
 			continue
 		}

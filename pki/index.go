@@ -41,6 +41,37 @@ type Entry struct {
 	RevokedAt   time.Time `yaml:"revoked_at,omitempty"`
 	// RevocationReason is a key of Reasons.
 	RevocationReason string `yaml:"revocation_reason,omitempty"`
+	// ReplacedBy is the serial of the certificate that took this one's
+	// place (pki renew, or pki issue --force). A replaced certificate stays
+	// valid until it expires or is revoked; renew keeps its file as
+	// NAME.prev.crt.
+	ReplacedBy string `yaml:"replaced_by,omitempty"`
+}
+
+// prevSuffix ends the file name a renewed certificate's predecessor is kept
+// under: clients/a.crt's is clients/a.prev.crt (and a.prev.key when renewal
+// made a new key).
+const prevSuffix = ".prev"
+
+// prevPath is where path's predecessor is kept: a.crt -> a.prev.crt.
+func prevPath(path string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + prevSuffix + ext
+}
+
+// isPrev reports whether path is a kept predecessor (a.prev.crt).
+func isPrev(path string) bool {
+	return strings.HasSuffix(strings.TrimSuffix(path, filepath.Ext(path)), prevSuffix)
+}
+
+// slot is the certificate path that path belongs to: a.prev.crt and a.crt
+// are the same slot, one identity's certificate and its predecessor.
+func slot(path string) string {
+	if !isPrev(path) {
+		return path
+	}
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(strings.TrimSuffix(path, ext), prevSuffix) + ext
 }
 
 // Index is the list of certificates issued from a pki directory.
@@ -148,7 +179,7 @@ func rebuildIndex(dir string) (*Index, error) {
 			return nil, fmt.Errorf("rebuild index: %w", err)
 		}
 		c := certs[0]
-		name := strings.TrimSuffix(filepath.Base(rel), ".crt")
+		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(rel), ".crt"), prevSuffix)
 		p := ProfileClient
 		switch {
 		case rel == RootCertFile:
@@ -165,6 +196,14 @@ func rebuildIndex(dir string) (*Index, error) {
 			key = ""
 		}
 		idx.Put(name, p, c, rel, key)
+	}
+	// A kept predecessor was replaced by the certificate of its slot.
+	for i, e := range idx.Certificates {
+		if isPrev(e.Cert) {
+			if cur := idx.find(slot(e.Cert)); cur != nil {
+				idx.Certificates[i].ReplacedBy = cur.Serial
+			}
+		}
 	}
 	return idx, nil
 }
@@ -190,11 +229,19 @@ func (idx *Index) Marshal() ([]byte, error) {
 }
 
 // Put records a newly issued certificate. An entry for a certificate it
-// replaces on disk (same path) is kept, so that the old certificate, which
-// stays valid until it expires, can still be found and revoked by its
-// serial; a revoked entry is never dropped from the CRL that way.
+// replaces on disk (same slot) is kept and marked ReplacedBy, so that the
+// old certificate, which stays valid until it expires, can still be found
+// and revoked; a revoked entry is never dropped from the CRL that way.
 func (idx *Index) Put(name string, p Profile, cert *x509.Certificate, certPath, keyPath string) {
 	e := newEntry(name, p, cert, certPath, keyPath)
+	if !isPrev(e.Cert) {
+		for i := range idx.Certificates {
+			o := &idx.Certificates[i]
+			if slot(o.Cert) == e.Cert && o.Serial != e.Serial && o.ReplacedBy == "" {
+				o.ReplacedBy = e.Serial
+			}
+		}
+	}
 	for i := range idx.Certificates {
 		if idx.Certificates[i].Serial == e.Serial {
 			idx.Certificates[i] = e
@@ -234,13 +281,16 @@ func newEntry(name string, p Profile, cert *x509.Certificate, certPath, keyPath 
 }
 
 // StatusAt is the status of an entry at time now: revoked, expired,
-// not-yet-valid, expiring (within 30 days) or valid.
+// replaced (by a renewal, still valid), not-yet-valid, expiring (within
+// 30 days) or valid.
 func (e *Entry) StatusAt(now time.Time) string {
 	switch {
 	case e.Status == "revoked":
 		return "revoked"
 	case now.After(e.NotAfter):
 		return "expired"
+	case e.ReplacedBy != "":
+		return "replaced"
 	case now.Before(e.NotBefore):
 		return "not-yet-valid"
 	case e.NotAfter.Sub(now) < ExpiryWarning:
@@ -249,12 +299,13 @@ func (e *Entry) StatusAt(now time.Time) string {
 	return "valid"
 }
 
-// Expiring returns the entries that are not revoked and end within the
-// window from now (the ones already ended included): what needs renewing.
+// Expiring returns the entries that are neither revoked nor replaced and
+// end within the window from now (the ones already ended included): what
+// needs renewing.
 func Expiring(entries []Entry, now time.Time, within time.Duration) []Entry {
 	var out []Entry
 	for _, e := range entries {
-		if e.Status != "revoked" && e.NotAfter.Before(now.Add(within)) {
+		if e.Status != "revoked" && e.ReplacedBy == "" && e.NotAfter.Before(now.Add(within)) {
 			out = append(out, e)
 		}
 	}

@@ -42,6 +42,9 @@ func leafPaths(p Profile, name string) pair {
 
 // leaf issues (or keeps) one leaf certificate and key.
 func (s *state) leaf(r leafRequest) error {
+	if isPrev(r.name + ".crt") {
+		return fmt.Errorf("name %q: names ending in %q are kept for the certificates renew replaces; choose another name", r.name, prevSuffix)
+	}
 	p := leafPaths(r.profile, r.name)
 	what := string(r.profile) + " certificate"
 	ok, err := s.exists(p, r.force)

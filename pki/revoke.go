@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -56,6 +57,9 @@ type CRLInfo struct {
 	Number     int64
 	NextUpdate time.Time
 	Revoked    int // certificates the CRLs list
+	// Removed lists the kept predecessors (NAME.prev.crt) removed because
+	// they are now revoked or expired.
+	Removed []string
 }
 
 func normSerial(s string) string {
@@ -65,8 +69,11 @@ func normSerial(s string) string {
 
 // Revoke marks a certificate revoked in the index (date and reason) and
 // rewrites the CRL, under the directory's lock and atomically: two revokes
-// at once keep both. The CA itself cannot be revoked.
-func (d *Dir) Revoke(o RevokeOptions) (*Entry, *CRLInfo, error) {
+// at once keep both. By name it revokes every certificate of that name not
+// revoked yet: the current one and a predecessor that renewal replaced but
+// that is still valid (a lost device holds both). The CA itself cannot be
+// revoked. Kept predecessors that are now revoked or expired are removed.
+func (d *Dir) Revoke(o RevokeOptions) ([]Entry, *CRLInfo, error) {
 	if (o.Name == "") == (o.Serial == "") {
 		return nil, nil, errors.New("give the certificate's name or its serial, not both")
 	}
@@ -86,42 +93,116 @@ func (d *Dir) Revoke(o RevokeOptions) (*Entry, *CRLInfo, error) {
 	}
 	defer s.end()
 	var matches []int
-	for i, e := range s.idx.Certificates {
-		if o.Name != "" && e.Name == o.Name || o.Serial != "" && normSerial(e.Serial) == normSerial(o.Serial) {
-			matches = append(matches, i)
+	if o.Name != "" {
+		if matches, err = s.byName(o.Name, true); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		for i, e := range s.idx.Certificates {
+			if normSerial(e.Serial) == normSerial(o.Serial) {
+				matches = append(matches, i)
+			}
+		}
+		if len(matches) == 0 {
+			return nil, nil, errs.New(fmt.Sprintf("serial %s: no certificate in %s has that serial", o.Serial, d.path(IndexFile)), ErrNotFound)
+		}
+		e := s.idx.Certificates[matches[0]]
+		if e.Status == "revoked" {
+			return nil, nil, errs.New(fmt.Sprintf("serial %s (%s) was revoked on %s", e.Serial, e.Name, e.RevokedAt.Format(time.DateOnly)), ErrRevoked)
 		}
 	}
-	what := o.Name
-	if what == "" {
-		what = "serial " + o.Serial
-	}
-	if len(matches) == 0 {
-		return nil, nil, errs.New(fmt.Sprintf("%s: no certificate in %s has that %s", what, d.path(IndexFile), map[bool]string{true: "name", false: "serial"}[o.Name != ""]), ErrNotFound)
-	}
-	if len(matches) > 1 {
-		var serials []string
-		for _, i := range matches {
-			serials = append(serials, s.idx.Certificates[i].Serial)
+	var out []Entry
+	for _, i := range matches {
+		e := &s.idx.Certificates[i]
+		if e.Profile.IsCA() {
+			return nil, nil, fmt.Errorf("%s is the %s CA itself: a CA is not revoked from its own directory (make a new CA and reissue its certificates)", e.Name, e.Profile)
 		}
-		return nil, nil, errs.New(fmt.Sprintf("%s names %d certificates (serials %s): say which by its serial", what, len(matches), strings.Join(serials, ", ")), ErrAmbiguous)
+		e.Status, e.RevokedAt, e.RevocationReason = "revoked", s.d.now().UTC().Truncate(time.Second), reason
+		out = append(out, *e)
 	}
-	e := &s.idx.Certificates[matches[0]]
-	if e.Profile.IsCA() {
-		return nil, nil, fmt.Errorf("%s is the %s CA itself: a CA is not revoked from its own directory (make a new CA and reissue its certificates)", what, e.Profile)
-	}
-	if e.Status == "revoked" {
-		return nil, nil, errs.New(fmt.Sprintf("%s (serial %s) was revoked on %s", what, e.Serial, e.RevokedAt.Format(time.DateOnly)), ErrRevoked)
-	}
-	e.Status, e.RevokedAt, e.RevocationReason = "revoked", s.d.now().UTC().Truncate(time.Second), reason
+	removed := s.prunePrev()
 	info, err := s.stageCRL(o.CRLDays)
 	if err != nil {
 		return nil, nil, err
 	}
+	info.Removed = removed
 	if err := s.commit(); err != nil {
 		return nil, nil, err
 	}
-	out := *e
-	return &out, info, nil
+	return out, info, nil
+}
+
+// byName returns the index positions of the certificates a name (or a
+// certificate path relative to the directory) means: the current one of
+// its slot and, with replaced, its predecessors that are neither revoked
+// nor expired. A name that is a client's and a server's is ambiguous; one
+// whose certificates are all revoked is ErrRevoked.
+func (s *state) byName(name string, replaced bool) ([]int, error) {
+	var (
+		matches []int
+		slots   = map[string]bool{}
+		revoked *Entry
+	)
+	now := s.d.now()
+	for i := range s.idx.Certificates {
+		e := &s.idx.Certificates[i]
+		if e.Name != name && e.Cert != name && slot(e.Cert) != name {
+			continue
+		}
+		switch {
+		case e.Status == "revoked":
+			if revoked == nil || e.RevokedAt.After(revoked.RevokedAt) {
+				revoked = e
+			}
+			continue
+		case e.ReplacedBy != "" && (!replaced || now.After(e.NotAfter)):
+			continue
+		case !replaced && (isPrev(e.Cert) || s.idx.find(e.Cert).Serial != e.Serial):
+			continue // an older certificate of the slot
+		}
+		matches = append(matches, i)
+		slots[slot(e.Cert)] = true
+	}
+	switch {
+	case len(matches) == 0 && revoked != nil:
+		return nil, errs.New(fmt.Sprintf("%s (serial %s) was revoked on %s", name, revoked.Serial, revoked.RevokedAt.Format(time.DateOnly)), ErrRevoked)
+	case len(matches) == 0:
+		return nil, errs.New(fmt.Sprintf("%s: no certificate in %s has that name", name, s.d.path(IndexFile)), ErrNotFound)
+	case len(slots) > 1:
+		paths := make([]string, 0, len(slots))
+		for p := range slots {
+			paths = append(paths, p)
+		}
+		sort.Strings(paths)
+		return nil, errs.New(fmt.Sprintf("%s names %d certificates (%s): give the certificate's path instead of its name", name, len(paths), strings.Join(paths, ", ")), ErrAmbiguous)
+	}
+	return matches, nil
+}
+
+// prunePrev stages the removal of kept predecessors (a.prev.crt, and
+// a.prev.key when renewal made a new key) that are revoked or expired:
+// nobody may use them any more. It returns their paths.
+func (s *state) prunePrev() (removed []string) {
+	now := s.d.now()
+	for _, e := range s.idx.Certificates {
+		if !isPrev(e.Cert) || filepath.IsAbs(e.Cert) || e.Status != "revoked" && !now.After(e.NotAfter) {
+			continue
+		}
+		if cur := s.idx.find(e.Cert); cur == nil || cur.Serial != e.Serial || !fileExists(s.d.path(e.Cert)) {
+			continue // the file holds another certificate, or is gone
+		}
+		s.txn.Remove(s.d.path(e.Cert))
+		if isPrev(e.Key) {
+			s.txn.Remove(s.d.path(e.Key))
+		}
+		why := "expired"
+		if e.Status == "revoked" {
+			why = "revoked"
+		}
+		s.rep.add("removed", string(e.Profile)+" certificate", s.d.path(e.Cert), "the predecessor kept by renew, now "+why)
+		removed = append(removed, s.d.path(e.Cert))
+	}
+	return removed
 }
 
 // WriteCRL (re)writes the directory's CRL with a new number and
@@ -135,10 +216,12 @@ func (d *Dir) WriteCRL(days int) (*CRLInfo, error) {
 		return nil, err
 	}
 	defer s.end()
+	removed := s.prunePrev()
 	info, err := s.stageCRL(days)
 	if err != nil {
 		return nil, err
 	}
+	info.Removed = removed
 	return info, s.commit()
 }
 

@@ -169,8 +169,17 @@ func readSecret(s *streams, file, prompt string, confirm bool) ([]byte, error) {
 	default:
 		return nil, errNoPasswordSource
 	}
+	src := "the password"
+	if file != "" && file != "-" {
+		src = "the password in " + file
+	} else if file == "-" {
+		src = "the password on standard input"
+	}
 	if len(pw) == 0 {
-		return nil, errors.New("the password is empty")
+		return nil, fmt.Errorf("%s is empty: put it on the first line", src)
+	}
+	if strings.HasPrefix(string(pw), "-----BEGIN") {
+		return nil, fmt.Errorf("%s is the start of a PEM file (a key or a certificate?), not a password: give the file that holds the password", src)
 	}
 	return pw, nil
 }
@@ -189,6 +198,9 @@ type daysFlag time.Duration
 func (d *daysFlag) String() string {
 	if *d == 0 {
 		return "0"
+	}
+	if day := 24 * time.Hour; time.Duration(*d)%day == 0 {
+		return fmt.Sprintf("%dd", time.Duration(*d)/day)
 	}
 	return time.Duration(*d).String()
 }

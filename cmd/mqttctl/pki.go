@@ -46,6 +46,15 @@ overwritten without --force.`,
 	cmd.PersistentFlags().StringVar(&f.dir, "dir", "pki", "the pki directory")
 	cmd.PersistentFlags().StringVar(&f.caPassFile, "ca-password-file", "", "file holding the CA key's password (- for standard input); without it, a terminal prompt when needed")
 	cmd.AddCommand(newPKIInitCmd(s, f), newPKIIssueCmd(s, f), newPKICSRCmd(s), newPKISignCmd(s, f),
-		newPKIInspectCmd(s), newPKIListCmd(s, f), newPKICheckCmd(s, f), newPKIRevokeCmd(s, f), newPKICRLCmd(s, f))
+		newPKIInspectCmd(s), newPKIListCmd(s, f), newPKICheckCmd(s, f), newPKIRevokeCmd(s, f), newPKICRLCmd(s, f), newPKIRenewCmd(s, f),
+		newPKIExportCmd(s, f))
 	return cmd
+}
+
+// dirFlag is the --dir part of a suggested command ("" for the default).
+func dirFlag(dir string) string {
+	if dir == "" || dir == "pki" {
+		return ""
+	}
+	return " --dir " + dir
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -10,9 +11,10 @@ import (
 
 func newPKICheckCmd(s *streams, f *pkiFlags) *cobra.Command {
 	var (
-		o      pki.CheckOptions
-		output outputFormat
-		quiet  bool
+		o        pki.CheckOptions
+		output   outputFormat
+		quiet    bool
+		expiring = daysFlag(pki.ExpiryWarning)
 	)
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -20,12 +22,17 @@ func newPKICheckCmd(s *streams, f *pkiFlags) *cobra.Command {
 		Long: `check reads every certificate and key in the directory and reports, one line each:
 chains that do not verify, keys that do not match their certificate, usages that
 do not fit (a client certificate that could act as a broker), certificates that
-expired or expire within 30 days, identical subjects, files others can read, and
---host names the broker certificate lacks. Exit status 1 when anything is an error.`,
+expired or expire within --expiring (30 days), identical subjects, files others
+can read, and --host names the broker certificate lacks.
+
+Exit status 1 when anything is an error or a certificate in use expires within the
+window (renew it: mqttctl pki renew NAME, or --expiring for all), for cron.`,
 		Example: `  mqttctl pki check
-  mqttctl pki check --dir /etc/mqttctl/pki --host mqtt.example.com --host 192.0.2.10`,
+  mqttctl pki check --dir /etc/mqttctl/pki --host mqtt.example.com --host 192.0.2.10
+  mqttctl pki check -q --expiring 45d || mail -s 'MQTT pki needs attention' ops@example.com`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Within = time.Duration(expiring)
 			d := f.dirFor(s)
 			if f.caPassFile == "" {
 				d.CAPassword = nil // never prompt during a check
@@ -55,7 +62,7 @@ expired or expire within 30 days, identical subjects, files others can read, and
 				}
 				fmt.Fprintf(s.Out, "%d errors, %d warnings\n", errs, warns)
 			}
-			if pki.HasErrors(findings) {
+			if pki.HasErrors(findings) || pki.NeedsRenewal(findings) {
 				return exitError{1}
 			}
 			return nil
@@ -65,5 +72,6 @@ expired or expire within 30 days, identical subjects, files others can read, and
 	cmd.Flags().StringVar(&o.Server, "server", "server", "which broker certificate --host is checked against (server, or a name under servers/)")
 	addOutputFlag(cmd, &output)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only warnings and errors")
+	cmd.Flags().Var(&expiring, "expiring", "report (and exit 1 for) certificates in use that end within this window (30d, 12h)")
 	return cmd
 }

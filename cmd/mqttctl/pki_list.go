@@ -41,7 +41,7 @@ func newPKIListCmd(s *streams, f *pkiFlags) *cobra.Command {
 				return err
 			}
 			if expiring > 0 && len(entries) > 0 {
-				fmt.Fprintf(s.Err, "%d certificates expire within %s: renew them (mqttctl pki issue ... --force)\n", len(entries), time.Duration(expiring))
+				fmt.Fprintf(s.Err, "%d certificates expire within %s: renew them with: mqttctl pki renew --expiring %s%s\n", len(entries), &expiring, &expiring, dirFlag(f.dir))
 				return exitError{1}
 			}
 			return nil

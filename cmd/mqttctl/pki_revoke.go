@@ -18,8 +18,9 @@ func newPKIRevokeCmd(s *streams, f *pkiFlags) *cobra.Command {
 pki/crl.pem, signed by the CA that issued it. mqttctl serve with crlfile picks the
 new CRL up by itself; mosquitto reads it on SIGHUP (kill -HUP its pid).
 
-NAME is the name the certificate was issued under (pki list shows it); when
-several certificates share it (one was replaced with --force), give --serial.`,
+NAME is the name the certificate was issued under (pki list shows it). It
+revokes every certificate of that name still valid: the current one and the
+one pki renew replaced (a lost device holds both). --serial revokes just one.`,
 		Example: `  # a device was lost
   mqttctl pki revoke sensor-07 --reason keyCompromise
   mqttctl pki revoke --serial 5A:3C:...:01 --reason superseded`,
@@ -34,11 +35,13 @@ several certificates share it (one was replaced with --force), give --serial.`,
 			if err := checkPositive(cmd, "crl-days"); err != nil {
 				return err
 			}
-			e, info, err := f.dirFor(s).Revoke(o)
+			revoked, info, err := f.dirFor(s).Revoke(o)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "Revoked %s certificate %s (serial %s, %s) on %s\n", e.Profile, e.Name, e.Serial, e.RevocationReason, e.RevokedAt.Format(time.RFC3339))
+			for _, e := range revoked {
+				fmt.Fprintf(s.Out, "Revoked %s certificate %s (serial %s, %s) on %s\n", e.Profile, e.Name, e.Serial, e.RevocationReason, e.RevokedAt.Format(time.RFC3339))
+			}
 			printCRL(s, info)
 			return nil
 		},
@@ -79,6 +82,9 @@ client once its CRL is past its next update: run this from cron well before.`,
 }
 
 func printCRL(s *streams, info *pki.CRLInfo) {
+	for _, p := range info.Removed {
+		fmt.Fprintf(s.Out, "Removed %s (kept by pki renew; now revoked or expired)\n", p)
+	}
 	fmt.Fprintf(s.Out, "Wrote %s: CRL number %d, %d revoked, next update %s (rewrite it before: mqttctl pki crl)\n",
 		info.Path, info.Number, info.Revoked, info.NextUpdate.Format(time.DateOnly))
 	fmt.Fprintln(s.Out, "mqttctl serve picks it up by itself; mosquitto on SIGHUP (kill -HUP $(pidof mosquitto)).")

@@ -30,6 +30,7 @@ func WriteFile(path string, data []byte, perm os.FileMode, overwrite bool) error
 type staged struct {
 	tmp, path string
 	overwrite bool
+	remove    bool // delete path on Commit (tmp unused)
 }
 
 // Txn stages several files and puts them in place together on Commit. If any
@@ -43,6 +44,31 @@ type Txn struct {
 // Add writes data to a temporary file next to path, synced to disk and with
 // mode perm. Nothing is visible at path until Commit.
 func (t *Txn) Add(path string, data []byte, perm os.FileMode, overwrite bool) error {
+	return t.add(path, data, perm, overwrite, -1, -1)
+}
+
+// AddLike stages data for path, replacing it if it exists, with the mode,
+// owner and group of the file like (when like exists; else mode perm and
+// the caller's ownership). A renewed key keeps the group access the broker
+// was given to the old one, from the moment it is in place.
+func (t *Txn) AddLike(path string, data []byte, like string, perm os.FileMode) error {
+	uid, gid := -1, -1
+	if st, err := os.Stat(like); err == nil {
+		perm = st.Mode().Perm()
+		if u, g, ok := Owner(st); ok {
+			uid, gid = u, g
+		}
+	}
+	return t.add(path, data, perm, true, uid, gid)
+}
+
+// Remove stages the removal of path, done on Commit after every file was
+// put in place. A missing file is not an error.
+func (t *Txn) Remove(path string) {
+	t.files = append(t.files, staged{path: path, remove: true})
+}
+
+func (t *Txn) add(path string, data []byte, perm os.FileMode, overwrite bool, uid, gid int) error {
 	dir := filepath.Dir(path)
 	if !overwrite {
 		if _, err := os.Lstat(path); err == nil {
@@ -63,6 +89,13 @@ func (t *Txn) Add(path string, data []byte, perm os.FileMode, overwrite bool) er
 	if err := f.Chmod(perm); err != nil {
 		return fail(err)
 	}
+	if uid >= 0 {
+		// As root this always works; as the owner, the group is kept when
+		// the user is in it. Otherwise the file keeps the caller's group.
+		if err := f.Chown(uid, gid); err != nil && os.Geteuid() == 0 {
+			return fail(err)
+		}
+	}
 	if _, err := f.Write(data); err != nil {
 		return fail(err)
 	}
@@ -80,7 +113,9 @@ func (t *Txn) Add(path string, data []byte, perm os.FileMode, overwrite bool) er
 // Abort removes every staged temporary file.
 func (t *Txn) Abort() {
 	for _, s := range t.files {
-		os.Remove(s.tmp)
+		if !s.remove {
+			os.Remove(s.tmp)
+		}
 	}
 	t.files = nil
 }
@@ -99,7 +134,7 @@ func (t *Txn) Commit() error {
 		return err
 	}
 	for _, s := range t.files {
-		if s.overwrite {
+		if s.overwrite || s.remove {
 			continue
 		}
 		if err := os.Link(s.tmp, s.path); err != nil {
@@ -111,11 +146,19 @@ func (t *Txn) Commit() error {
 		created = append(created, s.path)
 	}
 	for _, s := range t.files {
-		if !s.overwrite {
+		if !s.overwrite || s.remove {
 			continue
 		}
 		if err := os.Rename(s.tmp, s.path); err != nil {
 			return rollback(fmt.Errorf("place %s: %w", s.path, err))
+		}
+	}
+	var removeErr error
+	for _, s := range t.files {
+		if s.remove {
+			if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) && removeErr == nil {
+				removeErr = fmt.Errorf("remove %s: %w", s.path, err)
+			}
 		}
 	}
 	dirs := map[string]bool{}
@@ -125,7 +168,7 @@ func (t *Txn) Commit() error {
 	for d := range dirs {
 		syncDir(d)
 	}
-	return nil
+	return removeErr
 }
 
 func syncDir(dir string) {
@@ -144,7 +187,7 @@ func MkdirPrivate(dir string) error {
 	return nil
 }
 
-// Files returns the target paths staged so far.
+// Files returns the target paths staged so far (written or removed).
 func (t *Txn) Files() []string {
 	out := make([]string, len(t.files))
 	for i, s := range t.files {
