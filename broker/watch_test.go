@@ -85,7 +85,7 @@ func TestLiveRevocationAndRenewal(t *testing.T) {
 	waitLog(t, log, "its certificate is revoked")
 
 	// Renewal: the new certificate is served at once; alice stays.
-	if _, err := d.Issue(pki.IssueOptions{Profile: pki.ProfileServer, Name: "server", Hosts: []string{"localhost"}, Force: true}); err != nil {
+	if _, err := d.Renew(pki.RenewOptions{Name: "server", Rekey: true}); err != nil {
 		t.Fatal(err)
 	}
 	waitLog(t, log, "certificate reloaded")

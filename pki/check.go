@@ -187,9 +187,9 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 				if e.Profile == ProfileBridge {
 					p = ProfileBridge
 				}
-				if e.Key != "" {
-					key = filepath.FromSlash(e.Key) // a renewal that kept the key
-				}
+				// The index knows: a renewal that kept the key, or a signed
+				// CSR whose key is on the device ("").
+				key = filepath.FromSlash(e.Key)
 				replaced = replaced || e.ReplacedBy != ""
 			}
 			addItem(rel, key, p, replaced)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mqttctl's tests use (openssl, mosquitto,
-# mosquitto-clients) when any is missing. Runs apt-get as root, or via sudo.
+# mosquitto-clients, default-jre-headless for keytool) when any is missing. Runs apt-get as root, or via sudo.
 set -euo pipefail
 
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+# keytool reads the PKCS#12 files pki export writes, as Java and Android do.
+command -v keytool >/dev/null 2>&1 || need+=(default-jre-headless)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

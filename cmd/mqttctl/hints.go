@@ -53,12 +53,14 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "use --force to replace it"
 	case errors.Is(err, pki.ErrNoCA) && cmd.Name() != "init":
 		hint = "make one with: mqttctl pki init --dir " + dir
-	case errors.Is(err, errNoPasswordSource) && has("ca-password-file"):
-		hint = "give the CA key's password with --ca-password-file FILE (- for standard input)"
 	case errors.Is(err, errNoPasswordSource) && has("batch"):
 		hint = "give it with --password-file FILE, --password-stdin or -b PASSWORD"
-	case errors.Is(err, errNoPasswordSource) && has("password-file"):
+	case errors.Is(err, errNoPasswordSource) && has("password-stdin"):
 		hint = "give it with --password-file FILE or --password-stdin"
+	case errors.Is(err, errNoPasswordSource) && has("password-file"):
+		hint = "give it with --password-file FILE (- for standard input)"
+	case errors.Is(err, errNoPasswordSource) && has("ca-password-file"):
+		hint = "give the CA key's password with --ca-password-file FILE (- for standard input)"
 	case errors.Is(err, pki.ErrKeyEncrypted) && has("ca-password-file"):
 		hint = "give its password with --ca-password-file FILE (- for standard input), or run on a terminal to be asked"
 	case errors.Is(err, pki.ErrNeedsHosts) && has("host"):

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -51,8 +52,14 @@ connected); mosquitto on SIGHUP. Clients need their new certificate copied over
 				return err
 			}
 			printReport(s.Out, rep)
-			if rep.Changed() {
-				fmt.Fprintln(s.Out, "mqttctl serve uses a renewed broker certificate at once; mosquitto after kill -HUP $(pidof mosquitto).")
+			for _, a := range rep.Actions {
+				switch {
+				case a.Verb != "renewed":
+				case strings.HasPrefix(a.What, string(pki.ProfileClient)):
+					fmt.Fprintf(s.Out, "Copy %s (and its key with --rekey) to the device; the old one works until it expires.\n", a.Path)
+				default:
+					fmt.Fprintf(s.Out, "mqttctl serve uses %s at once, clients stay connected; mosquitto after kill -HUP $(pidof mosquitto).\n", a.Path)
+				}
 			}
 			return nil
 		},
