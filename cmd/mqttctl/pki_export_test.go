@@ -31,9 +31,9 @@ func TestPKIExportInterop(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
-		name   string
-		args   []string
-		info   string // in openssl pkcs12 -info
+		name string
+		args []string
+		info string // in openssl pkcs12 -info
 	}{
 		{name: "modern", info: "AES-256-CBC"},
 		{name: "legacy", args: []string{"--legacy"}, info: "TripleDES"},
