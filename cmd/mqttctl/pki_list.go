@@ -57,7 +57,7 @@ func printEntries(s *streams, entries []pki.Entry, now time.Time, output outputF
 		rows := make([]map[string]any, 0, len(entries))
 		for _, e := range entries {
 			rows = append(rows, map[string]any{"name": e.Name, "profile": e.Profile, "serial": e.Serial, "subject": e.Subject,
-				"not_after": e.NotAfter, "cert": e.Cert, "status": e.StatusAt(now)})
+				"not_after": e.NotAfter, "cert": e.Cert, "status": e.StatusAt(now), "replaced_by": e.ReplacedBy})
 		}
 		return writeJSON(s, rows)
 	}

@@ -95,3 +95,40 @@ func TestEditKeepsModeAndRefusesWithoutTrace(t *testing.T) {
 		t.Errorf("missing file without create: %v", err)
 	}
 }
+
+// TestTxnAddLikeAndRemove: a replacement keeps the old file's mode; a
+// staged removal happens only on Commit, never on Abort.
+func TestTxnAddLikeAndRemove(t *testing.T) {
+	dir := t.TempDir()
+	key, gone := filepath.Join(dir, "k"), filepath.Join(dir, "gone")
+	for _, p := range []string{key, gone} {
+		if err := os.WriteFile(p, []byte("old"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var aborted Txn
+	aborted.Remove(gone)
+	if err := aborted.AddLike(key, []byte("new"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	aborted.Abort()
+	if _, err := os.Stat(gone); err != nil {
+		t.Fatal("Abort removed a file")
+	}
+	var tx Txn
+	tx.Remove(gone)
+	tx.Remove(filepath.Join(dir, "never-was"))
+	if err := tx.AddLike(key, []byte("new"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(gone); err == nil {
+		t.Error("Commit kept a removed file")
+	}
+	st, err := os.Stat(key)
+	if err != nil || st.Mode().Perm() != 0o640 {
+		t.Errorf("replaced file mode %v (%v), want 0640", st.Mode().Perm(), err)
+	}
+}
