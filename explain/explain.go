@@ -59,13 +59,19 @@ func ReissueClient(name, pkiDir string) string {
 	return cmd + " --force"
 }
 
+// DirFlag is the --dir part of a suggested pki command: empty for the
+// default directory "pki".
+func DirFlag(pkiDir string) string {
+	if pkiDir == "" || pkiDir == "pki" {
+		return ""
+	}
+	return " --dir " + pkiDir
+}
+
 // Renew is the command that renews a certificate in place, same names and
 // key (rekey: a new key).
 func Renew(name, pkiDir string, rekey bool) string {
-	cmd := "mqttctl pki renew " + name
-	if pkiDir != "" && pkiDir != "pki" {
-		cmd += " --dir " + pkiDir
-	}
+	cmd := "mqttctl pki renew " + name + DirFlag(pkiDir)
 	if rekey {
 		cmd += " --rekey"
 	}

@@ -221,28 +221,14 @@ var ErrOutNotCertificate = errors.New("the output may only be a certificate file
 // outside the pki directory (not a CA certificate, not a link). It returns
 // the path to record in the index (relative to the directory when inside).
 func (d *Dir) checkSignOut(out string, force bool) (string, error) {
-	abs, err := filepath.Abs(out)
+	abs, rel, inside, err := d.locate(out)
 	if err != nil {
 		return "", err
-	}
-	// Resolve the directories (not the file) so that a link cannot smuggle
-	// the path into or out of the pki directory.
-	dirAbs, err := filepath.Abs(d.Path)
-	if err != nil {
-		return "", err
-	}
-	if real, err := filepath.EvalSymlinks(dirAbs); err == nil {
-		dirAbs = real
-	}
-	if real, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
-		abs = filepath.Join(real, filepath.Base(abs))
 	}
 	ext := strings.ToLower(filepath.Ext(abs))
 	if ext == ".key" || ext == ".p12" || ext == ".pfx" || ext == ".csr" || filepath.Base(abs) == IndexFile {
 		return "", errs.New(fmt.Sprintf("%s has the name of a %s file; the certificate goes to a .crt or .pem file", out, strings.TrimPrefix(ext, ".")), ErrOutNotCertificate)
 	}
-	rel, err := filepath.Rel(dirAbs, abs)
-	inside := err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 	st, statErr := os.Lstat(abs)
 	exists := statErr == nil
 	switch {
@@ -268,6 +254,28 @@ func (d *Dir) checkSignOut(out string, force bool) (string, error) {
 		return filepath.ToSlash(rel), nil
 	}
 	return out, nil
+}
+
+// locate resolves out to an absolute path and says whether it lies inside
+// the pki directory (rel: its path there). The directories, not the file,
+// are resolved, so that a link cannot smuggle the path in or out.
+func (d *Dir) locate(out string) (abs, rel string, inside bool, err error) {
+	if abs, err = filepath.Abs(out); err != nil {
+		return "", "", false, err
+	}
+	dirAbs, err := filepath.Abs(d.Path)
+	if err != nil {
+		return "", "", false, err
+	}
+	if real, err := filepath.EvalSymlinks(dirAbs); err == nil {
+		dirAbs = real
+	}
+	if real, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		abs = filepath.Join(real, filepath.Base(abs))
+	}
+	rel, err = filepath.Rel(dirAbs, abs)
+	inside = err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	return abs, rel, inside, nil
 }
 
 // onlyLeafCerts accepts PEM data that holds certificates and nothing else,

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"software.sslmate.com/src/go-pkcs12"
@@ -143,7 +142,7 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 		enc := pkcs12.Modern2023
 		if o.Legacy {
 			enc = pkcs12.LegacyDES
-			info.Warnings = append(info.Warnings, "--legacy encrypts with 3DES and a SHA-1 MAC, which are weak: use it only for clients that cannot read the default (Java 8, Android before 12), and keep the file and its password apart")
+			info.Warnings = append(info.Warnings, "legacy encryption is 3DES and a SHA-1 MAC, which are weak: use it only for clients that cannot read the default (Java 8, Android before 12), and keep the file and its password apart")
 		}
 		if out, err = enc.Encode(key, certs[0], chain, string(o.Password)); err != nil {
 			return nil, fmt.Errorf("encode %s: %w", o.Out, err)
@@ -172,32 +171,20 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 // checkExportOut refuses an output that is a file of the pki directory
 // (even with force) or that exists (without force).
 func (d *Dir) checkExportOut(out string, force bool) error {
-	abs, err := filepath.Abs(out)
+	abs, _, inside, err := d.locate(out)
 	if err != nil {
 		return err
 	}
-	dirAbs, err := filepath.Abs(d.Path)
-	if err != nil {
-		return err
-	}
-	if real, err := filepath.EvalSymlinks(dirAbs); err == nil {
-		dirAbs = real
-	}
-	if real, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
-		abs = filepath.Join(real, filepath.Base(abs))
-	}
-	rel, err := filepath.Rel(dirAbs, abs)
-	inside := err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 	st, statErr := os.Lstat(abs)
 	switch {
 	case statErr != nil:
 		return nil
 	case inside:
-		return fmt.Errorf("%s is a file of the pki directory %s: export never replaces one; choose another --out", out, d.Path)
+		return fmt.Errorf("%s is a file of the pki directory %s: export never replaces one; choose another output file", out, d.Path)
 	case !force:
 		return errs.Wrap(fsx.ErrExists, out+" exists", ErrNeedsForce)
 	case !st.Mode().IsRegular():
-		return fmt.Errorf("%s is not a regular file (a link or device): choose another --out", out)
+		return fmt.Errorf("%s is not a regular file (a link or device): choose another output file", out)
 	}
 	return nil
 }

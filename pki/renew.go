@@ -167,7 +167,7 @@ func (s *state) renew(i int, o RenewOptions) error {
 	}
 	if displaced := s.idx.find(prevPath(e.Cert)); displaced != nil && displaced.Status != "revoked" && s.d.now().Before(displaced.NotAfter) {
 		s.rep.warn("%s held an earlier certificate (serial %s), still valid until %s; it is no longer kept on disk: if nothing uses it, revoke it: mqttctl pki revoke --serial %s%s",
-			prevPath(certPath), displaced.Serial, displaced.NotAfter.Format(time.DateOnly), displaced.Serial, dirArg(s.d.Path))
+			prevPath(certPath), displaced.Serial, displaced.NotAfter.Format(time.DateOnly), displaced.Serial, explain.DirFlag(s.d.Path))
 	}
 	// The predecessor first, with the old file's mode and group, then the
 	// new files in place of the old ones.
@@ -230,12 +230,4 @@ func window(d time.Duration) string {
 		return fmt.Sprintf("%d days", d/day)
 	}
 	return d.String()
-}
-
-// dirArg is the --dir part of a suggested command.
-func dirArg(dir string) string {
-	if dir == "" || dir == "pki" {
-		return ""
-	}
-	return " --dir " + dir
 }

@@ -50,11 +50,3 @@ overwritten without --force.`,
 		newPKIExportCmd(s, f))
 	return cmd
 }
-
-// dirFlag is the --dir part of a suggested command ("" for the default).
-func dirFlag(dir string) string {
-	if dir == "" || dir == "pki" {
-		return ""
-	}
-	return " --dir " + dir
-}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqttctl/mqttctl/explain"
 	"github.com/mqttctl/mqttctl/pki"
 )
 
@@ -41,7 +42,7 @@ func newPKIListCmd(s *streams, f *pkiFlags) *cobra.Command {
 				return err
 			}
 			if expiring > 0 && len(entries) > 0 {
-				fmt.Fprintf(s.Err, "%d certificates expire within %s: renew them with: mqttctl pki renew --expiring %s%s\n", len(entries), &expiring, &expiring, dirFlag(f.dir))
+				fmt.Fprintf(s.Err, "%d certificates expire within %s: renew them with: mqttctl pki renew --expiring %s%s\n", len(entries), &expiring, &expiring, explain.DirFlag(f.dir))
 				return exitError{1}
 			}
 			return nil
