@@ -75,33 +75,40 @@ func (c *conn) close() {
 // HandshakeResult counts completed TCP+TLS+CONNECT+CONNACK+DISCONNECT cycles.
 type HandshakeResult struct {
 	Count, Errors int64
-	Duration      time.Duration
-	FirstError    error
+	// Resumed counts the handshakes that resumed a TLS session (Resume).
+	Resumed    int64
+	Duration   time.Duration
+	FirstError error
 }
 
 // PerSecond is the rate of completed handshakes.
 func (r HandshakeResult) PerSecond() float64 { return float64(r.Count) / r.Duration.Seconds() }
 
-// Handshakes opens fresh connections (full TLS handshakes, no session
-// resumption) from workers goroutines for d.
-func Handshakes(ctx context.Context, t Target, workers int, d time.Duration) HandshakeResult {
-	if t.TLS != nil {
-		t.TLS = t.TLS.Clone()
-		t.TLS.ClientSessionCache = nil
-	}
+// Handshakes opens fresh connections from workers goroutines for d: full
+// TLS handshakes, or with resume TLS session resumption (each worker keeps
+// the tickets the broker sent it, as a device that reconnects does).
+func Handshakes(ctx context.Context, t Target, workers int, d time.Duration, resume bool) HandshakeResult {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	end, _ := ctx.Deadline()
-	var count, errs atomic.Int64
+	var count, resumed, errs atomic.Int64
 	var first atomic.Value
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range workers {
+		wt := t
+		if t.TLS != nil {
+			wt.TLS = t.TLS.Clone()
+			wt.TLS.ClientSessionCache = nil
+			if resume {
+				wt.TLS.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
-				c, err := t.dial(ctx, fmt.Sprintf("hs-%d-%d", w, i))
+				c, err := wt.dial(ctx, fmt.Sprintf("hs-%d-%d", w, i))
 				if err != nil {
 					// A dial cut by the end of the run is not an error (the
 					// socket deadline can fire just before ctx reports it).
@@ -111,43 +118,105 @@ func Handshakes(ctx context.Context, t Target, workers int, d time.Duration) Han
 					}
 					continue
 				}
+				if tc, ok := c.c.(*tls.Conn); ok && tc.ConnectionState().DidResume {
+					resumed.Add(1)
+				}
 				c.close()
 				count.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	r := HandshakeResult{Count: count.Load(), Errors: errs.Load(), Duration: time.Since(start)}
+	r := HandshakeResult{Count: count.Load(), Resumed: resumed.Load(), Errors: errs.Load(), Duration: time.Since(start)}
 	if e, ok := first.Load().(error); ok {
 		r.FirstError = e
 	}
 	return r
 }
 
+// Idle opens n connections (TLS and CONNECT), parallel at a time, calls
+// ready with the number open, and holds them until ctx ends. It is for
+// measuring what an idle connection costs the broker.
+func Idle(ctx context.Context, t Target, n, parallel int, ready func(open int)) error {
+	if parallel <= 0 {
+		parallel = 16
+	}
+	conns := make([]*conn, n)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.c.Close()
+			}
+		}
+	}()
+	var next atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil && first.Load() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				c, err := t.dial(ctx, fmt.Sprintf("idle-%d-%d", i, time.Now().UnixNano()))
+				if err != nil {
+					first.CompareAndSwap(nil, fmt.Errorf("connection %d: %w", i+1, err))
+					return
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := first.Load().(error); ok {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	ready(n)
+	<-ctx.Done()
+	return nil
+}
+
 // PubSubOptions shapes a publish/subscribe run.
 type PubSubOptions struct {
-	Publishers int
-	QoS        byte // 0 or 1
-	Size       int  // payload bytes
-	Duration   time.Duration
-	Warmup     time.Duration
-	Window     int // unacknowledged QoS 1 messages per publisher
+	Publishers  int
+	Subscribers int  // each subscribes to every publisher's topic; default 1
+	QoS         byte // 0 or 1
+	Size        int  // payload bytes
+	Duration    time.Duration
+	Warmup      time.Duration
+	Window      int // unacknowledged QoS 1 messages per publisher
 }
 
-// PubSubResult counts messages the subscriber received in the window.
+// PubSubResult counts what the subscribers received in the measured window
+// and, for QoS 1, what the broker acknowledged but never delivered.
 type PubSubResult struct {
-	Received int64
+	Received int64 // by all subscribers, in the measured window
 	Duration time.Duration
+	// Acked is how many publishes the broker acknowledged (QoS 1, whole
+	// run); Delivered is how many messages the subscribers got in the whole
+	// run, counted after the publishers stopped and deliveries went quiet.
+	Acked, Delivered int64
+	// Lost is Acked * Subscribers - Delivered when positive (QoS 1).
+	Lost int64
 }
 
-// PerSecond is the subscriber's receive rate.
+// PerSecond is the subscribers' receive rate.
 func (r PubSubResult) PerSecond() float64 { return float64(r.Received) / r.Duration.Seconds() }
 
-// PubSub runs o.Publishers publishers against one subscriber on bench/#
-// and measures what the subscriber receives after the warm-up.
+// PubSub runs o.Publishers publishers against o.Subscribers subscribers on
+// bench/# and measures what the subscribers receive after the warm-up.
 func PubSub(ctx context.Context, t Target, o PubSubOptions) (PubSubResult, error) {
 	if o.Publishers <= 0 {
 		o.Publishers = 4
+	}
+	if o.Subscribers <= 0 {
+		o.Subscribers = 1
 	}
 	if o.Window <= 0 {
 		o.Window = 64
@@ -155,50 +224,30 @@ func PubSub(ctx context.Context, t Target, o PubSubOptions) (PubSubResult, error
 	if o.QoS > 1 {
 		return PubSubResult{}, errors.New("loadgen measures QoS 0 and 1")
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sub, err := t.dial(ctx, fmt.Sprintf("bench-sub-%d", time.Now().UnixNano()))
-	if err != nil {
-		return PubSubResult{}, err
-	}
-	defer sub.c.Close()
-	sub.w.Write(mqttwire.AppendSubscribe(nil, 4, 1, "bench/#", o.QoS))
-	sub.w.Flush()
-	if head, _, err := mqttwire.ReadPacket(sub.r, nil); err != nil || head>>4 != mqttwire.SUBACK {
-		return PubSubResult{}, fmt.Errorf("subscribe: %v", err)
-	}
 	var received atomic.Int64
-	go func() {
-		buf := make([]byte, 0, 4096)
-		ack := make([]byte, 0, 4)
-		for {
-			head, body, err := mqttwire.ReadPacket(sub.r, buf)
-			if err != nil {
-				return
-			}
-			buf = body[:0]
-			if head>>4 != mqttwire.PUBLISH {
-				continue
-			}
-			received.Add(1)
-			if (head>>1)&3 == 1 && len(body) >= 2 {
-				tl := int(body[0])<<8 | int(body[1])
-				if len(body) >= 4+tl {
-					id := uint16(body[2+tl])<<8 | uint16(body[3+tl])
-					sub.w.Write(mqttwire.AppendAck(ack[:0], mqttwire.PUBACK, id))
-				}
-			}
-			if sub.r.Buffered() == 0 {
-				sub.w.Flush()
-			}
+	stamp := time.Now().UnixNano()
+	for i := range o.Subscribers {
+		sub, err := t.dial(ctx, fmt.Sprintf("bench-sub-%d-%d", i, stamp))
+		if err != nil {
+			return PubSubResult{}, err
 		}
-	}()
+		defer sub.c.Close()
+		sub.w.Write(mqttwire.AppendSubscribe(nil, 4, 1, "bench/#", o.QoS))
+		sub.w.Flush()
+		if head, _, err := mqttwire.ReadPacket(sub.r, nil); err != nil || head>>4 != mqttwire.SUBACK {
+			return PubSubResult{}, fmt.Errorf("subscribe: %v", err)
+		}
+		go subscribeLoop(sub, &received)
+	}
 
+	pubCtx, stopPub := context.WithCancel(ctx)
+	defer stopPub()
 	payload := make([]byte, o.Size)
+	var acked atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, o.Publishers)
 	for p := range o.Publishers {
-		c, err := t.dial(ctx, fmt.Sprintf("bench-pub-%d-%d", p, time.Now().UnixNano()))
+		c, err := t.dial(ctx, fmt.Sprintf("bench-pub-%d-%d", p, stamp))
 		if err != nil {
 			return PubSubResult{}, err
 		}
@@ -206,7 +255,7 @@ func PubSub(ctx context.Context, t Target, o PubSubOptions) (PubSubResult, error
 		go func() {
 			defer wg.Done()
 			defer c.c.Close()
-			errc <- publishLoop(ctx, c, fmt.Sprintf("bench/%d", p), payload, o)
+			errc <- publishLoop(pubCtx, c, fmt.Sprintf("bench/%d", p), payload, o, &acked)
 		}()
 	}
 	time.Sleep(o.Warmup)
@@ -217,8 +266,7 @@ func PubSub(ctx context.Context, t Target, o PubSubOptions) (PubSubResult, error
 	case <-ctx.Done():
 	}
 	res := PubSubResult{Received: received.Load() - before, Duration: time.Since(start)}
-	cancel()
-	sub.c.Close()
+	stopPub()
 	wg.Wait()
 	close(errc)
 	for err := range errc {
@@ -226,19 +274,67 @@ func PubSub(ctx context.Context, t Target, o PubSubOptions) (PubSubResult, error
 			return res, err
 		}
 	}
+	// Let what the broker still holds arrive: until nothing new came for
+	// half a second (at most 10 s).
+	for last, quiet, deadline := received.Load(), 0, time.Now().Add(10*time.Second); quiet < 5 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		if n := received.Load(); n != last {
+			last, quiet = n, 0
+		} else {
+			quiet++
+		}
+	}
+	res.Acked, res.Delivered = acked.Load(), received.Load()
+	if o.QoS == 1 {
+		res.Lost = max(0, res.Acked*int64(o.Subscribers)-res.Delivered)
+	}
 	return res, nil
 }
 
-func publishLoop(ctx context.Context, c *conn, topic string, payload []byte, o PubSubOptions) error {
+// subscribeLoop counts the messages a subscriber gets and acknowledges
+// QoS 1 ones.
+func subscribeLoop(sub *conn, received *atomic.Int64) {
+	buf := make([]byte, 0, 4096)
+	ack := make([]byte, 0, 4)
+	for {
+		head, body, err := mqttwire.ReadPacket(sub.r, buf)
+		if err != nil {
+			return
+		}
+		buf = body[:0]
+		if head>>4 != mqttwire.PUBLISH {
+			continue
+		}
+		received.Add(1)
+		if (head>>1)&3 == 1 && len(body) >= 2 {
+			tl := int(body[0])<<8 | int(body[1])
+			if len(body) >= 4+tl {
+				id := uint16(body[2+tl])<<8 | uint16(body[3+tl])
+				sub.w.Write(mqttwire.AppendAck(ack[:0], mqttwire.PUBACK, id))
+			}
+		}
+		if sub.r.Buffered() == 0 {
+			sub.w.Flush()
+		}
+	}
+}
+
+// publishLoop publishes until ctx ends; for QoS 1 it keeps at most
+// o.Window unacknowledged, counts the PUBACKs in acked, and at the end
+// waits (up to 2 s) for the outstanding ones.
+func publishLoop(ctx context.Context, c *conn, topic string, payload []byte, o PubSubOptions, acked *atomic.Int64) error {
 	window := make(chan struct{}, o.Window)
+	readDone := make(chan struct{})
 	if o.QoS == 1 {
 		go func() {
+			defer close(readDone)
 			for {
 				head, _, err := mqttwire.ReadPacket(c.r, nil)
 				if err != nil {
 					return
 				}
 				if head>>4 == mqttwire.PUBACK {
+					acked.Add(1)
 					select {
 					case <-window:
 					default:
@@ -246,16 +342,18 @@ func publishLoop(ctx context.Context, c *conn, topic string, payload []byte, o P
 				}
 			}
 		}()
+	} else {
+		close(readDone)
 	}
-	go func() { <-ctx.Done(); c.c.Close() }()
 	buf := make([]byte, 0, 64+len(payload))
 	var id uint16
+	var err error
 	for ctx.Err() == nil {
 		if o.QoS == 1 {
 			select {
 			case window <- struct{}{}:
 			case <-ctx.Done():
-				return nil
+				continue
 			}
 			id++
 			if id == 0 {
@@ -263,21 +361,23 @@ func publishLoop(ctx context.Context, c *conn, topic string, payload []byte, o P
 			}
 		}
 		buf = mqttwire.AppendPublish(buf[:0], 4, topic, payload, o.QoS, false, id)
-		if _, err := c.w.Write(buf); err != nil {
-			return nilIfDone(ctx, err)
+		if _, err = c.w.Write(buf); err != nil {
+			break
 		}
 		if (o.QoS == 1 && len(window) == cap(window)) || c.w.Buffered() > 32<<10 {
-			if err := c.w.Flush(); err != nil {
-				return nilIfDone(ctx, err)
+			if err = c.w.Flush(); err != nil {
+				break
 			}
 		}
 	}
-	return nil
-}
-
-func nilIfDone(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return nil
+	if err == nil {
+		err = c.w.Flush()
 	}
+	// Wait for the acknowledgements of what is in flight.
+	for deadline := time.Now().Add(2 * time.Second); o.QoS == 1 && len(window) > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.c.Close()
+	<-readDone
 	return err
 }

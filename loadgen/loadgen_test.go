@@ -21,7 +21,7 @@ func TestLoadAgainstBundledBroker(t *testing.T) {
 	}
 	testbroker.Start(t, c, nil, broker.Options{})
 	tg := loadgen.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	hs := loadgen.Handshakes(context.Background(), tg, 2, 300*time.Millisecond)
+	hs := loadgen.Handshakes(context.Background(), tg, 2, 300*time.Millisecond, false)
 	if hs.Count == 0 || hs.Errors != 0 {
 		t.Fatalf("handshakes: %+v", hs)
 	}

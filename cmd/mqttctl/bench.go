@@ -74,6 +74,6 @@ A password for --username comes from --password-file FILE (- for standard input)
 	cmd.PersistentFlags().DurationVar(&f.duration, "duration", 5*time.Second, "how long to measure")
 	cmd.MarkFlagsRequiredTogether("cert", "key")
 
-	cmd.AddCommand(newBenchHandshakesCmd(s, f), newBenchPubsubCmd(s, f))
+	cmd.AddCommand(newBenchHandshakesCmd(s, f), newBenchPubsubCmd(s, f), newBenchIdleCmd(s, f))
 	return cmd
 }

@@ -13,11 +13,11 @@ func newBenchPubsubCmd(s *streams, f *benchFlags) *cobra.Command {
 	var o loadgen.PubSubOptions
 	ps := &cobra.Command{
 		Use:     "pubsub URL",
-		Short:   "Messages per second from N publishers to one subscriber",
+		Short:   "Messages per second from N publishers to M subscribers (and, for QoS 1, how many were lost)",
 		Example: `  mqttctl bench pubsub mqtts://localhost:8883 --qos 1 --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkPositive(cmd, "publishers", "window"); err != nil {
+			if err := checkPositive(cmd, "publishers", "subscribers", "window"); err != nil {
 				return err
 			}
 			if err := checkDurations(cmd, time.Millisecond, "duration"); err != nil {
@@ -41,11 +41,17 @@ func newBenchPubsubCmd(s *streams, f *benchFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "%.1f msg/s (QoS %d, %d publishers, %d-byte payloads, %d received in %s)\n", r.PerSecond(), o.QoS, o.Publishers, o.Size, r.Received, r.Duration.Round(time.Millisecond))
+			fmt.Fprintf(s.Out, "%.1f msg/s (QoS %d, %d publishers, %d subscribers, %d-byte payloads, %d received in %s",
+				r.PerSecond(), o.QoS, o.Publishers, o.Subscribers, o.Size, r.Received, r.Duration.Round(time.Millisecond))
+			if o.QoS == 1 {
+				fmt.Fprintf(s.Out, "; %d acknowledged, %d lost", r.Acked, r.Lost)
+			}
+			fmt.Fprintln(s.Out, ")")
 			return nil
 		},
 	}
 	ps.Flags().IntVar(&o.Publishers, "publishers", 4, "publishing clients")
+	ps.Flags().IntVar(&o.Subscribers, "subscribers", 1, "subscribing clients, each getting every message")
 	ps.Flags().Uint8Var(&o.QoS, "qos", 0, "QoS 0 or 1")
 	ps.Flags().IntVar(&o.Size, "size", 100, "payload bytes")
 	ps.Flags().DurationVar(&o.Warmup, "warmup", time.Second, "time before measuring")
