@@ -151,6 +151,17 @@ func checkUser(cfg *confgen.Resolved) error {
 		"user %s: mosquitto started as root drops to that user; mqttctl serve does not switch users: start it as %s (e.g. systemd User=%s), or remove the line", cfg.User, cfg.User, cfg.User)}
 }
 
+// OutboundQueue is how many packets may wait to be written to one client.
+// The engine allocates the queue when the client connects, so it is a good
+// part of what an idle connection costs (8 bytes a slot). flow.go says what
+// happens when a subscriber falls behind.
+const OutboundQueue = 256
+
+// ReadBuffer is the size of each client's read buffer. TLS connections are
+// buffered by crypto/tls already; a smaller buffer costs a few more reads
+// on plain ones.
+const ReadBuffer = 1024
+
 // New builds a broker from a resolved config. It reads every certificate,
 // key, password and ACL file now, so a bad file is an error before any
 // socket is opened.
@@ -166,6 +177,7 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 	}
 	b := &Broker{cfg: cfg, opts: o, log: o.Logger, byID: map[string]*listenerState{}}
 	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumClientWritesPending = OutboundQueue
 	if cfg.MaxPacketSize > 0 {
 		caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
 	}
@@ -191,14 +203,21 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 		sysInterval = time.Duration(cfg.SysInterval) * time.Second
 	}
 	b.srv = mqtt.New(&mqtt.Options{
-		Capabilities:           caps,
-		Logger:                 engineLogger(o.Logger),
-		InlineClient:           true,
-		SysTopicResendInterval: int64(sysInterval / time.Second),
+		Capabilities:            caps,
+		ClientNetReadBufferSize: ReadBuffer,
+		Logger:                  engineLogger(o.Logger),
+		InlineClient:            true,
+		SysTopicResendInterval:  int64(sysInterval / time.Second),
 	})
 	// The protocol hook comes first: it puts topics under their mount point
 	// before the auth hook checks them.
 	if err := b.srv.AddHook(&protocolHook{b: b}, nil); err != nil {
+		return nil, err
+	}
+	if err := checkFlowLayout(); err != nil {
+		return nil, err
+	}
+	if err := b.srv.AddHook(&flowHook{b: b}, nil); err != nil {
 		return nil, err
 	}
 	b.auth = &authHook{b: b, creds: map[*mqtt.Client][]byte{}}

@@ -79,35 +79,51 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 		}
 		l.active.Add(1)
 		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			defer l.active.Add(-1)
-			l.handle(conn, establish)
-		}()
+		go l.handshake(conn, establish)
 	}
 }
 
-func (l *listener) handle(conn net.Conn, establish listeners.EstablishFn) {
+// handshake runs the TLS handshake and then hands the connection to a new
+// goroutine for the engine: the handshake's deep stack (certificate
+// verification, ECDSA) ends with this goroutine instead of staying with
+// every idle connection.
+func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
+	done := func() {
+		l.active.Add(-1)
+		l.wg.Done()
+	}
 	remote := conn.RemoteAddr().String()
 	_ = conn.SetDeadline(time.Now().Add(l.timeout))
-	if l.tls != nil {
-		tc := tls.Server(conn, l.tls.conf)
-		ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
-		err := tc.HandshakeContext(ctx)
-		cancel()
-		if errors.Is(err, io.EOF) {
-			// a port probe or health check: nothing was said
-			l.log.Debug("connection closed before the TLS handshake", "listener", l.id, "remote", remote)
-			tc.Close()
-			return
-		}
-		if err != nil {
-			l.log.Info("client refused: TLS handshake failed", "listener", l.id, "remote", remote, "reason", handshakeReason(err))
-			tc.Close()
-			return
-		}
-		conn = tc
+	if l.tls == nil {
+		defer done()
+		l.serve(conn, remote, establish)
+		return
 	}
+	// The connection's deadline bounds the handshake (a context would cost
+	// a goroutine per handshake).
+	tc := tls.Server(conn, l.tls.conf)
+	err := tc.Handshake()
+	if errors.Is(err, io.EOF) {
+		// a port probe or health check: nothing was said
+		l.log.Debug("connection closed before the TLS handshake", "listener", l.id, "remote", remote)
+		tc.Close()
+		done()
+		return
+	}
+	if err != nil {
+		l.log.Info("client refused: TLS handshake failed", "listener", l.id, "remote", remote, "reason", handshakeReason(err))
+		tc.Close()
+		done()
+		return
+	}
+	go func() {
+		defer done()
+		l.serve(tc, remote, establish)
+	}()
+}
+
+// serve runs the engine on an open (and, for TLS, handshaken) connection.
+func (l *listener) serve(conn net.Conn, remote string, establish listeners.EstablishFn) {
 	if err := establish(l.id, conn); err != nil && !errors.Is(err, net.ErrClosed) {
 		if before, ok := beforeConnect(err); ok {
 			// Nothing MQTT was said: a port probe (EOF) stays quiet; a TLS
