@@ -11,14 +11,17 @@ import (
 )
 
 // journal is an append-only log of publishes acknowledged but not yet
-// queued: a record per put and per delete, one write(2) each, so a killed
-// process loses nothing the kernel has. It is emptied when nothing is
-// pending and it has grown past journalCompactSize.
+// stored: a record per put (one write(2) each, before the PUBACK, so a
+// killed process loses nothing the kernel has) and deletes in batches.
+// Once it has grown past journalCompactSize it is rewritten with only the
+// pending entries (a new file renamed over the old: a crash leaves one or
+// the other), so it stays small under a load that never pauses.
 type journal struct {
 	mu        sync.Mutex
+	path      string
 	f         *os.File
 	size      int64
-	pending   int
+	live      map[string][]byte // pending entries
 	buf       []byte
 	recovered map[string][]byte // entries pending at open, for replay
 }
@@ -35,7 +38,7 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	j := &journal{f: f, recovered: map[string][]byte{}}
+	j := &journal{path: path, f: f, recovered: map[string][]byte{}, live: map[string][]byte{}}
 	r := bufio.NewReader(f)
 	for {
 		op, key, val, err := readRecord(r)
@@ -70,37 +73,87 @@ func readRecord(r *bufio.Reader) (op byte, key string, val []byte, err error) {
 	return op, string(b[:kl]), b[kl:], nil
 }
 
-func (j *journal) write(op byte, key string, val []byte) error {
-	j.buf = append(j.buf[:0], op)
-	j.buf = binary.BigEndian.AppendUint16(j.buf, uint16(len(key)))
-	j.buf = binary.BigEndian.AppendUint32(j.buf, uint32(len(val)))
-	j.buf = append(j.buf, key...)
-	j.buf = append(j.buf, val...)
-	n, err := j.f.Write(j.buf)
-	j.size += int64(n)
-	return err
+func appendRecord(buf []byte, op byte, key string, val []byte) []byte {
+	buf = append(buf, op)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(key)))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(val)))
+	buf = append(buf, key...)
+	return append(buf, val...)
 }
 
 func (j *journal) put(key string, val []byte) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.pending++
-	return j.write(opPut, key, val)
+	j.live[key] = val
+	j.buf = appendRecord(j.buf[:0], opPut, key, val)
+	n, err := j.f.Write(j.buf)
+	j.size += int64(n)
+	return err
 }
 
-func (j *journal) del(key string) error {
+func (j *journal) del(key string) error { return j.delMany([]string{key}) }
+
+// delMany clears several entries with one write.
+func (j *journal) delMany(keys []string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if err := j.write(opDel, key, nil); err != nil {
+	j.buf = j.buf[:0]
+	for _, k := range keys {
+		delete(j.live, k)
+		j.buf = appendRecord(j.buf, opDel, k, nil)
+	}
+	n, err := j.f.Write(j.buf)
+	j.size += int64(n)
+	if err != nil {
 		return err
 	}
-	if j.pending > 0 {
-		j.pending--
-	}
-	if j.pending == 0 && j.size > journalCompactSize {
-		return j.truncate()
+	if j.size > journalCompactSize {
+		return j.compact()
 	}
 	return nil
+}
+
+// compact rewrites the journal with the pending entries only.
+func (j *journal) compact() error {
+	if len(j.live) == 0 {
+		return j.truncate()
+	}
+	var buf []byte
+	for k, v := range j.live {
+		buf = appendRecord(buf, opPut, k, v)
+	}
+	tmp := j.path + ".new"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("compact journal: %w", err)
+	}
+	if _, err := f.Write(buf); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("compact journal: %w", err)
+	}
+	if err := os.Rename(tmp, j.path); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("compact journal: %w", err)
+	}
+	j.f.Close()
+	j.f, j.size = f, int64(len(buf))
+	return nil
+}
+
+// sync flushes the journal to disk.
+func (j *journal) sync() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.f.Sync()
+}
+
+// close closes the journal's file.
+func (j *journal) close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.f.Close()
 }
 
 // reset empties the journal after the recovered entries were republished.

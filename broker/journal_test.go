@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,5 +59,34 @@ func TestJournalCompacts(t *testing.T) {
 	}
 	if j.size > journalCompactSize {
 		t.Fatalf("journal grew to %d bytes with nothing pending", j.size)
+	}
+}
+
+// TestJournalStaysSmallUnderLoad: with entries always pending (a load that
+// never pauses), compaction keeps the file small and keeps what is pending.
+func TestJournalStaysSmallUnderLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	j, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	val := make([]byte, 4<<10)
+	for i := range 4000 { // 16 MB written, 4 entries always pending
+		j.put(fmt.Sprint(i), val)
+		if i >= 4 {
+			j.del(fmt.Sprint(i - 4))
+		}
+	}
+	if j.size > journalCompactSize+int64(len(val))*8 {
+		t.Fatalf("journal grew to %d bytes with 4 entries pending", j.size)
+	}
+	j.close()
+	again, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.close()
+	if len(again.recovered) != 4 || again.recovered["3999"] == nil {
+		t.Fatalf("after compaction the journal holds %d entries, want the 4 pending", len(again.recovered))
 	}
 }

@@ -6,12 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/storage"
-	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
 )
@@ -31,7 +28,7 @@ type store struct {
 	mqtt.HookBase
 	b      *Broker
 	path   string
-	engine *engineStore
+	engine *boltStore
 	jr     *journal
 	files  []*os.File // the database files, opened for fsync
 	stop   chan struct{}
@@ -57,67 +54,24 @@ func openStore(b *Broker, path string) (*store, error) {
 	return &store{b: b, path: path, jr: jr, stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
-// attach adds the engine's storage hook and the journal; it runs before the
-// engine reads its store at start.
+// attach adds the storage hook and the journal; it runs before the engine
+// reads its store at start.
 func (s *store) attach() error {
-	s.engine = &engineStore{new(bolt.Hook)}
-	if err := s.b.srv.AddHook(s.engine, &bolt.Options{Path: s.path, Options: noSync()}); err != nil {
+	st, err := openBoltStore(s.path, s.jr, s.b.log)
+	if err != nil {
 		return fmt.Errorf("open %s: %w (is another broker using this persistence_location?)", s.path, err)
+	}
+	s.engine = st
+	if err := s.b.srv.AddHook(st, nil); err != nil {
+		return err
 	}
 	f, err := os.Open(s.path)
 	if err != nil {
 		return fmt.Errorf("open %s for syncing: %w", s.path, err)
 	}
-	s.files = append(s.files, f, s.jr.f)
+	s.files = append(s.files, f)
 	go s.syncLoop()
 	return s.b.srv.AddHook(s, nil)
-}
-
-// engineStore is the engine's bolt hook with a fix: it stores inflight
-// messages without their packet id (the engine then refuses to resend them
-// after a restart: "missing packet id"), though the id is part of the key.
-type engineStore struct{ *bolt.Hook }
-
-func (e *engineStore) StoredInflightMessages() ([]storage.Message, error) {
-	v, err := e.Hook.StoredInflightMessages()
-	for i := range v {
-		if v[i].PacketID != 0 {
-			continue
-		}
-		if j := strings.LastIndexByte(v[i].ID, ':'); j >= 0 {
-			if n, err := strconv.ParseUint(v[i].ID[j+1:], 10, 16); err == nil {
-				v[i].PacketID = uint16(n)
-			}
-		}
-	}
-	return v, err
-}
-
-// ownPuback reports whether pk is the engine's own PUBACK to a QoS 1
-// publisher (built with a creation time; a client's PUBACK read from the
-// wire has none).
-func ownPuback(pk packets.Packet) bool {
-	return pk.FixedHeader.Type == packets.Puback && pk.Created != 0
-}
-
-// OnQosPublish does not store the engine's own PUBACK to a QoS 1 publisher.
-// The engine deletes it right after writing it, so storing it costs two
-// transactions per message; worse, it shares its key (client, packet id)
-// with a QoS 1 message queued for that same client, which it would
-// overwrite and then delete.
-func (e *engineStore) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
-	if ownPuback(pk) {
-		return
-	}
-	e.Hook.OnQosPublish(cl, pk, sent, resends)
-}
-
-// OnQosComplete skips the deletion matching a skipped OnQosPublish.
-func (e *engineStore) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	if ownPuback(pk) {
-		return
-	}
-	e.Hook.OnQosComplete(cl, pk)
 }
 
 func (s *store) ID() string { return "mqttctl-journal" }
@@ -143,15 +97,13 @@ func (s *store) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, e
 	return pk, nil
 }
 
-// OnPublished clears the journal entry: the message is queued (and stored)
-// for every subscriber.
+// OnPublished has the journal entry cleared once the message's queued
+// copies, one per subscriber, are committed (boltStore).
 func (s *store) OnPublished(cl *mqtt.Client, pk packets.Packet) {
 	if pk.FixedHeader.Qos == 0 || cl.Net.Inline {
 		return
 	}
-	if err := s.jr.del(walKey(cl, pk)); err != nil {
-		s.b.log.Error("journal write failed", "error", err)
-	}
+	s.engine.clearJournal(walKey(cl, pk))
 }
 
 // replay publishes what the journal held from before an unclean stop.
@@ -195,6 +147,9 @@ func (s *store) sync() {
 			s.b.log.Error("fsync persistence file", "file", f.Name(), "error", err)
 		}
 	}
+	if err := s.jr.sync(); err != nil {
+		s.b.log.Error("fsync journal", "error", err)
+	}
 }
 
 // close runs after the engine (and its bolt hook) stopped.
@@ -207,8 +162,5 @@ func (s *store) close() error {
 	for _, f := range s.files {
 		f.Close()
 	}
-	if s.files == nil {
-		s.jr.f.Close() // never attached
-	}
-	return nil
+	return s.jr.close()
 }
