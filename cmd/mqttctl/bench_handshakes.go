@@ -23,7 +23,7 @@ each client keeps the session tickets the broker sends and resumes with them, as
 device reconnecting after a broker restart does.`,
 		Example: `  mqttctl bench handshakes mqtts://localhost:8883 --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key
   mqttctl bench handshakes mqtts://localhost:8883 --resume --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key`,
-		Args:    cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkPositive(cmd, "workers"); err != nil {
 				return err
