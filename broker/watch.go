@@ -104,14 +104,18 @@ func (b *Broker) reloadCRL(ls *listenerState) {
 
 // warnExpiredCRL says that an expired CRL refuses every client.
 func (b *Broker) warnExpiredCRL(ls *listenerState) {
-	crls := ls.tls.crls.Load()
-	if crls == nil {
+	idx := ls.tls.crls.Load()
+	if idx == nil {
 		return
 	}
-	for _, crl := range *crls {
-		if !crl.NextUpdate.IsZero() && time.Now().After(crl.NextUpdate) {
-			b.log.Warn("the CRL is past its next update: serve refuses every client certificate it covers, as mosquitto does; rewrite it (mqttctl pki crl)",
-				"listener", ls.id, "issuer", crl.Issuer.String(), "next_update", crl.NextUpdate.Format(time.RFC3339))
+	seen := map[string]bool{}
+	for _, crls := range *idx {
+		for _, crl := range crls {
+			if !crl.nextUpdate.IsZero() && time.Now().After(crl.nextUpdate) && !seen[crl.issuer] {
+				seen[crl.issuer] = true
+				b.log.Warn("the CRL is past its next update: serve refuses every client certificate it covers, as mosquitto does; rewrite it (mqttctl pki crl)",
+					"listener", ls.id, "issuer", crl.issuer, "next_update", crl.nextUpdate.Format(time.RFC3339))
+			}
 		}
 	}
 }

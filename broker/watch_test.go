@@ -133,3 +133,62 @@ func waitLog(t *testing.T, log *testutil.SyncBuffer, text string) {
 		t.Fatalf("log lacks %q:\n%s", text, log.String())
 	}
 }
+
+// TestRevokedClientCannotResume: a client that resumes a TLS session (a
+// ticket from before its revocation) is refused like a full handshake.
+func TestRevokedClientCannotResume(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pki")
+	d := &pki.Dir{Path: p}
+	if _, err := d.Init(pki.InitOptions{Hosts: []string{"localhost"}, Clients: []string{"carol"}}); err != nil {
+		t.Fatal(err)
+	}
+	port := testutil.FreePort(t)
+	c, err := confgen.Parse([]byte(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ncrlfile %s\n",
+		port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), filepath.Join(p, "crl.pem"))), "t.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testbroker.Start(t, c, nil, broker.Options{WatchInterval: 100 * time.Millisecond})
+	caPEM, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(p, "clients", "carol.crt"), filepath.Join(p, "clients", "carol.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := tls.NewLRUClientSessionCache(4)
+	dial := func(cache tls.ClientSessionCache) (resumed bool, err error) {
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: roots, ServerName: "localhost",
+			Certificates: []tls.Certificate{cert}, ClientSessionCache: cache}, 4)
+		if err != nil {
+			return false, err
+		}
+		defer m.Close()
+		if code, err := m.Connect(testutil.ConnectOptions{ClientID: "carol", Clean: true}); err != nil || code != 0 {
+			return false, fmt.Errorf("CONNACK %d, %v", code, err)
+		}
+		return m.Conn.(*tls.Conn).ConnectionState().DidResume, nil
+	}
+	if _, err := dial(cache); err != nil {
+		t.Fatal(err)
+	}
+	if resumed, err := dial(cache); err != nil || !resumed {
+		t.Fatalf("a second connection did not resume (resumed=%v, %v)", resumed, err)
+	}
+	if _, _, err := d.Revoke(pki.RevokeOptions{Name: "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ { // until the broker has read the new CRL
+		if _, err := dial(nil); err != nil {
+			break
+		}
+		if i == 100 {
+			t.Fatal("carol is still let in with a full handshake")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if resumed, err := dial(cache); err == nil {
+		t.Fatalf("revoked carol got in by resuming a session (resumed=%v)", resumed)
+	}
+}

@@ -134,6 +134,21 @@ func Handshakes(ctx context.Context, t Target, workers int, d time.Duration, res
 	return r
 }
 
+// Handshake connects once (TCP, TLS, CONNECT, CONNACK) and disconnects.
+// With t.TLS.ClientSessionCache set it resumes a session when it can, and
+// says whether it did.
+func Handshake(ctx context.Context, t Target, id string) (resumed bool, err error) {
+	c, err := t.dial(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if tc, ok := c.c.(*tls.Conn); ok {
+		resumed = tc.ConnectionState().DidResume
+	}
+	c.close()
+	return resumed, nil
+}
+
 // Idle opens n connections (TLS and CONNECT), parallel at a time, calls
 // ready with the number open, and holds them until ctx ends. It is for
 // measuring what an idle connection costs the broker.

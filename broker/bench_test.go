@@ -1,0 +1,91 @@
+package broker_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/mqtturl"
+	"github.com/mqttctl/mqttctl/internal/testbroker"
+	"github.com/mqttctl/mqttctl/internal/testutil"
+	"github.com/mqttctl/mqttctl/loadgen"
+)
+
+// mtlsTarget starts an mTLS broker (with a crlfile, as config mosquitto
+// writes) and returns a load target for it.
+func mtlsTarget(b *testing.B) loadgen.Target {
+	b.Helper()
+	f := testbroker.NewFixture(b, testbroker.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"bench"}})
+	port := testutil.FreePort(b)
+	c, err := confgen.Parse([]byte(fmt.Sprintf(`listener %d 127.0.0.1
+cafile %s
+certfile %s
+keyfile %s
+crlfile %s
+require_certificate true
+use_identity_as_username true
+`, port, filepath.Join(f.PKI, "ca.crt"), filepath.Join(f.PKI, "server.crt"), filepath.Join(f.PKI, "server.key"), filepath.Join(f.PKI, "crl.pem"))), "bench.conf")
+	if err != nil {
+		b.Fatal(err)
+	}
+	testbroker.Start(b, c, nil, broker.Options{})
+	pool, err := mqtturl.CAPool(filepath.Join(f.PKI, "ca.crt"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(f.PKI, "clients", "bench.crt"), filepath.Join(f.PKI, "clients", "bench.key"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return loadgen.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), TLS: &tls.Config{ServerName: "localhost", RootCAs: pool, Certificates: []tls.Certificate{cert}}}
+}
+
+// BenchmarkMTLSHandshake is a full TLS 1.3 handshake with a client
+// certificate, CONNECT, CONNACK and DISCONNECT, client and broker in this
+// process (go test -bench MTLSHandshake -cpuprofile shows the broker's
+// share).
+func BenchmarkMTLSHandshake(b *testing.B) {
+	for _, resume := range []bool{false, true} {
+		b.Run(map[bool]string{false: "full", true: "resumed"}[resume], func(b *testing.B) {
+			tg := mtlsTarget(b)
+			if resume {
+				tg.TLS.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+				if _, err := loadgen.Handshake(context.Background(), tg, "warm"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			resumed := 0
+			for b.Loop() {
+				r, err := loadgen.Handshake(context.Background(), tg, "bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if r {
+					resumed++
+				}
+			}
+			if resume && resumed == 0 {
+				b.Fatal("no handshake resumed a session")
+			}
+		})
+	}
+}
+
+// BenchmarkQoS1FanOut: 4 publishers to 4 subscribers at QoS 1, messages
+// received per second.
+func BenchmarkQoS1FanOut(b *testing.B) {
+	tg := mtlsTarget(b)
+	for b.Loop() {
+		r, err := loadgen.PubSub(context.Background(), tg, loadgen.PubSubOptions{Publishers: 4, Subscribers: 4, QoS: 1, Size: 64, Duration: time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(r.PerSecond(), "msg/s")
+		b.ReportMetric(float64(r.Lost), "lost")
+	}
+}
