@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,7 @@ type Broker struct {
 	store     *store
 	wrotePID  bool
 	stopWatch chan struct{}
+	tickets   *ticketKeys // nil: Go's in-memory ticket keys
 }
 
 func (b *Broker) listener(id string) *listenerState { return b.byID[id] }
@@ -126,8 +128,50 @@ func Check(cfg *confgen.Resolved) []error {
 	if err := checkUser(cfg); err != nil {
 		errs = append(errs, err)
 	}
+	if cfg.Persistence && b.hasTLS() {
+		if _, err := loadTicketKeys(ticketKeyPath(cfg)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errs
 }
+
+// hasTLS reports whether any listener speaks TLS.
+func (b *Broker) hasTLS() bool {
+	for _, ls := range b.listeners {
+		if ls.tls != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// tlsConfs returns every TLS listener's configuration.
+func (b *Broker) tlsConfs() []*tls.Config {
+	var out []*tls.Config
+	for _, ls := range b.listeners {
+		if ls.tls != nil {
+			out = append(out, ls.tls.conf)
+		}
+	}
+	return out
+}
+
+// persistencePath is the persistence database's path.
+func persistencePath(cfg *confgen.Resolved) string {
+	dir := cfg.PersistenceLocation
+	if dir == "" {
+		dir = "."
+	}
+	name := cfg.PersistenceFile
+	if name == "" {
+		name = DefaultPersistenceFile
+	}
+	return filepath.Join(dir, name)
+}
+
+// ticketKeyPath is where the TLS session ticket keys are kept (tickets.go).
+func ticketKeyPath(cfg *confgen.Resolved) string { return persistencePath(cfg) + ".tickets" }
 
 // unjoin splits an errors.Join tree into its leaves.
 func unjoin(err error) []error {
@@ -231,15 +275,7 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 		return nil, err
 	}
 	if cfg.Persistence {
-		dir := cfg.PersistenceLocation
-		if dir == "" {
-			dir = "."
-		}
-		name := cfg.PersistenceFile
-		if name == "" {
-			name = DefaultPersistenceFile
-		}
-		st, err := openStore(b, filepath.Join(dir, name))
+		st, err := openStore(b, persistencePath(cfg))
 		if err != nil {
 			return nil, err
 		}
@@ -332,6 +368,18 @@ func (b *Broker) Start() error {
 		if err := b.store.attach(); err != nil {
 			b.Close()
 			return err
+		}
+		if b.hasTLS() {
+			tk, err := loadTicketKeys(ticketKeyPath(b.cfg))
+			if err == nil {
+				_, err = tk.rotate(time.Now())
+			}
+			if err != nil {
+				b.Close()
+				return err
+			}
+			tk.apply(b.tlsConfs())
+			b.tickets = tk
 		}
 	}
 	if err := b.srv.Serve(); err != nil {

@@ -49,11 +49,21 @@ func (b *Broker) watch(every time.Duration, stop <-chan struct{}) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	lastRotate := time.Now()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
+		}
+		if b.tickets != nil && time.Since(lastRotate) >= time.Minute {
+			lastRotate = time.Now()
+			if changed, err := b.tickets.rotate(lastRotate); err != nil {
+				b.log.Error("TLS ticket key rotation failed; the current keys stay in use", "error", err)
+			} else if changed {
+				b.tickets.apply(b.tlsConfs())
+				b.log.Info("TLS ticket key rotated", "file", b.tickets.path)
+			}
 		}
 		for ls, old := range seen {
 			cur := b.stamps(ls)

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -190,5 +192,71 @@ func TestRevokedClientCannotResume(t *testing.T) {
 	}
 	if resumed, err := dial(cache); err == nil {
 		t.Fatalf("revoked carol got in by resuming a session (resumed=%v)", resumed)
+	}
+}
+
+// TestResumptionSurvivesRestart: with persistence, the ticket a client got
+// before a restart resumes its session after it (a reconnect storm costs
+// resumed handshakes), and the client's identity still comes from its
+// certificate.
+func TestResumptionSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pki")
+	if _, err := (&pki.Dir{Path: p}).Init(pki.InitOptions{Hosts: []string{"localhost"}, Clients: []string{"dave"}}); err != nil {
+		t.Fatal(err)
+	}
+	port := testutil.FreePort(t)
+	conf := fmt.Sprintf("persistence true\npersistence_location %s/\nlistener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ncrlfile %s\n",
+		filepath.Join(dir, "data"), port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), filepath.Join(p, "crl.pem"))
+	start := func() *broker.Broker {
+		c, err := confgen.Parse([]byte(conf), "t.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ds := c.Resolve()
+		if confgen.HasErrors(ds) {
+			t.Fatal(ds)
+		}
+		b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	caPEM, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(p, "clients", "dave.crt"), filepath.Join(p, "clients", "dave.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := tls.NewLRUClientSessionCache(4)
+	dial := func() (bool, error) {
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: roots, ServerName: "localhost",
+			Certificates: []tls.Certificate{cert}, ClientSessionCache: cache}, 4)
+		if err != nil {
+			return false, err
+		}
+		defer m.Close()
+		if code, err := m.Connect(testutil.ConnectOptions{ClientID: "dave", Clean: true}); err != nil || code != 0 {
+			return false, fmt.Errorf("CONNACK %d, %v", code, err)
+		}
+		return m.Conn.(*tls.Conn).ConnectionState().DidResume, nil
+	}
+	b := start()
+	if _, err := dial(); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b = start()
+	defer b.Close()
+	if resumed, err := dial(); err != nil || !resumed {
+		t.Fatalf("after a restart the session was not resumed (resumed=%v, %v)", resumed, err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "data", broker.DefaultPersistenceFile+".tickets")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("ticket key file: %v", err)
 	}
 }
