@@ -104,7 +104,7 @@ var serveSupport = map[string]ServeSupport{
 	"max_keepalive":                {Support: Implemented, Note: "v5 clients asking for more (or 0) are told the Server Keep Alive; v3.1.1 clients are accepted, as mosquitto 2.0.11 does"},
 	"max_packet_size":              {Support: Implemented, Note: ""},
 	"max_queued_bytes":             {Support: DefaultOnly, Defaults: []string{"0"}, Note: "byte limits on queues are not implemented"},
-	"max_queued_messages":          {Support: Implemented, Note: "per client"},
+	"max_queued_messages":          {Support: Implemented, Note: "per client; a connected subscriber's write queue is 256 packets, publishers wait up to 1 s for it"},
 	"max_topic_alias":              {Support: Implemented, Note: "must be the same on every listener (serve has one limit)"},
 	"maximum_qos":                  {Support: DefaultOnly, Defaults: []string{"2"}, Note: "per-listener QoS limits are not implemented"},
 	"memory_limit":                 {Support: DefaultOnly, Defaults: []string{"0"}, Note: "not implemented"},
@@ -124,7 +124,7 @@ var serveSupport = map[string]ServeSupport{
 	// persistence and process
 	"persistence":          {Support: Implemented, Note: "every acknowledged message is journalled before the acknowledgement"},
 	"persistence_file":     {Support: Implemented, Note: "the name of serve's database in persistence_location (its format is not mosquitto's)"},
-	"persistence_location": {Support: Implemented, Note: ""},
+	"persistence_location": {Support: Implemented, Note: "also holds the TLS session ticket keys (PERSISTENCE_FILE.tickets, 0600)"},
 	"autosave_interval":    {Support: Implemented, Note: "serve writes on every change and fsyncs each second, which is at least as safe"},
 	"autosave_on_changes":  {Support: Implemented, Note: "serve writes on every change"},
 	"pid_file":             {Support: Implemented, Note: "written at start, removed at exit"},
