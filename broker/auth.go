@@ -41,7 +41,7 @@ func (h *authHook) Provides(b byte) bool {
 }
 
 func peerCert(cl *mqtt.Client) *x509.Certificate {
-	if tc, ok := cl.Net.Conn.(*tls.Conn); ok {
+	if tc, ok := tlsOf(cl.Net.Conn); ok {
 		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
 			return certs[0]
 		}
@@ -135,7 +135,7 @@ func (h *authHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { re
 func (h *authHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	attrs := []any{"listener", cl.Net.Listener, "remote", cl.Net.Remote, "client", cl.ID,
 		"username", string(cl.Properties.Username), "protocol", cl.Properties.ProtocolVersion, "clean", pk.Connect.Clean}
-	if tc, ok := cl.Net.Conn.(*tls.Conn); ok {
+	if tc, ok := tlsOf(cl.Net.Conn); ok {
 		cs := tc.ConnectionState()
 		attrs = append(attrs, "tls", tls.VersionName(cs.Version), "cipher", tls.CipherSuiteName(cs.CipherSuite))
 		if len(cs.PeerCertificates) > 0 {

@@ -311,8 +311,8 @@ func (b *Broker) buildListeners() error {
 	var shared *security
 	var errs []error
 	for i, spec := range b.cfg.Listeners {
-		if spec.Protocol != "mqtt" {
-			errs = append(errs, &confgen.ConfigError{Pos: spec.Pos, Msg: fmt.Sprintf("listener %s: protocol %s is not supported by mqttctl serve (only mqtt)", spec.Addr(), spec.Protocol)})
+		if spec.Protocol != "mqtt" && spec.Protocol != "websockets" {
+			errs = append(errs, &confgen.ConfigError{Pos: spec.Pos, Msg: fmt.Sprintf("listener %s: protocol %s is not supported by mqttctl serve (mqtt or websockets)", spec.Addr(), spec.Protocol)})
 			continue
 		}
 		if spec.Port == 0 {
@@ -324,6 +324,8 @@ func (b *Broker) buildListeners() error {
 			t, err := newTLSState(spec)
 			if err != nil {
 				errs = append(errs, err)
+			} else if spec.Protocol == "websockets" {
+				t.conf.NextProtos = []string{"http/1.1"} // never HTTP/2: the upgrade is HTTP/1.1
 			}
 			ls.tls = t
 		}
@@ -346,7 +348,8 @@ func (b *Broker) buildListeners() error {
 		case "ipv6":
 			network = "tcp6"
 		}
-		ls.ln = &listener{id: ls.id, network: network, addr: spec.Addr(), tls: ls.tls, timeout: b.opts.ConnectTimeout, max: int64(spec.MaxConnections), log: b.log}
+		ls.ln = &listener{id: ls.id, network: network, addr: spec.Addr(), tls: ls.tls, timeout: b.opts.ConnectTimeout,
+			max: int64(spec.MaxConnections), log: b.log, ws: spec.Protocol == "websockets"}
 		b.listeners = append(b.listeners, ls)
 		b.byID[ls.id] = ls
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,8 +28,11 @@ type listener struct {
 	timeout time.Duration
 	max     int64 // <= 0: unlimited
 	log     *slog.Logger
+	ws      bool // protocol websockets (websocket.go)
 
 	ln     net.Listener
+	wsq    *connQueue   // websockets: connections for the HTTP server
+	http   *http.Server // websockets: reads the upgrade
 	active atomic.Int64
 	closed atomic.Bool
 	wg     sync.WaitGroup
@@ -36,8 +40,14 @@ type listener struct {
 
 var _ listeners.Listener = (*listener)(nil)
 
-func (l *listener) ID() string       { return l.id }
-func (l *listener) Protocol() string { return "tcp" }
+func (l *listener) ID() string { return l.id }
+
+func (l *listener) Protocol() string {
+	if l.ws {
+		return "ws"
+	}
+	return "tcp"
+}
 
 func (l *listener) Address() string {
 	if l.ln != nil {
@@ -62,6 +72,9 @@ func (l *listener) Init(*slog.Logger) error {
 
 // Serve accepts connections until Close.
 func (l *listener) Serve(establish listeners.EstablishFn) {
+	if l.ws {
+		l.startWebSocket(func(c net.Conn, remote string) { l.serve(c, remote, establish) })
+	}
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
@@ -95,6 +108,10 @@ func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
 	remote := conn.RemoteAddr().String()
 	_ = conn.SetDeadline(time.Now().Add(l.timeout))
 	if l.tls == nil {
+		if l.ws {
+			l.toHTTP(conn, done)
+			return
+		}
 		defer done()
 		l.serve(conn, remote, establish)
 		return
@@ -116,10 +133,23 @@ func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
 		done()
 		return
 	}
+	if l.ws {
+		l.toHTTP(tc, done)
+		return
+	}
 	go func() {
 		defer done()
 		l.serve(tc, remote, establish)
 	}()
+}
+
+// toHTTP hands a WebSocket listener's connection to its HTTP server; done
+// runs when the connection is closed.
+func (l *listener) toHTTP(c net.Conn, done func()) {
+	oc := &onceCloser{Conn: c, done: done}
+	if !l.wsq.push(oc) {
+		oc.Close()
+	}
 }
 
 // serve runs the engine on an open (and, for TLS, handshaken) connection.
@@ -178,6 +208,9 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 	}
 	if l.ln != nil {
 		l.ln.Close()
+	}
+	if l.http != nil {
+		l.http.Close() // also closes wsq and connections not yet upgraded
 	}
 	closeClients(l.id)
 }

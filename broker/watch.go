@@ -137,7 +137,7 @@ func (b *Broker) dropRevoked(ls *listenerState) {
 		if cl.Net.Listener != ls.id || cl.Closed() {
 			continue
 		}
-		tc, ok := cl.Net.Conn.(*tls.Conn)
+		tc, ok := tlsOf(cl.Net.Conn)
 		if !ok {
 			continue
 		}

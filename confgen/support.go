@@ -75,11 +75,11 @@ var serveSupport = map[string]ServeSupport{
 	"bind_interface":           {Support: Refused, Note: "binding to an interface name is not implemented: give the address in the listener line"},
 	"max_connections":          {Support: Implemented, Note: "per listener; -1 unlimited"},
 	"mount_point":              {Support: Implemented, Note: "prefixes the topics of publishes, subscriptions and wills, as mosquitto 2.0 does"},
-	"protocol":                 {Support: DefaultOnly, Defaults: []string{"mqtt"}, Note: "websockets listeners are not implemented yet"},
+	"protocol":                 {Support: Implemented, Note: "mqtt or websockets (ws; wss with certfile/keyfile): any path, subprotocol mqtt, Origin not checked (as mosquitto)"},
 	"socket_domain":            {Support: Implemented, Note: "ipv4 or ipv6 only"},
 	"use_username_as_clientid": {Support: Implemented, Note: "the username (or certificate identity) becomes the client id"},
 	"http_dir":                 {Support: Refused, Note: "serve has no HTTP server"},
-	"websockets_headers_size":  {Support: Logging, Note: "only matters for websockets listeners, which serve refuses"},
+	"websockets_headers_size":  {Support: Logging, Note: "serve reads request headers up to Go's 1 MB limit"},
 	"websockets_log_level":     {Support: Logging, Note: ""},
 	// TLS
 	"cafile":                   {Support: Implemented, Note: ""},

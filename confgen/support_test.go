@@ -1,8 +1,10 @@
 package confgen
 
 import (
+	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -91,15 +93,34 @@ func contains(list []string, v string) bool {
 	return false
 }
 
+var updateREADME = flag.Bool("update", false, "rewrite the serve support table in README.md")
+
 // TestServeSupportTableInREADME keeps the README's table the one the code
-// has.
+// has (go test ./confgen -run SupportTable -update rewrites it).
 func TestServeSupportTableInREADME(t *testing.T) {
 	data, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(data), ServeSupportTable()) {
-		t.Errorf("README.md does not hold the current serve support table; replace it with:\n%s", ServeSupportTable())
+	if strings.Contains(string(data), ServeSupportTable()) {
+		return
+	}
+	if !*updateREADME {
+		t.Fatalf("README.md does not hold the current serve support table: go test ./confgen -run SupportTable -update")
+	}
+	lines := strings.Split(string(data), "\n")
+	start := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "| option | mqttctl serve |") })
+	if start < 0 {
+		t.Fatal("README.md has no serve support table to replace")
+	}
+	end := start
+	for end < len(lines) && strings.HasPrefix(lines[end], "|") {
+		end++
+	}
+	table := strings.Split(strings.TrimSuffix(ServeSupportTable(), "\n"), "\n")
+	out := slices.Concat(lines[:start], table, lines[end:])
+	if err := os.WriteFile("../README.md", []byte(strings.Join(out, "\n")), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

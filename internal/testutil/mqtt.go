@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/internal/mqttwire"
+	"github.com/mqttctl/mqttctl/internal/mqttws"
 )
 
 // MQTT is a minimal MQTT 3.1.1/5 client for tests that need exact packet
@@ -34,6 +36,17 @@ func DialMQTT(addr string, conf *tls.Config, version byte) (*MQTT, error) {
 	} else {
 		c, err = d.Dial("tcp", addr)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return &MQTT{Conn: c, Version: version, r: bufio.NewReader(c), nextID: 1}, nil
+}
+
+// DialMQTTWS connects over a WebSocket (ws:// or wss:// URL; conf for wss).
+func DialMQTTWS(url string, conf *tls.Config, version byte) (*MQTT, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := mqttws.Dial(ctx, url, conf)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,118 @@
+package broker
+
+import (
+	"crypto/tls"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/mqttctl/mqttctl/internal/mqttws"
+)
+
+// WebSocket listeners (protocol websockets) take the same path as MQTT
+// listeners (accept, max_connections, the connect deadline, TLS with the
+// listener's certificate, CRL and session tickets), then an HTTP/1.1
+// upgrade to a WebSocket, whose binary messages carry MQTT. Any path is
+// accepted, as mosquitto does; the subprotocol is mqtt (or mqttv3.1); the
+// Origin is not checked (mosquitto does not either): a browser page from
+// any site can connect, and the broker's own authentication (password,
+// client certificate) decides.
+
+// connQueue is a net.Listener fed with connections that are already
+// accepted (and TLS-handshaken): the HTTP server reads the upgrade from
+// them.
+type connQueue struct {
+	conns chan net.Conn
+	addr  net.Addr
+	once  sync.Once
+	done  chan struct{}
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{conns: make(chan net.Conn), addr: addr, done: make(chan struct{})}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.conns:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.done) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }
+
+// push hands a connection to the HTTP server; false once closed.
+func (q *connQueue) push(c net.Conn) bool {
+	select {
+	case q.conns <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+// onceCloser runs done once, when the connection is first closed: the
+// listener's count of open connections.
+type onceCloser struct {
+	net.Conn
+	once sync.Once
+	done func()
+}
+
+func (c *onceCloser) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.done)
+	return err
+}
+
+// startWebSocket starts the HTTP server that upgrades the listener's
+// connections.
+func (l *listener) startWebSocket(establish func(net.Conn, string)) {
+	up := &websocket.Upgrader{
+		Subprotocols:    mqttws.Subprotocols,
+		CheckOrigin:     func(*http.Request) bool { return true },
+		ReadBufferSize:  1024,
+		WriteBufferSize: 1024,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			l.log.Info("client refused: not a WebSocket upgrade", "listener", l.id, "remote", r.RemoteAddr, "reason", reason.Error())
+			http.Error(w, "this is an MQTT over WebSocket endpoint: "+reason.Error(), status)
+		},
+	}
+	l.wsq = newConnQueue(l.ln.Addr())
+	l.http = &http.Server{
+		ReadHeaderTimeout: l.timeout,
+		ErrorLog:          nil,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := up.Upgrade(w, r, nil)
+			if err != nil {
+				return // Error above answered and logged
+			}
+			_ = c.UnderlyingConn().SetDeadline(time.Now().Add(l.timeout)) // the HTTP server cleared it
+			establish(mqttws.NewConn(c), r.RemoteAddr)
+		}),
+	}
+	go l.http.Serve(l.wsq)
+}
+
+// tlsOf returns the TLS connection of an MQTT or WebSocket connection.
+func tlsOf(c net.Conn) (*tls.Conn, bool) {
+	switch v := c.(type) {
+	case *tls.Conn:
+		return v, true
+	case *mqttws.Conn:
+		return tlsOf(v.Underlying())
+	case *onceCloser:
+		return tlsOf(v.Conn)
+	}
+	return nil, false
+}

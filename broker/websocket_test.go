@@ -1,0 +1,142 @@
+package broker_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/mqttctl/mqttctl/internal/testbroker"
+	"github.com/mqttctl/mqttctl/internal/testutil"
+)
+
+// TestWebSocketListeners: ws with a password and wss with a client
+// certificate carry MQTT with the same authentication as MQTT listeners;
+// a plain HTTP request, a text message and a silent connection are refused.
+func TestWebSocketListeners(t *testing.T) {
+	f := testbroker.NewFixture(t, testbroker.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"alice"},
+		OtherClients: []string{"eve"}, Passwords: map[string]string{"web": "s3cret"}})
+	ports := testutil.FreePorts(t, 2)
+	_, log := start(t, fmt.Sprintf(`per_listener_settings true
+listener %d 127.0.0.1
+protocol websockets
+password_file %s
+listener %d 127.0.0.1
+protocol websockets
+cafile %s
+certfile %s
+keyfile %s
+require_certificate true
+use_identity_as_username true
+`, ports[0], f.Passwd, ports[1], filepath.Join(f.PKI, "ca.crt"), filepath.Join(f.PKI, "server.crt"), filepath.Join(f.PKI, "server.key")), time.Second)
+	ws := fmt.Sprintf("ws://127.0.0.1:%d/mqtt", ports[0])
+	wss := fmt.Sprintf("wss://localhost:%d/any/path", ports[1])
+	caPEM, _ := os.ReadFile(filepath.Join(f.PKI, "ca.crt"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	clientTLS := func(dir, name string) *tls.Config {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "clients", name+".crt"), filepath.Join(dir, "clients", name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}
+	}
+	connect := func(url string, conf *tls.Config, o testutil.ConnectOptions) (*testutil.MQTT, byte, error) {
+		m, err := testutil.DialMQTTWS(url, conf, 4)
+		if err != nil {
+			return nil, 0, err
+		}
+		t.Cleanup(m.Close)
+		code, err := m.Connect(o)
+		return m, code, err
+	}
+	for _, tc := range []struct {
+		name string
+		url  string
+		conf *tls.Config
+		o    testutil.ConnectOptions
+		code byte // CONNACK; 255: the connection fails
+	}{
+		{"ws with the right password", ws, nil, testutil.ConnectOptions{ClientID: "w1", Clean: true, Username: testutil.Str("web"), Password: testutil.Str("s3cret")}, 0},
+		{"ws with a wrong password", ws, nil, testutil.ConnectOptions{ClientID: "w2", Clean: true, Username: testutil.Str("web"), Password: testutil.Str("nope")}, 5},
+		{"ws anonymous", ws, nil, testutil.ConnectOptions{ClientID: "w3", Clean: true}, 5},
+		{"wss with a client certificate", wss, clientTLS(f.PKI, "alice"), testutil.ConnectOptions{ClientID: "w4", Clean: true}, 0},
+		{"wss with another CA's certificate", wss, clientTLS(f.Other, "eve"), testutil.ConnectOptions{ClientID: "w5", Clean: true}, 255},
+		{"wss without a certificate", wss, &tls.Config{RootCAs: roots, ServerName: "localhost"}, testutil.ConnectOptions{ClientID: "w6", Clean: true}, 255},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, code, err := connect(tc.url, tc.conf, tc.o)
+			if tc.code == 255 {
+				if err == nil {
+					t.Fatalf("connected (CONNACK %d)", code)
+				}
+				return
+			}
+			if err != nil || code != tc.code {
+				t.Fatalf("CONNACK %d, %v; want %d", code, err, tc.code)
+			}
+		})
+	}
+
+	// A round trip over wss: the identity is the certificate's CN.
+	sub, _, err := connect(wss, clientTLS(f.PKI, "alice"), testutil.ConnectOptions{ClientID: "sub", Clean: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := sub.Subscribe("web/#", 1); err != nil || code != 1 {
+		t.Fatalf("SUBACK %d %v", code, err)
+	}
+	pub, _, err := connect(ws, nil, testutil.ConnectOptions{ClientID: "pub", Clean: true, Username: testutil.Str("web"), Password: testutil.Str("s3cret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := pub.Publish("web/1", []byte(strings.Repeat("x", 70000)), 1, false); err != nil || code != 0 {
+		t.Fatalf("PUBACK %d %v", code, err)
+	}
+	if m, err := sub.Receive(5 * time.Second); err != nil || m.Topic != "web/1" || len(m.Payload) != 70000 {
+		t.Fatalf("received %q (%d bytes), %v", m.Topic, len(m.Payload), err)
+	}
+	if !strings.Contains(log.String(), "username=alice") {
+		t.Errorf("the wss client did not log in as its certificate's CN:\n%s", log.String())
+	}
+
+	// Not a WebSocket: a plain HTTP GET gets 400 and a log line.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/mqtt", ports[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "MQTT over WebSocket") {
+		t.Errorf("plain GET: %s %s", resp.Status, body)
+	}
+	// A text message ends the connection.
+	c, _, err := websocket.DefaultDialer.Dial(ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteMessage(websocket.TextMessage, []byte("hello"))
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, _, err := c.ReadMessage(); err == nil {
+		t.Error("a text message did not end the connection")
+	}
+	c.Close()
+	// A silent TCP connection is closed at the connect deadline (1 s here).
+	raw, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if !closedByServer(raw) {
+		t.Error("a silent connection to the WebSocket listener was kept open")
+	}
+}
