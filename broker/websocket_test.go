@@ -15,6 +15,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
@@ -138,5 +140,49 @@ use_identity_as_username true
 	defer raw.Close()
 	if !closedByServer(raw) {
 		t.Error("a silent connection to the WebSocket listener was kept open")
+	}
+}
+
+// TestGeneratedWebSocketsOnMosquittoAndServe: the wss listener `config
+// mosquitto --websockets` writes runs on real mosquitto and on serve, and
+// both give the same answers to a browser-like client.
+func TestGeneratedWebSocketsOnMosquittoAndServe(t *testing.T) {
+	f := testbroker.NewFixture(t, testbroker.FixtureOptions{Hosts: []string{"localhost"}, Passwords: map[string]string{"web": "s3cret"}})
+	caPEM, _ := os.ReadFile(filepath.Join(f.PKI, "ca.crt"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	for _, which := range []string{"mosquitto", "serve"} {
+		t.Run(which, func(t *testing.T) {
+			ports := testutil.FreePorts(t, 2)
+			c, err := confgen.GenerateMosquitto(confgen.MosquittoOptions{PKIDir: f.PKI, Mode: "tls", PasswordFile: f.Passwd,
+				Listen: fmt.Sprintf("127.0.0.1:%d", ports[0]), WebSockets: fmt.Sprintf("127.0.0.1:%d", ports[1])})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var log *testutil.SyncBuffer
+			if which == "mosquitto" {
+				log = testutil.StartMosquitto(t, f.Dir, c)
+			} else {
+				log = &testutil.SyncBuffer{}
+				testbroker.Start(t, c, log, broker.Options{})
+			}
+			url := fmt.Sprintf("wss://localhost:%d/mqtt", ports[1])
+			testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), 5*time.Second)
+			conf := &tls.Config{RootCAs: roots, ServerName: "localhost"}
+			for _, tc := range []struct {
+				pw   string
+				code byte
+			}{{"s3cret", 0}, {"wrong", 5}} {
+				m, err := testutil.DialMQTTWS(url, conf, 4)
+				if err != nil {
+					t.Fatalf("%s: %v\n%s", which, err, log.String())
+				}
+				code, err := m.Connect(testutil.ConnectOptions{ClientID: "b-" + tc.pw, Clean: true, Username: testutil.Str("web"), Password: testutil.Str(tc.pw)})
+				m.Close()
+				if err != nil || code != tc.code {
+					t.Errorf("%s, password %q: CONNACK %d (%v), want %d\n%s", which, tc.pw, code, err, tc.code, log.String())
+				}
+			}
+		})
 	}
 }

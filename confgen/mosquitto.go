@@ -23,6 +23,9 @@ type MosquittoOptions struct {
 	Plain        string // optional plain listener, default none; e.g. 127.0.0.1:1883
 	Identity     string // mtls: cn (default), subject or none (then passwords)
 	DataDir      string // persistence_location; "" means no persistence
+	// WebSockets adds a wss listener, [ADDR]:PORT, with the TLS listener's
+	// certificate and authentication (for browsers); "" means none.
+	WebSockets string
 }
 
 // OptionError is a problem with one field of MosquittoOptions. The
@@ -189,6 +192,26 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 		pl := &Listener{Port: pp, Bind: pb}
 		pl.Set("protocol", "mqtt")
 		c.Listener = append(c.Listener, pl)
+	}
+	if o.WebSockets != "" {
+		wb, wp, err := SplitListen(o.WebSockets)
+		if err != nil {
+			return nil, optErr("WebSockets", err.Error())
+		}
+		for _, other := range c.Listener {
+			if other.Port == wp && (other.Bind == wb || other.Bind == "" || wb == "") {
+				return nil, optErr("WebSockets", fmt.Sprintf("the WebSocket listener %s uses the port of another listener", o.WebSockets))
+			}
+		}
+		wl := &Listener{Port: wp, Bind: wb}
+		for _, d := range l.Options {
+			v := d.Value
+			if d.Key == "protocol" {
+				v = "websockets"
+			}
+			wl.Set(d.Key, v)
+		}
+		c.Listener = append(c.Listener, wl)
 	}
 	if err := c.checkText(); err != nil {
 		return nil, err

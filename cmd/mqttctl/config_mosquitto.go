@@ -32,7 +32,9 @@ before it reads certificates, keys, password and ACL files; when run as root,
 this command gives the mosquitto group read access to exactly those files (keys
 stay unreadable by others) and says so.`,
 		Example: `  mqttctl config mosquitto --pki pki --mode mtls --out /etc/mosquitto/conf.d/mqttctl.conf
-  mqttctl config mosquitto --pki pki --mode tls --passwd passwd --acl acl --listen 0.0.0.0:8883 --plain 127.0.0.1:1883`,
+  mqttctl config mosquitto --pki pki --mode tls --passwd passwd --acl acl --listen 0.0.0.0:8883 --plain 127.0.0.1:1883
+  # browsers too: wss://broker.example.com:8884/mqtt
+  mqttctl config mosquitto --pki pki --mode tls --passwd passwd --websockets 0.0.0.0:8884`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := confgen.GenerateMosquitto(o)
@@ -80,6 +82,7 @@ stay unreadable by others) and says so.`,
 	fl.StringVar(&o.ACLFile, "acl", "", "ACL file")
 	fl.StringVar(&o.Listen, "listen", "0.0.0.0:8883", "TLS listener address")
 	fl.StringVar(&o.Plain, "plain", "", "also a plain MQTT listener, bound to one address (e.g. 127.0.0.1:1883)")
+	fl.StringVar(&o.WebSockets, "websockets", "", "also a wss (MQTT over WebSocket, for browsers) listener, [ADDR]:PORT, same certificate and authentication")
 	fl.StringVar(&o.Identity, "identity", "cn", "mtls username: cn (use_identity_as_username), subject (use_subject_as_username) or none (passwords)")
 	fl.StringVar(&o.DataDir, "data-dir", "/var/lib/mosquitto/", "persistence_location")
 	fl.StringVar(&out, "out", "", "file to write (default standard output)")

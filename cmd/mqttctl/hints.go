@@ -15,7 +15,7 @@ import (
 // field; config mosquitto and serve's quick form share them.
 var mosquittoOptionFlags = map[string]string{
 	"PKIDir": "pki", "Mode": "mode", "PasswordFile": "passwd", "ACLFile": "acl", "Listen": "listen",
-	"Plain": "plain", "Identity": "identity", "DataDir": "data-dir",
+	"Plain": "plain", "Identity": "identity", "DataDir": "data-dir", "WebSockets": "websockets",
 }
 
 // withHint adds to a library error the fix in terms of the flags of the
