@@ -147,8 +147,23 @@ func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
 // runs when the connection is closed.
 func (l *listener) toHTTP(c net.Conn, done func()) {
 	oc := &onceCloser{Conn: c, done: done}
-	if !l.wsq.push(oc) {
+	// An HTTP request starts with a method in capitals; anything else (an
+	// MQTT CONNECT, 0x10) gets a short answer instead of a wait for headers.
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(c, first); err != nil {
 		oc.Close()
+		return
+	}
+	if first[0] < 'A' || first[0] > 'Z' {
+		l.log.Info("client refused: not a WebSocket upgrade", "listener", l.id, "remote", c.RemoteAddr().String(),
+			"reason", "it did not start with an HTTP request (an MQTT client on the WebSocket port?)")
+		_, _ = io.WriteString(c, notHTTP)
+		oc.Close()
+		return
+	}
+	fc := &firstByteConn{Conn: oc, first: first}
+	if !l.wsq.push(fc) {
+		fc.Close()
 	}
 }
 

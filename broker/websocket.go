@@ -75,6 +75,26 @@ func (c *onceCloser) Close() error {
 	return err
 }
 
+// notHTTP is what a WebSocket listener answers a client that does not
+// start with an HTTP request (an MQTT client on the wrong port, say).
+const notHTTP = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n" +
+	"this is an MQTT over WebSocket endpoint (ws:// or wss://), not a plain MQTT port\n"
+
+// firstByteConn gives back the byte read to tell HTTP from other protocols.
+type firstByteConn struct {
+	net.Conn
+	first []byte
+}
+
+func (c *firstByteConn) Read(p []byte) (int, error) {
+	if len(c.first) > 0 && len(p) > 0 {
+		p[0] = c.first[0]
+		c.first = nil
+		return 1, nil
+	}
+	return c.Conn.Read(p)
+}
+
 // startWebSocket starts the HTTP server that upgrades the listener's
 // connections.
 func (l *listener) startWebSocket(establish func(net.Conn, string)) {
@@ -112,6 +132,8 @@ func tlsOf(c net.Conn) (*tls.Conn, bool) {
 	case *mqttws.Conn:
 		return tlsOf(v.Underlying())
 	case *onceCloser:
+		return tlsOf(v.Conn)
+	case *firstByteConn:
 		return tlsOf(v.Conn)
 	}
 	return nil, false

@@ -32,10 +32,15 @@ type Layout struct {
 	Listen                                          string
 	Host                                            string // host part to dial
 	Port                                            int
+	// WebSockets is the wss listener's [ADDR]:PORT ("" for none) and
+	// WSPort its port.
+	WebSockets string
+	WSPort     int
 }
 
-// NewLayout returns the file names below dir (made absolute).
-func NewLayout(dir, listen string) (*Layout, error) {
+// NewLayout returns the file names below dir (made absolute); websockets
+// is the address of a wss listener, "" for none.
+func NewLayout(dir, listen, websockets string) (*Layout, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -48,12 +53,18 @@ func NewLayout(dir, listen string) (*Layout, error) {
 	if bind != "" && bind != "127.0.0.1" && bind != "::1" {
 		host = bind
 	}
-	return &Layout{
+	l := &Layout{
 		Dir: abs, PKI: filepath.Join(abs, "pki"), Passwd: filepath.Join(abs, "passwd"),
 		DemoPassword: filepath.Join(abs, "demo.password"), ACL: filepath.Join(abs, "acl"),
 		Conf: filepath.Join(abs, "mosquitto.conf"), Data: filepath.Join(abs, "data"),
-		Listen: listen, Host: host, Port: port,
-	}, nil
+		Listen: listen, Host: host, Port: port, WebSockets: websockets,
+	}
+	if websockets != "" {
+		if _, l.WSPort, err = confgen.SplitListen(websockets); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
 }
 
 // Step is one thing Prepare made or reused.
@@ -131,7 +142,7 @@ func Prepare(l *Layout, group string) ([]Step, []string, error) {
 	if err := os.MkdirAll(l.Data, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create %s: %w", l.Data, err)
 	}
-	c, err := confgen.GenerateMosquitto(confgen.MosquittoOptions{PKIDir: l.PKI, Mode: "mtls", ACLFile: l.ACL, Listen: l.Listen, DataDir: l.Data})
+	c, err := confgen.GenerateMosquitto(confgen.MosquittoOptions{PKIDir: l.PKI, Mode: "mtls", ACLFile: l.ACL, Listen: l.Listen, DataDir: l.Data, WebSockets: l.WebSockets})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -16,12 +16,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/mqttctl/mqttctl/explain"
 	"github.com/mqttctl/mqttctl/internal/mqtturl"
 	"github.com/mqttctl/mqttctl/internal/mqttwire"
+	"github.com/mqttctl/mqttctl/internal/mqttws"
 	"github.com/mqttctl/mqttctl/pki"
 )
 
@@ -36,6 +41,9 @@ type Options struct {
 	Topic             string        // round-trip topic; default mqttctl/check/<random>
 	PKIDir            string        // named in fixes; default "pki"
 	Timeout           time.Duration // bounds the whole check; default 5 s
+	// FromPage is the URL of the web page that would connect (ws:// and
+	// wss:// targets): an https page cannot use ws:// to another host.
+	FromPage string
 }
 
 // CertInfo summarises a certificate of the server's chain.
@@ -62,6 +70,7 @@ type Report struct {
 	RoundTrip           bool              `json:"round_trip"`
 	Topic               string            `json:"topic,omitempty"`
 	Problems            []explain.Problem `json:"problems,omitempty"`
+	Notes               []string          `json:"notes,omitempty"`
 
 	clientCAUnknown bool // the broker's certificate request does not name our issuer
 }
@@ -130,6 +139,15 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 
+	if t.WebSocket && !t.TLS && !t.Local() {
+		mc := explain.MixedContent(o.URL)
+		if strings.HasPrefix(o.FromPage, "https://") {
+			r.problem(mc)
+			return r, nil
+		}
+		r.Notes = append(r.Notes, mc.Message+"; fix: "+mc.Fix)
+	}
+
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", t.Addr)
 	if err != nil {
@@ -193,6 +211,29 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 			return r, nil
 		}
 		conn = tc
+	}
+
+	if t.WebSocket {
+		// TLS is done: the upgrade goes over it as plain ws://.
+		u, _ := url.Parse("ws://" + t.Addr + t.Path)
+		ws, resp, err := websocket.NewClient(conn, u, http.Header{"Sec-WebSocket-Protocol": []string{"mqtt"}}, 1024, 1024)
+		switch {
+		case err == nil:
+		case resp != nil:
+			r.problem(explain.NotWebSocket(t.URL(), "it answered HTTP "+resp.Status))
+			return r, nil
+		case isTimeout(err):
+			r.problem(explain.Silent(t.Addr, "WebSocket upgrade", o.Timeout))
+			return r, nil
+		case strings.Contains(err.Error(), "remote error: tls"):
+			// TLS 1.3: a refused client certificate shows at the first read.
+			r.connectFailed(ctx, err, t, o, clientLeaf)
+			return r, nil
+		default:
+			r.problem(explain.NotWebSocket(t.URL(), err.Error()))
+			return r, nil
+		}
+		conn = mqttws.NewConn(ws)
 	}
 
 	code, err := r.connect(conn, o)
@@ -492,6 +533,9 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	if r.Connack != nil && *r.Connack == 0 {
 		row("Round trip", fmt.Sprintf("%s on %s", map[bool]string{true: "published and received", false: "nothing came back"}[r.RoundTrip], r.Topic))
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "NOTE: %s\n", n)
 	}
 	if r.OK() {
 		fmt.Fprintln(w, "OK: everything works")

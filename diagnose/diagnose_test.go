@@ -21,6 +21,8 @@ const (
 	lPass         // one-way TLS, passwords, ACL
 	lTLS13        // TLS 1.3 only, anonymous
 	lPlain        // plain, anonymous
+	lWSS          // websockets over mutual TLS, identity, ACL
+	lWS           // websockets, plain, anonymous
 	nL
 )
 
@@ -64,6 +66,16 @@ func (e *env) config(ports []int) *confgen.Config {
 	l = &confgen.Listener{Port: ports[lPlain], Bind: "127.0.0.1"}
 	l.Set("allow_anonymous", "true")
 	c.Listener = append(c.Listener, l)
+	l = tl(ports[lWSS])
+	l.Set("protocol", "websockets")
+	l.Set("require_certificate", "true")
+	l.Set("use_identity_as_username", "true")
+	l.Set("acl_file", e.acl)
+	c.Listener = append(c.Listener, l)
+	l = &confgen.Listener{Port: ports[lWS], Bind: "127.0.0.1"}
+	l.Set("protocol", "websockets")
+	l.Set("allow_anonymous", "true")
+	c.Listener = append(c.Listener, l)
 	return c
 }
 
@@ -77,6 +89,7 @@ type checkCase struct {
 	user, pw string
 	tlsVer   string
 	topic    string
+	fromPage string
 	want     string // problem code; "" = OK
 }
 
@@ -88,8 +101,12 @@ func (e *env) options(c checkCase, port int) diagnose.Options {
 	if scheme == "" {
 		scheme = "mqtts"
 	}
-	o := diagnose.Options{URL: fmt.Sprintf("%s://%s:%d", scheme, host, port), CAFile: filepath.Join(e.pki, "ca.crt"),
-		Username: c.user, TLSVersion: c.tlsVer, Topic: c.topic, PKIDir: e.pki, Timeout: 2 * time.Second}
+	path := ""
+	if strings.HasPrefix(scheme, "ws") {
+		path = "/mqtt"
+	}
+	o := diagnose.Options{URL: fmt.Sprintf("%s://%s:%d%s", scheme, host, port, path), CAFile: filepath.Join(e.pki, "ca.crt"),
+		Username: c.user, TLSVersion: c.tlsVer, Topic: c.topic, PKIDir: e.pki, Timeout: 2 * time.Second, FromPage: c.fromPage}
 	if c.pw != "" {
 		o.Password = []byte(c.pw)
 	}
@@ -123,6 +140,12 @@ func cases() []checkCase {
 		{name: "not authorised for the topic", listener: lMTLS, client: "alice", topic: "ops/x", want: "not-delivered"},
 		{name: "plain MQTT to a TLS port", listener: lPass, scheme: "mqtt", want: "plain-on-tls"},
 		{name: "TLS to a plain port", listener: lPlain, want: "tls-on-plain"},
+		{name: "everything works (wss, mutual TLS)", listener: lWSS, scheme: "wss", client: "alice", topic: "alice/check"},
+		{name: "everything works (ws)", listener: lWS, scheme: "ws"},
+		{name: "wss needs the client certificate too", listener: lWSS, scheme: "wss", want: "client-cert-required"},
+		{name: "ws:// from an https page", listener: lWS, scheme: "ws", host: "mqtt.test", fromPage: "https://app.test/", want: "mixed-content"},
+		{name: "mqtts to a websockets port", listener: lWSS, client: "alice", want: "not-mqtt"},
+		{name: "wss to an MQTT port", listener: lMTLS, scheme: "wss", client: "alice", want: "not-websocket"},
 	}
 }
 

@@ -206,6 +206,25 @@ func NotMQTT(url, what string) Problem {
 	}
 }
 
+// MixedContent: a page served over https opening ws:// (not wss://) to a
+// host other than this machine; browsers block it.
+func MixedContent(url string) Problem {
+	return Problem{
+		Code: "mixed-content",
+		Message: "a web page served over https cannot open " + url + ": browsers block ws:// to another host as mixed content (Chromium: \"This request has been blocked; this endpoint must be available over WSS\")",
+		Fix: "give the broker a wss listener (mqttctl config mosquitto --websockets ADDR:PORT) and connect with wss:// to a name in its certificate",
+	}
+}
+
+// NotWebSocket: the port did not accept a WebSocket upgrade.
+func NotWebSocket(url, answer string) Problem {
+	return Problem{
+		Code:    "not-websocket",
+		Message: "this port did not accept a WebSocket upgrade at " + url + ": " + answer,
+		Fix:     "check the port: a broker's MQTT listener takes mqtt:// or mqtts://, its websockets listener (protocol websockets) ws:// or wss://",
+	}
+}
+
 // NoTLS: the port answered the TLS handshake with something that is
 // neither TLS nor MQTT.
 func NoTLS(url string) Problem {

@@ -24,10 +24,17 @@ func newCheckCmd(s *streams) *cobra.Command {
 chain and whether it verifies, whether its certificate names the host you
 dialled, whether the broker asked for a client certificate and accepted it, the
 CONNACK, and a publish/subscribe round trip. Each failure comes with its cause
-and the command that fixes it. Exit status 1 when anything fails.`,
+and the command that fixes it. Exit status 1 when anything fails.
+
+wss:// and ws:// URLs check a WebSocket listener (the path matters to some
+brokers; mosquitto and mqttctl serve take any). A web page served over https can
+only use wss:// (or ws:// to this machine): with --from-page https://... a ws://
+URL to another host fails, and without it check says so in a note.`,
 		Example: `  mqttctl check mqtts://localhost:8883 --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key
   printf '%s\n' "$PW" | mqttctl check mqtts://broker.example.com:8883 --cafile ca.crt --username alice --password-stdin
-  mqttctl check mqtt://127.0.0.1:1883 -o json`,
+  mqttctl check mqtt://127.0.0.1:1883 -o json
+  mqttctl check wss://localhost:8884/mqtt --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key
+  mqttctl check ws://broker.example.com:8080/mqtt --from-page https://app.example.com/`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if timeout <= 0 {
@@ -70,6 +77,7 @@ and the command that fixes it. Exit status 1 when anything fails.`,
 	fl.StringVar(&o.TLSVersion, "tls-version", "", "offer only this TLS version: 1.2 or 1.3")
 	fl.StringVar(&o.Topic, "topic", "", "round-trip topic (default mqttctl/check/RANDOM; the ACL must allow it)")
 	fl.StringVar(&o.PKIDir, "pki", "pki", "pki directory to name in fixes")
+	fl.StringVar(&o.FromPage, "from-page", "", "for ws:// and wss://: the URL of the web page that connects (an https page cannot use ws://)")
 	addOutputFlag(cmd, &output)
 	fl.DurationVar(&timeout, "timeout", 5*time.Second, "time allowed for the whole check (connect, TLS, CONNECT, round trip)")
 	return cmd

@@ -42,7 +42,7 @@ func TestConfigCheckRunsServesLoading(t *testing.T) {
 		{"missing cafile", "listener 18999 127.0.0.1\ncafile /nonexistent/ca.crt\ncertfile " + f("server.crt") + "\nkeyfile " + f("server.key") + "\n", 2, "cafile"},
 		{"acl_file that is a directory", "listener 18999 127.0.0.1\nacl_file " + aclDir + "\n", 2, "is a directory"},
 		{"bad crlfile", tls(f("server.crt"), f("server.key")) + "require_certificate true\ncrlfile " + badCRL + "\n", 6, "crlfile"},
-		{"protocol websockets", "listener 18999 127.0.0.1\nprotocol websockets\n", 2, "protocol"},
+		{"http_dir on a websockets listener", "listener 18999 127.0.0.1\nprotocol websockets\nhttp_dir /var/www\n", 3, "http_dir"},
 		{"unix socket listener", "listener 0 /tmp/mqtt.sock\n", 1, "unix socket"},
 		{"bridge section", "connection central\naddress 192.0.2.1:8883\n", 1, "bridges"},
 		{"mount_point with a wildcard", "listener 18999 127.0.0.1\nmount_point a/+/\n", 2, "mount_point"},
@@ -55,6 +55,9 @@ func TestConfigCheckRunsServesLoading(t *testing.T) {
 			wantAt := fmt.Sprintf("%s:%d:", conf, tt.line)
 			if code != 1 || strings.Contains(out, "\nok\n") || !strings.Contains(out+e, wantAt) || !strings.Contains(out+e, tt.want) {
 				t.Errorf("config check: exit %d, want 1 with %q at %s:\n%s%s", code, tt.want, wantAt, out, e)
+			}
+			if code == 0 {
+				return // serve would start and run until killed
 			}
 			// serve refuses the same file, naming the same line.
 			code, _, e = runCLI(t, "", "serve", "-c", conf)

@@ -17,8 +17,8 @@ import (
 
 func newUpCmd(s *streams) *cobra.Command {
 	var (
-		dir, listen string
-		verbose     bool
+		dir, listen, ws string
+		verbose         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -30,10 +30,11 @@ Then it runs the bundled broker on that mosquitto.conf and prints commands to tr
 it. Run it again and every file is reused unchanged. mosquitto can run the same
 mosquitto.conf.`,
 		Example: `  mqttctl up
-  mqttctl up --dir /srv/mqtt --listen 0.0.0.0:8883`,
+  mqttctl up --dir /srv/mqtt --listen 0.0.0.0:8883 --websockets 0.0.0.0:8884
+  mqttctl up --websockets ""   # no WebSocket listener`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := deploy.NewLayout(dir, listen)
+			l, err := deploy.NewLayout(dir, listen, ws)
 			if err != nil {
 				return err
 			}
@@ -69,6 +70,7 @@ mosquitto.conf.`,
 	}
 	cmd.Flags().StringVar(&dir, "dir", "mqttctl-data", "directory for certificates, password file, ACL, config and data")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8883", "address of the mutual-TLS listener")
+	cmd.Flags().StringVar(&ws, "websockets", "127.0.0.1:8884", "address of the wss listener for browsers, same certificates (\"\" for none)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log at debug level")
 	return cmd
 }
@@ -89,8 +91,15 @@ func printTryIt(s *streams, l *deploy.Layout) {
 		fmt.Sprintf("  %s check mqtts://%s:%d %s --topic demo/check", self(), l.Host, l.Port, tlsArgs),
 		"More clients: " + self() + " pki issue client NAME --dir " + l.PKI + " (the CN is the username the ACL sees).",
 		"The same config under mosquitto: mosquitto -c " + l.Conf,
-		"",
 	}
+	if l.WebSockets != "" {
+		lines = append(lines,
+			fmt.Sprintf("From a browser: wss://%s:%d/mqtt (MQTT over WebSocket, e.g. with mqtt.js). The browser must trust the CA and present the demo certificate:", l.Host, l.WSPort),
+			fmt.Sprintf("  %s pki export %s --dir %s --format p12 --out demo.p12   # import demo.p12 and %s into the browser",
+				self(), deploy.DemoClient, l.PKI, filepath.Join(l.PKI, "ca.crt")),
+			fmt.Sprintf("  %s check wss://%s:%d/mqtt %s", self(), l.Host, l.WSPort, tlsArgs))
+	}
+	lines = append(lines, "")
 	fmt.Fprintln(s.Out, strings.Join(lines, "\n"))
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +43,8 @@ func hashTree(t *testing.T, dir string, skip string) map[string]string {
 
 func startUp(t *testing.T, dir string, port int) (*exec.Cmd, *testutil.SyncBuffer) {
 	t.Helper()
-	cmd, out := testutil.Start(t, dir, mqttctlBin, "up", "--dir", filepath.Join(dir, "data"), "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	cmd, out := testutil.Start(t, dir, mqttctlBin, "up", "--dir", filepath.Join(dir, "data"), "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--websockets", fmt.Sprintf("127.0.0.1:%d", port+1))
 	waitFor(t, out, "Try it in another terminal", "up")
 	return cmd, out
 }
@@ -51,7 +53,7 @@ func TestUpPrintsCommandsThatWork(t *testing.T) {
 	testutil.RequireBinary(t, "mosquitto_sub")
 	testutil.RequireBinary(t, "openssl")
 	dir := t.TempDir()
-	port := testutil.FreePort(t)
+	port := freePortPair(t)
 	up, out := startUp(t, dir, port)
 
 	sub := printed(out.String(), "mosquitto_sub")
@@ -72,9 +74,19 @@ func TestUpPrintsCommandsThatWork(t *testing.T) {
 	if o := testutil.MustRun(t, dir, "sh", "-c", chk); !strings.Contains(o, "OK: everything works") {
 		t.Fatalf("printed mqttctl check:\n%s", o)
 	}
+	wss := ""
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), mqttctlBin+" check wss://") {
+			wss = strings.TrimSpace(l)
+		}
+	}
+	if o, err := testutil.Run(t, dir, nil, "sh", "-c", wss+" --topic demo/check"); err != nil || !strings.Contains(o, "OK: everything works") {
+		t.Fatalf("printed wss check (%q): %v\n%s", wss, err, o)
+	}
 
 	// A second up on a taken port is a clear error.
-	code, _, errOut := runCLI(t, "", "up", "--dir", filepath.Join(dir, "data"), "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	code, _, errOut := runCLI(t, "", "up", "--dir", filepath.Join(dir, "data"), "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--websockets", fmt.Sprintf("127.0.0.1:%d", port+1))
 	if code != 1 || !strings.Contains(errOut, "already in use") {
 		t.Fatalf("port in use: exit %d, %q", code, errOut)
 	}
@@ -120,4 +132,18 @@ func TestCheckExitStatusAndJSON(t *testing.T) {
 	if code, _, e := runCLI(t, "", "check", "http://x"); code != 1 || !strings.Contains(e, "mqtts") {
 		t.Fatalf("bad URL: %d %s", code, e)
 	}
+}
+
+// freePortPair returns a port p such that p and p+1 were free a moment ago.
+func freePortPair(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		p := testutil.FreePort(t)
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil {
+			l.Close()
+			return p
+		}
+	}
+	t.Fatal("no two free ports in a row")
+	return 0
 }
