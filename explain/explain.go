@@ -210,9 +210,9 @@ func NotMQTT(url, what string) Problem {
 // host other than this machine; browsers block it.
 func MixedContent(url string) Problem {
 	return Problem{
-		Code: "mixed-content",
+		Code:    "mixed-content",
 		Message: "a web page served over https cannot open " + url + ": browsers block ws:// to another host as mixed content (Chromium: \"This request has been blocked; this endpoint must be available over WSS\")",
-		Fix: "give the broker a wss listener (mqttctl config mosquitto --websockets ADDR:PORT) and connect with wss:// to a name in its certificate",
+		Fix:     "give the broker a wss listener (mqttctl config mosquitto --websockets ADDR:PORT) and connect with wss:// to a name in its certificate",
 	}
 }
 
