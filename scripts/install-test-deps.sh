@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mqttctl's tests use (openssl, mosquitto,
-# mosquitto-clients, default-jre-headless for keytool) when any is missing. Runs apt-get as root, or via sudo.
+# mosquitto-clients, default-jre-headless for keytool, chromium and
+# libnss3-tools for the browser test) when any is missing. Runs apt-get as root, or via sudo.
 set -euo pipefail
 
 need=()
@@ -9,6 +10,10 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 # keytool reads the PKCS#12 files pki export writes, as Java and Android do.
 command -v keytool >/dev/null 2>&1 || need+=(default-jre-headless)
+# A real browser runs mqtt.js against serve's wss listener; certutil puts
+# the test CA in its NSS database.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
