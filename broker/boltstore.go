@@ -209,6 +209,9 @@ func (s *boltStore) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) { s.
 func (s *boltStore) OnWillSent(cl *mqtt.Client, _ packets.Packet) { s.updateClient(cl) }
 
 func (s *boltStore) updateClient(cl *mqtt.Client) {
+	if cl.Net.Inline {
+		return // in-process clients (bridges) are made anew at start
+	}
 	props := cl.Properties.Props.Copy(false)
 	s.put(clientKey(cl), &storage.Client{
 		ID: cl.ID, T: storage.ClientKey, Remote: cl.Net.Remote, Listener: cl.Net.Listener,
@@ -230,6 +233,9 @@ func (s *boltStore) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 }
 
 func (s *boltStore) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	if cl.Net.Inline {
+		return // in-process subscriptions (bridges) are made anew at start
+	}
 	for i, f := range pk.Filters {
 		s.put(subscriptionKey(cl, f.Filter), &storage.Subscription{
 			ID: subscriptionKey(cl, f.Filter), T: storage.SubscriptionKey, Client: cl.ID, Qos: reasonCodes[i],

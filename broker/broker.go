@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,12 @@ type Broker struct {
 	wrotePID  bool
 	stopWatch chan struct{}
 	tickets   *ticketKeys // nil: Go's in-memory ticket keys
+	bridges   []*bridge
+	// bridgeSubs numbers the bridges' in-process subscriptions.
+	bridgeSubs atomic.Int32
+	// bridgeClients holds the clients that said they are bridges
+	// (try_private), by client id.
+	bridgeClients sync.Map
 }
 
 func (b *Broker) listener(id string) *listenerState { return b.byID[id] }
@@ -130,6 +137,11 @@ func Check(cfg *confgen.Resolved) []error {
 	}
 	if cfg.Persistence && b.hasTLS() {
 		if _, err := loadTicketKeys(ticketKeyPath(cfg)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, spec := range cfg.Bridges {
+		if _, err := bridgeTLS(spec); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -274,6 +286,18 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 	if err := b.buildListeners(); err != nil {
 		return nil, err
 	}
+	var berrs []error
+	for _, spec := range cfg.Bridges {
+		br, err := newBridge(b, spec)
+		if err != nil {
+			berrs = append(berrs, err)
+			continue
+		}
+		b.bridges = append(b.bridges, br)
+	}
+	if len(berrs) > 0 {
+		return nil, errors.Join(berrs...)
+	}
 	if cfg.Persistence {
 		st, err := openStore(b, persistencePath(cfg))
 		if err != nil {
@@ -393,6 +417,13 @@ func (b *Broker) Start() error {
 		if err := b.store.replay(); err != nil {
 			b.log.Error("replaying unfinished publishes", "error", err)
 		}
+	}
+	for _, br := range b.bridges {
+		if err := br.start(); err != nil {
+			b.Close()
+			return err
+		}
+		br.started = true
 	}
 	if b.cfg.PIDFile != "" {
 		if err := os.WriteFile(b.cfg.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
@@ -528,6 +559,12 @@ func (b *Broker) Close() error {
 	if b.stopWatch != nil {
 		close(b.stopWatch)
 		b.stopWatch = nil
+	}
+	for _, br := range b.bridges {
+		if br.started {
+			br.close()
+			br.started = false
+		}
 	}
 	err := b.srv.Close()
 	if b.wrotePID {

@@ -48,6 +48,15 @@ var errClose = fmt.Errorf("connection closed by a protocol rule: %w", packets.Er
 func (h *protocolHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
+		// A bridge (mosquitto's try_private) says so with the protocol
+		// level's top bit: 0x84 for 3.1.1, 0x83 for 3.1. It is served as
+		// that version, and never gets its own publishes back.
+		if v := pk.ProtocolVersion; v == 0x84 && string(pk.Connect.ProtocolName) == "MQTT" || v == 0x83 && string(pk.Connect.ProtocolName) == "MQIsdp" {
+			pk.ProtocolVersion = v &^ 0x80
+			if pk.Connect.ClientIdentifier != "" {
+				h.b.bridgeClients.Store(pk.Connect.ClientIdentifier, cl)
+			}
+		}
 		return pk, h.connect(cl, pk)
 	case packets.Publish:
 		if pk.FixedHeader.Retain && !h.b.cfg.RetainAvailable {
@@ -59,7 +68,16 @@ func (h *protocolHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets
 		}
 	case packets.Subscribe, packets.Unsubscribe:
 		mp := h.mountPoint(cl)
+		bridge := false
+		if c, ok := h.b.bridgeClients.Load(cl.ID); ok && c == cl {
+			bridge = true
+		}
 		for i := range pk.Filters {
+			if bridge && pk.FixedHeader.Type == packets.Subscribe {
+				// As mosquitto does for bridges: never their own publishes
+				// back, and the retain flag as published.
+				pk.Filters[i].NoLocal, pk.Filters[i].RetainAsPublished = true, true
+			}
 			f := pk.Filters[i].Filter
 			if !validFilter(f) {
 				h.b.log.Info("client disconnected: invalid topic filter", "client", cl.ID, "filter", f)
@@ -219,4 +237,5 @@ func (h *protocolHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 
 func (h *protocolHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	h.swapped.Delete(cl)
+	h.b.bridgeClients.CompareAndDelete(cl.ID, cl)
 }

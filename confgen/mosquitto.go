@@ -272,6 +272,11 @@ func (r *Resolved) Files() []string {
 		add(l.Security.PasswordFile)
 		add(l.Security.ACLFile)
 	}
+	for _, b := range r.Bridges {
+		add(b.CAFile)
+		add(b.CertFile)
+		add(b.KeyFile)
+	}
 	return out
 }
 

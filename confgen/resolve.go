@@ -90,6 +90,7 @@ type Resolved struct {
 	PersistenceFile     string // "" means the broker's default name
 	PIDFile             string
 	User                string
+	Bridges             []BridgeSpec
 	// GlobalPos says where each global option was last set.
 	GlobalPos map[string]Pos
 }
@@ -378,5 +379,6 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 		spec.Security = sec
 		r.Listeners = append(r.Listeners, spec)
 	}
+	r.Bridges = c.resolveBridges(errf)
 	return r, ds
 }

@@ -139,8 +139,30 @@ var serveSupport = map[string]ServeSupport{
 	"log_type":             {Support: Logging, Note: "serve logs connections, refusals and errors (-v: debug)"},
 }
 
-// bridgeSupport applies to every bridge option.
-var bridgeSupport = ServeSupport{Support: Refused, Note: "serve does not run bridges yet"}
+// bridgeRefused are the bridge options serve does not implement; every
+// other bridge option is implemented (see BridgeSpec).
+var bridgeRefused = map[string]string{
+	"bridge_capath": "give the CA file (bridge_cafile)", "bridge_identity": "TLS-PSK is not supported", "bridge_psk": "TLS-PSK is not supported",
+	"bridge_alpn": "", "bridge_require_ocsp": "", "bridge_attempt_unsubscribe": "", "bridge_bind_address": "",
+	"bridge_max_packet_size": "", "local_cleansession": "the local side is in-process", "local_username": "the local side is in-process",
+	"local_password": "the local side is in-process", "idle_timeout": "only start_type automatic", "round_robin": "",
+	"start_type": "only automatic (the default) is implemented", "threshold": "", "notifications_local_only": "",
+}
+
+func bridgeSupport(key string) ServeSupport {
+	if note, ok := bridgeRefused[key]; ok {
+		return ServeSupport{Support: Refused, Note: note}
+	}
+	if key == "bridge_protocol_version" {
+		return ServeSupport{Support: Implemented, Refuse: func(v string) string {
+			if v == "mqttv50" {
+				return "serve's bridges speak MQTT 3.1.1 and 3.1: use mqttv311"
+			}
+			return ""
+		}}
+	}
+	return ServeSupport{Support: Implemented}
+}
 
 // SupportOf returns what serve does with an option.
 func SupportOf(key string) (ServeSupport, bool) {
@@ -151,7 +173,7 @@ func SupportOf(key string) (ServeSupport, bool) {
 		return ServeSupport{Support: Refused, Note: "plugins are C shared objects; serve cannot load them"}, true
 	}
 	if slices.Contains(bridgeOptions, key) {
-		return bridgeSupport, true
+		return bridgeSupport(key), true
 	}
 	return ServeSupport{}, false
 }
@@ -221,6 +243,11 @@ func ServeSupportTable() string {
 		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k, sup, s.Note)
 	}
 	fmt.Fprintf(&b, "| `plugin_opt_*`, `auth_opt_*` | refused | plugins are C shared objects |\n")
-	fmt.Fprintf(&b, "| bridge options (`connection`, `address`, `topic`, `bridge_*`, ...) | refused | %s |\n", bridgeSupport.Note)
+	var refused []string
+	for k := range bridgeRefused {
+		refused = append(refused, "`"+k+"`")
+	}
+	sort.Strings(refused)
+	fmt.Fprintf(&b, "| bridge options (`connection`, `address`, `topic`, `bridge_cafile`, `bridge_certfile`, `bridge_keyfile`, `bridge_insecure`, `bridge_tls_version`, `bridge_protocol_version` (mqttv311, mqttv31), `cleansession`, `remote_clientid`, `local_clientid`, `remote_username`, `remote_password`, `keepalive_interval`, `restart_timeout`, `try_private`, `notifications`, `notification_topic`, `bridge_outgoing_retain`) | implemented | see \"bridge to a central broker\"; refused: %s |\n", strings.Join(refused, ", "))
 	return b.String()
 }

@@ -1,0 +1,363 @@
+package broker
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttctl/mqttctl/confgen"
+)
+
+// A bridge (a `connection` section) is an MQTT client of a remote broker
+// inside serve, as in mosquitto: topics with direction out are taken from
+// local publishes (an in-process subscription to LOCAL_PREFIX+PATTERN) and
+// published remotely under REMOTE_PREFIX; topics with direction in are
+// subscribed remotely and published locally. It reconnects after
+// restart_timeout (doubling up to its cap, with jitter), keeps a remote
+// session (cleansession false) so that the remote queues for it while it is
+// away, and queues what is published locally while the remote is away (up
+// to max_queued_messages; then, as mosquitto, it drops). Loop prevention:
+// a message a bridge brought in is never sent back out by it, and with
+// try_private the remote (mosquitto, or serve) does not echo the bridge's
+// own publishes back. Notifications: "1"/"0" retained on the notification
+// topic, locally and (with a will) on the remote.
+type bridge struct {
+	b       *Broker
+	spec    confgen.BridgeSpec
+	log     *slog.Logger
+	local   *mqtt.Client // the in-process client whose publishes are the bridge's
+	client  paho.Client
+	queue   chan outMsg
+	lost    chan error
+	stop    chan struct{}
+	done    sync.WaitGroup
+	up      atomic.Bool
+	subIDs  []int
+	started bool
+}
+
+type outMsg struct {
+	topic   string
+	payload []byte
+	qos     byte
+	retain  bool
+}
+
+func newBridge(b *Broker, spec confgen.BridgeSpec) (*bridge, error) {
+	br := &bridge{b: b, spec: spec, log: b.log.With("bridge", spec.Name), queue: make(chan outMsg, max(b.cfg.MaxQueued, 1)),
+		lost: make(chan error, 1), stop: make(chan struct{})}
+	tlsConf, err := bridgeTLS(spec)
+	if err != nil {
+		return nil, err
+	}
+	o := paho.NewClientOptions()
+	for _, a := range spec.Addresses {
+		scheme := "tcp://"
+		if tlsConf != nil {
+			scheme = "ssl://"
+		}
+		o.AddBroker(scheme + a)
+	}
+	o.SetClientID(spec.RemoteClientID)
+	o.SetCleanSession(spec.CleanSession)
+	o.SetKeepAlive(spec.Keepalive)
+	o.SetAutoReconnect(false)
+	o.SetConnectRetry(false)
+	o.SetConnectTimeout(10 * time.Second)
+	o.SetOrderMatters(true)
+	o.SetResumeSubs(true)
+	pv := uint(spec.ProtocolVersion)
+	if spec.TryPrivate {
+		pv |= 0x80 // tells the remote this is a bridge: it does not echo our own publishes
+	}
+	o.SetProtocolVersion(pv)
+	if spec.RemoteUsername != "" {
+		o.SetUsername(spec.RemoteUsername)
+		o.SetPassword(spec.RemotePassword)
+	}
+	if tlsConf != nil {
+		o.SetTLSConfig(tlsConf)
+	}
+	if spec.Notifications && !spec.NotificationsLocal {
+		o.SetBinaryWill(spec.NotificationTopic, []byte("0"), 1, true)
+	}
+	o.SetOnConnectHandler(br.onConnect)
+	o.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		select {
+		case br.lost <- err:
+		default:
+		}
+	})
+	br.client = paho.NewClient(o)
+	return br, nil
+}
+
+// bridgeTLS is the bridge's TLS configuration (nil: plain TCP).
+func bridgeTLS(spec confgen.BridgeSpec) (*tls.Config, error) {
+	if !spec.TLS() {
+		return nil, nil
+	}
+	at := func(key string, err error) error {
+		p, ok := spec.OptionPos[key]
+		if !ok {
+			p = spec.Pos
+		}
+		return &confgen.ConfigError{Pos: p, Err: err}
+	}
+	cas, err := readPEMCerts(spec.CAFile)
+	if err != nil {
+		return nil, at("bridge_cafile", fmt.Errorf("bridge_cafile: %w", err))
+	}
+	pool := x509.NewCertPool()
+	for _, c := range cas {
+		pool.AddCert(c)
+	}
+	conf := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if spec.TLSVersion == "tlsv1.3" {
+		conf.MinVersion = tls.VersionTLS13
+	}
+	if spec.CertFile != "" {
+		pair, err := tls.LoadX509KeyPair(spec.CertFile, spec.KeyFile)
+		if err != nil {
+			return nil, at("bridge_keyfile", fmt.Errorf("bridge_certfile/bridge_keyfile: %w", err))
+		}
+		leaf, err := x509.ParseCertificate(pair.Certificate[0])
+		if err == nil && len(leaf.ExtKeyUsage) > 0 && !hasClientAuth(leaf) {
+			return nil, at("bridge_certfile", fmt.Errorf("%s has no clientAuth usage: the remote broker refuses it as a client certificate; issue a bridge certificate (mqttctl pki issue bridge NAME)", spec.CertFile))
+		}
+		conf.Certificates = []tls.Certificate{pair}
+	}
+	if spec.Insecure {
+		// bridge_insecure: the chain is checked, the host name is not.
+		conf.InsecureSkipVerify = true
+		conf.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("the remote sent no certificate")
+			}
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter})
+			return err
+		}
+	}
+	return conf, nil
+}
+
+func hasClientAuth(c *x509.Certificate) bool {
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
+}
+
+// start subscribes locally and starts the connect loop and the forwarder.
+func (br *bridge) start() error {
+	br.local = br.b.srv.NewClient(nil, "bridge", br.spec.LocalClientID, true)
+	br.local.Properties.ProtocolVersion = 4
+	for _, t := range br.spec.Topics {
+		if !t.Out() {
+			continue
+		}
+		t := t
+		id := int(br.b.bridgeSubs.Add(1)) + 1000
+		br.subIDs = append(br.subIDs, id)
+		err := br.b.srv.Subscribe(t.LocalFilter(), id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+			br.fromLocal(t, pk)
+		})
+		if err != nil {
+			return &confgen.ConfigError{Pos: t.Pos, Err: fmt.Errorf("bridge %s: subscribe to %s: %w", br.spec.Name, t.LocalFilter(), err)}
+		}
+	}
+	br.notifyLocal("0")
+	br.done.Add(2)
+	go br.connectLoop()
+	go br.forward()
+	return nil
+}
+
+// fromLocal queues a local publish for the remote (in the publisher's
+// goroutine: it must not block).
+func (br *bridge) fromLocal(t confgen.BridgeTopic, pk packets.Packet) {
+	if pk.Origin == br.spec.LocalClientID || strings.HasPrefix(pk.TopicName, "$") && !strings.HasPrefix(t.LocalFilter(), "$") {
+		return // brought in by this bridge, or $SYS matched by a wildcard
+	}
+	qos := min(pk.FixedHeader.Qos, t.QoS)
+	m := outMsg{topic: t.RemotePrefix + strings.TrimPrefix(pk.TopicName, t.LocalPrefix), payload: pk.Payload, qos: qos,
+		retain: pk.FixedHeader.Retain && br.spec.OutgoingRetain}
+	select {
+	case br.queue <- m:
+	default:
+		br.log.Warn("bridge queue full (max_queued_messages): message dropped", "topic", pk.TopicName)
+	}
+}
+
+// forward publishes queued messages while the remote is connected.
+func (br *bridge) forward() {
+	defer br.done.Done()
+	for {
+		var m outMsg
+		select {
+		case <-br.stop:
+			return
+		case m = <-br.queue:
+		}
+		for {
+			if br.up.Load() {
+				tok := br.client.Publish(m.topic, m.qos, m.retain, m.payload)
+				if m.qos == 0 {
+					break
+				}
+				// QoS 1 and 2: the client keeps the message until the remote
+				// acknowledges it, also across a reconnect.
+				if tok.WaitTimeout(30*time.Second) && tok.Error() == nil {
+					break
+				}
+				if tok.Error() == nil {
+					break // still in flight in the client's store; resent on reconnect
+				}
+			}
+			select {
+			case <-br.stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// onConnect subscribes the in topics and announces the bridge.
+func (br *bridge) onConnect(c paho.Client) {
+	for _, t := range br.spec.Topics {
+		if !t.In() {
+			continue
+		}
+		t := t
+		c.Subscribe(t.RemoteFilter(), t.QoS, func(_ paho.Client, m paho.Message) { br.fromRemote(t, m) })
+	}
+	if br.spec.Notifications && !br.spec.NotificationsLocal {
+		c.Publish(br.spec.NotificationTopic, 1, true, "1")
+	}
+	br.notifyLocal("1")
+	br.up.Store(true)
+}
+
+// fromRemote publishes a message from the remote locally, as the bridge's
+// client (so that fromLocal never sends it back).
+func (br *bridge) fromRemote(t confgen.BridgeTopic, m paho.Message) {
+	topic := t.LocalPrefix + strings.TrimPrefix(m.Topic(), t.RemotePrefix)
+	qos := min(m.Qos(), t.QoS)
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos, Retain: m.Retained()},
+		TopicName: topic, Payload: m.Payload(), PacketID: uint16(max(qos, 1))}
+	if err := br.b.srv.InjectPacket(br.local, pk); err != nil {
+		br.log.Warn("bridge: message from the remote not published locally", "topic", topic, "error", err)
+	}
+}
+
+func (br *bridge) notifyLocal(state string) {
+	if br.spec.Notifications {
+		_ = br.b.srv.Publish(br.spec.NotificationTopic, []byte(state), true, 1)
+	}
+}
+
+// connectLoop connects, waits for the connection to be lost, and
+// reconnects after restart_timeout (doubling to its cap, with jitter).
+func (br *bridge) connectLoop() {
+	defer br.done.Done()
+	wait := br.spec.RestartBase
+	for {
+		tok := br.client.Connect()
+		var err error
+		select {
+		case <-br.stop:
+			return
+		case <-tok.Done():
+			err = tok.Error()
+		}
+		if err == nil {
+			br.log.Info("bridge connected", "remote", strings.Join(br.spec.Addresses, " "), "client_id", br.spec.RemoteClientID)
+			wait = br.spec.RestartBase
+			select {
+			case <-br.stop:
+				return
+			case err = <-br.lost:
+			}
+			br.up.Store(false)
+			br.notifyLocal("0")
+			br.log.Warn("bridge connection lost; reconnecting", "reason", bridgeReason(err), "retry_in", wait.String())
+		} else {
+			br.log.Warn("bridge cannot connect; retrying", "remote", strings.Join(br.spec.Addresses, " "), "reason", bridgeReason(err), "retry_in", wait.String())
+		}
+		jitter := time.Duration(rand.Int64N(int64(wait)/4 + 1))
+		select {
+		case <-br.stop:
+			return
+		case <-time.After(wait + jitter):
+		}
+		wait = min(wait*2, br.spec.RestartCap)
+	}
+}
+
+// bridgeReason says in plain words why a bridge connection failed.
+func bridgeReason(err error) string {
+	if err == nil {
+		return "closed"
+	}
+	msg := err.Error()
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var ne net.Error
+	switch {
+	case errors.As(err, &unknown):
+		return "the remote's certificate is not signed by bridge_cafile (" + msg + ")"
+	case errors.As(err, &host):
+		return "the remote's certificate does not name the address dialled (" + msg + "); use a name from the certificate in address"
+	case strings.Contains(msg, "certificate required"), strings.Contains(msg, "bad certificate"), strings.Contains(msg, "unknown certificate authority"):
+		return "the remote refused the bridge's client certificate (" + msg + "): it must come from a CA the remote trusts and have clientAuth (mqttctl pki issue bridge NAME)"
+	case strings.Contains(msg, "not Authorized"), strings.Contains(msg, "bad user name or password"):
+		return "the remote refused the login (" + msg + "): check remote_username/remote_password, or the remote's ACL"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "no answer from the remote (" + msg + ")"
+	case strings.Contains(msg, "connection refused"):
+		return "nothing listens at the remote address (" + msg + ")"
+	}
+	return msg
+}
+
+// close stops the bridge and disconnects it.
+func (br *bridge) close() {
+	close(br.stop)
+	for i, t := range br.outTopics() {
+		_ = br.b.srv.Unsubscribe(t.LocalFilter(), br.subIDs[i])
+	}
+	if br.client.IsConnected() && br.spec.Notifications && !br.spec.NotificationsLocal {
+		br.client.Publish(br.spec.NotificationTopic, 1, true, "0").WaitTimeout(time.Second)
+	}
+	br.client.Disconnect(250)
+	br.done.Wait()
+}
+
+func (br *bridge) outTopics() []confgen.BridgeTopic {
+	var out []confgen.BridgeTopic
+	for _, t := range br.spec.Topics {
+		if t.Out() {
+			out = append(out, t)
+		}
+	}
+	return out
+}

@@ -1,0 +1,298 @@
+package broker_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
+	"github.com/mqttctl/mqttctl/internal/testbroker"
+	"github.com/mqttctl/mqttctl/internal/testutil"
+	"github.com/mqttctl/mqttctl/pki"
+)
+
+// bridgeFixture is a pki with a broker certificate (localhost), a bridge
+// certificate (edge1) and a client (alice).
+func bridgeFixture(t *testing.T) *testbroker.Fixture {
+	t.Helper()
+	f := testbroker.NewFixture(t, testbroker.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"alice"}})
+	if _, err := (&pki.Dir{Path: f.PKI}).Issue(pki.IssueOptions{Profile: pki.ProfileBridge, Name: "edge1", Hosts: []string{"edge1.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func mtlsListener(f *testbroker.Fixture, port int) *confgen.Listener {
+	l := &confgen.Listener{Port: port, Bind: "127.0.0.1"}
+	l.Set("cafile", filepath.Join(f.PKI, "ca.crt"))
+	l.Set("certfile", filepath.Join(f.PKI, "server.crt"))
+	l.Set("keyfile", filepath.Join(f.PKI, "server.key"))
+	l.Set("require_certificate", "true")
+	l.Set("use_identity_as_username", "true")
+	return l
+}
+
+// bridgeSection adds a bridge from c to the mTLS listener at remotePort.
+func bridgeSection(c *confgen.Config, f *testbroker.Fixture, remotePort int) {
+	for _, kv := range [][2]string{
+		{"connection", "central"},
+		{"address", fmt.Sprintf("localhost:%d", remotePort)},
+		{"topic", "# out 1 edge/ site1/"},
+		{"topic", "cmd/# in 1 edge/ site1/"},
+		{"bridge_cafile", filepath.Join(f.PKI, "ca.crt")},
+		{"bridge_certfile", filepath.Join(f.PKI, "servers", "edge1.crt")},
+		{"bridge_keyfile", filepath.Join(f.PKI, "servers", "edge1.key")},
+		{"remote_clientid", "edge1-bridge"},
+		{"cleansession", "false"},
+		{"restart_timeout", "1 2"},
+	} {
+		c.Add(kv[0], kv[1])
+	}
+}
+
+func plainListener(port int) *confgen.Listener {
+	l := &confgen.Listener{Port: port, Bind: "127.0.0.1"}
+	l.Set("allow_anonymous", "true")
+	return l
+}
+
+// TestBridgeServeToMosquitto: serve bridges to a real mosquitto 2.0 over
+// mutual TLS: messages go out and come in under their prefixes, the
+// connection state is announced, and QoS 1 messages published locally
+// while mosquitto is down arrive after it restarts.
+func TestBridgeServeToMosquitto(t *testing.T) {
+	f := bridgeFixture(t)
+	ports := testutil.FreePorts(t, 2) // remote mosquitto, local serve
+	remote := &confgen.Config{}
+	remote.Set("persistence", "true")
+	remote.Set("persistence_location", filepath.Join(f.Dir, "mdata")+"/")
+	remote.Listener = append(remote.Listener, mtlsListener(f, ports[0]))
+	mosq, mlog := testutil.StartMosquittoProcess(t, f.Dir, remote)
+
+	local := &confgen.Config{}
+	local.Listener = append(local.Listener, plainListener(ports[1]))
+	bridgeSection(local, f, ports[0])
+	slog := &testutil.SyncBuffer{}
+	testbroker.Start(t, local, slog, broker.Options{})
+
+	caPEM, _ := os.ReadFile(filepath.Join(f.PKI, "ca.crt"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(f.PKI, "clients", "alice.crt"), filepath.Join(f.PKI, "clients", "alice.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	remoteClient := func(clean bool) *testutil.MQTT {
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", ports[0]), &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		if code, err := m.Connect(testutil.ConnectOptions{ClientID: "hq", Clean: clean}); err != nil || code != 0 {
+			t.Fatalf("remote connect: %d %v\n%s", code, err, mlog.String())
+		}
+		return m
+	}
+	localClient := func(id string) *testutil.MQTT {
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", ports[1]), nil, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		if code, err := m.Connect(testutil.ConnectOptions{ClientID: id, Clean: true}); err != nil || code != 0 {
+			t.Fatalf("local connect: %d %v", code, err)
+		}
+		return m
+	}
+	hq := remoteClient(false)
+	if _, err := hq.Subscribe("site1/#", 1); err != nil {
+		t.Fatal(err)
+	}
+	watcher := localClient("watcher")
+	if _, err := watcher.Subscribe("edge/cmd/#", 1); err != nil {
+		t.Fatal(err)
+	}
+	state := localClient("state")
+	if _, err := state.Subscribe("$SYS/broker/connection/edge1-bridge/state", 1); err != nil {
+		t.Fatal(err)
+	}
+	waitMsg := func(m *testutil.MQTT, topic, payload string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			msg, err := m.Receive(time.Until(deadline))
+			if err == nil && msg.Topic == topic && msg.Payload == payload {
+				return
+			}
+		}
+		t.Fatalf("%s %q never arrived\nserve:\n%s\nmosquitto:\n%s", topic, payload, slog.String(), mlog.String())
+	}
+	waitMsg(state, "$SYS/broker/connection/edge1-bridge/state", "1")
+
+	pub := localClient("sensor")
+	if code, err := pub.Publish("edge/temp", []byte("21.5"), 1, false); err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	waitMsg(hq, "site1/temp", "21.5")
+	if code, err := hq.Publish("site1/cmd/reboot", []byte("now"), 1, false); err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	waitMsg(watcher, "edge/cmd/reboot", "now")
+	// The command came in by the bridge; it must not go back out (the #
+	// out topic matches edge/cmd/reboot too).
+	if msg, err := hq.Receive(time.Second); err == nil {
+		t.Fatalf("the bridge sent a message back to where it came from: %+v", msg)
+	}
+
+	// The remote goes down; what is published meanwhile arrives after.
+	_ = mosq.Process.Signal(syscall.SIGTERM)
+	_, _ = mosq.Process.Wait()
+	waitMsg(state, "$SYS/broker/connection/edge1-bridge/state", "0")
+	for i := range 3 {
+		if code, err := pub.Publish(fmt.Sprintf("edge/queued/%d", i), []byte("kept"), 1, false); err != nil || code != 0 {
+			t.Fatal(code, err)
+		}
+	}
+	_, mlog = testutil.StartMosquittoProcess(t, f.Dir, remote)
+	hq = remoteClient(false)
+	for i := range 3 {
+		waitMsg(hq, fmt.Sprintf("site1/queued/%d", i), "kept")
+	}
+	if !strings.Contains(slog.String(), "bridge connection lost") {
+		t.Errorf("the lost connection was not logged:\n%s", slog.String())
+	}
+}
+
+// TestBridgeMosquittoToServe: a real mosquitto 2.0 bridges to serve over
+// mutual TLS with its defaults (try_private true: it says it is a bridge
+// with protocol level 0x84); messages flow both ways under their prefixes,
+// and serve does not echo the bridge's own publishes back to it.
+func TestBridgeMosquittoToServe(t *testing.T) {
+	f := bridgeFixture(t)
+	ports := testutil.FreePorts(t, 2) // remote serve, local mosquitto
+	remote := &confgen.Config{}
+	remote.Set("per_listener_settings", "false")
+	remote.Listener = append(remote.Listener, mtlsListener(f, ports[0]))
+	slog := &testutil.SyncBuffer{}
+	testbroker.Start(t, remote, slog, broker.Options{})
+
+	local := &confgen.Config{}
+	local.Listener = append(local.Listener, plainListener(ports[1]))
+	bridgeSection(local, f, ports[0])
+	local.Add("topic", "echo/# both 1")
+	_, mlog := testutil.StartMosquittoProcess(t, f.Dir, local)
+
+	caPEM, _ := os.ReadFile(filepath.Join(f.PKI, "ca.crt"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(f.PKI, "clients", "alice.crt"), filepath.Join(f.PKI, "clients", "alice.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hq, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", ports[0]), &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hq.Close()
+	if code, err := hq.Connect(testutil.ConnectOptions{ClientID: "hq", Clean: true}); err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	if _, err := hq.Subscribe("site1/#", 1); err != nil {
+		t.Fatal(err)
+	}
+	edge, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", ports[1]), nil, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer edge.Close()
+	if code, err := edge.Connect(testutil.ConnectOptions{ClientID: "edge-app", Clean: true}); err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	if _, err := edge.Subscribe("edge/cmd/#", 1); err != nil {
+		t.Fatal(err)
+	}
+	recv := func(m *testutil.MQTT, topic, payload string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			msg, err := m.Receive(time.Until(deadline))
+			if err == nil && msg.Topic == topic && msg.Payload == payload {
+				return
+			}
+		}
+		t.Fatalf("%s %q never arrived\nserve:\n%s\nmosquitto:\n%s", topic, payload, slog.String(), mlog.String())
+	}
+	// The bridge connects (mosquitto retries every few seconds).
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(slog.String(), "edge1-bridge") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // its subscriptions
+	if code, err := edge.Publish("edge/temp", []byte("19"), 1, false); err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	recv(hq, "site1/temp", "19")
+	if code, err := hq.Publish("site1/cmd/stop", []byte("now"), 1, false); err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	recv(edge, "edge/cmd/stop", "now")
+	if !strings.Contains(slog.String(), "username=edge1.example") || strings.Contains(slog.String(), "unsupported protocol version") {
+		t.Errorf("the bridge did not log in at once (as its certificate's CN):\n%s", slog.String())
+	}
+	// echo/# both: a local publish goes to serve and is not echoed back.
+	if code, err := edge.Subscribe("echo/#", 1); err != nil || code > 2 {
+		t.Fatalf("SUBACK %d %v", code, err)
+	}
+	// QoS 0: Publish returns at once, so the copy mosquitto delivers locally
+	// is read by recv (a QoS 1 Publish would skip it while awaiting PUBACK).
+	if _, err := edge.Publish("echo/1", []byte("once"), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	recv(edge, "echo/1", "once")
+	if m, err := edge.Receive(1500 * time.Millisecond); err == nil {
+		t.Errorf("serve sent the bridge's own publish back: %+v", m)
+	}
+}
+
+// TestBridgeClientGetsNoEcho: a client that connects as a bridge (protocol
+// level 0x84, mosquitto's try_private) is served as 3.1.1 and does not get
+// its own publishes back; an ordinary client does.
+func TestBridgeClientGetsNoEcho(t *testing.T) {
+	port := testutil.FreePort(t)
+	start(t, fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\n", port), 5*time.Second)
+	for _, tc := range []struct {
+		level byte
+		echo  bool
+	}{{0x84, false}, {4, true}} {
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), nil, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if _, err := m.Conn.Write(mqttwire.AppendConnect(nil, mqttwire.Connect{Version: tc.level, ClientID: fmt.Sprintf("c%x", tc.level), Clean: true})); err != nil {
+			t.Fatal(err)
+		}
+		head, body, err := m.Read(5 * time.Second)
+		if err != nil || head>>4 != mqttwire.CONNACK || body[1] != 0 {
+			t.Fatalf("level %#x: CONNACK %v %v", tc.level, body, err)
+		}
+		if _, err := m.Subscribe("echo/#", 1); err != nil {
+			t.Fatal(err)
+		}
+		if code, err := m.Publish("echo/x", []byte("me"), 1, false); err != nil || code != 0 {
+			t.Fatal(code, err)
+		}
+		_, err = m.Receive(time.Second)
+		if got := err == nil; got != tc.echo {
+			t.Errorf("level %#x: got its own publish back = %v, want %v", tc.level, got, tc.echo)
+		}
+	}
+}
