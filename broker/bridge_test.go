@@ -296,3 +296,63 @@ func TestBridgeClientGetsNoEcho(t *testing.T) {
 		}
 	}
 }
+
+// TestGeneratedBridge: the bridge section `config mosquitto --bridge-to`
+// writes starts on mosquitto, and on serve carries messages to the remote.
+func TestGeneratedBridge(t *testing.T) {
+	f := bridgeFixture(t)
+	ports := testutil.FreePorts(t, 3) // remote serve, local serve, local mosquitto
+	remote := &confgen.Config{}
+	remote.Listener = append(remote.Listener, mtlsListener(f, ports[0]))
+	testbroker.Start(t, remote, nil, broker.Options{})
+	gen := func(port int) *confgen.Config {
+		c, err := confgen.GenerateMosquitto(confgen.MosquittoOptions{PKIDir: f.PKI, Mode: "mtls", Listen: fmt.Sprintf("127.0.0.1:%d", port),
+			BridgeTo: fmt.Sprintf("localhost:%d", ports[0]), BridgeName: "edge1", BridgeTopics: []string{`sensors/# out 1 "" site1/`}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	mc := gen(ports[2])
+	mc.Add("remote_clientid", "mosquitto-edge1") // not the serve bridge's session
+	testutil.StartMosquitto(t, f.Dir, mc)
+	slog := &testutil.SyncBuffer{}
+	testbroker.Start(t, gen(ports[1]), slog, broker.Options{})
+
+	caPEM, _ := os.ReadFile(filepath.Join(f.PKI, "ca.crt"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(f.PKI, "clients", "alice.crt"), filepath.Join(f.PKI, "clients", "alice.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(port int) *testutil.MQTT {
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		if code, err := m.Connect(testutil.ConnectOptions{ClientID: fmt.Sprint("c", port), Clean: true}); err != nil || code != 0 {
+			t.Fatal(code, err)
+		}
+		return m
+	}
+	hq := dial(ports[0])
+	if _, err := hq.Subscribe("site1/#", 1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(slog.String(), "bridge connected") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, err := dial(ports[1]).Publish("sensors/t", []byte("7"), 1, false); err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	for time.Now().Before(deadline) {
+		m, err := hq.Receive(time.Until(deadline))
+		if err == nil && m.Topic == "site1/sensors/t" && m.Payload == "7" {
+			return
+		}
+	}
+	t.Fatalf("site1/sensors/t never reached the remote:\n%s", slog.String())
+}

@@ -26,6 +26,13 @@ type MosquittoOptions struct {
 	// WebSockets adds a wss listener, [ADDR]:PORT, with the TLS listener's
 	// certificate and authentication (for browsers); "" means none.
 	WebSockets string
+	// BridgeTo adds a bridge to the broker at HOST:PORT over mutual TLS, as
+	// BridgeName, with the pki directory's CA and its bridge certificate
+	// servers/BRIDGENAME.crt (mqttctl pki issue bridge NAME), carrying the
+	// BridgeTopics ("PATTERN [out|in|both [QOS [LOCAL REMOTE]]]").
+	BridgeTo     string
+	BridgeName   string
+	BridgeTopics []string
 }
 
 // OptionError is a problem with one field of MosquittoOptions. The
@@ -212,6 +219,9 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 			wl.Set(d.Key, v)
 		}
 		c.Listener = append(c.Listener, wl)
+	}
+	if err := addBridge(c, o, pkiDir); err != nil {
+		return nil, err
 	}
 	if err := c.checkText(); err != nil {
 		return nil, err
@@ -426,4 +436,41 @@ func Unreachable(path, username string) string {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// addBridge writes the bridge section MosquittoOptions asks for.
+func addBridge(c *Config, o MosquittoOptions, pkiDir string) error {
+	if o.BridgeTo == "" {
+		if o.BridgeName != "" || len(o.BridgeTopics) > 0 {
+			return optErr("BridgeTo", "a bridge name or topic without the remote broker's address")
+		}
+		return nil
+	}
+	if err := checkBridgeName(o.BridgeName); err != nil {
+		return optErr("BridgeName", fmt.Sprintf("bridge name %q: %v", o.BridgeName, err))
+	}
+	if len(o.BridgeTopics) == 0 {
+		return optErr("BridgeTopics", "a bridge needs at least one topic, e.g. 'sensors/# out 1'")
+	}
+	host, port, err := net.SplitHostPort(o.BridgeTo)
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		return optErr("BridgeTo", fmt.Sprintf("%q: give the remote broker as HOST:PORT (a name in its certificate), e.g. central.example.com:8883", o.BridgeTo))
+	}
+	cert := filepath.Join(pkiDir, "servers", o.BridgeName+".crt")
+	key := filepath.Join(pkiDir, "servers", o.BridgeName+".key")
+	for _, f := range []string{cert, key} {
+		if _, err := os.Stat(f); err != nil {
+			return optErr("BridgeName", fmt.Sprintf("%s is missing: issue the bridge's certificate first (mqttctl pki issue bridge %s --dir %s --host NAME)", f, o.BridgeName, o.PKIDir))
+		}
+	}
+	c.Add("connection", o.BridgeName)
+	c.Add("address", o.BridgeTo)
+	for _, t := range o.BridgeTopics {
+		c.Add("topic", t)
+	}
+	c.Add("bridge_cafile", filepath.Join(pkiDir, "ca.crt"))
+	c.Add("bridge_certfile", cert)
+	c.Add("bridge_keyfile", key)
+	c.Add("cleansession", "false")
+	return nil
 }

@@ -44,7 +44,11 @@ func TestConfigCheckRunsServesLoading(t *testing.T) {
 		{"bad crlfile", tls(f("server.crt"), f("server.key")) + "require_certificate true\ncrlfile " + badCRL + "\n", 6, "crlfile"},
 		{"http_dir on a websockets listener", "listener 18999 127.0.0.1\nprotocol websockets\nhttp_dir /var/www\n", 3, "http_dir"},
 		{"unix socket listener", "listener 0 /tmp/mqtt.sock\n", 1, "unix socket"},
-		{"bridge section", "connection central\naddress 192.0.2.1:8883\n", 1, "bridges"},
+		{"bridge without a topic", "connection central\naddress 192.0.2.1:8883\n", 1, "no topic line"},
+		{"bridge with TLS-PSK", "connection central\naddress 192.0.2.1:8883\ntopic # out\nbridge_psk 00ff\n", 4, "TLS-PSK"},
+		{"bridge with a broker certificate", "connection central\naddress 192.0.2.1:8883\ntopic # out\nbridge_cafile " + f("ca.crt") +
+			"\nbridge_certfile " + f("server.crt") + "\nbridge_keyfile " + f("server.key") + "\n", 5, "clientAuth"},
+		{"bridge topic with a bad direction", "connection central\naddress 192.0.2.1:8883\ntopic # sideways\n", 3, "direction"},
 		{"mount_point with a wildcard", "listener 18999 127.0.0.1\nmount_point a/+/\n", 2, "mount_point"},
 	}
 	for _, tt := range tests {

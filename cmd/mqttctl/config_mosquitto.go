@@ -33,6 +33,10 @@ this command gives the mosquitto group read access to exactly those files (keys
 stay unreadable by others) and says so.`,
 		Example: `  mqttctl config mosquitto --pki pki --mode mtls --out /etc/mosquitto/conf.d/mqttctl.conf
   mqttctl config mosquitto --pki pki --mode tls --passwd passwd --acl acl --listen 0.0.0.0:8883 --plain 127.0.0.1:1883
+  # a site broker that forwards its sensors to a central broker and takes commands from it
+  mqttctl pki issue bridge site1 --host site1.example.com
+  mqttctl config mosquitto --pki pki --mode mtls --bridge-to central.example.com:8883 --bridge-name site1 \
+    --bridge-topic 'sensors/# out 1 "" site1/' --bridge-topic 'cmd/# in 1 "" site1/'
   # browsers too: wss://broker.example.com:8884/mqtt
   mqttctl config mosquitto --pki pki --mode tls --passwd passwd --websockets 0.0.0.0:8884`,
 		Args: cobra.NoArgs,
@@ -82,6 +86,9 @@ stay unreadable by others) and says so.`,
 	fl.StringVar(&o.ACLFile, "acl", "", "ACL file")
 	fl.StringVar(&o.Listen, "listen", "0.0.0.0:8883", "TLS listener address")
 	fl.StringVar(&o.Plain, "plain", "", "also a plain MQTT listener, bound to one address (e.g. 127.0.0.1:1883)")
+	fl.StringVar(&o.BridgeTo, "bridge-to", "", "also a bridge to the broker at HOST:PORT over mutual TLS (its certificate must name HOST)")
+	fl.StringVar(&o.BridgeName, "bridge-name", "", "the bridge's name; its certificate is servers/NAME.crt in --pki (mqttctl pki issue bridge NAME)")
+	fl.StringArrayVar(&o.BridgeTopics, "bridge-topic", nil, "a bridged topic: 'PATTERN [out|in|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]' (repeatable)")
 	fl.StringVar(&o.WebSockets, "websockets", "", "also a wss (MQTT over WebSocket, for browsers) listener, [ADDR]:PORT, same certificate and authentication")
 	fl.StringVar(&o.Identity, "identity", "cn", "mtls username: cn (use_identity_as_username), subject (use_subject_as_username) or none (passwords)")
 	fl.StringVar(&o.DataDir, "data-dir", "/var/lib/mosquitto/", "persistence_location")

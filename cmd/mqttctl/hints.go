@@ -16,6 +16,7 @@ import (
 var mosquittoOptionFlags = map[string]string{
 	"PKIDir": "pki", "Mode": "mode", "PasswordFile": "passwd", "ACLFile": "acl", "Listen": "listen",
 	"Plain": "plain", "Identity": "identity", "DataDir": "data-dir", "WebSockets": "websockets",
+	"BridgeTo": "bridge-to", "BridgeName": "bridge-name", "BridgeTopics": "bridge-topic",
 }
 
 // withHint adds to a library error the fix in terms of the flags of the
