@@ -373,7 +373,7 @@ func (b *Broker) buildListeners() error {
 			network = "tcp6"
 		}
 		ls.ln = &listener{id: ls.id, network: network, addr: spec.Addr(), tls: ls.tls, timeout: b.opts.ConnectTimeout,
-			max: int64(spec.MaxConnections), log: b.log, ws: spec.Protocol == "websockets"}
+			max: int64(spec.MaxConnections), log: b.log, ws: spec.Protocol == "websockets", origins: spec.Origins}
 		b.listeners = append(b.listeners, ls)
 		b.byID[ls.id] = ls
 	}

@@ -28,7 +28,8 @@ type listener struct {
 	timeout time.Duration
 	max     int64 // <= 0: unlimited
 	log     *slog.Logger
-	ws      bool // protocol websockets (websocket.go)
+	ws      bool     // protocol websockets (websocket.go)
+	origins []string // http_origin: allowed page origins (none: any)
 
 	ln     net.Listener
 	wsq    *connQueue   // websockets: connections for the HTTP server

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,12 +96,30 @@ func (c *firstByteConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// originAllowed applies "# mqttctl: http_origin": a browser (which always
+// sends Origin) must come from one of the listed origins; clients that send
+// no Origin (not browsers) and listeners without the option are let
+// through, as mosquitto does.
+func (l *listener) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if len(l.origins) == 0 || origin == "" {
+		return true
+	}
+	for _, o := range l.origins {
+		if strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	l.log.Info("client refused: WebSocket from a page of another origin", "listener", l.id, "remote", r.RemoteAddr, "origin", origin)
+	return false
+}
+
 // startWebSocket starts the HTTP server that upgrades the listener's
 // connections.
 func (l *listener) startWebSocket(establish func(net.Conn, string)) {
 	up := &websocket.Upgrader{
 		Subprotocols:    mqttws.Subprotocols,
-		CheckOrigin:     func(*http.Request) bool { return true },
+		CheckOrigin:     l.originAllowed,
 		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {

@@ -186,3 +186,53 @@ func TestGeneratedWebSocketsOnMosquittoAndServe(t *testing.T) {
 		})
 	}
 }
+
+// TestWebSocketOrigin: "# mqttctl: http_origin" lets browsers from the
+// listed page origins in and refuses others; clients without an Origin
+// (not browsers) are let through; without the option any origin is.
+func TestWebSocketOrigin(t *testing.T) {
+	ports := testutil.FreePorts(t, 2)
+	start(t, fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\nprotocol websockets\n# mqttctl: http_origin https://app.example.com\n"+
+		"listener %d 127.0.0.1\nprotocol websockets\n", ports[0], ports[1]), 5*time.Second)
+	for _, tc := range []struct {
+		port   int
+		origin string
+		ok     bool
+	}{
+		{ports[0], "https://app.example.com", true},
+		{ports[0], "https://evil.example", false},
+		{ports[0], "", true},
+		{ports[1], "https://evil.example", true},
+	} {
+		h := http.Header{}
+		if tc.origin != "" {
+			h.Set("Origin", tc.origin)
+		}
+		d := websocket.Dialer{Subprotocols: []string{"mqtt"}}
+		c, resp, err := d.Dial(fmt.Sprintf("ws://127.0.0.1:%d/mqtt", tc.port), h)
+		if err == nil {
+			c.Close()
+		}
+		if (err == nil) != tc.ok {
+			status := ""
+			if resp != nil {
+				status = resp.Status
+			}
+			t.Errorf("port %d, origin %q: connected=%v (%v %s), want %v", tc.port, tc.origin, err == nil, err, status, tc.ok)
+		}
+	}
+	for _, bad := range []string{
+		fmt.Sprintf("listener %d\n# mqttctl: http_origin https://a.example\n", ports[0]),                // not websockets
+		fmt.Sprintf("listener %d\nprotocol websockets\n# mqttctl: http_origin app.example\n", ports[0]), // not an origin
+		"# mqttctl: http_origin https://a.example\n",                                                    // outside a listener
+		fmt.Sprintf("listener %d\n# mqttctl: origin https://a.example\n", ports[0]),                     // unknown
+	} {
+		c, err := confgen.Parse([]byte(bad), "bad.conf")
+		if err == nil {
+			_, ds := c.Resolve()
+			if !confgen.HasErrors(ds) {
+				t.Errorf("accepted:\n%s", bad)
+			}
+		}
+	}
+}

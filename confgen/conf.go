@@ -271,6 +271,12 @@ func (p *parser) parse(data []byte, name string, follow bool) error {
 	for i, raw := range strings.Split(string(data), "\n") {
 		pos := Pos{File: name, Line: i + 1}
 		line := strings.TrimSpace(strings.TrimSuffix(raw, "\r"))
+		if strings.HasPrefix(line, ExtPrefix) {
+			if err := p.extension(line, pos); err != nil {
+				return err
+			}
+			continue
+		}
 		if line == "" || line[0] == '#' {
 			continue
 		}
@@ -311,6 +317,31 @@ func (p *parser) parse(data []byte, name string, follow bool) error {
 			p.cfg.Global = append(p.cfg.Global, d)
 		}
 	}
+	return nil
+}
+
+// ExtPrefix starts mqttctl's own options in a mosquitto.conf: comment
+// lines to mosquitto, read by mqttctl (e.g. "# mqttctl: http_origin
+// https://app.example.com" in a websockets listener).
+const ExtPrefix = "# mqttctl: "
+
+// extensions are the mqttctl options a listener may carry.
+var extensions = map[string]string{
+	"http_origin": "the Origin a browser page must come from to use a websockets listener (repeatable)",
+}
+
+func (p *parser) extension(line string, pos Pos) error {
+	rest := strings.TrimSpace(strings.TrimPrefix(line, ExtPrefix))
+	key, value, _ := strings.Cut(rest, " ")
+	value = strings.TrimSpace(value)
+	if _, ok := extensions[key]; !ok {
+		return errAt(pos, "unknown mqttctl option %q in %q (known: http_origin); an ordinary comment must not start with %q", key, line, strings.TrimSpace(ExtPrefix))
+	}
+	if p.cur == nil {
+		return errAt(pos, "%s belongs to a websockets listener: put it after a 'listener PORT' line", key)
+	}
+	p.seq++
+	p.cur.Options = append(p.cur.Options, Directive{Key: ExtPrefix + key, Value: value, Pos: pos, seq: p.seq})
 	return nil
 }
 

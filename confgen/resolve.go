@@ -3,6 +3,7 @@ package confgen
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -36,7 +37,10 @@ type ListenerSpec struct {
 	Protocol       string
 	MaxConnections int // -1 unlimited
 	MountPoint     string
-	SocketDomain   string // "", ipv4 or ipv6
+	// Origins are the page origins a websockets listener accepts (# mqttctl:
+	// http_origin); none means any, as mosquitto.
+	Origins      []string
+	SocketDomain string // "", ipv4 or ipv6
 	// UseUsernameAsClientID makes the username the client id.
 	UseUsernameAsClientID bool
 	// OptionPos says where each listener option was set, for errors about
@@ -292,6 +296,12 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 			}
 			spec.OptionPos[d.Key] = d.Pos
 			switch d.Key {
+			case ExtPrefix + "http_origin":
+				u, err := url.Parse(d.Value)
+				if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" && u.Path != "/" {
+					errf(d.Pos, "http_origin %q: give a page's origin, scheme://host[:port], e.g. https://app.example.com", d.Value)
+				}
+				spec.Origins = append(spec.Origins, strings.TrimSuffix(d.Value, "/"))
 			case "protocol":
 				spec.Protocol = d.Value
 			case "max_connections":
@@ -375,6 +385,9 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 		}
 		if t == nil && spec.Bind == "" && sec.AllowAnonymous && !localOnly {
 			warnf(l.Pos, "plain listener on port %d on every interface allows anonymous clients", l.Port)
+		}
+		if len(spec.Origins) > 0 && spec.Protocol != "websockets" {
+			errf(spec.OptionPos[ExtPrefix+"http_origin"], "http_origin applies to a websockets listener (protocol websockets); this one speaks %s", spec.Protocol)
 		}
 		spec.Security = sec
 		r.Listeners = append(r.Listeners, spec)

@@ -184,6 +184,9 @@ func SupportOf(key string) (ServeSupport, bool) {
 func (c *Config) CheckServe() []Diagnostic {
 	var ds []Diagnostic
 	check := func(d Directive) {
+		if strings.HasPrefix(d.Key, ExtPrefix) {
+			return // mqttctl's own, read by Resolve
+		}
 		s, ok := SupportOf(d.Key)
 		if !ok {
 			ds = append(ds, Diagnostic{Pos: d.Pos, Msg: fmt.Sprintf("%s: unknown option", d.Key)})
@@ -243,6 +246,7 @@ func ServeSupportTable() string {
 		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k, sup, s.Note)
 	}
 	fmt.Fprintf(&b, "| `plugin_opt_*`, `auth_opt_*` | refused | plugins are C shared objects |\n")
+	fmt.Fprintf(&b, "| `# mqttctl: http_origin ORIGIN` | mqttctl's own | a comment to mosquitto; in a websockets listener, browsers from other origins are refused (repeatable) |\n")
 	var refused []string
 	for k := range bridgeRefused {
 		refused = append(refused, "`"+k+"`")
