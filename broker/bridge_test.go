@@ -356,3 +356,53 @@ func TestGeneratedBridge(t *testing.T) {
 	}
 	t.Fatalf("site1/sensors/t never reached the remote:\n%s", slog.String())
 }
+
+// TestBridgeFailuresExplained: a remote that is not listening, and one whose
+// certificate bridge_cafile does not trust, are logged in plain words and
+// retried, and the broker keeps serving.
+func TestBridgeFailuresExplained(t *testing.T) {
+	f := bridgeFixture(t)
+	ports := testutil.FreePorts(t, 3) // nothing, remote with another CA, local
+	other := &confgen.Config{}
+	ol := &confgen.Listener{Port: ports[1], Bind: "127.0.0.1"}
+	ol.Set("certfile", filepath.Join(f.Other, "server.crt"))
+	ol.Set("keyfile", filepath.Join(f.Other, "server.key"))
+	ol.Set("allow_anonymous", "true")
+	other.Listener = append(other.Listener, ol)
+	testbroker.Start(t, other, nil, broker.Options{})
+
+	local := &confgen.Config{}
+	local.Listener = append(local.Listener, plainListener(ports[2]))
+	for i, port := range ports[:2] {
+		for _, kv := range [][2]string{{"connection", fmt.Sprint("b", i)}, {"address", fmt.Sprintf("localhost:%d", port)}, {"topic", "# out"},
+			{"bridge_cafile", filepath.Join(f.PKI, "ca.crt")}, {"restart_timeout", "1"}} {
+			local.Add(kv[0], kv[1])
+		}
+	}
+	log := &testutil.SyncBuffer{}
+	testbroker.Start(t, local, log, broker.Options{})
+	deadline := time.Now().Add(10 * time.Second)
+	want := []string{"nothing listens at the remote address", "not signed by bridge_cafile"}
+	for time.Now().Before(deadline) {
+		if strings.Contains(log.String(), want[0]) && strings.Contains(log.String(), want[1]) && strings.Count(log.String(), "bridge cannot connect") >= 4 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, w := range want {
+		if !strings.Contains(log.String(), w) {
+			t.Errorf("log lacks %q:\n%s", w, log.String())
+		}
+	}
+	if n := strings.Count(log.String(), "bridge cannot connect"); n < 4 {
+		t.Errorf("%d failed attempts logged, want retries:\n%s", n, log.String())
+	}
+	m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", ports[2]), nil, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if code, err := m.Connect(testutil.ConnectOptions{ClientID: "still", Clean: true}); err != nil || code != 0 {
+		t.Fatalf("the broker stopped serving: %d %v", code, err)
+	}
+}
