@@ -1,0 +1,76 @@
+package confgen
+
+import (
+	"crypto/pbkdf2"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// emqxHash is EMQX 5's pbkdf2 password hash as its documentation gives it:
+// hex(PBKDF2(mac_fun, password, salt, iterations, dk_length)), the salt
+// taken as the text stored beside the user.
+func emqxHash(t *testing.T, password, salt string, iterations int) string {
+	t.Helper()
+	k, err := pbkdf2.Key(sha512.New, password, []byte(salt), iterations, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(k)
+}
+
+func TestEMQXUsersVerifyAsEMQXWould(t *testing.T) {
+	passwords := map[string]string{"alice": "correct horse", "bob": "s3cret", "carol": "ünïcode pw"}
+	var lines []string
+	for _, u := range []string{"alice", "bob", "carol"} {
+		h, err := HashPassword([]byte(passwords[u]), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, u+":"+h)
+	}
+	other, _ := HashPassword([]byte("x"), 1000)
+	binarySalt := "$7$101$" + base64.StdEncoding.EncodeToString([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}) + "$" + base64.StdEncoding.EncodeToString(make([]byte, 64))
+	lines = append(lines,
+		"dave:"+other, // another iteration count
+		"erin:$6$"+base64.StdEncoding.EncodeToString([]byte("saltsalt12ab"))+"$"+base64.StdEncoding.EncodeToString(make([]byte, 64)), // $6$
+		"frank:"+binarySalt, // mosquitto_passwd-style salt
+		"gina:$7$garbage",   // damaged
+		"# a comment")
+	pf := ParsePasswordFile([]byte(strings.Join(lines, "\n") + "\n"))
+	users, iterations, problems := EMQXUsers(pf, "passwd")
+	if iterations != DefaultIterations {
+		t.Errorf("iterations %d, want %d", iterations, DefaultIterations)
+	}
+	if len(users) != 3 {
+		t.Fatalf("%d users converted, want alice, bob, carol: %+v", len(users), users)
+	}
+	for _, u := range users {
+		if want := emqxHash(t, passwords[u.UserID], u.Salt, iterations); u.PasswordHash != want {
+			t.Errorf("%s: EMQX would compute %s, users.json has %s", u.UserID, want, u.PasswordHash)
+		}
+		if emqxHash(t, "wrong", u.Salt, iterations) == u.PasswordHash {
+			t.Errorf("%s: a wrong password verifies", u.UserID)
+		}
+	}
+	got := ""
+	for _, p := range problems {
+		got += p.String() + "\n"
+	}
+	for _, want := range []string{"passwd:4: error: user dave not converted: 1000 iterations", "passwd:5: error: user erin not converted: a $6$",
+		"passwd:6: error: user frank not converted: its salt is not printable", "passwd:7: error: user gina not converted"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems lack %q:\n%s", want, got)
+		}
+	}
+	// The JSON has EMQX's field names.
+	data, _ := json.Marshal(users[0])
+	for _, f := range []string{`"user_id"`, `"password_hash"`, `"salt"`, `"is_superuser"`} {
+		if !strings.Contains(string(data), f) {
+			t.Errorf("users.json lacks %s: %s", f, data)
+		}
+	}
+}
