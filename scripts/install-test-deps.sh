@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mqttctl's tests use (openssl, mosquitto,
 # mosquitto-clients, default-jre-headless for keytool, chromium and
-# libnss3-tools for the browser test) when any is missing. Runs apt-get as root, or via sudo.
+# libnss3-tools for the browser test, rabbitmq-server for the cluster test)
+# when any is missing. Runs apt-get as root, or via sudo.
 set -euo pipefail
 
 need=()
@@ -14,6 +15,8 @@ command -v keytool >/dev/null 2>&1 || need+=(default-jre-headless)
 # the test CA in its NSS database.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)
+# A live two-node RabbitMQ cluster from `config rabbitmq`.
+command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/fsx"
+	"github.com/mqttctl/mqttctl/pki"
+)
+
+func newConfigRabbitMQCmd(s *streams) *cobra.Command {
+	var (
+		o      confgen.RabbitOptions
+		nodes  []string
+		passwd string
+		out    string
+		force  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rabbitmq --pki DIR --node NAME=HOST:PORT... --out DIR",
+		Short: "Write a RabbitMQ cluster configuration (MQTT plugin over TLS) from the same PKI, identities and ACL",
+		Long: `rabbitmq writes, in --out, per node NAME/rabbitmq.conf and NAME/enabled_plugins, and one
+definitions.json to import (rabbitmqctl import_definitions) with the users, their
+permissions and topic permissions translated from the ACL (MQTT filters become
+regular expressions on routing keys; %u and %c become {username} and {client_id};
+a deny line cannot be expressed and is refused).
+
+Each node serves MQTT over TLS with servers/NAME.crt (mqttctl pki issue server NAME
+--host HOST); the cluster forms from the node list (classic_config).
+
+--mode mtls: certificate login, the CN is the username (ssl_cert_login_from =
+common_name), users are the CNs of the pki's valid client certificates. RabbitMQ lets
+a username and password in CONNECT win over the certificate, so these users have no
+password: a client that sends credentials is refused instead of logging in as
+someone else. --mode tls: the password file's users (set their passwords with
+rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
+		Example: `  mqttctl pki issue server rabbit1 --host localhost && mqttctl pki issue server rabbit2 --host localhost
+  mqttctl config rabbitmq --pki pki --mode mtls --acl acl --node rabbit1=localhost:8883 --node rabbit2=localhost:8893 --out rabbit/`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if out == "" {
+				return errors.New("give the directory to write to with --out DIR")
+			}
+			for _, n := range nodes {
+				name, hp, ok := strings.Cut(n, "=")
+				host, port, err := splitHostPort(hp)
+				if !ok || err != nil {
+					return fmt.Errorf("--node %q: use NAME=HOST:MQTTPORT, e.g. rabbit1=mqtt1.example.com:8883", n)
+				}
+				o.Nodes = append(o.Nodes, confgen.RabbitNode{Name: name, Host: host, MQTTPort: port})
+			}
+			switch o.Mode {
+			case "mtls":
+				if passwd != "" {
+					return errors.New("--passwd is for --mode tls: with certificate login a password in CONNECT would win over the certificate's identity")
+				}
+				entries, _, err := (&pki.Dir{Path: o.PKIDir}).Entries()
+				if err != nil {
+					return err
+				}
+				for _, e := range entries {
+					if e.Profile == pki.ProfileClient && e.StatusAt(time.Now()) != "revoked" && e.ReplacedBy == "" && e.CN != "" {
+						o.Users = append(o.Users, e.CN)
+					}
+				}
+			case "tls":
+				if passwd == "" {
+					return errors.New("--mode tls needs --passwd FILE: its users become RabbitMQ users")
+				}
+				pf, err := confgen.ReadPasswordFile(passwd)
+				if err != nil {
+					return err
+				}
+				o.Users = pf.Users()
+			}
+			if o.Definitions, err = filepath.Abs(filepath.Join(out, "definitions.json")); err != nil {
+				return err
+			}
+			f, err := confgen.GenerateRabbitMQ(o)
+			if err != nil {
+				return err
+			}
+			var t fsx.Txn
+			defer t.Abort()
+			var wrote []string
+			add := func(path string, data []byte) error {
+				if err := fsx.MkdirPrivate(filepath.Dir(path)); err != nil {
+					return err
+				}
+				wrote = append(wrote, path)
+				return t.Add(path, data, 0o600, force)
+			}
+			for _, n := range o.Nodes {
+				if err := add(filepath.Join(out, n.Name, "rabbitmq.conf"), f.Conf[n.Name]); err != nil {
+					return err
+				}
+				if err := add(filepath.Join(out, n.Name, "enabled_plugins"), f.Plugins); err != nil {
+					return err
+				}
+			}
+			if err := add(filepath.Join(out, "definitions.json"), f.Definitions); err != nil {
+				return err
+			}
+			if err := t.Commit(); err != nil {
+				return err
+			}
+			for _, p := range wrote {
+				fmt.Fprintf(s.Out, "Wrote %s\n", p)
+			}
+			for _, w := range f.Warnings {
+				fmt.Fprintf(s.Out, "warning: %s\n", w)
+			}
+			fmt.Fprintf(s.Out, "Next: start each node with RABBITMQ_CONFIG_FILE=%s and RABBITMQ_ENABLED_PLUGINS_FILE=%s (the first imports definitions.json at boot); once all run: rabbitmqctl delete_user %s\n",
+				filepath.Join(out, "NODE", "rabbitmq"), filepath.Join(out, "NODE", "enabled_plugins"), confgen.RabbitDefaultUser)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.PKIDir, "pki", "pki", "pki directory (ca.crt, servers/NODE.crt)")
+	fl.StringVar(&o.Mode, "mode", "mtls", "mtls (certificate login) or tls (passwords)")
+	fl.StringArrayVar(&nodes, "node", nil, "a cluster node, NAME=HOST:MQTTPORT (repeatable)")
+	fl.StringVar(&o.ACLFile, "acl", "", "mosquitto ACL file to translate into topic permissions")
+	fl.StringVar(&passwd, "passwd", "", "password file whose users to create (--mode tls)")
+	fl.StringVar(&o.Bind, "bind", "", "address the MQTT listeners bind to (default each node's HOST)")
+	fl.StringVar(&out, "out", "", "directory to write to")
+	fl.BoolVar(&force, "force", false, "replace existing files")
+	return cmd
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	i := strings.LastIndexByte(hp, ':')
+	if i <= 0 {
+		return "", 0, errors.New("no port")
+	}
+	port, err := strconv.Atoi(hp[i+1:])
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, errors.New("bad port")
+	}
+	return strings.Trim(hp[:i], "[]"), port, nil
+}
