@@ -141,6 +141,11 @@ func TestRabbitMQCluster(t *testing.T) {
 		t.Fatalf("publish on node 1: %v %s", err, o)
 	}
 	waitFor(t, got, "x/cross from-node-1", "the message across the cluster")
+	// mqttctl check on both nodes, and --cross.
+	checkArgs := append([]string{"check", "--cross", fmt.Sprintf("mqtts://localhost:%d", ports[0]), fmt.Sprintf("mqtts://localhost:%d", ports[1]), "--topic", "x/check"}, cert(p, "alice")...)
+	if code, o, e := runCLI(t, "", checkArgs...); code != 0 || strings.Count(o, "OK: published on") != 2 {
+		t.Errorf("check --cross: exit %d\n%s%s", code, o, e)
+	}
 	// Refused on both nodes.
 	for _, port := range ports[:2] {
 		for _, tc := range []struct {
