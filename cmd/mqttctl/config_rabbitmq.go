@@ -115,6 +115,9 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 			for _, p := range wrote {
 				fmt.Fprintf(s.Out, "Wrote %s\n", p)
 			}
+			if o.Mode == "mtls" {
+				f.Warnings = append(f.Warnings, "RabbitMQ does not read pki/crl.pem here: a client is locked out by having no user, so definitions.json leaves revoked clients out. After a revocation on a running cluster, delete the user too (rabbitmqctl delete_user CN); a CN reissued to a new certificate keeps its user, so the old certificate works until it expires")
+			}
 			for _, w := range f.Warnings {
 				fmt.Fprintf(s.Out, "warning: %s\n", w)
 			}
