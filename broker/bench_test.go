@@ -10,7 +10,6 @@ import (
 
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/mqtturl"
 	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/loadgen"
@@ -34,15 +33,7 @@ use_identity_as_username true
 		b.Fatal(err)
 	}
 	testbroker.Start(b, c, nil, broker.Options{})
-	pool, err := mqtturl.CAPool(filepath.Join(f.PKI, "ca.crt"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(f.PKI, "clients", "bench.crt"), filepath.Join(f.PKI, "clients", "bench.key"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return loadgen.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), TLS: &tls.Config{ServerName: "localhost", RootCAs: pool, Certificates: []tls.Certificate{cert}}}
+	return loadgen.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), TLS: testutil.ClientTLS(b, f.PKI, "bench")}
 }
 
 // BenchmarkMTLSHandshake is a full TLS 1.3 handshake with a client

@@ -1,10 +1,7 @@
 package broker_test
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -83,15 +80,9 @@ func TestBridgeServeToMosquitto(t *testing.T) {
 	slog := &testutil.SyncBuffer{}
 	testbroker.Start(t, local, slog, broker.Options{})
 
-	caPEM, _ := os.ReadFile(filepath.Join(f.PKI, "ca.crt"))
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(f.PKI, "clients", "alice.crt"), filepath.Join(f.PKI, "clients", "alice.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := testutil.ClientTLS(t, f.PKI, "alice")
 	remoteClient := func(clean bool) *testutil.MQTT {
-		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", ports[0]), &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}, 4)
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", ports[0]), alice, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,14 +181,8 @@ func TestBridgeMosquittoToServe(t *testing.T) {
 	local.Add("topic", "echo/# both 1")
 	_, mlog := testutil.StartMosquittoProcess(t, f.Dir, local)
 
-	caPEM, _ := os.ReadFile(filepath.Join(f.PKI, "ca.crt"))
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(f.PKI, "clients", "alice.crt"), filepath.Join(f.PKI, "clients", "alice.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hq, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", ports[0]), &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}, 4)
+	alice := testutil.ClientTLS(t, f.PKI, "alice")
+	hq, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", ports[0]), alice, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,15 +304,9 @@ func TestGeneratedBridge(t *testing.T) {
 	slog := &testutil.SyncBuffer{}
 	testbroker.Start(t, gen(ports[1]), slog, broker.Options{})
 
-	caPEM, _ := os.ReadFile(filepath.Join(f.PKI, "ca.crt"))
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(f.PKI, "clients", "alice.crt"), filepath.Join(f.PKI, "clients", "alice.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := testutil.ClientTLS(t, f.PKI, "alice")
 	dial := func(port int) *testutil.MQTT {
-		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}, 4)
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), alice, 4)
 		if err != nil {
 			t.Fatal(err)
 		}

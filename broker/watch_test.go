@@ -152,17 +152,10 @@ func TestRevokedClientCannotResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	testbroker.Start(t, c, nil, broker.Options{WatchInterval: 100 * time.Millisecond})
-	caPEM, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(p, "clients", "carol.crt"), filepath.Join(p, "clients", "carol.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	clientTLS := testutil.ClientTLS(t, p, "carol")
 	cache := tls.NewLRUClientSessionCache(4)
 	dial := func(cache tls.ClientSessionCache) (resumed bool, err error) {
-		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: roots, ServerName: "localhost",
-			Certificates: []tls.Certificate{cert}, ClientSessionCache: cache}, 4)
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), withCache(clientTLS, cache), 4)
 		if err != nil {
 			return false, err
 		}
@@ -226,17 +219,10 @@ func TestResumptionSurvivesRestart(t *testing.T) {
 		}
 		return b
 	}
-	caPEM, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(p, "clients", "dave.crt"), filepath.Join(p, "clients", "dave.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	clientTLS := testutil.ClientTLS(t, p, "dave")
 	cache := tls.NewLRUClientSessionCache(4)
 	dial := func() (bool, error) {
-		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: roots, ServerName: "localhost",
-			Certificates: []tls.Certificate{cert}, ClientSessionCache: cache}, 4)
+		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), withCache(clientTLS, cache), 4)
 		if err != nil {
 			return false, err
 		}
@@ -259,4 +245,11 @@ func TestResumptionSurvivesRestart(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(dir, "data", broker.DefaultPersistenceFile+".tickets")); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("ticket key file: %v", err)
 	}
+}
+
+// withCache is conf resuming TLS sessions from cache.
+func withCache(conf *tls.Config, cache tls.ClientSessionCache) *tls.Config {
+	c := conf.Clone()
+	c.ClientSessionCache = cache
+	return c
 }
