@@ -52,6 +52,11 @@ func openJournal(path string) (*journal, error) {
 			delete(j.recovered, key)
 		}
 	}
+	// Until they are republished (reset), the recovered entries are
+	// pending too: a compaction must keep them.
+	for k, v := range j.recovered {
+		j.live[k] = v
+	}
 	return j, nil
 }
 
@@ -160,6 +165,9 @@ func (j *journal) close() error {
 func (j *journal) reset() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	for k := range j.recovered {
+		delete(j.live, k)
+	}
 	return j.truncate()
 }
 
