@@ -146,7 +146,7 @@ var bridgeRefused = map[string]string{
 	"bridge_alpn": "", "bridge_require_ocsp": "", "bridge_attempt_unsubscribe": "", "bridge_bind_address": "",
 	"bridge_max_packet_size": "", "local_cleansession": "the local side is in-process", "local_username": "the local side is in-process",
 	"local_password": "the local side is in-process", "idle_timeout": "only start_type automatic", "round_robin": "",
-	"start_type": "only automatic (the default) is implemented", "threshold": "", "notifications_local_only": "",
+	"start_type": "only automatic (the default) is implemented", "threshold": "",
 }
 
 func bridgeSupport(key string) ServeSupport {
@@ -252,6 +252,6 @@ func ServeSupportTable() string {
 		refused = append(refused, "`"+k+"`")
 	}
 	sort.Strings(refused)
-	fmt.Fprintf(&b, "| bridge options (`connection`, `address`, `topic`, `bridge_cafile`, `bridge_certfile`, `bridge_keyfile`, `bridge_insecure`, `bridge_tls_version`, `bridge_protocol_version` (mqttv311, mqttv31), `cleansession`, `remote_clientid`, `local_clientid`, `remote_username`, `remote_password`, `keepalive_interval`, `restart_timeout`, `try_private`, `notifications`, `notification_topic`, `bridge_outgoing_retain`) | implemented | see \"bridge to a central broker\"; refused: %s |\n", strings.Join(refused, ", "))
+	fmt.Fprintf(&b, "| bridge options (`connection`, `address`, `topic`, `bridge_cafile`, `bridge_certfile`, `bridge_keyfile`, `bridge_insecure`, `bridge_tls_version`, `bridge_protocol_version` (mqttv311, mqttv31), `cleansession`, `remote_clientid`, `local_clientid`, `remote_username`, `remote_password`, `keepalive_interval`, `restart_timeout`, `try_private`, `notifications`, `notifications_local_only`, `notification_topic`, `bridge_outgoing_retain`) | implemented | see \"bridge to a central broker\"; refused: %s |\n", strings.Join(refused, ", "))
 	return b.String()
 }
