@@ -121,8 +121,8 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 			for _, w := range f.Warnings {
 				fmt.Fprintf(s.Out, "warning: %s\n", w)
 			}
-			fmt.Fprintf(s.Out, "Next: start each node with RABBITMQ_CONFIG_FILE=%s and RABBITMQ_ENABLED_PLUGINS_FILE=%s (the first imports definitions.json at boot); once all run: rabbitmqctl delete_user %s\n",
-				filepath.Join(out, "NODE", "rabbitmq"), filepath.Join(out, "NODE", "enabled_plugins"), confgen.RabbitDefaultUser)
+			fmt.Fprintf(s.Out, "Next: start %s with RABBITMQ_CONFIG_FILE=%s and RABBITMQ_ENABLED_PLUGINS_FILE=%s (it imports definitions.json at boot) and wait for it (rabbitmqctl await_startup), then the other nodes the same way: nodes started together can each form their own MQTT client-id group, and a node in the wrong one drops every MQTT client (\"client ID registration timed out\"). Once all run: rabbitmqctl delete_user %s\n",
+				o.Nodes[0].Name, filepath.Join(out, "NODE", "rabbitmq"), filepath.Join(out, "NODE", "enabled_plugins"), confgen.RabbitDefaultUser)
 			return nil
 		},
 	}
