@@ -121,7 +121,7 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 			for _, w := range f.Warnings {
 				fmt.Fprintf(s.Out, "warning: %s\n", w)
 			}
-			fmt.Fprintf(s.Out, "Next: start %s with RABBITMQ_CONFIG_FILE=%s and RABBITMQ_ENABLED_PLUGINS_FILE=%s (it imports definitions.json at boot) and wait for it (rabbitmqctl await_startup), then the other nodes the same way: nodes started together can each form their own MQTT client-id group, and a node in the wrong one drops every MQTT client (\"client ID registration timed out\"). Once all run: rabbitmqctl delete_user %s\n",
+			fmt.Fprintf(s.Out, "Next: start %s with RABBITMQ_CONFIG_FILE=%s and RABBITMQ_ENABLED_PLUGINS_FILE=%s (it imports definitions.json at boot) and wait for it (rabbitmqctl await_startup), then the other nodes the same way: nodes started together race while the cluster forms, and a node that comes up with its virtual host down drops every MQTT client (vhost_is_down in its log). Once all run: rabbitmqctl delete_user %s\n",
 				o.Nodes[0].Name, filepath.Join(out, "NODE", "rabbitmq"), filepath.Join(out, "NODE", "enabled_plugins"), confgen.RabbitDefaultUser)
 			return nil
 		},
