@@ -164,10 +164,9 @@ func TestRabbitMQCluster(t *testing.T) {
 	mqtt := func(bin string, port int, args ...string) (string, error) {
 		return testutil.Run(t, dir, nil, bin, append([]string{"-h", "localhost", "-p", fmt.Sprint(port)}, args...)...)
 	}
-	// The MQTT plugin registers client ids in a cluster-wide Raft group
-	// that a joining node enters after its app runs: until then a
-	// connection on it is dropped ("The connection was lost", seen in CI).
-	// Wait until a certificate client can publish on each node.
+	// Ready when a certificate client can publish on each node (the MQTT
+	// plugin keeps client ids in a Raft group the joining node enters after
+	// its app runs); a node that never gets there fails with its log.
 	tries := 0
 	for i, port := range ports[:2] {
 		for {
