@@ -2,6 +2,12 @@ package broker_test
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/mlkem"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"path/filepath"
@@ -79,4 +85,69 @@ func BenchmarkQoS1FanOut(b *testing.B) {
 		b.ReportMetric(r.PerSecond(), "msg/s")
 		b.ReportMetric(float64(r.Lost), "lost")
 	}
+}
+
+// BenchmarkHandshakeCryptoFloor is the public-key work the broker's side of
+// one full TLS 1.3 mutual-TLS handshake cannot avoid with crypto/tls and
+// P-256 certificates: its key share (X25519 key pair and shared secret,
+// plus the ML-KEM-768 encapsulation of the hybrid group Go clients offer),
+// two ECDSA verifications (the client certificate's signature by the CA
+// and the client's CertificateVerify) and one signature (the server's
+// CertificateVerify). Sum the sub-benchmarks for the floor under "broker
+// CPU per full handshake" in scripts/bench-vs-mosquitto.sh.
+func BenchmarkHandshakeCryptoFloor(b *testing.B) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("transcript"))
+	sig, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	peer, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dk, err := mlkem.GenerateKey768()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ek := dk.EncapsulationKey().Bytes()
+	b.Run("x25519-keyshare", func(b *testing.B) {
+		for b.Loop() {
+			k, err := ecdh.X25519().GenerateKey(rand.Reader)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := k.ECDH(peer.PublicKey()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("mlkem768-encapsulate", func(b *testing.B) {
+		for b.Loop() {
+			k, err := mlkem.NewEncapsulationKey768(ek)
+			if err != nil {
+				b.Fatal(err)
+			}
+			k.Encapsulate()
+		}
+	})
+	b.Run("ecdsa-p256-verify-x2", func(b *testing.B) {
+		for b.Loop() {
+			for range 2 {
+				if !ecdsa.VerifyASN1(&key.PublicKey, digest[:], sig) {
+					b.Fatal("signature does not verify")
+				}
+			}
+		}
+	})
+	b.Run("ecdsa-p256-sign", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ecdsa.SignASN1(rand.Reader, key, digest[:]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
