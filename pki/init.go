@@ -16,18 +16,28 @@ import (
 
 // InitOptions configures Dir.Init.
 type InitOptions struct {
-	KeyType      KeyType
-	Days         int      // leaf validity; 0 means DefaultLeafDays
-	CADays       int      // root validity; 0 means DefaultCADays
-	Org          string   // subject O; "" means DefaultOrg
-	CAName       string   // root CN; "" means "<Org> Root CA"
-	Hosts        []string // server names; empty means defaultHosts()
-	Clients      []string // client names (CN = MQTT identity)
-	Intermediate bool     // add an intermediate CA that signs the leaves
-	Force        bool     // replace existing leaf keys and certificates
+	KeyType KeyType
+	Days    int      // leaf validity; 0 means DefaultLeafDays
+	CADays  int      // root validity; 0 means DefaultCADays
+	Org     string   // subject O; "" means DefaultOrg
+	CAName  string   // root CN; "" means "<Org> Root CA"
+	Hosts   []string // server names; empty means defaultHosts()
+	Clients []string // client names (CN = MQTT identity)
+	// Nodes are the brokers of a cluster: each gets servers/NAME.crt with
+	// CN NAME and its hosts (default: NAME) as names. With nodes and no
+	// Hosts, the single-broker server.crt is not issued.
+	Nodes        []Node
+	Intermediate bool // add an intermediate CA that signs the leaves
+	Force        bool // replace existing leaf keys and certificates
 	// CAKeyPassword, when non-nil, encrypts new CA keys (root and
 	// intermediate). It must not be empty.
 	CAKeyPassword []byte
+}
+
+// Node is one broker of a cluster (InitOptions.Nodes).
+type Node struct {
+	Name  string
+	Hosts []string // DNS names or IP addresses; empty means Name
 }
 
 // Init creates or completes a pki directory: a root CA (reused when it
@@ -65,6 +75,10 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 		hostArgs = defaultHosts()
 	}
 	hosts, err := parseHosts(hostArgs)
+	if err != nil {
+		return nil, err
+	}
+	nodeHosts, err := nodeNames(o.Nodes)
 	if err != nil {
 		return nil, err
 	}
@@ -159,8 +173,15 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 	}
 
 	org := orgOf(s.root, o.Org)
-	if err := s.leaf(leafRequest{profile: ProfileServer, name: "server", hosts: hosts, org: org, keyType: o.KeyType, days: o.Days, force: o.Force}); err != nil {
-		return nil, err
+	if len(o.Nodes) == 0 || len(o.Hosts) > 0 {
+		if err := s.leaf(leafRequest{profile: ProfileServer, name: "server", hosts: hosts, org: org, keyType: o.KeyType, days: o.Days, force: o.Force}); err != nil {
+			return nil, err
+		}
+	}
+	for i, n := range o.Nodes {
+		if err := s.leaf(leafRequest{profile: ProfileServer, name: n.Name, cn: n.Name, hosts: nodeHosts[i], org: org, keyType: o.KeyType, days: o.Days, force: o.Force}); err != nil {
+			return nil, err
+		}
 	}
 	for _, c := range o.Clients {
 		if err := s.leaf(leafRequest{profile: ProfileClient, name: c, org: org, keyType: o.KeyType, days: o.Days, force: o.Force}); err != nil {
@@ -229,4 +250,32 @@ func orgOf(ca *x509.Certificate, def string) string {
 		return ca.Subject.Organization[0]
 	}
 	return def
+}
+
+// nodeNames checks the cluster nodes and returns each one's names.
+func nodeNames(nodes []Node) ([]Hosts, error) {
+	out := make([]Hosts, len(nodes))
+	seen := map[string]bool{}
+	for i, n := range nodes {
+		if err := ident.Validate(n.Name); err != nil {
+			return nil, fmt.Errorf("node name: %w", err)
+		}
+		if n.Name == "server" {
+			return nil, errors.New(`node name "server": that is the single broker's certificate (server.crt); name the node after the broker, e.g. rabbit1`)
+		}
+		if seen[n.Name] {
+			return nil, fmt.Errorf("node %q is given twice", n.Name)
+		}
+		seen[n.Name] = true
+		args := n.Hosts
+		if len(args) == 0 {
+			args = []string{n.Name}
+		}
+		h, err := parseHosts(args)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		out[i] = h
+	}
+	return out, nil
 }

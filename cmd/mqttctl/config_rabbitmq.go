@@ -41,7 +41,7 @@ a username and password in CONNECT win over the certificate, so these users have
 password: a client that sends credentials is refused instead of logging in as
 someone else. --mode tls: the password file's users (set their passwords with
 rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
-		Example: `  mqttctl pki issue server rabbit1 --host localhost && mqttctl pki issue server rabbit2 --host localhost
+		Example: `  mqttctl pki init --node rabbit1=localhost --node rabbit2=localhost --client alice
   mqttctl config rabbitmq --pki pki --mode mtls --acl acl --node rabbit1=localhost:8883 --node rabbit2=localhost:8893 --out rabbit/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -31,10 +31,8 @@ func TestRabbitMQCluster(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "pki")
 	steps := [][]string{
-		{"pki", "init", "--dir", p, "--host", "localhost", "--client", "alice", "--client", "bob"},
+		{"pki", "init", "--dir", p, "--node", "rabbit1=localhost", "--node", "rabbit2=localhost", "--client", "alice", "--client", "bob"},
 		{"pki", "revoke", "bob", "--dir", p},
-		{"pki", "issue", "server", "rabbit1", "--dir", p, "--host", "localhost", "--cn", "rabbit1.localhost"},
-		{"pki", "issue", "server", "rabbit2", "--dir", p, "--host", "localhost", "--cn", "rabbit2.localhost"},
 		{"pki", "init", "--dir", filepath.Join(dir, "other"), "--ca-name", "Other CA", "--host", "localhost", "--client", "eve"},
 	}
 	for _, s := range steps {
