@@ -374,6 +374,9 @@ func (b *Broker) buildListeners() error {
 		}
 		ls.ln = &listener{id: ls.id, network: network, addr: spec.Addr(), tls: ls.tls, timeout: b.opts.ConnectTimeout,
 			max: int64(spec.MaxConnections), log: b.log, ws: spec.Protocol == "websockets", origins: spec.Origins}
+		if b.srv != nil { // nil for Check
+			ls.ln.clients = &b.srv.Listeners.ClientsWg
+		}
 		b.listeners = append(b.listeners, ls)
 		b.byID[ls.id] = ls
 	}
@@ -565,6 +568,9 @@ func (b *Broker) Close() error {
 			br.close()
 			br.started = false
 		}
+	}
+	for _, ls := range b.listeners {
+		ls.ln.stop()
 	}
 	err := b.srv.Close()
 	if b.wrotePID {

@@ -31,6 +31,15 @@ type listener struct {
 	ws      bool     // protocol websockets (websocket.go)
 	origins []string // http_origin: allowed page origins (none: any)
 
+	// clients is the engine's wait group for its clients, which the engine
+	// adds to inside each connection's goroutine. serve adds to it first,
+	// under gate, so that no addition races with the engine's Wait at
+	// shutdown (the race detector's "Add concurrent with Wait") and Wait
+	// covers every connection handed over before stop.
+	clients  *sync.WaitGroup
+	gate     sync.Mutex
+	stopping bool
+
 	ln     net.Listener
 	wsq    *connQueue   // websockets: connections for the HTTP server
 	http   *http.Server // websockets: reads the upgrade
@@ -170,6 +179,11 @@ func (l *listener) toHTTP(c net.Conn, done func()) {
 
 // serve runs the engine on an open (and, for TLS, handshaken) connection.
 func (l *listener) serve(conn net.Conn, remote string, establish listeners.EstablishFn) {
+	if !l.enter() {
+		conn.Close()
+		return
+	}
+	defer l.leave()
 	if err := establish(l.id, conn); err != nil && !errors.Is(err, net.ErrClosed) {
 		if before, ok := beforeConnect(err); ok {
 			// Nothing MQTT was said: a port probe (EOF) stays quiet; a TLS
@@ -185,6 +199,34 @@ func (l *listener) serve(conn net.Conn, remote string, establish listeners.Estab
 		}
 	}
 	conn.Close()
+}
+
+// enter registers a connection with the engine's wait group, or reports
+// false once the broker is stopping.
+func (l *listener) enter() bool {
+	l.gate.Lock()
+	defer l.gate.Unlock()
+	if l.stopping {
+		return false
+	}
+	if l.clients != nil {
+		l.clients.Add(1)
+	}
+	return true
+}
+
+func (l *listener) leave() {
+	if l.clients != nil {
+		l.clients.Done()
+	}
+}
+
+// stop hands no more connections to the engine; the broker calls it
+// before the engine's Close waits for its clients.
+func (l *listener) stop() {
+	l.gate.Lock()
+	l.stopping = true
+	l.gate.Unlock()
 }
 
 // beforeConnect reports whether the engine's error came before a CONNECT
