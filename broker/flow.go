@@ -14,10 +14,12 @@ import (
 // Flow control: what happens when a subscriber falls behind.
 //
 // Every client has a queue of OutboundQueue packets waiting to be written
-// (the engine drops what does not fit). A QoS 1 or 2 message for a
-// connected subscriber whose queue is full makes the publisher wait (it
-// stops reading that publisher's connection, so TCP slows the publisher
-// down) until the subscriber's writer has made room, for at most
+// (the engine drops what does not fit), and at most max_queued_messages
+// QoS 1/2 messages it has not acknowledged (the engine drops beyond). A
+// QoS 1 or 2 message for a connected subscriber whose queue is full, or
+// whose unacknowledged messages are near that quota, makes the publisher
+// wait (it stops reading that publisher's connection, so TCP slows the
+// publisher down) until the subscriber has made room, for at most
 // FlowWait. A subscriber that reads nothing for longer than that loses the
 // messages that do not fit, as mosquitto drops what exceeds
 // max_queued_messages. QoS 0 messages never wait: they are dropped when
@@ -65,20 +67,38 @@ func (h *flowHook) Provides(b byte) bool { return b == mqtt.OnQosPublish }
 
 // OnQosPublish runs in the publisher's goroutine just before the engine
 // queues a QoS > 0 message for subscriber cl: it waits while cl's queue is
-// full (see above).
+// full, or while cl's unacknowledged messages are within inflightMargin of
+// the engine's quota (max_queued_messages), which the engine checks before
+// this hook and drops beyond: the margin leaves room for publishers that
+// passed that check at the same moment (see above).
 func (h *flowHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
 	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Dup || cl.Net.Inline || cl.Net.Conn == nil {
 		return
 	}
-	if outboundQty(cl) < OutboundQueue {
+	if !h.full(cl) {
 		return
 	}
 	deadline := time.Now().Add(FlowWait)
-	for outboundQty(cl) >= OutboundQueue && !cl.Closed() {
+	for h.full(cl) && !cl.Closed() {
 		if time.Now().After(deadline) {
-			h.b.log.Warn("subscriber not reading: its queue is full, messages for it are dropped", "client", cl.ID, "queue", OutboundQueue)
+			h.b.log.Warn("subscriber not reading or not acknowledging: its queue is full, messages for it are dropped", "client", cl.ID,
+				"queue", OutboundQueue, "unacknowledged", cl.State.Inflight.Len(), "max_queued_messages", h.b.srv.Options.Capabilities.MaximumInflight)
 			return
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
 }
+
+// full reports whether a message for cl must wait: its outbound queue is
+// full or its unacknowledged messages are near the engine's quota.
+func (h *flowHook) full(cl *mqtt.Client) bool {
+	if outboundQty(cl) >= OutboundQueue {
+		return true
+	}
+	quota := int(h.b.srv.Options.Capabilities.MaximumInflight)
+	return cl.State.Inflight.Len() >= quota-min(inflightMargin, quota/4)
+}
+
+// inflightMargin is how far below the engine's quota of unacknowledged
+// messages a publisher starts to wait.
+const inflightMargin = 64

@@ -206,6 +206,9 @@ type PubSubOptions struct {
 	Duration    time.Duration
 	Warmup      time.Duration
 	Window      int // unacknowledged QoS 1 messages per publisher
+	// AckEvery, when set, makes subscribers send their PUBACKs in batches
+	// at this interval while they keep reading: a slow acknowledger.
+	AckEvery time.Duration
 }
 
 // PubSubResult counts what the subscribers received in the measured window
@@ -252,7 +255,7 @@ func PubSub(ctx context.Context, t Target, o PubSubOptions) (PubSubResult, error
 		if head, _, err := mqttwire.ReadPacket(sub.r, nil); err != nil || head>>4 != mqttwire.SUBACK {
 			return PubSubResult{}, fmt.Errorf("subscribe: %v", err)
 		}
-		go subscribeLoop(sub, &received)
+		go subscribeLoop(sub, &received, o.AckEvery)
 	}
 
 	pubCtx, stopPub := context.WithCancel(ctx)
@@ -307,10 +310,29 @@ func PubSub(ctx context.Context, t Target, o PubSubOptions) (PubSubResult, error
 }
 
 // subscribeLoop counts the messages a subscriber gets and acknowledges
-// QoS 1 ones.
-func subscribeLoop(sub *conn, received *atomic.Int64) {
+// QoS 1 ones: at once, or in batches every ackEvery.
+func subscribeLoop(sub *conn, received *atomic.Int64, ackEvery time.Duration) {
 	buf := make([]byte, 0, 4096)
 	ack := make([]byte, 0, 4)
+	var mu sync.Mutex // sub.w, with ackEvery
+	if ackEvery > 0 {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			tick := time.NewTicker(ackEvery)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					mu.Lock()
+					sub.w.Flush()
+					mu.Unlock()
+				}
+			}
+		}()
+	}
 	for {
 		head, body, err := mqttwire.ReadPacket(sub.r, buf)
 		if err != nil {
@@ -325,10 +347,12 @@ func subscribeLoop(sub *conn, received *atomic.Int64) {
 			tl := int(body[0])<<8 | int(body[1])
 			if len(body) >= 4+tl {
 				id := uint16(body[2+tl])<<8 | uint16(body[3+tl])
+				mu.Lock()
 				sub.w.Write(mqttwire.AppendAck(ack[:0], mqttwire.PUBACK, id))
+				mu.Unlock()
 			}
 		}
-		if sub.r.Buffered() == 0 {
+		if ackEvery == 0 && sub.r.Buffered() == 0 {
 			sub.w.Flush()
 		}
 	}
