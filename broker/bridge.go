@@ -224,12 +224,16 @@ func (br *bridge) forward() {
 					break
 				}
 				// QoS 1 and 2: the client keeps the message until the remote
-				// acknowledges it, also across a reconnect.
-				if tok.WaitTimeout(30*time.Second) && tok.Error() == nil {
-					break
+				// acknowledges it, also across a reconnect. Stopping does
+				// not wait for the acknowledgement.
+				select {
+				case <-br.stop:
+					return
+				case <-tok.Done():
+				case <-time.After(30 * time.Second):
 				}
 				if tok.Error() == nil {
-					break // still in flight in the client's store; resent on reconnect
+					break // acknowledged, or still in flight in the client's store (resent on reconnect)
 				}
 			}
 			select {
