@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,14 +27,19 @@ func TestCheckNonMQTTPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mute.Close()
-	var held []net.Conn
+	var (
+		mu   sync.Mutex
+		held []net.Conn
+	)
 	go func() {
 		for {
 			c, err := mute.Accept()
 			if err != nil {
 				return
 			}
+			mu.Lock()
 			held = append(held, c)
+			mu.Unlock()
 		}
 	}()
 	hostPort := func(u string) string { return strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://") }
@@ -74,7 +80,9 @@ func TestCheckNonMQTTPeers(t *testing.T) {
 			}
 		})
 	}
+	mu.Lock()
 	for _, c := range held {
 		c.Close()
 	}
+	mu.Unlock()
 }
