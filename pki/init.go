@@ -34,6 +34,10 @@ type InitOptions struct {
 	CAKeyPassword []byte
 }
 
+// IssuesServer reports whether Init issues the single broker's server.crt:
+// always, unless only cluster nodes are asked for (Nodes without Hosts).
+func (o InitOptions) IssuesServer() bool { return len(o.Nodes) == 0 || len(o.Hosts) > 0 }
+
 // Node is one broker of a cluster (InitOptions.Nodes).
 type Node struct {
 	Name  string
@@ -173,7 +177,7 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 	}
 
 	org := orgOf(s.root, o.Org)
-	if len(o.Nodes) == 0 || len(o.Hosts) > 0 {
+	if o.IssuesServer() {
 		if err := s.leaf(leafRequest{profile: ProfileServer, name: "server", hosts: hosts, org: org, keyType: o.KeyType, days: o.Days, force: o.Force}); err != nil {
 			return nil, err
 		}

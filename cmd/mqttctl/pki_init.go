@@ -51,9 +51,9 @@ start over).`,
 				return err
 			}
 			for _, n := range nodes {
-				name, hosts, _ := strings.Cut(n, "=")
+				name, hosts, ok := strings.Cut(n, "=")
 				node := pki.Node{Name: name}
-				if hosts != "" {
+				if ok { // "NAME=" is an empty host, refused by pki
 					node.Hosts = strings.Split(hosts, ",")
 				}
 				o.Nodes = append(o.Nodes, node)
@@ -83,7 +83,7 @@ start over).`,
 			fmt.Fprintf(s.Out, "\nKeys are in %s (mode 0600). Next:\n", f.dir)
 			fmt.Fprintf(s.Out, "  mqttctl pki check --dir %s\n", f.dir)
 			leaf := filepath.Join(f.dir, pki.ServerCertFile)
-			if len(o.Nodes) > 0 && len(o.Hosts) == 0 {
+			if !o.IssuesServer() {
 				leaf = filepath.Join(f.dir, pki.ServersDir, o.Nodes[0].Name+".crt")
 			}
 			fmt.Fprintf(s.Out, "  openssl verify -CAfile %s %s\n", filepath.Join(f.dir, pki.RootCertFile), untrustedArg(f.dir)+leaf)

@@ -85,6 +85,7 @@ func TestPKIInitNodes(t *testing.T) {
 		{"named server", []string{"--node", "server=a.example.com"}, "server.crt"},
 		{"a URL as host", []string{"--node", "rabbit4=https://a.example.com"}, "without a scheme"},
 		{"an empty host", []string{"--node", "rabbit4=a.example.com,"}, "empty host name"},
+		{"no host after =", []string{"--node", "rabbit4="}, "empty host name"},
 		{"a bad name", []string{"--node", "a/b=a.example.com"}, "node name"},
 	} {
 		code, _, e := runCLI(t, "", append([]string{"pki", "init", "--dir", dir}, tc.args...)...)
