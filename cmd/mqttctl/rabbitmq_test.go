@@ -87,6 +87,25 @@ func TestRabbitMQCluster(t *testing.T) {
 	}
 	start := time.Now()
 	logs := make([]*testutil.SyncBuffer, 3)
+	booted := func() bool {
+		for _, l := range logs[1:] {
+			if l != nil && strings.Contains(l.String(), "BOOT FAILED") {
+				return false
+			}
+		}
+		return true
+	}
+	// until polls ok every 500 ms; past limit (from start) or once a node
+	// failed to boot, the test fails with why().
+	until := func(limit time.Duration, ok func() bool, why func() string) {
+		t.Helper()
+		for !ok() {
+			if time.Since(start) > limit || !booted() {
+				t.Fatal(why())
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
 	// Node 1 first, as the README says: booted together, node 1 sometimes
 	// came up with vhost '/' down and dropped every MQTT connection (2 runs
 	// in 14 here, under load).
@@ -111,38 +130,21 @@ func TestRabbitMQCluster(t *testing.T) {
 			}
 		})
 		if i == 1 {
-			for {
-				if _, err := ctl(1, "list_users"); err == nil {
-					break
-				}
-				if time.Since(start) > 60*time.Second || strings.Contains(logs[1].String(), "BOOT FAILED") {
-					t.Fatalf("node 1 did not start:\n%s", logs[1].String())
-				}
-				time.Sleep(500 * time.Millisecond)
-			}
+			until(60*time.Second, func() bool { _, err := ctl(1, "list_users"); return err == nil },
+				func() string { return "node 1 did not start:\n" + logs[1].String() })
 			t.Logf("node 1 up in %s", time.Since(start).Round(time.Second))
 		}
 	}
-	for {
+	until(90*time.Second, func() bool {
 		o, _ := ctl(1, "cluster_status")
-		if i := strings.Index(o, "Running Nodes"); i >= 0 && strings.Contains(o[i:], node(2)) && strings.Contains(o[i:], node(1)) {
-			break
-		}
-		if time.Since(start) > 90*time.Second || strings.Contains(logs[1].String()+logs[2].String(), "BOOT FAILED") {
-			t.Fatalf("the cluster did not form:\nnode 1:\n%s\nnode 2:\n%s", logs[1].String(), logs[2].String())
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		i := strings.Index(o, "Running Nodes")
+		return i >= 0 && strings.Contains(o[i:], node(2)) && strings.Contains(o[i:], node(1))
+	}, func() string {
+		return fmt.Sprintf("the cluster did not form:\nnode 1:\n%s\nnode 2:\n%s", logs[1].String(), logs[2].String())
+	})
 	for i := 1; i <= 2; i++ { // both nodes' rabbit app running (a joining node restarts it)
-		for {
-			if _, err := ctl(i, "list_users"); err == nil {
-				break
-			}
-			if time.Since(start) > 90*time.Second {
-				t.Fatalf("node %d is not serving:\n%s", i, logs[i].String())
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
+		until(90*time.Second, func() bool { _, err := ctl(i, "list_users"); return err == nil },
+			func() string { return fmt.Sprintf("node %d is not serving:\n%s", i, logs[i].String()) })
 	}
 	t.Logf("2-node cluster up in %s", time.Since(start).Round(time.Second))
 	// A node that did not import definitions made the (locked) default
@@ -167,17 +169,15 @@ func TestRabbitMQCluster(t *testing.T) {
 	// its app runs); a node that never gets there fails with its log.
 	tries := 0
 	for i, port := range ports[:2] {
-		for {
+		var o string
+		var err error
+		until(120*time.Second, func() bool {
 			tries++
-			o, err := mqtt(pub, port, append(cert(p, "alice"), "-t", "x/ready", "-m", "ready", "-q", "1")...)
-			if err == nil {
-				break
-			}
-			if time.Since(start) > 120*time.Second {
-				t.Fatalf("node %d does not take MQTT clients: %v %s\n%s", i+1, err, o, rabbitLog(dir, i+1))
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
+			o, err = mqtt(pub, port, append(cert(p, "alice"), "-t", "x/ready", "-m", "ready", "-q", "1")...)
+			return err == nil
+		}, func() string {
+			return fmt.Sprintf("node %d does not take MQTT clients: %v %s\n%s", i+1, err, o, rabbitLog(dir, i+1))
+		})
 	}
 	t.Logf("MQTT on both nodes in %s (%d tries)", time.Since(start).Round(time.Second), tries)
 	// A QoS 1 message from node 1 to a subscriber on node 2.
