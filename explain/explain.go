@@ -78,6 +78,12 @@ func Renew(name, pkiDir string, rekey bool) string {
 	return cmd
 }
 
+// Reindex is the command that records in index.yaml the certificates of
+// pkiDir's CA that it does not list, keeping every entry and revocation.
+func Reindex(pkiDir string) string {
+	return "mqttctl pki reindex" + DirFlag(pkiDir)
+}
+
 // SignCSR is the command that signs a CSR with pkiDir's CA.
 func SignCSR(pkiDir string) string {
 	return "mqttctl pki sign --dir " + pkiDir + " --csr FILE --profile client|server"

@@ -140,10 +140,20 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 	c := &checker{d: d, o: o, now: d.now(), roots: x509.NewCertPool(), inters: x509.NewCertPool()}
 	c.checkDirMode(d.Path, st)
 
+	if fileExists(d.path(JournalFile)) {
+		c.add(LevelError, d.path(JournalFile), "a change to the directory was interrupted (a crash or kill) and is not complete yet; until it is, files may disagree",
+			"complete it (pki check changes nothing): mqttctl pki list"+explain.DirFlag(d.Path))
+	}
 	idx, err := LoadIndex(d.Path)
 	if err != nil {
 		c.add(LevelError, filepath.Join(d.Path, IndexFile), err.Error(), "")
 		idx = &Index{}
+	}
+	if idx.Rebuilt {
+		c.add(LevelWarn, filepath.Join(d.Path, IndexFile), idx.RebuildNote(d.path(IndexFile)), "save it: mqttctl pki crl"+explain.DirFlag(d.Path))
+	}
+	for _, n := range idx.Notes {
+		c.add(LevelWarn, filepath.Join(d.Path, IndexFile), n, "save it: mqttctl pki crl"+explain.DirFlag(d.Path))
 	}
 
 	var items []checked

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mqttctl/mqttctl/internal/errs"
@@ -24,6 +25,10 @@ const (
 	ServerKeyFile        = "server.key"
 	ClientsDir           = "clients"
 	ServersDir           = "servers"
+	// JournalFile records a change that is being written (fsx.Txn.Journal):
+	// while it exists, the change is completed before anything else reads
+	// or writes the directory.
+	JournalFile = "journal.json"
 )
 
 // Subject organisational units keep CA, broker and client subjects distinct
@@ -47,6 +52,9 @@ type Dir struct {
 	CAPassword func() ([]byte, error)
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// crash is the test hook of every write (fsx.Txn.Crash): returning true
+	// stops the command there as a kill -9 would.
+	crash func(step string) bool
 }
 
 func (d *Dir) now() time.Time {
@@ -122,11 +130,12 @@ func (s *state) end() {
 // until the caller's deferred s.end(), so that two commands never lose each
 // other's changes to the index.
 func (d *Dir) begin(warnings ...string) (*state, error) {
-	unlock, err := fsx.LockDir(d.Path)
+	rep := &Report{}
+	unlock, err := lockAndRecover(d, rep)
 	if err != nil {
 		return nil, err
 	}
-	s, err := d.open()
+	s, err := d.open(rep)
 	if err != nil {
 		unlock()
 		return nil, err
@@ -144,7 +153,25 @@ func (d *Dir) begin(warnings ...string) (*state, error) {
 	return s, nil
 }
 
-func (d *Dir) open() (*state, error) {
+// lockAndRecover takes the directory's lock and completes a change a crash
+// interrupted, saying so in rep.
+func lockAndRecover(d *Dir, rep *Report) (unlock func(), err error) {
+	unlock, err = fsx.LockDir(d.Path)
+	if err != nil {
+		return nil, err
+	}
+	recovered, err := d.recover()
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	if recovered != "" {
+		rep.warn("%s", recovered)
+	}
+	return unlock, nil
+}
+
+func (d *Dir) open(rep *Report) (*state, error) {
 	if st, err := os.Stat(d.Path); err == nil && !st.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", d.Path)
 	}
@@ -152,11 +179,48 @@ func (d *Dir) open() (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &state{d: d, idx: idx, rep: &Report{}, keyPaths: map[*x509.Certificate]string{}}
+	s := &state{d: d, idx: idx, rep: rep, keyPaths: map[*x509.Certificate]string{}}
+	s.txn.Journal, s.txn.Crash = d.path(JournalFile), d.crash
 	if idx.Rebuilt {
-		s.rep.warn("%s was missing: rebuilt it from the %d certificates on disk (revocations recorded only in the old index are lost)", d.path(IndexFile), len(idx.Certificates))
+		s.rep.warn("%s", idx.RebuildNote(d.path(IndexFile)))
+	}
+	for _, n := range idx.Notes {
+		s.rep.warn("%s", n)
 	}
 	return s, nil
+}
+
+// recover completes a change that a command was stopped in the middle of
+// (a crash, a kill -9, a power cut), from the journal it left, or removes
+// the temporary files of one that was stopped before it was decided. The
+// caller holds the directory's lock. It returns what it did, for the
+// report ("" when there was nothing to do).
+func (d *Dir) recover() (string, error) {
+	done, err := fsx.Recover(d.path(JournalFile), d.crash)
+	if err != nil {
+		return "", fmt.Errorf("complete the interrupted change in %s: %w", d.Path, err)
+	}
+	if len(done) > 0 {
+		return fmt.Sprintf("completed a change that was interrupted (%s recorded %d files: %s)", d.path(JournalFile), len(done), strings.Join(done, ", ")), nil
+	}
+	fsx.CleanTemps(d.Path, d.path(ClientsDir), d.path(ServersDir))
+	return "", nil
+}
+
+// readIndex loads the index under the directory's lock, after completing
+// an interrupted change, for commands that only read it.
+func (d *Dir) readIndex() (*Index, string, error) {
+	unlock, err := fsx.LockDir(d.Path)
+	if err != nil {
+		return nil, "", err
+	}
+	defer unlock()
+	recovered, err := d.recover()
+	if err != nil {
+		return nil, "", err
+	}
+	idx, err := LoadIndex(d.Path)
+	return idx, recovered, err
 }
 
 // exists reports whether both files of p exist; an error if exactly one does.
@@ -290,7 +354,7 @@ func (s *state) stageCert(rel string, force bool, certs ...*x509.Certificate) er
 
 // commit writes the index (when anything changed) and every staged file.
 func (s *state) commit() error {
-	if len(s.txn.Files()) == 0 && !s.idx.Rebuilt {
+	if len(s.txn.Files()) == 0 && !s.idx.Rebuilt && len(s.idx.Notes) == 0 {
 		return nil
 	}
 	data, err := s.idx.Marshal()

@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mqttctl/mqttctl/explain"
 	"github.com/mqttctl/mqttctl/internal/errs"
 )
 
@@ -80,8 +81,15 @@ type Index struct {
 	CRLNumber    int64   `yaml:"crl_number,omitempty"` // of the last CRL written
 	Certificates []Entry `yaml:"certificates"`
 	// Rebuilt is set when index.yaml was missing and LoadIndex rebuilt the
-	// entries from the certificates on disk.
+	// entries from the certificates on disk and crl.pem.
 	Rebuilt bool `yaml:"-"`
+	// Notes says what LoadIndex changed in what index.yaml holds: a
+	// revocation or CRL number taken from crl.pem, a certificate a rebuild
+	// skipped. A command that writes saves the change and reports them.
+	Notes []string `yaml:"-"`
+	// orphans are revocations crl.pem holds for certificates the index
+	// has no entry for; every new CRL carries them on.
+	orphans []revocation
 }
 
 // IndexVersion is the only index.yaml version mqttctl reads and writes.
@@ -90,22 +98,66 @@ const IndexVersion = 1
 // ErrIndexCorrupt is wrapped by LoadIndex's errors about index.yaml itself.
 var ErrIndexCorrupt = errors.New("index.yaml is damaged")
 
+// ErrUnlisted is wrapped by LoadIndex's error about a certificate file in
+// the directory that index.yaml does not list.
+var ErrUnlisted = errors.New("a certificate the index does not list")
+
 // LoadIndex reads DIR/index.yaml. A missing file is an empty index in a
 // directory without a CA, and is rebuilt from the certificates on disk
 // (Rebuilt set) in one with a CA. A file that does not parse, has another
-// version, has an incomplete entry or does not list a certificate of the
-// directory (a truncated file) is an error wrapping ErrIndexCorrupt: it is
-// never silently replaced.
+// version, has an incomplete entry is an error wrapping ErrIndexCorrupt; a
+// certificate in the directory that it does not list is one wrapping
+// ErrUnlisted that says why it is there: the index is never silently
+// replaced. Revocations in crl.pem that the index lacks are applied (see
+// Notes): a revocation is never undone by reading an older index.
 func LoadIndex(dir string) (*Index, error) {
+	cas, err := caCerts(dir)
+	if err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, IndexFile)
 	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return rebuildIndex(dir)
-	}
-	if err != nil {
+	var idx *Index
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if len(cas) == 0 {
+			return &Index{Version: IndexVersion}, nil
+		}
+		if idx, err = rebuildIndex(dir, cas); err != nil {
+			return nil, err
+		}
+	case err != nil:
 		return nil, fmt.Errorf("read index: %w", err)
+	default:
+		if idx, err = parseIndex(path, data); err != nil {
+			return nil, err
+		}
+		// Each certificate file holds the certificate its entry records.
+		for _, f := range certFilesOnDisk(dir) {
+			fp, err := fileFingerprint(filepath.Join(dir, f))
+			if err != nil {
+				return nil, err
+			}
+			if e := idx.find(f); e == nil || e.Fingerprint != fp {
+				return nil, unlistedError(dir, f, idx, cas)
+			}
+		}
 	}
-	fix := fmt.Sprintf("restore it from a backup, or move it away (mv %s %s.bad) and mqttctl rebuilds it from the certificates on disk", path, path)
+	if len(cas) > 0 {
+		crl, err := readDiskCRL(dir, cas)
+		if err != nil {
+			return nil, err
+		}
+		orphans, notes := idx.applyRevocations(crl)
+		idx.orphans = orphans
+		idx.Notes = append(idx.Notes, notes...)
+	}
+	return idx, nil
+}
+
+// parseIndex decodes and checks index.yaml's content.
+func parseIndex(path string, data []byte) (*Index, error) {
+	fix := fmt.Sprintf("restore it from a backup, or move it away (mv %s %s.bad) and mqttctl rebuilds it from the certificates on disk and %s", path, path, CRLFile)
 	corrupt := func(format string, a ...any) error {
 		return errs.New(fmt.Sprintf(format, a...)+"; "+fix, ErrIndexCorrupt)
 	}
@@ -118,20 +170,77 @@ func LoadIndex(dir string) (*Index, error) {
 	if idx.Version != IndexVersion {
 		return nil, corrupt("%s has version %d; this mqttctl reads version %d (a newer mqttctl wrote it, or it is truncated)", path, idx.Version, IndexVersion)
 	}
-	listed := map[string]bool{}
 	for i, e := range idx.Certificates {
 		if e.Name == "" || e.Serial == "" || e.Cert == "" || e.Fingerprint == "" || e.NotAfter.IsZero() || e.NotBefore.IsZero() ||
 			(e.Status != "valid" && e.Status != "revoked") || !validProfile(e.Profile) {
 			return nil, corrupt("%s: certificate entry %d (%q) is incomplete (the file looks truncated or edited)", path, i+1, e.Name)
 		}
-		listed[e.Cert] = true
-	}
-	for _, f := range certFilesOnDisk(dir) {
-		if !listed[f] {
-			return nil, corrupt("%s does not list %s (the file looks truncated)", path, filepath.Join(dir, f))
-		}
 	}
 	return &idx, nil
+}
+
+// unlistedError says why the certificate file rel is in the directory but
+// not in the index, and how to fix that without losing anything.
+func unlistedError(dir, rel string, idx *Index, cas []*x509.Certificate) error {
+	full := filepath.Join(dir, rel)
+	index := filepath.Join(dir, IndexFile)
+	moveAway := fmt.Sprintf("move it out of the directory (mv %s /root/), which loses nothing", full)
+	data, err := os.ReadFile(full)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", full, err)
+	}
+	certs, err := ParseCerts(data, full)
+	if err != nil {
+		return errs.New(fmt.Sprintf("%s is not a certificate %s lists, nor a readable certificate (%v): %s", full, index, err, moveAway), ErrUnlisted)
+	}
+	c := certs[0]
+	if issuedBy(c, cas) == nil {
+		return errs.New(fmt.Sprintf("%s is not listed in %s and was not issued by this directory's CA (its issuer is %q): a stray copy from elsewhere; %s", full, index, c.Issuer, moveAway), ErrUnlisted)
+	}
+	fp := Fingerprint(c)
+	if i := idx.byFingerprint(fp); i >= 0 {
+		e := idx.Certificates[i]
+		other := filepath.Join(dir, filepath.FromSlash(e.Cert))
+		if ofp, _ := fileFingerprint(other); ofp == fp && e.Cert != rel {
+			return errs.New(fmt.Sprintf("%s is not listed in %s: it is a copy of %s's certificate %s (serial %s): remove the copy (rm %s), which loses nothing", full, index, e.Name, other, e.Serial, full), ErrUnlisted)
+		}
+	}
+	return errs.New(fmt.Sprintf("%s (CN %q, serial %s, valid until %s) was issued by this directory's CA but %s does not list it there: a renewal or issue that did not finish recording it, or a certificate signed outside mqttctl; record it, keeping every entry and revocation: %s",
+		full, c.Subject.CommonName, FormatSerial(c), c.NotAfter.UTC().Format(time.DateOnly), index, explain.Reindex(dir)), ErrUnlisted)
+}
+
+// caCerts reads the directory's root and intermediate CA certificates
+// (none when it has no CA yet).
+func caCerts(dir string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, f := range []string{RootCertFile, IntermediateCertFile} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read CA certificate: %w", err)
+		}
+		certs, err := ParseCerts(data, filepath.Join(dir, f))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, certs[0])
+	}
+	return out, nil
+}
+
+// issuedBy returns the CA of cas whose signature c carries, or nil.
+func issuedBy(c *x509.Certificate, cas []*x509.Certificate) *x509.Certificate {
+	for _, ca := range cas {
+		if c.Equal(ca) {
+			return ca // the CA's own certificate
+		}
+		if bytes.Equal(c.RawIssuer, ca.RawSubject) && c.CheckSignatureFrom(ca) == nil {
+			return ca
+		}
+	}
+	return nil
 }
 
 func validProfile(p Profile) bool {
@@ -161,14 +270,11 @@ func certFilesOnDisk(dir string) []string {
 	return out
 }
 
-// rebuildIndex makes an index from the certificates on disk (an empty one
-// when the directory has no CA yet).
-func rebuildIndex(dir string) (*Index, error) {
-	idx := &Index{Version: IndexVersion}
-	if !fileExists(filepath.Join(dir, RootCertFile)) {
-		return idx, nil
-	}
-	idx.Rebuilt = true
+// rebuildIndex makes an index from the certificates on disk that the
+// directory's CAs issued (others are skipped, with a note); LoadIndex then
+// takes the revocations and the CRL number from crl.pem.
+func rebuildIndex(dir string, cas []*x509.Certificate) (*Index, error) {
+	idx := &Index{Version: IndexVersion, Rebuilt: true}
 	for _, rel := range certFilesOnDisk(dir) {
 		data, err := os.ReadFile(filepath.Join(dir, rel))
 		if err != nil {
@@ -176,21 +282,15 @@ func rebuildIndex(dir string) (*Index, error) {
 		}
 		certs, err := ParseCerts(data, filepath.Join(dir, rel))
 		if err != nil {
-			return nil, fmt.Errorf("rebuild index: %w", err)
+			idx.Notes = append(idx.Notes, fmt.Sprintf("skipped %s: not a readable certificate (%v); move it out of the directory", filepath.Join(dir, rel), err))
+			continue
 		}
 		c := certs[0]
-		name := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(rel), ".crt"), prevSuffix)
-		p := ProfileClient
-		switch {
-		case rel == RootCertFile:
-			name, p = "ca", ProfileRoot
-		case rel == IntermediateCertFile:
-			name, p = "intermediate", ProfileIntermediate
-		case hasEKU(c, x509.ExtKeyUsageServerAuth) && hasEKU(c, x509.ExtKeyUsageClientAuth):
-			p = ProfileBridge
-		case hasEKU(c, x509.ExtKeyUsageServerAuth):
-			p = ProfileServer
+		if issuedBy(c, cas) == nil {
+			idx.Notes = append(idx.Notes, fmt.Sprintf("skipped %s: not issued by this directory's CA (issuer %q); move it out of the directory", filepath.Join(dir, rel), c.Issuer))
+			continue
 		}
+		name, p := guessEntry(rel, c)
 		key := strings.TrimSuffix(rel, ".crt") + ".key"
 		if !fileExists(filepath.Join(dir, key)) {
 			key = ""
@@ -206,6 +306,20 @@ func rebuildIndex(dir string) (*Index, error) {
 		}
 	}
 	return idx, nil
+}
+
+// RebuildNote says that the index at path was rebuilt, from what, and what
+// the rebuild skipped or took from crl.pem.
+func (idx *Index) RebuildNote(path string) string {
+	revoked := 0
+	for _, e := range idx.Certificates {
+		if e.Status == "revoked" {
+			revoked++
+		}
+	}
+	note := fmt.Sprintf("%s was missing: rebuilt it from the %d certificates on disk and %s (%d revoked, %d more revocations of certificates no longer on disk kept, CRL number %d)",
+		path, len(idx.Certificates), CRLFile, revoked, len(idx.orphans), idx.CRLNumber)
+	return note
 }
 
 func hasEKU(c *x509.Certificate, u x509.ExtKeyUsage) bool {
@@ -368,17 +482,25 @@ func SANs(c *x509.Certificate) []string {
 }
 
 // Entries returns the directory's certificates sorted by profile, then
-// name; rebuilt says that index.yaml was missing and the list comes from
-// the certificates on disk. A directory without a CA is ErrNoCA.
-func (d *Dir) Entries() (entries []Entry, rebuilt bool, err error) {
+// name, after completing a change a crash interrupted. notes says what
+// reading the directory found and did: a completed change, an index rebuilt
+// from the certificates on disk, revocations taken from crl.pem (saved by
+// the next command that writes). A directory without a CA is ErrNoCA.
+func (d *Dir) Entries() (entries []Entry, notes []string, err error) {
 	if !fileExists(d.path(RootCertFile)) {
-		return nil, false, noCA(d.Path)
+		return nil, nil, noCA(d.Path)
 	}
-	idx, err := LoadIndex(d.Path)
+	idx, recovered, err := d.readIndex()
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
-	return sortedEntries(idx), idx.Rebuilt, nil
+	if recovered != "" {
+		notes = append(notes, recovered)
+	}
+	if idx.Rebuilt {
+		notes = append(notes, idx.RebuildNote(d.path(IndexFile))+"; the next pki command that writes saves it")
+	}
+	return sortedEntries(idx), append(notes, idx.Notes...), nil
 }
 
 // sortedEntries returns the index entries sorted by profile then name.

@@ -29,14 +29,17 @@ func TestDamagedIndexIsAnError(t *testing.T) {
 	text := string(good)
 	cut := func(frac float64) string { return text[:int(float64(len(text))*frac)] }
 	lastEntry := strings.LastIndex(text, "\n  - name:")
-	tests := []struct{ name, content, want string }{
-		{"truncated to a quarter", cut(0.25), ""},
-		{"truncated mid-entry", cut(0.6), ""},
-		{"truncated before the last entry", text[:lastEntry+1], "does not list"},
-		{"unknown version", strings.Replace(text, "version: 1", "version: 7", 1), "version 7"},
-		{"no version", strings.Replace(text, "version: 1\n", "", 1), "version 0"},
-		{"not YAML", "{{{", ""},
-		{"empty", "", ""},
+	tests := []struct {
+		name, content, want string
+		kind                error
+	}{
+		{"truncated to a quarter", cut(0.25), "", ErrIndexCorrupt},
+		{"truncated mid-entry", cut(0.6), "", ErrIndexCorrupt},
+		{"truncated before the last entry", text[:lastEntry+1], "does not list it", ErrUnlisted},
+		{"unknown version", strings.Replace(text, "version: 1", "version: 7", 1), "version 7", ErrIndexCorrupt},
+		{"no version", strings.Replace(text, "version: 1\n", "", 1), "version 0", ErrIndexCorrupt},
+		{"not YAML", "{{{", "", ErrIndexCorrupt},
+		{"empty", "", "", ErrIndexCorrupt},
 	}
 	for _, tt := range tests {
 		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
@@ -44,8 +47,8 @@ func TestDamagedIndexIsAnError(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err := LoadIndex(d.Path)
-			if err == nil || !errors.Is(err, ErrIndexCorrupt) || !strings.Contains(err.Error(), d.path(IndexFile)) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("LoadIndex = %v, want an ErrIndexCorrupt naming %s and saying %q", err, d.path(IndexFile), tt.want)
+			if err == nil || !errors.Is(err, tt.kind) || !strings.Contains(err.Error(), d.path(IndexFile)) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("LoadIndex = %v, want a %v naming %s and saying %q", err, tt.kind, d.path(IndexFile), tt.want)
 			}
 			if _, err := d.Issue(IssueOptions{Profile: ProfileClient, Name: "carol"}); err == nil {
 				t.Fatal("issue went ahead with a damaged index")

@@ -125,7 +125,7 @@ func TestRenewRefusals(t *testing.T) {
 			if err := os.WriteFile(d.path("clients/alice.crt"), mustRead(t, d.path("clients/bob.crt")), 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, o: RenewOptions{Name: "alice"}, want: "replaced by hand"},
+		}, o: RenewOptions{Name: "alice"}, want: "a copy of bob's certificate", isErr: ErrUnlisted},
 		{name: "key of another certificate", prep: func(t *testing.T, d *Dir) {
 			if err := os.WriteFile(d.path("clients/alice.key"), mustRead(t, d.path("clients/bob.key")), 0o600); err != nil {
 				t.Fatal(err)

@@ -247,6 +247,9 @@ func (s *state) stageCRL(days int) (*CRLInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(s.idx.orphans) > 0 {
+		s.rep.warn("%s revokes %d certificates that %s no longer lists: the new CRL revokes them too", s.d.path(CRLFile), len(s.idx.orphans), s.d.path(IndexFile))
+	}
 	s.idx.CRLNumber++
 	now := s.d.now().UTC()
 	info := &CRLInfo{Path: s.d.path(CRLFile), Number: s.idx.CRLNumber, NextUpdate: now.Add(time.Duration(days) * 24 * time.Hour)}
@@ -279,6 +282,12 @@ func (s *state) stageCRL(days int) (*CRLInfo, error) {
 				return nil, fmt.Errorf("index entry %s: serial %q is not hex", e.Name, e.Serial)
 			}
 			entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: e.RevokedAt, ReasonCode: Reasons[e.RevocationReason]})
+		}
+		// What the CRL on disk revokes and the index no longer lists.
+		for _, r := range s.idx.orphans {
+			if r.Issuer == c.cert.Subject.String() {
+				entries = append(entries, x509.RevocationListEntry{SerialNumber: r.Serial, RevocationTime: r.At, ReasonCode: r.Reason})
+			}
 		}
 		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
 			Number: big.NewInt(s.idx.CRLNumber), ThisUpdate: now.Add(-clockSkew), NextUpdate: info.NextUpdate,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -27,12 +26,12 @@ func newPKIListCmd(s *streams, f *pkiFlags) *cobra.Command {
   mqttctl pki list --expiring 30d || mail -s 'MQTT certificates expire' ops@example.com`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			entries, rebuilt, err := f.dirFor(s).Entries()
+			entries, notes, err := f.dirFor(s).Entries()
 			if err != nil {
 				return err
 			}
-			if rebuilt {
-				fmt.Fprintf(s.Err, "note: %s was missing; listed from the certificates on disk (the next pki command that writes saves it)\n", filepath.Join(f.dir, pki.IndexFile))
+			for _, n := range notes {
+				fmt.Fprintf(s.Err, "note: %s\n", n)
 			}
 			now := time.Now()
 			if expiring > 0 {

@@ -37,8 +37,37 @@ type staged struct {
 // step fails, the files it created are removed again, so the directory is left
 // as it was (files replaced with overwrite=true cannot be restored once
 // renamed; Commit places those last).
+//
+// With Journal set, Commit is crash-safe as well: it records every step in a
+// redo journal before the first rename, and Recover completes an
+// interrupted Commit after a crash, so that either none or all of the files
+// are in place, whatever step a kill -9 or a power cut stopped it at.
 type Txn struct {
 	files []staged
+	// Journal is the path of the redo journal (see Recover); "" commits
+	// without one.
+	Journal string
+	// Crash, a test hook, is called before each step that changes the disk
+	// (a temporary file written, the journal, each rename, link and removal,
+	// the directory syncs). When it returns true the process is taken to
+	// have died right there: the Txn stops, changes nothing more, and leaves
+	// its temporary files and journal behind, as a kill -9 would.
+	Crash func(step string) bool
+	dead  bool
+}
+
+// ErrCrashed is returned by a Txn whose Crash hook simulated a crash.
+var ErrCrashed = errors.New("simulated crash")
+
+// crashed calls the Crash hook for step.
+func (t *Txn) crashed(step string) bool {
+	if t.dead {
+		return true
+	}
+	if t.Crash != nil && t.Crash(step) {
+		t.dead = true
+	}
+	return t.dead
 }
 
 // Add writes data to a temporary file next to path, synced to disk and with
@@ -69,6 +98,9 @@ func (t *Txn) Remove(path string) {
 }
 
 func (t *Txn) add(path string, data []byte, perm os.FileMode, overwrite bool, uid, gid int) error {
+	if t.crashed("stage " + path) {
+		return ErrCrashed
+	}
 	dir := filepath.Dir(path)
 	if !overwrite {
 		if _, err := os.Lstat(path); err == nil {
@@ -110,8 +142,12 @@ func (t *Txn) add(path string, data []byte, perm os.FileMode, overwrite bool, ui
 	return nil
 }
 
-// Abort removes every staged temporary file.
+// Abort removes every staged temporary file (none after a simulated crash:
+// a dead process cleans nothing up).
 func (t *Txn) Abort() {
+	if t.dead {
+		return
+	}
 	for _, s := range t.files {
 		if !s.remove {
 			os.Remove(s.tmp)
@@ -126,6 +162,9 @@ func (t *Txn) Abort() {
 // removed and the error is returned.
 func (t *Txn) Commit() error {
 	defer t.Abort()
+	if t.Journal != "" {
+		return t.commitJournaled()
+	}
 	var created []string
 	rollback := func(err error) error {
 		for _, p := range created {
@@ -136,6 +175,9 @@ func (t *Txn) Commit() error {
 	for _, s := range t.files {
 		if s.overwrite || s.remove {
 			continue
+		}
+		if t.crashed("link " + s.path) {
+			return ErrCrashed
 		}
 		if err := os.Link(s.tmp, s.path); err != nil {
 			if errors.Is(err, fs.ErrExist) {
@@ -149,6 +191,9 @@ func (t *Txn) Commit() error {
 		if !s.overwrite || s.remove {
 			continue
 		}
+		if t.crashed("rename " + s.path) {
+			return ErrCrashed
+		}
 		if err := os.Rename(s.tmp, s.path); err != nil {
 			return rollback(fmt.Errorf("place %s: %w", s.path, err))
 		}
@@ -156,6 +201,9 @@ func (t *Txn) Commit() error {
 	var removeErr error
 	for _, s := range t.files {
 		if s.remove {
+			if t.crashed("remove " + s.path) {
+				return ErrCrashed
+			}
 			if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) && removeErr == nil {
 				removeErr = fmt.Errorf("remove %s: %w", s.path, err)
 			}

@@ -1,0 +1,261 @@
+package fsx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// The redo journal of a Txn with Journal set. Commit writes every staged
+// file to a synced temporary file first (Add), then records the whole
+// change, atomically, in the journal: from that moment the change is
+// decided. It then renames each temporary file into place, removes what is
+// to be removed, syncs the directories and deletes the journal. A crash
+// before the journal is in place leaves only temporary files (CleanTemps
+// removes them): nothing changed. A crash after it leaves the journal, and
+// Recover finishes the renames and removals: everything changed. No crash
+// leaves a part of the change in place.
+
+// journalVersion is the only journal format Recover reads.
+const journalVersion = 1
+
+type journal struct {
+	Version int         `json:"version"`
+	Ops     []journalOp `json:"ops"`
+}
+
+// journalOp is one step: rename Tmp to Path, or remove Path. Paths inside
+// the journal's directory are relative to it, so that a moved directory
+// still recovers.
+type journalOp struct {
+	Tmp    string `json:"tmp,omitempty"`
+	Path   string `json:"path"`
+	Remove bool   `json:"remove,omitempty"`
+}
+
+// commitJournaled is Commit with a redo journal (see above).
+func (t *Txn) commitJournaled() error {
+	if t.dead {
+		return ErrCrashed
+	}
+	// A file that must not be replaced is refused before anything is
+	// decided; the caller holds the lock of the directory.
+	for _, s := range t.files {
+		if !s.overwrite && !s.remove {
+			if _, err := os.Lstat(s.path); err == nil {
+				return fmt.Errorf("%s: %w", s.path, ErrExists)
+			}
+		}
+	}
+	base, err := filepath.Abs(filepath.Dir(t.Journal))
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", t.Journal, err)
+	}
+	j := journal{Version: journalVersion}
+	// New files first, then replacements, then removals: a reader that does
+	// not recover sees the files that are referred to before what refers
+	// to them (the index is staged last).
+	for _, pass := range []func(staged) bool{
+		func(s staged) bool { return !s.overwrite && !s.remove },
+		func(s staged) bool { return s.overwrite && !s.remove },
+		func(s staged) bool { return s.remove },
+	} {
+		for _, s := range t.files {
+			if pass(s) {
+				op := journalOp{Path: relTo(base, s.path), Remove: s.remove}
+				if !s.remove {
+					op.Tmp = relTo(base, s.tmp)
+				}
+				j.Ops = append(j.Ops, op)
+			}
+		}
+	}
+	data, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("encode journal %s: %w", t.Journal, err)
+	}
+	// The temporary files' names must be durable before the journal that
+	// names them.
+	for _, d := range opDirs(base, j.Ops) {
+		if t.crashed("sync " + d) {
+			return ErrCrashed
+		}
+		syncDir(d)
+	}
+	var jt Txn
+	jt.Crash = t.Crash
+	if err := jt.Add(t.Journal, data, 0o600, false); err != nil {
+		t.dead = jt.dead
+		if errors.Is(err, ErrExists) {
+			return fmt.Errorf("%s exists: an interrupted change is pending; recover it first", t.Journal)
+		}
+		return err
+	}
+	if t.crashed("place journal " + t.Journal) {
+		jt.dead = true
+		return ErrCrashed
+	}
+	if err := os.Link(jt.files[0].tmp, t.Journal); err != nil {
+		jt.Abort()
+		return fmt.Errorf("place journal %s: %w", t.Journal, err)
+	}
+	os.Remove(jt.files[0].tmp)
+	// From here the change is decided: the temporary files are the
+	// journal's, never removed by Abort.
+	t.files = nil
+	if t.crashed("sync " + base) {
+		return ErrCrashed
+	}
+	syncDir(base)
+	if err := replay(t.Journal, j.Ops, t.crashed); err != nil {
+		if errors.Is(err, ErrCrashed) {
+			return err
+		}
+		return fmt.Errorf("%w (the change is recorded in %s and is completed by the next command that recovers it)", err, t.Journal)
+	}
+	return nil
+}
+
+// replay does the journal's steps that are not done yet, syncs the
+// directories and removes the journal. Each step can be repeated: a rename
+// whose temporary file is gone was done, and removing a missing file is
+// not an error.
+func replay(journalPath string, ops []journalOp, crashed func(string) bool) error {
+	base, err := filepath.Abs(filepath.Dir(journalPath))
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", journalPath, err)
+	}
+	for _, op := range ops {
+		path := absIn(base, op.Path)
+		if op.Remove {
+			if crashed("remove " + path) {
+				return ErrCrashed
+			}
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove %s: %w", path, err)
+			}
+			continue
+		}
+		tmp := absIn(base, op.Tmp)
+		if _, err := os.Lstat(tmp); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if crashed("rename " + path) {
+			return ErrCrashed
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("place %s: %w", path, err)
+		}
+		// Renaming a file onto a hard link of itself does nothing.
+		os.Remove(tmp)
+	}
+	for _, d := range opDirs(base, ops) {
+		if crashed("sync " + d) {
+			return ErrCrashed
+		}
+		syncDir(d)
+	}
+	if crashed("remove journal " + journalPath) {
+		return ErrCrashed
+	}
+	if err := os.Remove(journalPath); err != nil {
+		return fmt.Errorf("remove journal %s: %w", journalPath, err)
+	}
+	syncDir(base)
+	return nil
+}
+
+// Recover completes the change recorded in the journal at path, if there
+// is one, and returns the files it placed or removed (none when there was
+// no journal). Call it under the lock that the committing Txn held, before
+// reading the files it changes. crash is the Txn.Crash test hook (nil in
+// use).
+func Recover(path string, crash func(step string) bool) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	var j journal
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil || j.Version != journalVersion {
+		return nil, fmt.Errorf("%s is not a journal this mqttctl reads (%v): it records an interrupted change; restore the directory from a backup", path, err)
+	}
+	for _, op := range j.Ops {
+		if op.Path == "" || !op.Remove && op.Tmp == "" {
+			return nil, fmt.Errorf("%s has an incomplete step: restore the directory from a backup", path)
+		}
+	}
+	if crash == nil {
+		crash = func(string) bool { return false }
+	}
+	if err := replay(path, j.Ops, crash); err != nil {
+		return nil, err
+	}
+	base, _ := filepath.Abs(filepath.Dir(path))
+	done := make([]string, 0, len(j.Ops))
+	for _, op := range j.Ops {
+		done = append(done, absIn(base, op.Path))
+	}
+	return done, nil
+}
+
+// CleanTemps removes the temporary files a Txn left in dirs when it was
+// stopped before its journal was in place (they belong to no change). Call
+// it under the lock, when Recover found no journal. It returns what it
+// removed.
+func CleanTemps(dirs ...string) []string {
+	var out []string
+	for _, d := range dirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if n := e.Name(); e.Type().IsRegular() && strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp") {
+				if os.Remove(filepath.Join(d, n)) == nil {
+					out = append(out, filepath.Join(d, n))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// opDirs lists the directories the steps change, sorted.
+func opDirs(base string, ops []journalOp) []string {
+	var dirs []string
+	for _, op := range ops {
+		if d := filepath.Dir(absIn(base, op.Path)); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	slices.Sort(dirs)
+	return dirs
+}
+
+// relTo is path relative to base when it is inside base, else path.
+func relTo(base, path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if rel, err := filepath.Rel(base, path); err == nil && filepath.IsLocal(rel) {
+		return filepath.ToSlash(rel)
+	}
+	return path
+}
+
+func absIn(base, path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(base, filepath.FromSlash(path))
+}

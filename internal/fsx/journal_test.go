@@ -1,0 +1,133 @@
+package fsx
+
+import (
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// snapshotDir maps each file in dir (and its subdirectories) to its content.
+func snapshotDir(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = string(b)
+		return nil
+	})
+	return out
+}
+
+// journaledChange creates sub/new, replaces old and idx, and removes gone,
+// journaled in dir/journal.json.
+func journaledChange(dir string, crash func(string) bool) error {
+	t := Txn{Journal: filepath.Join(dir, "journal.json"), Crash: crash}
+	defer t.Abort()
+	for _, f := range []struct {
+		name, data string
+		overwrite  bool
+	}{{"sub/new", "new", false}, {"old", "old v2", true}, {"idx", "idx v2", true}} {
+		if err := t.Add(filepath.Join(dir, f.name), []byte(f.data), 0o600, f.overwrite); err != nil {
+			return err
+		}
+	}
+	t.Remove(filepath.Join(dir, "gone"))
+	return t.Commit()
+}
+
+func setupJournalDir(t *testing.T) string {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "sub"), 0o700)
+	for n, v := range map[string]string{"old": "old v1", "idx": "idx v1", "gone": "gone"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestJournalAllOrNothingAtEveryCrashPoint stops a journaled commit at each
+// of its steps, as a kill -9 would, then recovers as the next command does:
+// the files are either all as before or all as after, never a mix, and no
+// temporary file or journal is left. A second crash during the recovery
+// changes nothing of that.
+func TestJournalAllOrNothingAtEveryCrashPoint(t *testing.T) {
+	before := snapshotDir(t, setupJournalDir(t))
+	full := setupJournalDir(t)
+	var steps []string
+	if err := journaledChange(full, func(s string) bool { steps = append(steps, s); return false }); err != nil {
+		t.Fatal(err)
+	}
+	after := snapshotDir(t, full)
+	if maps.Equal(before, after) || len(steps) < 8 {
+		t.Fatalf("the change did nothing, or has only %d steps: %v", len(steps), steps)
+	}
+	for k := range steps {
+		for _, crashRecovery := range []bool{false, true} {
+			dir := setupJournalDir(t)
+			n := 0
+			err := journaledChange(dir, func(string) bool { n++; return n == k+1 })
+			if !errors.Is(err, ErrCrashed) {
+				t.Fatalf("crash at step %d (%s): Commit = %v, want ErrCrashed", k, steps[k], err)
+			}
+			journalPath := filepath.Join(dir, "journal.json")
+			if crashRecovery {
+				if _, err := Recover(journalPath, func(string) bool { return true }); err != nil && !errors.Is(err, ErrCrashed) {
+					t.Fatal(err)
+				}
+			}
+			done, err := Recover(journalPath, nil)
+			if err != nil {
+				t.Fatalf("crash at step %d (%s): Recover: %v", k, steps[k], err)
+			}
+			if len(done) == 0 {
+				CleanTemps(dir, filepath.Join(dir, "sub"))
+			}
+			got := snapshotDir(t, dir)
+			if !maps.Equal(got, before) && !maps.Equal(got, after) {
+				t.Errorf("crash at step %d (%s), recovery crashed too: %v: state is a mix:\n%v\nbefore %v\nafter %v", k, steps[k], crashRecovery, got, before, after)
+			}
+			for name := range got {
+				if strings.Contains(name, ".tmp") || name == "journal.json" {
+					t.Errorf("crash at step %d (%s): %s left behind", k, steps[k], name)
+				}
+			}
+		}
+	}
+}
+
+// TestJournalRefusesAnExistingFile: a file that must not be replaced makes
+// Commit fail before anything is decided, and nothing is left behind.
+func TestJournalRefusesAnExistingFile(t *testing.T) {
+	dir := setupJournalDir(t)
+	before := snapshotDir(t, dir)
+	os.WriteFile(filepath.Join(dir, "sub", "new"), []byte("theirs"), 0o600)
+	before["sub/new"] = "theirs"
+	if err := journaledChange(dir, nil); !errors.Is(err, ErrExists) {
+		t.Fatalf("Commit = %v, want ErrExists", err)
+	}
+	if got := snapshotDir(t, dir); !maps.Equal(got, before) {
+		t.Fatalf("refused commit changed the directory: %v", got)
+	}
+}
+
+// TestRecoverRefusesAForeignJournal: a journal that does not parse is an
+// error that names it, and nothing is changed.
+func TestRecoverRefusesAForeignJournal(t *testing.T) {
+	dir := setupJournalDir(t)
+	p := filepath.Join(dir, "journal.json")
+	os.WriteFile(p, []byte(`{"version":9}`), 0o600)
+	if _, err := Recover(p, nil); err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("Recover = %v, want an error naming %s", err, p)
+	}
+}
