@@ -4,11 +4,16 @@ BIN     ?= bin/mqttctl
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 RUNDIR  ?= mqttctl-data
+PREFIX  ?= /usr/local
 
-.PHONY: build run test test-deps bench lint clean
+.PHONY: build install run test test-deps bench lint clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mqttctl
+
+# mqttctl in $(PREFIX)/bin, where cron and services find it.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mqttctl
 
 # The main job on its embedded default: a mutual-TLS broker on
 # 127.0.0.1:8883 with fresh certificates in $(RUNDIR) (reused on later runs).

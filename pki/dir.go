@@ -91,7 +91,7 @@ func (r *Report) warn(format string, args ...any) {
 // Changed reports whether anything was written.
 func (r *Report) Changed() bool {
 	for _, a := range r.Actions {
-		if a.Verb == "created" || a.Verb == "issued" || a.Verb == "replaced" || a.Verb == "renewed" {
+		if a.Verb == "created" || a.Verb == "issued" || a.Verb == "replaced" || a.Verb == "renewed" || a.Verb == "wrote" || a.Verb == "recorded" || a.Verb == "moved" {
 			return true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mqttctl/mqttctl/explain"
@@ -25,7 +26,14 @@ type RenewOptions struct {
 	Rekey bool
 	// Days is the new validity; 0 means DefaultLeafDays.
 	Days int
+	// CRLDays is the validity of the CRL that renewing with Expiring
+	// rewrites; 0 means DefaultCRLDays.
+	CRLDays int
 }
+
+// ErrNotAllRenewed: renewing with Expiring renewed some certificates (and
+// rewrote the CRL) but not all; the error lists the others and why.
+var ErrNotAllRenewed = errors.New("some certificates were not renewed")
 
 // ErrRekeyCSR: a signed CSR's key is the device's; it cannot be made here.
 var ErrRekeyCSR = errors.New("the key of a signed CSR is not in the directory")
@@ -37,6 +45,12 @@ var ErrRekeyCSR = errors.New("the key of a signed CSR is not in the directory")
 // revoked, so a client or broker can be moved back; it stays valid. A
 // revoked certificate is not renewed. Everything is written together, or
 // nothing.
+//
+// With Expiring it is the directory's maintenance: it renews every
+// certificate it can, rewrites the CRL in the same change (so that the
+// CRL a broker enforces never goes stale behind a failed renewal), and
+// returns the report with an error wrapping ErrNotAllRenewed that lists
+// the certificates it could not renew.
 func (d *Dir) Renew(o RenewOptions) (*Report, error) {
 	if (o.Name == "") == (o.Expiring == 0) {
 		return nil, errors.New("give the certificate's name, or a window to renew everything expiring within it")
@@ -77,16 +91,30 @@ func (d *Dir) Renew(o RenewOptions) (*Report, error) {
 		}
 		if len(targets) == 0 {
 			s.rep.add("kept", "every certificate", s.d.Path, "nothing ends within "+window(o.Expiring))
-			return s.rep, nil
 		}
 	}
+	var failed []string
 	for _, i := range targets {
+		staged := len(s.txn.Files())
 		if err := s.renew(i, o); err != nil {
+			if o.Name != "" || len(s.txn.Files()) != staged {
+				return nil, err
+			}
+			failed = append(failed, err.Error())
+		}
+	}
+	if o.Expiring > 0 {
+		info, err := s.stageCRL(o.CRLDays)
+		if err != nil {
 			return nil, err
 		}
+		s.rep.add("wrote", "CRL", info.Path, fmt.Sprintf("CRL number %d, %d revoked, next update %s", info.Number, info.Revoked, info.NextUpdate.Format(time.DateOnly)))
 	}
 	if err := s.commit(); err != nil {
 		return nil, err
+	}
+	if len(failed) > 0 {
+		return s.rep, errs.New(fmt.Sprintf("renewed %d of %d certificates and rewrote the CRL; not renewed:\n  %s", len(targets)-len(failed), len(targets), strings.Join(failed, "\n  ")), ErrNotAllRenewed)
 	}
 	return s.rep, nil
 }

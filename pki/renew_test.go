@@ -165,8 +165,8 @@ func TestRenewExpiringAndPrune(t *testing.T) {
 	now := time.Now()
 	at := func(days int) { d.Now = func() time.Time { return now.Add(time.Duration(days) * 24 * time.Hour) } }
 	rep, err := d.Renew(RenewOptions{Expiring: 30 * 24 * time.Hour})
-	if err != nil || rep.Changed() {
-		t.Fatalf("nothing ends within 30 days, yet: %v %+v", err, rep)
+	if err != nil || countVerb(rep, "renewed") != 0 || countVerb(rep, "wrote") != 1 {
+		t.Fatalf("nothing ends within 30 days, yet (or no CRL written): %v %+v", err, rep)
 	}
 	at(340) // the 365-day leaves end within 30 days
 	if f, _ := d.Check(CheckOptions{}); !NeedsRenewal(f) {
@@ -175,19 +175,13 @@ func TestRenewExpiringAndPrune(t *testing.T) {
 	if rep, err = d.Renew(RenewOptions{Expiring: 30 * 24 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	renewed := 0
-	for _, a := range rep.Actions {
-		if a.Verb == "renewed" {
-			renewed++
-		}
-	}
-	if renewed != 4 { // server, alice, bob, dev
+	if renewed := countVerb(rep, "renewed"); renewed != 4 { // server, alice, bob, dev
 		t.Fatalf("renewed %d certificates, want 4:\n%+v", renewed, rep.Actions)
 	}
 	if f, _ := d.Check(CheckOptions{}); NeedsRenewal(f) || HasErrors(f) {
 		t.Errorf("check after renewing everything:\n%s", joinFindings(f))
 	}
-	if rep, err = d.Renew(RenewOptions{Expiring: 30 * 24 * time.Hour}); err != nil || rep.Changed() {
+	if rep, err = d.Renew(RenewOptions{Expiring: 30 * 24 * time.Hour}); err != nil || countVerb(rep, "renewed") != 0 {
 		t.Errorf("a second run renewed again (predecessors are not due): %v %+v", err, rep.Actions)
 	}
 	// Revoking alice by name revokes the current certificate and its
@@ -212,6 +206,40 @@ func TestRenewExpiringAndPrune(t *testing.T) {
 	}
 	if _, err := LoadIndex(d.Path); err != nil {
 		t.Errorf("index after pruning: %v", err)
+	}
+}
+
+func countVerb(rep *Report, verb string) int {
+	n := 0
+	for _, a := range rep.Actions {
+		if a.Verb == verb {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRenewExpiringGoesOnPastAFailure: the cron maintenance renews every
+// certificate it can and rewrites the CRL even when one cannot be renewed
+// (its key is missing), and says which and why.
+func TestRenewExpiringGoesOnPastAFailure(t *testing.T) {
+	d := renewDir(t)
+	now := time.Now()
+	d.Now = func() time.Time { return now.Add(340 * 24 * time.Hour) }
+	os.Remove(d.path("clients/alice.key"))
+	_, before := crlState(t, d.Path)
+	rep, err := d.Renew(RenewOptions{Expiring: 30 * 24 * time.Hour})
+	if !errors.Is(err, ErrNotAllRenewed) || !strings.Contains(err.Error(), "alice.key") || !strings.Contains(err.Error(), "renewed 3 of 4") {
+		t.Fatalf("err = %v, want ErrNotAllRenewed naming alice.key, 3 of 4 renewed", err)
+	}
+	if rep == nil || countVerb(rep, "renewed") != 3 || countVerb(rep, "wrote") != 1 {
+		t.Fatalf("report %+v: want 3 renewed and the CRL written", rep)
+	}
+	if _, after := crlState(t, d.Path); after <= before {
+		t.Errorf("CRL number %d after %d: the CRL was not rewritten", after, before)
+	}
+	if _, err := LoadIndex(d.Path); err != nil {
+		t.Errorf("index after a partial renewal: %v", err)
 	}
 }
 

@@ -57,9 +57,13 @@ type CRLInfo struct {
 	Number     int64
 	NextUpdate time.Time
 	Revoked    int // certificates the CRLs list
-	// Removed lists the kept predecessors (NAME.prev.crt) removed because
-	// they are now revoked or expired.
+	// Removed lists the files of kept predecessors (NAME.prev.crt, and
+	// NAME.prev.key when renewal made a new key) removed because they are
+	// now revoked or expired.
 	Removed []string
+	// Warnings are what the command found and fixed or could not (an
+	// interrupted change completed, a revocation taken from crl.pem).
+	Warnings []string
 }
 
 func normSerial(s string) string {
@@ -129,6 +133,7 @@ func (d *Dir) Revoke(o RevokeOptions) ([]Entry, *CRLInfo, error) {
 	if err := s.commit(); err != nil {
 		return nil, nil, err
 	}
+	info.Warnings = s.rep.Warnings
 	return out, info, nil
 }
 
@@ -192,15 +197,16 @@ func (s *state) prunePrev() (removed []string) {
 			continue // the file holds another certificate, or is gone
 		}
 		s.txn.Remove(s.d.path(e.Cert))
-		if isPrev(e.Key) {
+		removed = append(removed, s.d.path(e.Cert))
+		if isPrev(e.Key) && fileExists(s.d.path(e.Key)) {
 			s.txn.Remove(s.d.path(e.Key))
+			removed = append(removed, s.d.path(e.Key))
 		}
 		why := "expired"
 		if e.Status == "revoked" {
 			why = "revoked"
 		}
 		s.rep.add("removed", string(e.Profile)+" certificate", s.d.path(e.Cert), "the predecessor kept by renew, now "+why)
-		removed = append(removed, s.d.path(e.Cert))
 	}
 	return removed
 }
@@ -222,7 +228,11 @@ func (d *Dir) WriteCRL(days int) (*CRLInfo, error) {
 		return nil, err
 	}
 	info.Removed = removed
-	return info, s.commit()
+	if err := s.commit(); err != nil {
+		return nil, err
+	}
+	info.Warnings = s.rep.Warnings
+	return info, nil
 }
 
 func reasonNames() string {

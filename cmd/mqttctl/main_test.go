@@ -22,7 +22,7 @@ func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stder
 func TestHelpHasExamples(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"}, {"pki", "init", "--help"}, {"pki", "issue", "--help"}, {"pki", "csr", "--help"},
-		{"pki", "sign", "--help"}, {"pki", "inspect", "--help"}, {"pki", "list", "--help"}, {"pki", "check", "--help"},
+		{"pki", "sign", "--help"}, {"pki", "inspect", "--help"}, {"pki", "list", "--help"}, {"pki", "check", "--help"}, {"pki", "reindex", "--help"},
 		{"passwd", "add", "--help"}, {"passwd", "delete", "--help"}, {"passwd", "verify", "--help"}, {"passwd", "list", "--help"},
 		{"passwd", "import", "--help"}, {"acl", "add", "--help"}, {"acl", "check", "--help"},
 		{"config", "mosquitto", "--help"}, {"config", "check", "--help"},

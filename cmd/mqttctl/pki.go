@@ -47,6 +47,6 @@ overwritten without --force.`,
 	cmd.PersistentFlags().StringVar(&f.caPassFile, "ca-password-file", "", "file holding the CA key's password (- for standard input); without it, a terminal prompt when needed")
 	cmd.AddCommand(newPKIInitCmd(s, f), newPKIIssueCmd(s, f), newPKICSRCmd(s), newPKISignCmd(s, f),
 		newPKIInspectCmd(s), newPKIListCmd(s, f), newPKICheckCmd(s, f), newPKIRevokeCmd(s, f), newPKICRLCmd(s, f), newPKIRenewCmd(s, f),
-		newPKIExportCmd(s, f))
+		newPKIExportCmd(s, f), newPKIReindexCmd(s, f))
 	return cmd
 }

@@ -24,15 +24,18 @@ The old certificate stays valid until it expires or is revoked and is kept besid
 the new one as NAME.prev.crt (NAME.prev.key with --rekey), so a device can be
 moved back; mqttctl removes it once it is revoked or expired.
 
-With --expiring WINDOW it renews every certificate that ends within the window:
-run it from cron together with pki crl. A revoked certificate is never renewed.
+With --expiring WINDOW it is the directory's maintenance, for cron: it renews every
+certificate that ends within the window and rewrites the CRL in the same change
+(--crl-days), so the CRL never goes stale. A certificate it cannot renew (a key
+missing) is reported and the command exits 1, after renewing the others. A revoked
+certificate is never renewed.
 
 mqttctl serve picks a renewed broker certificate up by itself (clients stay
 connected); mosquitto on SIGHUP. Clients need their new certificate copied over
 (the same key unless --rekey).`,
 		Example: `  mqttctl pki renew server
   mqttctl pki renew sensor-07 --rekey
-  mqttctl pki renew --expiring 30d && mqttctl pki crl
+  mqttctl pki renew --expiring 30d
   # a device that made its own key (pki csr) keeps it: renewing re-signs its public key
   mqttctl pki renew sensor-08`,
 		Args: cobra.MaximumNArgs(1),
@@ -48,10 +51,12 @@ connected); mosquitto on SIGHUP. Clients need their new certificate copied over
 				return err
 			}
 			rep, err := f.dirFor(s).Renew(o)
+			if rep != nil {
+				printReport(s.Out, rep)
+			}
 			if err != nil {
 				return err
 			}
-			printReport(s.Out, rep)
 			for _, a := range rep.Actions {
 				switch {
 				case a.Verb != "renewed":
@@ -67,6 +72,7 @@ connected); mosquitto on SIGHUP. Clients need their new certificate copied over
 	fl := cmd.Flags()
 	fl.BoolVar(&o.Rekey, "rekey", false, "make a new key (of the same type) instead of keeping the old one")
 	fl.IntVar(&o.Days, "days", pki.DefaultLeafDays, "validity of the new certificate in days")
-	fl.Var(&expiring, "expiring", "renew every certificate that ends within this window (30d, 12h)")
+	fl.Var(&expiring, "expiring", "renew every certificate that ends within this window (30d, 12h), and rewrite the CRL")
+	fl.IntVar(&o.CRLDays, "crl-days", pki.DefaultCRLDays, "with --expiring: validity of the rewritten CRL, in days")
 	return cmd
 }

@@ -82,6 +82,9 @@ client once its CRL is past its next update: run this from cron well before.`,
 }
 
 func printCRL(s *streams, info *pki.CRLInfo) {
+	for _, w := range info.Warnings {
+		fmt.Fprintf(s.Err, "warning: %s\n", w)
+	}
 	for _, p := range info.Removed {
 		fmt.Fprintf(s.Out, "Removed %s (kept by pki renew; now revoked or expired)\n", p)
 	}
