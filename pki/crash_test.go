@@ -303,3 +303,40 @@ func checkCrash(t *testing.T, cmd, step, dir string, run func(d *Dir) error, cra
 		t.Errorf("%s, crash at %q: pki crl wrote CRL number %d after %d", cmd, step, info.Number, max(diskNum, beforeNum))
 	}
 }
+
+// TestCrashDuringFirstInit: a first init stopped at any step leaves either
+// no CA or the whole directory; running init again completes it, with every
+// certificate listed and nothing temporary left.
+func TestCrashDuringFirstInit(t *testing.T) {
+	o := InitOptions{Hosts: []string{"localhost"}, Clients: []string{"alice"}, Intermediate: true}
+	var steps []string
+	probe := &Dir{Path: filepath.Join(t.TempDir(), "pki"), crash: func(s string) bool { steps = append(steps, s); return false }}
+	if _, err := probe.Init(o); err != nil {
+		t.Fatal(err)
+	}
+	for k := range steps {
+		d := &Dir{Path: filepath.Join(t.TempDir(), "pki")}
+		n := 0
+		d.crash = func(string) bool { n++; return n == k+1 }
+		if _, err := d.Init(o); !errors.Is(err, fsx.ErrCrashed) {
+			t.Fatalf("crash at %q: %v", steps[k], err)
+		}
+		d.crash = nil
+		if fileExists(d.path(RootCertFile)) && !fileExists(d.path(JournalFile)) && !fileExists(d.path(IndexFile)) {
+			t.Errorf("crash at %q: ca.crt without the journal or index that records it", steps[k])
+		}
+		if _, err := d.Init(o); err != nil {
+			t.Fatalf("crash at %q: init again: %v", steps[k], err)
+		}
+		idx, err := LoadIndex(d.Path)
+		if err != nil || len(idx.Certificates) != 4 {
+			t.Fatalf("crash at %q: after init again: %v, %d entries", steps[k], err, len(idx.Certificates))
+		}
+		filepath.WalkDir(d.Path, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && (strings.Contains(e.Name(), ".tmp") || e.Name() == JournalFile) {
+				t.Errorf("crash at %q: %s left behind", steps[k], p)
+			}
+			return nil
+		})
+	}
+}

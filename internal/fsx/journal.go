@@ -189,9 +189,21 @@ func Recover(path string, crash func(step string) bool) ([]string, error) {
 	if err := dec.Decode(&j); err != nil || j.Version != journalVersion {
 		return nil, fmt.Errorf("%s is not a journal this mqttctl reads (%v): it records an interrupted change; restore the directory from a backup", path, err)
 	}
+	// Only what Commit writes is done: a rename of a temporary file made
+	// beside its target for it, and removals inside the journal's
+	// directory. A forged journal can move nothing else.
+	base, _ := filepath.Abs(filepath.Dir(path))
 	for _, op := range j.Ops {
-		if op.Path == "" || !op.Remove && op.Tmp == "" {
-			return nil, fmt.Errorf("%s has an incomplete step: restore the directory from a backup", path)
+		target := absIn(base, op.Path)
+		ok := op.Path != ""
+		if op.Remove {
+			ok = ok && op.Tmp == "" && filepath.IsLocal(filepath.FromSlash(op.Path))
+		} else {
+			tmp := absIn(base, op.Tmp)
+			ok = ok && filepath.Dir(tmp) == filepath.Dir(target) && strings.HasPrefix(filepath.Base(tmp), "."+filepath.Base(target)+".tmp")
+		}
+		if !ok {
+			return nil, fmt.Errorf("%s has a step mqttctl does not write (%+v): restore the directory from a backup", path, op)
 		}
 	}
 	if crash == nil {
@@ -200,7 +212,6 @@ func Recover(path string, crash func(step string) bool) ([]string, error) {
 	if err := replay(path, j.Ops, crash); err != nil {
 		return nil, err
 	}
-	base, _ := filepath.Abs(filepath.Dir(path))
 	done := make([]string, 0, len(j.Ops))
 	for _, op := range j.Ops {
 		done = append(done, absIn(base, op.Path))

@@ -131,3 +131,33 @@ func TestRecoverRefusesAForeignJournal(t *testing.T) {
 		t.Fatalf("Recover = %v, want an error naming %s", err, p)
 	}
 }
+
+// TestRecoverRefusesForgedSteps: a journal can only rename a temporary file
+// made beside its target onto it, and remove files inside its directory.
+func TestRecoverRefusesForgedSteps(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(outside, []byte("keep"), 0o600)
+	for _, j := range []string{
+		`{"version":1,"ops":[{"path":"` + outside + `","remove":true}]}`,
+		`{"version":1,"ops":[{"path":"../x","remove":true}]}`,
+		`{"version":1,"ops":[{"tmp":"old","path":"` + outside + `"}]}`,
+		`{"version":1,"ops":[{"tmp":"sub/.idx.tmp1","path":"idx"}]}`,
+		`{"version":1,"ops":[{"tmp":"","path":"idx"}]}`,
+	} {
+		dir := setupJournalDir(t)
+		before := snapshotDir(t, dir)
+		p := filepath.Join(dir, "journal.json")
+		os.WriteFile(p, []byte(j), 0o600)
+		if _, err := Recover(p, nil); err == nil || !strings.Contains(err.Error(), "does not write") {
+			t.Errorf("%s: Recover = %v, want a refusal", j, err)
+		}
+		got := snapshotDir(t, dir)
+		delete(got, "journal.json")
+		if !maps.Equal(got, before) {
+			t.Errorf("%s: a refused journal changed %v", j, got)
+		}
+		if b, _ := os.ReadFile(outside); string(b) != "keep" {
+			t.Fatalf("%s: a forged journal changed a file outside", j)
+		}
+	}
+}
