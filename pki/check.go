@@ -107,6 +107,8 @@ type checked struct {
 	// replaced: a renewal (or --force) replaced this certificate; it is
 	// kept until it expires and is not reported as needing renewal.
 	replaced bool
+	// revoked is the index entry that records this certificate revoked.
+	revoked *Entry
 }
 
 type checker struct {
@@ -158,6 +160,12 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 
 	var items []checked
 	addItem := func(rel, key string, p Profile, replaced bool) {
+		var revoked *Entry
+		for i := range idx.Certificates {
+			if e := &idx.Certificates[i]; e.Cert == filepath.ToSlash(rel) && e.Status == "revoked" {
+				revoked = e
+			}
+		}
 		full := d.path(rel)
 		data, err := os.ReadFile(full)
 		if err != nil {
@@ -171,7 +179,10 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 			c.add(LevelError, full, err.Error(), "")
 			return
 		}
-		items = append(items, checked{path: rel, keyPath: key, profile: p, certs: certs, replaced: replaced})
+		if revoked != nil && revoked.Fingerprint != Fingerprint(certs[0]) {
+			revoked = nil
+		}
+		items = append(items, checked{path: rel, keyPath: key, profile: p, certs: certs, replaced: replaced, revoked: revoked})
 	}
 	if !fileExists(d.path(RootCertFile)) {
 		return nil, noCA(d.Path)
@@ -344,6 +355,11 @@ func (c *checker) checkItem(it checked) {
 		within = ExpiryWarning
 	}
 	switch {
+	case it.revoked != nil:
+		c.add(LevelWarn, full, fmt.Sprintf("revoked on %s (%s): brokers that read %s refuse it; it is not renewed",
+			it.revoked.RevokedAt.UTC().Format(time.DateOnly), it.revoked.RevocationReason, CRLFile),
+			"nothing to do; if the device is to come back, give it a new certificate: "+reissueFix(it, c.d.Path))
+		return
 	case it.replaced && c.now.After(leaf.NotAfter):
 		c.add(LevelWarn, full, fmt.Sprintf("replaced by a renewal and expired on %s", leaf.NotAfter.UTC().Format(time.DateOnly)),
 			"nothing to do: the next pki crl, renew or revoke removes it")

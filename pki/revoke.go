@@ -172,7 +172,11 @@ func (s *state) byName(name string, replaced bool) ([]int, error) {
 	case len(matches) == 0 && revoked != nil:
 		return nil, errs.New(fmt.Sprintf("%s (serial %s) was revoked on %s", name, revoked.Serial, revoked.RevokedAt.Format(time.DateOnly)), ErrRevoked)
 	case len(matches) == 0:
-		return nil, errs.New(fmt.Sprintf("%s: no certificate in %s has that name", name, s.d.path(IndexFile)), ErrNotFound)
+		msg := fmt.Sprintf("%s: no certificate in %s has that name", name, s.d.path(IndexFile))
+		if near := s.idx.closeNames(name); len(near) > 0 {
+			msg += "; did you mean " + strings.Join(near, " or ") + "?"
+		}
+		return nil, errs.New(msg, ErrNotFound)
 	case len(slots) > 1:
 		paths := make([]string, 0, len(slots))
 		for p := range slots {
@@ -313,4 +317,37 @@ func (s *state) stageCRL(days int) (*CRLInfo, error) {
 		return nil, err
 	}
 	return info, nil
+}
+
+// closeNames returns the names in the index within two edits of name
+// (a typo), at most three.
+func (idx *Index) closeNames(name string) []string {
+	var out []string
+	for _, e := range idx.Certificates {
+		if !slices.Contains(out, e.Name) && editDistance(strings.ToLower(e.Name), strings.ToLower(name)) <= 2 && len(out) < 3 {
+			out = append(out, e.Name)
+		}
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

@@ -68,6 +68,8 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "add --host NAME for each DNS name or IP address, e.g. --host broker.example.com --host 192.0.2.10"
 	case errors.Is(err, pki.ErrHostsNotForClient):
 		hint = "leave out --host"
+	case errors.Is(err, pki.ErrNotFound):
+		hint = "mqttctl pki list --dir " + dir + " shows every name and serial"
 	case errors.Is(err, pki.ErrAmbiguous) && has("serial"):
 		hint = "revoke one with --serial HEX (mqttctl pki list -o json shows the serials)"
 	case errors.Is(err, pki.ErrSubjectInUse) && has("cn"):

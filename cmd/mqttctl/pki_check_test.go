@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestPKICheck(t *testing.T) {
 	dir := newPKIDir(t, "--client", "alice", "--host", "localhost", "--host", "127.0.0.1")
@@ -9,5 +12,28 @@ func TestPKICheck(t *testing.T) {
 		{name: "a host it does not name", args: []string{"pki", "check", "--dir", dir, "--host", "mqtt.example.com"}, code: 1,
 			out: []string{"does not name mqtt.example.com", "--host mqtt.example.com"}},
 		{name: "bad output format", args: []string{"pki", "check", "--dir", dir, "-o", "yaml"}, code: 1, errOut: []string{"text or json"}},
+	})
+}
+
+// TestPKICheckRevoked: a revoked certificate is reported as revoked, never
+// as OK and never as one to renew, with or without --expiring.
+func TestPKICheckRevoked(t *testing.T) {
+	dir := newPKIDir(t, "--client", "alice", "--client", "bob", "--host", "localhost")
+	runSteps(t, []cliStep{
+		{name: "revoke", args: []string{"pki", "revoke", "bob", "--dir", dir}},
+		{name: "check", args: []string{"pki", "check", "--dir", dir}, out: []string{"bob.crt", "revoked on", "not renewed"},
+			check: func(t *testing.T, stdout, _ string) {
+				for _, line := range strings.Split(stdout, "\n") {
+					if strings.Contains(line, "bob.crt") && (strings.Contains(line, "ok") && !strings.Contains(line, "revoked") || strings.Contains(line, "pki renew")) {
+						t.Errorf("revoked bob reported as fine or to renew: %q", line)
+					}
+				}
+			}},
+		{name: "check --expiring", args: []string{"pki", "check", "--dir", dir, "--expiring", "400d"}, code: 1, out: []string{"revoked on"},
+			check: func(t *testing.T, stdout, _ string) {
+				if strings.Contains(stdout, "pki renew bob") {
+					t.Errorf("suggests renewing revoked bob:\n%s", stdout)
+				}
+			}},
 	})
 }
