@@ -94,17 +94,7 @@ func crashBase(t *testing.T) string {
 	if _, _, err := d.Revoke(RevokeOptions{Name: "mallory", Reason: "keyCompromise"}); err != nil {
 		t.Fatal(err)
 	}
-	_, csrPath, err := NewCSR(CSROptions{Name: "dev", OutDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := ReadCSR(csrPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := d.SignCSR(csr, SignOptions{Profile: ProfileClient, Out: filepath.Join(dir, "clients", "dev.crt")}); err != nil {
-		t.Fatal(err)
-	}
+	signDeviceCSR(t, d, "dev")
 	return dir
 }
 

@@ -17,7 +17,15 @@ func renewDir(t *testing.T) *Dir {
 	dir := filepath.Join(t.TempDir(), "pki")
 	mustInit(t, dir, InitOptions{Hosts: []string{"localhost"}, Clients: []string{"alice", "bob"}})
 	d := &Dir{Path: dir}
-	_, csrPath, err := NewCSR(CSROptions{Name: "dev", OutDir: t.TempDir()})
+	signDeviceCSR(t, d, "dev")
+	return d
+}
+
+// signDeviceCSR signs, as clients/NAME.crt, the CSR of a key made
+// elsewhere (as on a device).
+func signDeviceCSR(t *testing.T, d *Dir, name string) {
+	t.Helper()
+	_, csrPath, err := NewCSR(CSROptions{Name: name, OutDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,10 +33,9 @@ func renewDir(t *testing.T) *Dir {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := d.SignCSR(csr, SignOptions{Profile: ProfileClient, Out: filepath.Join(dir, "clients", "dev.crt")}); err != nil {
+	if _, _, err := d.SignCSR(csr, SignOptions{Profile: ProfileClient, Out: filepath.Join(d.Path, "clients", name+".crt")}); err != nil {
 		t.Fatal(err)
 	}
-	return d
 }
 
 func TestRenew(t *testing.T) {
