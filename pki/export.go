@@ -130,7 +130,7 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 	if !keyMatches(key, certs[0].PublicKey) {
 		return nil, fmt.Errorf("%s does not match %s: restore the right key, or renew with a new one: %s", keyPath, certPath, explain.Renew(e.Name, d.Path, true))
 	}
-	info := &ExportInfo{Path: o.Out, Format: o.Format, Subject: certs[0].Subject.String(), Serial: e.Serial, NotAfter: e.NotAfter}
+	info := &ExportInfo{Path: o.Out, Format: o.Format, Subject: certs[0].Subject.String(), Serial: e.Serial, NotAfter: e.NotAfter, Warnings: s.rep.Warnings}
 	var out []byte
 	switch o.Format {
 	case FormatP12:
