@@ -33,7 +33,8 @@ type RabbitOptions struct {
 	// Users are the MQTT identities to create: the CNs of the pki's client
 	// certificates (mtls) or the password file's users (tls).
 	Users []string
-	// Bind is the address the MQTT listeners bind to ("" for Host).
+	// Bind is the IP address the MQTT listeners bind to ("": HOST if it is
+	// an IP address, else every interface; RabbitMQ binds no host name).
 	Bind string
 	// Definitions is where definitions.json will be (absolute): nodes
 	// import it at boot. "" leaves the import to rabbitmqctl.
@@ -88,6 +89,9 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 		}
 		if !validHost(n.Host) {
 			return nil, optErr("Nodes", fmt.Sprintf("node %s: host %q is not a DNS name or IP address", n.Name, n.Host))
+		}
+		if strings.Contains(n.Host, ":") {
+			return nil, optErr("Nodes", fmt.Sprintf("node %s: host %s: an IPv6 address cannot be the host of an Erlang node name (%s@HOST); give the node's DNS name", n.Name, n.Host, n.Name))
 		}
 		if n.MQTTPort < 1 || n.MQTTPort > 65535 {
 			return nil, optErr("Nodes", fmt.Sprintf("node %s: port %d is not from 1 to 65535", n.Name, n.MQTTPort))

@@ -38,6 +38,7 @@ func TestConfigRabbitMQRefusals(t *testing.T) {
 		{"a newline in the node's host", base("--node", "rabbit1=local\nhost:8883", "--out", out), []string{"--node", "not a DNS name or IP address"}},
 		{"a line in the node name", base("--node", "rabbit1\nmqtt.allow_anonymous=true=localhost:8883", "--out", out), []string{"--node", "node name"}},
 		{"a newline in --bind", base("--node", "rabbit1=localhost:8883", "--bind", "127.0.0.1\nmqtt.allow_anonymous = true", "--out", out), []string{"--bind", "not an IP address"}},
+		{"an IPv6 node host", base("--node", "rabbit1=[::1]:8883", "--out", out), []string{"--node", "Erlang node name"}},
 		{"a host name in --bind", base("--node", "rabbit1=localhost:8883", "--bind", "localhost", "--out", out), []string{"--bind", "IP address only"}},
 		{"a host the certificate does not name", base("--node", "rabbit1=mqtt1.example.com:8883", "--out", out), []string{"--node", "servers/rabbit1.crt is for rabbit1, localhost, not mqtt1.example.com", "--host mqtt1.example.com --force"}},
 		{"ACL rules RabbitMQ cannot hold", base("--acl", badACL, "--node", "rabbit1=localhost:8883", "--out", out), []string{"bad-acl:3: pattern readwrite devices/%c/#", "bad-acl:4: topic readwrite tenants/acme.corp/#", "nothing written"}},
