@@ -68,7 +68,7 @@ func TestRabbitMQCluster(t *testing.T) {
 		}
 	}
 	// What those rules meant for alice, written as the translation takes it.
-	os.WriteFile(acl, []byte("user alice\ntopic readwrite x/#\ntopic readwrite devices/alice/#\n"), 0o600)
+	os.WriteFile(acl, []byte("user alice\ntopic readwrite x/#\ntopic readwrite devices/alice/#\ntopic read status/+\n"), 0o600)
 	if code, o, e := runCLI(t, "", readme(acl)...); code != 0 {
 		t.Fatalf("config rabbitmq: %s%s", o, e)
 	}
@@ -245,6 +245,15 @@ func TestRabbitMQCluster(t *testing.T) {
 			if o, err := mqtt(pub, port, append(tc.args, "-t", tc.topic, "-m", "no", "-q", "1")...); err == nil {
 				t.Errorf("port %d, %s: accepted\n%s", port, tc.name, o)
 			}
+		}
+		// A subscription is checked on its filter: "status/+" grants
+		// "status/+", not "status/#" (the routing key status.#), which
+		// would receive status/a/b.
+		if o, err := mqtt(sub, port, append(cert(p, "alice"), "-t", "status/+", "-E", "-W", "10")...); err != nil {
+			t.Errorf("port %d, subscribe status/+: %v %s", port, err, o)
+		}
+		if o, err := mqtt(sub, port, append(cert(p, "alice"), "-t", "status/#", "-E", "-W", "5")...); err == nil {
+			t.Errorf("port %d, subscribe status/# under 'read status/+': accepted\n%s", port, o)
 		}
 		// The same client ids may publish where alice may: what refused
 		// them above was the topic.
