@@ -4,8 +4,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -95,13 +97,24 @@ type EMQXOptions struct {
 	Mode         string // mtls or tls
 	PasswordFile string // tls: required; mtls: optional
 	Listen       string // [ADDR]:PORT, default 0.0.0.0:8883
+	// ACLFile is the mosquitto ACL to carry over as acl.conf (EMQXACL).
+	ACLFile string
+	// ACLPath is where acl.conf will be (absolute), for emqx.conf.
+	ACLPath string
 }
 
 // GenerateEMQX returns the files for EMQX 5.8: emqx.conf (an SSL listener
-// with the pki's certificates; for mtls verify_peer, fail_if_no_peer_cert
-// and the certificate CN as username) and, with a password file, users.json
-// for the built-in database with the matching pbkdf2 authenticator. It
-// also returns the password-file lines it could not convert.
+// with the pki's certificates, the only MQTT listener: EMQX's default tcp
+// 1883, ws 8083 and wss 8084 are disabled, its HTTP API and dashboard bound
+// to 127.0.0.1) and, with a password file, users.json for the built-in
+// database with the matching pbkdf2 authenticator; with an ACL, acl.conf
+// (EMQXACL) and the file authorization with no_match = deny. It also
+// returns the password-file lines it could not convert.
+//
+// --mode mtls is refused: EMQX checks revocation only against the CRL it
+// downloads from the distribution point a client certificate names (and
+// the CRL must carry an Issuing Distribution Point); mqttctl's certificates
+// and CRL have neither, so a revoked certificate would log in.
 func GenerateEMQX(o EMQXOptions) (map[string][]byte, []Diagnostic, error) {
 	pkiDir, err := filepath.Abs(o.PKIDir)
 	if err != nil {
@@ -119,6 +132,7 @@ func GenerateEMQX(o EMQXOptions) (map[string][]byte, []Diagnostic, error) {
 	}
 	switch o.Mode {
 	case "mtls":
+		return nil, nil, optErr("Mode", "mtls: EMQX 5.8 checks revocation only against a CRL it downloads from the URL each client certificate names (CRL distribution point, and an Issuing Distribution Point in the CRL); mqttctl's certificates and pki/crl.pem carry neither, so a revoked certificate would log in. Use mode tls (passwords), or a broker that reads pki/crl.pem (mosquitto, mqttctl serve)")
 	case "tls":
 		if o.PasswordFile == "" {
 			return nil, nil, optErr("PasswordFile", "one-way TLS authenticates clients by password: give a password file")
@@ -126,24 +140,59 @@ func GenerateEMQX(o EMQXOptions) (map[string][]byte, []Diagnostic, error) {
 	default:
 		return nil, nil, optErr("Mode", fmt.Sprintf("%q: use tls or mtls", o.Mode))
 	}
-	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
-	var b strings.Builder
-	fmt.Fprintf(&b, "# EMQX 5.8 configuration written by mqttctl config emqx (mode %s).\n", o.Mode)
-	fmt.Fprintf(&b, "listeners.ssl.default {\n  bind = %s\n  ssl_options {\n", q(fmt.Sprintf("%s:%d", bind, port)))
-	fmt.Fprintf(&b, "    cacertfile = %s\n    certfile = %s\n    keyfile = %s\n", q(filepath.Join(pkiDir, "ca.crt")),
-		q(filepath.Join(pkiDir, "server.crt")), q(filepath.Join(pkiDir, "server.key")))
-	b.WriteString("    versions = [\"tlsv1.3\", \"tlsv1.2\"]\n")
-	if o.Mode == "mtls" {
-		b.WriteString("    verify = verify_peer\n    fail_if_no_peer_cert = true\n")
-	} else {
-		b.WriteString("    verify = verify_none\n")
+	// Every value goes through hoconString.
+	var verr error
+	q := func(what, s string) string {
+		out, err := hoconString(what, s)
+		if err != nil && verr == nil {
+			verr = err
+		}
+		return out
 	}
+	var b strings.Builder
+	var aclData []byte
+	fmt.Fprintf(&b, "# EMQX 5.8 configuration written by mqttctl config emqx (mode %s).\n", o.Mode)
+	fmt.Fprintf(&b, "listeners.ssl.default {\n  bind = %s\n  ssl_options {\n", q("listen address", net.JoinHostPort(bind, strconv.Itoa(port))))
+	fmt.Fprintf(&b, "    cacertfile = %s\n    certfile = %s\n    keyfile = %s\n", q("CA path", filepath.Join(pkiDir, "ca.crt")),
+		q("certificate path", filepath.Join(pkiDir, "server.crt")), q("key path", filepath.Join(pkiDir, "server.key")))
+	b.WriteString("    versions = [\"tlsv1.3\", \"tlsv1.2\"]\n")
+	b.WriteString("    verify = verify_none\n")
 	b.WriteString("  }\n}\n")
-	b.WriteString("# the plain listener EMQX starts by default\nlisteners.tcp.default.enable = false\n")
-	if o.Mode == "mtls" {
-		b.WriteString("# the certificate's CN is the username (mosquitto: use_identity_as_username); a username in CONNECT is ignored\nmqtt.peer_cert_as_username = cn\n")
+	b.WriteString("# the only MQTT listener is the one above: EMQX's default plain (1883), WebSocket (8083) and secure WebSocket (8084) listeners are off\n")
+	b.WriteString("listeners.tcp.default.enable = false\nlisteners.ws.default.enable = false\nlisteners.wss.default.enable = false\n")
+	b.WriteString("# the HTTP API (users.json is imported through it) and dashboard answer on this machine only\ndashboard.listeners.http.bind = \"127.0.0.1:18083\"\n")
+	if o.ACLFile != "" {
+		acl, err := ReadACL(o.ACLFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		if o.ACLPath == "" {
+			return nil, nil, optErr("ACLPath", "the path acl.conf will have is needed for emqx.conf")
+		}
+		data, err := EMQXACL(acl, o.ACLFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		fmt.Fprintf(&b, `# the ACL (acl.conf): first match wins, nothing else is allowed
+authorization {
+  no_match = deny
+  deny_action = ignore
+  sources = [
+    { type = file, enable = true, path = %s }
+  ]
+}
+`, q("acl.conf path", o.ACLPath))
+		aclData = data
+	} else {
+		b.WriteString("# no ACL given: as mosquitto without acl_file, every authenticated client may publish and subscribe to every topic\n")
+	}
+	if verr != nil {
+		return nil, nil, verr
 	}
 	files := map[string][]byte{}
+	if aclData != nil {
+		files["acl.conf"] = aclData
+	}
 	var problems []Diagnostic
 	if o.PasswordFile != "" {
 		pf, err := ReadPasswordFile(o.PasswordFile)
@@ -154,6 +203,11 @@ func GenerateEMQX(o EMQXOptions) (map[string][]byte, []Diagnostic, error) {
 		problems = ps
 		if len(users) == 0 {
 			return nil, problems, fmt.Errorf("%s: no user could be converted for EMQX", o.PasswordFile)
+		}
+		for _, u := range users {
+			if _, err := jsonString("username", u.UserID); err != nil {
+				return nil, problems, err
+			}
 		}
 		fmt.Fprintf(&b, `authentication = [
   {

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -71,6 +73,53 @@ func TestEMQXUsersVerifyAsEMQXWould(t *testing.T) {
 	for _, f := range []string{`"user_id"`, `"password_hash"`, `"salt"`, `"is_superuser"`} {
 		if !strings.Contains(string(data), f) {
 			t.Errorf("users.json lacks %s: %s", f, data)
+		}
+	}
+}
+
+// TestGenerateEMQXClosed (issue 17): no MQTT listener the source lacks
+// (EMQX's default tcp, ws and wss are off), the ACL carried with deny when
+// nothing matches, mtls refused (EMQX cannot check pki/crl.pem), and values
+// EMQX's syntax cannot carry refused.
+func TestGenerateEMQXClosed(t *testing.T) {
+	dir := t.TempDir()
+	h, err := HashPassword([]byte("pw"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	passwd := filepath.Join(dir, "passwd")
+	os.WriteFile(passwd, []byte("alice:"+h+"\n"), 0o600)
+	acl := filepath.Join(dir, "acl")
+	os.WriteFile(acl, []byte("user alice\ntopic readwrite x/#\n"), 0o600)
+	o := EMQXOptions{PKIDir: filepath.Join(dir, "pki"), Mode: "tls", PasswordFile: passwd, ACLFile: acl, ACLPath: filepath.Join(dir, "out", "acl.conf")}
+	files, _, err := GenerateEMQX(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(files["emqx.conf"])
+	for _, want := range []string{"listeners.tcp.default.enable = false\n", "listeners.ws.default.enable = false\n", "listeners.wss.default.enable = false\n",
+		`dashboard.listeners.http.bind = "127.0.0.1:18083"`, "no_match = deny\n", `{ type = file, enable = true, path = "` + filepath.Join(dir, "out", "acl.conf") + `" }`,
+		`bind = "0.0.0.0:8883"`} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("emqx.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if !strings.HasSuffix(string(files["acl.conf"]), "{deny, all}.\n") {
+		t.Errorf("acl.conf:\n%s", files["acl.conf"])
+	}
+	for _, tc := range []struct {
+		edit func(*EMQXOptions)
+		want string
+	}{
+		{func(o *EMQXOptions) { o.Mode = "mtls" }, "mtls: EMQX 5.8 checks revocation only against a CRL it downloads"},
+		{func(o *EMQXOptions) { o.PKIDir = filepath.Join(dir, "p\"ki\n") }, "control character"},
+		{func(o *EMQXOptions) { o.PKIDir = filepath.Join(dir, "${HOME}") }, `holds "${"`},
+		{func(o *EMQXOptions) { os.WriteFile(acl, []byte("pattern readwrite d/%c/#\n"), 0o600) }, "acl:1: pattern readwrite d/%c/#"},
+	} {
+		o2 := o
+		tc.edit(&o2)
+		if _, _, err := GenerateEMQX(o2); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v, want %q", err, tc.want)
 		}
 	}
 }

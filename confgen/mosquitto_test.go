@@ -139,6 +139,7 @@ topic read public/#
 
 pattern readwrite devices/%u/#
 pattern read shared/%c/status
+pattern readwrite cdev/%c/#
 
 user admin
 topic readwrite #
@@ -148,6 +149,7 @@ topic readwrite alice/#
 topic read sensors/+/temp
 topic deny sensors/secret/temp
 topic write commands/#
+topic readwrite tenants/acme.corp/#
 
 user carol
 topic read carol/in
@@ -175,27 +177,38 @@ topic read carol/in
 	cases := []struct {
 		user, topic string
 		access      confgen.Access
+		id          string // default USER-client
 	}{
-		{"alice", "alice/x", confgen.Write},
-		{"alice", "alice/x/y", confgen.Read},
-		{"alice", "sensors/kitchen/temp", confgen.Read},
-		{"alice", "sensors/kitchen/temp", confgen.Write},
-		{"alice", "sensors/secret/temp", confgen.Read},
-		{"alice", "commands/door", confgen.Write},
-		{"alice", "commands/door", confgen.Read},
-		{"alice", "devices/alice/state", confgen.Write},
-		{"alice", "devices/bob/state", confgen.Write},
-		{"carol", "carol/in", confgen.Read},
-		{"carol", "carol/in", confgen.Write},
-		{"dave", "devices/dave/x", confgen.Read},
-		{"dave", "public/news", confgen.Read},
-		{"dave", "shared/dave-client/status", confgen.Read},
-		{"dave", "shared/other/status", confgen.Read},
+		{"alice", "alice/x", confgen.Write, ""},
+		{"alice", "alice/x/y", confgen.Read, ""},
+		{"alice", "sensors/kitchen/temp", confgen.Read, ""},
+		{"alice", "sensors/kitchen/temp", confgen.Write, ""},
+		{"alice", "sensors/secret/temp", confgen.Read, ""},
+		{"alice", "commands/door", confgen.Write, ""},
+		{"alice", "commands/door", confgen.Read, ""},
+		{"alice", "devices/alice/state", confgen.Write, ""},
+		{"alice", "devices/bob/state", confgen.Write, ""},
+		{"carol", "carol/in", confgen.Read, ""},
+		{"carol", "carol/in", confgen.Write, ""},
+		{"dave", "devices/dave/x", confgen.Read, ""},
+		{"dave", "public/news", confgen.Read, ""},
+		{"dave", "shared/dave-client/status", confgen.Read, ""},
+		{"dave", "shared/other/status", confgen.Read, ""},
+		// issue 17: what the RabbitMQ and EMQX translations must not grant.
+		{"dave", "cdev/victim/cmd", confgen.Write, ".*"},
+		{"dave", "cdev/victim/cmd", confgen.Write, "x|.*"},
+		{"dave", "cdev/d1/cmd", confgen.Write, "d1"},
+		{"dave", "devices/dave/x", confgen.Write, "c+1"}, // patterns give nothing to a client id with '+'
+		{"alice", "tenants/acme/corp/x", confgen.Write, ""},
+		{"alice", "tenants/acme.corp/x", confgen.Write, ""},
 	}
 	allowed, denied := 0, 0
 	for i, c := range cases {
 		topic := c.topic
-		id := c.user + "-client"
+		id := c.id
+		if id == "" {
+			id = c.user + "-client"
+		}
 		want := acl.Allowed(confgen.Client{Username: c.user, ClientID: id}, topic, c.access)
 		msg := fmt.Sprintf("m%d", i)
 		var got bool
@@ -214,7 +227,7 @@ topic read carol/in
 		pub := testutil.RequireBinary(t, "mosquitto_pub")
 		testutil.Run(t, dir, nil, pub, b.args(append(auth("admin", "admin-clr"), "-t", topic, "-r", "-n")...)...)
 		if got != want {
-			t.Errorf("%s %s %s: mosquitto allowed=%v, matcher allowed=%v", c.user, c.access, topic, got, want)
+			t.Errorf("%s (client id %q) %s %s: mosquitto allowed=%v, matcher allowed=%v", c.user, id, c.access, topic, got, want)
 		}
 		if want {
 			allowed++

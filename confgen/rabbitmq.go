@@ -2,13 +2,18 @@ package confgen
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -28,7 +33,8 @@ type RabbitOptions struct {
 	// Users are the MQTT identities to create: the CNs of the pki's client
 	// certificates (mtls) or the password file's users (tls).
 	Users []string
-	// Bind is the address the MQTT listeners bind to ("" for Host).
+	// Bind is the IP address the MQTT listeners bind to ("": HOST if it is
+	// an IP address, else every interface; RabbitMQ binds no host name).
 	Bind string
 	// Definitions is where definitions.json will be (absolute): nodes
 	// import it at boot. "" leaves the import to rabbitmqctl.
@@ -67,11 +73,28 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 	if err != nil {
 		return nil, err
 	}
+	var bind string
+	if o.Bind != "" {
+		a, err := netip.ParseAddr(o.Bind)
+		if err != nil || a.Zone() != "" {
+			return nil, optErr("Bind", fmt.Sprintf("%q is not an IP address: RabbitMQ binds a listener to an IP address only (it refuses to boot on a host name); leave it out to listen on all interfaces", o.Bind))
+		}
+		bind = a.String()
+	}
 	names := map[string]bool{}
 	var cluster []string
 	for _, n := range o.Nodes {
-		if n.Name == "" || strings.ContainsAny(n.Name, "@ /") || names[n.Name] {
-			return nil, optErr("Nodes", fmt.Sprintf("node name %q: one word, unique, without @", n.Name))
+		if !rabbitNodeName.MatchString(n.Name) || names[n.Name] {
+			return nil, optErr("Nodes", fmt.Sprintf("node name %q: one word of letters, digits, '-' and '_', unique", n.Name))
+		}
+		if !validHost(n.Host) {
+			return nil, optErr("Nodes", fmt.Sprintf("node %s: host %q is not a DNS name or IP address", n.Name, n.Host))
+		}
+		if strings.Contains(n.Host, ":") {
+			return nil, optErr("Nodes", fmt.Sprintf("node %s: host %s: an IPv6 address cannot be the host of an Erlang node name (%s@HOST); give the node's DNS name", n.Name, n.Host, n.Name))
+		}
+		if n.MQTTPort < 1 || n.MQTTPort > 65535 {
+			return nil, optErr("Nodes", fmt.Sprintf("node %s: port %d is not from 1 to 65535", n.Name, n.MQTTPort))
 		}
 		names[n.Name] = true
 		cluster = append(cluster, n.Name+"@"+n.Host)
@@ -80,6 +103,11 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 				return nil, optErr("Nodes", fmt.Sprintf("node %s has no certificate (%s): issue it with mqttctl pki issue server %s --dir %s --host %s",
 					n.Name, filepath.Join(pkiDir, "servers", n.Name+ext), n.Name, o.PKIDir, n.Host))
 			}
+		}
+		crt := filepath.Join(pkiDir, "servers", n.Name+".crt")
+		if err := certHasName(crt, n.Host); err != nil {
+			return nil, optErr("Nodes", fmt.Sprintf("node %s: %v: clients dialling %s would fail the hostname check; issue it again with mqttctl pki issue server %s --dir %s --host %s --force, or give the host it names",
+				n.Name, err, n.Host, n.Name, o.PKIDir, n.Host))
 		}
 	}
 	f := &RabbitFiles{Conf: map[string][]byte{}}
@@ -92,15 +120,32 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 		return nil, err
 	}
 	for _, n := range o.Nodes {
+		// Every value goes through confValue: rabbitmq.conf has no quoting.
 		var b strings.Builder
-		fmt.Fprintf(&b, "# RabbitMQ configuration of node %s@%s, written by mqttctl config rabbitmq (mode %s).\n", n.Name, n.Host, o.Mode)
-		bind := o.Bind
-		if bind == "" {
-			bind = n.Host
+		var verr error
+		v := func(what, s string) string {
+			out, err := confValue(what, s)
+			if err != nil && verr == nil {
+				verr = err
+			}
+			return out
 		}
-		fmt.Fprintf(&b, "listeners.tcp = none\nmqtt.listeners.tcp = none\nmqtt.listeners.ssl.default = %s:%d\n", bind, n.MQTTPort)
+		fmt.Fprintf(&b, "# RabbitMQ configuration of node %s@%s, written by mqttctl config rabbitmq (mode %s).\n", v("node name", n.Name), v("node host", n.Host), o.Mode)
+		// RabbitMQ takes an IP address here, never a host name: bind what
+		// was asked, the node's address if HOST is one, or (a bare port)
+		// every interface.
+		listen := strconv.Itoa(n.MQTTPort)
+		switch {
+		case bind != "":
+			listen = bind + ":" + listen
+		case net.ParseIP(n.Host) != nil:
+			listen = n.Host + ":" + listen
+		default:
+			b.WriteString("# HOST is a name, and RabbitMQ binds IP addresses only: the listener takes every interface (a port alone)\n")
+		}
+		fmt.Fprintf(&b, "listeners.tcp = none\nmqtt.listeners.tcp = none\nmqtt.listeners.ssl.default = %s\n", v("listen address", listen))
 		fmt.Fprintf(&b, "ssl_options.cacertfile = %s\nssl_options.certfile = %s\nssl_options.keyfile = %s\n",
-			filepath.Join(pkiDir, "ca.crt"), filepath.Join(pkiDir, "servers", n.Name+".crt"), filepath.Join(pkiDir, "servers", n.Name+".key"))
+			v("CA path", filepath.Join(pkiDir, "ca.crt")), v("certificate path", filepath.Join(pkiDir, "servers", n.Name+".crt")), v("key path", filepath.Join(pkiDir, "servers", n.Name+".key")))
 		b.WriteString("ssl_options.versions.1 = tlsv1.3\nssl_options.versions.2 = tlsv1.2\n")
 		if o.Mode == "mtls" {
 			b.WriteString("ssl_options.verify = verify_peer\nssl_options.fail_if_no_peer_cert = true\n")
@@ -114,14 +159,17 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 			RabbitDefaultUser, hex.EncodeToString(secret))
 		b.WriteString("cluster_formation.peer_discovery_backend = classic_config\n")
 		for i, c := range cluster {
-			fmt.Fprintf(&b, "cluster_formation.classic_config.nodes.%d = %s\n", i+1, c)
+			fmt.Fprintf(&b, "cluster_formation.classic_config.nodes.%d = %s\n", i+1, v("cluster node", c))
 		}
 		if o.Definitions != "" && n.Name == o.Nodes[0].Name {
 			// Imported at boot by the first node only (two nodes importing
 			// while the cluster forms leave the vhost down on one); the
 			// others get them by joining. A node that loads definitions
 			// makes no default guest user.
-			fmt.Fprintf(&b, "definitions.import_backend = local_filesystem\ndefinitions.local.path = %s\n", o.Definitions)
+			fmt.Fprintf(&b, "definitions.import_backend = local_filesystem\ndefinitions.local.path = %s\n", v("definitions path", o.Definitions))
+		}
+		if verr != nil {
+			return nil, verr
 		}
 		f.Conf[n.Name] = []byte(b.String())
 	}
@@ -153,23 +201,27 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 		Permissions      []perm      `json:"permissions"`
 		TopicPermissions []topicPerm `json:"topic_permissions"`
 	}{Users: []user{}, Vhosts: []any{map[string]string{"name": "/"}}, Permissions: []perm{}, TopicPermissions: []topicPerm{}}
-	var acl *ACL
+	var perms map[string]RabbitTopicPermission
 	if o.ACLFile != "" {
-		if acl, err = ReadACL(o.ACLFile); err != nil {
+		acl, err := ReadACL(o.ACLFile)
+		if err != nil {
+			return nil, err
+		}
+		if perms, err = RabbitTopicPermissions(acl, o.ACLFile, o.Users); err != nil {
 			return nil, err
 		}
 	}
 	users := append([]string(nil), o.Users...)
 	sort.Strings(users)
 	for _, u := range users {
+		if _, err := jsonString("username", u); err != nil {
+			return nil, err
+		}
 		defs.Users = append(defs.Users, user{Name: u, Hashing: "rabbit_password_hashing_sha256", Tags: []string{}})
 		defs.Permissions = append(defs.Permissions, perm{User: u, Vhost: "/", Configure: ".*", Write: ".*", Read: ".*"})
-		if acl != nil {
-			read, write, refused := aclRegexps(acl, u, o.ACLFile)
-			if len(refused) > 0 {
-				return nil, fmt.Errorf("%s (remove the deny line, or narrow the allow lines so they do not grant it)", strings.Join(refused, "; "))
-			}
-			defs.TopicPermissions = append(defs.TopicPermissions, topicPerm{User: u, Vhost: "/", Exchange: "amq.topic", Write: write, Read: read})
+		if perms != nil {
+			p := perms[u]
+			defs.TopicPermissions = append(defs.TopicPermissions, topicPerm{User: u, Vhost: "/", Exchange: "amq.topic", Write: p.Write, Read: p.Read})
 		}
 	}
 	if o.Mode == "tls" && len(users) > 0 {
@@ -182,71 +234,52 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 	return f, nil
 }
 
-// topicRegexp turns an MQTT filter into a regular expression on RabbitMQ
-// routing keys (levels joined by '.', anchored): '+' is one level, '#' the
-// rest (or none), %u and %c RabbitMQ's {username} and {client_id}.
-func topicRegexp(filter string) string {
-	levels := strings.Split(filter, "/")
-	var b strings.Builder
-	for i, l := range levels {
-		switch {
-		case l == "#":
-			if i == 0 {
-				b.WriteString(".*")
-			} else {
-				b.WriteString(`(\..*)?`)
-			}
-			return b.String()
-		case i > 0:
-			b.WriteString(`\.`)
+// rabbitNodeName is the part of an Erlang node name before '@'.
+var rabbitNodeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// validHost accepts an IP address or a DNS name (letters, digits and '-'
+// in labels of 1 to 63 characters, '.' between them).
+func validHost(h string) bool {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Zone() == ""
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(h, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
 		}
-		switch l {
-		case "+":
-			b.WriteString(`[^.]*`)
-		case "%u":
-			b.WriteString("{username}")
-		case "%c":
-			b.WriteString("{client_id}")
-		default:
-			b.WriteString(regexp.QuoteMeta(l))
+		for _, c := range l {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
 		}
 	}
-	return b.String()
+	return true
 }
 
-// aclRegexps are the read and write regular expressions of user u: its
-// own block and the patterns (the rules before any user block are
-// mosquitto's anonymous clients', which RabbitMQ does not admit). A deny line cannot be expressed (RabbitMQ
-// has one allow expression per direction): it is returned, and the caller
-// refuses (leaving it out would grant what it denies).
-func aclRegexps(acl *ACL, u, file string) (read, write string, warns []string) {
-	var r, w []string
-	add := func(rule ACLRule) {
-		if rule.Access == Deny {
-			warns = append(warns, fmt.Sprintf("%s:%d: deny %s cannot be expressed in RabbitMQ topic permissions (one allow expression per direction): left out, RabbitMQ would grant what it denies", file, rule.Line, rule.Topic))
-			return
-		}
-		re := topicRegexp(rule.Topic)
-		if rule.Access&Read != 0 {
-			r = append(r, re)
-		}
-		if rule.Access&Write != 0 {
-			w = append(w, re)
-		}
+// certHasName checks that the certificate in file is valid for host (a SAN
+// DNS name or IP address), as a client's hostname check does.
+func certHasName(file, host string) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
 	}
-	for _, rule := range acl.Patterns {
-		add(rule)
+	blk, _ := pem.Decode(data)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return fmt.Errorf("%s is not a PEM certificate", file)
 	}
-	if ub := acl.User(u); ub != nil {
-		for _, rule := range ub.Rules {
-			add(rule)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if err := c.VerifyHostname(host); err != nil {
+		names := append([]string(nil), c.DNSNames...)
+		for _, ip := range c.IPAddresses {
+			names = append(names, ip.String())
 		}
+		return fmt.Errorf("%s is for %s, not %s", file, strings.Join(names, ", "), host)
 	}
-	join := func(res []string) string {
-		if len(res) == 0 {
-			return "^$" // nothing: an empty routing key only
-		}
-		return "^(" + strings.Join(res, "|") + ")$"
-	}
-	return join(r), join(w), warns
+	return nil
 }

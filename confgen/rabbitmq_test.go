@@ -9,28 +9,52 @@ import (
 	"testing"
 )
 
-func TestTopicRegexp(t *testing.T) {
+func TestRabbitTopicRegexp(t *testing.T) {
 	for _, tc := range []struct {
 		filter   string
 		match    []string // routing keys
 		notMatch []string
 	}{
-		{"a/b", []string{"a.b"}, []string{"a.bc", "a.b.c", "xa.b"}},
-		{"a/+/c", []string{"a.x.c", "a..c"}, []string{"a.x.y.c", "a.c"}},
-		{"a/#", []string{"a", "a.b", "a.b.c"}, []string{"ab", "b.a"}},
-		{"#", []string{"a", "a.b"}, nil},
-		{"s.x/y", []string{"s.x.y"}, []string{"sXx.y"}}, // a dot in a level is literal (RabbitMQ maps it too)
+		{"a/b", []string{"a.b"}, []string{"a.bc", "a.b.c", "xa.b", "a.b\n"}},
+		{"a/+/c", []string{"a.x.c", "a..c", "a.*.c", "a.#x.c"}, []string{"a.x.y.c", "a.c", "a.#.c"}},
+		{"a/+", []string{"a.x", "a.*"}, []string{"a.#", "a.x.y"}}, // a subscription a/# is the key a.#
+		{"a/#", []string{"a", "a.b", "a.b.c", "a.#", "a.b\nc"}, []string{"ab", "b.a"}},
+		{"#", []string{"a", "a.b", "#"}, []string{"$SYS.x", "$x"}},
+		{"+/x", []string{"a.x", ".x", "*.x"}, []string{"$a.x", "#.x"}},
+		{"{client_id}/x|y", []string{"{client_id}.x|y"}, []string{"x", "y"}},
 	} {
-		re := regexp.MustCompile("^(" + topicRegexp(tc.filter) + ")$")
+		re := regexp.MustCompile(rabbitAlternatives([]string{rabbitTopicRegexp(tc.filter)}))
 		for _, k := range tc.match {
 			if !re.MatchString(k) {
-				t.Errorf("%s (%s) does not match %s", tc.filter, re, k)
+				t.Errorf("%s (%s) does not match %q", tc.filter, re, k)
 			}
 		}
 		for _, k := range tc.notMatch {
 			if re.MatchString(k) {
-				t.Errorf("%s (%s) matches %s", tc.filter, re, k)
+				t.Errorf("%s (%s) matches %q", tc.filter, re, k)
 			}
+		}
+	}
+}
+
+// TestRabbitTopicPermissionsRefused: each rule RabbitMQ cannot hold
+// exactly is refused at its line, with the reason.
+func TestRabbitTopicPermissionsRefused(t *testing.T) {
+	for _, tc := range []struct{ acl, want string }{
+		{"user alice\ntopic write a\npattern readwrite devices/%c/#\n", "acl:3: pattern readwrite devices/%c/#: RabbitMQ puts the client id into the expression unescaped"},
+		{"pattern write devices/%u/#\n", "acl:1: pattern write devices/%u/#: RabbitMQ puts the username into the expression unescaped"},
+		{"pattern read public/#\n", "acl:1: pattern read public/#: mosquitto gives nothing from patterns"},
+		{"user alice\ntopic readwrite tenants/acme.corp/#\n", "acl:2: topic readwrite tenants/acme.corp/#: RabbitMQ turns each '/' of a topic into '.'"},
+		{"user alice\ntopic read a/*\n", "acl:2: topic read a/*: RabbitMQ reads a '*' level"},
+		{"user alice\ntopic read $SYS/#\n", "acl:2: topic read $SYS/#: RabbitMQ's '#' and '+' subscriptions also match topics starting with '$'"},
+		{"user alice\ntopic write sensors/+/temp\ntopic deny sensors/secret/temp\n", "acl:3: topic deny sensors/secret/temp: RabbitMQ has one allow expression"},
+	} {
+		acl, err := ParseACL([]byte(tc.acl), "acl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := RabbitTopicPermissions(acl, "acl", []string{"alice"}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.acl, err, tc.want)
 		}
 	}
 }
@@ -38,24 +62,22 @@ func TestTopicRegexp(t *testing.T) {
 func TestGenerateRabbitMQ(t *testing.T) {
 	dir := t.TempDir()
 	acl := filepath.Join(dir, "acl")
-	os.WriteFile(acl, []byte("topic read public/#\npattern readwrite devices/%u/#\nuser alice\ntopic write sensors/+/temp\ntopic deny sensors/secret\n"), 0o600)
+	os.WriteFile(acl, []byte("topic read public/#\nuser alice\ntopic readwrite devices/alice/#\ntopic write sensors/+/temp\ntopic deny sensors/secret\n"), 0o600)
 	for _, n := range []string{"rabbit1", "rabbit2"} {
-		os.MkdirAll(filepath.Join(dir, "pki", "servers"), 0o700)
-		os.WriteFile(filepath.Join(dir, "pki", "servers", n+".crt"), nil, 0o600)
-		os.WriteFile(filepath.Join(dir, "pki", "servers", n+".key"), nil, 0o600)
+		writeServerCert(t, filepath.Join(dir, "pki"), n, "localhost")
 	}
 	o := RabbitOptions{PKIDir: filepath.Join(dir, "pki"), Mode: "mtls", ACLFile: acl, Users: []string{"bob", "alice"},
 		Nodes: []RabbitNode{{"rabbit1", "localhost", 8883}, {"rabbit2", "localhost", 8884}}}
-	if _, err := GenerateRabbitMQ(o); err == nil || !strings.Contains(err.Error(), "acl:5: deny sensors/secret") {
+	if _, err := GenerateRabbitMQ(o); err == nil || !strings.Contains(err.Error(), "acl:5: topic deny sensors/secret") {
 		t.Fatalf("a deny line: %v", err)
 	}
-	os.WriteFile(acl, []byte("topic read public/#\npattern readwrite devices/%u/#\nuser alice\ntopic write sensors/+/temp\n"), 0o600)
+	os.WriteFile(acl, []byte("topic read public/#\nuser alice\ntopic readwrite devices/alice/#\ntopic write sensors/+/temp\n"), 0o600)
 	f, err := GenerateRabbitMQ(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	conf := string(f.Conf["rabbit2"])
-	for _, want := range []string{"mqtt.listeners.ssl.default = localhost:8884", "ssl_options.fail_if_no_peer_cert = true", "mqtt.ssl_cert_login = true",
+	for _, want := range []string{"mqtt.listeners.ssl.default = 8884\n", "ssl_options.fail_if_no_peer_cert = true", "mqtt.ssl_cert_login = true",
 		"ssl_cert_login_from = common_name", "mqtt.allow_anonymous = false", "cluster_formation.classic_config.nodes.1 = rabbit1@localhost",
 		"cluster_formation.classic_config.nodes.2 = rabbit2@localhost", "servers/rabbit2.crt"} {
 		if !strings.Contains(conf, want) {
@@ -76,8 +98,11 @@ func TestGenerateRabbitMQ(t *testing.T) {
 		t.Fatalf("users: %+v (certificate users have no password, so CONNECT credentials cannot override the CN)", defs.Users)
 	}
 	alice := defs.TopicPermissions[0]
-	if alice.User != "alice" || alice.Write != `^(devices\.{username}(\..*)?|sensors\.[^.]*\.temp)$` || alice.Read != `^(devices\.{username}(\..*)?)$` {
+	if alice.User != "alice" || alice.Write != `^(?:devices\.alice(?:\.[\s\S]*)?|sensors\.(?:[^.#][^.]*|#[^.]+)?\.temp)\z` || alice.Read != `^(?:devices\.alice(?:\.[\s\S]*)?)\z` {
 		t.Errorf("alice's topic permissions: %+v", alice)
+	}
+	if bob := defs.TopicPermissions[1]; bob.User != "bob" || bob.Read != rabbitNothing || bob.Write != rabbitNothing {
+		t.Errorf("bob has no block, so no topic: %+v", bob)
 	}
 	if len(f.Warnings) != 0 {
 		t.Errorf("warnings: %q", f.Warnings)

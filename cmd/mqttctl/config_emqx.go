@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 
@@ -21,26 +22,42 @@ func newConfigEMQXCmd(s *streams) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "emqx --pki DIR --mode tls|mtls --out DIR",
-		Short: "Write EMQX 5.8 configuration (and its users file) from the same PKI and password file",
+		Short: "Write EMQX 5.8 configuration (its users file and ACL) from the same PKI, password file and ACL",
 		Long: `emqx writes, in --out:
 
-  emqx.conf    an SSL listener with the pki's CA, certificate and key; for --mode mtls
-               verify_peer and fail_if_no_peer_cert, and the certificate CN as the
-               username (peer_cert_as_username = cn, like use_identity_as_username)
-  users.json   with --passwd: the password file's users for EMQX's built-in database,
+  emqx.conf    an SSL listener with the pki's CA, certificate and key, the only MQTT
+               listener (EMQX's default tcp 1883, ws 8083 and wss 8084 are turned off;
+               its HTTP API and dashboard listen on 127.0.0.1:18083 only)
+  users.json   the password file's users for EMQX's built-in database,
                converted without knowing the passwords (mosquitto's $7$ is PBKDF2-SHA512,
                which EMQX's pbkdf2 authenticator checks from the same salt), and the
                matching authenticator in emqx.conf
+  acl.conf     with --acl: the ACL as EMQX file authorization (each user's deny lines,
+               then its allow lines, then deny all; no_match = deny). A rule EMQX
+               cannot hold exactly is refused at its file:line: pattern lines (EMQX
+               puts client ids and usernames into the topic unescaped), read lines
+               ending in '+' or in '+/#' after another level (EMQX lets them grant a subscription 'a/#'), writes to
+               $SYS, text acl.conf cannot carry.
+
+--mode mtls is refused: EMQX checks revocation only against the CRL at the URL each
+client certificate names, and mqttctl's certificates name none, so a revoked
+certificate would log in.
 
 A user that cannot be converted ($6$ hashes, another iteration count, a salt that is not
 text, as mosquitto_passwd makes) is reported at its line, and nothing is written unless
 --partial. Set such a user's password again with mqttctl passwd add.`,
-		Example: `  mqttctl config emqx --pki pki --mode mtls --out emqx/
-  mqttctl config emqx --pki pki --mode tls --passwd passwd --out emqx/`,
+		Example: `  mqttctl config emqx --pki pki --mode tls --passwd passwd --out emqx/
+  mqttctl config emqx --pki pki --mode tls --passwd passwd --acl acl --out emqx/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return errors.New("give the directory to write to with --out DIR")
+			}
+			if o.ACLFile != "" {
+				var err error
+				if o.ACLPath, err = filepath.Abs(filepath.Join(out, "acl.conf")); err != nil {
+					return err
+				}
 			}
 			files, problems, err := confgen.GenerateEMQX(o)
 			for _, p := range problems {
@@ -51,6 +68,14 @@ text, as mosquitto_passwd makes) is reported at its line, and nothing is written
 			}
 			if len(problems) > 0 && !partial {
 				return fmt.Errorf("%d users cannot be converted (above); nothing written: set their passwords again with mqttctl passwd add, or write the others with --partial", len(problems))
+			}
+			committed := false
+			if _, err := os.Lstat(out); err != nil {
+				defer func() { // a refusal leaves no directory it made
+					if !committed {
+						os.Remove(out)
+					}
+				}()
 			}
 			if err := fsx.MkdirPrivate(out); err != nil {
 				return err
@@ -70,6 +95,7 @@ text, as mosquitto_passwd makes) is reported at its line, and nothing is written
 			if err := t.Commit(); err != nil {
 				return err
 			}
+			committed = true
 			for _, n := range names {
 				fmt.Fprintf(s.Out, "Wrote %s\n", filepath.Join(out, n))
 			}
@@ -78,8 +104,9 @@ text, as mosquitto_passwd makes) is reported at its line, and nothing is written
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.PKIDir, "pki", "pki", "pki directory (ca.crt, server.crt, server.key)")
-	fl.StringVar(&o.Mode, "mode", "mtls", "tls (one-way, passwords) or mtls (client certificates)")
-	fl.StringVar(&o.PasswordFile, "passwd", "", "mosquitto password file to convert into users.json (required for --mode tls)")
+	fl.StringVar(&o.Mode, "mode", "tls", "tls (one-way, passwords); mtls is refused (EMQX cannot check pki/crl.pem)")
+	fl.StringVar(&o.PasswordFile, "passwd", "", "mosquitto password file to convert into users.json (required)")
+	fl.StringVar(&o.ACLFile, "acl", "", "mosquitto ACL file to carry over as acl.conf")
 	fl.StringVar(&o.Listen, "listen", "0.0.0.0:8883", "SSL listener address")
 	fl.StringVar(&out, "out", "", "directory to write emqx.conf (and users.json) to")
 	fl.BoolVar(&force, "force", false, "replace existing files")

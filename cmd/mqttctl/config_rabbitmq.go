@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -28,12 +30,18 @@ func newConfigRabbitMQCmd(s *streams) *cobra.Command {
 		Short: "Write a RabbitMQ cluster configuration (MQTT plugin over TLS) from the same PKI, identities and ACL",
 		Long: `rabbitmq writes, in --out, per node NAME/rabbitmq.conf and NAME/enabled_plugins, and one
 definitions.json to import (rabbitmqctl import_definitions) with the users, their
-permissions and topic permissions translated from the ACL (MQTT filters become
-regular expressions on routing keys; %u and %c become {username} and {client_id};
-a deny line cannot be expressed and is refused).
+permissions and topic permissions translated from the ACL: each user's block
+becomes regular expressions on routing keys, exactly, or the command refuses the
+rules RabbitMQ cannot hold at their file:line (pattern lines, since RabbitMQ puts
+client ids and usernames into the expression unescaped; deny lines; topics with
+'.' or '*', which RabbitMQ's routing keys cannot tell apart from '/' and '+';
+topics starting with '$') and writes nothing.
 
-Each node serves MQTT over TLS with servers/NAME.crt (mqttctl pki issue server NAME
---host HOST); the cluster forms from the node list (classic_config).
+Each node serves MQTT over TLS with servers/NAME.crt, which must name HOST (mqttctl
+pki issue server NAME --host HOST); the cluster forms from the node list
+(classic_config). RabbitMQ binds listeners to IP addresses only: without --bind a
+node whose HOST is a name listens on all interfaces, one whose HOST is an IP
+address on that address.
 
 --mode mtls: certificate login, the CN is the username (ssl_cert_login_from =
 common_name), users are the CNs of the pki's valid client certificates. RabbitMQ lets
@@ -90,8 +98,24 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 			}
 			var t fsx.Txn
 			defer t.Abort()
-			var wrote []string
+			var wrote, made []string
+			committed := false
+			defer func() { // a refusal leaves no directory it made, deepest first
+				t.Abort() // its temporary files first
+				sort.Slice(made, func(i, j int) bool { return len(made[i]) > len(made[j]) })
+				for _, d := range made {
+					if !committed {
+						os.Remove(d)
+					}
+				}
+			}()
 			add := func(path string, data []byte) error {
+				for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+					if _, err := os.Lstat(d); err == nil || d == filepath.Dir(d) {
+						break
+					}
+					made = append(made, d)
+				}
 				if err := fsx.MkdirPrivate(filepath.Dir(path)); err != nil {
 					return err
 				}
@@ -112,6 +136,7 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 			if err := t.Commit(); err != nil {
 				return err
 			}
+			committed = true
 			for _, p := range wrote {
 				fmt.Fprintf(s.Out, "Wrote %s\n", p)
 			}
@@ -132,7 +157,7 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 	fl.StringArrayVar(&nodes, "node", nil, "a cluster node, NAME=HOST:MQTTPORT (repeatable)")
 	fl.StringVar(&o.ACLFile, "acl", "", "mosquitto ACL file to translate into topic permissions")
 	fl.StringVar(&passwd, "passwd", "", "password file whose users to create (--mode tls)")
-	fl.StringVar(&o.Bind, "bind", "", "address the MQTT listeners bind to (default each node's HOST)")
+	fl.StringVar(&o.Bind, "bind", "", "IP address the MQTT listeners bind to (default: each node's HOST if it is an IP address, else all interfaces)")
 	fl.StringVar(&out, "out", "", "directory to write to")
 	fl.BoolVar(&force, "force", false, "replace existing files")
 	return cmd

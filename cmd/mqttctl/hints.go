@@ -17,6 +17,7 @@ var mosquittoOptionFlags = map[string]string{
 	"PKIDir": "pki", "Mode": "mode", "PasswordFile": "passwd", "ACLFile": "acl", "Listen": "listen",
 	"Plain": "plain", "Identity": "identity", "DataDir": "data-dir", "WebSockets": "websockets",
 	"BridgeTo": "bridge-to", "BridgeName": "bridge-name", "BridgeTopics": "bridge-topic",
+	"Nodes": "node", "Bind": "bind", // RabbitOptions
 }
 
 // withHint adds to a library error the fix in terms of the flags of the

@@ -4,7 +4,9 @@ package main
 // from the files `config rabbitmq` writes, proven with mosquitto clients:
 // a certificate client's QoS 1 message crosses from node 1 to node 2;
 // no certificate, another CA's certificate, or credentials in CONNECT are
-// refused on both nodes; the ACL-derived topic permissions hold.
+// refused on both nodes; the ACL-derived topic permissions hold, and the
+// escalations of issue 17 (client ids ".*" and "x|.*", the acme.corp
+// topic) are refused. config rabbitmq runs as the README writes it.
 
 import (
 	"fmt"
@@ -41,11 +43,33 @@ func TestRabbitMQCluster(t *testing.T) {
 		}
 	}
 	acl := filepath.Join(dir, "acl")
-	os.WriteFile(acl, []byte("user alice\ntopic readwrite x/#\n"), 0o600)
 	ports := testutil.FreePorts(t, 6) // MQTT 1 and 2, AMQP (unused) 1 and 2, distribution 1 and 2
 	out := filepath.Join(dir, "rabbit")
-	if code, o, e := runCLI(t, "", "config", "rabbitmq", "--pki", p, "--mode", "mtls", "--acl", acl, "--bind", "127.0.0.1",
-		"--node", fmt.Sprintf("rabbit1=localhost:%d", ports[0]), "--node", fmt.Sprintf("rabbit2=localhost:%d", ports[1]), "--out", out); code != 0 {
+	// The README's command as written (no --bind: RabbitMQ 3.10 refuses to
+	// boot on a host name there).
+	readme := func(acl string) []string {
+		return []string{"config", "rabbitmq", "--pki", p, "--mode", "mtls", "--acl", acl,
+			"--node", fmt.Sprintf("rabbit1=localhost:%d", ports[0]), "--node", fmt.Sprintf("rabbit2=localhost:%d", ports[1]), "--out", out}
+	}
+	// The escalations of issue 17 are refused by the translation: a
+	// client id in the expression (".*" wrote devices/victim/cmd, "x|.*"
+	// any topic), and "tenants/acme.corp/#", which also granted
+	// tenants/acme/corp/#.
+	for _, tc := range []struct{ rule, want string }{
+		{"pattern readwrite devices/%c/#", "acl:2: pattern readwrite devices/%c/#: RabbitMQ puts the client id into the expression unescaped"},
+		{"topic readwrite tenants/acme.corp/#", "acl:3: topic readwrite tenants/acme.corp/#: RabbitMQ turns each '/' of a topic into '.'"},
+	} {
+		os.WriteFile(acl, []byte("user alice\n"+strings.Repeat("topic read x/#\n", strings.Count(tc.want, ":3:"))+tc.rule+"\n"), 0o600)
+		if code, o, e := runCLI(t, "", readme(acl)...); code == 0 || !strings.Contains(e, tc.want) {
+			t.Fatalf("config rabbitmq with %q: exit %d, want a refusal %q\n%s%s", tc.rule, code, tc.want, o, e)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("a refused config rabbitmq left %s", out)
+		}
+	}
+	// What those rules meant for alice, written as the translation takes it.
+	os.WriteFile(acl, []byte("user alice\ntopic readwrite x/#\ntopic readwrite devices/alice/#\ntopic read status/+\n"), 0o600)
+	if code, o, e := runCLI(t, "", readme(acl)...); code != 0 {
 		t.Fatalf("config rabbitmq: %s%s", o, e)
 	}
 	home := filepath.Join(dir, "home")
@@ -193,24 +217,49 @@ func TestRabbitMQCluster(t *testing.T) {
 	if code, o, e := runCLI(t, "", checkArgs...); code != 0 || strings.Count(o, "OK: published on") != 2 {
 		t.Errorf("check --cross: exit %d\n%s%s", code, o, e)
 	}
+	// A topic with '.' is the routing key of the topic with '/': it
+	// arrives as x/dot (what the translation's soundness test assumes).
+	if o, err := mqtt(pub, ports[0], append(cert(p, "alice"), "-t", "x.dot", "-m", "dotted", "-q", "1")...); err != nil {
+		t.Fatalf("publish x.dot on node 1: %v %s", err, o)
+	}
+	waitFor(t, got, "x/dot dotted", "x.dot delivered as x/dot")
 	// Refused on both nodes.
 	for _, port := range ports[:2] {
 		for _, tc := range []struct {
-			name string
-			args []string
+			name  string
+			args  []string
+			topic string
 		}{
-			{"no certificate", []string{"--cafile", filepath.Join(p, "ca.crt")}},
-			{"another CA's certificate", cert(filepath.Join(dir, "other"), "eve")},
-			{"a revoked certificate", cert(p, "bob")},
-			{"credentials beside the certificate", append(cert(p, "alice"), "-u", "mqttctl-default-unused", "-P", "x")},
-			{"a topic the ACL does not grant", cert(p, "alice")},
+			{"no certificate", []string{"--cafile", filepath.Join(p, "ca.crt")}, "x/refused"},
+			{"another CA's certificate", cert(filepath.Join(dir, "other"), "eve"), "x/refused"},
+			{"a revoked certificate", cert(p, "bob"), "x/refused"},
+			{"credentials beside the certificate", append(cert(p, "alice"), "-u", "mqttctl-default-unused", "-P", "x"), "x/refused"},
+			{"a topic the ACL does not grant", cert(p, "alice"), "y/z"},
+			// issue 17: a client id was a regular expression in the
+			// permission; here it is only a client id.
+			{"client id '.*' writing another device's topic", append(cert(p, "alice"), "-i", ".*"), "devices/victim/cmd"},
+			{"client id 'x|.*' writing another device's topic", append(cert(p, "alice"), "-i", "x|.*"), "devices/victim/cmd"},
+			{"client id 'x|.*' writing any topic", append(cert(p, "alice"), "-i", "x|.*"), "y/z"},
+			{"the topic acme.corp's grant would have reached", cert(p, "alice"), "tenants/acme/corp/x"},
 		} {
-			topic := "x/refused"
-			if strings.HasPrefix(tc.name, "a topic") {
-				topic = "y/z"
-			}
-			if o, err := mqtt(pub, port, append(tc.args, "-t", topic, "-m", "no", "-q", "1")...); err == nil {
+			if o, err := mqtt(pub, port, append(tc.args, "-t", tc.topic, "-m", "no", "-q", "1")...); err == nil {
 				t.Errorf("port %d, %s: accepted\n%s", port, tc.name, o)
+			}
+		}
+		// A subscription is checked on its filter: "status/+" grants
+		// "status/+", not "status/#" (the routing key status.#), which
+		// would receive status/a/b.
+		if o, err := mqtt(sub, port, append(cert(p, "alice"), "-t", "status/+", "-E", "-W", "10")...); err != nil {
+			t.Errorf("port %d, subscribe status/+: %v %s", port, err, o)
+		}
+		if o, err := mqtt(sub, port, append(cert(p, "alice"), "-t", "status/#", "-E", "-W", "5")...); err == nil {
+			t.Errorf("port %d, subscribe status/# under 'read status/+': accepted\n%s", port, o)
+		}
+		// The same client ids may publish where alice may: what refused
+		// them above was the topic.
+		for _, id := range []string{".*", "x|.*"} {
+			if o, err := mqtt(pub, port, append(cert(p, "alice"), "-i", id, "-t", "devices/alice/cmd", "-m", "ok", "-q", "1")...); err != nil {
+				t.Errorf("port %d, client id %q on devices/alice/cmd: %v %s", port, id, err, o)
 			}
 		}
 	}
