@@ -67,6 +67,15 @@ func HashPassword(password []byte, iterations int) (string, error) {
 	return fmt.Sprintf("$7$%d$%s$%s", iterations, base64.StdEncoding.EncodeToString(salt), base64.StdEncoding.EncodeToString(key)), nil
 }
 
+// IterationsError is the kind of problem of a hash whose iteration count
+// is not the one wanted (EMQX has one count per authenticator): setting the
+// password again with Want iterations fixes it.
+type IterationsError struct{ Want int }
+
+func (e *IterationsError) Error() string {
+	return fmt.Sprintf("the password needs a hash of %d iterations", e.Want)
+}
+
 // Hash is a parsed password hash, ready to verify.
 type Hash struct {
 	Kind       int // 6 or 7

@@ -44,7 +44,7 @@ text, as mosquitto_passwd makes) is reported at its line, and nothing is written
 			}
 			files, problems, err := confgen.GenerateEMQX(o)
 			for _, p := range problems {
-				fmt.Fprintln(s.Err, p)
+				fmt.Fprintln(s.Err, diagnosticWithHint(p))
 			}
 			if err != nil {
 				return err
