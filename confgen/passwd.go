@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -291,11 +292,30 @@ func (pf *PasswordFile) Verify(user string, password []byte) bool {
 
 // ReadPasswordFile reads and parses a password file.
 func ReadPasswordFile(path string) (*PasswordFile, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path)
 	if err != nil {
 		return nil, fmt.Errorf("read password file: %w", err)
 	}
 	return ParsePasswordFile(data), nil
+}
+
+// readBounded reads a file of at most fsx.MaxEditSize bytes, the bound of
+// every password file mqttctl edits: a larger file (or /dev/zero) is
+// refused, naming it, instead of filling memory.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, fsx.MaxEditSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > fsx.MaxEditSize {
+		return nil, fmt.Errorf("%s is over %d MiB, larger than any password file mqttctl reads: give the right file", path, fsx.MaxEditSize>>20)
+	}
+	return data, nil
 }
 
 // EditPasswordFile changes a password file through fsx.Edit (locked,
@@ -370,7 +390,7 @@ func ImportPlain(in, out string, iterations int) (int, error) {
 		})
 		return n, err
 	}
-	data, err := os.ReadFile(in)
+	data, err := readBounded(in)
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", in, err)
 	}
