@@ -390,13 +390,24 @@ func ImportPlain(in, out string, iterations int) (int, error) {
 		})
 		return n, err
 	}
-	data, err := readBounded(in)
+	data, n, err := HashPlainFile(in, iterations)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", in, err)
-	}
-	pf := ParsePasswordFile(data)
-	if n, err = pf.HashPlain(in, iterations); err != nil {
 		return 0, err
 	}
-	return n, fsx.WriteFile(out, pf.Marshal(), 0o600, false)
+	return n, fsx.WriteFile(out, data, 0o600, false)
+}
+
+// HashPlainFile returns a file of plain user:password lines with every
+// password hashed, and how many it hashed; it writes nothing.
+func HashPlainFile(in string, iterations int) ([]byte, int, error) {
+	data, err := readBounded(in)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", in, err)
+	}
+	pf := ParsePasswordFile(data)
+	n, err := pf.HashPlain(in, iterations)
+	if err != nil {
+		return nil, 0, err
+	}
+	return pf.Marshal(), n, nil
 }

@@ -42,6 +42,9 @@ text, as mosquitto_passwd makes) is reported at its line, and nothing is written
 			if out == "" {
 				return errors.New("give the directory to write to with --out DIR")
 			}
+			if err := refuseDash(cmd, "out", "a directory of files"); err != nil {
+				return err
+			}
 			files, problems, err := confgen.GenerateEMQX(o)
 			for _, p := range problems {
 				fmt.Fprintln(s.Err, diagnosticWithHint(p))

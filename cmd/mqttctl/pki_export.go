@@ -40,6 +40,9 @@ A certificate signed from a CSR has its key on the device: export it there.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			o.Name = args[0]
+			if err := refuseDash(cmd, "out", "a file of mode 0600 that holds a private key"); err != nil {
+				return err
+			}
 			if o.Format, err = pki.ParseExportFormat(format); err != nil {
 				return fmt.Errorf("--format %w", err)
 			}
