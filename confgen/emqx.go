@@ -70,7 +70,8 @@ func EMQXUsers(pf *PasswordFile, name string) (users []EMQXUser, iterations int,
 			skip("a $6$ (SHA-512) hash, which EMQX's pbkdf2 cannot check: set the password again with mqttctl passwd add")
 			continue
 		case h.Iterations != iterations:
-			skip("%d iterations where the others have %d (EMQX has one count per authenticator): set the password again with mqttctl passwd add --iterations %d", h.Iterations, iterations, iterations)
+			skip("%d iterations where the others have %d (EMQX has one count per authenticator): set the password again with mqttctl passwd add", h.Iterations, iterations)
+			problems[len(problems)-1].Kind = &IterationsError{Want: iterations}
 			continue
 		case !printable(h.Salt):
 			skip("its salt is not printable text, which EMQX's import needs (mosquitto_passwd makes such salts): set the password again with mqttctl passwd add")

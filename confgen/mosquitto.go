@@ -40,11 +40,29 @@ type MosquittoOptions struct {
 type OptionError struct {
 	Field string // the MosquittoOptions field, e.g. "PasswordFile"
 	Msg   string
+	Err   error // the kind, when a command can advise on it (*MissingCertError)
 }
 
 func (e *OptionError) Error() string { return e.Msg }
 
+func (e *OptionError) Unwrap() error { return e.Err }
+
 func optErr(field, msg string) error { return &OptionError{Field: field, Msg: msg} }
+
+// MissingCertError is the kind of error for a certificate or key that a
+// generated configuration names and the pki directory lacks; a command
+// turns it into the `pki issue` that makes it.
+type MissingCertError struct {
+	Path    string // the missing file
+	Profile string // the pki profile that issues it: "server" or "bridge"
+	Name    string // its name in the pki directory
+	PKIDir  string // the pki directory as given
+	Host    string // the host it must name; "" when not known
+}
+
+func (e *MissingCertError) Error() string {
+	return fmt.Sprintf("%s is missing: the %s certificate %s has not been issued", e.Path, e.Profile, e.Name)
+}
 
 // SplitListen parses [ADDR]:PORT (or a bare port) into a bind address and port.
 func SplitListen(s string) (string, int, error) {
@@ -460,7 +478,8 @@ func addBridge(c *Config, o MosquittoOptions, pkiDir string) error {
 	key := filepath.Join(pkiDir, "servers", o.BridgeName+".key")
 	for _, f := range []string{cert, key} {
 		if _, err := os.Stat(f); err != nil {
-			return optErr("BridgeName", fmt.Sprintf("%s is missing: issue the bridge's certificate first (mqttctl pki issue bridge %s --dir %s --host NAME)", f, o.BridgeName, o.PKIDir))
+			mc := &MissingCertError{Path: f, Profile: "bridge", Name: o.BridgeName, PKIDir: o.PKIDir}
+			return &OptionError{Field: "BridgeName", Msg: mc.Error(), Err: mc}
 		}
 	}
 	c.Add("connection", o.BridgeName)

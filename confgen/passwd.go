@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -65,6 +66,15 @@ func HashPassword(password []byte, iterations int) (string, error) {
 		return "", fmt.Errorf("derive key: %w", err)
 	}
 	return fmt.Sprintf("$7$%d$%s$%s", iterations, base64.StdEncoding.EncodeToString(salt), base64.StdEncoding.EncodeToString(key)), nil
+}
+
+// IterationsError is the kind of problem of a hash whose iteration count
+// is not the one wanted (EMQX has one count per authenticator): setting the
+// password again with Want iterations fixes it.
+type IterationsError struct{ Want int }
+
+func (e *IterationsError) Error() string {
+	return fmt.Sprintf("the password needs a hash of %d iterations", e.Want)
 }
 
 // Hash is a parsed password hash, ready to verify.
@@ -282,11 +292,30 @@ func (pf *PasswordFile) Verify(user string, password []byte) bool {
 
 // ReadPasswordFile reads and parses a password file.
 func ReadPasswordFile(path string) (*PasswordFile, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path)
 	if err != nil {
 		return nil, fmt.Errorf("read password file: %w", err)
 	}
 	return ParsePasswordFile(data), nil
+}
+
+// readBounded reads a file of at most fsx.MaxEditSize bytes, the bound of
+// every password file mqttctl edits: a larger file (or /dev/zero) is
+// refused, naming it, instead of filling memory.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, fsx.MaxEditSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > fsx.MaxEditSize {
+		return nil, fmt.Errorf("%s is over %d MiB, larger than any password file mqttctl reads: give the right file", path, fsx.MaxEditSize>>20)
+	}
+	return data, nil
 }
 
 // EditPasswordFile changes a password file through fsx.Edit (locked,
@@ -361,13 +390,24 @@ func ImportPlain(in, out string, iterations int) (int, error) {
 		})
 		return n, err
 	}
-	data, err := os.ReadFile(in)
+	data, n, err := HashPlainFile(in, iterations)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", in, err)
-	}
-	pf := ParsePasswordFile(data)
-	if n, err = pf.HashPlain(in, iterations); err != nil {
 		return 0, err
 	}
-	return n, fsx.WriteFile(out, pf.Marshal(), 0o600, false)
+	return n, fsx.WriteFile(out, data, 0o600, false)
+}
+
+// HashPlainFile returns a file of plain user:password lines with every
+// password hashed, and how many it hashed; it writes nothing.
+func HashPlainFile(in string, iterations int) ([]byte, int, error) {
+	data, err := readBounded(in)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", in, err)
+	}
+	pf := ParsePasswordFile(data)
+	n, err := pf.HashPlain(in, iterations)
+	if err != nil {
+		return nil, 0, err
+	}
+	return pf.Marshal(), n, nil
 }

@@ -100,8 +100,8 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 		cluster = append(cluster, n.Name+"@"+n.Host)
 		for _, ext := range []string{".crt", ".key"} {
 			if _, err := os.Stat(filepath.Join(pkiDir, "servers", n.Name+ext)); err != nil {
-				return nil, optErr("Nodes", fmt.Sprintf("node %s has no certificate (%s): issue it with mqttctl pki issue server %s --dir %s --host %s",
-					n.Name, filepath.Join(pkiDir, "servers", n.Name+ext), n.Name, o.PKIDir, n.Host))
+				return nil, &OptionError{Field: "Nodes", Msg: fmt.Sprintf("node %s has no certificate: %s is missing", n.Name, filepath.Join(pkiDir, "servers", n.Name+ext)),
+					Err: &MissingCertError{Path: filepath.Join(pkiDir, "servers", n.Name+ext), Profile: "server", Name: n.Name, PKIDir: o.PKIDir, Host: n.Host}}
 			}
 		}
 		crt := filepath.Join(pkiDir, "servers", n.Name+".crt")

@@ -111,6 +111,9 @@ type Diagnostic struct {
 	Pos     Pos
 	Warning bool
 	Msg     string
+	// Kind, when set, is the kind of problem (matched with errors.As)
+	// for a command to turn into advice in terms of flags.
+	Kind error
 }
 
 func (d Diagnostic) String() string {

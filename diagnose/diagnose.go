@@ -216,7 +216,9 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 	if t.WebSocket {
 		// TLS is done: the upgrade goes over it as plain ws://.
 		u, _ := url.Parse("ws://" + t.Addr + t.Path)
-		ws, resp, err := websocket.NewClient(conn, u, http.Header{"Sec-WebSocket-Protocol": []string{"mqtt"}}, 1024, 1024)
+		d := websocket.Dialer{ReadBufferSize: 1024, WriteBufferSize: 1024,
+			NetDial: func(string, string) (net.Conn, error) { return conn, nil }}
+		ws, resp, err := d.Dial(u.String(), http.Header{"Sec-WebSocket-Protocol": []string{"mqtt"}})
 		switch {
 		case err == nil:
 		case resp != nil:

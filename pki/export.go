@@ -1,12 +1,14 @@
 package pki
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"software.sslmate.com/src/go-pkcs12"
 
@@ -83,6 +85,9 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 	if o.Format == FormatP12 && len(o.Password) == 0 {
 		return nil, errs.New("a p12 needs a password, and it is empty: put one in the password file (e.g. openssl rand -hex 16 > p12.pass)", ErrEmptyPassword)
 	}
+	if o.Format == FormatP12 && (bytes.IndexByte(o.Password, 0) >= 0 || !utf8.Valid(o.Password)) {
+		return nil, errors.New("the p12 password holds a NUL byte or is not UTF-8 text: PKCS#12 passwords are text, and readers would cut or garble it; use printable text (e.g. openssl rand -hex 16 > p12.pass)")
+	}
 	if !fileExists(d.path(RootCertFile)) {
 		return nil, noCA(d.Path)
 	}
@@ -138,6 +143,9 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 		chain := slices.Clone(certs[1:])
 		if s.root != nil && !slices.ContainsFunc(chain, s.root.Equal) {
 			chain = append(chain, s.root)
+		}
+		if bytes.ContainsFunc(o.Password, func(r rune) bool { return r >= utf8.RuneSelf }) {
+			info.Warnings = append(info.Warnings, "the password is not plain ASCII: Java's keytool cannot open the file with it (OpenSSL can); use an ASCII password for Java clients")
 		}
 		enc := pkcs12.Modern2023
 		if o.Legacy {

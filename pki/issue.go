@@ -227,9 +227,3 @@ func (d *Dir) Issue(o IssueOptions) (*Report, error) {
 	}
 	return s.rep, nil
 }
-
-// leafFiles returns the certificate and key paths of an issued leaf.
-func (d *Dir) leafFiles(p Profile, name string) (cert, key string) {
-	lp := leafPaths(p, name)
-	return d.path(lp.cert), d.path(lp.key)
-}

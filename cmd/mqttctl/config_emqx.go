@@ -53,6 +53,9 @@ text, as mosquitto_passwd makes) is reported at its line, and nothing is written
 			if out == "" {
 				return errors.New("give the directory to write to with --out DIR")
 			}
+			if err := refuseDash(cmd, "out", "a directory of files"); err != nil {
+				return err
+			}
 			if o.ACLFile != "" {
 				var err error
 				if o.ACLPath, err = filepath.Abs(filepath.Join(out, "acl.conf")); err != nil {
@@ -61,7 +64,7 @@ text, as mosquitto_passwd makes) is reported at its line, and nothing is written
 			}
 			files, problems, err := confgen.GenerateEMQX(o)
 			for _, p := range problems {
-				fmt.Fprintln(s.Err, p)
+				fmt.Fprintln(s.Err, diagnosticWithHint(p))
 			}
 			if err != nil {
 				return err

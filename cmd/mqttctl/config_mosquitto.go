@@ -46,7 +46,7 @@ stay unreadable by others) and says so.`,
 				return err
 			}
 			data := c.Marshal()
-			if out == "" {
+			if out == "" || out == "-" {
 				_, err := s.Out.Write(data)
 				return err
 			}
@@ -92,7 +92,7 @@ stay unreadable by others) and says so.`,
 	fl.StringVar(&o.WebSockets, "websockets", "", "also a wss (MQTT over WebSocket, for browsers) listener, [ADDR]:PORT, same certificate and authentication")
 	fl.StringVar(&o.Identity, "identity", "cn", "mtls username: cn (use_identity_as_username), subject (use_subject_as_username) or none (passwords)")
 	fl.StringVar(&o.DataDir, "data-dir", "/var/lib/mosquitto/", "persistence_location")
-	fl.StringVar(&out, "out", "", "file to write (default standard output)")
+	fl.StringVar(&out, "out", "", "file to write (default or -: standard output)")
 	// -o FILE was this command's flag before -o meant the output format
 	// everywhere; it still works, with a note.
 	fl.StringVarP(&out, "output", "o", "", "file to write")

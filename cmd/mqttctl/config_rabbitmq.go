@@ -57,6 +57,9 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 			if out == "" {
 				return errors.New("give the directory to write to with --out DIR")
 			}
+			if err := refuseDash(cmd, "out", "a directory of files"); err != nil {
+				return err
+			}
 			for _, n := range nodes {
 				name, hp, ok := strings.Cut(n, "=")
 				host, port, err := splitHostPort(hp)

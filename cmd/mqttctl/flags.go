@@ -136,13 +136,18 @@ func readSecret(s *streams, file, prompt string, confirm bool) ([]byte, error) {
 	var pw []byte
 	switch {
 	case file == "-":
-		data, err := io.ReadAll(s.In)
+		data, err := readSecretInput(s.In, "standard input")
 		if err != nil {
 			return nil, fmt.Errorf("read password from standard input: %w", err)
 		}
 		pw = []byte(firstLine(string(data)))
 	case file != "":
-		data, err := os.ReadFile(file)
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("read password file: %w", err)
+		}
+		data, err := readSecretInput(f, file)
+		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("read password file: %w", err)
 		}
@@ -182,6 +187,21 @@ func readSecret(s *streams, file, prompt string, confirm bool) ([]byte, error) {
 		return nil, fmt.Errorf("%s is the start of a PEM file (a key or a certificate?), not a password: give the file that holds the password", src)
 	}
 	return pw, nil
+}
+
+// maxSecretInput bounds a password file or standard input read for a
+// password: a big file (or /dev/zero) is refused instead of filling memory.
+const maxSecretInput = 64 << 10
+
+func readSecretInput(r io.Reader, name string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxSecretInput+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxSecretInput {
+		return nil, fmt.Errorf("%s is over %d KiB: not a password file (the password is its first line)", name, maxSecretInput>>10)
+	}
+	return data, nil
 }
 
 func firstLine(s string) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -33,7 +34,10 @@ func withHint(cmd *cobra.Command, err error) error {
 	var oe *confgen.OptionError
 	if errors.As(err, &oe) {
 		if flag := mosquittoOptionFlags[oe.Field]; flag != "" && has(flag) {
-			return fmt.Errorf("--%s: %w", flag, err)
+			err = fmt.Errorf("--%s: %w", flag, err)
+		}
+		if h := kindHint(err); h != "" {
+			return fmt.Errorf("%w (%s)", err, h)
 		}
 		return err
 	}
@@ -79,7 +83,46 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "create it with: mqttctl passwd add FILE USER"
 	}
 	if hint == "" {
+		hint = kindHint(err)
+	}
+	if hint == "" {
 		return err
 	}
 	return fmt.Errorf("%w (%s)", err, hint)
+}
+
+// kindHint is the advice for a library error kind that carries what the
+// fix needs (names, directories), whichever command ran.
+func kindHint(err error) string {
+	var mc *confgen.MissingCertError
+	var ie *confgen.IterationsError
+	switch {
+	case errors.As(err, &mc):
+		host := mc.Host
+		if host == "" {
+			host = "NAME"
+		}
+		return fmt.Sprintf("issue it with: mqttctl pki issue %s %s --dir %s --host %s", mc.Profile, mc.Name, shellWord(mc.PKIDir), host)
+	case errors.As(err, &ie):
+		return fmt.Sprintf("with --iterations %d", ie.Want)
+	}
+	return ""
+}
+
+// diagnosticWithHint is d as text with the advice for its kind, if any.
+func diagnosticWithHint(d confgen.Diagnostic) string {
+	if d.Kind != nil {
+		if h := kindHint(d.Kind); h != "" {
+			return fmt.Sprintf("%s (%s)", d, h)
+		}
+	}
+	return d.String()
+}
+
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@%+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/mqttctl/mqttctl/pki"
 )
 
@@ -27,4 +29,14 @@ func writeJSON(s *streams, v any) error {
 	enc := json.NewEncoder(s.Out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// refuseDash refuses "-" for a flag naming where a command writes what
+// cannot go to standard output (several files, a key, a binary file): it
+// would otherwise make a file named "-".
+func refuseDash(cmd *cobra.Command, flag, writes string) error {
+	if f := cmd.Flags().Lookup(flag); f != nil && f.Value.String() == "-" {
+		return fmt.Errorf("--%s -: %s writes %s, not standard output: give a path (./- for a file named -)", flag, cmd.CommandPath(), writes)
+	}
+	return nil
 }

@@ -26,6 +26,17 @@ It refuses a file that already holds hashes, so nothing is hashed twice.`,
 				return err
 			}
 			in := args[0]
+			if out == "-" {
+				data, n, err := confgen.HashPlainFile(in, iterations)
+				if err != nil {
+					return err
+				}
+				if _, err := s.Out.Write(data); err != nil {
+					return err
+				}
+				fmt.Fprintf(s.Err, "Hashed %d users\n", n)
+				return nil
+			}
 			n, err := confgen.ImportPlain(in, out, iterations)
 			if err != nil {
 				return err
@@ -38,7 +49,7 @@ It refuses a file that already holds hashes, so nothing is hashed twice.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "", "write to this new file instead of replacing PLAINFILE")
+	cmd.Flags().StringVar(&out, "out", "", "write to this new file instead of replacing PLAINFILE (- for standard output)")
 	cmd.Flags().IntVar(&iterations, "iterations", confgen.DefaultIterations, "PBKDF2 iterations")
 	return cmd
 }

@@ -23,6 +23,9 @@ leaves this machine.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name = args[0]
+			if err := refuseDash(cmd, "out-dir", "a key and a request, two files"); err != nil {
+				return err
+			}
 			keyPath, csrPath, err := pki.NewCSR(o)
 			if err != nil {
 				return err

@@ -35,11 +35,14 @@ A certificate signed from a CSR has its key on the device: export it there.`,
   mqttctl pki export sensor-07 --format p12 --out sensor-07.p12 --password-file sensor-07.pass
   mqttctl pki export sensor-07 --format p12 --legacy --out sensor-07-java8.p12 --password-file - < sensor-07.pass
   mqttctl pki export sensor-07 --format pem-bundle --out sensor-07.pem
-  keytool -list -storetype PKCS12 -keystore sensor-07.p12 -storepass "$(cat sensor-07.pass)"`,
+  keytool -list -storetype PKCS12 -keystore sensor-07.p12 -storepass:file sensor-07.pass`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			o.Name = args[0]
+			if err := refuseDash(cmd, "out", "a file of mode 0600 that holds a private key"); err != nil {
+				return err
+			}
 			if o.Format, err = pki.ParseExportFormat(format); err != nil {
 				return fmt.Errorf("--format %w", err)
 			}

@@ -31,6 +31,9 @@ the names a server certificate holds are the ones you give.`,
 			if err := checkPositive(cmd, "days"); err != nil {
 				return err
 			}
+			if err := refuseDash(cmd, "out", "the certificate file that the pki directory's index records"); err != nil {
+				return err
+			}
 			p, err := pki.ParseProfile(profile)
 			if err != nil {
 				return err

@@ -3,13 +3,19 @@ package fsx
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // ErrNotExist is wrapped by Edit's error for a missing file it may not
 // create.
 var ErrNotExist = fs.ErrNotExist
+
+// MaxEditSize bounds the files Edit reads (32 MiB: some 250,000 password
+// lines): a larger file is refused instead of filling memory.
+const MaxEditSize = 32 << 20
 
 // Edit is the one way mqttctl changes a file a broker reads (password
 // files, ACL files): it locks path against concurrent edits (Lock), reads
@@ -23,12 +29,21 @@ var ErrNotExist = fs.ErrNotExist
 // right kind at all (not a key, say); it runs once before the lock is taken,
 // so that refusing a wrong file leaves not even a lock file beside it, and
 // again under the lock.
+//
+// A symbolic link is followed and its target edited (as mosquitto_passwd
+// does), so the link stays a link; a device, pipe or directory, or a file
+// over MaxEditSize, is refused.
 func Edit(path string, create bool, check func(data []byte) error, fn func(data []byte) ([]byte, error)) error {
-	if check != nil {
-		if data, err := os.ReadFile(path); err == nil {
-			if err := check(data); err != nil {
-				return err
-			}
+	path, err := resolve(path)
+	if err != nil {
+		return err
+	}
+	// Refusals come before the lock, which leaves a lock file beside path.
+	if data, err := readBounded(path); errors.Is(err, errRefused) {
+		return err
+	} else if err == nil && check != nil {
+		if err := check(data); err != nil {
+			return err
 		}
 	}
 	unlock, err := Lock(path)
@@ -38,7 +53,7 @@ func Edit(path string, create bool, check func(data []byte) error, fn func(data 
 	defer unlock()
 	mode := os.FileMode(0o600)
 	uid, gid := -1, -1
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path)
 	switch {
 	case err == nil:
 		st, err := os.Stat(path)
@@ -52,6 +67,8 @@ func Edit(path string, create bool, check func(data []byte) error, fn func(data 
 	case errors.Is(err, fs.ErrNotExist) && create:
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%s: %w", path, ErrNotExist)
+	case errors.Is(err, errRefused):
+		return err
 	default:
 		return fmt.Errorf("read %s: %w", path, err)
 	}
@@ -78,4 +95,61 @@ func Edit(path string, create bool, check func(data []byte) error, fn func(data 
 		}
 	}
 	return nil
+}
+
+var errRefused = errors.New("refused")
+
+// refused is an error of readBounded's that is the file's fault, not the
+// system's: its text is the whole story.
+type refused struct{ msg string }
+
+func (e refused) Error() string        { return e.msg }
+func (e refused) Is(target error) bool { return target == errRefused }
+
+// readBounded reads a regular file of at most MaxEditSize bytes.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, refused{fmt.Sprintf("%s is not a regular file (%s): give the path of the file itself", path, st.Mode().Type())}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxEditSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxEditSize {
+		return nil, refused{fmt.Sprintf("%s is over %d MiB, larger than any file mqttctl edits: give the right file", path, MaxEditSize>>20)}
+	}
+	return data, nil
+}
+
+// resolve follows symbolic links from path to the file they name, which
+// need not exist yet (a link to a file still to be created).
+func resolve(path string) (string, error) {
+	orig := path
+	for range 40 {
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return path, nil
+		}
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			return real, nil
+		}
+		dest, err := os.Readlink(path)
+		if err != nil {
+			return "", fmt.Errorf("read symbolic link %s: %w", path, err)
+		}
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(filepath.Dir(path), dest)
+		}
+		path = dest
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", orig)
 }

@@ -5,6 +5,7 @@ package mqttwire
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -79,13 +80,28 @@ func ReadPacket(r *bufio.Reader, buf []byte) (head byte, body []byte, err error)
 		}
 		mul *= 128
 	}
-	if cap(buf) < n {
-		buf = make([]byte, n)
+	if cap(buf) >= n || n <= preallocMax {
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		body = buf[:n]
+		_, err = io.ReadFull(r, body)
+		return head, body, err
 	}
-	body = buf[:n]
-	_, err = io.ReadFull(r, body)
-	return head, body, err
+	// A large length is only a claim (up to 256 MiB in 5 bytes): the
+	// buffer grows as the bytes arrive instead of being allocated for it.
+	var b bytes.Buffer
+	if _, err := io.CopyN(&b, r, int64(n)); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	return head, b.Bytes(), nil
 }
+
+// preallocMax is the largest body ReadPacket allocates before reading it.
+const preallocMax = 64 << 10
 
 // Connect describes a CONNECT packet.
 type Connect struct {

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// TestLibraryKindsGetFlagHints: the advice that names flags for a confgen
+// error kind comes from hints.go, in every command that meets it.
+func TestLibraryKindsGetFlagHints(t *testing.T) {
+	pkiDir := newPKIDir(t)
+	dir := t.TempDir()
+	passwd := filepath.Join(dir, "passwd")
+	runSteps(t, []cliStep{
+		{name: "alice", args: []string{"passwd", "add", passwd, "alice", "-b", "pw"}},
+		{name: "bob", args: []string{"passwd", "add", passwd, "bob", "-b", "pw"}},
+		{name: "dave other count", args: []string{"passwd", "add", passwd, "dave", "-b", "pw", "--iterations", "1000"}},
+		{name: "mosquitto bridge without its certificate", code: 1,
+			args: []string{"config", "mosquitto", "--pki", pkiDir, "--bridge-to", "central.example.com:8883", "--bridge-name", "site1",
+				"--bridge-topic", "sensors/# out 1", "--out", filepath.Join(dir, "m.conf")},
+			errOut: []string{"--bridge-name: ", "site1.crt is missing", "(issue it with: mqttctl pki issue bridge site1 --dir " + pkiDir + " --host NAME)"}},
+		{name: "rabbitmq node without its certificate", code: 1,
+			args: []string{"config", "rabbitmq", "--pki", pkiDir, "--mode", "mtls", "--node", "rabbit1=mq1.example.com:8883",
+				"--out", filepath.Join(dir, "rabbit")},
+			errOut: []string{"node rabbit1 has no certificate", "(issue it with: mqttctl pki issue server rabbit1 --dir " + pkiDir + " --host mq1.example.com)"}},
+		{name: "emqx user of another iteration count", code: 1,
+			args:   []string{"config", "emqx", "--pki", pkiDir, "--mode", "tls", "--passwd", passwd, "--out", filepath.Join(dir, "emqx")},
+			errOut: []string{"user dave not converted: 1000 iterations", "mqttctl passwd add (with --iterations 101)"}},
+	})
+}
