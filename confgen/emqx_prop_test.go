@@ -21,7 +21,7 @@ type emqxRule struct {
 	user         string // "" for all
 	action       string // publish, subscribe, all
 	topics       []string
-	anyone, bare bool // {deny, all} / {allow, all}
+	bare         bool // {deny, all}
 }
 
 var emqxRuleLine = regexp.MustCompile(`^\{(allow|deny), \{user, "([^"\\]*)"\}, (publish|subscribe|all), \["([^"\\]*)"\]\}\.$`)
