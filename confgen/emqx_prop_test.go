@@ -17,11 +17,11 @@ import (
 // only, with the filter's words taken as plain words against the rule's.
 
 type emqxRule struct {
-	allow        bool
-	user         string // "" for all
-	action       string // publish, subscribe, all
-	topics       []string
-	bare         bool // {deny, all}
+	allow  bool
+	user   string // "" for all
+	action string // publish, subscribe, all
+	topics []string
+	bare   bool // {deny, all}
 }
 
 var emqxRuleLine = regexp.MustCompile(`^\{(allow|deny), \{user, "([^"\\]*)"\}, (publish|subscribe|all), \["([^"\\]*)"\]\}\.$`)
