@@ -50,6 +50,17 @@ func IssueServer(name, pkiDir string, hosts []string) string {
 	return strings.TrimSpace(fmt.Sprintf("mqttctl pki issue server %s --dir %s %s", name, pkiDir, hostFlags(hosts)))
 }
 
+// Reissue is the command that issues a certificate of the given profile
+// (bridge, ...) again under name, with a new key.
+func Reissue(profile, name, pkiDir string) string {
+	return "mqttctl pki issue " + profile + " " + name + DirFlag(pkiDir) + " --force"
+}
+
+// RevokeSerial is the command that revokes one certificate by serial.
+func RevokeSerial(serial, pkiDir string) string {
+	return "mqttctl pki revoke --serial " + serial + DirFlag(pkiDir)
+}
+
 // ReissueClient is the command that issues client name again, with a new key.
 func ReissueClient(name, pkiDir string) string {
 	cmd := "mqttctl pki issue client " + name

@@ -194,8 +194,8 @@ func (s *state) renew(i int, o RenewOptions) error {
 		return err
 	}
 	if displaced := s.idx.find(prevPath(e.Cert)); displaced != nil && displaced.Status != "revoked" && s.d.now().Before(displaced.NotAfter) {
-		s.rep.warn("%s held an earlier certificate (serial %s), still valid until %s; it is no longer kept on disk: if nothing uses it, revoke it: mqttctl pki revoke --serial %s%s",
-			prevPath(certPath), displaced.Serial, displaced.NotAfter.Format(time.DateOnly), displaced.Serial, explain.DirFlag(s.d.Path))
+		s.rep.warn("%s held an earlier certificate (serial %s), still valid until %s; it is no longer kept on disk: if nothing uses it, revoke it: %s",
+			prevPath(certPath), displaced.Serial, displaced.NotAfter.Format(time.DateOnly), explain.RevokeSerial(displaced.Serial, s.d.Path))
 	}
 	// The predecessor first, with the old file's mode and group, then the
 	// new files in place of the old ones.
@@ -246,7 +246,7 @@ func reissue(e Entry, dir string) string {
 		}
 		return explain.ReissueServer(e.Name, dir, nil)
 	}
-	return "mqttctl pki issue " + string(e.Profile) + " " + e.Name + " --force"
+	return explain.Reissue(string(e.Profile), e.Name, dir)
 }
 
 // window formats a duration as whole days when it is some ("30 days").
