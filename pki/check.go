@@ -167,7 +167,7 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 			}
 		}
 		full := d.path(rel)
-		data, err := os.ReadFile(full)
+		data, err := readFile(full)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				c.add(LevelError, full, err.Error(), "")
@@ -427,7 +427,7 @@ func (c *checker) checkKey(it checked, leaf *x509.Certificate, good *[]string) {
 	case m&0o070 != 0 && !c.grantedToBroker(st, 0o040):
 		c.add(LevelWarn, kp, fmt.Sprintf("key mode %04o is readable by the group", m), "chmod 600 "+kp+" unless the group is the broker's")
 	}
-	data, err := os.ReadFile(kp)
+	data, err := readFile(kp)
 	if err != nil {
 		c.add(LevelError, kp, err.Error(), "")
 		return

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
-	"os"
 	"path/filepath"
 	"time"
 )
@@ -19,6 +18,11 @@ import (
 // whatever index.yaml says, and an index rebuilt from the certificates on
 // disk takes its revocations and CRL number from it. A revocation that
 // reached either file is never undone.
+
+// maxCRLNumber is the greatest CRL number mqttctl writes: it stays an
+// int64 with room to go up (RFC 5280 allows 20 octets; nobody writes 2^62
+// CRLs).
+const maxCRLNumber = 1 << 62
 
 // revocation is one certificate a CRL on disk revokes.
 type revocation struct {
@@ -42,7 +46,7 @@ var ErrCRLDamaged = errors.New("crl.pem cannot be read")
 // signed by one of cas. A missing file is an empty diskCRL.
 func readDiskCRL(dir string, cas []*x509.Certificate) (*diskCRL, error) {
 	path := filepath.Join(dir, CRLFile)
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &diskCRL{}, nil
 	}
@@ -51,6 +55,8 @@ func readDiskCRL(dir string, cas []*x509.Certificate) (*diskCRL, error) {
 	}
 	fix := fmt.Sprintf("restore it from a backup; only if it cannot be, move it away (mv %s %s.bad): the new CRL then revokes only what %s records", path, path, filepath.Join(dir, IndexFile))
 	out := &diskCRL{}
+	signers := map[*x509.Certificate]bool{}
+	var latest time.Time // the newest thisUpdate
 	rest := data
 	blocks := 0
 	for {
@@ -77,8 +83,15 @@ func readDiskCRL(dir string, cas []*x509.Certificate) (*diskCRL, error) {
 		if signer == nil {
 			return nil, fmt.Errorf("%s: CRL %d (issuer %s) is not signed by a CA of %s: %w; %s", path, blocks, rl.Issuer, dir, ErrCRLDamaged, fix)
 		}
-		if rl.Number != nil && rl.Number.IsInt64() && rl.Number.Int64() > out.Number {
+		if rl.Number == nil || rl.Number.Sign() < 0 || !rl.Number.IsInt64() || rl.Number.Int64() > maxCRLNumber {
+			return nil, fmt.Errorf("%s: CRL %d has CRL number %v, outside what mqttctl numbers (1 to %d): a CRL made elsewhere; %w; %s", path, blocks, rl.Number, int64(maxCRLNumber), ErrCRLDamaged, fix)
+		}
+		if rl.Number.Int64() > out.Number {
 			out.Number = rl.Number.Int64()
+		}
+		signers[signer] = true
+		if rl.ThisUpdate.After(latest) {
+			latest = rl.ThisUpdate
 		}
 		for _, e := range rl.RevokedCertificateEntries {
 			out.Revoked = append(out.Revoked, revocation{Serial: e.SerialNumber, At: e.RevocationTime.UTC(), Reason: e.ReasonCode, Issuer: signer.Subject.String()})
@@ -86,6 +99,14 @@ func readDiskCRL(dir string, cas []*x509.Certificate) (*diskCRL, error) {
 	}
 	if blocks == 0 || len(bytes.TrimSpace(rest)) > 0 {
 		return nil, fmt.Errorf("%s holds data that is not a PEM CRL (empty or truncated): %w; %s", path, ErrCRLDamaged, fix)
+	}
+	// mqttctl writes one CRL per CA that exists: one missing is a CRL cut
+	// short, and the revocations it held would be lost. (A CRL written
+	// before an intermediate was made has none of it.)
+	for _, ca := range cas {
+		if ca != nil && !signers[ca] && !latest.Before(ca.NotBefore) {
+			return nil, fmt.Errorf("%s has no CRL of %s, though mqttctl writes one for each CA (the file was cut or replaced): %w; %s", path, ca.Subject, ErrCRLDamaged, fix)
+		}
 	}
 	return out, nil
 }

@@ -242,7 +242,7 @@ func (d *Dir) checkSignOut(out string, force bool) (string, error) {
 		if !st.Mode().IsRegular() {
 			return "", errs.New(fmt.Sprintf("%s is not a regular file (a link or device); only a certificate file is ever replaced", out), ErrOutNotCertificate)
 		}
-		data, err := os.ReadFile(abs)
+		data, err := readFile(abs)
 		if err != nil {
 			return "", err
 		}
@@ -313,7 +313,7 @@ func onlyLeafCerts(data []byte) error {
 
 // ReadCSR reads and checks a CSR file.
 func ReadCSR(path string) (*x509.CertificateRequest, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read CSR: %w", err)
 	}

@@ -196,7 +196,7 @@ func (d *Dir) open(rep *Report) (*state, error) {
 // caller holds the directory's lock. It returns what it did, for the
 // report ("" when there was nothing to do).
 func (d *Dir) recover() (string, error) {
-	done, err := fsx.Recover(d.path(JournalFile), d.crash)
+	done, err := fsx.Recover(d.path(JournalFile), func(rel string) bool { return isPrev(rel) }, d.crash)
 	if err != nil {
 		return "", fmt.Errorf("complete the interrupted change in %s: %w", d.Path, err)
 	}
@@ -248,7 +248,7 @@ func fileExists(path string) bool {
 
 // readCA loads a CA certificate (the first in the file).
 func (s *state) readCA(p pair) (*x509.Certificate, error) {
-	data, err := os.ReadFile(s.d.path(p.cert))
+	data, err := readFile(s.d.path(p.cert))
 	if err != nil {
 		return nil, fmt.Errorf("read CA certificate: %w", err)
 	}
@@ -267,7 +267,7 @@ func (s *state) readCA(p pair) (*x509.Certificate, error) {
 // caKey reads (once) the key of a CA certificate loaded by readCA.
 func (s *state) caKey(c *x509.Certificate) (crypto.Signer, error) {
 	path := s.keyPaths[c]
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read CA key: %w", err)
 	}
@@ -441,3 +441,13 @@ func (s *state) checkIdentityFree(cn, certPath string, force bool) error {
 	}
 	return nil
 }
+
+// maxFileSize bounds every file pki reads (64 MiB: an index of some
+// 100,000 certificates).
+const maxFileSize = 64 << 20
+
+// readFile reads a file of the directory: a regular file (a symbolic link
+// is followed) of at most maxFileSize bytes. A pipe or device planted in
+// its place is refused at once instead of hanging the command while it
+// holds the directory's lock.
+func readFile(path string) ([]byte, error) { return fsx.ReadRegular(path, maxFileSize) }

@@ -117,7 +117,7 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 	if filepath.IsAbs(e.Cert) {
 		certPath = e.Cert
 	}
-	data, err := os.ReadFile(certPath)
+	data, err := readFile(certPath)
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", e.Name, err)
 	}
@@ -176,8 +176,8 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 	return info, nil
 }
 
-// checkExportOut refuses an output that is a file of the pki directory
-// (even with force) or that exists (without force).
+// checkExportOut refuses an output inside the pki directory (even with
+// force) or that exists (without force).
 func (d *Dir) checkExportOut(out string, force bool) error {
 	abs, _, inside, err := d.locate(out)
 	if err != nil {
@@ -185,10 +185,10 @@ func (d *Dir) checkExportOut(out string, force bool) error {
 	}
 	st, statErr := os.Lstat(abs)
 	switch {
+	case inside:
+		return fmt.Errorf("%s is inside the pki directory %s: export writes a copy for a device or app elsewhere (a file there could replace one of the directory's or be read as one of its certificates); choose an output outside it", out, d.Path)
 	case statErr != nil:
 		return nil
-	case inside:
-		return fmt.Errorf("%s is a file of the pki directory %s: export never replaces one; choose another output file", out, d.Path)
 	case !force:
 		return errs.Wrap(fsx.ErrExists, out+" exists", ErrNeedsForce)
 	case !st.Mode().IsRegular():

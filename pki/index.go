@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -116,7 +115,7 @@ func LoadIndex(dir string) (*Index, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, IndexFile)
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	var idx *Index
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -167,12 +166,15 @@ func parseIndex(path string, data []byte) (*Index, error) {
 	if err := dec.Decode(&idx); err != nil {
 		return nil, corrupt("%s is damaged: %v", path, err)
 	}
+	if idx.CRLNumber < 0 || idx.CRLNumber > maxCRLNumber {
+		return nil, corrupt("%s: crl_number %d is out of range (0 to %d)", path, idx.CRLNumber, int64(maxCRLNumber))
+	}
 	if idx.Version != IndexVersion {
 		return nil, corrupt("%s has version %d; this mqttctl reads version %d (a newer mqttctl wrote it, or it is truncated)", path, idx.Version, IndexVersion)
 	}
 	for i, e := range idx.Certificates {
 		if e.Name == "" || e.Serial == "" || e.Cert == "" || e.Fingerprint == "" || e.NotAfter.IsZero() || e.NotBefore.IsZero() ||
-			(e.Status != "valid" && e.Status != "revoked") || !validProfile(e.Profile) {
+			(e.Status != "valid" && e.Status != "revoked") || !validProfile(e.Profile) || e.Status == "revoked" && e.RevokedAt.IsZero() {
 			return nil, corrupt("%s: certificate entry %d (%q) is incomplete (the file looks truncated or edited)", path, i+1, e.Name)
 		}
 	}
@@ -184,8 +186,8 @@ func parseIndex(path string, data []byte) (*Index, error) {
 func unlistedError(dir, rel string, idx *Index, cas []*x509.Certificate) error {
 	full := filepath.Join(dir, rel)
 	index := filepath.Join(dir, IndexFile)
-	moveAway := fmt.Sprintf("move it out of the directory (mv %s /root/), which loses nothing", full)
-	data, err := os.ReadFile(full)
+	moveAway := fmt.Sprintf("keep it but out of the index's way (mv %s %s.stray: files not ending in .crt are not read), which loses nothing", full, full)
+	data, err := readFile(full)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", full, err)
 	}
@@ -214,7 +216,7 @@ func unlistedError(dir, rel string, idx *Index, cas []*x509.Certificate) error {
 func caCerts(dir string) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	for _, f := range []string{RootCertFile, IntermediateCertFile} {
-		data, err := os.ReadFile(filepath.Join(dir, f))
+		data, err := readFile(filepath.Join(dir, f))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -276,7 +278,7 @@ func certFilesOnDisk(dir string) []string {
 func rebuildIndex(dir string, cas []*x509.Certificate) (*Index, error) {
 	idx := &Index{Version: IndexVersion, Rebuilt: true}
 	for _, rel := range certFilesOnDisk(dir) {
-		data, err := os.ReadFile(filepath.Join(dir, rel))
+		data, err := readFile(filepath.Join(dir, rel))
 		if err != nil {
 			return nil, fmt.Errorf("rebuild index: %w", err)
 		}

@@ -146,6 +146,7 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 		s.rep.add("created", "root CA", d.path(RootCertFile), root.Subject.CommonName)
 	}
 
+	hadInter := s.inter != nil
 	if s.inter != nil {
 		s.rep.add("reused", "intermediate CA", d.path(IntermediateCertFile), s.inter.Subject.CommonName)
 	} else if o.Intermediate {
@@ -192,8 +193,9 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 			return nil, err
 		}
 	}
-	// A CRL from the start, so that configs can always name it.
-	if !fileExists(d.path(CRLFile)) {
+	// A CRL from the start, so that configs can always name it, and one
+	// of each CA once an intermediate is added.
+	if !fileExists(d.path(CRLFile)) || o.Intermediate && !hadInter {
 		info, err := s.stageCRL(0)
 		if err != nil {
 			return nil, fmt.Errorf("write the first CRL: %w", err)

@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 )
@@ -280,7 +279,7 @@ func spkiFingerprint(der []byte) string {
 
 // InspectFile reads a file and describes its contents.
 func InspectFile(path string, now time.Time) ([]Summary, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -136,7 +135,7 @@ func (s *state) leaf(r leafRequest) error {
 
 // warnMissingHosts notes hosts asked for that a kept certificate lacks.
 func (s *state) warnMissingHosts(rel string, r leafRequest) {
-	data, err := os.ReadFile(s.d.path(rel))
+	data, err := readFile(s.d.path(rel))
 	if err != nil {
 		return
 	}

@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"go.step.sm/crypto/keyutil"
@@ -189,7 +188,7 @@ func parseKey(data []byte, name string, password []byte) (crypto.Signer, error) 
 
 // ReadKey reads and parses a private key file.
 func ReadKey(path string, password []byte) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read key: %w", err)
 	}

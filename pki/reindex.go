@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 )
@@ -27,7 +26,7 @@ func (d *Dir) Reindex() (*Report, error) {
 	}
 	s, err := d.begin()
 	if errors.Is(err, ErrUnlisted) {
-		s, err = d.beginReindex()
+		s, err = d.beginLenient()
 	}
 	if err != nil {
 		return nil, err
@@ -44,16 +43,17 @@ func (d *Dir) Reindex() (*Report, error) {
 	return s.rep, s.commit()
 }
 
-// beginReindex is begin for an index that does not list every file: it is
-// parsed as it is, for reindex to complete.
-func (d *Dir) beginReindex() (*state, error) {
+// beginLenient is begin for an index that does not list every file: it is
+// parsed as it is (with the revocations of crl.pem applied), for reindex
+// to complete, or for a CRL to be written all the same.
+func (d *Dir) beginLenient() (*state, error) {
 	s := &state{d: d, rep: &Report{}, keyPaths: map[*x509.Certificate]string{}}
 	unlock, err := lockAndRecover(d, s.rep)
 	if err != nil {
 		return nil, err
 	}
 	s.unlock = unlock
-	data, err := os.ReadFile(d.path(IndexFile))
+	data, err := readFile(d.path(IndexFile))
 	if err != nil {
 		s.end()
 		return nil, fmt.Errorf("read index: %w", err)
@@ -61,6 +61,20 @@ func (d *Dir) beginReindex() (*state, error) {
 	if s.idx, err = parseIndex(d.path(IndexFile), data); err != nil {
 		s.end()
 		return nil, err
+	}
+	cas, err := caCerts(d.Path)
+	if err != nil {
+		s.end()
+		return nil, err
+	}
+	crl, err := readDiskCRL(d.Path, cas)
+	if err != nil {
+		s.end()
+		return nil, err
+	}
+	s.idx.orphans, s.idx.Notes = s.idx.applyRevocations(crl)
+	for _, n := range s.idx.Notes {
+		s.rep.warn("%s", n)
 	}
 	s.txn.Journal, s.txn.Crash = d.path(JournalFile), d.crash
 	if err := s.loadCAs(); err != nil {
@@ -91,6 +105,13 @@ func (s *state) reindex() error {
 			e := &s.idx.Certificates[i]
 			if other, err := fileFingerprint(s.d.path(e.Cert)); err == nil && other == fp && e.Cert != rel {
 				problems = append(problems, fmt.Sprintf("%s is a copy of %s: remove the copy (rm %s)", full, s.d.path(e.Cert), full))
+				continue
+			}
+			if slot(e.Cert) != slot(rel) {
+				// Another identity's certificate: moving the entry would
+				// let a renewal of this slot overwrite it.
+				problems = append(problems, fmt.Sprintf("%s holds %s's certificate (serial %s), which belongs at %s: move it back (mv %s %s)",
+					full, e.Name, e.Serial, s.d.path(e.Cert), full, s.d.path(e.Cert)))
 				continue
 			}
 			s.rep.add("moved", string(e.Profile)+" certificate", full, fmt.Sprintf("the index listed serial %s as %s", e.Serial, e.Cert))
@@ -141,7 +162,7 @@ func (s *state) keyOf(rel, certPath string) bool {
 }
 
 func readOrEmpty(path string) []byte {
-	b, _ := os.ReadFile(path)
+	b, _ := readFile(path)
 	return b
 }
 
@@ -176,7 +197,7 @@ func guessEntry(rel string, c *x509.Certificate) (string, Profile) {
 // fileFingerprint is the SHA-256 fingerprint of the first certificate in a
 // PEM file ("" when it holds none), without parsing the certificate.
 func fileFingerprint(path string) (string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}

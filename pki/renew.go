@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -87,6 +86,11 @@ func (d *Dir) Renew(o RenewOptions) (*Report, error) {
 					e.Profile, s.d.path(e.Cert), e.NotAfter.Format(time.DateOnly))
 				continue
 			}
+			if iss, err := s.issuer(); err == nil && !e.NotAfter.Before(iss.Cert.NotAfter) {
+				// Already ends with its CA: renewing cannot make it last longer.
+				s.rep.warn("%s ends with its CA on %s and cannot be renewed beyond it: make a new CA and reissue", s.d.path(e.Cert), e.NotAfter.Format(time.DateOnly))
+				continue
+			}
 			targets = append(targets, i)
 		}
 		if len(targets) == 0 {
@@ -132,7 +136,7 @@ func (s *state) renew(i int, o RenewOptions) error {
 		return s.d.path(p)
 	}
 	certPath := abs(e.Cert)
-	data, err := os.ReadFile(certPath)
+	data, err := readFile(certPath)
 	if err != nil {
 		return fmt.Errorf("renew %s: %w", e.Name, err)
 	}
@@ -161,6 +165,13 @@ func (s *state) renew(i int, o RenewOptions) error {
 		return errs.New(fmt.Sprintf("%s was signed from a CSR: its key is on the device, so a new key must come from there; have the device make a new CSR and sign it: %s",
 			certPath, explain.SignCSR(s.d.Path)), ErrRekeyCSR)
 	case o.Rekey:
+		// The kept predecessor's key would be overwritten: refuse while
+		// a certificate still valid uses it.
+		if displaced := s.idx.find(prevPath(e.Cert)); displaced != nil && displaced.Key == prevPath(e.Key) && displaced.Status != "revoked" &&
+			s.d.now().Before(displaced.NotAfter) && fileExists(prevPath(keyPath)) {
+			return fmt.Errorf("%s is the key of %s (serial %s), still valid until %s: a new key now would destroy it; revoke that certificate first (%s), or renew without a new key",
+				prevPath(keyPath), prevPath(certPath), displaced.Serial, displaced.NotAfter.Format(time.DateOnly), explain.RevokeSerial(displaced.Serial, s.d.Path))
+		}
 		kt, err := ParseKeyType(keyTypeOf(old.PublicKey))
 		if err != nil {
 			kt = DefaultKeyType
@@ -208,7 +219,7 @@ func (s *state) renew(i int, o RenewOptions) error {
 	prev := &s.idx.Certificates[i]
 	prev.Cert = prevPath(e.Cert)
 	if newKey != nil {
-		oldKey, err := os.ReadFile(keyPath)
+		oldKey, err := readFile(keyPath)
 		if err != nil {
 			return fmt.Errorf("renew %s: %w", e.Name, err)
 		}

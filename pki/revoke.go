@@ -88,6 +88,11 @@ func (d *Dir) Revoke(o RevokeOptions) ([]Entry, *CRLInfo, error) {
 	if _, ok := Reasons[reason]; !ok {
 		return nil, nil, fmt.Errorf("revocation reason %q: use one of %s", o.Reason, reasonNames())
 	}
+	if reason == "removeFromCRL" {
+		// RFC 5280 5.3.1: only in delta CRLs, to undo a hold. In a full
+		// CRL, OpenSSL and mosquitto take it as "not revoked".
+		return nil, nil, errors.New("revocation reason removeFromCRL un-revokes in OpenSSL and mosquitto (it belongs in delta CRLs only): give the reason the certificate is revoked for, e.g. keyCompromise or cessationOfOperation")
+	}
 	if !fileExists(d.path(RootCertFile)) {
 		return nil, nil, noCA(d.Path)
 	}
@@ -216,17 +221,29 @@ func (s *state) prunePrev() (removed []string) {
 }
 
 // WriteCRL (re)writes the directory's CRL with a new number and
-// nextUpdate days from now (0: DefaultCRLDays).
+// nextUpdate days from now (0: DefaultCRLDays). A certificate file the
+// index does not list does not stop it (a fresh CRL never lets anyone in
+// that the old one refused, and a stale one would lock every client out):
+// the CRL is written, and the error (wrapping ErrUnlisted) says what is
+// wrong all the same.
 func (d *Dir) WriteCRL(days int) (*CRLInfo, error) {
 	if !fileExists(d.path(RootCertFile)) {
 		return nil, noCA(d.Path)
 	}
 	s, err := d.begin()
+	var unlisted error
+	if errors.Is(err, ErrUnlisted) {
+		unlisted = err
+		s, err = d.beginLenient()
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer s.end()
-	removed := s.prunePrev()
+	var removed []string
+	if unlisted == nil {
+		removed = s.prunePrev()
+	}
 	info, err := s.stageCRL(days)
 	if err != nil {
 		return nil, err
@@ -236,13 +253,27 @@ func (d *Dir) WriteCRL(days int) (*CRLInfo, error) {
 		return nil, err
 	}
 	info.Warnings = s.rep.Warnings
+	if unlisted != nil {
+		return info, fmt.Errorf("wrote %s (CRL number %d), but: %w", info.Path, info.Number, unlisted)
+	}
 	return info, nil
+}
+
+// crlReason is the reason code a full CRL carries: removeFromCRL (8),
+// which verifiers take as "not revoked", becomes unspecified (0).
+func crlReason(code int) int {
+	if code == Reasons["removeFromCRL"] {
+		return 0
+	}
+	return code
 }
 
 func reasonNames() string {
 	names := make([]string, 0, len(Reasons))
 	for n := range Reasons {
-		names = append(names, n)
+		if n != "removeFromCRL" {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
@@ -263,6 +294,9 @@ func (s *state) stageCRL(days int) (*CRLInfo, error) {
 	}
 	if len(s.idx.orphans) > 0 {
 		s.rep.warn("%s revokes %d certificates that %s no longer lists: the new CRL revokes them too", s.d.path(CRLFile), len(s.idx.orphans), s.d.path(IndexFile))
+	}
+	if s.idx.CRLNumber >= maxCRLNumber {
+		return nil, fmt.Errorf("the CRL number %d has reached mqttctl's limit: the CRLs of this directory were numbered elsewhere; make a new CA", s.idx.CRLNumber)
 	}
 	s.idx.CRLNumber++
 	now := s.d.now().UTC()
@@ -295,12 +329,12 @@ func (s *state) stageCRL(days int) (*CRLInfo, error) {
 			if !ok {
 				return nil, fmt.Errorf("index entry %s: serial %q is not hex", e.Name, e.Serial)
 			}
-			entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: e.RevokedAt, ReasonCode: Reasons[e.RevocationReason]})
+			entries = append(entries, x509.RevocationListEntry{SerialNumber: n, RevocationTime: e.RevokedAt, ReasonCode: crlReason(Reasons[e.RevocationReason])})
 		}
 		// What the CRL on disk revokes and the index no longer lists.
 		for _, r := range s.idx.orphans {
 			if r.Issuer == c.cert.Subject.String() {
-				entries = append(entries, x509.RevocationListEntry{SerialNumber: r.Serial, RevocationTime: r.At, ReasonCode: r.Reason})
+				entries = append(entries, x509.RevocationListEntry{SerialNumber: r.Serial, RevocationTime: r.At, ReasonCode: crlReason(r.Reason)})
 			}
 		}
 		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{

@@ -123,7 +123,9 @@ func TestRevocationSurvivesOldIndexAndRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	runSteps(t, []cliStep{
-		{name: "stray copy named", args: []string{"pki", "crl", "--dir", dir}, code: 1, errOut: []string{stray, "not issued by this directory's CA", "move it out"}},
+		{name: "stray copy named, the CRL written all the same", args: []string{"pki", "crl", "--dir", dir}, code: 1, out: []string{"CRL number 4, 1 revoked"},
+			errOut: []string{stray, "not issued by this directory's CA", "mv " + stray + " " + stray + ".stray"}},
+		{name: "revoke refused while it is there", args: []string{"pki", "revoke", "dev2", "--dir", dir}, code: 1, errOut: []string{stray}},
 	})
 	// Following the old hint anyway: the index moved away.
 	if err := os.Rename(filepath.Join(dir, "index.yaml"), filepath.Join(dir, "index.yaml.bad")); err != nil {
@@ -131,13 +133,13 @@ func TestRevocationSurvivesOldIndexAndRebuild(t *testing.T) {
 	}
 	runSteps(t, []cliStep{
 		{name: "list after rebuild", args: []string{"pki", "list", "--dir", dir}, out: []string{"revoked"},
-			errOut: []string{"rebuilt it", "1 revoked", "CRL number 3", "skipped " + stray},
+			errOut: []string{"rebuilt it", "1 revoked", "CRL number 4", "skipped " + stray},
 			check: func(t *testing.T, stdout, _ string) {
 				if strings.Contains(stdout, "dev9") {
 					t.Errorf("the other CA's dev9 is listed:\n%s", stdout)
 				}
 			}},
-		{name: "crl after rebuild", args: []string{"pki", "crl", "--dir", dir}, out: []string{"CRL number 4, 1 revoked"}, errOut: []string{"rebuilt it"}},
+		{name: "crl after rebuild", args: []string{"pki", "crl", "--dir", dir}, out: []string{"CRL number 5, 1 revoked"}, errOut: []string{"rebuilt it"}},
 	})
 	if opensslAccepts(t, dir, "dev1") {
 		t.Fatal("openssl accepts dev1 after the index was rebuilt")

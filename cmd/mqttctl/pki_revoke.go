@@ -70,11 +70,10 @@ client once its CRL is past its next update: run this from cron well before.`,
 				return err
 			}
 			info, err := f.dirFor(s).WriteCRL(days)
-			if err != nil {
-				return err
+			if info != nil {
+				printCRL(s, info)
 			}
-			printCRL(s, info)
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().IntVar(&days, "days", pki.DefaultCRLDays, "days until the CRL's next update")

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // ErrNotExist is wrapped by Edit's error for a missing file it may not
@@ -107,8 +108,15 @@ func (e refused) Error() string        { return e.msg }
 func (e refused) Is(target error) bool { return target == errRefused }
 
 // readBounded reads a regular file of at most MaxEditSize bytes.
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
+func readBounded(path string) ([]byte, error) { return ReadRegular(path, MaxEditSize) }
+
+// ReadRegular reads the regular file at path (a symbolic link is followed)
+// of at most max bytes. A pipe, device, socket or directory is refused
+// without blocking on it (a FIFO planted where a file is expected would
+// otherwise hang the reader, and /dev/zero fill its memory), and so is a
+// larger file. A missing file is an error matching fs.ErrNotExist.
+func ReadRegular(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -118,14 +126,14 @@ func readBounded(path string) ([]byte, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, refused{fmt.Sprintf("%s is not a regular file (%s): give the path of the file itself", path, st.Mode().Type())}
+		return nil, refused{fmt.Sprintf("%s is not a regular file (%s): put the file itself there, or move this out of the way", path, st.Mode().Type())}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxEditSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	if len(data) > MaxEditSize {
-		return nil, refused{fmt.Sprintf("%s is over %d MiB, larger than any file mqttctl edits: give the right file", path, MaxEditSize>>20)}
+	if int64(len(data)) > max {
+		return nil, refused{fmt.Sprintf("%s is over %d MiB, larger than any file of its kind: it is not the right file", path, max>>20)}
 	}
 	return data, nil
 }

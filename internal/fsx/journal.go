@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -175,8 +176,8 @@ func replay(journalPath string, ops []journalOp, crashed func(string) bool) erro
 // no journal). Call it under the lock that the committing Txn held, before
 // reading the files it changes. crash is the Txn.Crash test hook (nil in
 // use).
-func Recover(path string, crash func(step string) bool) ([]string, error) {
-	data, err := os.ReadFile(path)
+func Recover(path string, canRemove func(rel string) bool, crash func(step string) bool) ([]string, error) {
+	data, err := ReadRegular(path, 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -186,24 +187,32 @@ func Recover(path string, crash func(step string) bool) ([]string, error) {
 	var j journal
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&j); err != nil || j.Version != journalVersion {
-		return nil, fmt.Errorf("%s is not a journal this mqttctl reads (%v): it records an interrupted change; restore the directory from a backup", path, err)
+	if err := dec.Decode(&j); err != nil {
+		return nil, fmt.Errorf("%s is not a journal this mqttctl reads (%v): %s", path, err, journalFix(path))
+	}
+	if j.Version != journalVersion {
+		return nil, fmt.Errorf("%s has version %d; this mqttctl reads version %d (a newer mqttctl wrote it): %s", path, j.Version, journalVersion, journalFix(path))
 	}
 	// Only what Commit writes is done: a rename of a temporary file made
 	// beside its target for it, and removals inside the journal's
-	// directory. A forged journal can move nothing else.
+	// directory that canRemove allows. A forged journal can move or delete
+	// nothing else.
 	base, _ := filepath.Abs(filepath.Dir(path))
 	for _, op := range j.Ops {
 		target := absIn(base, op.Path)
 		ok := op.Path != ""
 		if op.Remove {
-			ok = ok && op.Tmp == "" && filepath.IsLocal(filepath.FromSlash(op.Path))
+			ok = ok && op.Tmp == "" && filepath.IsLocal(filepath.FromSlash(op.Path)) && canRemove != nil && canRemove(op.Path)
 		} else {
 			tmp := absIn(base, op.Tmp)
 			ok = ok && filepath.Dir(tmp) == filepath.Dir(target) && strings.HasPrefix(filepath.Base(tmp), "."+filepath.Base(target)+".tmp")
 		}
 		if !ok {
-			return nil, fmt.Errorf("%s has a step mqttctl does not write (%+v): restore the directory from a backup", path, op)
+			what := "rename " + op.Tmp + " to " + op.Path
+			if op.Remove {
+				what = "remove " + op.Path
+			}
+			return nil, fmt.Errorf("%s has a step mqttctl does not write (%s), so it was not written by mqttctl: %s", path, what, journalFix(path))
 		}
 	}
 	if crash == nil {
@@ -231,7 +240,7 @@ func CleanTemps(dirs ...string) []string {
 			continue
 		}
 		for _, e := range entries {
-			if n := e.Name(); e.Type().IsRegular() && strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp") {
+			if n := e.Name(); e.Type().IsRegular() && tempName.MatchString(n) {
 				if os.Remove(filepath.Join(d, n)) == nil {
 					out = append(out, filepath.Join(d, n))
 				}
@@ -240,6 +249,15 @@ func CleanTemps(dirs ...string) []string {
 	}
 	return out
 }
+
+// journalFix is what to do about a journal Recover cannot use.
+func journalFix(path string) string {
+	return fmt.Sprintf("look at it (cat %s); if nothing of the change it names matters, move it away (mv %s %s.bad) and check the directory; else restore the directory from a backup", path, path, path)
+}
+
+// tempName is the name os.CreateTemp gives Add's temporary files:
+// ".NAME.tmp" and digits.
+var tempName = regexp.MustCompile(`^\..+\.tmp[0-9]+$`)
 
 // opDirs lists the directories the steps change, sorted.
 func opDirs(base string, ops []journalOp) []string {

@@ -82,11 +82,11 @@ func TestJournalAllOrNothingAtEveryCrashPoint(t *testing.T) {
 			}
 			journalPath := filepath.Join(dir, "journal.json")
 			if crashRecovery {
-				if _, err := Recover(journalPath, func(string) bool { return true }); err != nil && !errors.Is(err, ErrCrashed) {
+				if _, err := Recover(journalPath, anyRemove, func(string) bool { return true }); err != nil && !errors.Is(err, ErrCrashed) {
 					t.Fatal(err)
 				}
 			}
-			done, err := Recover(journalPath, nil)
+			done, err := Recover(journalPath, anyRemove, nil)
 			if err != nil {
 				t.Fatalf("crash at step %d (%s): Recover: %v", k, steps[k], err)
 			}
@@ -127,7 +127,7 @@ func TestRecoverRefusesAForeignJournal(t *testing.T) {
 	dir := setupJournalDir(t)
 	p := filepath.Join(dir, "journal.json")
 	os.WriteFile(p, []byte(`{"version":9}`), 0o600)
-	if _, err := Recover(p, nil); err == nil || !strings.Contains(err.Error(), p) {
+	if _, err := Recover(p, anyRemove, nil); err == nil || !strings.Contains(err.Error(), p) {
 		t.Fatalf("Recover = %v, want an error naming %s", err, p)
 	}
 }
@@ -143,12 +143,13 @@ func TestRecoverRefusesForgedSteps(t *testing.T) {
 		`{"version":1,"ops":[{"tmp":"old","path":"` + outside + `"}]}`,
 		`{"version":1,"ops":[{"tmp":"sub/.idx.tmp1","path":"idx"}]}`,
 		`{"version":1,"ops":[{"tmp":"","path":"idx"}]}`,
+		`{"version":1,"ops":[{"path":"idx","remove":true}]}`,
 	} {
 		dir := setupJournalDir(t)
 		before := snapshotDir(t, dir)
 		p := filepath.Join(dir, "journal.json")
 		os.WriteFile(p, []byte(j), 0o600)
-		if _, err := Recover(p, nil); err == nil || !strings.Contains(err.Error(), "does not write") {
+		if _, err := Recover(p, anyRemove, nil); err == nil || !strings.Contains(err.Error(), "does not write") {
 			t.Errorf("%s: Recover = %v, want a refusal", j, err)
 		}
 		got := snapshotDir(t, dir)
@@ -161,3 +162,6 @@ func TestRecoverRefusesForgedSteps(t *testing.T) {
 		}
 	}
 }
+
+// anyRemove allows the removals journaledChange makes.
+func anyRemove(rel string) bool { return rel == "gone" }

@@ -71,6 +71,9 @@ func Validate(name string) error {
 	if name == "." || name == ".." {
 		return errs.New(fmt.Sprintf("name %q is a directory name", name), ErrInvalid)
 	}
+	if strings.HasPrefix(name, ".") {
+		return errs.New(fmt.Sprintf("name %q starts with '.': its files would be hidden (and look like mqttctl's temporary files); start it with a letter or digit", name), ErrInvalid)
+	}
 	if i := strings.IndexAny(name, ":/\\+#"); i >= 0 {
 		return errs.New(fmt.Sprintf("name %q contains %q; MQTT identities may not contain ':', '/', '\\', '+' or '#'", name, name[i]), ErrInvalid)
 	}
