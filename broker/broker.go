@@ -129,6 +129,11 @@ func Check(cfg *confgen.Resolved) []error {
 	if err := b.buildListeners(); err != nil {
 		errs = append(errs, unjoin(err)...)
 	}
+	for _, ls := range b.listeners {
+		if ls.tls != nil {
+			errs = append(errs, ls.tls.crlProblems()...)
+		}
+	}
 	if _, err := topicAliasMax(cfg); err != nil {
 		errs = append(errs, err)
 	}
@@ -443,7 +448,7 @@ func (b *Broker) Start() error {
 	go b.watch(every, b.stopWatch)
 	for _, ls := range b.listeners {
 		if ls.tls != nil {
-			b.warnExpiredCRL(ls)
+			b.warnCRL(ls)
 		}
 	}
 	for _, ls := range b.listeners {
@@ -496,6 +501,7 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 			if err := ls.tls.reload(); err != nil {
 				errs = append(errs, fmt.Errorf("reload certificate or CRL of %s: %w", ls.spec.Addr(), err))
 			}
+			b.warnCRL(ls)
 			b.dropRevoked(ls)
 		}
 		ls.sec.Store(secs[i])

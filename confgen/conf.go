@@ -185,6 +185,9 @@ type ConfigError struct {
 	Pos Pos
 	Msg string
 	Err error
+	// Warning: the file works, but not as its author likely meant (a
+	// warning diagnostic, not an error).
+	Warning bool
 }
 
 func (e *ConfigError) Error() string {

@@ -127,7 +127,7 @@ func DiagnosticOf(err error) Diagnostic {
 	var ce *ConfigError
 	if errors.As(err, &ce) {
 		msg := strings.TrimPrefix(ce.Error(), ce.Pos.String()+": ")
-		return Diagnostic{Pos: ce.Pos, Msg: msg}
+		return Diagnostic{Pos: ce.Pos, Msg: msg, Warning: ce.Warning}
 	}
 	return Diagnostic{Msg: err.Error()}
 }

@@ -5,6 +5,7 @@ package explain
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -285,5 +286,62 @@ func Unreachable(addr string, err error) Problem {
 		Code:    "unreachable",
 		Message: fmt.Sprintf("cannot connect to %s: %v", addr, err),
 		Fix:     "check that the broker runs and listens there (ss -ltn), and the host and port",
+	}
+}
+
+// WriteCRL is the command that writes pkiDir's CRL again.
+func WriteCRL(pkiDir string) string { return "mqttctl pki crl" + DirFlag(pkiDir) }
+
+// CRLDir is the pki directory a broker's crlfile belongs to, for a fix
+// command: the directory of a crl.pem, "" (a CRL of another tool) otherwise.
+func CRLDir(crlFile string) (string, bool) {
+	if filepath.Base(crlFile) != "crl.pem" {
+		return "", false
+	}
+	return filepath.Dir(crlFile), true
+}
+
+// crlFix is how to get a current CRL to the broker.
+func crlFix(crlFile string) string {
+	dir, ok := CRLDir(crlFile)
+	w := WriteCRL(dir)
+	if !ok {
+		w = "write a current CRL into " + crlFile + " (mqttctl pki crl, or the CA's own tool)"
+	}
+	return w + ", then reload the broker (mosquitto: SIGHUP; mqttctl serve rereads crlfile by itself); run it from cron well before the next update"
+}
+
+// CRLExpired: a CRL past its next update. OpenSSL (so mosquitto) and
+// mqttctl serve then refuse every client certificate of its CA.
+func CRLExpired(crlFile, issuer string, nextUpdate time.Time) Problem {
+	return Problem{
+		Code: "crl-expired",
+		Message: fmt.Sprintf("the CRL of %s in %s expired on %s (its next update): mosquitto and mqttctl serve refuse every client certificate of that CA (clients see \"certificate expired\" or \"bad certificate\")",
+			issuer, crlFile, nextUpdate.UTC().Format(time.RFC3339)),
+		Fix: crlFix(crlFile),
+	}
+}
+
+// CRLNotYetValid: a CRL whose this update is in the future (a clock ahead
+// where it was written, or behind here). OpenSSL and serve refuse every
+// client certificate of its CA until then.
+func CRLNotYetValid(crlFile, issuer string, thisUpdate time.Time) Problem {
+	return Problem{
+		Code: "crl-not-yet-valid",
+		Message: fmt.Sprintf("the CRL of %s in %s is not valid before %s (its this update): mosquitto and mqttctl serve refuse every client certificate of that CA until then",
+			issuer, crlFile, thisUpdate.UTC().Format(time.RFC3339)),
+		Fix: "check the clocks of this machine and the broker (timedatectl); or " + crlFix(crlFile),
+	}
+}
+
+// CRLMissing: crlfile holds no CRL from a CA the broker trusts; OpenSSL
+// refuses every client certificate that CA issued ("unable to get
+// certificate CRL"), and so does serve.
+func CRLMissing(crlFile, issuer string) Problem {
+	return Problem{
+		Code: "crl-missing",
+		Message: fmt.Sprintf("%s holds no CRL from %s: mosquitto and mqttctl serve refuse every client certificate that CA issues (OpenSSL: unable to get certificate CRL)",
+			crlFile, issuer),
+		Fix: "add that CA's CRL to " + crlFile + " (cat its crl.pem >> " + crlFile + "), or take the CA out of cafile if it issues no clients",
 	}
 }

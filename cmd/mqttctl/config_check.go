@@ -61,7 +61,9 @@ problem in one run, each at the file:line of the option behind it.
 					continue // the same line is reported already
 				}
 				fmt.Fprintln(s.Out, d)
-				errs++
+				if !d.Warning {
+					errs++
+				}
 			}
 			if errs > 0 {
 				fmt.Fprintf(s.Out, "%d errors\n", errs)
