@@ -7,17 +7,21 @@ package diagnose
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -404,7 +408,16 @@ func (r *Report) handshakeFailed(ctx context.Context, err error, t mqtturl.Targe
 // clientCertAlert maps a TLS alert from the broker to its cause.
 func (r *Report) clientCertAlert(err error, o Options, leaf *x509.Certificate) {
 	msg := err.Error()
+	if leaf != nil && r.ClientCertRequested && !hasProblem(r, "expired") {
+		if p, ok := crlProblem(o.PKIDir, o.CertFile, leaf, time.Now()); ok {
+			r.problem(p)
+			return
+		}
+	}
 	switch {
+	case strings.Contains(msg, "expired certificate") && leaf != nil && time.Now().Before(leaf.NotAfter) && !hasProblem(r, "expired"):
+		// OpenSSL sends the same alert for an expired CRL.
+		r.problem(explain.CRLExpiredAtBroker(o.CertFile, leaf.NotAfter, o.PKIDir))
 	case strings.Contains(msg, "certificate required"),
 		strings.Contains(msg, "handshake failure") && r.ClientCertRequested && leaf == nil:
 		r.problem(explain.ClientCertRequired())
@@ -439,6 +452,39 @@ func (r *Report) clientCertAlert(err error, o Options, leaf *x509.Certificate) {
 		}
 	default:
 		r.problem(explain.Problem{Code: "tls", Message: "the TLS handshake failed: " + msg})
+	}
+}
+
+// crlProblem looks at the CRL of the pki directory named in fixes (the
+// broker's own when the check runs beside it) for why a broker refuses the
+// client certificate: its issuer's CRL expired or is not valid yet (every
+// client of that CA is refused), or lists the certificate.
+func crlProblem(pkiDir, certFile string, leaf *x509.Certificate, now time.Time) (explain.Problem, bool) {
+	file := filepath.Join(pkiDir, pki.CRLFile)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return explain.Problem{}, false
+	}
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return explain.Problem{}, false
+		}
+		crl, err := x509.ParseRevocationList(b.Bytes)
+		if err != nil || !bytes.Equal(crl.RawIssuer, leaf.RawIssuer) {
+			continue
+		}
+		switch {
+		case !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate):
+			return explain.CRLExpired(file, crl.Issuer.String(), crl.NextUpdate), true
+		case now.Before(crl.ThisUpdate):
+			return explain.CRLNotYetValid(file, crl.Issuer.String(), crl.ThisUpdate), true
+		}
+		for _, e := range crl.RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+				return explain.Revoked(certFile, file, leaf.Subject.CommonName), true
+			}
+		}
 	}
 }
 

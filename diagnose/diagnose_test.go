@@ -13,6 +13,7 @@ import (
 	"github.com/mqttctl/mqttctl/diagnose"
 	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
+	"github.com/mqttctl/mqttctl/pki"
 )
 
 // Listeners of the shared config.
@@ -183,5 +184,51 @@ func TestCheckExplainsFailures(t *testing.T) {
 	rep, _ := diagnose.Check(context.Background(), e.options(cases()[2], bp[lMTLS]))
 	if p := rep.Problems[0]; !strings.Contains(p.Message, "127.0.0.1") || !strings.Contains(p.Fix, "--host localhost") {
 		t.Errorf("name mismatch explanation: %+v", p)
+	}
+}
+
+// TestCheckExplainsExpiredCRL: a broker whose CRL has expired refuses every
+// client certificate; check says so, with the fix, instead of blaming the
+// client's certificate: from the pki directory's crl.pem when it has one,
+// and from mosquitto's "certificate expired" alert for a valid certificate.
+func TestCheckExplainsExpiredCRL(t *testing.T) {
+	e := setup(t)
+	if _, err := (&pki.Dir{Path: e.pki, Now: func() time.Time { return time.Now().Add(-40 * 24 * time.Hour) }}).WriteCRL(0); err != nil {
+		t.Fatal(err)
+	}
+	config := func(port int) *confgen.Config {
+		c := &confgen.Config{}
+		l := &confgen.Listener{Port: port, Bind: "127.0.0.1"}
+		l.Set("cafile", filepath.Join(e.pki, "ca.crt"))
+		l.Set("certfile", filepath.Join(e.pki, "server.crt"))
+		l.Set("keyfile", filepath.Join(e.pki, "server.key"))
+		l.Set("require_certificate", "true")
+		l.Set("use_identity_as_username", "true")
+		l.Set("crlfile", filepath.Join(e.pki, "crl.pem"))
+		c.Listener = append(c.Listener, l)
+		return c
+	}
+	mp, bp := testutil.FreePort(t), testutil.FreePort(t)
+	testutil.StartMosquitto(t, e.dir, config(mp))
+	testbroker.Start(t, config(bp), nil, broker.Options{})
+	c := checkCase{client: "alice", topic: "alice/check"}
+	for _, tt := range []struct {
+		name   string
+		port   int
+		pkiDir string
+	}{
+		{"mosquitto, the pki directory at hand", mp, e.pki},
+		{"mqttctl serve, the pki directory at hand", bp, e.pki},
+		{"mosquitto, another pki directory", mp, e.other},
+	} {
+		o := e.options(c, tt.port)
+		o.PKIDir = tt.pkiDir
+		rep, err := diagnose.Check(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Problems) == 0 || rep.Problems[0].Code != "crl-expired" || !strings.Contains(rep.Problems[0].Fix, "mqttctl pki crl --dir "+tt.pkiDir) {
+			t.Errorf("%s: problems %+v, want crl-expired with the fix", tt.name, rep.Problems)
+		}
 	}
 }

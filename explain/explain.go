@@ -345,3 +345,23 @@ func CRLMissing(crlFile, issuer string) Problem {
 		Fix: "add that CA's CRL to " + crlFile + " (cat its crl.pem >> " + crlFile + "), or take the CA out of cafile if it issues no clients",
 	}
 }
+
+// CRLExpiredAtBroker: the broker refused a client certificate as expired
+// that is valid: OpenSSL says "certificate expired" for an expired CRL too.
+func CRLExpiredAtBroker(certFile string, notAfter time.Time, pkiDir string) Problem {
+	return Problem{
+		Code: "crl-expired",
+		Message: fmt.Sprintf("the broker refused %s as expired, but it is valid until %s: the broker's CRL (crlfile) has most likely expired, and then mosquitto refuses every client certificate of that CA",
+			certFile, notAfter.UTC().Format(time.DateOnly)),
+		Fix: "on the broker's host: " + WriteCRL(pkiDir) + ", then reload the broker (mosquitto: SIGHUP; mqttctl serve rereads crlfile by itself); check it with: mqttctl pki check" + DirFlag(pkiDir),
+	}
+}
+
+// Revoked: the client certificate is on its CA's CRL.
+func Revoked(certFile, crlFile, name string) Problem {
+	return Problem{
+		Code:    "revoked",
+		Message: fmt.Sprintf("%s is revoked: its serial is on the CRL in %s (openssl: certificate revoked)", certFile, crlFile),
+		Fix:     "issue a new one: " + ReissueClient(name, ""),
+	}
+}
