@@ -96,6 +96,41 @@ func (c *firstByteConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// heldConn keeps the connect deadline (set at accept) while the HTTP server
+// reads the upgrade: the server moves a connection's deadlines (to none
+// while it waits for another request on a kept-alive connection), so
+// without this a client that sent one request, answered 400, kept its
+// max_connections slot for as long as it liked. Once the upgrade is done,
+// release hands the deadline back (still the one set at accept: CONNECT
+// must come within it too) and the engine may move it.
+type heldConn struct {
+	net.Conn
+	limit time.Time
+	mu    sync.Mutex
+	held  bool
+}
+
+func (c *heldConn) clamp(t time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held && (t.IsZero() || t.After(c.limit)) {
+		return c.limit
+	}
+	return t
+}
+
+func (c *heldConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.clamp(t)) }
+func (c *heldConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.clamp(t)) }
+func (c *heldConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
+
+// release ends the hold, leaving the connect deadline in place.
+func (c *heldConn) release() {
+	c.mu.Lock()
+	c.held = false
+	c.mu.Unlock()
+	_ = c.Conn.SetDeadline(c.limit)
+}
+
 // originAllowed applies "# mqttctl: http_origin": a browser (which always
 // sends Origin) must come from one of the listed origins; clients that send
 // no Origin (not browsers) and listeners without the option are let
@@ -124,6 +159,8 @@ func (l *listener) startWebSocket(establish func(net.Conn, string)) {
 		WriteBufferSize: 1024,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			l.log.Info("client refused: not a WebSocket upgrade", "listener", l.id, "remote", r.RemoteAddr, "reason", reason.Error())
+			// One request per connection: a refused one frees its slot.
+			w.Header().Set("Connection", "close")
 			http.Error(w, "this is an MQTT over WebSocket endpoint: "+reason.Error(), status)
 		},
 	}
@@ -136,7 +173,9 @@ func (l *listener) startWebSocket(establish func(net.Conn, string)) {
 			if err != nil {
 				return // Error above answered and logged
 			}
-			_ = c.UnderlyingConn().SetDeadline(time.Now().Add(l.timeout)) // the HTTP server cleared it
+			if hc, ok := c.UnderlyingConn().(*heldConn); ok {
+				hc.release()
+			}
 			establish(mqttws.NewConn(c), r.RemoteAddr)
 		}),
 	}
@@ -153,6 +192,8 @@ func tlsOf(c net.Conn) (*tls.Conn, bool) {
 	case *onceCloser:
 		return tlsOf(v.Conn)
 	case *firstByteConn:
+		return tlsOf(v.Conn)
+	case *heldConn:
 		return tlsOf(v.Conn)
 	}
 	return nil, false
