@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -229,6 +230,9 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		case isTimeout(err):
 			r.problem(explain.Silent(t.Addr, "WebSocket upgrade", o.Timeout))
 			return r, nil
+		case closedAtOnce(err) && !r.TLS:
+			r.problem(explain.ClosedAtOnce(t.Addr, "WebSocket upgrade"))
+			return r, nil
 		case strings.Contains(err.Error(), "remote error: tls"):
 			// TLS 1.3: a refused client certificate shows at the first read.
 			r.connectFailed(ctx, err, t, o, clientLeaf)
@@ -260,6 +264,12 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 	}
 	r.roundTrip(conn, o, deadline)
 	return r, nil
+}
+
+// closedAtOnce reports whether the peer closed the connection (EOF or a
+// reset) rather than answering.
+func closedAtOnce(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // isTimeout reports whether err is the check's deadline running out.
@@ -400,6 +410,10 @@ func (r *Report) handshakeFailed(ctx context.Context, err error, t mqtturl.Targe
 		r.problem(explain.TLSOnPlainPort(o.URL))
 	case strings.Contains(msg, "first record does not look like a TLS handshake"):
 		r.problem(explain.NoTLS(o.URL))
+	case closedAtOnce(err) && !r.ClientCertRequested:
+		// Closed before the server said anything, and no plain CONNACK
+		// either: a full listener (or a refusing firewall or proxy).
+		r.problem(explain.ClosedAtOnce(t.Addr, "TLS handshake"))
 	default:
 		r.clientCertAlert(err, o, leaf)
 	}
@@ -505,6 +519,10 @@ func (r *Report) connectFailed(ctx context.Context, err error, t mqtturl.Target,
 	}
 	if errors.Is(err, errTLSRecord) || probeTLS(ctx, t.Addr, t.Host) {
 		r.problem(explain.PlainOnTLSPort(o.URL))
+		return
+	}
+	if closedAtOnce(err) && !t.WebSocket {
+		r.problem(explain.ClosedAtOnce(t.Addr, "CONNACK"))
 		return
 	}
 	r.problem(explain.Problem{Code: "connect", Message: "the broker closed the connection before CONNACK: " + err.Error()})

@@ -365,3 +365,18 @@ func Revoked(certFile, crlFile, name string) Problem {
 		Fix:     "issue a new one: " + ReissueClient(name, ""),
 	}
 }
+
+// ClosedAtOnce: the port accepted the TCP connection and closed it before
+// saying anything, as mosquitto and mqttctl serve do on a full listener.
+func ClosedAtOnce(addr, step string) Problem {
+	_, port, _ := strings.Cut(addr, ":")
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		port = addr[i+1:]
+	}
+	return Problem{
+		Code: "closed-at-once",
+		Message: fmt.Sprintf("%s accepted the TCP connection and closed it before the %s: the listener is most likely full (max_connections reached; mosquitto logs \"max_connections exceeded\", mqttctl serve \"max_connections reached\"), or something in between refuses your address (a firewall, proxy or tcp wrapper)",
+			addr, step),
+		Fix: fmt.Sprintf("look at the broker's log; raise max_connections on that listener, or find who holds its connections (on the broker: ss -tn state established '( sport = :%s )')", port),
+	}
+}
