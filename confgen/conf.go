@@ -280,6 +280,10 @@ func (p *parser) parse(data []byte, name string, follow bool) error {
 			}
 			continue
 		}
+		if looksLikeExtension(line) {
+			return errAt(pos, "%q looks like an mqttctl option but is not written as one, so it would be a comment to both brokers and silently do nothing: write it exactly as %q, or reword the comment",
+				line, ExtPrefix+"http_origin https://app.example.com")
+		}
 		if line == "" || line[0] == '#' {
 			continue
 		}
@@ -331,6 +335,29 @@ const ExtPrefix = "# mqttctl: "
 // extensions are the mqttctl options a listener may carry.
 var extensions = map[string]string{
 	"http_origin": "the Origin a browser page must come from to use a websockets listener (repeatable)",
+}
+
+// looksLikeExtension reports whether a comment line that does not start
+// with ExtPrefix was meant as an mqttctl option: "#mqttctl: ...",
+// "# MQTTCTL : ...", "# mqttctl http_origin ...", "# http_origin ...".
+func looksLikeExtension(line string) bool {
+	if !strings.HasPrefix(line, "#") {
+		return false
+	}
+	rest := strings.ToLower(strings.TrimLeft(line, "# \t"))
+	if after, ok := strings.CutPrefix(rest, "mqttctl"); ok {
+		after = strings.TrimLeft(after, " \t")
+		if strings.HasPrefix(after, ":") || strings.HasPrefix(after, "=") {
+			return true
+		}
+		rest = after
+	}
+	key := strings.FieldsFunc(rest, func(r rune) bool { return r == ' ' || r == '\t' || r == ':' || r == '=' })
+	if len(key) == 0 {
+		return false
+	}
+	_, known := extensions[key[0]]
+	return known
 }
 
 func (p *parser) extension(line string, pos Pos) error {
