@@ -461,6 +461,64 @@ func setValue(ds []Directive, key, value string) []Directive {
 	return append(ds, Directive{Key: key, Value: value})
 }
 
+// Redaction replaces a secret's value in Redacted's output.
+const Redaction = "<redacted>"
+
+// IsSecretOption reports whether key's value is a secret (a bridge's
+// passwords or pre-shared key; a plugin option that names a password,
+// secret, key or token), which printed configs must not show.
+func IsSecretOption(key string) bool {
+	switch key {
+	case "password", "remote_password", "local_password", "bridge_psk", "tls_engine_kpass_sha1":
+		return true
+	}
+	if o, ok := strings.CutPrefix(key, "plugin_opt_"); ok {
+		key = o
+	} else if o, ok := strings.CutPrefix(key, "auth_opt_"); ok {
+		key = o
+	} else {
+		return false
+	}
+	for _, w := range []string{"pass", "secret", "psk", "token", "key"} {
+		if strings.Contains(key, w) && !strings.HasSuffix(key, "file") {
+			return true
+		}
+	}
+	return false
+}
+
+// Redacted returns a copy of the config whose secret values (IsSecretOption)
+// read Redaction, with a header line that says so: what a printed config
+// shows.
+func (c *Config) Redacted() *Config {
+	out := *c
+	var names []string
+	redact := func(ds []Directive) []Directive {
+		cp := append([]Directive(nil), ds...)
+		for i := range cp {
+			if IsSecretOption(cp[i].Key) && cp[i].Value != "" {
+				cp[i].Value = Redaction
+				if !slices.Contains(names, cp[i].Key) {
+					names = append(names, cp[i].Key)
+				}
+			}
+		}
+		return cp
+	}
+	out.Global = redact(c.Global)
+	out.Listener = nil
+	for _, l := range c.Listener {
+		cl := *l
+		cl.Options = redact(l.Options)
+		out.Listener = append(out.Listener, &cl)
+	}
+	if len(names) > 0 {
+		out.Header = append(append([]string(nil), c.Header...),
+			"Secrets ("+strings.Join(names, ", ")+") are shown as "+Redaction+": put the real values back before using this file.")
+	}
+	return &out
+}
+
 // Marshal renders the config as mosquitto.conf.
 func (c *Config) Marshal() []byte {
 	var b bytes.Buffer
