@@ -2,8 +2,10 @@ package broker
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,7 +19,7 @@ import (
 // listeners (accept, max_connections, the connect deadline, TLS with the
 // listener's certificate, CRL and session tickets), then an HTTP/1.1
 // upgrade to a WebSocket, whose binary messages carry MQTT. Any path is
-// accepted, as mosquitto does; the subprotocol is mqtt (or mqttv3.1); the
+// accepted, as mosquitto does; the subprotocol must be mqtt (or mqttv3.1); the
 // Origin is not checked (mosquitto does not either): a browser page from
 // any site can connect, and the broker's own authentication (password,
 // client certificate) decides.
@@ -152,23 +154,33 @@ func (l *listener) originAllowed(r *http.Request) bool {
 // startWebSocket starts the HTTP server that upgrades the listener's
 // connections.
 func (l *listener) startWebSocket(establish func(net.Conn, string)) {
+	refuse := func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+		l.log.Info("client refused: not a WebSocket upgrade", "listener", l.id, "remote", r.RemoteAddr, "reason", reason.Error())
+		// One request per connection: a refused one frees its slot.
+		w.Header().Set("Connection", "close")
+		http.Error(w, "this is an MQTT over WebSocket endpoint: "+reason.Error(), status)
+	}
 	up := &websocket.Upgrader{
 		Subprotocols:    mqttws.Subprotocols,
 		CheckOrigin:     l.originAllowed,
 		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,
-		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			l.log.Info("client refused: not a WebSocket upgrade", "listener", l.id, "remote", r.RemoteAddr, "reason", reason.Error())
-			// One request per connection: a refused one frees its slot.
-			w.Header().Set("Connection", "close")
-			http.Error(w, "this is an MQTT over WebSocket endpoint: "+reason.Error(), status)
-		},
+		Error:           refuse,
 	}
 	l.wsq = newConnQueue(l.ln.Addr())
 	l.http = &http.Server{
 		ReadHeaderTimeout: l.timeout,
 		ErrorLog:          nil,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// mosquitto (libwebsockets) serves MQTT only under the mqtt
+			// or mqttv3.1 subprotocol: 2.0.11 drops an upgrade that asks
+			// for others, and upgrades one that asks for none but never
+			// answers its CONNECT (TestDifferentialOptions). serve refuses
+			// both before the upgrade, saying why.
+			if websocket.IsWebSocketUpgrade(r) && !slices.ContainsFunc(websocket.Subprotocols(r), func(p string) bool { return slices.Contains(mqttws.Subprotocols, p) }) {
+				refuse(w, r, http.StatusBadRequest, errNoMQTTSubprotocol)
+				return
+			}
 			c, err := up.Upgrade(w, r, nil)
 			if err != nil {
 				return // Error above answered and logged
@@ -181,6 +193,9 @@ func (l *listener) startWebSocket(establish func(net.Conn, string)) {
 	}
 	go l.http.Serve(l.wsq)
 }
+
+// errNoMQTTSubprotocol: the upgrade did not ask for MQTT.
+var errNoMQTTSubprotocol = errors.New(`the upgrade does not ask for the "mqtt" subprotocol (Sec-WebSocket-Protocol: mqtt; MQTT 3.1: mqttv3.1), as MQTT over WebSocket requires and mosquitto enforces`)
 
 // tlsOf returns the TLS connection of an MQTT or WebSocket connection.
 func tlsOf(c net.Conn) (*tls.Conn, bool) {

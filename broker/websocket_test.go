@@ -123,7 +123,7 @@ use_identity_as_username true
 		t.Errorf("plain GET: %s %s", resp.Status, body)
 	}
 	// A text message ends the connection.
-	c, _, err := websocket.DefaultDialer.Dial(ws, nil)
+	c, _, err := (&websocket.Dialer{Subprotocols: []string{"mqtt"}}).Dial(ws, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
