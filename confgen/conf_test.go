@@ -202,3 +202,27 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestListenerKind: config check's words for each transport; a websockets
+// listener is never "plain MQTT".
+func TestListenerKind(t *testing.T) {
+	tests := []struct {
+		conf, want string
+	}{
+		{"listener 1883\n", "plain MQTT (mqtt://, no TLS)"},
+		{"listener 8883\ncertfile /s.crt\nkeyfile /s.key\n", "MQTT over TLS (tlsv1.2+) (mqtts://)"},
+		{"listener 8883\ncafile /ca.crt\ncertfile /s.crt\nkeyfile /s.key\nrequire_certificate true\ntls_version tlsv1.3\n", "MQTT over mutual TLS (tlsv1.3+) (mqtts://)"},
+		{"listener 8080\nprotocol websockets\n", "MQTT over WebSocket (ws://, no TLS)"},
+		{"listener 8884\nprotocol websockets\ncafile /ca.crt\ncertfile /s.crt\nkeyfile /s.key\nrequire_certificate true\n", "MQTT over WebSocket (wss://, mutual TLS (tlsv1.2+))"},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte(tt.conf), "t.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := c.Resolve()
+		if got := r.Listeners[0].Kind(); got != tt.want {
+			t.Errorf("%q: %q, want %q", tt.conf, got, tt.want)
+		}
+	}
+}
