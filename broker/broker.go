@@ -503,11 +503,15 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 			}
 			b.warnCRL(ls)
 			b.dropRevoked(ls)
+			if (ls.spec.TLS.CAFile != "" || ls.spec.TLS.CAPath != "") && ls.tls.casChanged() {
+				b.log.Warn("cafile or capath changed, but a reload does not apply it: clients are still checked against the CAs read at start; restart the broker to apply it",
+					"listener", ls.id, "cafile", ls.spec.TLS.CAFile, "capath", ls.spec.TLS.CAPath)
+			}
 		}
 		ls.sec.Store(secs[i])
 	}
 	n := b.auth.recheck()
-	b.log.Info("configuration reloaded", "disconnected", n)
+	b.log.Info("configuration reloaded (certificate, key and CRL files, password_file, acl_file, allow_anonymous; not cafile or capath)", "disconnected", n)
 	if changed := notReloaded(b.cfg, cfg); len(changed) > 0 {
 		b.log.Warn("these changes need a restart (a reload applies certificate, key and CRL files, password_file, acl_file and allow_anonymous)",
 			"changed", strings.Join(changed, ", "))

@@ -494,3 +494,41 @@ func TestCheckReportsCRLThatRefusesClients(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadSaysCAFileIsNotReloaded: a SIGHUP after cafile changed says
+// that the new CAs are not applied, instead of only "reloaded".
+func TestReloadSaysCAFileIsNotReloaded(t *testing.T) {
+	dir := t.TempDir()
+	p, other := filepath.Join(dir, "pki"), filepath.Join(dir, "other")
+	for _, d := range []string{p, other} {
+		if _, err := (&pki.Dir{Path: d}).Init(pki.InitOptions{Hosts: []string{"localhost"}, CAName: filepath.Base(d) + " CA"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cafile := filepath.Join(dir, "cas.crt")
+	a, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
+	os.WriteFile(cafile, a, 0o644)
+	port := testutil.FreePort(t)
+	conf := fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\n",
+		port, cafile, filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"))
+	b, log := start(t, conf, time.Second)
+	c, err := confgen.Parse([]byte(conf), "t.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := c.Resolve()
+	if err := b.Reload(r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "cafile or capath changed") {
+		t.Fatalf("a reload with the same cafile warned:\n%s", log.String())
+	}
+	o, _ := os.ReadFile(filepath.Join(other, "ca.crt"))
+	os.WriteFile(cafile, append(a, o...), 0o644)
+	if err := b.Reload(r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "cafile or capath changed, but a reload does not apply it") || !strings.Contains(log.String(), "not cafile or capath") {
+		t.Errorf("the log does not say the new cafile is not applied:\n%s", log.String())
+	}
+}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -72,6 +73,26 @@ type tlsState struct {
 	// crlBroken is set while crlfile cannot be used: nobody new gets in.
 	crlBroken atomic.Bool
 	conf      *tls.Config
+	// caSum identifies the CA certificates read at start (cafile and
+	// capath), which a reload does not apply: casChanged tells.
+	caSum [sha256.Size]byte
+}
+
+func sumCAs(cas []*x509.Certificate) [sha256.Size]byte {
+	h := sha256.New()
+	for _, c := range cas {
+		h.Write(c.Raw)
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// casChanged reports whether cafile or capath now hold other certificates
+// than the listener trusts (those read at start).
+func (st *tlsState) casChanged() bool {
+	cas, err := loadCAs(st.spec)
+	return err != nil || sumCAs(cas) != st.caSum
 }
 
 // crlIndex holds a listener's CRLs by the CA that signed them (its subject
@@ -227,6 +248,7 @@ func newTLSState(l confgen.ListenerSpec) (*tlsState, error) {
 	st := &tlsState{spec: spec, pos: pos}
 	var errs []error
 	cas, err := loadCAs(spec)
+	st.caSum = sumCAs(cas)
 	if err != nil {
 		key := "cafile"
 		if strings.HasPrefix(err.Error(), "capath") {
