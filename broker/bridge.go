@@ -46,6 +46,11 @@ type bridge struct {
 	up      atomic.Bool
 	subIDs  []int
 	started bool
+	// dropped counts the messages dropped in the current episode of a
+	// full queue (the remote away for long): one line when it starts, one
+	// with the count when it ends, not one per message.
+	dropped   atomic.Int64
+	dropSince atomic.Int64 // unix nanoseconds of the episode's first drop
 }
 
 type outMsg struct {
@@ -202,9 +207,29 @@ func (br *bridge) fromLocal(t confgen.BridgeTopic, pk packets.Packet) {
 		retain: pk.FixedHeader.Retain && br.spec.OutgoingRetain}
 	select {
 	case br.queue <- m:
+		br.endDropEpisode("the queue has room again")
 	default:
-		br.log.Warn("bridge queue full (max_queued_messages): message dropped", "topic", pk.TopicName)
+		if br.dropped.Add(1) == 1 {
+			br.dropSince.Store(time.Now().UnixNano())
+			br.log.Warn("bridge queue full (max_queued_messages): dropping local messages for the remote until it has room; one line with the count when that ends",
+				"max_queued_messages", cap(br.queue), "remote_up", br.up.Load(), "first_topic", pk.TopicName)
+		}
 	}
+}
+
+// endDropEpisode logs how many messages a full queue dropped, once, when
+// the episode ends (why says how).
+func (br *bridge) endDropEpisode(why string) {
+	if br.dropped.Load() == 0 {
+		return
+	}
+	n := br.dropped.Swap(0)
+	if n == 0 {
+		return
+	}
+	since := time.Unix(0, br.dropSince.Load())
+	br.log.Warn("bridge dropped local messages for the remote: its queue was full (max_queued_messages)", "dropped", n,
+		"since", since.UTC().Format(time.RFC3339), "for", time.Since(since).Round(time.Second).String(), "ended", why)
 }
 
 // forward publishes queued messages while the remote is connected.
@@ -346,6 +371,7 @@ func bridgeReason(err error) string {
 // close stops the bridge and disconnects it.
 func (br *bridge) close() {
 	close(br.stop)
+	defer br.endDropEpisode("the broker stopped")
 	for i, t := range br.outTopics() {
 		_ = br.b.srv.Unsubscribe(t.LocalFilter(), br.subIDs[i])
 	}
