@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -387,6 +389,53 @@ func (br *bridge) outTopics() []confgen.BridgeTopic {
 	for _, t := range br.spec.Topics {
 		if t.Out() {
 			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// bridgeLoops warns about a bridge whose address is one of this broker's
+// own listeners: it would subscribe to itself and republish every message
+// it forwards, for ever. Addresses are compared without DNS: loopback
+// names and addresses, this host's name and interface addresses, and the
+// listener's bind address.
+func bridgeLoops(cfg *confgen.Resolved) []error {
+	local := map[string]bool{"localhost": true, "": true, "0.0.0.0": true, "::": true}
+	if h, err := os.Hostname(); err == nil {
+		local[strings.ToLower(h)] = true
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				local[ipn.IP.String()] = true
+			}
+		}
+	}
+	isLocal := func(host string) bool {
+		if ip := net.ParseIP(host); ip != nil {
+			return ip.IsLoopback() || ip.IsUnspecified() || local[ip.String()]
+		}
+		return local[strings.ToLower(host)]
+	}
+	var out []error
+	for _, br := range cfg.Bridges {
+		for _, a := range br.Addresses {
+			host, port, err := net.SplitHostPort(a)
+			if err != nil {
+				continue
+			}
+			for _, l := range cfg.Listeners {
+				if strconv.Itoa(l.Port) != port || !(isLocal(host) && (l.Bind == "" || isLocal(l.Bind)) || strings.EqualFold(host, l.Bind)) {
+					continue
+				}
+				p, ok := br.OptionPos["address"]
+				if !ok {
+					p = br.Pos
+				}
+				out = append(out, &confgen.ConfigError{Pos: p, Warning: true, Msg: fmt.Sprintf(
+					"bridge %s connects to %s, a listener of this same broker (%s, line %d): it would bridge the broker to itself and send every message round again; give the address of the remote broker",
+					br.Name, a, l.Addr(), l.Pos.Line)})
+			}
 		}
 	}
 	return out

@@ -435,3 +435,43 @@ func TestBridgeDropsLogOnceAnEpisode(t *testing.T) {
 		t.Errorf("%d lines about dropped messages, want 2:\n%s", lines, out)
 	}
 }
+
+// TestCheckWarnsBridgeToItself: config check warns, at the address line,
+// about a bridge whose address is one of the broker's own listeners.
+func TestCheckWarnsBridgeToItself(t *testing.T) {
+	tests := []struct {
+		name, listener, address string
+		loop                    bool
+	}{
+		{"loopback address, listener on all interfaces", "listener 18830", "127.0.0.1:18830", true},
+		{"localhost, listener on loopback", "listener 18830 127.0.0.1", "localhost:18830", true},
+		{"IPv6 loopback", "listener 18830", "[::1]:18830", true},
+		{"another port", "listener 18830", "127.0.0.1:18831", false},
+		{"a remote host", "listener 18830", "192.0.2.1:18830", false},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			c, err := confgen.Parse([]byte(tt.listener+"\nallow_anonymous true\nconnection self\naddress "+tt.address+"\ntopic # out\n"), "t.conf")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, ds := c.Resolve()
+			if confgen.HasErrors(ds) {
+				t.Fatal(ds)
+			}
+			errs := broker.Check(r)
+			if !tt.loop {
+				if len(errs) != 0 {
+					t.Fatalf("Check = %v, want nothing", errs)
+				}
+				return
+			}
+			if len(errs) != 1 {
+				t.Fatalf("Check = %v, want one warning", errs)
+			}
+			if d := confgen.DiagnosticOf(errs[0]); !d.Warning || d.Pos.Line != 4 || !strings.Contains(d.Msg, "a listener of this same broker") {
+				t.Errorf("Check = %s, want a warning at t.conf:4 about the loop", d)
+			}
+		})
+	}
+}

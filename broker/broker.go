@@ -150,6 +150,7 @@ func Check(cfg *confgen.Resolved) []error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, bridgeLoops(cfg)...)
 	return errs
 }
 
@@ -425,6 +426,9 @@ func (b *Broker) Start() error {
 		if err := b.store.replay(); err != nil {
 			b.log.Error("replaying unfinished publishes", "error", err)
 		}
+	}
+	for _, err := range bridgeLoops(b.cfg) {
+		b.log.Warn("bridge loop", "problem", err.Error())
 	}
 	for _, br := range b.bridges {
 		if err := br.start(); err != nil {
