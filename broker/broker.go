@@ -463,7 +463,7 @@ func (b *Broker) Start() error {
 				kind = "mtls"
 			}
 		}
-		b.log.Info("listening", "address", ls.ln.Address(), "protocol", ls.spec.Scheme(), "mode", kind)
+		b.log.Info("listening", "address", ls.ln.Address(), "mode", kind, "protocol", ls.spec.Scheme())
 	}
 	return nil
 }

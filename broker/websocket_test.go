@@ -339,7 +339,7 @@ func TestListeningLogNamesProtocol(t *testing.T) {
 		"listener %d 127.0.0.1\nprotocol websockets\nallow_anonymous true\n"+
 		"listener %d 127.0.0.1\nprotocol websockets\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\n",
 		ports[0], ports[1], ports[2], filepath.Join(f.PKI, "ca.crt"), filepath.Join(f.PKI, "server.crt"), filepath.Join(f.PKI, "server.key")), time.Second)
-	for i, want := range []string{"protocol=mqtt mode=plain", "protocol=ws mode=plain", "protocol=wss mode=mtls"} {
+	for i, want := range []string{"mode=plain protocol=mqtt", "mode=plain protocol=ws", "mode=mtls protocol=wss"} {
 		line := fmt.Sprintf("address=127.0.0.1:%d %s", ports[i], want)
 		if !strings.Contains(log.String(), line) {
 			t.Errorf("the log lacks %q:\n%s", line, log.String())
