@@ -440,7 +440,15 @@ func (r *Report) clientCertAlert(err error, o Options, leaf *x509.Certificate) {
 		if leaf != nil {
 			issuer = leaf.Issuer.String()
 		}
-		r.problem(explain.UnknownClientCA(issuer))
+		p := explain.UnknownClientCA(issuer)
+		if !r.clientCAUnknown && strings.Contains(msg, "unknown certificate authority") {
+			// The broker did not say which CAs it trusts (mosquitto does
+			// not): OpenSSL also answers "unknown CA" for a trusted CA
+			// that crlfile has no CRL from.
+			p.Message += "; or, if its cafile does hold that CA, its crlfile holds no CRL from it (OpenSSL answers \"unknown ca\" for \"unable to get certificate CRL\" too)"
+			p.Fix += "; or add that CA's CRL to the broker's crlfile, then reload the broker (mqttctl config check warns about a CA without a CRL)"
+		}
+		r.problem(p)
 	case strings.Contains(msg, "expired certificate") && leaf != nil:
 		if !hasProblem(r, "expired") {
 			r.problem(explain.Expired("client certificate "+o.CertFile, leaf.NotAfter, "issue a new one: "+explain.ReissueClient(leaf.Subject.CommonName, "")))

@@ -305,3 +305,38 @@ func connectedClient(t *testing.T, c checkCase, port int, e *env) *testutil.MQTT
 	}
 	return m
 }
+
+// TestCheckExplainsMissingCRL: mosquitto with two CAs in cafile and a CRL
+// from one answers the other CA's client "unknown CA" (OpenSSL: unable to
+// get certificate CRL); mosquitto does not name the CAs it trusts, so
+// check cannot tell that from an untrusted CA, and says both.
+func TestCheckExplainsMissingCRL(t *testing.T) {
+	e := setup(t)
+	both := filepath.Join(e.dir, "both.crt")
+	a, _ := os.ReadFile(filepath.Join(e.pki, "ca.crt"))
+	b, _ := os.ReadFile(filepath.Join(e.other, "ca.crt"))
+	if err := os.WriteFile(both, append(a, b...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &confgen.Config{}
+	port := testutil.FreePort(t)
+	l := &confgen.Listener{Port: port, Bind: "127.0.0.1"}
+	l.Set("cafile", both)
+	l.Set("certfile", filepath.Join(e.pki, "server.crt"))
+	l.Set("keyfile", filepath.Join(e.pki, "server.key"))
+	l.Set("require_certificate", "true")
+	l.Set("use_identity_as_username", "true")
+	l.Set("crlfile", filepath.Join(e.pki, "crl.pem"))
+	c.Listener = append(c.Listener, l)
+	testutil.StartMosquitto(t, e.dir, c)
+	o := e.options(checkCase{client: "mallory"}, port)
+	o.TLSVersion = "1.2" // the alert comes in the handshake
+	rep, err := diagnose.Check(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) == 0 || rep.Problems[0].Code != "unknown-client-ca" || !strings.Contains(rep.Problems[0].Message, "crlfile holds no CRL") ||
+		!strings.Contains(rep.Problems[0].Fix, "add that CA's CRL") {
+		t.Errorf("problems %+v, want unknown-client-ca that also names a missing CRL", rep.Problems)
+	}
+}
