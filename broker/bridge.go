@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +48,11 @@ type bridge struct {
 	up      atomic.Bool
 	subIDs  []int
 	started bool
+	// dropped counts the messages dropped in the current episode of a
+	// full queue (the remote away for long): one line when it starts, one
+	// with the count when it ends, not one per message.
+	dropped   atomic.Int64
+	dropSince atomic.Int64 // unix nanoseconds of the episode's first drop
 }
 
 type outMsg struct {
@@ -202,9 +209,29 @@ func (br *bridge) fromLocal(t confgen.BridgeTopic, pk packets.Packet) {
 		retain: pk.FixedHeader.Retain && br.spec.OutgoingRetain}
 	select {
 	case br.queue <- m:
+		br.endDropEpisode("the queue has room again")
 	default:
-		br.log.Warn("bridge queue full (max_queued_messages): message dropped", "topic", pk.TopicName)
+		if br.dropped.Add(1) == 1 {
+			br.dropSince.Store(time.Now().UnixNano())
+			br.log.Warn("bridge queue full (max_queued_messages): dropping local messages for the remote until it has room; one line with the count when that ends",
+				"max_queued_messages", cap(br.queue), "remote_up", br.up.Load(), "first_topic", pk.TopicName)
+		}
 	}
+}
+
+// endDropEpisode logs how many messages a full queue dropped, once, when
+// the episode ends (why says how).
+func (br *bridge) endDropEpisode(why string) {
+	if br.dropped.Load() == 0 {
+		return
+	}
+	n := br.dropped.Swap(0)
+	if n == 0 {
+		return
+	}
+	since := time.Unix(0, br.dropSince.Load())
+	br.log.Warn("bridge dropped local messages for the remote: its queue was full (max_queued_messages)", "dropped", n,
+		"since", since.UTC().Format(time.RFC3339), "for", time.Since(since).Round(time.Second).String(), "ended", why)
 }
 
 // forward publishes queued messages while the remote is connected.
@@ -346,6 +373,7 @@ func bridgeReason(err error) string {
 // close stops the bridge and disconnects it.
 func (br *bridge) close() {
 	close(br.stop)
+	defer br.endDropEpisode("the broker stopped")
 	for i, t := range br.outTopics() {
 		_ = br.b.srv.Unsubscribe(t.LocalFilter(), br.subIDs[i])
 	}
@@ -361,6 +389,53 @@ func (br *bridge) outTopics() []confgen.BridgeTopic {
 	for _, t := range br.spec.Topics {
 		if t.Out() {
 			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// bridgeLoops warns about a bridge whose address is one of this broker's
+// own listeners: it would subscribe to itself and republish every message
+// it forwards, for ever. Addresses are compared without DNS: loopback
+// names and addresses, this host's name and interface addresses, and the
+// listener's bind address.
+func bridgeLoops(cfg *confgen.Resolved) []error {
+	local := map[string]bool{"localhost": true, "": true, "0.0.0.0": true, "::": true}
+	if h, err := os.Hostname(); err == nil {
+		local[strings.ToLower(h)] = true
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				local[ipn.IP.String()] = true
+			}
+		}
+	}
+	isLocal := func(host string) bool {
+		if ip := net.ParseIP(host); ip != nil {
+			return ip.IsLoopback() || ip.IsUnspecified() || local[ip.String()]
+		}
+		return local[strings.ToLower(host)]
+	}
+	var out []error
+	for _, br := range cfg.Bridges {
+		for _, a := range br.Addresses {
+			host, port, err := net.SplitHostPort(a)
+			if err != nil {
+				continue
+			}
+			for _, l := range cfg.Listeners {
+				if strconv.Itoa(l.Port) != port || !(isLocal(host) && (l.Bind == "" || isLocal(l.Bind)) || strings.EqualFold(host, l.Bind)) {
+					continue
+				}
+				p, ok := br.OptionPos["address"]
+				if !ok {
+					p = br.Pos
+				}
+				out = append(out, &confgen.ConfigError{Pos: p, Warning: true, Msg: fmt.Sprintf(
+					"bridge %s connects to %s, a listener of this same broker (%s, line %d): it would bridge the broker to itself and send every message round again; give the address of the remote broker",
+					br.Name, a, l.Addr(), l.Pos.Line)})
+			}
 		}
 	}
 	return out

@@ -385,3 +385,93 @@ func TestBridgeFailuresExplained(t *testing.T) {
 		t.Fatalf("the broker stopped serving: %d %v", code, err)
 	}
 }
+
+// TestBridgeDropsLogOnceAnEpisode: while the remote is down and the queue
+// is full, dropped messages give one line when dropping starts and one
+// with the count when it ends (the remote is back and the queue has room),
+// not one per message (29k lines for 30k messages before).
+func TestBridgeDropsLogOnceAnEpisode(t *testing.T) {
+	ports := testutil.FreePorts(t, 2) // remote (down at first), local
+	local := &confgen.Config{}
+	local.Set("max_queued_messages", "5")
+	local.Listener = append(local.Listener, plainListener(ports[1]))
+	for _, kv := range [][2]string{{"connection", "central"}, {"address", fmt.Sprintf("127.0.0.1:%d", ports[0])}, {"topic", "# out 0"}, {"restart_timeout", "1 1"}} {
+		local.Add(kv[0], kv[1])
+	}
+	log := &testutil.SyncBuffer{}
+	testbroker.Start(t, local, log, broker.Options{})
+	m := connected(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), 4, testutil.ConnectOptions{ClientID: "pub", Clean: true})
+	const n = 200
+	for i := range n {
+		if _, err := m.Publish(fmt.Sprintf("t/%d", i), []byte("x"), 0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Publish("sync", []byte("x"), 1, false); err != nil { // the QoS 0 ones are handled once this is acknowledged
+		t.Fatal(err)
+	}
+	if c := strings.Count(log.String(), "dropping local messages"); c != 1 {
+		t.Fatalf("%d 'dropping' lines for one episode, want 1:\n%s", c, log.String())
+	}
+	remote := &confgen.Config{}
+	remote.Listener = append(remote.Listener, plainListener(ports[0]))
+	testbroker.Start(t, remote, nil, broker.Options{})
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(log.String(), "bridge dropped local messages") && time.Now().Before(deadline) {
+		_, _ = m.Publish("after", []byte("x"), 1, false) // takes the queue's room once the bridge has drained it
+		time.Sleep(100 * time.Millisecond)
+	}
+	out := log.String()
+	if strings.Count(out, "bridge dropped local messages") != 1 || strings.Count(out, "dropping local messages") != 1 || !strings.Contains(out, "dropped=") {
+		t.Fatalf("want one line when dropping starts and one with the count when it ends:\n%s", out)
+	}
+	lines := 0
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "drop") {
+			lines++
+		}
+	}
+	if lines != 2 {
+		t.Errorf("%d lines about dropped messages, want 2:\n%s", lines, out)
+	}
+}
+
+// TestCheckWarnsBridgeToItself: config check warns, at the address line,
+// about a bridge whose address is one of the broker's own listeners.
+func TestCheckWarnsBridgeToItself(t *testing.T) {
+	tests := []struct {
+		name, listener, address string
+		loop                    bool
+	}{
+		{"loopback address, listener on all interfaces", "listener 18830", "127.0.0.1:18830", true},
+		{"localhost, listener on loopback", "listener 18830 127.0.0.1", "localhost:18830", true},
+		{"IPv6 loopback", "listener 18830", "[::1]:18830", true},
+		{"another port", "listener 18830", "127.0.0.1:18831", false},
+		{"a remote host", "listener 18830", "192.0.2.1:18830", false},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			c, err := confgen.Parse([]byte(tt.listener+"\nallow_anonymous true\nconnection self\naddress "+tt.address+"\ntopic # out\n"), "t.conf")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, ds := c.Resolve()
+			if confgen.HasErrors(ds) {
+				t.Fatal(ds)
+			}
+			errs := broker.Check(r)
+			if !tt.loop {
+				if len(errs) != 0 {
+					t.Fatalf("Check = %v, want nothing", errs)
+				}
+				return
+			}
+			if len(errs) != 1 {
+				t.Fatalf("Check = %v, want one warning", errs)
+			}
+			if d := confgen.DiagnosticOf(errs[0]); !d.Warning || d.Pos.Line != 4 || !strings.Contains(d.Msg, "a listener of this same broker") {
+				t.Errorf("Check = %s, want a warning at t.conf:4 about the loop", d)
+			}
+		})
+	}
+}

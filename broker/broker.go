@@ -129,6 +129,11 @@ func Check(cfg *confgen.Resolved) []error {
 	if err := b.buildListeners(); err != nil {
 		errs = append(errs, unjoin(err)...)
 	}
+	for _, ls := range b.listeners {
+		if ls.tls != nil {
+			errs = append(errs, ls.tls.crlProblems()...)
+		}
+	}
 	if _, err := topicAliasMax(cfg); err != nil {
 		errs = append(errs, err)
 	}
@@ -145,6 +150,7 @@ func Check(cfg *confgen.Resolved) []error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, bridgeLoops(cfg)...)
 	return errs
 }
 
@@ -421,6 +427,9 @@ func (b *Broker) Start() error {
 			b.log.Error("replaying unfinished publishes", "error", err)
 		}
 	}
+	for _, err := range bridgeLoops(b.cfg) {
+		b.log.Warn("bridge loop", "problem", err.Error())
+	}
 	for _, br := range b.bridges {
 		if err := br.start(); err != nil {
 			b.Close()
@@ -443,7 +452,7 @@ func (b *Broker) Start() error {
 	go b.watch(every, b.stopWatch)
 	for _, ls := range b.listeners {
 		if ls.tls != nil {
-			b.warnExpiredCRL(ls)
+			b.warnCRL(ls)
 		}
 	}
 	for _, ls := range b.listeners {
@@ -454,7 +463,7 @@ func (b *Broker) Start() error {
 				kind = "mtls"
 			}
 		}
-		b.log.Info("listening", "address", ls.ln.Address(), "mode", kind)
+		b.log.Info("listening", "address", ls.ln.Address(), "mode", kind, "protocol", ls.spec.Scheme())
 	}
 	return nil
 }
@@ -496,12 +505,17 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 			if err := ls.tls.reload(); err != nil {
 				errs = append(errs, fmt.Errorf("reload certificate or CRL of %s: %w", ls.spec.Addr(), err))
 			}
+			b.warnCRL(ls)
 			b.dropRevoked(ls)
+			if (ls.spec.TLS.CAFile != "" || ls.spec.TLS.CAPath != "") && ls.tls.casChanged() {
+				b.log.Warn("cafile or capath changed, but a reload does not apply it: clients are still checked against the CAs read at start; restart the broker to apply it",
+					"listener", ls.id, "cafile", ls.spec.TLS.CAFile, "capath", ls.spec.TLS.CAPath)
+			}
 		}
 		ls.sec.Store(secs[i])
 	}
 	n := b.auth.recheck()
-	b.log.Info("configuration reloaded", "disconnected", n)
+	b.log.Info("configuration reloaded (certificate, key and CRL files, password_file, acl_file, allow_anonymous; not cafile or capath)", "disconnected", n)
 	if changed := notReloaded(b.cfg, cfg); len(changed) > 0 {
 		b.log.Warn("these changes need a restart (a reload applies certificate, key and CRL files, password_file, acl_file and allow_anonymous)",
 			"changed", strings.Join(changed, ", "))

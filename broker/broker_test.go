@@ -435,3 +435,100 @@ func TestCRLOfAnotherCAIsRefused(t *testing.T) {
 		t.Fatalf("the listener CA's own CRL: %v", errs)
 	}
 }
+
+// TestCheckReportsCRLThatRefusesClients: config check reports, at the
+// crlfile line, a CRL that makes mosquitto and serve refuse clients
+// wholesale: expired or not yet valid (errors, with the fix), or no CRL
+// from a CA of cafile (a warning: its clients are refused).
+func TestCheckReportsCRLThatRefusesClients(t *testing.T) {
+	dir := t.TempDir()
+	p, other := filepath.Join(dir, "pki"), filepath.Join(dir, "other")
+	for _, d := range []string{p, other} {
+		if _, err := (&pki.Dir{Path: d}).Init(pki.InitOptions{Hosts: []string{"localhost"}, CAName: filepath.Base(d) + " CA"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
+	b, _ := os.ReadFile(filepath.Join(other, "ca.crt"))
+	both := filepath.Join(dir, "both.crt")
+	os.WriteFile(both, append(a, b...), 0o644)
+	now := time.Now()
+	crl := filepath.Join(dir, "ca.crl")
+	tests := []struct {
+		name       string
+		from, to   time.Time
+		cafile     string
+		want       string
+		warning    bool
+		fixCommand string
+	}{
+		{"current CRL", now.Add(-time.Hour), now.Add(time.Hour), filepath.Join(p, "ca.crt"), "", false, ""},
+		{"expired CRL", now.Add(-48 * time.Hour), now.Add(-24 * time.Hour), filepath.Join(p, "ca.crt"), "expired on", false, "mqttctl pki crl"},
+		{"CRL not valid yet", now.Add(24 * time.Hour), now.Add(48 * time.Hour), filepath.Join(p, "ca.crt"), "not valid before", false, "clocks"},
+		{"no CRL from the second CA of cafile", now.Add(-time.Hour), now.Add(time.Hour), both, "holds no CRL from CN=other CA", true, "unable to get certificate CRL"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
+			writeCRLAt(t, p, crl, tt.from, tt.to)
+			conf := fmt.Sprintf("listener 8883 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\ncrlfile %s\n",
+				tt.cafile, filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), crl)
+			c, err := confgen.Parse([]byte(conf), "t.conf")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, _ := c.Resolve()
+			errs := broker.Check(r)
+			if tt.want == "" {
+				if len(errs) != 0 {
+					t.Fatalf("Check = %v, want nothing", errs)
+				}
+				return
+			}
+			if len(errs) != 1 {
+				t.Fatalf("Check = %v, want one problem", errs)
+			}
+			d := confgen.DiagnosticOf(errs[0])
+			if d.Pos.Line != 6 || d.Warning != tt.warning || !strings.Contains(d.Msg, tt.want) || !strings.Contains(d.Msg, tt.fixCommand) {
+				t.Errorf("Check = %s, want at t.conf:6 (warning %v) %q and %q", d, tt.warning, tt.want, tt.fixCommand)
+			}
+		})
+	}
+}
+
+// TestReloadSaysCAFileIsNotReloaded: a SIGHUP after cafile changed says
+// that the new CAs are not applied, instead of only "reloaded".
+func TestReloadSaysCAFileIsNotReloaded(t *testing.T) {
+	dir := t.TempDir()
+	p, other := filepath.Join(dir, "pki"), filepath.Join(dir, "other")
+	for _, d := range []string{p, other} {
+		if _, err := (&pki.Dir{Path: d}).Init(pki.InitOptions{Hosts: []string{"localhost"}, CAName: filepath.Base(d) + " CA"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cafile := filepath.Join(dir, "cas.crt")
+	a, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
+	os.WriteFile(cafile, a, 0o644)
+	port := testutil.FreePort(t)
+	conf := fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\n",
+		port, cafile, filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"))
+	b, log := start(t, conf, time.Second)
+	c, err := confgen.Parse([]byte(conf), "t.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := c.Resolve()
+	if err := b.Reload(r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "cafile or capath changed") {
+		t.Fatalf("a reload with the same cafile warned:\n%s", log.String())
+	}
+	o, _ := os.ReadFile(filepath.Join(other, "ca.crt"))
+	os.WriteFile(cafile, append(a, o...), 0o644)
+	if err := b.Reload(r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "cafile or capath changed, but a reload does not apply it") || !strings.Contains(log.String(), "not cafile or capath") {
+		t.Errorf("the log does not say the new cafile is not applied:\n%s", log.String())
+	}
+}

@@ -5,11 +5,13 @@ package broker_test
 // the bundled broker. Every case must give the same packets from both.
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,9 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/mqttwire"
+	"github.com/mqttctl/mqttctl/internal/mqttws"
 	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
@@ -221,6 +226,18 @@ func optConfigs() []optConfig {
 			},
 		},
 		{
+			name: "websockets subprotocols",
+			// mosquitto 2.0.11 does not start with websockets listeners only.
+			text: "listener %[1]d 127.0.0.1\nprotocol websockets\nallow_anonymous true\nlistener %[2]d 127.0.0.1\n",
+			cases: []optCase{
+				{"upgrade asking for mqtt", wsUpgrade("mqtt")},
+				{"upgrade asking for mqttv3.1", wsUpgrade("mqttv3.1")},
+				{"upgrade asking for no subprotocol", wsUpgrade()},
+				{"upgrade asking for another subprotocol", wsUpgrade("chat")},
+				{"upgrade asking for another, then mqtt", wsUpgrade("chat", "mqtt")},
+			},
+		},
+		{
 			name:  "mount_point",
 			text:  "acl_file %[3]s/acl\nlistener %[1]d 127.0.0.1\nallow_anonymous true\nmount_point m/\nlistener %[2]d 127.0.0.1\n",
 			files: map[string]string{"acl": "topic read #\ntopic write m/t/#\ntopic write t/#\ntopic write m/only/#\n"},
@@ -255,6 +272,37 @@ func optConfigs() []optConfig {
 				}},
 			},
 		},
+	}
+}
+
+// wsUpgrade upgrades to a WebSocket asking for the subprotocols, then
+// sends a CONNECT: it describes the subprotocol and the CONNACK, or
+// "refused" when MQTT did not get through (mosquitto 2.0.11 drops an
+// upgrade for other subprotocols without an answer, and upgrades one for
+// none but never answers its CONNECT; serve answers both 400, saying why).
+func wsUpgrade(protocols ...string) func(t *testing.T, a []string) string {
+	return func(t *testing.T, a []string) string {
+		d := websocket.Dialer{Subprotocols: protocols, HandshakeTimeout: 3 * time.Second}
+		ws, resp, err := d.Dial("ws://"+a[0]+"/mqtt", nil)
+		if err != nil {
+			if resp != nil && resp.StatusCode != http.StatusBadRequest {
+				return fmt.Sprintf("upgrade answered HTTP %d", resp.StatusCode)
+			}
+			return "refused"
+		}
+		c := mqttws.NewConn(ws)
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		answer := "refused"
+		if _, err := c.Write(mqttwire.AppendConnect(nil, testutil.ConnectOptions{Version: 4, ClientID: "ws", Clean: true})); err == nil {
+			if head, body, err := mqttwire.ReadPacket(bufio.NewReader(c), nil); err == nil && head>>4 == mqttwire.CONNACK && len(body) > 1 {
+				answer = fmt.Sprintf("CONNACK %d", body[1])
+			}
+		}
+		if answer == "refused" {
+			return answer
+		}
+		return fmt.Sprintf("subprotocol %q, %s", ws.Subprotocol(), answer)
 	}
 }
 

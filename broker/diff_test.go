@@ -328,3 +328,105 @@ func TestDifferentialAgainstMosquitto(t *testing.T) {
 	}
 	t.Logf("%d cases compared", n)
 }
+
+// writeCRLAt writes a CRL signed by the CA of pkiDir with the given
+// validity, revoking serials.
+func writeCRLAt(t *testing.T, pkiDir, path string, thisUpdate, nextUpdate time.Time, serials ...*big.Int) {
+	t.Helper()
+	ca, caKey := readCA(t, pkiDir)
+	var entries []x509.RevocationListEntry
+	for _, s := range serials {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: thisUpdate})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: thisUpdate,
+		NextUpdate: nextUpdate, RevokedCertificateEntries: entries}, ca, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDifferentialRevocation: the CRL cases where OpenSSL refuses clients
+// wholesale, run by mosquitto and serve: (a) crlfile has no CRL from the
+// issuer of the client's certificate (two CAs in cafile, a CRL from one),
+// (b) a CRL whose thisUpdate is in the future, (c) an expired CRL.
+func TestDifferentialRevocation(t *testing.T) {
+	testutil.RequireBinary(t, "mosquitto")
+	f := newFixture(t)
+	now := time.Now()
+	both := filepath.Join(f.dir, "both-cas.crt")
+	var cas []byte
+	for _, d := range []string{f.pki, f.other} {
+		b, err := os.ReadFile(filepath.Join(d, "ca.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cas = append(cas, b...)
+	}
+	if err := os.WriteFile(both, cas, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	current, future, expired := filepath.Join(f.dir, "current.crl"), filepath.Join(f.dir, "future.crl"), filepath.Join(f.dir, "expired.crl")
+	writeCRLAt(t, f.pki, current, now.Add(-time.Hour), now.Add(24*time.Hour))
+	writeCRLAt(t, f.pki, future, now.Add(24*time.Hour), now.Add(48*time.Hour))
+	writeCRLAt(t, f.pki, expired, now.Add(-72*time.Hour), now.Add(-24*time.Hour))
+	const (
+		lTwoCAs = iota
+		lFuture
+		lExpired
+		lCurrent
+	)
+	config := func(ports []int) *confgen.Config {
+		c := &confgen.Config{}
+		c.Set("persistence", "false")
+		for i, crl := range []string{current, future, expired, current} {
+			l := &confgen.Listener{Port: ports[i], Bind: "127.0.0.1"}
+			cafile := filepath.Join(f.pki, "ca.crt")
+			if i == lTwoCAs {
+				cafile = both
+			}
+			l.Set("cafile", cafile)
+			l.Set("certfile", filepath.Join(f.pki, "server.crt"))
+			l.Set("keyfile", filepath.Join(f.pki, "server.key"))
+			l.Set("require_certificate", "true")
+			l.Set("use_identity_as_username", "true")
+			l.Set("crlfile", crl)
+			c.Listener = append(c.Listener, l)
+		}
+		return c
+	}
+	mp, bp := testutil.FreePorts(t, 4), testutil.FreePorts(t, 4)
+	mlog := testutil.StartMosquitto(t, f.dir, config(mp))
+	var blog testutil.SyncBuffer
+	testbroker.Start(t, config(bp), &blog, broker.Options{})
+	targets := []target{{"mosquitto", mp}, {"mqttctl", bp}}
+	cases := []struct {
+		c    connectCase
+		want string
+	}{
+		{connectCase{name: "two CAs, a CRL from one: its client", listener: lTwoCAs, cert: "alice"}, "CONNACK 0"},
+		{connectCase{name: "two CAs, a CRL from one: the other CA's client", listener: lTwoCAs, cert: "mallory", otherCA: true}, "refused in TLS handshake"},
+		{connectCase{name: "CRL not valid yet (thisUpdate tomorrow)", listener: lFuture, cert: "alice"}, "refused in TLS handshake"},
+		{connectCase{name: "expired CRL", listener: lExpired, cert: "alice"}, "refused in TLS handshake"},
+		{connectCase{name: "current CRL", listener: lCurrent, cert: "alice"}, "CONNACK 0"},
+	}
+	for _, tc := range cases {
+		var got [2]string
+		for i, tg := range targets {
+			out, m := f.connect(tg, tc.c)
+			if m != nil {
+				m.Disconnect()
+			}
+			got[i] = out
+		}
+		t.Logf("%-50s mosquitto: %-26s mqttctl: %s", tc.c.name, got[0], got[1])
+		if got[0] != got[1] || got[1] != tc.want {
+			t.Errorf("%s: mosquitto %q, mqttctl %q, want %q", tc.c.name, got[0], got[1], tc.want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("mosquitto log:\n%s\nmqttctl log:\n%s", mlog.String(), blog.String())
+	}
+}

@@ -116,10 +116,11 @@ func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
 		l.wg.Done()
 	}
 	remote := conn.RemoteAddr().String()
-	_ = conn.SetDeadline(time.Now().Add(l.timeout))
+	limit := time.Now().Add(l.timeout)
+	_ = conn.SetDeadline(limit)
 	if l.tls == nil {
 		if l.ws {
-			l.toHTTP(conn, done)
+			l.toHTTP(conn, limit, done)
 			return
 		}
 		defer done()
@@ -144,7 +145,7 @@ func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
 		return
 	}
 	if l.ws {
-		l.toHTTP(tc, done)
+		l.toHTTP(tc, limit, done)
 		return
 	}
 	go func() {
@@ -155,7 +156,7 @@ func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
 
 // toHTTP hands a WebSocket listener's connection to its HTTP server; done
 // runs when the connection is closed.
-func (l *listener) toHTTP(c net.Conn, done func()) {
+func (l *listener) toHTTP(c net.Conn, limit time.Time, done func()) {
 	oc := &onceCloser{Conn: c, done: done}
 	// An HTTP request starts with a method in capitals; anything else (an
 	// MQTT CONNECT, 0x10) gets a short answer instead of a wait for headers.
@@ -171,9 +172,9 @@ func (l *listener) toHTTP(c net.Conn, done func()) {
 		oc.Close()
 		return
 	}
-	fc := &firstByteConn{Conn: oc, first: first}
-	if !l.wsq.push(fc) {
-		fc.Close()
+	hc := &heldConn{Conn: &firstByteConn{Conn: oc, first: first}, limit: limit, held: true}
+	if !l.wsq.push(hc) {
+		hc.Close()
 	}
 }
 

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/explain"
 	"github.com/mqttctl/mqttctl/pki"
 )
 
@@ -71,6 +73,26 @@ type tlsState struct {
 	// crlBroken is set while crlfile cannot be used: nobody new gets in.
 	crlBroken atomic.Bool
 	conf      *tls.Config
+	// caSum identifies the CA certificates read at start (cafile and
+	// capath), which a reload does not apply: casChanged tells.
+	caSum [sha256.Size]byte
+}
+
+func sumCAs(cas []*x509.Certificate) [sha256.Size]byte {
+	h := sha256.New()
+	for _, c := range cas {
+		h.Write(c.Raw)
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// casChanged reports whether cafile or capath now hold other certificates
+// than the listener trusts (those read at start).
+func (st *tlsState) casChanged() bool {
+	cas, err := loadCAs(st.spec)
+	return err != nil || sumCAs(cas) != st.caSum
 }
 
 // crlIndex holds a listener's CRLs by the CA that signed them (its subject
@@ -81,6 +103,7 @@ type crlIndex map[string][]indexedCRL
 
 type indexedCRL struct {
 	issuer     string // for messages
+	thisUpdate time.Time
 	nextUpdate time.Time
 	revoked    map[string]struct{} // serial numbers' bytes
 }
@@ -225,6 +248,7 @@ func newTLSState(l confgen.ListenerSpec) (*tlsState, error) {
 	st := &tlsState{spec: spec, pos: pos}
 	var errs []error
 	cas, err := loadCAs(spec)
+	st.caSum = sumCAs(cas)
 	if err != nil {
 		key := "cafile"
 		if strings.HasPrefix(err.Error(), "capath") {
@@ -313,7 +337,7 @@ func indexCRLs(crls []*x509.RevocationList, cas []*x509.Certificate, served *tls
 	}
 	idx := crlIndex{}
 	for _, crl := range crls {
-		ic := indexedCRL{issuer: crl.Issuer.String(), nextUpdate: crl.NextUpdate, revoked: make(map[string]struct{}, len(crl.RevokedCertificateEntries))}
+		ic := indexedCRL{issuer: crl.Issuer.String(), thisUpdate: crl.ThisUpdate, nextUpdate: crl.NextUpdate, revoked: make(map[string]struct{}, len(crl.RevokedCertificateEntries))}
 		for _, r := range crl.RevokedCertificateEntries {
 			ic.revoked[string(r.SerialNumber.Bytes())] = struct{}{}
 		}
@@ -345,8 +369,9 @@ var errCRLBroken = errors.New("the crlfile cannot be read; every client certific
 
 // revoked reports, as an error, whether any certificate of the verified
 // chains (the leaf or an intermediate) is revoked by a CRL its issuer
-// signed, whether such a CRL has expired (OpenSSL then refuses every
-// client, and so does serve), or whether the CRL is unreadable.
+// signed, whether the CRL of the leaf's issuer is missing, whether such a
+// CRL has expired or is not valid yet (OpenSSL then refuses every client,
+// and so does serve), or whether the CRL is unreadable.
 func (st *tlsState) revoked(chains [][]*x509.Certificate) error {
 	if st.crlBroken.Load() {
 		return errCRLBroken
@@ -359,9 +384,20 @@ func (st *tlsState) revoked(chains [][]*x509.Certificate) error {
 	for _, chain := range chains {
 		for i := 0; i+1 < len(chain); i++ {
 			cert, issuer := chain[i], chain[i+1]
-			for _, crl := range (*idx)[caKey(issuer)] {
-				if !crl.nextUpdate.IsZero() && now.After(crl.nextUpdate) {
-					return fmt.Errorf("the CRL for %s expired on %s: regenerate it (mqttctl pki crl)", issuer.Subject, crl.nextUpdate.Format(time.DateOnly))
+			crls := (*idx)[caKey(issuer)]
+			if len(crls) == 0 && i == 0 {
+				// No CRL from the leaf's issuer: OpenSSL (mosquitto sets
+				// X509_V_FLAG_CRL_CHECK) refuses the client ("unable to get
+				// certificate CRL"), and so does serve: a revocation that
+				// cannot be checked must not let the client in. CRL_CHECK
+				// covers the leaf only; an intermediate is checked when
+				// its issuer's CRL is there.
+				p := explain.CRLMissing(st.spec.CRLFile, issuer.Subject.String())
+				return errors.New(p.Message + "; fix: " + p.Fix)
+			}
+			for _, crl := range crls {
+				if err := crl.validAt(st.spec.CRLFile, now); err != nil {
+					return err
 				}
 				if _, ok := crl.revoked[string(cert.SerialNumber.Bytes())]; ok {
 					return errRevoked
@@ -370,6 +406,61 @@ func (st *tlsState) revoked(chains [][]*x509.Certificate) error {
 		}
 	}
 	return nil
+}
+
+// validAt reports an expired or not yet valid CRL: OpenSSL refuses every
+// certificate it covers ("CRL has expired", "CRL is not yet valid").
+func (c indexedCRL) validAt(file string, now time.Time) error {
+	var p explain.Problem
+	switch {
+	case !c.nextUpdate.IsZero() && now.After(c.nextUpdate):
+		p = explain.CRLExpired(file, c.issuer, c.nextUpdate)
+	case now.Before(c.thisUpdate):
+		p = explain.CRLNotYetValid(file, c.issuer, c.thisUpdate)
+	default:
+		return nil
+	}
+	return errors.New(p.Message + "; fix: " + p.Fix)
+}
+
+// crlProblems reports, at the crlfile line, what makes the listener's CRL
+// refuse clients wholesale: an expired or not yet valid CRL (an error), a
+// CA of cafile or capath with no CRL in crlfile (a warning: every client
+// certificate it issues is refused). config check reports them; serve logs
+// them at start and at each reload.
+func (st *tlsState) crlProblems() []error {
+	idx := st.crls.Load()
+	if idx == nil || st.spec.CRLFile == "" {
+		return nil
+	}
+	var out []error
+	now := time.Now()
+	said := map[string]bool{}
+	for _, crls := range *idx {
+		for _, crl := range crls {
+			if err := crl.validAt(st.spec.CRLFile, now); err != nil && !said[err.Error()] {
+				said[err.Error()] = true
+				out = append(out, st.at("crlfile", err))
+			}
+		}
+	}
+	cas, err := loadCAs(st.spec)
+	if err != nil {
+		return out
+	}
+	seen := map[string]bool{}
+	for _, ca := range cas {
+		k := caKey(ca)
+		if !ca.IsCA || len((*idx)[k]) > 0 || seen[k] {
+			continue
+		}
+		seen[k] = true
+		p := explain.CRLMissing(st.spec.CRLFile, ca.Subject.String())
+		ce := st.at("crlfile", errors.New(p.Message+"; fix: "+p.Fix))
+		ce.(*confgen.ConfigError).Warning = true
+		out = append(out, ce)
+	}
+	return out
 }
 
 // reload re-reads certfile, keyfile and crlfile (SIGHUP).

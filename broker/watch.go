@@ -2,11 +2,15 @@ package broker
 
 import (
 	"crypto/tls"
+	"errors"
 	"os"
+	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttctl/mqttctl/confgen"
 )
 
 // DefaultWatchInterval is how often serve looks at the certificate, key and
@@ -108,25 +112,20 @@ func (b *Broker) reloadCRL(ls *listenerState) {
 		return
 	}
 	b.log.Info("CRL reloaded", "listener", ls.id, "file", ls.spec.TLS.CRLFile)
-	b.warnExpiredCRL(ls)
+	b.warnCRL(ls)
 	b.dropRevoked(ls)
 }
 
-// warnExpiredCRL says that an expired CRL refuses every client.
-func (b *Broker) warnExpiredCRL(ls *listenerState) {
-	idx := ls.tls.crls.Load()
-	if idx == nil {
-		return
-	}
-	seen := map[string]bool{}
-	for _, crls := range *idx {
-		for _, crl := range crls {
-			if !crl.nextUpdate.IsZero() && time.Now().After(crl.nextUpdate) && !seen[crl.issuer] {
-				seen[crl.issuer] = true
-				b.log.Warn("the CRL is past its next update: serve refuses every client certificate it covers, as mosquitto does; rewrite it (mqttctl pki crl)",
-					"listener", ls.id, "issuer", crl.issuer, "next_update", crl.nextUpdate.Format(time.RFC3339))
-			}
+// warnCRL logs what makes the listener's CRL refuse clients wholesale
+// (expired, not yet valid, a CA without a CRL).
+func (b *Broker) warnCRL(ls *listenerState) {
+	for _, err := range ls.tls.crlProblems() {
+		msg := err.Error()
+		var ce *confgen.ConfigError
+		if errors.As(err, &ce) {
+			msg = strings.TrimPrefix(msg, ce.Pos.String()+": ")
 		}
+		b.log.Warn("crlfile refuses clients", "listener", ls.id, "file", ls.spec.TLS.CRLFile, "problem", msg)
 	}
 }
 

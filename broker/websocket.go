@@ -2,8 +2,10 @@ package broker
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,7 +19,7 @@ import (
 // listeners (accept, max_connections, the connect deadline, TLS with the
 // listener's certificate, CRL and session tickets), then an HTTP/1.1
 // upgrade to a WebSocket, whose binary messages carry MQTT. Any path is
-// accepted, as mosquitto does; the subprotocol is mqtt (or mqttv3.1); the
+// accepted, as mosquitto does; the subprotocol must be mqtt (or mqttv3.1); the
 // Origin is not checked (mosquitto does not either): a browser page from
 // any site can connect, and the broker's own authentication (password,
 // client certificate) decides.
@@ -96,6 +98,41 @@ func (c *firstByteConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// heldConn keeps the connect deadline (set at accept) while the HTTP server
+// reads the upgrade: the server moves a connection's deadlines (to none
+// while it waits for another request on a kept-alive connection), so
+// without this a client that sent one request, answered 400, kept its
+// max_connections slot for as long as it liked. Once the upgrade is done,
+// release hands the deadline back (still the one set at accept: CONNECT
+// must come within it too) and the engine may move it.
+type heldConn struct {
+	net.Conn
+	limit time.Time
+	mu    sync.Mutex
+	held  bool
+}
+
+func (c *heldConn) clamp(t time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held && (t.IsZero() || t.After(c.limit)) {
+		return c.limit
+	}
+	return t
+}
+
+func (c *heldConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.clamp(t)) }
+func (c *heldConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.clamp(t)) }
+func (c *heldConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
+
+// release ends the hold, leaving the connect deadline in place.
+func (c *heldConn) release() {
+	c.mu.Lock()
+	c.held = false
+	c.mu.Unlock()
+	_ = c.Conn.SetDeadline(c.limit)
+}
+
 // originAllowed applies "# mqttctl: http_origin": a browser (which always
 // sends Origin) must come from one of the listed origins; clients that send
 // no Origin (not browsers) and listeners without the option are let
@@ -117,31 +154,48 @@ func (l *listener) originAllowed(r *http.Request) bool {
 // startWebSocket starts the HTTP server that upgrades the listener's
 // connections.
 func (l *listener) startWebSocket(establish func(net.Conn, string)) {
+	refuse := func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+		l.log.Info("client refused: not a WebSocket upgrade", "listener", l.id, "remote", r.RemoteAddr, "reason", reason.Error())
+		// One request per connection: a refused one frees its slot.
+		w.Header().Set("Connection", "close")
+		http.Error(w, "this is an MQTT over WebSocket endpoint: "+reason.Error(), status)
+	}
 	up := &websocket.Upgrader{
 		Subprotocols:    mqttws.Subprotocols,
 		CheckOrigin:     l.originAllowed,
 		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,
-		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			l.log.Info("client refused: not a WebSocket upgrade", "listener", l.id, "remote", r.RemoteAddr, "reason", reason.Error())
-			http.Error(w, "this is an MQTT over WebSocket endpoint: "+reason.Error(), status)
-		},
+		Error:           refuse,
 	}
 	l.wsq = newConnQueue(l.ln.Addr())
 	l.http = &http.Server{
 		ReadHeaderTimeout: l.timeout,
 		ErrorLog:          nil,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// mosquitto (libwebsockets) serves MQTT only under the mqtt
+			// or mqttv3.1 subprotocol: 2.0.11 drops an upgrade that asks
+			// for others, and upgrades one that asks for none but never
+			// answers its CONNECT (TestDifferentialOptions). serve refuses
+			// both before the upgrade, saying why.
+			if websocket.IsWebSocketUpgrade(r) && !slices.ContainsFunc(websocket.Subprotocols(r), func(p string) bool { return slices.Contains(mqttws.Subprotocols, p) }) {
+				refuse(w, r, http.StatusBadRequest, errNoMQTTSubprotocol)
+				return
+			}
 			c, err := up.Upgrade(w, r, nil)
 			if err != nil {
 				return // Error above answered and logged
 			}
-			_ = c.UnderlyingConn().SetDeadline(time.Now().Add(l.timeout)) // the HTTP server cleared it
+			if hc, ok := c.UnderlyingConn().(*heldConn); ok {
+				hc.release()
+			}
 			establish(mqttws.NewConn(c), r.RemoteAddr)
 		}),
 	}
 	go l.http.Serve(l.wsq)
 }
+
+// errNoMQTTSubprotocol: the upgrade did not ask for MQTT.
+var errNoMQTTSubprotocol = errors.New(`the upgrade does not ask for the "mqtt" subprotocol (Sec-WebSocket-Protocol: mqtt; MQTT 3.1: mqttv3.1), as MQTT over WebSocket requires and mosquitto enforces`)
 
 // tlsOf returns the TLS connection of an MQTT or WebSocket connection.
 func tlsOf(c net.Conn) (*tls.Conn, bool) {
@@ -153,6 +207,8 @@ func tlsOf(c net.Conn) (*tls.Conn, bool) {
 	case *onceCloser:
 		return tlsOf(v.Conn)
 	case *firstByteConn:
+		return tlsOf(v.Conn)
+	case *heldConn:
 		return tlsOf(v.Conn)
 	}
 	return nil, false

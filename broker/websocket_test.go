@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,7 +123,7 @@ use_identity_as_username true
 		t.Errorf("plain GET: %s %s", resp.Status, body)
 	}
 	// A text message ends the connection.
-	c, _, err := websocket.DefaultDialer.Dial(ws, nil)
+	c, _, err := (&websocket.Dialer{Subprotocols: []string{"mqtt"}}).Dial(ws, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,6 +234,115 @@ func TestWebSocketOrigin(t *testing.T) {
 			if !confgen.HasErrors(ds) {
 				t.Errorf("accepted:\n%s", bad)
 			}
+		}
+	}
+}
+
+// TestWebSocketConnectDeadline: on ws and wss listeners every connection
+// completes the upgrade and CONNECT within the connect deadline or is
+// closed, freeing its max_connections slot: a request answered 400 (the
+// HTTP server kept it alive, with no deadline, before), a partial request,
+// an upgrade with no CONNECT after it.
+func TestWebSocketConnectDeadline(t *testing.T) {
+	f := testbroker.NewFixture(t, testbroker.FixtureOptions{Hosts: []string{"localhost"}})
+	var ports []int
+	// Each case gets its own broker: a slot freed by the previous case's
+	// last client may not be free yet when the next case dials.
+	startBroker := func(t *testing.T) {
+		ports = testutil.FreePorts(t, 2)
+		start(t, fmt.Sprintf("per_listener_settings true\nlistener %d 127.0.0.1\nprotocol websockets\nallow_anonymous true\nmax_connections 1\n"+
+			"listener %d 127.0.0.1\nprotocol websockets\nallow_anonymous true\nmax_connections 1\ncertfile %s\nkeyfile %s\n",
+			ports[0], ports[1], filepath.Join(f.PKI, "server.crt"), filepath.Join(f.PKI, "server.key")), 300*time.Millisecond)
+	}
+	caPEM, _ := os.ReadFile(filepath.Join(f.PKI, "ca.crt"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	conf := &tls.Config{RootCAs: roots, ServerName: "localhost"}
+	dial := func(t *testing.T, secure bool) net.Conn {
+		port := ports[0]
+		if secure {
+			port = ports[1]
+		}
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if secure {
+			tc := tls.Client(c, conf)
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			c = tc
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	cases := []struct {
+		name string
+		send func(t *testing.T, c net.Conn)
+	}{
+		{"GET / answered 400", func(t *testing.T, c net.Conn) {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		}},
+		{"a partial request", func(t *testing.T, c net.Conn) {
+			io.WriteString(c, "GET / HTTP/1.1\r\n")
+		}},
+		{"an upgrade and no CONNECT", func(t *testing.T, c net.Conn) {
+			u, _ := url.Parse("ws://x/mqtt")
+			if _, _, err := websocket.NewClient(c, u, http.Header{"Sec-WebSocket-Protocol": {"mqtt"}}, 1024, 1024); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, secure := range []bool{false, true} {
+		for _, tc := range cases {
+			name := map[bool]string{false: "ws", true: "wss"}[secure] + "/" + strings.ReplaceAll(tc.name, " ", "_")
+			t.Run(name, func(t *testing.T) {
+				startBroker(t)
+				c := dial(t, secure)
+				tc.send(t, c)
+				if !closedByServer(c) {
+					t.Fatal("the connection was not closed at the connect deadline")
+				}
+				// Its slot (max_connections 1) is free again.
+				scheme, port := "ws", ports[0]
+				if secure {
+					scheme, port = "wss", ports[1]
+				}
+				var m *testutil.MQTT
+				var err error
+				for i := 0; i < 50; i++ { // the slot is freed just after the close the client saw
+					if m, err = testutil.DialMQTTWS(fmt.Sprintf("%s://localhost:%d/mqtt", scheme, port), conf, 4); err == nil {
+						var code byte
+						if code, err = m.Connect(testutil.ConnectOptions{ClientID: "after", Clean: true}); err == nil && code == 0 {
+							break
+						}
+						m.Close()
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				if err != nil {
+					t.Fatalf("the slot was not freed: %v", err)
+				}
+				m.Disconnect()
+			})
+		}
+	}
+}
+
+// TestListeningLogNamesProtocol: serve's "listening" line says ws or wss,
+// not only mode=tls/mtls, for websockets listeners.
+func TestListeningLogNamesProtocol(t *testing.T) {
+	f := testbroker.NewFixture(t, testbroker.FixtureOptions{Hosts: []string{"localhost"}})
+	ports := testutil.FreePorts(t, 3)
+	_, log := start(t, fmt.Sprintf("per_listener_settings true\nlistener %d 127.0.0.1\nallow_anonymous true\n"+
+		"listener %d 127.0.0.1\nprotocol websockets\nallow_anonymous true\n"+
+		"listener %d 127.0.0.1\nprotocol websockets\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\n",
+		ports[0], ports[1], ports[2], filepath.Join(f.PKI, "ca.crt"), filepath.Join(f.PKI, "server.crt"), filepath.Join(f.PKI, "server.key")), time.Second)
+	for i, want := range []string{"mode=plain protocol=mqtt", "mode=plain protocol=ws", "mode=mtls protocol=wss"} {
+		line := fmt.Sprintf("address=127.0.0.1:%d %s", ports[i], want)
+		if !strings.Contains(log.String(), line) {
+			t.Errorf("the log lacks %q:\n%s", line, log.String())
 		}
 	}
 }

@@ -185,6 +185,9 @@ type ConfigError struct {
 	Pos Pos
 	Msg string
 	Err error
+	// Warning: the file works, but not as its author likely meant (a
+	// warning diagnostic, not an error).
+	Warning bool
 }
 
 func (e *ConfigError) Error() string {
@@ -277,6 +280,10 @@ func (p *parser) parse(data []byte, name string, follow bool) error {
 			}
 			continue
 		}
+		if looksLikeExtension(line) {
+			return errAt(pos, "%q looks like an mqttctl option but is not written as one, so it would be a comment to both brokers and silently do nothing: write it exactly as %q, or reword the comment",
+				line, ExtPrefix+"http_origin https://app.example.com")
+		}
 		if line == "" || line[0] == '#' {
 			continue
 		}
@@ -328,6 +335,29 @@ const ExtPrefix = "# mqttctl: "
 // extensions are the mqttctl options a listener may carry.
 var extensions = map[string]string{
 	"http_origin": "the Origin a browser page must come from to use a websockets listener (repeatable)",
+}
+
+// looksLikeExtension reports whether a comment line that does not start
+// with ExtPrefix was meant as an mqttctl option: "#mqttctl: ...",
+// "# MQTTCTL : ...", "# mqttctl http_origin ...", "# http_origin ...".
+func looksLikeExtension(line string) bool {
+	if !strings.HasPrefix(line, "#") {
+		return false
+	}
+	rest := strings.ToLower(strings.TrimLeft(line, "# \t"))
+	if after, ok := strings.CutPrefix(rest, "mqttctl"); ok {
+		after = strings.TrimLeft(after, " \t")
+		if strings.HasPrefix(after, ":") || strings.HasPrefix(after, "=") {
+			return true
+		}
+		rest = after
+	}
+	key := strings.FieldsFunc(rest, func(r rune) bool { return r == ' ' || r == '\t' || r == ':' || r == '=' })
+	if len(key) == 0 {
+		return false
+	}
+	_, known := extensions[key[0]]
+	return known
 }
 
 func (p *parser) extension(line string, pos Pos) error {
@@ -429,6 +459,64 @@ func setValue(ds []Directive, key, value string) []Directive {
 		}
 	}
 	return append(ds, Directive{Key: key, Value: value})
+}
+
+// Redaction replaces a secret's value in Redacted's output.
+const Redaction = "<redacted>"
+
+// IsSecretOption reports whether key's value is a secret (a bridge's
+// passwords or pre-shared key; a plugin option that names a password,
+// secret, key or token), which printed configs must not show.
+func IsSecretOption(key string) bool {
+	switch key {
+	case "password", "remote_password", "local_password", "bridge_psk", "tls_engine_kpass_sha1":
+		return true
+	}
+	if o, ok := strings.CutPrefix(key, "plugin_opt_"); ok {
+		key = o
+	} else if o, ok := strings.CutPrefix(key, "auth_opt_"); ok {
+		key = o
+	} else {
+		return false
+	}
+	for _, w := range []string{"pass", "secret", "psk", "token", "key"} {
+		if strings.Contains(key, w) && !strings.HasSuffix(key, "file") {
+			return true
+		}
+	}
+	return false
+}
+
+// Redacted returns a copy of the config whose secret values (IsSecretOption)
+// read Redaction, with a header line that says so: what a printed config
+// shows.
+func (c *Config) Redacted() *Config {
+	out := *c
+	var names []string
+	redact := func(ds []Directive) []Directive {
+		cp := append([]Directive(nil), ds...)
+		for i := range cp {
+			if IsSecretOption(cp[i].Key) && cp[i].Value != "" {
+				cp[i].Value = Redaction
+				if !slices.Contains(names, cp[i].Key) {
+					names = append(names, cp[i].Key)
+				}
+			}
+		}
+		return cp
+	}
+	out.Global = redact(c.Global)
+	out.Listener = nil
+	for _, l := range c.Listener {
+		cl := *l
+		cl.Options = redact(l.Options)
+		out.Listener = append(out.Listener, &cl)
+	}
+	if len(names) > 0 {
+		out.Header = append(append([]string(nil), c.Header...),
+			"Secrets ("+strings.Join(names, ", ")+") are shown as "+Redaction+": put the real values back before using this file.")
+	}
+	return &out
 }
 
 // Marshal renders the config as mosquitto.conf.

@@ -83,6 +83,15 @@ func TestConfigErrors(t *testing.T) {
 		{"bad listener", "listener eighty\n", "test.conf:1: listener port"},
 		{"listener option outside", "certfile /x\n", "test.conf:1: certfile belongs to a listener"},
 		{"missing value", "listener 1\nkeyfile\n", "test.conf:2: keyfile needs a value"},
+		// A comment that looks like an mqttctl option is refused at its
+		// line: mosquitto ignores it, and so would serve.
+		{"mqttctl option without the space", "listener 1\nprotocol websockets\n#mqttctl: http_origin https://a.test\n", "test.conf:3: \"#mqttctl: http_origin https://a.test\" looks like an mqttctl option"},
+		{"mqttctl option in capitals", "listener 1\n# MQTTCTL: http_origin https://a.test\n", "test.conf:2: "},
+		{"mqttctl option with a space before the colon", "listener 1\n# mqttctl : http_origin https://a.test\n", "test.conf:2: "},
+		{"mqttctl option without the colon", "listener 1\n# mqttctl http_origin https://a.test\n", "test.conf:2: "},
+		{"mqttctl option with a tab", "listener 1\n#\tmqttctl: http_origin https://a.test\n", "test.conf:2: "},
+		{"mqttctl option without its prefix", "listener 1\n# http_origin https://a.test\n", "test.conf:2: "},
+		{"unknown mqttctl option", "listener 1\n# mqttctl: http_orign https://a.test\n", "test.conf:2: unknown mqttctl option"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +100,17 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestConfigOrdinaryCommentsAboutMqttctl: comments that mention mqttctl
+// without looking like an option stay comments.
+func TestConfigOrdinaryCommentsAboutMqttctl(t *testing.T) {
+	for _, line := range []string{"# mosquitto.conf written by mqttctl config mosquitto (mode mtls).", "# mqttctl generated this file",
+		"#", "# Check it with: mqttctl config check FILE", "# the http origin is checked by mqttctl"} {
+		if _, err := Parse([]byte(line+"\nlistener 1\n"), "test.conf"); err != nil {
+			t.Errorf("%q: %v", line, err)
+		}
 	}
 }
 
@@ -181,4 +201,28 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("render not stable:\n%s\n---\n%s", c.Marshal(), c2.Marshal())
 		}
 	})
+}
+
+// TestListenerKind: config check's words for each transport; a websockets
+// listener is never "plain MQTT".
+func TestListenerKind(t *testing.T) {
+	tests := []struct {
+		conf, want string
+	}{
+		{"listener 1883\n", "plain MQTT (mqtt://, no TLS)"},
+		{"listener 8883\ncertfile /s.crt\nkeyfile /s.key\n", "MQTT over TLS (tlsv1.2+) (mqtts://)"},
+		{"listener 8883\ncafile /ca.crt\ncertfile /s.crt\nkeyfile /s.key\nrequire_certificate true\ntls_version tlsv1.3\n", "MQTT over mutual TLS (tlsv1.3+) (mqtts://)"},
+		{"listener 8080\nprotocol websockets\n", "MQTT over WebSocket (ws://, no TLS)"},
+		{"listener 8884\nprotocol websockets\ncafile /ca.crt\ncertfile /s.crt\nkeyfile /s.key\nrequire_certificate true\n", "MQTT over WebSocket (wss://, mutual TLS (tlsv1.2+))"},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte(tt.conf), "t.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := c.Resolve()
+		if got := r.Listeners[0].Kind(); got != tt.want {
+			t.Errorf("%q: %q, want %q", tt.conf, got, tt.want)
+		}
+	}
 }

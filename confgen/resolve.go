@@ -61,6 +61,42 @@ func (l ListenerSpec) Addr() string {
 	return host + ":" + strconv.Itoa(l.Port)
 }
 
+// Scheme is the URL scheme clients use for the listener: mqtt, mqtts, ws
+// or wss.
+func (l ListenerSpec) Scheme() string {
+	s := "mqtt"
+	if l.Protocol == "websockets" {
+		s = "ws"
+	}
+	if l.TLS != nil {
+		s += "s"
+	}
+	return s
+}
+
+// Kind describes the listener's transport in words: "plain MQTT", "MQTT
+// over mutual TLS (tlsv1.2+)", "MQTT over WebSocket (ws://, no TLS)", ...
+func (l ListenerSpec) Kind() string {
+	sec := "no TLS"
+	if l.TLS != nil {
+		v := l.TLS.TLSVersion
+		if v == "" {
+			v = "tlsv1.2"
+		}
+		sec = "TLS (" + v + "+)"
+		if l.TLS.RequireCertificate {
+			sec = "mutual TLS (" + v + "+)"
+		}
+	}
+	switch {
+	case l.Protocol == "websockets":
+		return "MQTT over WebSocket (" + l.Scheme() + "://, " + sec + ")"
+	case l.TLS == nil:
+		return "plain MQTT (mqtt://, no TLS)"
+	}
+	return "MQTT over " + sec + " (mqtts://)"
+}
+
 func containsColon(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] == ':' {
@@ -130,7 +166,7 @@ func DiagnosticOf(err error) Diagnostic {
 	var ce *ConfigError
 	if errors.As(err, &ce) {
 		msg := strings.TrimPrefix(ce.Error(), ce.Pos.String()+": ")
-		return Diagnostic{Pos: ce.Pos, Msg: msg}
+		return Diagnostic{Pos: ce.Pos, Msg: msg, Warning: ce.Warning}
 	}
 	return Diagnostic{Msg: err.Error()}
 }

@@ -75,7 +75,7 @@ var serveSupport = map[string]ServeSupport{
 	"bind_interface":           {Support: Refused, Note: "binding to an interface name is not implemented: give the address in the listener line"},
 	"max_connections":          {Support: Implemented, Note: "per listener; -1 unlimited"},
 	"mount_point":              {Support: Implemented, Note: "prefixes the topics of publishes, subscriptions and wills, as mosquitto 2.0 does"},
-	"protocol":                 {Support: Implemented, Note: "mqtt or websockets (ws; wss with certfile/keyfile): any path, subprotocol mqtt, Origin not checked (as mosquitto)"},
+	"protocol":                 {Support: Implemented, Note: "mqtt or websockets (ws; wss with certfile/keyfile): any path; an upgrade without the mqtt (or mqttv3.1) subprotocol is refused and the Origin is not checked (as mosquitto); upgrade and CONNECT within the connect timeout"},
 	"socket_domain":            {Support: Implemented, Note: "ipv4 or ipv6 only"},
 	"use_username_as_clientid": {Support: Implemented, Note: "the username (or certificate identity) becomes the client id"},
 	"http_dir":                 {Support: Refused, Note: "serve has no HTTP server"},
@@ -88,7 +88,7 @@ var serveSupport = map[string]ServeSupport{
 	"keyfile":                  {Support: Implemented, Note: "watched with certfile; a pair that does not match keeps the old one; an encrypted key is refused"},
 	"ciphers":                  {Support: Implemented, Note: "OpenSSL names of ECDHE AEAD/CBC suites; keywords such as HIGH are refused"},
 	"ciphers_tls1.3":           {Support: DefaultOnly, Defaults: []string{"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"}, Note: "Go always offers all three TLS 1.3 suites and cannot restrict them"},
-	"crlfile":                  {Support: Implemented, Note: "checked for every certificate of the client's chain; watched: a change disconnects revoked clients within a second; an unreadable CRL refuses everyone until fixed"},
+	"crlfile":                  {Support: Implemented, Note: "checked for every certificate of the client's chain; as mosquitto, a client whose issuer has no CRL in it, or whose CRL expired or is not valid yet, is refused (config check reports both); watched: a change disconnects revoked clients within a second; an unreadable CRL refuses everyone until fixed"},
 	"dhparamfile":              {Support: Refused, Note: "Go's crypto/tls has no DHE suites"},
 	"require_certificate":      {Support: Implemented, Note: ""},
 	"tls_engine":               {Support: Refused, Note: "OpenSSL engines are not available in Go"},
@@ -246,7 +246,7 @@ func ServeSupportTable() string {
 		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k, sup, s.Note)
 	}
 	fmt.Fprintf(&b, "| `plugin_opt_*`, `auth_opt_*` | refused | plugins are C shared objects |\n")
-	fmt.Fprintf(&b, "| `# mqttctl: http_origin ORIGIN` | mqttctl's own | a comment to mosquitto; in a websockets listener, browsers from other origins are refused (repeatable) |\n")
+	fmt.Fprintf(&b, "| `# mqttctl: http_origin ORIGIN` | mqttctl's own | a comment to mosquitto; in a websockets listener, browsers from other origins are refused (repeatable); a comment that looks like it but is not written exactly so is refused |\n")
 	var refused []string
 	for k := range bridgeRefused {
 		refused = append(refused, "`"+k+"`")

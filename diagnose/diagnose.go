@@ -7,18 +7,23 @@ package diagnose
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -227,6 +232,9 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		case isTimeout(err):
 			r.problem(explain.Silent(t.Addr, "WebSocket upgrade", o.Timeout))
 			return r, nil
+		case closedAtOnce(err) && !r.TLS:
+			r.problem(explain.ClosedAtOnce(t.Addr, "WebSocket upgrade"))
+			return r, nil
 		case strings.Contains(err.Error(), "remote error: tls"):
 			// TLS 1.3: a refused client certificate shows at the first read.
 			r.connectFailed(ctx, err, t, o, clientLeaf)
@@ -258,6 +266,12 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 	}
 	r.roundTrip(conn, o, deadline)
 	return r, nil
+}
+
+// closedAtOnce reports whether the peer closed the connection (EOF or a
+// reset) rather than answering.
+func closedAtOnce(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // isTimeout reports whether err is the check's deadline running out.
@@ -398,6 +412,10 @@ func (r *Report) handshakeFailed(ctx context.Context, err error, t mqtturl.Targe
 		r.problem(explain.TLSOnPlainPort(o.URL))
 	case strings.Contains(msg, "first record does not look like a TLS handshake"):
 		r.problem(explain.NoTLS(o.URL))
+	case closedAtOnce(err) && !r.ClientCertRequested:
+		// Closed before the server said anything, and no plain CONNACK
+		// either: a full listener (or a refusing firewall or proxy).
+		r.problem(explain.ClosedAtOnce(t.Addr, "TLS handshake"))
 	default:
 		r.clientCertAlert(err, o, leaf)
 	}
@@ -406,7 +424,16 @@ func (r *Report) handshakeFailed(ctx context.Context, err error, t mqtturl.Targe
 // clientCertAlert maps a TLS alert from the broker to its cause.
 func (r *Report) clientCertAlert(err error, o Options, leaf *x509.Certificate) {
 	msg := err.Error()
+	if leaf != nil && r.ClientCertRequested && !hasProblem(r, "expired") {
+		if p, ok := crlProblem(o.PKIDir, o.CertFile, leaf, time.Now()); ok {
+			r.problem(p)
+			return
+		}
+	}
 	switch {
+	case strings.Contains(msg, "expired certificate") && leaf != nil && time.Now().Before(leaf.NotAfter) && !hasProblem(r, "expired"):
+		// OpenSSL sends the same alert for an expired CRL.
+		r.problem(explain.CRLExpiredAtBroker(o.CertFile, leaf.NotAfter, o.PKIDir))
 	case strings.Contains(msg, "certificate required"),
 		strings.Contains(msg, "handshake failure") && r.ClientCertRequested && leaf == nil:
 		r.problem(explain.ClientCertRequired())
@@ -415,7 +442,15 @@ func (r *Report) clientCertAlert(err error, o Options, leaf *x509.Certificate) {
 		if leaf != nil {
 			issuer = leaf.Issuer.String()
 		}
-		r.problem(explain.UnknownClientCA(issuer))
+		p := explain.UnknownClientCA(issuer)
+		if !r.clientCAUnknown && strings.Contains(msg, "unknown certificate authority") {
+			// The broker did not say which CAs it trusts (mosquitto does
+			// not): OpenSSL also answers "unknown CA" for a trusted CA
+			// that crlfile has no CRL from.
+			p.Message += "; or, if its cafile does hold that CA, its crlfile holds no CRL from it (OpenSSL answers \"unknown ca\" for \"unable to get certificate CRL\" too)"
+			p.Fix += "; or add that CA's CRL to the broker's crlfile, then reload the broker (mqttctl config check warns about a CA without a CRL)"
+		}
+		r.problem(p)
 	case strings.Contains(msg, "expired certificate") && leaf != nil:
 		if !hasProblem(r, "expired") {
 			r.problem(explain.Expired("client certificate "+o.CertFile, leaf.NotAfter, "issue a new one: "+explain.ReissueClient(leaf.Subject.CommonName, "")))
@@ -444,6 +479,39 @@ func (r *Report) clientCertAlert(err error, o Options, leaf *x509.Certificate) {
 	}
 }
 
+// crlProblem looks at the CRL of the pki directory named in fixes (the
+// broker's own when the check runs beside it) for why a broker refuses the
+// client certificate: its issuer's CRL expired or is not valid yet (every
+// client of that CA is refused), or lists the certificate.
+func crlProblem(pkiDir, certFile string, leaf *x509.Certificate, now time.Time) (explain.Problem, bool) {
+	file := filepath.Join(pkiDir, pki.CRLFile)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return explain.Problem{}, false
+	}
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return explain.Problem{}, false
+		}
+		crl, err := x509.ParseRevocationList(b.Bytes)
+		if err != nil || !bytes.Equal(crl.RawIssuer, leaf.RawIssuer) {
+			continue
+		}
+		switch {
+		case !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate):
+			return explain.CRLExpired(file, crl.Issuer.String(), crl.NextUpdate), true
+		case now.Before(crl.ThisUpdate):
+			return explain.CRLNotYetValid(file, crl.Issuer.String(), crl.ThisUpdate), true
+		}
+		for _, e := range crl.RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+				return explain.Revoked(certFile, file, leaf.Subject.CommonName), true
+			}
+		}
+	}
+}
+
 func hasProblem(r *Report, code string) bool {
 	for _, p := range r.Problems {
 		if p.Code == code {
@@ -461,6 +529,10 @@ func (r *Report) connectFailed(ctx context.Context, err error, t mqtturl.Target,
 	}
 	if errors.Is(err, errTLSRecord) || probeTLS(ctx, t.Addr, t.Host) {
 		r.problem(explain.PlainOnTLSPort(o.URL))
+		return
+	}
+	if closedAtOnce(err) && !t.WebSocket {
+		r.problem(explain.ClosedAtOnce(t.Addr, "CONNACK"))
 		return
 	}
 	r.problem(explain.Problem{Code: "connect", Message: "the broker closed the connection before CONNACK: " + err.Error()})

@@ -5,6 +5,7 @@ package explain
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -302,5 +303,97 @@ func Unreachable(addr string, err error) Problem {
 		Code:    "unreachable",
 		Message: fmt.Sprintf("cannot connect to %s: %v", addr, err),
 		Fix:     "check that the broker runs and listens there (ss -ltn), and the host and port",
+	}
+}
+
+// WriteCRL is the command that writes pkiDir's CRL again.
+func WriteCRL(pkiDir string) string { return "mqttctl pki crl" + DirFlag(pkiDir) }
+
+// CRLDir is the pki directory a broker's crlfile belongs to, for a fix
+// command: the directory of a crl.pem, "" (a CRL of another tool) otherwise.
+func CRLDir(crlFile string) (string, bool) {
+	if filepath.Base(crlFile) != "crl.pem" {
+		return "", false
+	}
+	return filepath.Dir(crlFile), true
+}
+
+// crlFix is how to get a current CRL to the broker.
+func crlFix(crlFile string) string {
+	dir, ok := CRLDir(crlFile)
+	w := WriteCRL(dir)
+	if !ok {
+		w = "write a current CRL into " + crlFile + " (mqttctl pki crl, or the CA's own tool)"
+	}
+	return w + ", then reload the broker (mosquitto: SIGHUP; mqttctl serve rereads crlfile by itself); run it from cron well before the next update"
+}
+
+// CRLExpired: a CRL past its next update. OpenSSL (so mosquitto) and
+// mqttctl serve then refuse every client certificate of its CA.
+func CRLExpired(crlFile, issuer string, nextUpdate time.Time) Problem {
+	return Problem{
+		Code: "crl-expired",
+		Message: fmt.Sprintf("the CRL of %s in %s expired on %s (its next update): mosquitto and mqttctl serve refuse every client certificate of that CA (clients see \"certificate expired\" or \"bad certificate\")",
+			issuer, crlFile, nextUpdate.UTC().Format(time.RFC3339)),
+		Fix: crlFix(crlFile),
+	}
+}
+
+// CRLNotYetValid: a CRL whose this update is in the future (a clock ahead
+// where it was written, or behind here). OpenSSL and serve refuse every
+// client certificate of its CA until then.
+func CRLNotYetValid(crlFile, issuer string, thisUpdate time.Time) Problem {
+	return Problem{
+		Code: "crl-not-yet-valid",
+		Message: fmt.Sprintf("the CRL of %s in %s is not valid before %s (its this update): mosquitto and mqttctl serve refuse every client certificate of that CA until then",
+			issuer, crlFile, thisUpdate.UTC().Format(time.RFC3339)),
+		Fix: "check the clocks of this machine and the broker (timedatectl); or " + crlFix(crlFile),
+	}
+}
+
+// CRLMissing: crlfile holds no CRL from a CA the broker trusts; OpenSSL
+// refuses every client certificate that CA issued ("unable to get
+// certificate CRL"), and so does serve.
+func CRLMissing(crlFile, issuer string) Problem {
+	return Problem{
+		Code: "crl-missing",
+		Message: fmt.Sprintf("%s holds no CRL from %s: mosquitto and mqttctl serve refuse every client certificate that CA issues (OpenSSL: unable to get certificate CRL)",
+			crlFile, issuer),
+		Fix: "add that CA's CRL to " + crlFile + " (cat its crl.pem >> " + crlFile + "), or take the CA out of cafile if it issues no clients",
+	}
+}
+
+// CRLExpiredAtBroker: the broker refused a client certificate as expired
+// that is valid: OpenSSL says "certificate expired" for an expired CRL too.
+func CRLExpiredAtBroker(certFile string, notAfter time.Time, pkiDir string) Problem {
+	return Problem{
+		Code: "crl-expired",
+		Message: fmt.Sprintf("the broker refused %s as expired, but it is valid until %s: the broker's CRL (crlfile) has most likely expired, and then mosquitto refuses every client certificate of that CA",
+			certFile, notAfter.UTC().Format(time.DateOnly)),
+		Fix: "on the broker's host: " + WriteCRL(pkiDir) + ", then reload the broker (mosquitto: SIGHUP; mqttctl serve rereads crlfile by itself); check it with: mqttctl pki check" + DirFlag(pkiDir),
+	}
+}
+
+// Revoked: the client certificate is on its CA's CRL.
+func Revoked(certFile, crlFile, name string) Problem {
+	return Problem{
+		Code:    "revoked",
+		Message: fmt.Sprintf("%s is revoked: its serial is on the CRL in %s (openssl: certificate revoked)", certFile, crlFile),
+		Fix:     "issue a new one: " + ReissueClient(name, ""),
+	}
+}
+
+// ClosedAtOnce: the port accepted the TCP connection and closed it before
+// saying anything, as mosquitto and mqttctl serve do on a full listener.
+func ClosedAtOnce(addr, step string) Problem {
+	_, port, _ := strings.Cut(addr, ":")
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		port = addr[i+1:]
+	}
+	return Problem{
+		Code: "closed-at-once",
+		Message: fmt.Sprintf("%s accepted the TCP connection and closed it before the %s: the listener is most likely full (max_connections reached; mosquitto logs \"max_connections exceeded\", mqttctl serve \"max_connections reached\"), or something in between refuses your address (a firewall, proxy or tcp wrapper)",
+			addr, step),
+		Fix: fmt.Sprintf("look at the broker's log; raise max_connections on that listener, or find who holds its connections (on the broker: ss -tn state established '( sport = :%s )')", port),
 	}
 }

@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -257,6 +258,8 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 		}
 	}
 
+	c.checkCRL()
+
 	if len(o.Hosts) > 0 {
 		name := o.Server
 		if name == "" {
@@ -286,6 +289,47 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 		}
 	}
 	return c.out, nil
+}
+
+// checkCRL reports a crl.pem that makes brokers refuse every client
+// certificate of its CA: expired or not yet valid (errors, whatever the
+// expiry window), or expiring within a week (a warning).
+func (c *checker) checkCRL() {
+	full := c.d.path(CRLFile)
+	data, err := os.ReadFile(full)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	for len(data) > 0 && err == nil {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			break
+		}
+		crl, perr := x509.ParseRevocationList(b.Bytes)
+		if perr != nil {
+			err = perr
+			break
+		}
+		issuer := crl.Issuer.String()
+		var p explain.Problem
+		switch {
+		case !crl.NextUpdate.IsZero() && c.now.After(crl.NextUpdate):
+			p = explain.CRLExpired(full, issuer, crl.NextUpdate)
+		case c.now.Before(crl.ThisUpdate):
+			p = explain.CRLNotYetValid(full, issuer, crl.ThisUpdate)
+		case !crl.NextUpdate.IsZero() && crl.NextUpdate.Sub(c.now) < 7*24*time.Hour:
+			c.add(LevelWarn, full, fmt.Sprintf("the CRL of %s expires on %s: brokers then refuse every client certificate of that CA", issuer, crl.NextUpdate.UTC().Format(time.DateOnly)),
+				explain.WriteCRL(c.d.Path)+", then reload the broker")
+			continue
+		default:
+			c.add(LevelOK, full, fmt.Sprintf("CRL of %s: valid until %s", issuer, crl.NextUpdate.UTC().Format(time.DateOnly)), "")
+			continue
+		}
+		c.add(LevelError, full, p.Message, p.Fix)
+	}
+	if err != nil {
+		c.add(LevelError, full, "cannot be read: "+err.Error(), explain.WriteCRL(c.d.Path))
+	}
 }
 
 func (c *checker) checkDirMode(path string, st fs.FileInfo) {

@@ -61,21 +61,16 @@ problem in one run, each at the file:line of the option behind it.
 					continue // the same line is reported already
 				}
 				fmt.Fprintln(s.Out, d)
-				errs++
+				if !d.Warning {
+					errs++
+				}
 			}
 			if errs > 0 {
 				fmt.Fprintf(s.Out, "%d errors\n", errs)
 				return exitError{1}
 			}
 			for _, l := range r.Listeners {
-				kind := "plain MQTT"
-				if l.TLS != nil {
-					kind = "TLS (" + l.TLS.TLSVersion + "+)"
-					if l.TLS.RequireCertificate {
-						kind = "mutual TLS (" + l.TLS.TLSVersion + "+)"
-					}
-				}
-				fmt.Fprintf(s.Out, "listener %s: %s, anonymous %v, password_file %q, acl_file %q\n", l.Addr(), kind, l.Security.AllowAnonymous, l.Security.PasswordFile, l.Security.ACLFile)
+				fmt.Fprintf(s.Out, "listener %s: %s, anonymous %v, password_file %q, acl_file %q\n", l.Addr(), l.Kind(), l.Security.AllowAnonymous, l.Security.PasswordFile, l.Security.ACLFile)
 			}
 			fmt.Fprintln(s.Out, "ok")
 			return nil

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -102,5 +103,41 @@ func TestConfigCheckWarnsNobodyCanLogIn(t *testing.T) {
 	code, out, _ := runCLI(t, "", "config", "check", conf)
 	if code != 0 || !strings.Contains(out, "warning: no client can log in") {
 		t.Errorf("exit %d, want 0 with a warning that nobody can log in:\n%s", code, out)
+	}
+}
+
+// TestConfigCheckCRLThatRefusesClients: an expired CRL is an error with
+// the fix (mqttctl pki crl, then reload); a CA of cafile without a CRL in
+// crlfile is a warning (its clients are refused) and the check still ends ok.
+func TestConfigCheckCRLThatRefusesClients(t *testing.T) {
+	dir := t.TempDir()
+	p, other := filepath.Join(dir, "pki"), filepath.Join(dir, "other")
+	for _, d := range []string{p, other} {
+		if _, err := (&pki.Dir{Path: d}).Init(pki.InitOptions{CAName: filepath.Base(d) + " CA", Hosts: []string{"localhost"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
+	b, _ := os.ReadFile(filepath.Join(other, "ca.crt"))
+	both := filepath.Join(dir, "both.crt")
+	os.WriteFile(both, append(a, b...), 0o644)
+	conf := func(cafile string) string {
+		c := filepath.Join(dir, "m.conf")
+		os.WriteFile(c, []byte(fmt.Sprintf("listener 18999 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\ncrlfile %s\n",
+			cafile, filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), filepath.Join(p, "crl.pem"))), 0o644)
+		return c
+	}
+	c := conf(both)
+	code, out, e := runCLI(t, "", "config", "check", c)
+	if code != 0 || !strings.Contains(out, c+":6: warning:") || !strings.Contains(out, "holds no CRL from CN=other CA") || !strings.HasSuffix(out, "ok\n") {
+		t.Errorf("two CAs, a CRL from one: exit %d, want 0 with a warning at line 6:\n%s%s", code, out, e)
+	}
+	if _, err := (&pki.Dir{Path: p, Now: func() time.Time { return time.Now().Add(-40 * 24 * time.Hour) }}).WriteCRL(0); err != nil {
+		t.Fatal(err)
+	}
+	c = conf(filepath.Join(p, "ca.crt"))
+	code, out, e = runCLI(t, "", "config", "check", c)
+	if code != 1 || !strings.Contains(out, c+":6: error:") || !strings.Contains(out, "expired on") || !strings.Contains(out, "mqttctl pki crl --dir "+p) {
+		t.Errorf("expired CRL: exit %d, want 1 with the fix at line 6:\n%s%s", code, out, e)
 	}
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/pki"
 )
 
 func TestPKICheck(t *testing.T) {
@@ -35,5 +38,21 @@ func TestPKICheckRevoked(t *testing.T) {
 					t.Errorf("suggests renewing revoked bob:\n%s", stdout)
 				}
 			}},
+	})
+}
+
+// TestPKICheckExpiredCRL: an expired crl.pem refuses every client at the
+// broker; pki check reports it, with or without --expiring, with the fix.
+func TestPKICheckExpiredCRL(t *testing.T) {
+	dir := newPKIDir(t, "--client", "alice", "--host", "localhost")
+	if _, err := (&pki.Dir{Path: dir, Now: func() time.Time { return time.Now().Add(-40 * 24 * time.Hour) }}).WriteCRL(0); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"crl.pem: the CRL of", "expired on", "mqttctl pki crl --dir " + dir + ", then reload the broker"}
+	runSteps(t, []cliStep{
+		{name: "pki check", args: []string{"pki", "check", "--dir", dir}, code: 1, out: want},
+		{name: "pki check --expiring", args: []string{"pki", "check", "--dir", dir, "--expiring", "45d"}, code: 1, out: want},
+		{name: "pki crl", args: []string{"pki", "crl", "--dir", dir}},
+		{name: "pki check after pki crl", args: []string{"pki", "check", "--dir", dir}, out: []string{"0 errors", "CRL of"}},
 	})
 }

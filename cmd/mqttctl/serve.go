@@ -91,7 +91,7 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 				return err
 			}
 			if f.printConfig {
-				_, err := s.Out.Write(c.Marshal())
+				_, err := s.Out.Write(c.Redacted().Marshal())
 				return err
 			}
 			res, ds := c.ResolveForServe()

@@ -267,3 +267,16 @@ func TestServeDeprecatedPortAndP(t *testing.T) {
 		t.Errorf("serve --mtls -p opened %d listeners, want one mTLS listener on 127.0.0.1:%d:\n%s", n, p2, log.String())
 	}
 }
+
+// TestServePrintConfigRedactsSecrets: a bridge's passwords and a plugin's
+// password do not reach the terminal (or a log of it).
+func TestServePrintConfigRedactsSecrets(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "m.conf")
+	os.WriteFile(conf, []byte("listener 18999 127.0.0.1\nallow_anonymous true\n"+
+		"connection central\naddress 192.0.2.1:1883\ntopic # out\nremote_username edge\nremote_password hunter2-remote\nlocal_password hunter2-local\n"), 0o644)
+	code, out, e := runCLI(t, "", "serve", "-c", conf, "--print-config")
+	if code != 0 || strings.Contains(out, "hunter2") || !strings.Contains(out, "remote_password <redacted>") || !strings.Contains(out, "remote_username edge") {
+		t.Fatalf("print-config: exit %d, want remote_password redacted, the rest as is:\n%s%s", code, out, e)
+	}
+}
