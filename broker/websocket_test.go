@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -288,8 +287,8 @@ func TestWebSocketConnectDeadline(t *testing.T) {
 			io.WriteString(c, "GET / HTTP/1.1\r\n")
 		}},
 		{"an upgrade and no CONNECT", func(t *testing.T, c net.Conn) {
-			u, _ := url.Parse("ws://x/mqtt")
-			if _, _, err := websocket.NewClient(c, u, http.Header{"Sec-WebSocket-Protocol": {"mqtt"}}, 1024, 1024); err != nil {
+			d := websocket.Dialer{NetDial: func(string, string) (net.Conn, error) { return c, nil }}
+			if _, _, err := d.Dial("ws://x/mqtt", http.Header{"Sec-WebSocket-Protocol": {"mqtt"}}); err != nil {
 				t.Fatal(err)
 			}
 		}},
