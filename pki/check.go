@@ -258,7 +258,7 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 		}
 	}
 
-	c.checkCRL()
+	c.checkCRL(idx)
 
 	if len(o.Hosts) > 0 {
 		name := o.Server
@@ -294,12 +294,26 @@ func (d *Dir) Check(o CheckOptions) ([]Finding, error) {
 // checkCRL reports a crl.pem that makes brokers refuse every client
 // certificate of its CA: expired or not yet valid (errors, whatever the
 // expiry window), or expiring within a week (a warning).
-func (c *checker) checkCRL() {
+func (c *checker) checkCRL(idx *Index) {
 	full := c.d.path(CRLFile)
-	data, err := os.ReadFile(full)
+	data, err := readFile(full)
 	if errors.Is(err, fs.ErrNotExist) {
+		if idx.CRLNumber > 0 {
+			c.add(LevelError, full, fmt.Sprintf("is missing, though %s records CRL number %d: brokers configured with it refuse to start or keep an old one", IndexFile, idx.CRLNumber),
+				explain.WriteCRL(c.d.Path)+", then reload the broker")
+		}
 		return
 	}
+	if cas, cerr := caCerts(c.d.Path); cerr == nil && err == nil {
+		if disk, derr := readDiskCRL(c.d.Path, cas); derr != nil {
+			c.add(LevelError, full, derr.Error(), "")
+			return
+		} else if disk.Number < idx.CRLNumber {
+			c.add(LevelError, full, fmt.Sprintf("is CRL number %d, but number %d was written since: an older copy (a restored backup?) that may revoke less", disk.Number, idx.CRLNumber),
+				explain.WriteCRL(c.d.Path)+", then reload the broker")
+		}
+	}
+	const within = 7 * 24 * time.Hour // a nightly pki crl keeps it far from this
 	for len(data) > 0 && err == nil {
 		var b *pem.Block
 		if b, data = pem.Decode(data); b == nil {
@@ -317,9 +331,10 @@ func (c *checker) checkCRL() {
 			p = explain.CRLExpired(full, issuer, crl.NextUpdate)
 		case c.now.Before(crl.ThisUpdate):
 			p = explain.CRLNotYetValid(full, issuer, crl.ThisUpdate)
-		case !crl.NextUpdate.IsZero() && crl.NextUpdate.Sub(c.now) < 7*24*time.Hour:
-			c.add(LevelWarn, full, fmt.Sprintf("the CRL of %s expires on %s: brokers then refuse every client certificate of that CA", issuer, crl.NextUpdate.UTC().Format(time.DateOnly)),
-				explain.WriteCRL(c.d.Path)+", then reload the broker")
+		case !crl.NextUpdate.IsZero() && crl.NextUpdate.Sub(c.now) < within:
+			c.out = append(c.out, Finding{Level: LevelWarn, Path: full, Expiring: true,
+				Message: fmt.Sprintf("the CRL of %s expires on %s: brokers then refuse every client certificate of that CA", issuer, crl.NextUpdate.UTC().Format(time.DateOnly)),
+				Fix:     explain.WriteCRL(c.d.Path) + ", then reload the broker"})
 			continue
 		default:
 			c.add(LevelOK, full, fmt.Sprintf("CRL of %s: valid until %s", issuer, crl.NextUpdate.UTC().Format(time.DateOnly)), "")

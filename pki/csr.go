@@ -196,6 +196,9 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 		return nil, nil, err
 	}
 	nb, na := s.validity(o.Days)
+	if err := s.refuseCompromisedKey(csr.PublicKey, "sign the request"); err != nil {
+		return nil, nil, err
+	}
 	cert, err := iss.Sign(Template{Profile: o.Profile, Subject: subj, Hosts: hosts, PublicKey: csr.PublicKey, NotBefore: nb, NotAfter: na})
 	if err != nil {
 		return nil, nil, err

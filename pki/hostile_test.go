@@ -1,6 +1,9 @@
 package pki
 
 import (
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"os"
 	"path/filepath"
@@ -81,6 +84,57 @@ func TestHostileDirectoryStates(t *testing.T) {
 			_, err := d.Export(ExportOptions{Name: "alice", Format: FormatPEMBundle, Out: d.path("clients/x.crt")})
 			return err
 		}, want: "inside the pki directory"},
+		{name: "keyCompromise of a renewed certificate's predecessor", prep: func(t *testing.T, d *Dir) {
+			if _, err := d.Renew(RenewOptions{Name: "alice"}); err != nil {
+				t.Fatal(err)
+			}
+		}, run: func(d *Dir) error {
+			idx, err := LoadIndex(d.Path)
+			if err != nil {
+				return err
+			}
+			_, _, err = d.Revoke(RevokeOptions{Serial: idx.find("clients/alice.prev.crt").Serial, Reason: "keyCompromise"})
+			return err
+		}, then: func(t *testing.T, d *Dir) {
+			idx, _ := LoadIndex(d.Path)
+			if e := idx.find("clients/alice.crt"); e == nil || e.Status != "revoked" {
+				t.Errorf("alice's current certificate, with the same compromised key, is %+v", e)
+			}
+		}},
+		{name: "a compromised key signed again", prep: func(t *testing.T, d *Dir) {
+			if _, _, err := d.Revoke(RevokeOptions{Name: "alice", Reason: "keyCompromise"}); err != nil {
+				t.Fatal(err)
+			}
+		}, run: func(d *Dir) error {
+			k, err := ReadKey(d.path("clients/alice.key"), nil)
+			if err != nil {
+				return err
+			}
+			der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "alice2"}}, k)
+			if err != nil {
+				return err
+			}
+			csr, _ := x509.ParseCertificateRequest(der)
+			_, _, err = d.SignCSR(csr, SignOptions{Profile: ProfileClient, Out: d.path("clients/alice2.crt")})
+			return err
+		}, want: "revoked on"},
+		{name: "crl.pem a link to the broker's CRL", prep: func(t *testing.T, d *Dir) {
+			broker := filepath.Join(filepath.Dir(d.Path), "broker.crl")
+			if err := os.Rename(d.path(CRLFile), broker); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(broker, d.path(CRLFile)); err != nil {
+				t.Fatal(err)
+			}
+		}, run: func(d *Dir) error { _, _, err := d.Revoke(RevokeOptions{Name: "alice"}); return err },
+			then: func(t *testing.T, d *Dir) {
+				if fi, err := os.Lstat(d.path(CRLFile)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+					t.Fatal("crl.pem is no longer a link")
+				}
+				if revoked, n := crlState(t, d.Path); n != 3 || len(revoked) != 2 {
+					t.Errorf("the broker's CRL is number %d with %d revoked, want 3 and 2", n, len(revoked))
+				}
+			}},
 		{name: "a stray copy does not stop the CRL", prep: func(t *testing.T, d *Dir) {
 			writeFile(t, d.path("clients/copy.crt"), string(mustRead(t, d.path("clients/alice.crt"))))
 		}, run: func(d *Dir) error { _, err := d.WriteCRL(0); return err }, want: "wrote",

@@ -37,6 +37,9 @@ type Entry struct {
 	Cert        string    `yaml:"cert"`          // relative to the directory
 	Key         string    `yaml:"key,omitempty"` // empty for signed CSRs
 	Fingerprint string    `yaml:"sha256"`
+	// KeyHash is the SHA-256 of the certificate's public key (its
+	// SubjectPublicKeyInfo), to find the certificates that share a key.
+	KeyHash string `yaml:"key_sha256,omitempty"`
 	Status      string    `yaml:"status"` // valid or revoked
 	RevokedAt   time.Time `yaml:"revoked_at,omitempty"`
 	// RevocationReason is a key of Reasons.
@@ -319,8 +322,9 @@ func (idx *Index) RebuildNote(path string) string {
 			revoked++
 		}
 	}
-	note := fmt.Sprintf("%s was missing: rebuilt it from the %d certificates on disk and %s (%d revoked, %d more revocations of certificates no longer on disk kept, CRL number %d)",
-		path, len(idx.Certificates), CRLFile, revoked, len(idx.orphans), idx.CRLNumber)
+	note := fmt.Sprintf("%s was missing: rebuilt it from the %d certificates on disk and %s (%d revoked, %d more revocations of certificates no longer on disk kept, CRL number %d). "+
+		"A certificate no longer on disk and never revoked (one that two renewals replaced) may still be valid and is not listed: if a backup of %s has it, revoke it by serial",
+		path, len(idx.Certificates), CRLFile, revoked, len(idx.orphans), idx.CRLNumber, IndexFile)
 	return note
 }
 
@@ -392,6 +396,7 @@ func newEntry(name string, p Profile, cert *x509.Certificate, certPath, keyPath 
 		Cert:        filepath.ToSlash(certPath),
 		Key:         filepath.ToSlash(keyPath),
 		Fingerprint: Fingerprint(cert),
+		KeyHash:     keyHash(cert.PublicKey),
 		Status:      "valid",
 	}
 }

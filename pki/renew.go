@@ -189,6 +189,9 @@ func (s *state) renew(i int, o RenewOptions) error {
 			return fmt.Errorf("%s does not match %s: restore the right key, or renew with a new one: %s", keyPath, certPath, explain.Renew(e.Name, s.d.Path, true))
 		}
 	}
+	if err := s.refuseCompromisedKey(pub, "renew "+certPath); err != nil {
+		return err
+	}
 	iss, err := s.issuer()
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -118,6 +119,21 @@ func (d *Dir) Revoke(o RevokeOptions) ([]Entry, *CRLInfo, error) {
 		e := s.idx.Certificates[matches[0]]
 		if e.Status == "revoked" {
 			return nil, nil, errs.New(fmt.Sprintf("serial %s (%s) was revoked on %s", e.Serial, e.Name, e.RevokedAt.Format(time.DateOnly)), ErrRevoked)
+		}
+	}
+	if reason == "keyCompromise" {
+		// The key is compromised in every certificate that holds it.
+		hashes, skip := map[string]bool{}, map[int]bool{}
+		for _, i := range matches {
+			skip[i] = true
+			if h := s.entryKeyHash(s.idx.Certificates[i]); h != "" {
+				hashes[h] = true
+			}
+		}
+		for _, i := range s.sameKey(hashes, skip) {
+			e := s.idx.Certificates[i]
+			s.rep.warn("%s (serial %s, %s) holds the same key: revoked too", e.Name, e.Serial, s.d.path(e.Cert))
+			matches = append(matches, i)
 		}
 	}
 	var out []Entry
@@ -347,7 +363,17 @@ func (s *state) stageCRL(days int) (*CRLInfo, error) {
 		info.Revoked += len(entries)
 		pems = append(pems, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
 	}
-	if err := s.txn.Add(s.d.path(CRLFile), slices.Concat(pems...), 0o644, true); err != nil {
+	// A crl.pem that links to where a broker reads it is written there,
+	// not replaced by a file the broker never sees.
+	target := s.d.path(CRLFile)
+	if fi, err := os.Lstat(target); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		real, err := filepath.EvalSymlinks(target)
+		if err != nil {
+			return nil, fmt.Errorf("%s is a symbolic link that leads nowhere (%v): point it at the broker's CRL file, or remove it", target, err)
+		}
+		target = real
+	}
+	if err := s.txn.AddLike(target, slices.Concat(pems...), target, 0o644); err != nil {
 		return nil, err
 	}
 	return info, nil

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,5 +56,24 @@ func TestPKICheckExpiredCRL(t *testing.T) {
 		{name: "pki check --expiring", args: []string{"pki", "check", "--dir", dir, "--expiring", "45d"}, code: 1, out: want},
 		{name: "pki crl", args: []string{"pki", "crl", "--dir", dir}},
 		{name: "pki check after pki crl", args: []string{"pki", "check", "--dir", dir}, out: []string{"0 errors", "CRL of"}},
+	})
+}
+
+// TestPKICheckStaleCRL: a crl.pem rolled back to an older copy, deleted,
+// or ending within days is reported, with the fix.
+func TestPKICheckStaleCRL(t *testing.T) {
+	dir := newPKIDir(t, "--client", "alice", "--host", "localhost")
+	crl := filepath.Join(dir, "crl.pem")
+	old := mustReadFile(t, crl)
+	runSteps(t, []cliStep{{name: "revoke", args: []string{"pki", "revoke", "alice", "--dir", dir}}})
+	if err := os.WriteFile(crl, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runSteps(t, []cliStep{{name: "rolled back", args: []string{"pki", "check", "--dir", dir}, code: 1, out: []string{"is CRL number 1, but number 2 was written since", "mqttctl pki crl"}}})
+	os.Remove(crl)
+	runSteps(t, []cliStep{
+		{name: "deleted", args: []string{"pki", "check", "--dir", dir}, code: 1, out: []string{"crl.pem: is missing", "mqttctl pki crl"}},
+		{name: "a one-day CRL", args: []string{"pki", "crl", "--dir", dir, "--days", "1"}},
+		{name: "ending tomorrow", args: []string{"pki", "check", "--dir", dir, "--expiring", "30d"}, code: 1, out: []string{"expires on"}},
 	})
 }
