@@ -39,9 +39,9 @@ type Entry struct {
 	Fingerprint string    `yaml:"sha256"`
 	// KeyHash is the SHA-256 of the certificate's public key (its
 	// SubjectPublicKeyInfo), to find the certificates that share a key.
-	KeyHash string `yaml:"key_sha256,omitempty"`
-	Status      string    `yaml:"status"` // valid or revoked
-	RevokedAt   time.Time `yaml:"revoked_at,omitempty"`
+	KeyHash   string    `yaml:"key_sha256,omitempty"`
+	Status    string    `yaml:"status"` // valid or revoked
+	RevokedAt time.Time `yaml:"revoked_at,omitempty"`
 	// RevocationReason is a key of Reasons.
 	RevocationReason string `yaml:"revocation_reason,omitempty"`
 	// ReplacedBy is the serial of the certificate that took this one's
