@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/mqttctl/mqttctl/confgen"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -58,7 +59,7 @@ func FuzzLoadCRLs(f *testing.F) {
 		if err != nil {
 			return
 		}
-		st := &tlsState{}
+		st := &tlsState{spec: &confgen.TLS{CRLFile: path}}
 		st.crls.Store(&idx)
 		for _, c := range crls {
 			for _, e := range c.RevokedCertificateEntries {

@@ -111,6 +111,14 @@ func TestLiveRevocationAndRenewal(t *testing.T) {
 	if _, err := dial("alice"); err == nil {
 		t.Error("a client got in while the CRL was unreadable")
 	}
+	// The fix pki crl gives for a damaged crl.pem: move it away (it would
+	// not write a CRL over one it cannot read), then write a new one.
+	if _, err := d.WriteCRL(0); err == nil || !strings.Contains(err.Error(), "move it away") {
+		t.Fatalf("pki crl over a damaged crl.pem: %v, want a refusal saying to move it away", err)
+	}
+	if err := os.Rename(filepath.Join(p, "crl.pem"), filepath.Join(p, "crl.pem.bad")); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := d.WriteCRL(0); err != nil {
 		t.Fatal(err)
 	}
