@@ -256,7 +256,8 @@ func (d *Dir) checkSignOut(out string, force bool) (string, error) {
 	if inside {
 		return filepath.ToSlash(rel), nil
 	}
-	return out, nil
+	// Outside: absolute, since the index is read from any directory.
+	return abs, nil
 }
 
 // locate resolves out to an absolute path and says whether it lies inside

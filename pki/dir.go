@@ -324,8 +324,9 @@ func (s *state) loadCAs() error {
 	}{{pair{RootCertFile, RootKeyFile}, &s.root}, {pair{IntermediateCertFile, IntermediateKeyFile}, &s.inter}} {
 		ok, err := s.exists(ca.p, false)
 		if errors.Is(err, ErrHalfPair) {
-			// A CA pair cannot be reissued: nothing but a restore helps.
-			return fmt.Errorf("%w; a CA's key cannot be made again: restore the missing file from a backup", err)
+			// A CA pair cannot be reissued: nothing but a restore helps
+			// (not ErrHalfPair, whose hint offers to issue a new pair).
+			return fmt.Errorf("%s; a CA cannot be made again in place: restore the missing file from a backup", err.Error())
 		}
 		if err != nil {
 			return err
@@ -396,8 +397,13 @@ var (
 	ErrHostsNotForClient = errors.New("host names for a client")
 )
 
-// noCA is the one "no CA" error.
+// noCA is the one "no CA" error (a CA key without its certificate is not
+// "no CA": init would refuse it).
 func noCA(dir string) error {
+	if fileExists(filepath.Join(dir, RootKeyFile)) {
+		return fmt.Errorf("%s is missing but the CA's key %s is there: restore %s from a backup (pki init does not make a CA over an existing key)",
+			filepath.Join(dir, RootCertFile), filepath.Join(dir, RootKeyFile), RootCertFile)
+	}
 	return errs.New(fmt.Sprintf("no CA in %s (%s is missing)", dir, filepath.Join(dir, RootCertFile)), ErrNoCA)
 }
 

@@ -135,6 +135,13 @@ func TestHostileDirectoryStates(t *testing.T) {
 					t.Errorf("the broker's CRL is number %d with %d revoked, want 3 and 2", n, len(revoked))
 				}
 			}},
+		{name: "ca.crt lost, ca.key kept", prep: func(t *testing.T, d *Dir) { os.Remove(d.path(RootCertFile)) },
+			run: func(d *Dir) error { _, err := d.WriteCRL(0); return err }, want: "restore ca.crt from a backup",
+			then: func(t *testing.T, d *Dir) {
+				if _, err := d.Init(InitOptions{}); err == nil || errors.Is(err, ErrNoCA) {
+					t.Errorf("init over a CA key: %v", err)
+				}
+			}},
 		{name: "a stray copy does not stop the CRL", prep: func(t *testing.T, d *Dir) {
 			writeFile(t, d.path("clients/copy.crt"), string(mustRead(t, d.path("clients/alice.crt"))))
 		}, run: func(d *Dir) error { _, err := d.WriteCRL(0); return err }, want: "wrote",
@@ -184,5 +191,30 @@ func writeFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSignRelativeOutOutside: a certificate signed to a relative path
+// outside the pki directory is recorded where it is, so that renew and
+// check find it from any working directory.
+func TestSignRelativeOutOutside(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	mustInit(t, dir, InitOptions{Hosts: []string{"localhost"}})
+	d := &Dir{Path: dir}
+	_, csrPath, err := NewCSR(CSROptions{Name: "dev", OutDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := ReadCSR(csrPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	if _, _, err := d.SignCSR(csr, SignOptions{Profile: ProfileClient, Out: "dev.crt"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	if _, err := d.Renew(RenewOptions{Name: "dev"}); err != nil {
+		t.Fatalf("renew from another directory: %v", err)
 	}
 }

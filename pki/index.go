@@ -200,7 +200,7 @@ func unlistedError(dir, rel string, idx *Index, cas []*x509.Certificate) error {
 	}
 	c := certs[0]
 	if issuedBy(c, cas) == nil {
-		return errs.New(fmt.Sprintf("%s is not listed in %s and was not issued by this directory's CA (its issuer is %q): a stray copy from elsewhere; %s", full, index, c.Issuer, moveAway), ErrUnlisted)
+		return errs.New(fmt.Sprintf("%s is not listed in %s and was not issued by this directory's CA (its issuer is %s): a stray copy from elsewhere; %s", full, index, issuerText(c, cas), moveAway), ErrUnlisted)
 	}
 	fp := Fingerprint(c)
 	if i := idx.byFingerprint(fp); i >= 0 {
@@ -212,6 +212,18 @@ func unlistedError(dir, rel string, idx *Index, cas []*x509.Certificate) error {
 	}
 	return errs.New(fmt.Sprintf("%s (CN %q, serial %s, valid until %s) was issued by this directory's CA but %s does not list it there: a renewal or issue that did not finish recording it, or a certificate signed outside mqttctl; record it, keeping every entry and revocation: %s",
 		full, c.Subject.CommonName, FormatSerial(c), c.NotAfter.UTC().Format(time.DateOnly), index, explain.Reindex(dir)), ErrUnlisted)
+}
+
+// issuerText names the issuer of a certificate that cas did not sign: its
+// name, and when that is a name of cas (every mqttctl CA is "mqttctl Root
+// CA"), that it is a different CA, by key identifier.
+func issuerText(c *x509.Certificate, cas []*x509.Certificate) string {
+	for _, ca := range cas {
+		if ca.Subject.String() == c.Issuer.String() {
+			return fmt.Sprintf("%q, a different CA with the same name: its key id %s, this directory's %s", c.Issuer, colonHex(c.AuthorityKeyId), colonHex(ca.SubjectKeyId))
+		}
+	}
+	return fmt.Sprintf("%q", c.Issuer.String())
 }
 
 // caCerts reads the directory's root and intermediate CA certificates
@@ -292,7 +304,7 @@ func rebuildIndex(dir string, cas []*x509.Certificate) (*Index, error) {
 		}
 		c := certs[0]
 		if issuedBy(c, cas) == nil {
-			idx.Notes = append(idx.Notes, fmt.Sprintf("skipped %s: not issued by this directory's CA (issuer %q); move it out of the directory", filepath.Join(dir, rel), c.Issuer))
+			idx.Notes = append(idx.Notes, fmt.Sprintf("skipped %s: not issued by this directory's CA (issuer %s); move it out of the directory", filepath.Join(dir, rel), issuerText(c, cas)))
 			continue
 		}
 		name, p := guessEntry(rel, c)

@@ -73,6 +73,8 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "add --host NAME for each DNS name or IP address, e.g. --host broker.example.com --host 192.0.2.10"
 	case errors.Is(err, pki.ErrHostsNotForClient):
 		hint = "leave out --host"
+	case errors.Is(err, pki.ErrRevoked) && cmd.Name() != "revoke":
+		hint = "a revoked certificate stays revoked; to let the device back in, give it a new certificate: mqttctl pki issue client|server NAME --dir " + dir + " --force"
 	case errors.Is(err, pki.ErrNotFound):
 		hint = "mqttctl pki list --dir " + dir + " shows every name and serial"
 	case errors.Is(err, pki.ErrAmbiguous) && has("serial"):
