@@ -138,8 +138,9 @@ func (t *Template) x509() (*x509.Certificate, error) {
 		}
 		c.ExtKeyUsage = t.Profile.ExtKeyUsage()
 		hosts := t.Hosts
-		if t.Profile != ProfileClient && t.Subject.CommonName != "" {
-			// Modern clients ignore the CN: repeat it as a SAN.
+		if t.Profile == ProfileServer && t.Subject.CommonName != "" {
+			// Modern clients ignore the CN: repeat it as a SAN. (A
+			// bridge's CN is its MQTT name, not a host.)
 			if h, err := parseHosts([]string{t.Subject.CommonName}); err == nil {
 				merged, _ := parseHosts(append(h.All(), hosts.All()...))
 				hosts = merged

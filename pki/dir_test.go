@@ -420,3 +420,22 @@ func BenchmarkInit(b *testing.B) {
 		})
 	}
 }
+
+// TestBridgeCNIsItsName: a bridge certificate's CN is its name (its MQTT
+// username on the remote broker), with its hosts as SANs; a second bridge
+// or client with that identity is refused.
+func TestBridgeCNIsItsName(t *testing.T) {
+	dir := t.TempDir()
+	mustInit(t, dir, InitOptions{Hosts: []string{"localhost"}, Clients: []string{"alice"}})
+	d := &Dir{Path: dir}
+	if _, err := d.Issue(IssueOptions{Profile: ProfileBridge, Name: "site1", Hosts: []string{"site1.example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := readCert(t, filepath.Join(dir, "servers", "site1.crt"))[0]
+	if c.Subject.CommonName != "site1" || len(c.DNSNames) != 1 || c.DNSNames[0] != "site1.example.com" {
+		t.Fatalf("bridge certificate CN %q, SANs %v; want CN site1 and SAN site1.example.com", c.Subject.CommonName, c.DNSNames)
+	}
+	if _, err := d.Issue(IssueOptions{Profile: ProfileBridge, Name: "alice", Hosts: []string{"a.example.com"}}); !errors.Is(err, ErrIdentityInUse) {
+		t.Fatalf("a bridge with client alice's identity: %v, want ErrIdentityInUse", err)
+	}
+}

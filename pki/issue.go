@@ -71,6 +71,11 @@ func (s *state) leaf(r leafRequest) error {
 		switch {
 		case r.cn != "":
 			subj.CommonName = r.cn
+		case r.profile == ProfileBridge:
+			// A bridge logs in to the remote broker with its CN
+			// (use_identity_as_username): its name, as for a client; its
+			// hosts are in the SANs.
+			subj.CommonName = r.name
 		case len(r.hosts.DNS) > 0:
 			subj.CommonName = r.hosts.DNS[0]
 		case len(r.hosts.IPs) > 0:
@@ -82,7 +87,7 @@ func (s *state) leaf(r leafRequest) error {
 	if err := s.checkSubjectFree(subj, p.cert); err != nil {
 		return err
 	}
-	if r.profile == ProfileClient {
+	if r.profile == ProfileClient || r.profile == ProfileBridge {
 		if err := s.checkIdentityFree(subj.CommonName, p.cert, r.force); err != nil {
 			return err
 		}
