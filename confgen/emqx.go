@@ -162,6 +162,28 @@ func GenerateEMQX(o EMQXOptions) (map[string][]byte, []Diagnostic, error) {
 	b.WriteString("# the only MQTT listener is the one above: EMQX's default plain (1883), WebSocket (8083) and secure WebSocket (8084) listeners are off\n")
 	b.WriteString("listeners.tcp.default.enable = false\nlisteners.ws.default.enable = false\nlisteners.wss.default.enable = false\n")
 	b.WriteString("# the HTTP API (users.json is imported through it) and dashboard answer on this machine only\ndashboard.listeners.http.bind = \"127.0.0.1:18083\"\n")
+	// The users users.json will have: the ACL's patterns are expanded for
+	// each of them.
+	var problems []Diagnostic
+	var users []EMQXUser
+	var names []string
+	iterations := 0
+	if o.PasswordFile != "" {
+		pf, err := ReadPasswordFile(o.PasswordFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		users, iterations, problems = EMQXUsers(pf, o.PasswordFile)
+		if len(users) == 0 {
+			return nil, problems, fmt.Errorf("%s: no user could be converted for EMQX", o.PasswordFile)
+		}
+		for _, u := range users {
+			if _, err := jsonString("username", u.UserID); err != nil {
+				return nil, problems, err
+			}
+			names = append(names, u.UserID)
+		}
+	}
 	if o.ACLFile != "" {
 		acl, err := ReadACL(o.ACLFile)
 		if err != nil {
@@ -170,7 +192,7 @@ func GenerateEMQX(o EMQXOptions) (map[string][]byte, []Diagnostic, error) {
 		if o.ACLPath == "" {
 			return nil, nil, optErr("ACLPath", "the path acl.conf will have is needed for emqx.conf")
 		}
-		data, err := EMQXACL(acl, o.ACLFile)
+		data, err := EMQXACL(acl, o.ACLFile, names)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -194,22 +216,7 @@ authorization {
 	if aclData != nil {
 		files["acl.conf"] = aclData
 	}
-	var problems []Diagnostic
 	if o.PasswordFile != "" {
-		pf, err := ReadPasswordFile(o.PasswordFile)
-		if err != nil {
-			return nil, nil, err
-		}
-		users, iterations, ps := EMQXUsers(pf, o.PasswordFile)
-		problems = ps
-		if len(users) == 0 {
-			return nil, problems, fmt.Errorf("%s: no user could be converted for EMQX", o.PasswordFile)
-		}
-		for _, u := range users {
-			if _, err := jsonString("username", u.UserID); err != nil {
-				return nil, problems, err
-			}
-		}
 		fmt.Fprintf(&b, `authentication = [
   {
     mechanism = password_based

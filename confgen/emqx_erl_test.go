@@ -21,7 +21,7 @@ func TestEMQXACLConsultable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := confgen.EMQXACL(acl, "acl")
+	data, err := confgen.EMQXACL(acl, "acl", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,6 +107,18 @@ func TestGenerateEMQXClosed(t *testing.T) {
 	if !strings.HasSuffix(string(files["acl.conf"]), "{deny, all}.\n") {
 		t.Errorf("acl.conf:\n%s", files["acl.conf"])
 	}
+	// A %u pattern is expanded for every user of the password file,
+	// including one without a user block (bob).
+	os.WriteFile(passwd, []byte("alice:"+h+"\nbob:"+h+"\n"), 0o600)
+	os.WriteFile(acl, []byte("user alice\ntopic readwrite x/#\npattern readwrite devices/%u/#\n"), 0o600)
+	if files, _, err = GenerateEMQX(o); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`{allow, {user, "alice"}, all, ["devices/alice/#"]}.`, `{allow, {user, "bob"}, all, ["devices/bob/#"]}.`} {
+		if !strings.Contains(string(files["acl.conf"]), want) {
+			t.Errorf("acl.conf lacks %s:\n%s", want, files["acl.conf"])
+		}
+	}
 	for _, tc := range []struct {
 		edit func(*EMQXOptions)
 		want string

@@ -28,52 +28,80 @@ const rabbitNothing = `[^\s\S]`
 // every message whose routing key the filter's binding matches, under the
 // topic the routing key turns back into ('.' to '/', '*' to '+').
 //
-// So a rule is refused, at its file:line with the reason, when RabbitMQ
-// cannot hold it exactly:
-//   - pattern lines: %c and %u would become {client_id} and {username},
-//     values inserted into the expression unescaped (client id ".*" matches
-//     every device, "x|.*" every topic); and mosquitto gives nothing from
-//     patterns to a client whose id holds '+' or '#', which RabbitMQ cannot
-//     tell.
-//   - deny lines: RabbitMQ has one allow expression per direction.
+// Pattern lines are expanded for each of users (expandPattern): a pattern
+// without %c, %u only as a whole level, gives each user the topic with %u
+// replaced by its name, after its own rules, as mosquitto does; RabbitMQ's
+// own {username} is not used (it goes into the expression unescaped).
+//
+// So a rule is refused, at its file:line with the reason (and for a
+// pattern the user it is refused for), when RabbitMQ cannot hold it
+// exactly:
+//   - pattern lines with %c: the client id is the client's choice, and
+//     RabbitMQ's {client_id} goes into the expression unescaped (client id
+//     ".*" matches every device, "x|.*" every topic); %u inside a level, or
+//     a username with '/': mosquitto 2.0 and 2.1 differ.
+//   - deny lines, and deny patterns: RabbitMQ has one allow expression per
+//     direction.
 //   - a topic holding '.' or '*': 'a.b' and 'a/b' are one routing key, and a
-//     '*' level of a subscription is a wildcard in RabbitMQ.
+//     '*' level of a subscription is a wildcard in RabbitMQ (for a pattern,
+//     also when the username brings them).
 //   - a topic starting with '$': RabbitMQ's wildcard subscriptions match
 //     such topics, MQTT's do not.
 //
 // The topic lines before any user line are for anonymous clients, which the
 // generated configuration does not admit: they grant nothing and are left
-// out. A user without a block is denied every topic, as in mosquitto.
+// out. A user without a block gets only what patterns give it, as in
+// mosquitto.
 func RabbitTopicPermissions(acl *ACL, file string, users []string) (map[string]RabbitTopicPermission, error) {
 	var refused []string
 	refuse := func(r ACLRule, kw, why string) {
 		refused = append(refused, fmt.Sprintf("%s:%d: %s %s %s: %s", file, r.Line, kw, r.Access, r.Topic, why))
 	}
-	for _, r := range acl.Patterns {
-		switch {
-		case strings.Contains(r.Topic, "%c"):
-			refuse(r, "pattern", "RabbitMQ puts the client id into the expression unescaped, so a client id such as '.*' or 'x|.*' would match other topics; write a topic line in each user's block instead")
-		case strings.Contains(r.Topic, "%u"):
-			refuse(r, "pattern", "RabbitMQ puts the username into the expression unescaped, and cannot tell (as mosquitto does) that a client id holding '+' or '#' gets nothing from patterns; write a topic line in each user's block instead")
-		default:
-			refuse(r, "pattern", "mosquitto gives nothing from patterns to a client whose id holds '+' or '#', which RabbitMQ cannot tell; write a topic line in each user's block instead")
-		}
-	}
-	check := func(r ACLRule) {
+	// why is the reason RabbitMQ cannot hold topic rule r exactly, or "".
+	why := func(r ACLRule, topic string) string {
 		switch {
 		case r.Access == Deny:
-			refuse(r, "topic", "RabbitMQ has one allow expression per direction, so a deny cannot be expressed (left out, RabbitMQ would grant what it denies); remove the deny line, or narrow the allow lines so they do not grant it")
-		case strings.Contains(r.Topic, "."):
-			refuse(r, "topic", "RabbitMQ turns each '/' of a topic into '.', so 'a.b' and 'a/b' are the same routing key and this rule would also grant the topics with '/' for '.'")
-		case strings.Contains(r.Topic, "*"):
-			refuse(r, "topic", "RabbitMQ reads a '*' level of a subscription as a wildcard (it turns '+' into '*'), so this rule would grant a wildcard subscription")
-		case strings.HasPrefix(r.Topic, "$"):
-			refuse(r, "topic", "RabbitMQ's '#' and '+' subscriptions also match topics starting with '$' (MQTT keeps them apart), and RabbitMQ has no $SYS")
+			return "RabbitMQ has one allow expression per direction, so a deny cannot be expressed (left out, RabbitMQ would grant what it denies); remove the deny line, or narrow the allow lines so they do not grant it"
+		case strings.Contains(topic, "."):
+			return "RabbitMQ turns each '/' of a topic into '.', so 'a.b' and 'a/b' are the same routing key and this rule would also grant the topics with '/' for '.'"
+		case strings.Contains(topic, "*"):
+			return "RabbitMQ reads a '*' level of a subscription as a wildcard (it turns '+' into '*'), so this rule would grant a wildcard subscription"
+		case strings.HasPrefix(topic, "$"):
+			return "RabbitMQ's '#' and '+' subscriptions also match topics starting with '$' (MQTT keeps them apart), and RabbitMQ has no $SYS"
 		}
+		return ""
 	}
 	for _, u := range acl.Users {
 		for _, r := range u.Rules {
-			check(r)
+			if w := why(r, r.Topic); w != "" {
+				refuse(r, "topic", w)
+			}
+		}
+	}
+	// Each pattern becomes, for each user, a topic of its block (see
+	// expandPattern): patterns only add to what the user's own rules grant,
+	// and there are no denials.
+	patterns := map[string][]ACLRule{}
+	for _, r := range acl.Patterns {
+		if err := patternUse(r); err != nil {
+			refuse(r, "pattern", err.Error())
+			continue
+		}
+		if r.Access == Deny {
+			refuse(r, "pattern", why(r, r.Topic))
+			continue
+		}
+		for _, u := range users {
+			topic, ok, err := expandPattern(r, u)
+			switch {
+			case err != nil:
+				refused = append(refused, patternRefusal(file, r, u, topic, err.Error()))
+			case !ok:
+			case why(r, topic) != "":
+				refused = append(refused, patternRefusal(file, r, u, topic, why(r, topic)))
+			default:
+				patterns[u] = append(patterns[u], ACLRule{Access: r.Access, Topic: topic, Line: r.Line})
+			}
 		}
 	}
 	if len(refused) > 0 {
@@ -82,15 +110,17 @@ func RabbitTopicPermissions(acl *ACL, file string, users []string) (map[string]R
 	perms := map[string]RabbitTopicPermission{}
 	for _, u := range users {
 		var r, w []string
+		var rules []ACLRule
 		if ub := acl.User(u); ub != nil {
-			for _, rule := range ub.Rules {
-				re := rabbitTopicRegexp(rule.Topic)
-				if rule.Access&Read != 0 {
-					r = append(r, re)
-				}
-				if rule.Access&Write != 0 {
-					w = append(w, re)
-				}
+			rules = ub.Rules
+		}
+		for _, rule := range append(append([]ACLRule(nil), rules...), patterns[u]...) {
+			re := rabbitTopicRegexp(rule.Topic)
+			if rule.Access&Read != 0 {
+				r = append(r, re)
+			}
+			if rule.Access&Write != 0 {
+				w = append(w, re)
 			}
 		}
 		perms[u] = RabbitTopicPermission{Read: rabbitAlternatives(r), Write: rabbitAlternatives(w)}

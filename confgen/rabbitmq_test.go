@@ -41,9 +41,15 @@ func TestRabbitTopicRegexp(t *testing.T) {
 // exactly is refused at its line, with the reason.
 func TestRabbitTopicPermissionsRefused(t *testing.T) {
 	for _, tc := range []struct{ acl, want string }{
-		{"user alice\ntopic write a\npattern readwrite devices/%c/#\n", "acl:3: pattern readwrite devices/%c/#: RabbitMQ puts the client id into the expression unescaped"},
-		{"pattern write devices/%u/#\n", "acl:1: pattern write devices/%u/#: RabbitMQ puts the username into the expression unescaped"},
-		{"pattern read public/#\n", "acl:1: pattern read public/#: mosquitto gives nothing from patterns"},
+		{"user alice\ntopic write a\npattern readwrite devices/%c/#\n", "acl:3: pattern readwrite devices/%c/#: the client id (%c) is chosen by the client"},
+		{"pattern readwrite devices/%c/#\n", "use %u (the username, which is the certificate's CN with use_identity_as_username)"},
+		{"pattern write devices-%u/#\n", `acl:1: pattern write devices-%u/#: level "devices-%u": mosquitto 2.0 replaces %u inside a level, 2.1 only a whole level`},
+		{"pattern deny devices/%u/secret\n", "acl:1: pattern deny devices/%u/secret: RabbitMQ has one allow expression"},
+		{"pattern write devices/%u/#\n", `acl:1: pattern write devices/%u/#: for user "a.b" (devices/a.b/#): RabbitMQ turns each '/' of a topic into '.'`},
+		{"pattern write devices/%u/#\n", `acl:1: pattern write devices/%u/#: for user "x*" (devices/x*/#): RabbitMQ reads a '*' level`},
+		{"pattern write devices/%u/#\n", `acl:1: pattern write devices/%u/#: for user "a/b": the username holds '/': mosquitto 2.0 makes %u several levels, 2.1 matches nothing`},
+		{"pattern write %u/#\n", `acl:1: pattern write %u/#: for user "$s": "$s/#" starts with '$'`},
+		{"pattern write %u\n", `acl:1: pattern write %u: for user "x ": topic "x " has leading or trailing white space`},
 		{"user alice\ntopic readwrite tenants/acme.corp/#\n", "acl:2: topic readwrite tenants/acme.corp/#: RabbitMQ turns each '/' of a topic into '.'"},
 		{"user alice\ntopic read a/*\n", "acl:2: topic read a/*: RabbitMQ reads a '*' level"},
 		{"user alice\ntopic read $SYS/#\n", "acl:2: topic read $SYS/#: RabbitMQ's '#' and '+' subscriptions also match topics starting with '$'"},
@@ -53,9 +59,38 @@ func TestRabbitTopicPermissionsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := RabbitTopicPermissions(acl, "acl", []string{"alice"}); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := RabbitTopicPermissions(acl, "acl", []string{"alice", "a.b", "x*", "a/b", "$s", "x "}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.acl, err, tc.want)
 		}
+	}
+}
+
+// TestRabbitTopicPermissionsPattern: a %u pattern is each user's topic
+// with its name, after its own rules; a username holding '+' or '#' gets
+// nothing from patterns (mosquitto: "dangerous username"), nor does a user
+// missing from users.
+func TestRabbitTopicPermissionsPattern(t *testing.T) {
+	acl, err := ParseACL([]byte("pattern readwrite devices/%u/#\npattern read public/#\nuser alice\ntopic write sensors/alice\nuser a.b\ntopic write x\n"), "acl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := RabbitTopicPermissions(acl, "acl", []string{"alice", "bob", "a+b", "#"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]RabbitTopicPermission{
+		"alice": {Read: `^(?:devices\.alice(?:\.[\s\S]*)?|public(?:\.[\s\S]*)?)\z`, Write: `^(?:sensors\.alice|devices\.alice(?:\.[\s\S]*)?)\z`},
+		"bob":   {Read: `^(?:devices\.bob(?:\.[\s\S]*)?|public(?:\.[\s\S]*)?)\z`, Write: `^(?:devices\.bob(?:\.[\s\S]*)?)\z`},
+		"a+b":   {Read: rabbitNothing, Write: rabbitNothing},
+		"#":     {Read: rabbitNothing, Write: rabbitNothing},
+	}
+	for u, w := range want {
+		if got[u] != w {
+			t.Errorf("%s: %+v, want %+v", u, got[u], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("users: %v", got)
 	}
 }
 

@@ -33,11 +33,14 @@ func newConfigEMQXCmd(s *streams) *cobra.Command {
                which EMQX's pbkdf2 authenticator checks from the same salt), and the
                matching authenticator in emqx.conf
   acl.conf     with --acl: the ACL as EMQX file authorization (each user's deny lines,
-               then its allow lines, then deny all; no_match = deny). A rule EMQX
-               cannot hold exactly is refused at its file:line: pattern lines (EMQX
-               puts client ids and usernames into the topic unescaped), read lines
-               ending in '+' or in '+/#' after another level (EMQX lets them grant a subscription 'a/#'), writes to
-               $SYS, text acl.conf cannot carry.
+               then its allow lines, then its %u patterns' deny and allow lines with
+               the username for %u, then deny all; no_match = deny). A rule EMQX
+               cannot hold exactly is refused at its file:line (for a pattern, naming
+               the user): patterns with %c (the client chooses its id: use %u) or %u
+               inside a level, usernames with '/', read lines ending in '+' or in
+               '+/#' after another level (EMQX lets them grant a subscription 'a/#'),
+               a deny that overlaps a read line after it, writes to $SYS, text
+               acl.conf cannot carry.
 
 --mode mtls is refused: EMQX checks revocation only against the CRL at the URL each
 client certificate names, and mqttctl's certificates name none, so a revoked

@@ -32,10 +32,13 @@ func newConfigRabbitMQCmd(s *streams) *cobra.Command {
 definitions.json to import (rabbitmqctl import_definitions) with the users, their
 permissions and topic permissions translated from the ACL: each user's block
 becomes regular expressions on routing keys, exactly, or the command refuses the
-rules RabbitMQ cannot hold at their file:line (pattern lines, since RabbitMQ puts
-client ids and usernames into the expression unescaped; deny lines; topics with
-'.' or '*', which RabbitMQ's routing keys cannot tell apart from '/' and '+';
-topics starting with '$') and writes nothing.
+rules RabbitMQ cannot hold at their file:line and writes nothing: deny lines; topics
+with '.' or '*', which RabbitMQ's routing keys cannot tell apart from '/' and '+';
+topics starting with '$'. A pattern line with %u (a whole level, as in devices/%u/#)
+is written into each user's permissions with the username for %u, after its own
+rules, as mosquitto applies it (a username with '+' or '#' gets nothing from patterns);
+it is refused, naming the user, where a username makes the topic one of the above or
+holds '/'. Patterns with %c are refused: the client chooses its id (use %u, the CN).
 
 Each node serves MQTT over TLS with servers/NAME.crt, which must name HOST (mqttctl
 pki issue server NAME --host HOST); the cluster forms from the node list

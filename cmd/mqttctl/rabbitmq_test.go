@@ -4,9 +4,9 @@ package main
 // from the files `config rabbitmq` writes, proven with mosquitto clients:
 // a certificate client's QoS 1 message crosses from node 1 to node 2;
 // no certificate, another CA's certificate, or credentials in CONNECT are
-// refused on both nodes; the ACL-derived topic permissions hold, and the
-// escalations of issue 17 (client ids ".*" and "x|.*", the acme.corp
-// topic) are refused. config rabbitmq runs as the README writes it.
+// refused on both nodes; the ACL-derived topic permissions hold (a %u
+// pattern among them), and the escalations of issue 17 (client ids ".*"
+// and "x|.*", the acme.corp topic) are refused. config rabbitmq runs as the README writes it.
 
 import (
 	"fmt"
@@ -56,7 +56,7 @@ func TestRabbitMQCluster(t *testing.T) {
 	// any topic), and "tenants/acme.corp/#", which also granted
 	// tenants/acme/corp/#.
 	for _, tc := range []struct{ rule, want string }{
-		{"pattern readwrite devices/%c/#", "acl:2: pattern readwrite devices/%c/#: RabbitMQ puts the client id into the expression unescaped"},
+		{"pattern readwrite devices/%c/#", "acl:2: pattern readwrite devices/%c/#: the client id (%c) is chosen by the client"},
 		{"topic readwrite tenants/acme.corp/#", "acl:3: topic readwrite tenants/acme.corp/#: RabbitMQ turns each '/' of a topic into '.'"},
 	} {
 		os.WriteFile(acl, []byte("user alice\n"+strings.Repeat("topic read x/#\n", strings.Count(tc.want, ":3:"))+tc.rule+"\n"), 0o600)
@@ -67,8 +67,9 @@ func TestRabbitMQCluster(t *testing.T) {
 			t.Fatalf("a refused config rabbitmq left %s", out)
 		}
 	}
-	// What those rules meant for alice, written as the translation takes it.
-	os.WriteFile(acl, []byte("user alice\ntopic readwrite x/#\ntopic readwrite devices/alice/#\ntopic read status/+\n"), 0o600)
+	// What those rules meant for alice, written as the translation takes
+	// it: a %u pattern, expanded for each user (devices/alice/# for alice).
+	os.WriteFile(acl, []byte("user alice\ntopic readwrite x/#\ntopic read status/+\npattern readwrite devices/%u/#\n"), 0o600)
 	if code, o, e := runCLI(t, "", readme(acl)...); code != 0 {
 		t.Fatalf("config rabbitmq: %s%s", o, e)
 	}
@@ -241,6 +242,7 @@ func TestRabbitMQCluster(t *testing.T) {
 			{"client id 'x|.*' writing another device's topic", append(cert(p, "alice"), "-i", "x|.*"), "devices/victim/cmd"},
 			{"client id 'x|.*' writing any topic", append(cert(p, "alice"), "-i", "x|.*"), "y/z"},
 			{"the topic acme.corp's grant would have reached", cert(p, "alice"), "tenants/acme/corp/x"},
+			{"another user's topic under 'pattern readwrite devices/%u/#'", cert(p, "alice"), "devices/bob/x"},
 		} {
 			if o, err := mqtt(pub, port, append(tc.args, "-t", tc.topic, "-m", "no", "-q", "1")...); err == nil {
 				t.Errorf("port %d, %s: accepted\n%s", port, tc.name, o)
@@ -254,6 +256,10 @@ func TestRabbitMQCluster(t *testing.T) {
 		}
 		if o, err := mqtt(sub, port, append(cert(p, "alice"), "-t", "status/#", "-E", "-W", "5")...); err == nil {
 			t.Errorf("port %d, subscribe status/# under 'read status/+': accepted\n%s", port, o)
+		}
+		// 'pattern readwrite devices/%u/#' gives alice devices/alice/#.
+		if o, err := mqtt(pub, port, append(cert(p, "alice"), "-t", "devices/alice/x", "-m", "ok", "-q", "1")...); err != nil {
+			t.Errorf("port %d, devices/alice/x under 'pattern readwrite devices/%%u/#': %v %s", port, err, o)
 		}
 		// The same client ids may publish where alice may: what refused
 		// them above was the topic.
