@@ -209,25 +209,11 @@ func (h *authHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte
 // publish to $SYS in any case; OnPublish restores the topic.
 const sysPass = "\x00mqttctl/sys-pass:"
 
-// sysWritable is mosquitto's decision (acl__check_dollar) for a client's
-// publish to a topic starting with $SYS: only a bridge's connection state.
-func sysWritable(topic string) bool {
-	if !strings.HasPrefix(topic, "$SYS") {
-		return true
-	}
-	rest, ok := strings.CutPrefix(topic, "$SYS/broker/connection/")
-	if !ok {
-		return false
-	}
-	id, ok := strings.CutSuffix(rest, "/state")
-	return ok && !strings.Contains(id, "/") // + matches an empty level too
-}
-
 // OnPacketRead marks client publishes to $SYS for OnPublish: to drop, or
-// to pass on to the ACL (sysWritable).
+// to pass on to the ACL (confgen.SysWritable).
 func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type == packets.Publish && len(pk.TopicName) >= 4 && strings.EqualFold(pk.TopicName[:4], "$SYS") {
-		if sysWritable(pk.TopicName) {
+		if confgen.SysWritable(pk.TopicName) {
 			pk.TopicName = sysPass + pk.TopicName
 		} else {
 			pk.TopicName = sysSentinel

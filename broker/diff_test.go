@@ -37,7 +37,7 @@ func newFixture(t *testing.T) *fixture {
 	fx := testbroker.NewFixture(t, testbroker.FixtureOptions{
 		Hosts: []string{"localhost", "127.0.0.1"}, Clients: []string{"alice", "admin"}, Expired: "expired", Future: "future",
 		OtherClients: []string{"mallory"}, Passwords: map[string]string{"alice": "alice-pw", "admin": "admin-pw"},
-		ACL: "user alice\ntopic readwrite alice/#\ntopic read shared/#\n\nuser admin\ntopic readwrite #\n\n" +
+		ACL: "user alice\ntopic readwrite alice/#\ntopic read shared/#\ntopic write $SYS/broker/connection/alice-site/state\n\nuser admin\ntopic readwrite #\n\n" +
 			"user CN=alice,OU=MQTT Clients,O=mqttctl\ntopic readwrite subject/#\n",
 	})
 	f := &fixture{dir: fx.Dir, pki: fx.PKI, other: fx.Other, passwd: fx.Passwd, acl: fx.ACL}
@@ -241,6 +241,7 @@ func pubsubCases() []pubsubCase {
 		{name: "bridge state notification, QoS 0", as: anon, action: "publish", topic: "$SYS/broker/connection/site3/state", qos: 0},
 		{name: "bridge state notification, v5", as: anon, action: "publish", topic: "$SYS/broker/connection/site4/state", qos: 1, version: 5},
 		{name: "bridge state notification, ACL without it", as: alice, action: "publish", topic: "$SYS/broker/connection/alice/state", qos: 1},
+		{name: "bridge state notification, ACL grants it", as: alice, action: "publish", topic: "$SYS/broker/connection/alice-site/state", qos: 1},
 		{name: "bridge state notification, ACL #", as: admin, action: "publish", topic: "$SYS/broker/connection/site5/state", qos: 1},
 		{name: "other $SYS connection topic", as: anon, action: "publish", topic: "$SYS/broker/connection/site1/other", qos: 1},
 		{name: "lower-case $sys topic", as: anon, action: "publish", topic: "$sys/broker/fake", qos: 1},
