@@ -92,6 +92,9 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.FromPage != "" && pageOrigin(o.FromPage) == "" {
+		return nil, fmt.Errorf("page URL %q: give the URL of the web page that connects, e.g. https://app.example.com/", o.FromPage)
+	}
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Second
 	}
@@ -223,9 +226,18 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		u, _ := url.Parse("ws://" + t.Addr + t.Path)
 		d := websocket.Dialer{ReadBufferSize: 1024, WriteBufferSize: 1024,
 			NetDial: func(string, string) (net.Conn, error) { return conn, nil }}
-		ws, resp, err := d.Dial(u.String(), http.Header{"Sec-WebSocket-Protocol": []string{"mqtt"}})
+		h := http.Header{"Sec-WebSocket-Protocol": []string{"mqtt"}}
+		origin := pageOrigin(o.FromPage)
+		if origin != "" {
+			// What a browser sends: the listener may refuse the page.
+			h.Set("Origin", origin)
+		}
+		ws, resp, err := d.Dial(u.String(), h)
 		switch {
 		case err == nil:
+		case resp != nil && resp.StatusCode == http.StatusForbidden && origin != "":
+			r.problem(explain.OriginRefused(t.URL(), origin))
+			return r, nil
 		case resp != nil:
 			r.problem(explain.NotWebSocket(t.URL(), "it answered HTTP "+resp.Status))
 			return r, nil
@@ -625,4 +637,21 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// pageOrigin is the Origin a browser sends from the page at pageURL:
+// scheme://host[:port], the default port left out; "" if there is no page.
+func pageOrigin(pageURL string) string {
+	u, err := url.Parse(pageURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname())
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if p := u.Port(); p != "" && !(scheme == "https" && p == "443") && !(scheme == "http" && p == "80") {
+		host += ":" + p
+	}
+	return scheme + "://" + host
 }

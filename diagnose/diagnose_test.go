@@ -79,6 +79,7 @@ func (e *env) config(ports []int) *confgen.Config {
 	l = &confgen.Listener{Port: ports[lWS], Bind: "127.0.0.1"}
 	l.Set("protocol", "websockets")
 	l.Set("allow_anonymous", "true")
+	l.Set(confgen.ExtPrefix+"http_origin", "https://app.test") // serve only: a comment to mosquitto
 	c.Listener = append(c.Listener, l)
 	return c
 }
@@ -95,6 +96,7 @@ type checkCase struct {
 	topic    string
 	fromPage string
 	want     string // problem code; "" = OK
+	mosq     string // mosquitto's, where it differs ("-": OK)
 }
 
 func (e *env) options(c checkCase, port int) diagnose.Options {
@@ -147,6 +149,9 @@ func cases() []checkCase {
 		{name: "everything works (wss, mutual TLS)", listener: lWSS, scheme: "wss", client: "alice", topic: "alice/check"},
 		{name: "everything works (ws)", listener: lWS, scheme: "ws"},
 		{name: "wss needs the client certificate too", listener: lWSS, scheme: "wss", want: "client-cert-required"},
+		{name: "ws from a page the listener lists", listener: lWS, scheme: "ws", fromPage: "https://app.test/index.html"},
+		{name: "ws from a page the listener lists, port 443", listener: lWS, scheme: "ws", fromPage: "HTTPS://App.Test:443/"},
+		{name: "ws from a page of another origin", listener: lWS, scheme: "ws", fromPage: "https://evil.test/", want: "origin-refused", mosq: "-"},
 		{name: "ws:// from an https page", listener: lWS, scheme: "ws", host: "mqtt.test", fromPage: "https://app.test/", want: "mixed-content"},
 		{name: "mqtts to a websockets port", listener: lWSS, client: "alice", want: "not-mqtt"},
 		{name: "wss to an MQTT port", listener: lMTLS, scheme: "wss", client: "alice", want: "not-websocket"},
@@ -170,6 +175,9 @@ func TestCheckExplainsFailures(t *testing.T) {
 			got := ""
 			if len(rep.Problems) > 0 {
 				got = rep.Problems[0].Code
+			}
+			if tg.name == "mosquitto" && c.mosq != "" {
+				c.want = strings.TrimPrefix(c.mosq, "-")
 			}
 			if got != c.want {
 				t.Errorf("%s / %s: first problem %q, want %q: %+v", tg.name, c.name, got, c.want, rep.Problems)

@@ -234,6 +234,16 @@ func MixedContent(url string) Problem {
 	}
 }
 
+// OriginRefused: the listener refused the upgrade from a page of origin
+// (mqttctl serve's "# mqttctl: http_origin" list does not hold it).
+func OriginRefused(url, origin string) Problem {
+	return Problem{
+		Code:    "origin-refused",
+		Message: "the broker refuses WebSocket connections from pages at " + origin + " (it answered the upgrade with HTTP 403 Forbidden): a browser page there cannot connect to " + url,
+		Fix:     "add the page's origin to the websockets listener of the broker's config, '# mqttctl: http_origin " + origin + "' (one line per origin), and restart the broker; or open the page from an origin the listener lists",
+	}
+}
+
 // NotWebSocket: the port did not accept a WebSocket upgrade.
 func NotWebSocket(url, answer string) Problem {
 	return Problem{
