@@ -244,6 +244,11 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		case isTimeout(err):
 			r.problem(explain.Silent(t.Addr, "WebSocket upgrade", o.Timeout))
 			return r, nil
+		case !r.TLS && probeTLS(ctx, t.Addr, t.Host):
+			// A TLS listener read the HTTP request as a bad TLS record
+			// and closed ("unexpected EOF") or sent an alert.
+			r.problem(explain.WSOnTLSPort(o.URL))
+			return r, nil
 		case closedAtOnce(err) && !r.TLS:
 			r.problem(explain.ClosedAtOnce(t.Addr, "WebSocket upgrade"))
 			return r, nil

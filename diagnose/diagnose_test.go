@@ -152,6 +152,7 @@ func cases() []checkCase {
 		{name: "ws from a page the listener lists", listener: lWS, scheme: "ws", fromPage: "https://app.test/index.html"},
 		{name: "ws from a page the listener lists, port 443", listener: lWS, scheme: "ws", fromPage: "HTTPS://App.Test:443/"},
 		{name: "ws from a page of another origin", listener: lWS, scheme: "ws", fromPage: "https://evil.test/", want: "origin-refused", mosq: "-"},
+		{name: "ws to a wss port", listener: lWSS, scheme: "ws", want: "ws-on-tls"},
 		{name: "ws:// from an https page", listener: lWS, scheme: "ws", host: "mqtt.test", fromPage: "https://app.test/", want: "mixed-content"},
 		{name: "mqtts to a websockets port", listener: lWSS, client: "alice", want: "not-mqtt"},
 		{name: "wss to an MQTT port", listener: lMTLS, scheme: "wss", client: "alice", want: "not-websocket"},

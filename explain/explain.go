@@ -205,6 +205,19 @@ func PlainOnTLSPort(url string) Problem {
 	}
 }
 
+// WSOnTLSPort: plain ws:// was spoken to a wss (TLS) listener.
+func WSOnTLSPort(url string) Problem {
+	wss := url
+	if strings.HasPrefix(url, "ws://") {
+		wss = "wss://" + strings.TrimPrefix(url, "ws://")
+	}
+	return Problem{
+		Code:    "ws-on-tls",
+		Message: "this port speaks TLS: use wss:// (the client sent a plain ws:// upgrade, which the broker's TLS listener cannot read, so it closed the connection)",
+		Fix:     "connect to " + wss + " instead of " + url + " (with --cafile if the broker's CA is not in the system store)",
+	}
+}
+
 // TLSOnPlainPort: TLS was spoken to a plain MQTT listener.
 func TLSOnPlainPort(url string) Problem {
 	return Problem{
