@@ -214,8 +214,10 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 			r.Chain = append(r.Chain, CertInfo{Subject: c.Subject.String(), Issuer: c.Issuer.String(), NotAfter: c.NotAfter, Names: pki.Names(c)})
 		}
 		r.verifyServer(cs.PeerCertificates, roots, t.Host, o)
-		if !r.ChainVerified && o.Password != nil {
-			// Never send a password to a server whose identity is unproven.
+		if !r.ChainVerified {
+			// Never send a username, a password or messages to a server
+			// whose identity is unproven.
+			r.Notes = append(r.Notes, "stopped before CONNECT: the broker's certificate does not verify, so nothing was sent to it")
 			return r, nil
 		}
 		conn = tc
@@ -329,6 +331,10 @@ func (r *Report) verifyServer(chain []*x509.Certificate, roots *x509.CertPool, h
 		ca := o.CAFile
 		if ca == "" {
 			ca = "the system trust store"
+		}
+		if p, ok := sameNameOtherCA(chain, o.CAFile); ok {
+			r.problem(p)
+			break
 		}
 		r.problem(explain.UnknownServerCA(chain[len(chain)-1].Issuer.String(), ca))
 	default:
@@ -659,4 +665,47 @@ func pageOrigin(pageURL string) string {
 		host += ":" + p
 	}
 	return scheme + "://" + host
+}
+
+// sameNameOtherCA explains a chain whose top issuer has the name of a CA in
+// caFile but was signed by another key, by key id and fingerprint.
+func sameNameOtherCA(chain []*x509.Certificate, caFile string) (explain.Problem, bool) {
+	if caFile == "" {
+		return explain.Problem{}, false
+	}
+	data, err := os.ReadFile(caFile)
+	if err != nil {
+		return explain.Problem{}, false
+	}
+	top := chain[len(chain)-1]
+	var same []*x509.Certificate
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if c, err := x509.ParseCertificate(b.Bytes); err == nil && bytes.Equal(c.RawSubject, top.RawIssuer) {
+			same = append(same, c)
+		}
+	}
+	if len(same) == 0 {
+		return explain.Problem{}, false
+	}
+	var ours []string
+	for _, c := range same {
+		ours = append(ours, fmt.Sprintf("one with key id %s (SHA-256 fingerprint %s)", keyID(c.SubjectKeyId), pki.Fingerprint(c)))
+	}
+	theirs := "signed by key id " + keyID(top.AuthorityKeyId)
+	if top.IsCA && bytes.Equal(top.RawSubject, top.RawIssuer) {
+		theirs = fmt.Sprintf("key id %s (SHA-256 fingerprint %s)", keyID(top.SubjectKeyId), pki.Fingerprint(top))
+	}
+	return explain.SameNameOtherServerCA(top.Issuer.String(), caFile, strings.Join(ours, " and "), theirs), true
+}
+
+// keyID is a key identifier as colon-separated hex, as openssl prints it.
+func keyID(id []byte) string {
+	if len(id) == 0 {
+		return "(none given)"
+	}
+	return strings.ToUpper(strings.TrimSpace(strings.ReplaceAll(fmt.Sprintf("% x", id), " ", ":")))
 }

@@ -349,3 +349,57 @@ func TestCheckExplainsMissingCRL(t *testing.T) {
 		t.Errorf("problems %+v, want unknown-client-ca that also names a missing CRL", rep.Problems)
 	}
 }
+
+// TestCheckSameNameOtherCA: --cafile holds a CA with the broker's issuer's
+// name but another key (every mqttctl CA is "CN=mqttctl Root CA"): check
+// says "a different CA with the same name" with both key ids, and stops
+// before CONNECT with or without a password (issue 22: without one it
+// connected and published first).
+func TestCheckSameNameOtherCA(t *testing.T) {
+	e := setup(t)
+	same := filepath.Join(t.TempDir(), "same")
+	if _, err := (&pki.Dir{Path: same}).Init(pki.InitOptions{Hosts: []string{"127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	load := func(path string) *x509.Certificate {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := pki.ParseCerts(data, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs[0]
+	}
+	ours, theirs := load(filepath.Join(same, "ca.crt")), load(filepath.Join(e.pki, "ca.crt"))
+	if ours.Subject.String() != theirs.Subject.String() {
+		t.Fatalf("the two CAs should share a name: %s, %s", ours.Subject, theirs.Subject)
+	}
+	id := func(b []byte) string { return strings.ToUpper(strings.ReplaceAll(fmt.Sprintf("% x", b), " ", ":")) }
+	ports := testutil.FreePorts(t, nL)
+	testbroker.Start(t, e.config(ports), nil, broker.Options{})
+	for _, c := range []checkCase{
+		{name: "with a password", listener: lPass, user: "alice", pw: "alice-pw", topic: "alice/check"},
+		{name: "without a password", listener: lTLS13},
+	} {
+		o := e.options(c, ports[c.listener])
+		o.CAFile = filepath.Join(same, "ca.crt")
+		rep, err := diagnose.Check(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Problems) == 0 {
+			t.Fatalf("%s: no problem reported: %+v", c.name, rep)
+		}
+		p := rep.Problems[0]
+		for _, want := range []string{"a different CA with the same name", id(ours.SubjectKeyId), id(theirs.SubjectKeyId)} {
+			if !strings.Contains(p.Message, want) {
+				t.Errorf("%s: %q not in %q", c.name, want, p.Message)
+			}
+		}
+		if rep.Connack != nil || rep.RoundTrip {
+			t.Errorf("%s: CONNECT sent to an unverified broker (CONNACK %v, round trip %v)", c.name, rep.Connack != nil, rep.RoundTrip)
+		}
+	}
+}

@@ -151,6 +151,19 @@ func UnknownServerCA(issuer, caFile string) Problem {
 	}
 }
 
+// SameNameOtherServerCA: the CA file holds a CA with the name of the
+// broker's issuer, but another key: every mqttctl CA is "CN=mqttctl Root
+// CA", so the name alone tells them apart from nothing. ids describe the
+// two keys (key ids, fingerprints).
+func SameNameOtherServerCA(issuer, caFile, caIDs, brokerIDs string) Problem {
+	return Problem{
+		Code: "unknown-server-ca",
+		Message: fmt.Sprintf("the broker's certificate is issued by a different CA with the same name, %q: %s holds %s; the broker's issuer is %s",
+			issuer, caFile, caIDs, brokerIDs),
+		Fix: "give the broker's own CA with --cafile (with mqttctl: the ca.crt of the pki directory that issued the broker's certificate; mqttctl pki inspect shows its key id)",
+	}
+}
+
 // ClientCertRequired: the broker wants a client certificate and got none.
 func ClientCertRequired() Problem {
 	return Problem{
