@@ -31,7 +31,7 @@ file, mode 0600, what openssl pkcs12 -export did.
                        (for clients that take one file for --cert and --key).
 
 A certificate signed from a CSR has its key on the device: export it there.`,
-		Example: `  openssl rand -hex 16 > sensor-07.pass
+		Example: `  (umask 077; openssl rand -hex 16 > sensor-07.pass)
   mqttctl pki export sensor-07 --format p12 --out sensor-07.p12 --password-file sensor-07.pass
   mqttctl pki export sensor-07 --format p12 --legacy --out sensor-07-java8.p12 --password-file - < sensor-07.pass
   mqttctl pki export sensor-07 --format pem-bundle --out sensor-07.pem
