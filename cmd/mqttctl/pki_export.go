@@ -61,8 +61,12 @@ A certificate signed from a CSR has its key on the device: export it there.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "Wrote %s (%s, mode 0600): %s, serial %s, valid until %s, %d certificates\n",
-				info.Path, info.Format, info.Subject, info.Serial, info.NotAfter.Format(time.DateOnly), info.Certs)
+			certs := fmt.Sprintf("%d certificates", info.Certs)
+			if info.Certs == 1 {
+				certs = "1 certificate"
+			}
+			fmt.Fprintf(s.Out, "Wrote %s (%s, mode 0600): %s, serial %s, valid until %s, %s\n",
+				info.Path, info.Format, info.Subject, info.Serial, info.NotAfter.Format(time.DateOnly), certs)
 			for _, w := range info.Warnings {
 				fmt.Fprintf(s.Out, "warning: %s\n", w)
 			}
