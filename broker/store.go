@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/mqttctl/mqttctl/internal/errs"
 )
@@ -67,7 +68,7 @@ func openStore(b *Broker, path string) (*store, error) {
 func (s *store) attach() error {
 	st, err := openBoltStore(s.path, s.jr, s.b.log)
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return errs.Wrap(err, fmt.Sprintf("open %s: another broker holds it locked (two brokers cannot share one persistence_location; give each its own directory)", s.path), ErrPersistenceInUse)
 		}
 		return fmt.Errorf("open %s: %w", s.path, err)
