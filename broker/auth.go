@@ -202,10 +202,22 @@ func (h *authHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte
 	}
 }
 
-// OnPacketRead marks client publishes to $SYS for OnPublish to drop.
+// sysPass prefixes the topic of a client's publish that starts with $SYS in
+// any case and that mosquitto lets through to the ACL: a bridge's
+// $SYS/broker/connection/CLIENTID/state notification, and topics such as
+// $sys/x that are not $SYS (mosquitto compares case). The engine drops every
+// publish to $SYS in any case; OnPublish restores the topic.
+const sysPass = "\x00mqttctl/sys-pass:"
+
+// OnPacketRead marks client publishes to $SYS for OnPublish: to drop, or
+// to pass on to the ACL (confgen.SysWritable).
 func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type == packets.Publish && len(pk.TopicName) >= 4 && strings.EqualFold(pk.TopicName[:4], "$SYS") {
-		pk.TopicName = sysSentinel
+		if confgen.SysWritable(pk.TopicName) {
+			pk.TopicName = sysPass + pk.TopicName
+		} else {
+			pk.TopicName = sysSentinel
+		}
 	}
 	return pk, nil
 }
@@ -218,6 +230,7 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		return pk, nil
 	}
 	denied := pk.TopicName == sysSentinel
+	pk.TopicName = strings.TrimPrefix(pk.TopicName, sysPass)
 	if !denied {
 		if ls := h.b.listener(cl.Net.Listener); ls != nil {
 			if acl := ls.sec.Load().acl; acl != nil {

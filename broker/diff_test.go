@@ -37,7 +37,7 @@ func newFixture(t *testing.T) *fixture {
 	fx := testbroker.NewFixture(t, testbroker.FixtureOptions{
 		Hosts: []string{"localhost", "127.0.0.1"}, Clients: []string{"alice", "admin"}, Expired: "expired", Future: "future",
 		OtherClients: []string{"mallory"}, Passwords: map[string]string{"alice": "alice-pw", "admin": "admin-pw"},
-		ACL: "user alice\ntopic readwrite alice/#\ntopic read shared/#\n\nuser admin\ntopic readwrite #\n\n" +
+		ACL: "user alice\ntopic readwrite alice/#\ntopic read shared/#\ntopic write $SYS/broker/connection/alice-site/state\n\nuser admin\ntopic readwrite #\n\n" +
 			"user CN=alice,OU=MQTT Clients,O=mqttctl\ntopic readwrite subject/#\n",
 	})
 	f := &fixture{dir: fx.Dir, pki: fx.PKI, other: fx.Other, passwd: fx.Passwd, acl: fx.ACL}
@@ -217,6 +217,7 @@ type pubsubCase struct {
 	action  string      // publish or subscribe
 	topic   string
 	qos     byte
+	retain  bool
 	version byte
 }
 
@@ -224,12 +225,26 @@ func pubsubCases() []pubsubCase {
 	alice := connectCase{name: "alice", listener: lPasswd, user: s("alice"), pw: s("alice-pw")}
 	aliceCert := connectCase{name: "alice-cert", listener: lMTLS, cert: "alice", user: s("admin"), pw: s("admin-pw")}
 	aliceSubject := connectCase{name: "alice-subject", listener: lSubject, cert: "alice"}
+	anon := connectCase{name: "anon", listener: lAnon}
+	admin := connectCase{name: "admin", listener: lPasswd, user: s("admin"), pw: s("admin-pw")}
 	return []pubsubCase{
 		{name: "ACL-allowed publish", as: alice, action: "publish", topic: "alice/t", qos: 1},
 		{name: "ACL-denied publish v3.1.1", as: alice, action: "publish", topic: "ops/t", qos: 1},
 		{name: "ACL-denied publish v5", as: alice, action: "publish", topic: "ops/t", qos: 1, version: 5},
 		{name: "ACL-denied publish QoS 0", as: alice, action: "publish", topic: "ops/t0", qos: 0},
 		{name: "publish to $SYS", as: alice, action: "publish", topic: "$SYS/broker/fake", qos: 1},
+		// A bridge's notification (issue 22): mosquitto lets any client
+		// publish $SYS/broker/connection/+/state, subject to the ACL, and
+		// refuses every other $SYS topic; a '$sys' topic is not $SYS.
+		{name: "bridge state notification, no ACL", as: anon, action: "publish", topic: "$SYS/broker/connection/site1/state", qos: 1},
+		{name: "bridge state notification, retained", as: anon, action: "publish", topic: "$SYS/broker/connection/site2/state", qos: 1, retain: true},
+		{name: "bridge state notification, QoS 0", as: anon, action: "publish", topic: "$SYS/broker/connection/site3/state", qos: 0},
+		{name: "bridge state notification, v5", as: anon, action: "publish", topic: "$SYS/broker/connection/site4/state", qos: 1, version: 5},
+		{name: "bridge state notification, ACL without it", as: alice, action: "publish", topic: "$SYS/broker/connection/alice/state", qos: 1},
+		{name: "bridge state notification, ACL grants it", as: alice, action: "publish", topic: "$SYS/broker/connection/alice-site/state", qos: 1},
+		{name: "bridge state notification, ACL #", as: admin, action: "publish", topic: "$SYS/broker/connection/site5/state", qos: 1},
+		{name: "other $SYS connection topic", as: anon, action: "publish", topic: "$SYS/broker/connection/site1/other", qos: 1},
+		{name: "lower-case $sys topic", as: anon, action: "publish", topic: "$sys/broker/fake", qos: 1},
 		{name: "identity ACL ignores spoofed username", as: aliceCert, action: "publish", topic: "ops/spoof", qos: 1},
 		{name: "identity ACL allows the CN's topics", as: aliceCert, action: "publish", topic: "alice/cert", qos: 1},
 		{name: "subject as username: allowed topic", as: aliceSubject, action: "publish", topic: "subject/x", qos: 1},
@@ -240,15 +255,22 @@ func pubsubCases() []pubsubCase {
 	}
 }
 
-// observer is admin on the password listener, subscribed to everything.
-func (f *fixture) observer(t *testing.T, tg target) *testutil.MQTT {
+// observer is anonymous on the listener without an ACL, subscribed to
+// everything ('#' and, for a topic starting with '$', which '#' does not
+// match, that topic).
+func (f *fixture) observer(t *testing.T, tg target, dollar string) *testutil.MQTT {
 	t.Helper()
-	out, m := f.connect(tg, connectCase{name: "observer", listener: lPasswd, user: s("admin"), pw: s("admin-pw")})
+	out, m := f.connect(tg, connectCase{name: "observer", listener: lAnon})
 	if m == nil {
 		t.Fatalf("%s: observer: %s", tg.name, out)
 	}
 	if code, err := m.Subscribe("#", 1); err != nil || code != 1 {
 		t.Fatalf("%s: observer subscribe: %d %v", tg.name, code, err)
+	}
+	if strings.HasPrefix(dollar, "$") {
+		if code, err := m.Subscribe(dollar, 1); err != nil || code != 1 {
+			t.Fatalf("%s: observer subscribe %s: %d %v", tg.name, dollar, code, err)
+		}
 	}
 	return m
 }
@@ -261,18 +283,25 @@ func (f *fixture) pubsub(t *testing.T, tg target, c pubsubCase, i int) string {
 		return "connect: " + out
 	}
 	defer m.Disconnect()
-	obs := f.observer(t, tg)
+	obs := f.observer(t, tg, c.topic)
 	defer obs.Disconnect()
 	payload := fmt.Sprintf("%s-%d", tg.name, i)
 	switch c.action {
 	case "publish":
-		code, err := m.Publish(c.topic, []byte(payload), c.qos, false)
+		code, err := m.Publish(c.topic, []byte(payload), c.qos, c.retain)
 		if err != nil {
 			return "publish error: " + err.Error()
 		}
 		got, err := obs.Receive(700 * time.Millisecond)
 		delivered := err == nil && got.Payload == payload
-		return fmt.Sprintf("ack %d, delivered %v, still connected %v", code, delivered, m.Alive())
+		out := fmt.Sprintf("ack %d, delivered %v, still connected %v", code, delivered, m.Alive())
+		if c.retain {
+			late := f.observer(t, tg, c.topic)
+			defer late.Disconnect()
+			got, err := late.Receive(700 * time.Millisecond)
+			out += fmt.Sprintf(", retained %v", err == nil && got.Payload == payload)
+		}
+		return out
 	default:
 		code, err := m.Subscribe(c.topic, c.qos)
 		if err != nil {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +12,15 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/mqttctl/mqttctl/internal/errs"
 )
+
+// ErrPersistenceInUse: another broker holds the lock on the persistence
+// database (two brokers with the same persistence_location). The command
+// that ran says how to give each broker its own directory.
+var ErrPersistenceInUse = errors.New("persistence database in use by another broker")
 
 // store makes persistence durable. The engine's bolt hook keeps sessions,
 // subscriptions, retained messages and queued QoS 1/2 messages. Every write
@@ -59,7 +68,10 @@ func openStore(b *Broker, path string) (*store, error) {
 func (s *store) attach() error {
 	st, err := openBoltStore(s.path, s.jr, s.b.log)
 	if err != nil {
-		return fmt.Errorf("open %s: %w (is another broker using this persistence_location?)", s.path, err)
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return errs.Wrap(err, fmt.Sprintf("open %s: another broker holds it locked (two brokers cannot share one persistence_location; give each its own directory)", s.path), ErrPersistenceInUse)
+		}
+		return fmt.Errorf("open %s: %w", s.path, err)
 	}
 	s.engine = st
 	if err := s.b.srv.AddHook(st, nil); err != nil {

@@ -19,10 +19,11 @@ import (
 // listeners (accept, max_connections, the connect deadline, TLS with the
 // listener's certificate, CRL and session tickets), then an HTTP/1.1
 // upgrade to a WebSocket, whose binary messages carry MQTT. Any path is
-// accepted, as mosquitto does; the subprotocol must be mqtt (or mqttv3.1); the
-// Origin is not checked (mosquitto does not either): a browser page from
-// any site can connect, and the broker's own authentication (password,
-// client certificate) decides.
+// accepted, as mosquitto does; the subprotocol must be mqtt (or mqttv3.1).
+// The Origin is checked only where the listener lists origins ("# mqttctl:
+// http_origin", originAllowed); elsewhere, as in mosquitto, a browser page
+// from any site can connect, and the broker's own authentication
+// (password, client certificate) decides.
 
 // connQueue is a net.Listener fed with connections that are already
 // accepted (and TLS-handshaken): the HTTP server reads the upgrade from
@@ -147,17 +148,24 @@ func (l *listener) originAllowed(r *http.Request) bool {
 			return true
 		}
 	}
-	l.log.Info("client refused: WebSocket from a page of another origin", "listener", l.id, "remote", r.RemoteAddr, "origin", origin)
-	return false
+	return false // refused (HTTP 403) and logged in startWebSocket
 }
 
 // startWebSocket starts the HTTP server that upgrades the listener's
 // connections.
 func (l *listener) startWebSocket(establish func(net.Conn, string)) {
 	refuse := func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-		l.log.Info("client refused: not a WebSocket upgrade", "listener", l.id, "remote", r.RemoteAddr, "reason", reason.Error())
 		// One request per connection: a refused one frees its slot.
 		w.Header().Set("Connection", "close")
+		if status == http.StatusForbidden {
+			// The Upgrader's one 403: originAllowed said no. One line, not
+			// the Upgrader's "request origin not allowed" as a bad upgrade.
+			origin := r.Header.Get("Origin")
+			l.log.Info("client refused: WebSocket from a page of another origin (not in this listener's http_origin)", "listener", l.id, "remote", r.RemoteAddr, "origin", origin)
+			http.Error(w, "this MQTT over WebSocket endpoint does not accept pages from "+origin, status)
+			return
+		}
+		l.log.Info("client refused: not a WebSocket upgrade", "listener", l.id, "remote", r.RemoteAddr, "reason", reason.Error())
 		http.Error(w, "this is an MQTT over WebSocket endpoint: "+reason.Error(), status)
 	}
 	up := &websocket.Upgrader{

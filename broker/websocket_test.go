@@ -192,7 +192,7 @@ func TestGeneratedWebSocketsOnMosquittoAndServe(t *testing.T) {
 // (not browsers) are let through; without the option any origin is.
 func TestWebSocketOrigin(t *testing.T) {
 	ports := testutil.FreePorts(t, 2)
-	start(t, fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\nprotocol websockets\n# mqttctl: http_origin https://app.example.com\n"+
+	_, log := start(t, fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\nprotocol websockets\n# mqttctl: http_origin https://app.example.com\n"+
 		"listener %d 127.0.0.1\nprotocol websockets\n", ports[0], ports[1]), 5*time.Second)
 	for _, tc := range []struct {
 		port   int
@@ -220,6 +220,17 @@ func TestWebSocketOrigin(t *testing.T) {
 			}
 			t.Errorf("port %d, origin %q: connected=%v (%v %s), want %v", tc.port, tc.origin, err == nil, err, status, tc.ok)
 		}
+	}
+	// The one refusal logs one line, naming the origin (issue 22: a second
+	// line called it "not a WebSocket upgrade").
+	var refused []string
+	for _, line := range strings.Split(log.String(), "\n") {
+		if strings.Contains(line, "refused") && !strings.Contains(line, "no valid CONNECT") { // the others' hang-ups
+			refused = append(refused, line)
+		}
+	}
+	if len(refused) != 1 || !strings.Contains(refused[0], "origin=https://evil.example") || !strings.Contains(refused[0], "http_origin") {
+		t.Errorf("one origin refusal should log one line naming the origin and http_origin, got %d:\n%s", len(refused), strings.Join(refused, "\n"))
 	}
 	for _, bad := range []string{
 		fmt.Sprintf("listener %d\n# mqttctl: http_origin https://a.example\n", ports[0]),                // not websockets

@@ -272,12 +272,29 @@ type Client struct {
 	ClientID  string
 }
 
+// SysWritable is mosquitto's decision (acl__check_dollar) for a publish to
+// topic before any ACL: a topic starting with $SYS (case counts) is refused
+// but for a bridge's notification $SYS/broker/connection/CLIENTID/state,
+// which then goes to the ACL like any other topic.
+func SysWritable(topic string) bool {
+	if !strings.HasPrefix(topic, "$SYS") {
+		return true
+	}
+	rest, ok := strings.CutPrefix(topic, "$SYS/broker/connection/")
+	if !ok {
+		return false
+	}
+	id, ok := strings.CutSuffix(rest, "/state")
+	return ok && !strings.Contains(id, "/") // + matches an empty level too
+}
+
 // Allowed decides whether the client may read (receive) or write (publish)
-// topic, with mosquitto 2.0's order: publishing to $SYS is denied; the
+// topic, with mosquitto 2.0's order: publishing to $SYS is denied, but for
+// a bridge's connection state (SysWritable); the
 // client's own rules (its user block, or the anonymous rules), denials first;
 // then patterns, denials first; otherwise denied.
 func (a *ACL) Allowed(c Client, topic string, access Access) bool {
-	if access&Write != 0 && strings.HasPrefix(topic, "$SYS") {
+	if access&Write != 0 && !SysWritable(topic) {
 		return false
 	}
 	var rules []ACLRule

@@ -32,6 +32,7 @@ func TestTopicMatches(t *testing.T) {
 
 const sampleACL = `topic read public/#
 pattern readwrite devices/%u/#
+pattern write $SYS/broker/connection/%c/state
 user alice
 topic readwrite alice/#
 topic deny alice/private
@@ -63,6 +64,9 @@ func TestACLRules(t *testing.T) {
 		{alice, "with space/topic name", Read, true},
 		{Client{Username: "a+b", ClientID: "x"}, "devices/a+b/t", Write, false},
 		{alice, "$SYS/x", Write, false},
+		{alice, "$SYS/broker/connection/c1/state", Write, true}, // a bridge's notification: mosquitto lets the ACL decide
+		{alice, "$SYS/broker/connection/c9/state", Write, false},
+		{alice, "$SYS/broker/connection/c1/other", Write, false},
 	}
 	for _, tt := range tests {
 		if got := a.Allowed(tt.c, tt.topic, tt.access); got != tt.want {

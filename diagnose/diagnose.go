@@ -92,6 +92,9 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.FromPage != "" && pageOrigin(o.FromPage) == "" {
+		return nil, fmt.Errorf("page URL %q: give the URL of the web page that connects, e.g. https://app.example.com/", o.FromPage)
+	}
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Second
 	}
@@ -211,8 +214,10 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 			r.Chain = append(r.Chain, CertInfo{Subject: c.Subject.String(), Issuer: c.Issuer.String(), NotAfter: c.NotAfter, Names: pki.Names(c)})
 		}
 		r.verifyServer(cs.PeerCertificates, roots, t.Host, o)
-		if !r.ChainVerified && o.Password != nil {
-			// Never send a password to a server whose identity is unproven.
+		if !r.ChainVerified {
+			// Never send a username, a password or messages to a server
+			// whose identity is unproven.
+			r.Notes = append(r.Notes, "stopped before CONNECT: the broker's certificate does not verify, so nothing was sent to it")
 			return r, nil
 		}
 		conn = tc
@@ -223,14 +228,28 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		u, _ := url.Parse("ws://" + t.Addr + t.Path)
 		d := websocket.Dialer{ReadBufferSize: 1024, WriteBufferSize: 1024,
 			NetDial: func(string, string) (net.Conn, error) { return conn, nil }}
-		ws, resp, err := d.Dial(u.String(), http.Header{"Sec-WebSocket-Protocol": []string{"mqtt"}})
+		h := http.Header{"Sec-WebSocket-Protocol": []string{"mqtt"}}
+		origin := pageOrigin(o.FromPage)
+		if origin != "" {
+			// What a browser sends: the listener may refuse the page.
+			h.Set("Origin", origin)
+		}
+		ws, resp, err := d.Dial(u.String(), h)
 		switch {
 		case err == nil:
+		case resp != nil && resp.StatusCode == http.StatusForbidden && origin != "":
+			r.problem(explain.OriginRefused(t.URL(), origin))
+			return r, nil
 		case resp != nil:
 			r.problem(explain.NotWebSocket(t.URL(), "it answered HTTP "+resp.Status))
 			return r, nil
 		case isTimeout(err):
 			r.problem(explain.Silent(t.Addr, "WebSocket upgrade", o.Timeout))
+			return r, nil
+		case !r.TLS && probeTLS(ctx, t.Addr, t.Host):
+			// A TLS listener read the HTTP request as a bad TLS record
+			// and closed ("unexpected EOF") or sent an alert.
+			r.problem(explain.WSOnTLSPort(o.URL))
 			return r, nil
 		case closedAtOnce(err) && !r.TLS:
 			r.problem(explain.ClosedAtOnce(t.Addr, "WebSocket upgrade"))
@@ -312,6 +331,10 @@ func (r *Report) verifyServer(chain []*x509.Certificate, roots *x509.CertPool, h
 		ca := o.CAFile
 		if ca == "" {
 			ca = "the system trust store"
+		}
+		if p, ok := sameNameOtherCA(chain, o.CAFile); ok {
+			r.problem(p)
+			break
 		}
 		r.problem(explain.UnknownServerCA(chain[len(chain)-1].Issuer.String(), ca))
 	default:
@@ -625,4 +648,64 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// pageOrigin is the Origin a browser sends from the page at pageURL:
+// scheme://host[:port], the default port left out; "" if there is no page.
+func pageOrigin(pageURL string) string {
+	u, err := url.Parse(pageURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname())
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if p := u.Port(); p != "" && !(scheme == "https" && p == "443") && !(scheme == "http" && p == "80") {
+		host += ":" + p
+	}
+	return scheme + "://" + host
+}
+
+// sameNameOtherCA explains a chain whose top issuer has the name of a CA in
+// caFile but was signed by another key, by key id and fingerprint.
+func sameNameOtherCA(chain []*x509.Certificate, caFile string) (explain.Problem, bool) {
+	if caFile == "" {
+		return explain.Problem{}, false
+	}
+	data, err := os.ReadFile(caFile)
+	if err != nil {
+		return explain.Problem{}, false
+	}
+	top := chain[len(chain)-1]
+	var same []*x509.Certificate
+	for rest := data; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if c, err := x509.ParseCertificate(b.Bytes); err == nil && bytes.Equal(c.RawSubject, top.RawIssuer) {
+			same = append(same, c)
+		}
+	}
+	if len(same) == 0 {
+		return explain.Problem{}, false
+	}
+	var ours []string
+	for _, c := range same {
+		ours = append(ours, fmt.Sprintf("one with key id %s (SHA-256 fingerprint %s)", keyID(c.SubjectKeyId), pki.Fingerprint(c)))
+	}
+	theirs := "signed by key id " + keyID(top.AuthorityKeyId)
+	if top.IsCA && bytes.Equal(top.RawSubject, top.RawIssuer) {
+		theirs = fmt.Sprintf("key id %s (SHA-256 fingerprint %s)", keyID(top.SubjectKeyId), pki.Fingerprint(top))
+	}
+	return explain.SameNameOtherServerCA(top.Issuer.String(), caFile, strings.Join(ours, " and "), theirs), true
+}
+
+// keyID is a key identifier as colon-separated hex, as openssl prints it.
+func keyID(id []byte) string {
+	if len(id) == 0 {
+		return "(none given)"
+	}
+	return strings.ToUpper(strings.TrimSpace(strings.ReplaceAll(fmt.Sprintf("% x", id), " ", ":")))
 }

@@ -79,6 +79,7 @@ func (e *env) config(ports []int) *confgen.Config {
 	l = &confgen.Listener{Port: ports[lWS], Bind: "127.0.0.1"}
 	l.Set("protocol", "websockets")
 	l.Set("allow_anonymous", "true")
+	l.Set(confgen.ExtPrefix+"http_origin", "https://app.test") // serve only: a comment to mosquitto
 	c.Listener = append(c.Listener, l)
 	return c
 }
@@ -95,6 +96,7 @@ type checkCase struct {
 	topic    string
 	fromPage string
 	want     string // problem code; "" = OK
+	mosq     string // mosquitto's, where it differs ("-": OK)
 }
 
 func (e *env) options(c checkCase, port int) diagnose.Options {
@@ -147,6 +149,10 @@ func cases() []checkCase {
 		{name: "everything works (wss, mutual TLS)", listener: lWSS, scheme: "wss", client: "alice", topic: "alice/check"},
 		{name: "everything works (ws)", listener: lWS, scheme: "ws"},
 		{name: "wss needs the client certificate too", listener: lWSS, scheme: "wss", want: "client-cert-required"},
+		{name: "ws from a page the listener lists", listener: lWS, scheme: "ws", fromPage: "https://app.test/index.html"},
+		{name: "ws from a page the listener lists, port 443", listener: lWS, scheme: "ws", fromPage: "HTTPS://App.Test:443/"},
+		{name: "ws from a page of another origin", listener: lWS, scheme: "ws", fromPage: "https://evil.test/", want: "origin-refused", mosq: "-"},
+		{name: "ws to a wss port", listener: lWSS, scheme: "ws", want: "ws-on-tls"},
 		{name: "ws:// from an https page", listener: lWS, scheme: "ws", host: "mqtt.test", fromPage: "https://app.test/", want: "mixed-content"},
 		{name: "mqtts to a websockets port", listener: lWSS, client: "alice", want: "not-mqtt"},
 		{name: "wss to an MQTT port", listener: lMTLS, scheme: "wss", client: "alice", want: "not-websocket"},
@@ -170,6 +176,9 @@ func TestCheckExplainsFailures(t *testing.T) {
 			got := ""
 			if len(rep.Problems) > 0 {
 				got = rep.Problems[0].Code
+			}
+			if tg.name == "mosquitto" && c.mosq != "" {
+				c.want = strings.TrimPrefix(c.mosq, "-")
 			}
 			if got != c.want {
 				t.Errorf("%s / %s: first problem %q, want %q: %+v", tg.name, c.name, got, c.want, rep.Problems)
@@ -338,5 +347,59 @@ func TestCheckExplainsMissingCRL(t *testing.T) {
 	if len(rep.Problems) == 0 || rep.Problems[0].Code != "unknown-client-ca" || !strings.Contains(rep.Problems[0].Message, "crlfile holds no CRL") ||
 		!strings.Contains(rep.Problems[0].Fix, "add that CA's CRL") {
 		t.Errorf("problems %+v, want unknown-client-ca that also names a missing CRL", rep.Problems)
+	}
+}
+
+// TestCheckSameNameOtherCA: --cafile holds a CA with the broker's issuer's
+// name but another key (every mqttctl CA is "CN=mqttctl Root CA"): check
+// says "a different CA with the same name" with both key ids, and stops
+// before CONNECT with or without a password (issue 22: without one it
+// connected and published first).
+func TestCheckSameNameOtherCA(t *testing.T) {
+	e := setup(t)
+	same := filepath.Join(t.TempDir(), "same")
+	if _, err := (&pki.Dir{Path: same}).Init(pki.InitOptions{Hosts: []string{"127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	load := func(path string) *x509.Certificate {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := pki.ParseCerts(data, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs[0]
+	}
+	ours, theirs := load(filepath.Join(same, "ca.crt")), load(filepath.Join(e.pki, "ca.crt"))
+	if ours.Subject.String() != theirs.Subject.String() {
+		t.Fatalf("the two CAs should share a name: %s, %s", ours.Subject, theirs.Subject)
+	}
+	id := func(b []byte) string { return strings.ToUpper(strings.ReplaceAll(fmt.Sprintf("% x", b), " ", ":")) }
+	ports := testutil.FreePorts(t, nL)
+	testbroker.Start(t, e.config(ports), nil, broker.Options{})
+	for _, c := range []checkCase{
+		{name: "with a password", listener: lPass, user: "alice", pw: "alice-pw", topic: "alice/check"},
+		{name: "without a password", listener: lTLS13},
+	} {
+		o := e.options(c, ports[c.listener])
+		o.CAFile = filepath.Join(same, "ca.crt")
+		rep, err := diagnose.Check(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Problems) == 0 {
+			t.Fatalf("%s: no problem reported: %+v", c.name, rep)
+		}
+		p := rep.Problems[0]
+		for _, want := range []string{"a different CA with the same name", id(ours.SubjectKeyId), id(theirs.SubjectKeyId)} {
+			if !strings.Contains(p.Message, want) {
+				t.Errorf("%s: %q not in %q", c.name, want, p.Message)
+			}
+		}
+		if rep.Connack != nil || rep.RoundTrip {
+			t.Errorf("%s: CONNECT sent to an unverified broker (CONNACK %v, round trip %v)", c.name, rep.Connack != nil, rep.RoundTrip)
+		}
 	}
 }

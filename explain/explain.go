@@ -151,6 +151,19 @@ func UnknownServerCA(issuer, caFile string) Problem {
 	}
 }
 
+// SameNameOtherServerCA: the CA file holds a CA with the name of the
+// broker's issuer, but another key: every mqttctl CA is "CN=mqttctl Root
+// CA", so the name alone tells them apart from nothing. ids describe the
+// two keys (key ids, fingerprints).
+func SameNameOtherServerCA(issuer, caFile, caIDs, brokerIDs string) Problem {
+	return Problem{
+		Code: "unknown-server-ca",
+		Message: fmt.Sprintf("the broker's certificate is issued by a different CA with the same name, %q: %s holds %s; the broker's issuer is %s",
+			issuer, caFile, caIDs, brokerIDs),
+		Fix: "give the broker's own CA with --cafile (with mqttctl: the ca.crt of the pki directory that issued the broker's certificate; mqttctl pki inspect shows its key id)",
+	}
+}
+
 // ClientCertRequired: the broker wants a client certificate and got none.
 func ClientCertRequired() Problem {
 	return Problem{
@@ -205,6 +218,19 @@ func PlainOnTLSPort(url string) Problem {
 	}
 }
 
+// WSOnTLSPort: plain ws:// was spoken to a wss (TLS) listener.
+func WSOnTLSPort(url string) Problem {
+	wss := url
+	if strings.HasPrefix(url, "ws://") {
+		wss = "wss://" + strings.TrimPrefix(url, "ws://")
+	}
+	return Problem{
+		Code:    "ws-on-tls",
+		Message: "this port speaks TLS: use wss:// (the client sent a plain ws:// upgrade, which the broker's TLS listener cannot read, so it closed the connection)",
+		Fix:     "connect to " + wss + " instead of " + url + " (with --cafile if the broker's CA is not in the system store)",
+	}
+}
+
 // TLSOnPlainPort: TLS was spoken to a plain MQTT listener.
 func TLSOnPlainPort(url string) Problem {
 	return Problem{
@@ -231,6 +257,16 @@ func MixedContent(url string) Problem {
 		Code:    "mixed-content",
 		Message: "a web page served over https cannot open " + url + ": browsers block ws:// to another host as mixed content (Chromium: \"This request has been blocked; this endpoint must be available over WSS\")",
 		Fix:     "give the broker a wss listener (mqttctl config mosquitto --websockets ADDR:PORT) and connect with wss:// to a name in its certificate",
+	}
+}
+
+// OriginRefused: the listener refused the upgrade from a page of origin
+// (mqttctl serve's "# mqttctl: http_origin" list does not hold it).
+func OriginRefused(url, origin string) Problem {
+	return Problem{
+		Code:    "origin-refused",
+		Message: "the broker refuses WebSocket connections from pages at " + origin + " (it answered the upgrade with HTTP 403 Forbidden): a browser page there cannot connect to " + url,
+		Fix:     "add the page's origin to the websockets listener of the broker's config, '# mqttctl: http_origin " + origin + "' (one line per origin), and restart the broker; or open the page from an origin the listener lists",
 	}
 }
 

@@ -155,6 +155,10 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 		if out, err = enc.Encode(key, certs[0], chain, string(o.Password)); err != nil {
 			return nil, fmt.Errorf("encode %s: %w", o.Out, err)
 		}
+		// The name is the alias keytool shows (it said "1").
+		if out, err = p12FriendlyName(out, string(o.Password), e.Name); err != nil {
+			return nil, fmt.Errorf("encode %s: name its key %s: %w", o.Out, e.Name, err)
+		}
 		if _, c, _, err := pkcs12.DecodeChain(out, string(o.Password)); err != nil || !c.Equal(certs[0]) {
 			return nil, fmt.Errorf("the p12 made for %s does not read back (%v): nothing written", e.Name, err)
 		}

@@ -120,7 +120,7 @@ URL to another host fails, and without it check says so in a note.`,
 	fl.StringVar(&o.Topic, "topic", "", "round-trip topic (default mqttctl/check/RANDOM; the ACL must allow it)")
 	fl.StringVar(&o.PKIDir, "pki", "pki", "pki directory to name in fixes")
 	fl.BoolVar(&cross, "cross", false, "with several URLs (a cluster's nodes): prove a message published on each node reaches a subscriber on every other")
-	fl.StringVar(&o.FromPage, "from-page", "", "for ws:// and wss://: the URL of the web page that connects (an https page cannot use ws://)")
+	fl.StringVar(&o.FromPage, "from-page", "", "for ws:// and wss://: the URL of the web page that connects; its origin is sent as a browser does (an https page cannot use ws://)")
 	addOutputFlag(cmd, &output)
 	fl.DurationVar(&timeout, "timeout", 5*time.Second, "time allowed for the whole check (connect, TLS, CONNECT, round trip)")
 	return cmd

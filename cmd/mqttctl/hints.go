@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -81,6 +82,13 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "revoke one with --serial HEX (mqttctl pki list -o json shows the serials)"
 	case errors.Is(err, pki.ErrSubjectInUse) && has("cn"):
 		hint = "or give another subject name with --cn"
+	case errors.Is(err, broker.ErrPersistenceInUse) && cmd.Flags().Changed("config-file"):
+		hint = "give each broker its own persistence_location in " + shellWord(cmd.Flags().Lookup("config-file").Value.String()) +
+			": write the config with mqttctl config mosquitto ... --data-dir DIR, one DIR per broker"
+	case errors.Is(err, broker.ErrPersistenceInUse) && has("data-dir"):
+		hint = "give each broker its own --data-dir DIR"
+	case errors.Is(err, broker.ErrPersistenceInUse):
+		hint = "give each broker its own persistence_location (mqttctl config mosquitto --data-dir DIR writes it)"
 	case errors.Is(err, confgen.ErrNoFile) && cmd.Parent() != nil && cmd.Parent().Name() == "passwd":
 		hint = "create it with: mqttctl passwd add FILE USER"
 	}

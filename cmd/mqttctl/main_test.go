@@ -113,3 +113,22 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// TestWrongArgumentCount: a missing or extra argument is named, with the
+// usage line (issue 22: cobra's bare "accepts 2 arg(s), received 1").
+func TestWrongArgumentCount(t *testing.T) {
+	runSteps(t, []cliStep{
+		{name: "passwd add without USER", args: []string{"passwd", "add", "passwd"}, code: 1,
+			errOut: []string{"missing USER; usage: mqttctl passwd add FILE USER"}, absent: []string{"arg(s)"}},
+		{name: "passwd add without both", args: []string{"passwd", "add"}, code: 1,
+			errOut: []string{"missing FILE and USER; usage: mqttctl passwd add FILE USER"}},
+		{name: "passwd add with one too many", args: []string{"passwd", "add", "passwd", "alice", "pw"}, code: 1,
+			errOut: []string{`"pw" is one too many; usage: mqttctl passwd add FILE USER`}},
+		{name: "pki issue without NAME", args: []string{"pki", "issue", "client"}, code: 1,
+			errOut: []string{"missing NAME; usage: mqttctl pki issue server|client|bridge NAME"}},
+		{name: "check without URL", args: []string{"check"}, code: 1,
+			errOut: []string{"missing URL; usage: mqttctl check URL [URL...]"}},
+		{name: "version with an argument", args: []string{"version", "x"}, code: 1,
+			errOut: []string{`mqttctl version takes no arguments, got "x"`}},
+	})
+}

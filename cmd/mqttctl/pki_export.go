@@ -31,7 +31,7 @@ file, mode 0600, what openssl pkcs12 -export did.
                        (for clients that take one file for --cert and --key).
 
 A certificate signed from a CSR has its key on the device: export it there.`,
-		Example: `  openssl rand -hex 16 > sensor-07.pass
+		Example: `  (umask 077; openssl rand -hex 16 > sensor-07.pass)
   mqttctl pki export sensor-07 --format p12 --out sensor-07.p12 --password-file sensor-07.pass
   mqttctl pki export sensor-07 --format p12 --legacy --out sensor-07-java8.p12 --password-file - < sensor-07.pass
   mqttctl pki export sensor-07 --format pem-bundle --out sensor-07.pem
@@ -61,8 +61,12 @@ A certificate signed from a CSR has its key on the device: export it there.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "Wrote %s (%s, mode 0600): %s, serial %s, valid until %s, %d certificates\n",
-				info.Path, info.Format, info.Subject, info.Serial, info.NotAfter.Format(time.DateOnly), info.Certs)
+			certs := fmt.Sprintf("%d certificates", info.Certs)
+			if info.Certs == 1 {
+				certs = "1 certificate"
+			}
+			fmt.Fprintf(s.Out, "Wrote %s (%s, mode 0600): %s, serial %s, valid until %s, %s\n",
+				info.Path, info.Format, info.Subject, info.Serial, info.NotAfter.Format(time.DateOnly), certs)
 			for _, w := range info.Warnings {
 				fmt.Fprintf(s.Out, "warning: %s\n", w)
 			}

@@ -59,15 +59,23 @@ func TestPKIExportInterop(t *testing.T) {
 			if err != nil || !strings.Contains(kt, "PrivateKeyEntry") || !strings.Contains(kt, "Certificate chain length: 2") || !strings.Contains(kt, "CN=alice") {
 				t.Errorf("keytool -list: %v\n%s", err, kt)
 			}
+			// The alias is the certificate's name (it was "1").
+			if !strings.Contains(kt, "Alias name: alice\n") {
+				t.Errorf("keytool -list: the alias is not alice:\n%s", kt)
+			}
+
 			key, cert := filepath.Join(dir, tc.name+".key"), filepath.Join(dir, tc.name+".crt")
 			testutil.MustRun(t, dir, openssl, "pkcs12", "-in", out, "-passin", "file:"+pw, "-nocerts", "-nodes", "-out", key)
+			if kb, _ := os.ReadFile(key); !strings.Contains(string(kb), "friendlyName: alice\n") {
+				t.Errorf("openssl pkcs12 -nocerts: the key's bag attributes name no friendlyName alice:\n%.300s", kb)
+			}
 			testutil.MustRun(t, dir, openssl, "pkcs12", "-in", out, "-passin", "file:"+pw, "-clcerts", "-nokeys", "-out", cert)
 			connect(cert, key)
 		})
 	}
 	bundle := filepath.Join(dir, "alice.pem")
-	if code, _, e := runCLI(t, "", "pki", "export", "alice", "--dir", p, "--format", "pem-bundle", "--out", bundle); code != 0 {
-		t.Fatal(e)
+	if code, stdout, e := runCLI(t, "", "pki", "export", "alice", "--dir", p, "--format", "pem-bundle", "--out", bundle); code != 0 || !strings.Contains(stdout, ", 1 certificate\n") {
+		t.Fatalf("export: %d %q %s", code, stdout, e)
 	}
 	connect(bundle, bundle)
 }

@@ -72,4 +72,19 @@ func TestREADMEDay2(t *testing.T) {
 			t.Errorf("README line fails: %s\n%v\n%s", l, err, out)
 		}
 	}
+	// Password files are secrets: only their owner may read them (issue
+	// 22: 'openssl rand ... > x.pass' left them 0644).
+	passFiles, _ := filepath.Glob(filepath.Join(dir, "*.pass"))
+	if len(passFiles) == 0 {
+		t.Error("the day 2 section makes no .pass file any more: update this check")
+	}
+	for _, f := range passFiles {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: mode %v, want no group or other access (umask 077 or install -m 600)", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
 }

@@ -91,6 +91,7 @@ secured MQTT deployment, checks them, and can run the broker itself.`,
 	for _, c := range root.Commands() {
 		requireSubcommand(c)
 	}
+	explainArgs(root)
 	return root
 }
 

@@ -280,3 +280,42 @@ func TestServePrintConfigRedactsSecrets(t *testing.T) {
 		t.Fatalf("print-config: exit %d, want remote_password redacted, the rest as is:\n%s%s", code, out, e)
 	}
 }
+
+// TestServeSharedPersistenceNamesTheFix: a second broker on the same
+// persistence_location stops naming the fix for the command that ran
+// (issue 22: it said "timeout (is another broker using ...?)" and no fix).
+func TestServeSharedPersistenceNamesTheFix(t *testing.T) {
+	dir, p := newServePKI(t)
+	data := filepath.Join(dir, "data")
+	first := startServe(t, dir, 0, "--mtls", "--pki", p, "--data-dir", data)
+	defer first.stop(t, syscall.SIGTERM)
+
+	conf := filepath.Join(dir, "second.conf")
+	code, out, e := runCLI(t, "", "serve", "--mtls", "--pki", p, "--data-dir", data, "--listen", fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)), "--print-config")
+	if code != 0 {
+		t.Fatal(e)
+	}
+	if err := os.WriteFile(conf, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"quick form", []string{"serve", "--mtls", "--pki", p, "--data-dir", data, "--listen", fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))},
+			"give each broker its own --data-dir DIR"},
+		{"config file", []string{"serve", "-c", conf},
+			"give each broker its own persistence_location in " + conf + ": write the config with mqttctl config mosquitto ... --data-dir DIR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := testutil.Run(t, dir, nil, mqttctlBin, tc.args...)
+			if err == nil {
+				t.Fatalf("a second broker on %s started:\n%s", data, out)
+			}
+			if !strings.Contains(out, "another broker holds it locked") || !strings.Contains(out, tc.want) {
+				t.Fatalf("want the lock named and %q, got:\n%s", tc.want, out)
+			}
+		})
+	}
+}
