@@ -76,9 +76,12 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 				if passwd != "" {
 					return errors.New("--passwd is for --mode tls: with certificate login a password in CONNECT would win over the certificate's identity")
 				}
-				entries, _, err := (&pki.Dir{Path: o.PKIDir}).Entries()
+				entries, notes, err := (&pki.Dir{Path: o.PKIDir}).Entries()
 				if err != nil {
 					return err
+				}
+				for _, n := range notes {
+					fmt.Fprintf(s.Err, "note: %s\n", n)
 				}
 				for _, e := range entries {
 					if e.Profile == pki.ProfileClient && e.StatusAt(time.Now()) != "revoked" && e.ReplacedBy == "" && e.CN != "" {
