@@ -149,6 +149,18 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 			_, _, err = d.SignCSR(csr, SignOptions{Profile: ProfileClient, Out: filepath.Join(d.Path, "clients", "dev2.crt")})
 			return err
 		}},
+		{"sign --out elsewhere", func(d *Dir) error {
+			csr, err := ReadCSR(csrPath)
+			if err != nil {
+				return err
+			}
+			out := filepath.Join(filepath.Dir(d.Path), "out")
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			_, _, err = d.SignCSR(csr, SignOptions{Profile: ProfileClient, Out: filepath.Join(out, "dev2.crt")})
+			return err
+		}},
 		{"renew", func(d *Dir) error { _, err := d.Renew(RenewOptions{Name: "alice"}); return err }},
 		{"renew --rekey", func(d *Dir) error { _, err := d.Renew(RenewOptions{Name: "bob", Rekey: true}); return err }},
 		{"renew --expiring", func(d *Dir) error { _, err := d.Renew(RenewOptions{Expiring: 400 * 24 * 3600e9}); return err }},
@@ -273,12 +285,19 @@ func checkCrash(t *testing.T, cmd, step, dir string, run func(d *Dir) error, cra
 			t.Errorf("%s, crash at %q: index.yaml revokes %s, crl.pem does not", cmd, step, s)
 		}
 	}
-	filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err == nil && (strings.Contains(e.Name(), ".tmp") || e.Name() == JournalFile) {
-			t.Errorf("%s, crash at %q: %s left behind", cmd, step, p)
-		}
-		return nil
-	})
+	// Also outside the directory, where sign --out writes.
+	out := filepath.Join(filepath.Dir(dir), "out")
+	for _, root := range []string{dir, out} {
+		filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && (strings.Contains(e.Name(), ".tmp") || strings.HasPrefix(e.Name(), JournalFile)) {
+				t.Errorf("%s, crash at %q: %s left behind", cmd, step, p)
+			}
+			return nil
+		})
+	}
+	if fp, _ := fileFingerprint(filepath.Join(out, "dev2.crt")); fp != "" && idx.byFingerprint(fp) < 0 {
+		t.Errorf("%s, crash at %q: %s is a certificate the index does not list", cmd, step, filepath.Join(out, "dev2.crt"))
+	}
 	info, err := d.WriteCRL(0)
 	if err != nil {
 		t.Fatalf("%s, crash at %q: pki crl: %v", cmd, step, err)

@@ -54,6 +54,9 @@ type Txn struct {
 	// its temporary files and journal behind, as a kill -9 would.
 	Crash func(step string) bool
 	dead  bool
+	// outside lists the staged targets outside the journal's directory,
+	// recorded in the prepare file before their temporary files exist.
+	outside []string
 }
 
 // ErrCrashed is returned by a Txn whose Crash hook simulated a crash.
@@ -107,6 +110,9 @@ func (t *Txn) add(path string, data []byte, perm os.FileMode, overwrite bool, ui
 			return fmt.Errorf("%s: %w", path, ErrExists)
 		}
 	}
+	if err := t.prepare(path); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("create temporary file for %s: %w", path, err)
@@ -154,6 +160,10 @@ func (t *Txn) Abort() {
 		}
 	}
 	t.files = nil
+	if len(t.outside) > 0 && !t.journaled() {
+		os.Remove(t.prepareFile())
+		t.outside = nil
+	}
 }
 
 // Commit puts every staged file in place: first the ones that must not

@@ -39,6 +39,75 @@ type journalOp struct {
 	Remove bool   `json:"remove,omitempty"`
 }
 
+// A temporary file outside the journal's directory (a certificate signed
+// to a path elsewhere) would be left behind by a crash before the journal
+// names it, and nothing would find it: before it is made, its target is
+// recorded in the prepare file (JOURNAL.prepare), and Recover removes the
+// temporary files of the targets listed there.
+
+// prepareFile is the path of the prepare file.
+func (t *Txn) prepareFile() string { return t.Journal + ".prepare" }
+
+// journaled reports whether the journal of t is in place.
+func (t *Txn) journaled() bool {
+	_, err := os.Lstat(t.Journal)
+	return t.Journal != "" && err == nil
+}
+
+// prepare records path in the prepare file when it lies outside the
+// journal's directory.
+func (t *Txn) prepare(path string) error {
+	if t.Journal == "" {
+		return nil
+	}
+	base, err := filepath.Abs(filepath.Dir(t.Journal))
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", t.Journal, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if rel := relTo(base, abs); !filepath.IsAbs(rel) || slices.Contains(t.outside, abs) {
+		return nil
+	}
+	t.outside = append(t.outside, abs)
+	data, _ := json.Marshal(t.outside)
+	if t.crashed("prepare " + abs) {
+		return ErrCrashed
+	}
+	return WriteFile(t.prepareFile(), data, 0o600, true)
+}
+
+// cleanPrepared removes the temporary files of the targets the prepare
+// file next to journalPath lists, and the prepare file.
+func cleanPrepared(journalPath string) []string {
+	p := journalPath + ".prepare"
+	data, err := ReadRegular(p, 1<<20)
+	if err != nil {
+		return nil
+	}
+	var targets []string
+	json.Unmarshal(data, &targets)
+	var removed []string
+	for _, target := range targets {
+		entries, err := os.ReadDir(filepath.Dir(target))
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			n := e.Name()
+			if rest, ok := strings.CutPrefix(n, "."+filepath.Base(target)+".tmp"); ok && e.Type().IsRegular() && rest != "" && strings.Trim(rest, "0123456789") == "" {
+				if os.Remove(filepath.Join(filepath.Dir(target), n)) == nil {
+					removed = append(removed, filepath.Join(filepath.Dir(target), n))
+				}
+			}
+		}
+	}
+	os.Remove(p)
+	return removed
+}
+
 // commitJournaled is Commit with a redo journal (see above).
 func (t *Txn) commitJournaled() error {
 	if t.dead {
@@ -167,6 +236,7 @@ func replay(journalPath string, ops []journalOp, crashed func(string) bool) erro
 	if err := os.Remove(journalPath); err != nil {
 		return fmt.Errorf("remove journal %s: %w", journalPath, err)
 	}
+	os.Remove(journalPath + ".prepare")
 	syncDir(base)
 	return nil
 }
@@ -179,6 +249,7 @@ func replay(journalPath string, ops []journalOp, crashed func(string) bool) erro
 func Recover(path string, canRemove func(rel string) bool, crash func(step string) bool) ([]string, error) {
 	data, err := ReadRegular(path, 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
+		cleanPrepared(path)
 		return nil, nil
 	}
 	if err != nil {
