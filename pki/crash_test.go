@@ -161,6 +161,14 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 			_, _, err = d.SignCSR(csr, SignOptions{Profile: ProfileClient, Out: filepath.Join(out, "dev2.crt")})
 			return err
 		}},
+		{"export", func(d *Dir) error {
+			out := filepath.Join(filepath.Dir(d.Path), "out")
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			_, err := d.Export(ExportOptions{Name: "alice", Format: FormatPEMBundle, Out: filepath.Join(out, "alice.pem")})
+			return err
+		}},
 		{"renew", func(d *Dir) error { _, err := d.Renew(RenewOptions{Name: "alice"}); return err }},
 		{"renew --rekey", func(d *Dir) error { _, err := d.Renew(RenewOptions{Name: "bob", Rekey: true}); return err }},
 		{"renew --expiring", func(d *Dir) error { _, err := d.Renew(RenewOptions{Expiring: 400 * 24 * 3600e9}); return err }},

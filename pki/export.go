@@ -171,7 +171,13 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 		out = append(EncodeCerts(certs...), pemKey...)
 		info.Certs = len(certs)
 	}
-	if err := fsx.WriteFile(o.Out, out, 0o600, o.Force); err != nil {
+	// Through the directory's journal: a crash leaves no temporary copy
+	// of the key beside the output.
+	err = s.txn.Add(o.Out, out, 0o600, o.Force)
+	if err == nil {
+		err = s.txn.Commit()
+	}
+	if err != nil {
 		if errors.Is(err, fsx.ErrExists) {
 			return nil, errs.Wrap(err, o.Out+" exists", ErrNeedsForce)
 		}
