@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/mqttctl/mqttctl/internal/fsx"
 	"os"
 	"path/filepath"
 	"slices"
@@ -113,7 +114,7 @@ func caKey(c *x509.Certificate) string {
 }
 
 func readPEMCerts(path string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %w", err)
 	}
@@ -124,14 +125,14 @@ func readPEMCerts(path string) ([]*x509.Certificate, error) {
 // certificates plus, as OpenSSL does for mosquitto, any intermediate from
 // the CA files that issued the last one.
 func loadCertificate(spec *confgen.TLS, cas []*x509.Certificate) (*tls.Certificate, error) {
-	certPEM, err := os.ReadFile(spec.CertFile)
+	certPEM, err := readFile(spec.CertFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %w", errCertFile, spec.CertFile, err)
 	}
 	if _, err := pki.ParseCerts(certPEM, spec.CertFile); err != nil {
 		return nil, fmt.Errorf("%w: %w (certfile must hold the server certificate, then its chain)", errCertFile, err)
 	}
-	keyPEM, err := os.ReadFile(spec.KeyFile)
+	keyPEM, err := readFile(spec.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("keyfile %s: %w", spec.KeyFile, err)
 	}
@@ -198,7 +199,7 @@ func loadCAs(spec *confgen.TLS) ([]*x509.Certificate, error) {
 }
 
 func loadCRLs(path string) ([]*x509.RevocationList, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("crlfile: %w", err)
 	}
@@ -505,3 +506,8 @@ func (st *tlsState) reloadCRL() error {
 	st.crlBroken.Store(true)
 	return fmt.Errorf("%w: %w", errCRLBroken, err)
 }
+
+// readFile reads a file the broker is configured with (certificate, key,
+// CA, CRL): a regular file of at most 64 MiB, refused at once if it is a
+// FIFO or device, so that a reload never blocks or fills memory.
+func readFile(path string) ([]byte, error) { return fsx.ReadRegular(path, 64<<20) }

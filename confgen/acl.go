@@ -3,9 +3,10 @@ package confgen
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strings"
+	"unicode"
 
+	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/internal/ident"
 )
 
@@ -132,16 +133,16 @@ func ParseACL(data []byte, name string) (*ACL, error) {
 	var cur *ACLUser
 	for i, raw := range strings.Split(string(data), "\n") {
 		n := i + 1
-		line := strings.TrimSpace(strings.TrimSuffix(raw, "\r"))
-		if line == "" || line[0] == '#' {
+		// As mosquitto: trailing white space goes, and words are separated
+		// by spaces only (a tab is part of a word, so "topic\tread" is
+		// no keyword and stops mosquitto).
+		line := strings.TrimRightFunc(raw, unicode.IsSpace)
+		if t := strings.TrimSpace(line); t == "" || t[0] == '#' {
 			continue
 		}
-		var kw, rest string
-		if j := strings.IndexAny(line, " \t"); j >= 0 {
-			kw, rest = line[:j], strings.TrimSpace(line[j+1:])
-		} else {
-			kw, rest = line, ""
-		}
+		line = strings.TrimLeft(line, " ")
+		kw, rest, _ := strings.Cut(line, " ")
+		rest = strings.TrimSpace(rest)
 		switch kw {
 		case "user":
 			if rest == "" {
@@ -152,14 +153,17 @@ func ParseACL(data []byte, name string) (*ACL, error) {
 				cur.Line = n
 			}
 		case "topic", "pattern":
+			// "topic [ACCESS] TOPIC": with two words the first must be an
+			// access type (mosquitto refuses to start on "topic READ x");
+			// with one, it is the topic and the access is readwrite.
 			access := ReadWrite
 			topic := rest
-			first, after := rest, ""
-			if j := strings.IndexAny(rest, " \t"); j >= 0 {
-				first, after = rest[:j], strings.TrimSpace(rest[j+1:])
-			}
-			if acc, ok := ParseAccess(first); ok {
-				access, topic = acc, after
+			if first, after, two := strings.Cut(rest, " "); two {
+				acc, ok := ParseAccess(first)
+				if !ok {
+					return nil, fmt.Errorf("%s:%d: invalid access type %q: use read, write, readwrite or deny (mosquitto refuses to start on this line)", name, n, first)
+				}
+				access, topic = acc, strings.TrimSpace(after)
 			}
 			if topic == "" {
 				return nil, fmt.Errorf("%s:%d: %s line without a topic (%s [read|write|readwrite|deny] TOPIC)", name, n, kw, kw)
@@ -177,7 +181,7 @@ func ParseACL(data []byte, name string) (*ACL, error) {
 				a.Anonymous = append(a.Anonymous, r)
 			}
 		default:
-			return nil, fmt.Errorf("%s:%d: unknown keyword %q: ACL lines start with topic, pattern or user (mosquitto refuses to start on this line)", name, n, kw)
+			return nil, fmt.Errorf("%s:%d: unknown keyword %q: ACL lines start with topic, pattern or user, separated by spaces (mosquitto refuses to start on this line)", name, n, kw)
 		}
 	}
 	return a, nil
@@ -185,7 +189,7 @@ func ParseACL(data []byte, name string) (*ACL, error) {
 
 // ReadACL reads and parses an ACL file.
 func ReadACL(path string) (*ACL, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsx.ReadRegular(path, fsx.MaxEditSize)
 	if err != nil {
 		return nil, fmt.Errorf("read ACL file: %w", err)
 	}

@@ -1,8 +1,11 @@
 package confgen
 
 import (
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestTopicMatches(t *testing.T) {
@@ -85,14 +88,32 @@ func TestACLRules(t *testing.T) {
 
 func TestACLErrors(t *testing.T) {
 	for in, want := range map[string]string{
-		"topic read\n":           "acl:1: topic line without a topic",
-		"user\n":                 "acl:1: 'user' needs a username",
-		"\n\ntopc read a\n":      `acl:3: unknown keyword "topc"`,
-		"topic read a/#/b\n":     "acl:1: topic \"a/#/b\": '#' must be the last level",
-		"pattern write a/b+/c\n": "whole levels",
+		"topic\n":                      "acl:1: topic line without a topic",
+		"user\n":                       "acl:1: 'user' needs a username",
+		"topic\treadwrite\tsecret/#\n": `acl:1: unknown keyword "topic\treadwrite\tsecret/#"`,
+		"user alice\ntopic READ x/#\n": `acl:2: invalid access type "READ"`,
+		"user\talice\n":                `acl:1: unknown keyword "user\talice"`,
+		"\n\ntopc read a\n":            `acl:3: unknown keyword "topc"`,
+		"topic read a/#/b\n":           "acl:1: topic \"a/#/b\": '#' must be the last level",
+		"pattern write a/b+/c\n":       "whole levels",
 	} {
 		if _, err := ParseACL([]byte(in), "acl"); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseACL(%q) = %v, want %q", in, err, want)
+		}
+	}
+}
+
+// TestACLWordsAsMosquitto: words are separated by spaces only, and a line
+// with one word after topic makes that word the topic, as mosquitto reads
+// them ("topic read" is the topic "read", readwrite).
+func TestACLWordsAsMosquitto(t *testing.T) {
+	for in, want := range map[string]ACLRule{
+		"topic read\n":        {Access: ReadWrite, Topic: "read", Line: 1},
+		"  topic read  a b\n": {Access: Read, Topic: "a b", Line: 1},
+	} {
+		a, err := ParseACL([]byte(in), "acl")
+		if err != nil || len(a.Anonymous) != 1 || a.Anonymous[0] != want {
+			t.Errorf("ParseACL(%q) = %+v, %v; want %+v", in, a, err, want)
 		}
 	}
 }
@@ -153,5 +174,36 @@ func BenchmarkACLAllowed(b *testing.B) {
 				a.Allowed(c.c, c.t, Read)
 			}
 		})
+	}
+}
+
+// TestSpecialFilesRefused: a config, ACL or password file that is a FIFO or
+// a device is refused at once (it hung serve's start and reloads, and
+// /dev/zero filled memory).
+func TestSpecialFilesRefused(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, "/dev/zero"} {
+		done := make(chan error, 3)
+		go func() {
+			_, err := ReadACL(path)
+			done <- err
+			_, err = Load(path)
+			done <- err
+			_, err = ReadPasswordFile(path)
+			done <- err
+		}()
+		for i := 0; i < 3; i++ {
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+					t.Errorf("%s: %v, want a refusal", path, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: reading hangs", path)
+			}
+		}
 	}
 }

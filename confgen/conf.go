@@ -3,6 +3,7 @@ package confgen
 import (
 	"bytes"
 	"fmt"
+	"github.com/mqttctl/mqttctl/internal/fsx"
 	"os"
 	"path/filepath"
 	"slices"
@@ -259,7 +260,7 @@ func Parse(data []byte, name string) (*Config, error) {
 // Load reads a mosquitto.conf file and the files its include_dir lines name
 // (*.conf, sorted), as mosquitto does.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := fsx.ReadRegular(path, fsx.MaxEditSize)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
@@ -390,7 +391,7 @@ func (p *parser) include(d Directive) error {
 	p.depth++
 	defer func() { p.depth-- }()
 	for _, m := range matches {
-		data, err := os.ReadFile(m)
+		data, err := fsx.ReadRegular(m, fsx.MaxEditSize)
 		if err != nil {
 			return errAt(d.Pos, "include_dir: %v", err)
 		}

@@ -135,6 +135,10 @@ func emqxRules(user string, rules, reads []ACLRule, refuse func(r ACLRule, why s
 		case r.Access == Deny && overlapsRead(r.Topic, reads):
 			refuse(r, "EMQX checks a subscription by its filter, not the topics it delivers, so a subscription this user's read lines allow (such as the read line's own filter) would still receive the topics this deny takes away; remove the deny line, or narrow the read lines so they do not grant it")
 			continue
+		case strings.HasPrefix(r.Topic, "eq "):
+			// emqx_authz_rule compiles "eq T" to an exact match of T.
+			refuse(r, "EMQX reads a topic beginning with \"eq \" as an exact-match rule for the rest (\"eq secret/#\" would grant the filter secret/#), not as the literal topic mosquitto matches; rename the topic")
+			continue
 		case r.Access&Write != 0 && strings.HasPrefix(r.Topic, "$SYS"):
 			refuse(r, "mosquitto never lets a client publish to $SYS, EMQX would")
 			continue

@@ -321,6 +321,8 @@ func TestEMQXACLRefused(t *testing.T) {
 		{"user alice\ntopic write a/${clientid}\n", `acl:2: topic write a/${clientid}: topic "a/${clientid}" holds "${"`},
 		{"user alice\ntopic write a/\"b\n", `acl:2: topic write a/"b: topic "a/\"b" holds '"'`},
 		{"user élise\ntopic write a\n", `acl:1: user élise: username "élise" holds 'é'`},
+		{"user alice\ntopic readwrite eq secret/#\n", `acl:2: topic readwrite eq secret/#: EMQX reads a topic beginning with "eq "`},
+		{"pattern read eq x/%u/#\n", `EMQX reads a topic beginning with "eq "`},
 	} {
 		acl, err := ParseACL([]byte(tc.acl), "acl")
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/mqttctl/mqttctl/internal/ident"
 )
@@ -318,7 +319,8 @@ func CheckFilesReadable(r *Resolved) []error {
 			return
 		}
 		seen[path] = true
-		f, err := os.Open(path)
+		// Without blocking on a FIFO planted there.
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if err == nil {
 			var st os.FileInfo
 			if st, err = f.Stat(); err == nil && st.IsDir() && what != "capath" {

@@ -9,9 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -302,21 +300,7 @@ func ReadPasswordFile(path string) (*PasswordFile, error) {
 // readBounded reads a file of at most fsx.MaxEditSize bytes, the bound of
 // every password file mqttctl edits: a larger file (or /dev/zero) is
 // refused, naming it, instead of filling memory.
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, fsx.MaxEditSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > fsx.MaxEditSize {
-		return nil, fmt.Errorf("%s is over %d MiB, larger than any password file mqttctl reads: give the right file", path, fsx.MaxEditSize>>20)
-	}
-	return data, nil
-}
+func readBounded(path string) ([]byte, error) { return fsx.ReadRegular(path, fsx.MaxEditSize) }
 
 // EditPasswordFile changes a password file through fsx.Edit (locked,
 // atomic, mode, owner and group kept; a new file is 0600): it parses the

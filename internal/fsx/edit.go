@@ -125,6 +125,9 @@ func ReadRegular(path string, max int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.IsDir() {
+		return nil, refused{fmt.Sprintf("%s is a directory: give the path of the file itself", path)}
+	}
 	if !st.Mode().IsRegular() {
 		return nil, refused{fmt.Sprintf("%s is not a regular file (%s): put the file itself there, or move this out of the way", path, st.Mode().Type())}
 	}

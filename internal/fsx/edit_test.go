@@ -74,7 +74,7 @@ func TestEditRefusesDevicesAndHugeFiles(t *testing.T) {
 		{huge, "huge is over 32 MiB"},
 		{"/dev/zero", "/dev/zero is not a regular file"},
 		{zeroLink, "/dev/zero is not a regular file"},
-		{dir, "is not a regular file"},
+		{dir, "is a directory"},
 	} {
 		called := false
 		err := Edit(tc.path, true, nil, func(b []byte) ([]byte, error) { called = true; return b, nil })
