@@ -96,7 +96,9 @@ func loadSecurity(s confgen.Security, log *slog.Logger) (*security, error) {
 				h, err := confgen.ParseHash(l.Hash)
 				if err != nil {
 					if log != nil {
-						log.Warn("password_file entry ignored", "file", s.PasswordFile, "line", l.Line, "user", l.User, "reason", err.Error())
+						// The line number, not the text before its ':', which in
+						// a mangled file may be anything, a pasted secret too.
+						log.Warn("password_file entry ignored", "file", s.PasswordFile, "line", l.Line, "reason", err.Error())
 					}
 					delete(sec.passwords, l.User)
 					continue
