@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -530,5 +531,29 @@ func TestReloadSaysCAFileIsNotReloaded(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "cafile or capath changed, but a reload does not apply it") || !strings.Contains(log.String(), "not cafile or capath") {
 		t.Errorf("the log does not say the new cafile is not applied:\n%s", log.String())
+	}
+}
+
+// TestIgnoredPasswordLineLogsNoText: a password_file line that is not a
+// user and a hash is logged by its number, never its text (a mangled file
+// may hold a secret before its ':').
+func TestIgnoredPasswordLineLogsNoText(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "passwd")
+	if err := os.WriteFile(pw, []byte("SECRET_TOKEN=hunter2:not-a-hash\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := confgen.Parse([]byte(fmt.Sprintf("listener %d 127.0.0.1\npassword_file %s\n", testutil.FreePort(t), pw)), "t.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := c.Resolve()
+	var log bytes.Buffer
+	b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err == nil {
+		b.Close()
+	}
+	if !strings.Contains(log.String(), "password_file entry ignored") || strings.Contains(log.String(), "hunter2") || strings.Contains(log.String(), "SECRET_TOKEN") {
+		t.Fatalf("log:\n%s", log.String())
 	}
 }
