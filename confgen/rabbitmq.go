@@ -224,6 +224,14 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 			defs.TopicPermissions = append(defs.TopicPermissions, topicPerm{User: u, Vhost: "/", Exchange: "amq.topic", Write: p.Write, Read: p.Read})
 		}
 	}
+	if perms != nil && len(users) > 1 {
+		// RabbitMQ checks topic permissions when a subscription is made, and
+		// keeps a persistent session's queue under its client id: another
+		// user who connects with that client id and clean_session=false
+		// consumes what was queued for the first (mosquitto delivers it
+		// nothing). The topic permissions cannot close that.
+		f.Warnings = append(f.Warnings, "RabbitMQ ties a persistent session to its client id, not its user: a user who connects with another user's client id (clean_session=false) receives the messages queued for that session, which mosquitto's ACL would deny. Give every device a client id nobody else knows (e.g. its CN plus a random suffix), or have subscribers use clean sessions")
+	}
 	if o.Mode == "tls" && len(users) > 0 {
 		f.Warnings = append(f.Warnings, "RabbitMQ cannot check mosquitto's $7$ hashes: the users are made without a password; set each with: rabbitmqctl change_password USER (a user without one cannot log in)")
 	}
