@@ -90,6 +90,10 @@ func openStore(b *Broker, path string) (*store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("persistence_location: %w", err)
 	}
+	if st, err := os.Stat(filepath.Dir(path)); err == nil && st.Mode().Perm()&0o022 != 0 && st.Mode()&os.ModeSticky == 0 {
+		b.log.Warn("persistence_location is writable by other accounts and not sticky: they can replace the broker's database, journal and TLS ticket keys (which it then refuses or replaces)",
+			"dir", filepath.Dir(path), "mode", fmt.Sprintf("%04o", st.Mode().Perm()), "fix", "chmod +t "+filepath.Dir(path))
+	}
 	jr, err := openJournal(path + ".journal")
 	if err != nil {
 		return nil, err

@@ -275,7 +275,13 @@ func TestResumptionSurvivesRestart(t *testing.T) {
 	} else {
 		defer broker.SetEUIDForTest(os.Geteuid() + 1)()
 	}
+	if err := os.Chmod(filepath.Join(dir, "data"), 0o770); err != nil { // as mqttctl up made it before it was sticky
+		t.Fatal(err)
+	}
 	b = start()
+	if !strings.Contains(logged.String(), "not sticky") || !strings.Contains(logged.String(), "chmod +t") {
+		t.Errorf("no warning about a group-writable persistence_location:\n%s", logged.String())
+	}
 	if resumed, err := dial(); err != nil || resumed {
 		t.Fatalf("a ticket key file owned by another account was used (resumed=%v, %v)", resumed, err)
 	}

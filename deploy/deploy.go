@@ -172,10 +172,13 @@ func Prepare(l *Layout, group string) ([]Step, []string, error) {
 		}
 		if !a.NoGroup {
 			// mosquitto writes its persistence file in the data directory.
+			// Sticky: the group may add its own files there, never rename
+			// or remove serve's (its database, journal and TLS ticket
+			// keys, which serve also refuses unless it wrote them).
 			if g, err := user.LookupGroup(group); err == nil {
 				if gid, err := strconv.Atoi(g.Gid); err == nil {
 					_ = os.Chown(l.Data, -1, gid)
-					_ = os.Chmod(l.Data, 0o770)
+					_ = os.Chmod(l.Data, 0o770|os.ModeSticky)
 				}
 			}
 			notes = append(notes, fmt.Sprintf("the %s group can read the files mosquitto.conf names, so mosquitto started as root works too", group))

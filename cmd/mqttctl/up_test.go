@@ -84,6 +84,14 @@ func TestUpPrintsCommandsThatWork(t *testing.T) {
 		t.Fatalf("printed wss check (%q): %v\n%s", wss, err, o)
 	}
 
+	// Given to the broker's group (as root), the data directory is sticky:
+	// that account may add its own files, never rename or remove serve's.
+	if st, err := os.Stat(filepath.Join(dir, "data", "data")); err != nil {
+		t.Fatal(err)
+	} else if st.Mode().Perm()&0o070 != 0 && st.Mode()&os.ModeSticky == 0 {
+		t.Errorf("the data directory is %v: group-writable and not sticky", st.Mode())
+	}
+
 	// A second up on a taken port is a clear error.
 	code, _, errOut := runCLI(t, "", "up", "--dir", filepath.Join(dir, "data"), "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--websockets", fmt.Sprintf("127.0.0.1:%d", port+1))
