@@ -408,11 +408,11 @@ func (b *Broker) Start() error {
 			return err
 		}
 		if b.hasTLS() {
-			tk, err := loadTicketKeys(ticketKeyPath(b.cfg))
-			if err == nil {
-				_, err = tk.rotate(time.Now())
+			tk, ignored := loadTicketKeys(ticketKeyPath(b.cfg))
+			if ignored != nil {
+				b.log.Error("REFUSED TLS ticket keys", "problem", ignored.Error())
 			}
-			if err != nil {
+			if _, err := tk.rotate(time.Now()); err != nil {
 				b.Close()
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 )
 
 // journal is an append-only log of publishes acknowledged but not yet
@@ -34,7 +35,7 @@ const (
 )
 
 func openJournal(path string) (*journal, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := openOwnState(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
@@ -127,8 +128,12 @@ func (j *journal) compact() error {
 	for k, v := range j.live {
 		buf = appendRecord(buf, opPut, k, v)
 	}
+	// A new file of serve's own: the directory may be writable by another
+	// account, and whatever it left at tmp (a symbolic link to a file of
+	// root's, say) is removed, never written through.
 	tmp := j.path + ".new"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o600)
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("compact journal: %w", err)
 	}

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -47,14 +49,50 @@ type store struct {
 // SyncInterval is how often the persistence files are fsynced.
 const SyncInterval = time.Second
 
-// noSync: writes reach the OS at commit; fsync happens in syncLoop.
+// noSync: writes reach the OS at commit; fsync happens in syncLoop. The
+// database is opened through openOwnState: never one serve did not write.
 func noSync() *bbolt.Options {
-	return &bbolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true}
+	return &bbolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true, OpenFile: openOwnState}
+}
+
+// ErrForeignState: a persistence file (the database or its journal) that
+// serve did not write. The persistence directory may be writable by another
+// account (mqttctl up makes it root:mosquitto 0770 so that mosquitto can run
+// the same config); a database or journal planted there would inject
+// retained messages, sessions, subscriptions or publishes.
+var ErrForeignState = errors.New("persistence file not written by this broker")
+
+// openOwnState opens a persistence file without following a symbolic link
+// and refuses it unless it is serve's own (ownFile): a regular file owned by
+// serve's effective uid, no group or other permission. It is checked on the
+// descriptor it returns, so a file swapped in meanwhile is caught too. A
+// file it creates is serve's own.
+func openOwnState(name string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(name, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, perm)
+	if errors.Is(err, syscall.ELOOP) {
+		err = errors.New("a symbolic link")
+	} else if err == nil {
+		if err = ownFile(f); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, errs.Wrap(err, fmt.Sprintf("%s: %v; the broker keeps sessions, retained messages and queued publishes there and does not load what another account could have written: if this broker wrote it, chown %d %s && chmod 600 %s; otherwise move it away (the broker then starts with an empty store)",
+			name, err, geteuid(), name, name), ErrForeignState)
+	}
+	return f, nil
 }
 
 func openStore(b *Broker, path string) (*store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("persistence_location: %w", err)
+	}
+	if st, err := os.Stat(filepath.Dir(path)); err == nil && st.Mode().Perm()&0o022 != 0 && st.Mode()&os.ModeSticky == 0 {
+		b.log.Warn("persistence_location is writable by other accounts and not sticky: they can replace the broker's database, journal and TLS ticket keys (which it then refuses or replaces)",
+			"dir", filepath.Dir(path), "mode", fmt.Sprintf("%04o", st.Mode().Perm()), "fix", "chmod +t "+filepath.Dir(path))
 	}
 	jr, err := openJournal(path + ".journal")
 	if err != nil {
@@ -70,6 +108,9 @@ func (s *store) attach() error {
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return errs.Wrap(err, fmt.Sprintf("open %s: another broker holds it locked (two brokers cannot share one persistence_location; give each its own directory)", s.path), ErrPersistenceInUse)
+		}
+		if errors.Is(err, ErrForeignState) {
+			return err // it names the file and the fix
 		}
 		return fmt.Errorf("open %s: %w", s.path, err)
 	}

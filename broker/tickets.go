@@ -8,10 +8,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mqttctl/mqttctl/internal/fsx"
@@ -24,7 +26,8 @@ import (
 // (tlsState.checkCRL); an expired one is not resumed.
 //
 // With persistence, the keys that encrypt tickets are kept in
-// PERSISTENCE_FILE.tickets (mode 0600) so that tickets survive a restart:
+// PERSISTENCE_FILE.tickets (mode 0600, owned by serve; a file serve did
+// not write is ignored, see loadTicketKeys) so that tickets survive a restart:
 // a new key every TicketKeyRotation, keys kept for TicketKeyLifetime (a
 // ticket lives at most 7 days). Without persistence, Go's in-memory keys
 // are used (tickets do not survive a restart).
@@ -44,23 +47,67 @@ type ticketKeys struct {
 	keys []ticketKey // newest first
 }
 
-// loadTicketKeys reads the key file (missing: no keys). A file that is not
-// mqttctl's, or that others may read, is an error naming the fix.
-func loadTicketKeys(path string) (*ticketKeys, error) {
-	tk := &ticketKeys{path: path}
-	st, err := os.Stat(path)
+// geteuid is os.Geteuid (a test sets another uid to play the other account).
+var geteuid = os.Geteuid
+
+// ownFile checks that the open file f is serve's own secret: a regular file
+// owned by serve's effective uid that neither group nor others may read or
+// write. The data directory may be writable by another account (mqttctl up
+// makes it root:mosquitto 0770 so that mosquitto can run the same config):
+// a file planted there must never be taken for serve's own state.
+func ownFile(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	}
+	if uid, _, ok := fsx.Owner(st); ok && uid != geteuid() {
+		return fmt.Errorf("owned by uid %d, not by uid %d that runs the broker: another account wrote it", uid, geteuid())
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("mode %04o lets others read or change it", st.Mode().Perm())
+	}
+	return nil
+}
+
+// openOwn opens path for reading without following a symbolic link or
+// blocking on a FIFO, and checks it with ownFile.
+func openOwn(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, errors.New("a symbolic link")
+		}
+		return nil, err
+	}
+	if err := ownFile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// loadTicketKeys reads the key file. It always returns usable keys: none
+// when the file is missing, and none, with ignored saying why, when the
+// file is not serve's own (ownFile), cannot be read or is damaged. Keys
+// serve did not write would let whoever wrote them forge a ticket carrying
+// any client's certificate, so such a file is never used; rotate then
+// replaces it with new keys.
+func loadTicketKeys(path string) (tk *ticketKeys, ignored error) {
+	tk = &ticketKeys{path: path}
+	f, err := openOwn(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return tk, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("TLS ticket keys %s: %w", path, err)
+		return tk, fmt.Errorf("TLS ticket keys %s ignored: %v; new keys replace it (resumed clients make one full handshake)", path, err)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("TLS ticket keys %s: mode %04o lets others read the keys that protect resumed sessions: chmod 600 %s", path, st.Mode().Perm(), path)
-	}
-	data, err := os.ReadFile(path)
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("TLS ticket keys %s: %w", path, err)
+		return tk, fmt.Errorf("TLS ticket keys %s ignored: %v; new keys replace it", path, err)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for line := 1; sc.Scan(); line++ {
@@ -72,7 +119,8 @@ func loadTicketKeys(path string) (*ticketKeys, error) {
 		secs, err := strconv.ParseInt(created, 10, 64)
 		raw, herr := hex.DecodeString(key)
 		if !ok || err != nil || herr != nil || len(raw) != 32 {
-			return nil, fmt.Errorf("%s:%d: not a ticket key line (UNIX-TIME 64-HEX-DIGITS); the file is damaged: remove it (clients then make one full handshake) and restart", path, line)
+			tk.keys = nil
+			return tk, fmt.Errorf("%s:%d: not a ticket key line (UNIX-TIME 64-HEX-DIGITS): the file is damaged and ignored; new keys replace it (resumed clients make one full handshake)", path, line)
 		}
 		k := ticketKey{created: time.Unix(secs, 0)}
 		copy(k.key[:], raw)

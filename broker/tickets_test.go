@@ -4,8 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mqttctl/mqttctl/internal/fsx"
 )
 
 func TestTicketKeys(t *testing.T) {
@@ -41,21 +44,75 @@ func TestTicketKeys(t *testing.T) {
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode %04o", st.Mode().Perm())
 	}
+	// A key file serve did not write is ignored (with the reason) and
+	// replaced by new keys: the data directory may be writable by another
+	// account, and keys it chose would let it forge tickets.
+	chosen := "1800000000 " + strings.Repeat("ab", 32) + "\n"
 	for _, tc := range []struct {
-		name, content string
-		mode          os.FileMode
-		want          string
+		name    string
+		plant   func(p string) error
+		want    string
+		replace bool // rotate replaces it with a file of serve's own
 	}{
-		{"damaged", "# keys\n1800000000 abcd\n", 0o600, ":2: not a ticket key line"},
-		{"readable by others", "", 0o644, "chmod 600"},
+		{"damaged", func(p string) error { return os.WriteFile(p, []byte("# keys\n1800000000 abcd\n"), 0o600) }, ":2: not a ticket key line", true},
+		{"readable by others", func(p string) error { return writeMode(p, chosen, 0o644) }, "mode 0644", true},
+		{"readable by the group", func(p string) error { return writeMode(p, chosen, 0o640) }, "mode 0640", true},
+		{"owned by another account", func(p string) error {
+			if err := writeMode(p, chosen, 0o600); err != nil {
+				return err
+			}
+			if os.Geteuid() == 0 {
+				return os.Chown(p, 65534, 65534)
+			}
+			t.Cleanup(SetEUIDForTest(os.Geteuid() + 1))
+			return nil
+		}, "owned by uid", true},
+		{"a symbolic link", func(p string) error {
+			own := p + ".own"
+			if err := writeMode(own, chosen, 0o600); err != nil {
+				return err
+			}
+			return os.Symlink(own, p)
+		}, "symbolic link", true},
+		{"a FIFO", func(p string) error { return syscall.Mkfifo(p, 0o600) }, "not a regular file", true},
+		{"a directory", func(p string) error { return os.Mkdir(p, 0o700) }, "not a regular file", false},
 	} {
-		p := filepath.Join(t.TempDir(), "t")
-		if err := os.WriteFile(p, []byte(tc.content), tc.mode); err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(p, tc.mode)
-		if _, err := loadTicketKeys(p); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "t")
+			if err := tc.plant(p); err != nil {
+				t.Fatal(err)
+			}
+			tk, ignored := loadTicketKeys(p)
+			if ignored == nil || !strings.Contains(ignored.Error(), tc.want) || len(tk.keys) != 0 {
+				t.Fatalf("%v, %d keys; want it ignored with %q", ignored, len(tk.keys), tc.want)
+			}
+			changed, err := tk.rotate(now)
+			if !tc.replace {
+				if err == nil {
+					t.Fatalf("rotate wrote over a directory")
+				}
+				return
+			}
+			if err != nil || !changed || len(tk.keys) != 1 {
+				t.Fatalf("rotate: %v, %v, %d keys", changed, err, len(tk.keys))
+			}
+			st, err := os.Lstat(p)
+			if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o600 {
+				t.Fatalf("the new key file: %v %v", st.Mode(), err)
+			}
+			if uid, _, _ := fsx.Owner(st); uid != os.Geteuid() {
+				t.Fatalf("the new key file is owned by uid %d", uid)
+			}
+			if data, _ := os.ReadFile(p); strings.Contains(string(data), strings.Repeat("ab", 32)) {
+				t.Fatalf("the chosen key survived:\n%s", data)
+			}
+		})
 	}
+}
+
+func writeMode(p, content string, mode os.FileMode) error {
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		return err
+	}
+	return os.Chmod(p, mode)
 }

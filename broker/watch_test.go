@@ -1,10 +1,10 @@
 package broker_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
@@ -209,6 +210,7 @@ func TestResumptionSurvivesRestart(t *testing.T) {
 	port := testutil.FreePort(t)
 	conf := fmt.Sprintf("persistence true\npersistence_location %s/\nlistener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ncrlfile %s\n",
 		filepath.Join(dir, "data"), port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), filepath.Join(p, "crl.pem"))
+	var logged bytes.Buffer
 	start := func() *broker.Broker {
 		c, err := confgen.Parse([]byte(conf), "t.conf")
 		if err != nil {
@@ -218,7 +220,8 @@ func TestResumptionSurvivesRestart(t *testing.T) {
 		if confgen.HasErrors(ds) {
 			t.Fatal(ds)
 		}
-		b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		logged.Reset()
+		b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,12 +249,52 @@ func TestResumptionSurvivesRestart(t *testing.T) {
 	}
 	b.Close()
 	b = start()
-	defer b.Close()
+	defer func() { b.Close() }() // the last b started
 	if resumed, err := dial(); err != nil || !resumed {
 		t.Fatalf("after a restart the session was not resumed (resumed=%v, %v)", resumed, err)
 	}
-	if st, err := os.Stat(filepath.Join(dir, "data", broker.DefaultPersistenceFile+".tickets")); err != nil || st.Mode().Perm() != 0o600 {
+	tickets := filepath.Join(dir, "data", broker.DefaultPersistenceFile+".tickets")
+	if st, err := os.Stat(tickets); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("ticket key file: %v", err)
+	}
+
+	// The data directory may be writable by another account (mqttctl up:
+	// root:mosquitto 0770). A key file serve did not write is never used:
+	// whoever wrote it could forge a ticket carrying any client's
+	// certificate. Here the file holds the very key dave's ticket was made
+	// with, so resuming would succeed if the file were used.
+	b.Close()
+	planted, err := os.ReadFile(tickets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(tickets, 65534, 65534); err != nil { // what the other account's own file looks like
+			t.Fatal(err)
+		}
+	} else {
+		defer broker.SetEUIDForTest(os.Geteuid() + 1)()
+	}
+	if err := os.Chmod(filepath.Join(dir, "data"), 0o770); err != nil { // as mqttctl up made it before it was sticky
+		t.Fatal(err)
+	}
+	b = start()
+	if !strings.Contains(logged.String(), "not sticky") || !strings.Contains(logged.String(), "chmod +t") {
+		t.Errorf("no warning about a group-writable persistence_location:\n%s", logged.String())
+	}
+	if resumed, err := dial(); err != nil || resumed {
+		t.Fatalf("a ticket key file owned by another account was used (resumed=%v, %v)", resumed, err)
+	}
+	if !strings.Contains(logged.String(), "REFUSED TLS ticket keys") || !strings.Contains(logged.String(), "owned by uid") {
+		t.Fatalf("no loud log line for the planted key file:\n%s", logged.String())
+	}
+	if now, err := os.ReadFile(tickets); err != nil || bytes.Equal(now, planted) {
+		t.Fatalf("the planted key file was not replaced by new keys (%v)", err)
+	}
+	if st, err := os.Stat(tickets); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("new ticket key file: %v", err)
+	} else if uid, _, _ := fsx.Owner(st); uid != os.Geteuid() {
+		t.Fatalf("new ticket key file owned by uid %d", uid)
 	}
 }
 

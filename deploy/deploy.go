@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -171,10 +172,13 @@ func Prepare(l *Layout, group string) ([]Step, []string, error) {
 		}
 		if !a.NoGroup {
 			// mosquitto writes its persistence file in the data directory.
+			// Sticky: the group may add its own files there, never rename
+			// or remove serve's (its database, journal and TLS ticket
+			// keys, which serve also refuses unless it wrote them).
 			if g, err := user.LookupGroup(group); err == nil {
 				if gid, err := strconv.Atoi(g.Gid); err == nil {
 					_ = os.Chown(l.Data, -1, gid)
-					_ = os.Chmod(l.Data, 0o770)
+					_ = os.Chmod(l.Data, 0o770|os.ModeSticky)
 				}
 			}
 			notes = append(notes, fmt.Sprintf("the %s group can read the files mosquitto.conf names, so mosquitto started as root works too", group))
@@ -182,4 +186,47 @@ func Prepare(l *Layout, group string) ([]Step, []string, error) {
 		}
 	}
 	return steps, notes, nil
+}
+
+// ListenError is a listen address of the layout that cannot be bound.
+type ListenError struct {
+	Addr       string
+	WebSockets bool // the wss listener's address, else the MQTT one
+	Err        error
+}
+
+func (e *ListenError) Error() string {
+	which := "the mutual-TLS listener"
+	if e.WebSockets {
+		which = "the wss listener"
+	}
+	return fmt.Sprintf("listen on %s (%s): %v", e.Addr, which, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// CheckListen binds every listen address of the layout (all at once, so two
+// that are the same are caught too) and lets go of them: a port in use is
+// found before Prepare writes anything.
+func (l *Layout) CheckListen() error {
+	type listen struct {
+		addr string
+		ws   bool
+	}
+	addrs := []listen{{l.Listen, false}}
+	if l.WebSockets != "" {
+		addrs = append(addrs, listen{l.WebSockets, true})
+	}
+	for _, a := range addrs {
+		bind, port, err := confgen.SplitListen(a.addr)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(port)))
+		if err != nil {
+			return &ListenError{Addr: a.addr, WebSockets: a.ws, Err: err}
+		}
+		defer ln.Close()
+	}
+	return nil
 }

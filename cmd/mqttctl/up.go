@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -37,6 +39,9 @@ mosquitto.conf.`,
 			l, err := deploy.NewLayout(dir, listen, ws)
 			if err != nil {
 				return err
+			}
+			if err := l.CheckListen(); err != nil {
+				return listenFix(err)
 			}
 			steps, notes, err := deploy.Prepare(l, "mosquitto")
 			if err != nil {
@@ -73,6 +78,23 @@ mosquitto.conf.`,
 	cmd.Flags().StringVar(&ws, "websockets", "127.0.0.1:8884", "address of the wss listener for browsers, same certificates (\"\" for none)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log at debug level")
 	return cmd
+}
+
+// listenFix adds to a listen address up cannot bind the flag that changes
+// it; nothing is written yet.
+func listenFix(err error) error {
+	var le *deploy.ListenError
+	if !errors.As(err, &le) {
+		return err
+	}
+	flag := "--listen"
+	if le.WebSockets {
+		flag = "--websockets"
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w (another broker? see: ss -ltnp): stop it, or choose another address with %s; nothing was written", err, flag)
+	}
+	return fmt.Errorf("%w: choose another address with %s; nothing was written", err, flag)
 }
 
 // printTryIt prints commands that work as printed against the running broker.

@@ -84,6 +84,14 @@ func TestUpPrintsCommandsThatWork(t *testing.T) {
 		t.Fatalf("printed wss check (%q): %v\n%s", wss, err, o)
 	}
 
+	// Given to the broker's group (as root), the data directory is sticky:
+	// that account may add its own files, never rename or remove serve's.
+	if st, err := os.Stat(filepath.Join(dir, "data", "data")); err != nil {
+		t.Fatal(err)
+	} else if st.Mode().Perm()&0o070 != 0 && st.Mode()&os.ModeSticky == 0 {
+		t.Errorf("the data directory is %v: group-writable and not sticky", st.Mode())
+	}
+
 	// A second up on a taken port is a clear error.
 	code, _, errOut := runCLI(t, "", "up", "--dir", filepath.Join(dir, "data"), "--listen", fmt.Sprintf("127.0.0.1:%d", port),
 		"--websockets", fmt.Sprintf("127.0.0.1:%d", port+1))
@@ -146,4 +154,40 @@ func freePortPair(t *testing.T) int {
 	}
 	t.Fatal("no two free ports in a row")
 	return 0
+}
+
+// TestUpBusyPortWritesNothing: up binds its listen addresses before it
+// writes anything, so a port in use is refused with nothing created (no
+// pki, acl, passwd, demo.password or data left behind).
+func TestUpBusyPortWritesNothing(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free := testutil.FreePort(t)
+	for _, tc := range []struct {
+		name, listen, ws string
+		want             []string
+	}{
+		{"--listen busy", busy.Addr().String(), fmt.Sprintf("127.0.0.1:%d", free), []string{"address already in use", "--listen", "nothing was written"}},
+		{"--websockets busy", fmt.Sprintf("127.0.0.1:%d", free), busy.Addr().String(), []string{"address already in use", "wss listener", "--websockets"}},
+		{"both the same", fmt.Sprintf("127.0.0.1:%d", free), fmt.Sprintf("127.0.0.1:%d", free), []string{"address already in use", "--websockets"}},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			d4 := filepath.Join(t.TempDir(), "d4")
+			code, stdout, stderr := runCLI(t, "", "up", "--dir", d4, "--listen", tc.listen, "--websockets", tc.ws)
+			if code == 0 {
+				t.Fatalf("exit 0, want a refusal:\n%s%s", stdout, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+			if _, err := os.Lstat(d4); !os.IsNotExist(err) {
+				t.Errorf("a refused up wrote %s: %v\n%v", d4, err, hashTree(t, d4, "\x00"))
+			}
+		})
+	}
 }
