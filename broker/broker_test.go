@@ -1,13 +1,13 @@
 package broker_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
