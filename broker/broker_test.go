@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -530,5 +531,51 @@ func TestReloadSaysCAFileIsNotReloaded(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "cafile or capath changed, but a reload does not apply it") || !strings.Contains(log.String(), "not cafile or capath") {
 		t.Errorf("the log does not say the new cafile is not applied:\n%s", log.String())
+	}
+}
+
+// TestOversizedConnectRefused: a client that has not logged in cannot make
+// the broker allocate a large CONNECT (`10 ff ff ff 7f` announces 256 MB;
+// the engine allocated it as soon as it read the length). The connection
+// is closed at once, the broker's allocations stay far below the announced
+// size (counted, not timed), and a large but legal CONNECT and packets
+// after CONNECT keep their limits.
+func TestOversizedConnectRefused(t *testing.T) {
+	port := testutil.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	_, log := start(t, fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\n", port), 30*time.Second)
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte{0x10, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if !closedByServer(conn) {
+		t.Fatal("a CONNECT announcing 256 MB left the connection open (waiting for the rest)")
+	}
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > 64<<20 {
+		t.Errorf("the broker allocated %d MB for a refused CONNECT", d>>20)
+	}
+	if !strings.Contains(log.String(), "CONNECT larger than") {
+		t.Errorf("no log line says why:\n%s", log.String())
+	}
+
+	// A legal CONNECT with a 60000-byte will, then a 300 KB publish.
+	m, err := testutil.DialMQTT(addr, nil, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if code, err := m.Connect(testutil.ConnectOptions{ClientID: "big-will", Clean: true, WillTopic: "w", WillPayload: strings.Repeat("x", 60000)}); err != nil || code != 0 {
+		t.Fatalf("a 60 KB CONNECT: code %d, %v", code, err)
+	}
+	if _, err := m.Publish("t", make([]byte, 300000), 1, false); err != nil {
+		t.Fatalf("a 300 KB publish after CONNECT: %v", err)
 	}
 }
