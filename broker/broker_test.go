@@ -579,3 +579,83 @@ func TestOversizedConnectRefused(t *testing.T) {
 		t.Fatalf("a 300 KB publish after CONNECT: %v", err)
 	}
 }
+
+// TestTakeoverDropsQueuedMessagesAcrossRestart: a persistent session
+// restored from the persistence store and resumed under another username
+// loses the queued messages that user may not read (as mosquitto does at
+// connect), and they are gone from the store too: the first owner does
+// not get them back after another restart.
+func TestTakeoverDropsQueuedMessagesAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	h, err := confgen.HashPassword([]byte("pw"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "passwd"), []byte("alice:"+h+"\nbob:"+h+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "acl"), []byte("user alice\ntopic write b/1\ntopic read x/y\n\nuser bob\ntopic read b/#\n"), 0o644)
+	port := testutil.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	c, err := confgen.Parse([]byte(fmt.Sprintf("persistence true\npersistence_location %[1]s/data/\nlistener %[2]d 127.0.0.1\nallow_anonymous false\npassword_file %[1]s/passwd\nacl_file %[1]s/acl\n", dir, port)), "test.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ds := c.Resolve()
+	if confgen.HasErrors(ds) {
+		t.Fatal(ds)
+	}
+	run := func(step func()) {
+		t.Helper()
+		b, err := broker.New(r, broker.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		step()
+	}
+	as := func(user string, clean bool) *testutil.MQTT {
+		t.Helper()
+		m, err := testutil.DialMQTT(addr, nil, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		if code, err := m.Connect(testutil.ConnectOptions{ClientID: "bobsess", Clean: clean, Username: testutil.Str(user), Password: testutil.Str("pw")}); err != nil || code != 0 {
+			t.Fatalf("%s: code %d, %v", user, code, err)
+		}
+		return m
+	}
+	run(func() {
+		m := as("bob", false)
+		if _, err := m.Subscribe("b/#", 1); err != nil {
+			t.Fatal(err)
+		}
+		m.Disconnect()
+		p, err := testutil.DialMQTT(addr, nil, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		if code, err := p.Connect(testutil.ConnectOptions{ClientID: "pub", Clean: true, Username: testutil.Str("alice"), Password: testutil.Str("pw")}); err != nil || code != 0 {
+			t.Fatal(code, err)
+		}
+		if _, err := p.Publish("b/1", []byte("secret-for-bob"), 1, false); err != nil {
+			t.Fatal(err)
+		}
+	})
+	run(func() {
+		m := as("alice", false)
+		if msg, err := m.Receive(time.Second); err == nil {
+			t.Errorf("alice, resuming bob's restored session, got %s %q", msg.Topic, msg.Payload)
+		}
+		m.Disconnect()
+	})
+	run(func() {
+		m := as("bob", false)
+		if msg, err := m.Receive(time.Second); err == nil {
+			t.Errorf("bob got %s %q back from the store after alice's take-over dropped it", msg.Topic, msg.Payload)
+		}
+	})
+}
