@@ -85,3 +85,55 @@ func TestConnectGuard(t *testing.T) {
 		}
 	}
 }
+
+// FuzzConnectGuard: whatever a client sends and however the reads split
+// it, the guard either passes every byte unchanged, or refuses a first
+// packet that is a CONNECT longer than MaxConnectSize before the reader
+// has the whole remaining length.
+func FuzzConnectGuard(f *testing.F) {
+	f.Add([]byte{0x10, 0xff, 0xff, 0xff, 0x7f, 0}, uint8(1))
+	f.Add([]byte{0x10, 0xa1, 0x8d, 0x06}, uint8(3))
+	f.Add([]byte{0x10, 0xa0, 0x8d, 0x06, 0}, uint8(2))
+	f.Add([]byte{0x10, 0x02, 0, 0, 0x30, 0xff, 0xff, 0xff, 0x7f}, uint8(7))
+	f.Add([]byte{0x30, 0xff, 0xff, 0xff, 0x7f}, uint8(1))
+	f.Add([]byte{0x10, 0xff, 0xff, 0xff, 0xff, 0x01}, uint8(6))
+	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {
+		g := &connectGuard{Conn: &byteConn{r: bytes.NewReader(stream), chunk: int(chunk%16) + 1}}
+		var got []byte
+		var err error
+		buf := make([]byte, 64)
+		for err == nil {
+			var n int
+			n, err = g.Read(buf)
+			got = append(got, buf[:n]...)
+		}
+		// What the first fixed header announces, as the engine reads it.
+		length, complete := 0, false
+		if len(stream) > 0 && stream[0]>>4 == 1 {
+			for i := 1; i < len(stream) && i <= 4; i++ {
+				length += int(stream[i]&0x7f) << (7 * (i - 1))
+				if stream[i]&0x80 == 0 {
+					complete = true
+					break
+				}
+			}
+		}
+		if !errors.Is(err, errConnectTooLarge) {
+			if !bytes.Equal(got, stream) {
+				t.Fatalf("% x: passed % x", stream, got)
+			}
+			if complete && length > MaxConnectSize {
+				t.Fatalf("% x: a CONNECT of %d bytes passed", stream, length)
+			}
+			return
+		}
+		if len(stream) == 0 || stream[0]>>4 != 1 || !bytes.HasPrefix(stream, got) {
+			t.Fatalf("% x: refused, passed % x", stream, got)
+		}
+		for _, b := range got[min(len(got), 1):] {
+			if b&0x80 == 0 {
+				t.Fatalf("% x: refused after passing the whole length (% x)", stream, got)
+			}
+		}
+	})
+}
