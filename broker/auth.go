@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -34,7 +35,7 @@ func (h *authHook) ID() string { return "mqttctl-auth" }
 func (h *authHook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead,
-		mqtt.OnSubscribed, mqtt.OnDisconnect, mqtt.OnSessionEstablished:
+		mqtt.OnSubscribed, mqtt.OnDisconnect, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished:
 		return true
 	}
 	return false
@@ -131,6 +132,46 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet, ls *listener
 
 // OnConnectAuthenticate accepts: OnConnect has decided already.
 func (h *authHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+
+// OnSessionEstablish runs after authentication and before the engine hands
+// the session of the same client id to cl. As mosquitto does
+// (db__check_acl_of_all_messages in handle_connect.c, "assuming a possible
+// change of username"), the session is kept, but every message queued or
+// in flight in it that cl may not read is dropped first: otherwise a user
+// who takes over another's client id would be sent what was queued for
+// the other, past the read ACL (the engine resends a session's messages
+// without asking the ACL). Later deliveries are checked as they happen.
+func (h *authHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	if pk.Connect.Clean {
+		return // the engine discards the old session
+	}
+	old, ok := h.b.srv.Clients.Get(cl.ID)
+	if !ok || old == cl || old.State.Inflight.Len() == 0 {
+		return
+	}
+	ls := h.b.listener(cl.Net.Listener)
+	if ls == nil {
+		return
+	}
+	acl := ls.sec.Load().acl
+	if acl == nil {
+		return
+	}
+	who := aclClient(cl)
+	for _, m := range old.State.Inflight.GetAll(false) {
+		if m.FixedHeader.Type != packets.Publish || acl.Allowed(who, m.TopicName, confgen.Read) {
+			continue
+		}
+		if old.State.Inflight.Delete(m.PacketID) {
+			atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
+			if h.b.store != nil && h.b.store.engine != nil {
+				h.b.store.engine.OnQosDropped(old, m)
+			}
+			h.b.log.Info("queued message dropped: the session's new user may not read it", "client", cl.ID,
+				"username", string(cl.Properties.Username), "topic", m.TopicName)
+		}
+	}
+}
 
 func (h *authHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	attrs := []any{"listener", cl.Net.Listener, "remote", cl.Net.Remote, "client", cl.ID,

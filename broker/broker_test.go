@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -556,4 +557,130 @@ func TestIgnoredPasswordLineLogsNoText(t *testing.T) {
 	if !strings.Contains(log.String(), "password_file entry ignored") || strings.Contains(log.String(), "hunter2") || strings.Contains(log.String(), "SECRET_TOKEN") {
 		t.Fatalf("log:\n%s", log.String())
 	}
+}
+
+// TestOversizedConnectRefused: a client that has not logged in cannot make
+// the broker allocate a large CONNECT (`10 ff ff ff 7f` announces 256 MB;
+// the engine allocated it as soon as it read the length). The connection
+// is closed at once, the broker's allocations stay far below the announced
+// size (counted, not timed), and a large but legal CONNECT and packets
+// after CONNECT keep their limits.
+func TestOversizedConnectRefused(t *testing.T) {
+	port := testutil.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	_, log := start(t, fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\n", port), 30*time.Second)
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte{0x10, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if !closedByServer(conn) {
+		t.Fatal("a CONNECT announcing 256 MB left the connection open (waiting for the rest)")
+	}
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > 64<<20 {
+		t.Errorf("the broker allocated %d MB for a refused CONNECT", d>>20)
+	}
+	if !strings.Contains(log.String(), "CONNECT larger than") {
+		t.Errorf("no log line says why:\n%s", log.String())
+	}
+
+	// A legal CONNECT with a 60000-byte will, then a 300 KB publish.
+	m, err := testutil.DialMQTT(addr, nil, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if code, err := m.Connect(testutil.ConnectOptions{ClientID: "big-will", Clean: true, WillTopic: "w", WillPayload: strings.Repeat("x", 60000)}); err != nil || code != 0 {
+		t.Fatalf("a 60 KB CONNECT: code %d, %v", code, err)
+	}
+	if _, err := m.Publish("t", make([]byte, 300000), 1, false); err != nil {
+		t.Fatalf("a 300 KB publish after CONNECT: %v", err)
+	}
+}
+
+// TestTakeoverDropsQueuedMessagesAcrossRestart: a persistent session
+// restored from the persistence store and resumed under another username
+// loses the queued messages that user may not read (as mosquitto does at
+// connect), and they are gone from the store too: the first owner does
+// not get them back after another restart.
+func TestTakeoverDropsQueuedMessagesAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	h, err := confgen.HashPassword([]byte("pw"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "passwd"), []byte("alice:"+h+"\nbob:"+h+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "acl"), []byte("user alice\ntopic write b/1\ntopic read x/y\n\nuser bob\ntopic read b/#\n"), 0o644)
+	port := testutil.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	c, err := confgen.Parse([]byte(fmt.Sprintf("persistence true\npersistence_location %[1]s/data/\nlistener %[2]d 127.0.0.1\nallow_anonymous false\npassword_file %[1]s/passwd\nacl_file %[1]s/acl\n", dir, port)), "test.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ds := c.Resolve()
+	if confgen.HasErrors(ds) {
+		t.Fatal(ds)
+	}
+	run := func(step func()) {
+		t.Helper()
+		b, err := broker.New(r, broker.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		step()
+	}
+	as := func(user string, clean bool) *testutil.MQTT {
+		t.Helper()
+		m, err := testutil.DialMQTT(addr, nil, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		if code, err := m.Connect(testutil.ConnectOptions{ClientID: "bobsess", Clean: clean, Username: testutil.Str(user), Password: testutil.Str("pw")}); err != nil || code != 0 {
+			t.Fatalf("%s: code %d, %v", user, code, err)
+		}
+		return m
+	}
+	run(func() {
+		m := as("bob", false)
+		if _, err := m.Subscribe("b/#", 1); err != nil {
+			t.Fatal(err)
+		}
+		m.Disconnect()
+		p, err := testutil.DialMQTT(addr, nil, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		if code, err := p.Connect(testutil.ConnectOptions{ClientID: "pub", Clean: true, Username: testutil.Str("alice"), Password: testutil.Str("pw")}); err != nil || code != 0 {
+			t.Fatal(code, err)
+		}
+		if _, err := p.Publish("b/1", []byte("secret-for-bob"), 1, false); err != nil {
+			t.Fatal(err)
+		}
+	})
+	run(func() {
+		m := as("alice", false)
+		if msg, err := m.Receive(time.Second); err == nil {
+			t.Errorf("alice, resuming bob's restored session, got %s %q", msg.Topic, msg.Payload)
+		}
+		m.Disconnect()
+	})
+	run(func() {
+		m := as("bob", false)
+		if msg, err := m.Receive(time.Second); err == nil {
+			t.Errorf("bob got %s %q back from the store after alice's take-over dropped it", msg.Topic, msg.Payload)
+		}
+	})
 }

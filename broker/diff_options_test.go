@@ -155,7 +155,29 @@ func optConfigs() []optConfig {
 			return connackWords(dialPlain(t, a[0], version), o)
 		}
 	}
+	pwHash, err := confgen.HashPassword([]byte("pw"), 0)
+	if err != nil {
+		panic(err)
+	}
 	return []optConfig{
+		{
+			// mosquitto hands a persistent session to whoever connects
+			// with its client id, but first drops every queued message the
+			// new username may not read (db__check_acl_of_all_messages in
+			// handle_connect.c); deliveries are checked at delivery.
+			name: "a persistent session resumed under another username",
+			text: "persistence true\npersistence_location %[3]s/\nlistener %[1]d 127.0.0.1\nallow_anonymous false\npassword_file %[3]s/passwd\nacl_file %[3]s/acl\n",
+			files: map[string]string{"passwd": "alice:" + pwHash + "\nbob:" + pwHash + "\n",
+				"acl": "user alice\ntopic write b/1\ntopic read x/y\n\nuser bob\ntopic read b/#\n"},
+			cases: []optCase{
+				{"bob's session resumed by alice: bob's queued message", func(t *testing.T, a []string) string {
+					return resumeAs(t, a[0], "bobsess", "bob", "alice")
+				}},
+				{"bob's session resumed by bob: his queued message", func(t *testing.T, a []string) string {
+					return resumeAs(t, a[0], "bobsess2", "bob", "bob")
+				}},
+			},
+		},
 		{
 			name: "allow_anonymous false without password_file",
 			text: "listener %[1]d 127.0.0.1\nallow_anonymous false\n",
@@ -304,6 +326,53 @@ func wsUpgrade(protocols ...string) func(t *testing.T, a []string) string {
 		}
 		return fmt.Sprintf("subprotocol %q, %s", ws.Subprotocol(), answer)
 	}
+}
+
+// resumeAs: owner (password "pw") makes a persistent 3.1.1 session with
+// client id id and a QoS 1 subscription to b/#, and goes away; alice
+// publishes b/1 (queued for owner); resumer connects with the same client
+// id. It describes the CONNACK (session present flag and code), what
+// arrives, and whether a later b/1 publish arrives on the inherited
+// subscription.
+func resumeAs(t *testing.T, addr, id, owner, resumer string) string {
+	s := testutil.Str
+	o := testutil.ConnectOptions{ClientID: id, Clean: false, Username: s(owner), Password: s("pw")}
+	m := connected(t, addr, 4, o)
+	if _, err := m.Subscribe("b/#", 1); err != nil {
+		return "subscribe: " + err.Error()
+	}
+	m.Disconnect()
+	pub := connected(t, addr, 4, testutil.ConnectOptions{ClientID: id + "-pub", Clean: true, Username: s("alice"), Password: s("pw")})
+	if _, err := pub.Publish("b/1", []byte("secret-for-"+owner), 1, false); err != nil {
+		return "publish: " + err.Error()
+	}
+	r := dialPlain(t, addr, 4)
+	o.Username, o.Version = s(resumer), 4
+	if _, err := r.Conn.Write(mqttwire.AppendConnect(nil, o)); err != nil {
+		return "write failed"
+	}
+	head, body, err := r.Read(3 * time.Second)
+	if err != nil || head>>4 != mqttwire.CONNACK || len(body) < 2 {
+		return "no CONNACK"
+	}
+	words := fmt.Sprintf("CONNACK session-present=%d code=%d", body[0]&1, body[1])
+	for {
+		head, body, err := r.Read(1500 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if head>>4 == mqttwire.PUBLISH {
+			topic, pid, payload, _ := mqttwire.PublishInfo(head, body, 4)
+			words += fmt.Sprintf("; PUBLISH %s %s", topic, payload)
+			_, _ = r.Conn.Write(mqttwire.AppendAck(nil, mqttwire.PUBACK, pid))
+			continue
+		}
+		words += fmt.Sprintf("; packet type %d", head>>4)
+	}
+	if _, err := pub.Publish("b/1", []byte("later"), 1, false); err != nil {
+		return words + "; second publish: " + err.Error()
+	}
+	return words + "; later: " + nextPacket(r, 1500*time.Millisecond)
 }
 
 // persistentResubscribe: a 3.1.1 client with a persistent session gets a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -185,7 +186,7 @@ func (l *listener) serve(conn net.Conn, remote string, establish listeners.Estab
 		return
 	}
 	defer l.leave()
-	if err := establish(l.id, conn); err != nil && !errors.Is(err, net.ErrClosed) {
+	if err := establish(l.id, &connectGuard{Conn: conn}); err != nil && !errors.Is(err, net.ErrClosed) {
 		if before, ok := beforeConnect(err); ok {
 			// Nothing MQTT was said: a port probe (EOF) stays quiet; a TLS
 			// client on a plain port, an HTTP request or garbage is worth
@@ -272,4 +273,55 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 		l.http.Close() // also closes wsq and connections not yet upgraded
 	}
 	closeClients(l.id)
+}
+
+// MaxConnectSize bounds the remaining length of a CONNECT, the one packet a
+// client sends before it is authenticated. The engine allocates a packet's
+// whole remaining length before it reads the packet, so without this bound
+// a client that has not logged in could make it hold up to 256 MB per
+// connection. 100000 bytes is mosquitto 2.1's packet_max_connect: a CONNECT
+// carries a client id, a username, a password and a will, a few KB in
+// practice. Later packets keep max_packet_size as their only limit.
+const MaxConnectSize = 100000
+
+// errConnectTooLarge ends a connection whose CONNECT says it is larger than
+// MaxConnectSize.
+var errConnectTooLarge = fmt.Errorf("CONNECT larger than %d bytes (the most a client that has not logged in may send)", MaxConnectSize)
+
+// connectGuard reads a connection for the engine and checks the fixed
+// header of the first packet as it goes by: a CONNECT whose remaining
+// length passes MaxConnectSize is refused before the engine has the byte
+// that completes the length (so the engine never allocates it). After the
+// first fixed header it only passes reads through.
+type connectGuard struct {
+	net.Conn
+	done   bool // the first fixed header has been checked
+	seen   int  // bytes of the first fixed header seen
+	length int  // remaining length so far
+}
+
+func (g *connectGuard) Read(p []byte) (int, error) {
+	n, err := g.Conn.Read(p)
+	if g.done {
+		return n, err
+	}
+	for _, b := range p[:n] {
+		g.seen++
+		if g.seen == 1 {
+			if b>>4 != 1 {
+				g.done = true // not a CONNECT: the engine refuses it without reading on
+				break
+			}
+			continue
+		}
+		g.length += int(b&0x7f) << (7 * (g.seen - 2))
+		if g.length > MaxConnectSize {
+			return 0, errConnectTooLarge
+		}
+		if b&0x80 == 0 || g.seen == 5 {
+			g.done = true
+			break
+		}
+	}
+	return n, err
 }

@@ -218,6 +218,8 @@ func tlsOf(c net.Conn) (*tls.Conn, bool) {
 		return tlsOf(v.Conn)
 	case *heldConn:
 		return tlsOf(v.Conn)
+	case *connectGuard:
+		return tlsOf(v.Conn)
 	}
 	return nil, false
 }
