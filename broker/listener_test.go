@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"testing"
+
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
 )
 
 // byteConn is a net.Conn that reads from a buffer, chunk bytes at a time.
@@ -21,29 +23,13 @@ func (c *byteConn) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// remainingLength encodes n as an MQTT remaining length.
-func remainingLength(n int) []byte {
-	var b []byte
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
 // TestConnectGuard: the first packet's fixed header is checked as it is
 // read. An oversized CONNECT is refused before the reader has the byte
 // that completes its remaining length (the engine allocates the whole
 // length as soon as it has it); anything else passes untouched, and later
 // packets are not limited.
 func TestConnectGuard(t *testing.T) {
-	header := func(typ byte, n int) []byte { return append([]byte{typ}, remainingLength(n)...) }
+	header := func(typ byte, n int) []byte { return mqttwire.AppendVarint([]byte{typ}, n) }
 	tests := []struct {
 		name    string
 		stream  []byte

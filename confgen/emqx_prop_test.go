@@ -94,28 +94,7 @@ var (
 	emqxCleanUsers = emqxUsers[:6]
 )
 
-func emqxTopic(r *mrand.Rand, filter bool) string {
-	n := 1 + r.Intn(3)
-	var ls []string
-	for i := 0; i < n; i++ {
-		l := emqxLevels[r.Intn(len(emqxLevels))]
-		if filter {
-			switch r.Intn(5) {
-			case 0:
-				l = "+"
-			case 1:
-				if i == n-1 {
-					l = "#"
-				}
-			}
-		}
-		ls = append(ls, l)
-	}
-	if t := strings.Join(ls, "/"); t != "" {
-		return t
-	}
-	return "e"
-}
+func emqxTopic(r *mrand.Rand, filter bool) string { return randomTopic(r, emqxLevels, filter, 5) }
 
 // TestEMQXACLSound: whatever the generated acl.conf lets a client do in
 // EMQX, the mosquitto ACL lets it do too (ACL.Allowed): a publish on its

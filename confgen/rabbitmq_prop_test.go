@@ -123,28 +123,7 @@ var (
 	propClientIDs  = []string{"c1", ".*", "x|.*", "d", "v", "a.b", "c+", "#", "$s", "{username}", "(", "alice"}
 )
 
-func propTopic(r *mrand.Rand, filter bool) string {
-	n := 1 + r.Intn(3)
-	var ls []string
-	for i := 0; i < n; i++ {
-		l := propLevels[r.Intn(len(propLevels))]
-		if filter {
-			switch r.Intn(6) {
-			case 0:
-				l = "+"
-			case 1:
-				if i == n-1 {
-					l = "#"
-				}
-			}
-		}
-		ls = append(ls, l)
-	}
-	if t := strings.Join(ls, "/"); t != "" {
-		return t
-	}
-	return "e" // MQTT has no empty topic
-}
+func propTopic(r *mrand.Rand, filter bool) string { return randomTopic(r, propLevels, filter, 6) }
 
 // propACL is a random ACL; a clean one has only what the translation can
 // hold (no deny lines, no '.', '*' or leading '$', patterns with %u only),
