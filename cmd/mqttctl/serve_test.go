@@ -72,6 +72,22 @@ func (s *served) publish(t *testing.T, pkiDir, client string, extra ...string) {
 	testutil.MustRun(t, s.dir, pub, s.clientArgs(pkiDir, client, extra...)...)
 }
 
+// stopWithin sends sig to p and waits for it to end, killing it after d
+// (a mosquitto_sub once sat on SIGTERM for 9 minutes in a loaded full run).
+func stopWithin(t *testing.T, p *os.Process, sig os.Signal, d time.Duration) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { _, _ = p.Wait(); close(done) }()
+	_ = p.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Logf("pid %d still runs %v after %v: killed", p.Pid, sig, d)
+		_ = p.Kill()
+		<-done
+	}
+}
+
 func waitFor(t *testing.T, buf *testutil.SyncBuffer, text, what string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -136,8 +152,7 @@ func TestServeMutualTLSWithStandardClients(t *testing.T) {
 
 	// Clean-session=false subscriber receives QoS 1 messages sent while it was offline.
 	pcmd, _ := srv.subscriber(t, p, "bob", "-c", "-i", "bob-persist", "-q", "1", "-t", "offline/#")
-	_ = pcmd.Process.Signal(syscall.SIGTERM)
-	_, _ = pcmd.Process.Wait()
+	stopWithin(t, pcmd.Process, syscall.SIGTERM, 10*time.Second)
 	for i := range 3 {
 		srv.publish(t, p, "alice", "-t", fmt.Sprintf("offline/%d", i), "-m", fmt.Sprintf("queued%d", i), "-q", "1")
 	}
@@ -155,8 +170,7 @@ func TestServeRestartKeepsMessages(t *testing.T) {
 			data := filepath.Join(dir, "data")
 			srv := startServe(t, dir, 0, "--mtls", "--pki", p, "--data-dir", data)
 			pcmd, _ := srv.subscriber(t, p, "bob", "-c", "-i", "bob-persist", "-q", "1", "-t", "q/#")
-			_ = pcmd.Process.Signal(syscall.SIGTERM)
-			_, _ = pcmd.Process.Wait()
+			stopWithin(t, pcmd.Process, syscall.SIGTERM, 10*time.Second)
 			srv.publish(t, p, "alice", "-t", "r/state", "-m", "retained-before", "-r", "-q", "1")
 			for i := range 5 {
 				srv.publish(t, p, "alice", "-t", fmt.Sprintf("q/%d", i), "-m", fmt.Sprintf("acked%d", i), "-q", "1")
