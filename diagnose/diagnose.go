@@ -254,8 +254,12 @@ func Check(ctx context.Context, o Options) (*Report, error) {
 		case closedAtOnce(err) && !r.TLS:
 			r.problem(explain.ClosedAtOnce(t.Addr, "WebSocket upgrade"))
 			return r, nil
-		case strings.Contains(err.Error(), "remote error: tls"):
-			// TLS 1.3: a refused client certificate shows at the first read.
+		case strings.Contains(err.Error(), "remote error: tls"),
+			r.TLS && r.ClientCertRequested && clientLeaf == nil && closedAtOnce(err):
+			// TLS 1.3: a refused client certificate shows at the first
+			// read, or, when the broker's alert is lost to a reset, as the
+			// connection dropped after it asked for a certificate we did
+			// not have.
 			r.connectFailed(ctx, err, t, o, clientLeaf)
 			return r, nil
 		default:
