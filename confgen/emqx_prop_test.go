@@ -180,15 +180,7 @@ func TestEMQXACLSound(t *testing.T) {
 		// and topics and filters from the rules, %u filled with a
 		// username or a level (those MQTT takes: a username "#" makes
 		// "#/a").
-		var ruleTopics []string
-		for _, p := range acl.Patterns {
-			ruleTopics = append(ruleTopics, p.Topic)
-		}
-		for _, u := range acl.Users {
-			for _, x := range u.Rules {
-				ruleTopics = append(ruleTopics, x.Topic)
-			}
-		}
+		ruleTopics := aclRuleTopics(acl)
 		for _, rt := range ruleTopics {
 			for i := 0; i < 20; i++ {
 				var tl, fl []string

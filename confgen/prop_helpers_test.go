@@ -53,3 +53,18 @@ func mosquittoAnswer(acl *ACL, viaPattern *int) func(c Client, topic string, acc
 		return true
 	}
 }
+
+// aclRuleTopics lists the topics of an ACL's patterns and user rules, from
+// which the property tests make topics near the rules' edges.
+func aclRuleTopics(acl *ACL) []string {
+	var out []string
+	for _, p := range acl.Patterns {
+		out = append(out, p.Topic)
+	}
+	for _, u := range acl.Users {
+		for _, x := range u.Rules {
+			out = append(out, x.Topic)
+		}
+	}
+	return out
+}

@@ -245,15 +245,7 @@ func TestRabbitMQTranslationSound(t *testing.T) {
 		for i := 0; i < 150; i++ {
 			topics = append(topics, propTopic(r, false))
 		}
-		var rules []string
-		for _, p := range acl.Patterns {
-			rules = append(rules, p.Topic)
-		}
-		for _, u := range acl.Users {
-			for _, x := range u.Rules {
-				rules = append(rules, x.Topic)
-			}
-		}
+		rules := aclRuleTopics(acl)
 		for _, rule := range rules {
 			for i := 0; i < 20; i++ {
 				var ls []string
