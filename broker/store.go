@@ -24,6 +24,12 @@ import (
 // that ran says how to give each broker its own directory.
 var ErrPersistenceInUse = errors.New("persistence database in use by another broker")
 
+// ErrPersistenceNotWritable: the persistence_location directory is not
+// writable by the account serve runs as (the default /var/lib/mosquitto/
+// belongs to the mosquitto account; a user who is not root cannot write
+// there).
+var ErrPersistenceNotWritable = errors.New("persistence_location not writable")
+
 // store makes persistence durable. The engine's bolt hook keeps sessions,
 // subscriptions, retained messages and queued QoS 1/2 messages. Every write
 // reaches the operating system before the engine goes on, so a killed broker
@@ -89,6 +95,9 @@ func openOwnState(name string, flag int, perm os.FileMode) (*os.File, error) {
 func openStore(b *Broker, path string) (*store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("persistence_location: %w", err)
+	}
+	if err := syscall.Access(filepath.Dir(path), 0o2|0o1); err != nil { // W_OK|X_OK
+		return nil, errs.Wrap(err, fmt.Sprintf("persistence_location %s is not writable by uid %d (the broker keeps its database there)", filepath.Dir(path)+"/", geteuid()), ErrPersistenceNotWritable)
 	}
 	if st, err := os.Stat(filepath.Dir(path)); err == nil && st.Mode().Perm()&0o022 != 0 && st.Mode()&os.ModeSticky == 0 {
 		b.log.Warn("persistence_location is writable by other accounts and not sticky: they can replace the broker's database, journal and TLS ticket keys (which it then refuses or replaces)",

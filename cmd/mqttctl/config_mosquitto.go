@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -41,6 +42,13 @@ stay unreadable by others) and says so.`,
   mqttctl config mosquitto --pki pki --mode tls --passwd passwd --websockets 0.0.0.0:8884`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			madeData := ""
+			var err error
+			if !cmd.Flags().Changed("data-dir") {
+				if o.DataDir, err = defaultDataDir(out); err != nil {
+					return err
+				}
+			}
 			c, err := confgen.GenerateMosquitto(o)
 			if err != nil {
 				return err
@@ -57,6 +65,15 @@ stay unreadable by others) and says so.`,
 				return err
 			}
 			fmt.Fprintf(s.Out, "Wrote %s (%s, listener port %d)\n", out, o.Mode, c.Listener[0].Port)
+			if o.DataDir != systemDataDir {
+				if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+					return fmt.Errorf("persistence directory: %w", err)
+				}
+				madeData = o.DataDir
+			}
+			if madeData != "" && !cmd.Flags().Changed("data-dir") {
+				fmt.Fprintf(s.Out, "Persistence in %s (not root: %s belongs to the mosquitto account; --data-dir DIR for another)\n", madeData, systemDataDir)
+			}
 			r, _ := c.Resolve()
 			if group != "none" && os.Geteuid() == 0 {
 				a, err := confgen.GrantBrokerAccess(r, group, o.PKIDir)
@@ -91,7 +108,7 @@ stay unreadable by others) and says so.`,
 	fl.StringArrayVar(&o.BridgeTopics, "bridge-topic", nil, "a bridged topic: 'PATTERN [out|in|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]' (repeatable)")
 	fl.StringVar(&o.WebSockets, "websockets", "", "also a wss (MQTT over WebSocket, for browsers) listener, [ADDR]:PORT, same certificate and authentication")
 	fl.StringVar(&o.Identity, "identity", "cn", "mtls username: cn (use_identity_as_username), subject (use_subject_as_username) or none (passwords)")
-	fl.StringVar(&o.DataDir, "data-dir", "/var/lib/mosquitto/", "persistence_location")
+	fl.StringVar(&o.DataDir, "data-dir", "", "persistence_location (default: "+systemDataDir+" as root, else mosquitto-data/ beside --out)")
 	fl.StringVar(&out, "out", "", "file to write (default or -: standard output)")
 	// -o FILE was this command's flag before -o meant the output format
 	// everywhere; it still works, with a note.
@@ -101,4 +118,26 @@ stay unreadable by others) and says so.`,
 	fl.StringVar(&group, "broker-group", "mosquitto", "group the broker runs as, given read access to the files (none to skip)")
 	fl.BoolVar(&force, "force", false, "replace an existing output file")
 	return cmd
+}
+
+// systemDataDir is where mosquitto keeps its database on Debian, owned by
+// the mosquitto account it drops to when started as root.
+const systemDataDir = "/var/lib/mosquitto/"
+
+// defaultDataDir is the persistence_location a config gets without
+// --data-dir: the system's as root; otherwise one this account can write,
+// beside the config (a newcomer who is not root cannot write the system's).
+func defaultDataDir(out string) (string, error) {
+	if os.Geteuid() == 0 {
+		return systemDataDir, nil
+	}
+	dir := "."
+	if out != "" && out != "-" {
+		dir = filepath.Dir(out)
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, "mosquitto-data"))
+	if err != nil {
+		return "", err
+	}
+	return abs + "/", nil
 }

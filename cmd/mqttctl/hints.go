@@ -89,6 +89,11 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "give each broker its own --data-dir DIR"
 	case errors.Is(err, broker.ErrPersistenceInUse):
 		hint = "give each broker its own persistence_location (mqttctl config mosquitto --data-dir DIR writes it)"
+	case errors.Is(err, broker.ErrPersistenceNotWritable) && cmd.Flags().Changed("config-file"):
+		hint = "give " + shellWord(cmd.Flags().Lookup("config-file").Value.String()) +
+			" a persistence_location this account can write (mqttctl config mosquitto ... --data-dir DIR writes one), or run the broker as the account that owns the directory"
+	case errors.Is(err, broker.ErrPersistenceNotWritable) && has("data-dir"):
+		hint = "give a --data-dir this account can write"
 	case errors.Is(err, confgen.ErrNoFile) && cmd.Parent() != nil && cmd.Parent().Name() == "passwd":
 		hint = "create it with: mqttctl passwd add FILE USER"
 	}
