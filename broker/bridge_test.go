@@ -248,37 +248,73 @@ func TestBridgeMosquittoToServe(t *testing.T) {
 }
 
 // TestBridgeClientGetsNoEcho: a client that connects as a bridge (protocol
-// level 0x84, mosquitto's try_private) is served as 3.1.1 and does not get
-// its own publishes back; an ordinary client does.
+// level 0x84, mosquitto's try_private) is served as 3.1.1, does not get its
+// own publishes back, and gets the retain flag as published (mosquitto's
+// handle_subscribe gives a bridge's 3.1.1 subscription no-local and
+// retain-as-published); an ordinary client gets its echo and retain 0 on
+// a live message. The same under serve and mosquitto 2.0 (issue 22: a
+// retained command published on a central serve reached the site
+// unretained, found by running the README's bridge walk-through).
 func TestBridgeClientGetsNoEcho(t *testing.T) {
-	port := testutil.FreePort(t)
-	start(t, fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\n", port), 5*time.Second)
-	for _, tc := range []struct {
-		level byte
-		echo  bool
-	}{{0x84, false}, {4, true}} {
-		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), nil, 4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
-		if _, err := m.Conn.Write(mqttwire.AppendConnect(nil, mqttwire.Connect{Version: tc.level, ClientID: fmt.Sprintf("c%x", tc.level), Clean: true})); err != nil {
-			t.Fatal(err)
-		}
-		head, body, err := m.Read(5 * time.Second)
-		if err != nil || head>>4 != mqttwire.CONNACK || body[1] != 0 {
-			t.Fatalf("level %#x: CONNACK %v %v", tc.level, body, err)
-		}
-		if _, err := m.Subscribe("echo/#", 1); err != nil {
-			t.Fatal(err)
-		}
-		if code, err := m.Publish("echo/x", []byte("me"), 1, false); err != nil || code != 0 {
-			t.Fatal(code, err)
-		}
-		_, err = m.Receive(time.Second)
-		if got := err == nil; got != tc.echo {
-			t.Errorf("level %#x: got its own publish back = %v, want %v", tc.level, got, tc.echo)
-		}
+	for _, b := range []string{"serve", "mosquitto"} {
+		t.Run(b, func(t *testing.T) {
+			port := testutil.FreePort(t)
+			if b == "serve" {
+				start(t, fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\n", port), 5*time.Second)
+			} else {
+				c := &confgen.Config{}
+				c.Set("allow_anonymous", "true")
+				c.Listener = append(c.Listener, plainListener(port))
+				testutil.StartMosquitto(t, t.TempDir(), c)
+				testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+			}
+			dial := func(level byte, id string) *testutil.MQTT {
+				t.Helper()
+				m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), nil, 4)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(m.Close)
+				if _, err := m.Conn.Write(mqttwire.AppendConnect(nil, mqttwire.Connect{Version: level, ClientID: id, Clean: true})); err != nil {
+					t.Fatal(err)
+				}
+				head, body, err := m.Read(5 * time.Second)
+				if err != nil || head>>4 != mqttwire.CONNACK || body[1] != 0 {
+					t.Fatalf("level %#x: CONNACK %v %v", level, body, err)
+				}
+				return m
+			}
+			other := dial(4, "other")
+			for _, tc := range []struct {
+				level        byte
+				echo, retain bool
+			}{{0x84, false, true}, {4, true, false}} {
+				id := fmt.Sprintf("c%x", tc.level)
+				m := dial(tc.level, id)
+				for _, f := range []string{"echo/" + id + "/#", "r/" + id + "/#"} {
+					if _, err := m.Subscribe(f, 1); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// QoS 0: Publish returns at once, so the echo is read by
+				// Receive (a QoS 1 Publish would skip it awaiting PUBACK).
+				if _, err := m.Publish("echo/"+id+"/x", []byte("me"), 0, false); err != nil {
+					t.Fatal(err)
+				}
+				_, err := m.Receive(time.Second)
+				if got := err == nil; got != tc.echo {
+					t.Errorf("level %#x: got its own publish back = %v, want %v", tc.level, got, tc.echo)
+				}
+				if code, err := other.Publish("r/"+id+"/x", []byte("kept"), 1, true); err != nil || code != 0 {
+					t.Fatal(code, err)
+				}
+				msg, err := m.Receive(5 * time.Second)
+				if err != nil || msg.Retain != tc.retain {
+					t.Errorf("level %#x: a live retained publish arrived with retain=%v (%v), want %v", tc.level, msg.Retain, err, tc.retain)
+				}
+				m.Disconnect()
+			}
+		})
 	}
 }
 

@@ -75,8 +75,10 @@ func (h *protocolHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets
 		for i := range pk.Filters {
 			if bridge && pk.FixedHeader.Type == packets.Subscribe {
 				// As mosquitto does for bridges: never their own publishes
-				// back, and the retain flag as published.
-				pk.Filters[i].NoLocal, pk.Filters[i].RetainAsPublished = true, true
+				// back, and the retain flag as published. The engine honours
+				// RetainAsPublished for v5 clients only; FwdRetainedFlag makes
+				// it keep the flag for a 3.1.1 bridge too.
+				pk.Filters[i].NoLocal, pk.Filters[i].RetainAsPublished, pk.Filters[i].FwdRetainedFlag = true, true, true
 			}
 			f := pk.Filters[i].Filter
 			if !validFilter(f) {

@@ -1,0 +1,382 @@
+package main
+
+// The documentation runner: it runs the README's shell blocks (and the
+// --help examples) as a newcomer would paste them, so that the README can
+// never drift from the tool (issue 22). The rules, also written in
+// CONTRIBUTING.md:
+//
+//   - Each `## ` section of README.md runs in a fresh empty directory; its
+//     ```sh blocks run in order, one command at a time (a line ending in `\`
+//     continues on the next), with bash -o pipefail and bin/mqttctl first on
+//     PATH. Every command must exit 0, except:
+//   - `# fails: "TEXT"`: the command must fail and print TEXT.
+//   - `# prints: "TEXT"`: the command must succeed and print TEXT.
+//   - A command that runs a server in the foreground (`make run`,
+//     `mqttctl up`, `mqttctl serve`, `mqttctl enroll serve`,
+//     `mosquitto -c`) runs in the background until the section ends; the
+//     runner waits until it says it listens. A command ending in `&` runs in
+//     the background too, and must exit 0 by the end of the section.
+//   - Host names and ports: every `NAME.example.com` becomes `localhost`,
+//     `0.0.0.0` becomes `127.0.0.1`, and each port a command names
+//     (`HOST:PORT`, `-p PORT`) becomes a free port: one per distinct host and
+//     port, where `localhost`, `127.0.0.1` and `0.0.0.0` are the section's
+//     one `*.example.com` host with that port if it has one (two RabbitMQ
+//     nodes keep two ports; a broker and the name clients dial share one).
+//   - `make test` is what runs this test: it is not run again. `make run`
+//     runs in the repository with RUNDIR set to the section's directory.
+//   - Run as root, each command sees the section's own directory as
+//     /var/lib/mosquitto (a private mount namespace), so the default
+//     persistence_location of a config is the section's, not the machine's.
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/internal/testutil"
+)
+
+// docLine is one command of a documentation block.
+type docLine struct {
+	src    string // README.md:LINE
+	cmd    string // as written, continuations joined
+	fails  string // from `# fails: "TEXT"`
+	prints string // from `# prints: "TEXT"`
+}
+
+type docSection struct {
+	title string
+	lines []docLine
+}
+
+var (
+	failsComment  = regexp.MustCompile(`#\s*fails:\s*"([^"]+)"`)
+	printsComment = regexp.MustCompile(`#\s*prints:\s*"([^"]+)"`)
+)
+
+// readmeSections parses the README's `## ` sections and their ```sh
+// blocks.
+func readmeSections(t *testing.T) []docSection {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secs []docSection
+	in := false
+	var cont *docLine
+	for i, l := range strings.Split(string(data), "\n") {
+		switch {
+		case !in && strings.HasPrefix(l, "## "):
+			secs = append(secs, docSection{title: strings.TrimPrefix(l, "## ")})
+		case !in && strings.HasPrefix(l, "```sh"):
+			in = true
+		case in && strings.HasPrefix(l, "```"):
+			in = false
+		case in && cont != nil:
+			cont.cmd += "\n" + l
+			if !strings.HasSuffix(l, "\\") {
+				cont = nil
+			}
+		case in && strings.TrimSpace(l) != "" && !strings.HasPrefix(strings.TrimSpace(l), "#"):
+			if len(secs) == 0 {
+				t.Fatalf("README.md:%d: a shell block before the first section", i+1)
+			}
+			s := &secs[len(secs)-1]
+			s.lines = append(s.lines, docLine{src: fmt.Sprintf("README.md:%d", i+1), cmd: l})
+			if strings.HasSuffix(l, "\\") {
+				cont = &s.lines[len(s.lines)-1]
+			}
+		}
+	}
+	for si := range secs {
+		for li := range secs[si].lines {
+			l := &secs[si].lines[li]
+			if m := failsComment.FindStringSubmatch(l.cmd); m != nil {
+				l.fails = m[1]
+			}
+			if m := printsComment.FindStringSubmatch(l.cmd); m != nil {
+				l.prints = m[1]
+			}
+		}
+	}
+	return secs
+}
+
+// readmeSection is the section called title; it must have commands.
+func readmeSection(t *testing.T, title string) docSection {
+	t.Helper()
+	for _, s := range readmeSections(t) {
+		if s.title == title {
+			if len(s.lines) == 0 {
+				t.Fatalf("README section %q has no commands", title)
+			}
+			return s
+		}
+	}
+	t.Fatalf("README.md has no section %q", title)
+	return docSection{}
+}
+
+var (
+	hostPort    = regexp.MustCompile(`\b([a-z0-9-]+\.example\.com|localhost|127\.0\.0\.1|0\.0\.0\.0):(\d{2,5})\b`)
+	dashP       = regexp.MustCompile(`(\s-p\s+)(\d{2,5})\b`)
+	exampleHost = regexp.MustCompile(`\b[a-z0-9-]+\.example\.com\b`)
+	serverCmd   = regexp.MustCompile(`^(?:[A-Z_]+=\S+\s+)*(?:make run|mqttctl (?:up|serve|enroll serve)|mosquitto\s+-c)\b`)
+	// What a server prints once it listens.
+	serverReady = regexp.MustCompile(`msg=listening|broker running on|mosquitto version \S+ running`)
+)
+
+// docRunner runs the commands of one section in one directory.
+type docRunner struct {
+	t     *testing.T
+	dir   string
+	env   []string
+	ports map[string]int // "HOST:PORT" or "local:PORT" → free port
+	bg    []*docProc
+	// varLib is the section's /var/lib/mosquitto (root only).
+	varLib string
+}
+
+type docProc struct {
+	line   docLine
+	cmd    *exec.Cmd
+	out    *testutil.SyncBuffer
+	done   chan struct{}
+	server bool
+}
+
+// newDocRunner prepares a runner for the commands lines, in dir.
+func newDocRunner(t *testing.T, dir string, lines []docLine) *docRunner {
+	r := &docRunner{t: t, dir: dir, ports: map[string]int{}}
+	r.env = append(os.Environ(), "PATH="+filepath.Dir(mqttctlBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	keys := map[string]bool{}
+	for _, l := range lines {
+		for _, m := range hostPort.FindAllStringSubmatch(l.cmd, -1) {
+			keys[portKey(m[1], m[2])] = true
+		}
+		for _, m := range dashP.FindAllStringSubmatch(l.cmd, -1) {
+			keys[portKey("localhost", m[2])] = true
+		}
+	}
+	var sorted []string
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	free := testutil.FreePorts(t, len(sorted)+1)
+	byPort := map[string][]string{} // port → example.com keys
+	for i, k := range sorted {
+		r.ports[k] = free[i]
+		if h, p, _ := strings.Cut(k, ":"); h != "local" {
+			byPort[p] = append(byPort[p], k)
+		}
+	}
+	for _, k := range sorted {
+		if h, p, _ := strings.Cut(k, ":"); h == "local" && len(byPort[p]) == 1 {
+			r.ports[k] = r.ports[byPort[p][0]]
+		}
+	}
+	if os.Geteuid() == 0 {
+		if _, err := os.Stat("/var/lib/mosquitto"); err == nil {
+			r.varLib = filepath.Join(dir, ".var-lib-mosquitto")
+			os.Mkdir(r.varLib, 0o755)
+		}
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func portKey(host, port string) string {
+	if exampleHost.MatchString(host) {
+		return host + ":" + port
+	}
+	return "local:" + port
+}
+
+// rewrite applies the host and port rule to a command.
+func (r *docRunner) rewrite(cmd string) string {
+	cmd = hostPort.ReplaceAllStringFunc(cmd, func(s string) string {
+		m := hostPort.FindStringSubmatch(s)
+		host := m[1]
+		if exampleHost.MatchString(host) {
+			host = "localhost"
+		} else if host == "0.0.0.0" {
+			host = "127.0.0.1"
+		}
+		return fmt.Sprintf("%s:%d", host, r.ports[portKey(m[1], m[2])])
+	})
+	cmd = dashP.ReplaceAllStringFunc(cmd, func(s string) string {
+		m := dashP.FindStringSubmatch(s)
+		return fmt.Sprintf("%s%d", m[1], r.ports[portKey("localhost", m[2])])
+	})
+	return exampleHost.ReplaceAllString(cmd, "localhost")
+}
+
+// command makes the process for a rewritten command line.
+func (r *docRunner) command(line string) *exec.Cmd {
+	var cmd *exec.Cmd
+	if r.varLib != "" {
+		cmd = exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$0" /var/lib/mosquitto && exec bash -o pipefail -c "$1"`, r.varLib, line)
+	} else {
+		cmd = exec.Command("bash", "-o", "pipefail", "-c", line)
+	}
+	cmd.Dir, cmd.Env = r.dir, r.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+// run runs one documented command by the rules above.
+func (r *docRunner) run(l docLine) {
+	t := r.t
+	t.Helper()
+	line := r.rewrite(l.cmd)
+	trimmed := strings.TrimSpace(stripComment(line))
+	switch {
+	case trimmed == "make test":
+		t.Logf("%s: `make test` is what runs this test: not run again", l.src)
+		return
+	case serverCmd.MatchString(trimmed):
+		r.start(l, line, true)
+		return
+	case strings.HasSuffix(trimmed, "&"):
+		r.start(l, strings.TrimSuffix(trimmed, "&"), false)
+		return
+	}
+	cmd := r.command(line)
+	out, err := cmd.CombinedOutput()
+	switch {
+	case l.fails != "":
+		if err == nil || !strings.Contains(string(out), l.fails) {
+			t.Errorf("%s should fail with %q: %s\nerr=%v\n%s", l.src, l.fails, line, err, out)
+		}
+	case err != nil:
+		t.Errorf("%s fails: %s\n%v\n%s", l.src, line, err, out)
+	case l.prints != "" && !strings.Contains(string(out), l.prints):
+		t.Errorf("%s should print %q: %s\n%s", l.src, l.prints, line, out)
+	}
+}
+
+// stripComment drops a trailing shell comment (outside quotes).
+func stripComment(line string) string {
+	var q byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case q != 0 && c == q:
+			q = 0
+		case q == 0 && (c == '\'' || c == '"'):
+			q = c
+		case q == 0 && c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return line[:i]
+		}
+	}
+	return line
+}
+
+// start runs a command in the background; a server must say it listens.
+func (r *docRunner) start(l docLine, line string, server bool) {
+	t := r.t
+	t.Helper()
+	var cmd *exec.Cmd
+	if strings.HasPrefix(strings.TrimSpace(line), "make run") {
+		// make run in the repository, its data in the section's directory.
+		cmd = exec.Command("bash", "-c", line)
+		cmd.Dir = "../.."
+		cmd.Env = append(r.env[:len(r.env):len(r.env)], "RUNDIR="+filepath.Join(r.dir, "mqttctl-data"))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	} else {
+		cmd = r.command(line)
+	}
+	p := &docProc{line: l, cmd: cmd, out: &testutil.SyncBuffer{}, done: make(chan struct{}), server: server}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", l.src, err)
+	}
+	go func() { cmd.Wait(); close(p.done) }()
+	r.bg = append(r.bg, p)
+	if !server {
+		return
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !serverReady.MatchString(p.out.String()) {
+		select {
+		case <-p.done:
+			t.Fatalf("%s: the server stopped: %s\n%s", l.src, line, p.out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the server did not say it listens within 60 s: %s\n%s", l.src, line, p.out.String())
+		}
+	}
+	// It logs each listener as it opens it: give the rest a moment.
+	time.Sleep(300 * time.Millisecond)
+}
+
+// finish waits for the background commands that are not servers (each
+// must exit 0), then stops the servers.
+func (r *docRunner) finish() {
+	t := r.t
+	for _, p := range r.bg {
+		if p.server {
+			continue
+		}
+		select {
+		case <-p.done:
+		case <-time.After(60 * time.Second):
+			t.Errorf("%s: still running after 60 s: %s\n%s", p.line.src, p.line.cmd, p.out.String())
+			continue
+		}
+		if !p.cmd.ProcessState.Success() {
+			t.Errorf("%s fails: %s\n%v\n%s", p.line.src, p.line.cmd, p.cmd.ProcessState, p.out.String())
+		}
+	}
+	r.stop()
+}
+
+// stop stops every background process by its process group.
+func (r *docRunner) stop() {
+	for _, p := range r.bg {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+	}
+	r.bg = nil
+}
+
+// logServers prints what the section's servers logged (after a failure).
+func (r *docRunner) logServers() {
+	for _, p := range r.bg {
+		sc := bufio.NewScanner(strings.NewReader(p.out.String()))
+		var b strings.Builder
+		for n := 0; sc.Scan() && n < 200; n++ {
+			b.WriteString(sc.Text() + "\n")
+		}
+		r.t.Logf("%s (%s) logged:\n%s", p.line.src, p.line.cmd, b.String())
+	}
+}
+
+// runSection runs every command of a section in a fresh directory and
+// returns the runner (its servers are still running until the test ends).
+func runSection(t *testing.T, s docSection) *docRunner {
+	r := newDocRunner(t, t.TempDir(), s.lines)
+	for _, l := range s.lines {
+		r.run(l)
+	}
+	if t.Failed() {
+		r.logServers()
+	}
+	return r
+}
