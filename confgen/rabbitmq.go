@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -39,6 +40,11 @@ type RabbitOptions struct {
 	// Definitions is where definitions.json will be (absolute): nodes
 	// import it at boot. "" leaves the import to rabbitmqctl.
 	Definitions string
+	// Dir is the absolute directory the files go to (DIR/NODE/...): the
+	// environment files name the node's files by absolute path, because
+	// Debian's rabbitmq-server changes to /var/lib/rabbitmq first. ""
+	// writes no environment files.
+	Dir string
 }
 
 // RabbitDefaultUser is the default user the generated configuration makes
@@ -48,7 +54,10 @@ const RabbitDefaultUser = "mqttctl-default-unused"
 // RabbitFiles is what GenerateRabbitMQ makes: per node a rabbitmq.conf and
 // an enabled_plugins file, and one definitions.json for the cluster.
 type RabbitFiles struct {
-	Conf        map[string][]byte // by node name
+	Conf map[string][]byte // by node name
+	// Env is each node's rabbitmq-env.conf (by node name): its node name
+	// and every variable it needs, for RABBITMQ_CONF_ENV_FILE.
+	Env         map[string][]byte
 	Plugins     []byte
 	Definitions []byte
 	Warnings    []string
@@ -110,7 +119,8 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 				n.Name, err, n.Host, n.Name, o.PKIDir, n.Host))
 		}
 	}
-	f := &RabbitFiles{Conf: map[string][]byte{}}
+	f := &RabbitFiles{Conf: map[string][]byte{}, Env: map[string][]byte{}}
+	onHost := map[string]int{} // nodes so far on each host
 	// A node that does not import definitions makes a default user
 	// (guest/guest). A username and password in CONNECT beat the
 	// certificate, so that user must be useless: a random password and no
@@ -172,6 +182,14 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 			return nil, verr
 		}
 		f.Conf[n.Name] = []byte(b.String())
+		if o.Dir != "" {
+			env, err := rabbitEnv(o.Dir, n, onHost[n.Host])
+			if err != nil {
+				return nil, err
+			}
+			f.Env[n.Name] = env
+		}
+		onHost[n.Host]++
 	}
 	f.Plugins = []byte("[rabbitmq_mqtt].\n")
 
@@ -290,4 +308,83 @@ func certHasName(file, host string) error {
 		return fmt.Errorf("%s is for %s, not %s", file, strings.Join(names, ", "), host)
 	}
 	return nil
+}
+
+// RabbitDistPort is the Erlang distribution port of a RabbitMQ node
+// (AMQP's 5672 plus 20000); a second node on the same host takes the next.
+const RabbitDistPort = 25672
+
+// rabbitEnv is node n's rabbitmq-env.conf, sourced by the rabbitmq-server
+// and rabbitmqctl scripts (variables without the RABBITMQ_ prefix). Every
+// value passes confValue, whose characters are plain words to sh too.
+// earlier is how many nodes before n share its host: they need their own
+// distribution ports.
+func rabbitEnv(dir string, n RabbitNode, earlier int) ([]byte, error) {
+	var b strings.Builder
+	var verr error
+	v := func(what, s string) string {
+		out, err := confValue(what, s)
+		if err != nil && verr == nil {
+			verr = err
+		}
+		return out
+	}
+	env := filepath.Join(dir, n.Name, "rabbitmq-env.conf")
+	fmt.Fprintf(&b, "# Environment of RabbitMQ node %s@%s, written by mqttctl config rabbitmq.\n", n.Name, n.Host)
+	fmt.Fprintf(&b, "# As root: RABBITMQ_CONF_ENV_FILE=%s rabbitmq-server -detached\n", env)
+	b.WriteString("# (and the same variable for rabbitmqctl, which then talks to this node).\n")
+	fmt.Fprintf(&b, "NODENAME=%s@%s\n", v("node name", n.Name), v("node host", n.Host))
+	if strings.Contains(n.Host, ".") {
+		b.WriteString("# the host has dots: a long Erlang node name\nUSE_LONGNAME=true\n")
+	}
+	fmt.Fprintf(&b, "CONFIG_FILE=%s\n", v("config path", filepath.Join(dir, n.Name, "rabbitmq")))
+	fmt.Fprintf(&b, "ENABLED_PLUGINS_FILE=%s\n", v("plugins path", filepath.Join(dir, n.Name, "enabled_plugins")))
+	if earlier > 0 {
+		fmt.Fprintf(&b, "# another node runs on %s: its own distribution port\nDIST_PORT=%d\n", n.Host, RabbitDistPort+earlier)
+	}
+	if verr != nil {
+		return nil, verr
+	}
+	return []byte(b.String()), nil
+}
+
+// GrantRabbitAccess gives group (the rabbitmq account, which Debian's
+// rabbitmq-server switches to before it reads anything) read access to
+// exactly the files a node reads: the files written to o.Dir (wrote) and
+// the pki files rabbitmq.conf names. Keys stay unreadable by others.
+func GrantRabbitAccess(o RabbitOptions, wrote []string, group string) (BrokerAccess, error) {
+	var a BrokerAccess
+	if _, err := user.LookupGroup(group); err != nil {
+		a.NoGroup = true
+		return a, nil
+	}
+	pkiFiles := []string{filepath.Join(o.PKIDir, "ca.crt")}
+	for _, n := range o.Nodes {
+		pkiFiles = append(pkiFiles, filepath.Join(o.PKIDir, "servers", n.Name+".crt"), filepath.Join(o.PKIDir, "servers", n.Name+".key"))
+	}
+	for _, set := range []struct {
+		root  string
+		files []string
+	}{{o.Dir, wrote}, {o.PKIDir, pkiFiles}} {
+		var abs []string
+		for _, f := range set.files {
+			p, err := filepath.Abs(f)
+			if err != nil {
+				return a, err
+			}
+			abs = append(abs, p)
+		}
+		c, err := GrantGroupAccess(abs, group, set.root)
+		a.Changes = append(a.Changes, c...)
+		if err != nil {
+			return a, err
+		}
+		for _, f := range abs {
+			if d := Unreachable(f, group); d != "" {
+				a.Warnings = append(a.Warnings, fmt.Sprintf("user %s cannot enter %s, so it cannot read %s: chmod o+x %s, or move the files", group, d, f, d))
+				break
+			}
+		}
+	}
+	return a, nil
 }

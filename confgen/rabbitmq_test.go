@@ -145,3 +145,15 @@ func TestGenerateRabbitMQ(t *testing.T) {
 		t.Errorf("warnings: %q", f.Warnings)
 	}
 }
+
+// TestRabbitEnv: a host with dots makes a long node name (RabbitMQ's CLI
+// and server refuse a dotted host in a short name).
+func TestRabbitEnv(t *testing.T) {
+	env, err := rabbitEnv("/etc/rabbit", RabbitNode{Name: "rabbit1", Host: "mqtt1.example.com", MQTTPort: 8883}, 0)
+	if err != nil || !strings.Contains(string(env), "NODENAME=rabbit1@mqtt1.example.com\n") || !strings.Contains(string(env), "\nUSE_LONGNAME=true\n") {
+		t.Errorf("%v\n%s", err, env)
+	}
+	if _, err := rabbitEnv("/etc/my rabbit", RabbitNode{Name: "rabbit1", Host: "h", MQTTPort: 8883}, 0); err == nil {
+		t.Error("a path with a space went into rabbitmq-env.conf, which sh sources unquoted")
+	}
+}

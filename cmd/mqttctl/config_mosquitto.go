@@ -115,7 +115,7 @@ stay unreadable by others) and says so.`,
 	fl.StringVarP(&out, "output", "o", "", "file to write")
 	_ = fl.MarkDeprecated("output", "use --out FILE (-o is the output format in every other command)")
 	cmd.MarkFlagsMutuallyExclusive("out", "output")
-	fl.StringVar(&group, "broker-group", "mosquitto", "group the broker runs as, given read access to the files (none to skip)")
+	addBrokerGroupFlag(cmd, &group, "mosquitto")
 	fl.BoolVar(&force, "force", false, "replace an existing output file")
 	return cmd
 }

@@ -24,6 +24,7 @@ func newConfigRabbitMQCmd(s *streams) *cobra.Command {
 		passwd string
 		out    string
 		force  bool
+		group  string
 	)
 	cmd := &cobra.Command{
 		Use:   "rabbitmq --pki DIR --node NAME=HOST:PORT... --out DIR",
@@ -98,9 +99,10 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 				}
 				o.Users = pf.Users()
 			}
-			if o.Definitions, err = filepath.Abs(filepath.Join(out, "definitions.json")); err != nil {
+			if o.Dir, err = filepath.Abs(out); err != nil {
 				return err
 			}
+			o.Definitions = filepath.Join(o.Dir, "definitions.json")
 			f, err := confgen.GenerateRabbitMQ(o)
 			if err != nil {
 				return err
@@ -138,6 +140,9 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 				if err := add(filepath.Join(out, n.Name, "enabled_plugins"), f.Plugins); err != nil {
 					return err
 				}
+				if err := add(filepath.Join(out, n.Name, "rabbitmq-env.conf"), f.Env[n.Name]); err != nil {
+					return err
+				}
 			}
 			if err := add(filepath.Join(out, "definitions.json"), f.Definitions); err != nil {
 				return err
@@ -155,8 +160,12 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 			for _, w := range f.Warnings {
 				fmt.Fprintf(s.Out, "warning: %s\n", w)
 			}
-			fmt.Fprintf(s.Out, "Next: start %s with RABBITMQ_CONFIG_FILE=%s and RABBITMQ_ENABLED_PLUGINS_FILE=%s (it imports definitions.json at boot) and wait for it (rabbitmqctl await_startup), then the other nodes the same way: nodes started together race while the cluster forms, and a node that comes up with its virtual host down drops every MQTT client (vhost_is_down in its log). Once all run: rabbitmqctl delete_user %s\n",
-				o.Nodes[0].Name, filepath.Join(out, "NODE", "rabbitmq"), filepath.Join(out, "NODE", "enabled_plugins"), confgen.RabbitDefaultUser)
+			if group != "none" && os.Geteuid() == 0 {
+				if err := grantRabbitAccess(s, o, wrote, group); err != nil {
+					return err
+				}
+			}
+			printRabbitNext(s, o)
 			return nil
 		},
 	}
@@ -169,7 +178,42 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 	fl.StringVar(&o.Bind, "bind", "", "IP address the MQTT listeners bind to (default: each node's HOST if it is an IP address, else all interfaces)")
 	fl.StringVar(&out, "out", "", "directory to write to")
 	fl.BoolVar(&force, "force", false, "replace existing files")
+	addBrokerGroupFlag(cmd, &group, "rabbitmq")
 	return cmd
+}
+
+// grantRabbitAccess reports what confgen.GrantRabbitAccess changed.
+func grantRabbitAccess(s *streams, o confgen.RabbitOptions, wrote []string, group string) error {
+	a, err := confgen.GrantRabbitAccess(o, wrote, group)
+	if a.NoGroup {
+		fmt.Fprintf(s.Out, "No group %s here: give the account RabbitMQ runs as read access to %s and the pki files it names\n", group, o.Dir)
+		return err
+	}
+	fmt.Fprintf(s.Out, "Gave group %s read access (rabbitmq-server switches to that user before reading them):\n", group)
+	for _, l := range a.Changes {
+		fmt.Fprintln(s.Out, "  "+l)
+	}
+	for _, w := range a.Warnings {
+		fmt.Fprintln(s.Out, "warning: "+w)
+	}
+	return err
+}
+
+// printRabbitNext says how to start the nodes, with every path absolute.
+func printRabbitNext(s *streams, o confgen.RabbitOptions) {
+	fmt.Fprintf(s.Out, "Next, as root (Debian's rabbitmq-server changes to /var/lib/rabbitmq and switches to the rabbitmq user), %s first: it imports definitions.json at boot.\n", o.Nodes[0].Name)
+	for i, n := range o.Nodes {
+		env := "RABBITMQ_CONF_ENV_FILE=" + shellWord(filepath.Join(o.Dir, n.Name, "rabbitmq-env.conf"))
+		if i > 0 {
+			fmt.Fprintf(s.Out, "  # on %s, with the same paths, once %s runs (its /var/lib/rabbitmq/.erlang.cookie must be %s's)\n", n.Host, o.Nodes[i-1].Name, o.Nodes[0].Name)
+		} else {
+			fmt.Fprintf(s.Out, "  # on %s\n", n.Host)
+		}
+		fmt.Fprintf(s.Out, "  %s rabbitmq-server -detached\n  %s rabbitmqctl await_startup\n", env, env)
+	}
+	fmt.Fprintf(s.Out, "Start them one by one: nodes started together race while the cluster forms, and a node that comes up with its virtual host down drops every MQTT client (vhost_is_down in its log). "+
+		"%s exists only if a node other than %s formed the cluster (rabbitmqctl list_users shows it): then delete it with rabbitmqctl delete_user %s.\n",
+		confgen.RabbitDefaultUser, o.Nodes[0].Name, confgen.RabbitDefaultUser)
 }
 
 func splitHostPort(hp string) (string, int, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,6 +70,40 @@ func TestConfigRabbitMQRefusals(t *testing.T) {
 	conf, _ := os.ReadFile(filepath.Join(out, "rabbit2", "rabbitmq.conf"))
 	if !strings.Contains(string(conf), "\nmqtt.listeners.ssl.default = 8893\n") {
 		t.Errorf("rabbit2/rabbitmq.conf:\n%s", conf)
+	}
+	// Issue 22: each node's environment file names the node and its files
+	// by absolute path (Debian's rabbitmq-server changes to
+	// /var/lib/rabbitmq first), a second node on a host gets its own
+	// distribution port, and "Next:" prints what to run, absolute.
+	absOut, _ := filepath.Abs(out)
+	for _, tc := range []struct {
+		node string
+		want []string
+		not  []string
+	}{
+		{"rabbit1", []string{"NODENAME=rabbit1@localhost\n", "CONFIG_FILE=" + filepath.Join(absOut, "rabbit1", "rabbitmq") + "\n", "ENABLED_PLUGINS_FILE=" + filepath.Join(absOut, "rabbit1", "enabled_plugins") + "\n"}, []string{"DIST_PORT", "USE_LONGNAME"}},
+		{"rabbit2", []string{"NODENAME=rabbit2@localhost\n", "DIST_PORT=25673\n"}, []string{"USE_LONGNAME"}},
+	} {
+		env, err := os.ReadFile(filepath.Join(out, tc.node, "rabbitmq-env.conf"))
+		for _, w := range tc.want {
+			if err != nil || !strings.Contains(string(env), w) {
+				t.Errorf("%s/rabbitmq-env.conf lacks %q (%v):\n%s", tc.node, w, err, env)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(string(env), w) {
+				t.Errorf("%s/rabbitmq-env.conf has %q:\n%s", tc.node, w, env)
+			}
+		}
+	}
+	if code, o, e := runCLI(t, "", base("--acl", acl, "--node", "rabbit1=localhost:8883", "--node", "rabbit2=localhost:8893", "--out", out, "--force")...); code != 0 ||
+		!strings.Contains(o, "RABBITMQ_CONF_ENV_FILE="+filepath.Join(absOut, "rabbit2", "rabbitmq-env.conf")+" rabbitmq-server") ||
+		!strings.Contains(o, "rabbitmqctl list_users shows it") {
+		t.Errorf("config rabbitmq's Next: %d\n%s%s", code, o, e)
+	} else if os.Geteuid() == 0 && !strings.Contains(o, "Gave group rabbitmq read access") {
+		if _, err := user.LookupGroup("rabbitmq"); err == nil {
+			t.Errorf("run as root, config rabbitmq should give the rabbitmq group read access:\n%s", o)
+		}
 	}
 	if code, _, e := runCLI(t, "", "pki", "issue", "server", "rabbit3", "--dir", p, "--host", "127.0.0.1"); code != 0 {
 		t.Fatal(e)

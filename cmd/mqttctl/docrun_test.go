@@ -24,9 +24,13 @@ package main
 //     nodes keep two ports; a broker and the name clients dial share one).
 //   - `make test` is what runs this test: it is not run again. `make run`
 //     runs in the repository with RUNDIR set to the section's directory.
-//   - Run as root, each command sees the section's own directory as
-//     /var/lib/mosquitto (a private mount namespace), so the default
-//     persistence_location of a config is the section's, not the machine's.
+//   - Run as root, each command sees directories of the section's own as
+//     /var/lib/mosquitto, /var/lib/rabbitmq and /var/log/rabbitmq (a private
+//     mount namespace), so brokers keep their state in the section, not on
+//     the machine; the section's directory may be entered by other accounts
+//     (0711), as a broker that switches to its own user needs.
+//   - A RabbitMQ node (`rabbitmq-server`) is a server too; it is ready when
+//     it says "completed with N plugins".
 
 import (
 	"bufio"
@@ -130,9 +134,9 @@ var (
 	hostPort    = regexp.MustCompile(`\b([a-z0-9-]+\.example\.com|localhost|127\.0\.0\.1|0\.0\.0\.0):(\d{2,5})\b`)
 	dashP       = regexp.MustCompile(`(\s-p\s+)(\d{2,5})\b`)
 	exampleHost = regexp.MustCompile(`\b[a-z0-9-]+\.example\.com\b`)
-	serverCmd   = regexp.MustCompile(`^(?:[A-Z_]+=\S+\s+)*(?:make run|mqttctl (?:up|serve|enroll serve)|mosquitto\s+-c)\b`)
+	serverCmd   = regexp.MustCompile(`^(?:[A-Z_]+=\S+\s+)*(?:make run|mqttctl (?:up|serve|enroll serve)|mosquitto\s+-c|rabbitmq-server)(?:\s|$)`)
 	// What a server prints once it listens.
-	serverReady = regexp.MustCompile(`msg=listening|broker running on|mosquitto version \S+ running`)
+	serverReady = regexp.MustCompile(`msg=listening|broker running on|mosquitto version \S+ running|completed with \d+ plugins`)
 )
 
 // docRunner runs the commands of one section in one directory.
@@ -142,8 +146,9 @@ type docRunner struct {
 	env   []string
 	ports map[string]int // "HOST:PORT" or "local:PORT" → free port
 	bg    []*docProc
-	// varLib is the section's /var/lib/mosquitto (root only).
-	varLib string
+	// binds are the section's own directories mounted over the machine's
+	// (root only): pairs of source and target.
+	binds []string
 }
 
 type docProc struct {
@@ -186,9 +191,23 @@ func newDocRunner(t *testing.T, dir string, lines []docLine) *docRunner {
 		}
 	}
 	if os.Geteuid() == 0 {
-		if _, err := os.Stat("/var/lib/mosquitto"); err == nil {
-			r.varLib = filepath.Join(dir, ".var-lib-mosquitto")
-			os.Mkdir(r.varLib, 0o755)
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := os.Chmod(d, 0o711); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, target := range []string{"/var/lib/mosquitto", "/var/lib/rabbitmq", "/var/log/rabbitmq"} {
+			st, err := os.Stat(target)
+			if err != nil {
+				continue
+			}
+			src := filepath.Join(dir, ".mnt"+strings.ReplaceAll(target, "/", "-"))
+			os.Mkdir(src, 0o755)
+			sys := st.Sys().(*syscall.Stat_t)
+			if err := os.Chown(src, int(sys.Uid), int(sys.Gid)); err != nil {
+				t.Fatal(err)
+			}
+			r.binds = append(r.binds, src, target)
 		}
 	}
 	t.Cleanup(r.stop)
@@ -224,8 +243,10 @@ func (r *docRunner) rewrite(cmd string) string {
 // command makes the process for a rewritten command line.
 func (r *docRunner) command(line string) *exec.Cmd {
 	var cmd *exec.Cmd
-	if r.varLib != "" {
-		cmd = exec.Command("unshare", "-m", "sh", "-c", `mount --bind "$0" /var/lib/mosquitto && exec bash -o pipefail -c "$1"`, r.varLib, line)
+	if len(r.binds) > 0 {
+		// sh -c SCRIPT LINE SRC TARGET...: mount each pair, then run LINE.
+		script := `line=$0; while [ $# -gt 0 ]; do mount --bind "$1" "$2" || exit 125; shift 2; done; exec bash -o pipefail -c "$line"`
+		cmd = exec.Command("unshare", append([]string{"-m", "sh", "-c", script, line}, r.binds...)...)
 	} else {
 		cmd = exec.Command("bash", "-o", "pipefail", "-c", line)
 	}

@@ -241,3 +241,10 @@ func (d *daysFlag) Set(v string) error {
 	*d = daysFlag(dur)
 	return nil
 }
+
+// addBrokerGroupFlag is --broker-group: run as root, a config command gives
+// this group (the account the broker switches to) read access to exactly
+// the files the config names.
+func addBrokerGroupFlag(cmd *cobra.Command, group *string, def string) {
+	cmd.Flags().StringVar(group, "broker-group", def, "group the broker runs as, given read access to the files it reads when run as root (none to skip)")
+}
