@@ -2,7 +2,9 @@ package confgen
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"unicode"
 
@@ -190,6 +192,9 @@ func ParseACL(data []byte, name string) (*ACL, error) {
 // ReadACL reads and parses an ACL file.
 func ReadACL(path string) (*ACL, error) {
 	data, err := fsx.ReadRegular(path, fsx.MaxEditSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &MissingFileError{Kind: "ACL", Path: path, Err: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read ACL file: %w", err)
 	}

@@ -1,7 +1,9 @@
 package confgen
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/user"
@@ -91,7 +93,7 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 	if o.PKIDir == "" {
 		return nil, optErr("PKIDir", "the pki directory is required (the one 'mqttctl pki init' made)")
 	}
-	abs := func(p string) (string, error) {
+	abs := func(p, kind string) (string, error) {
 		if p == "" {
 			return "", nil
 		}
@@ -99,12 +101,14 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 		if err != nil {
 			return "", fmt.Errorf("resolve %s: %w", p, err)
 		}
-		if _, err := os.Stat(a); err != nil {
+		if _, err := os.Stat(a); errors.Is(err, fs.ErrNotExist) && kind != "" {
+			return "", &MissingFileError{Kind: kind, Path: p, Err: err}
+		} else if err != nil {
 			return "", fmt.Errorf("%s: %w", p, err)
 		}
 		return a, nil
 	}
-	pkiDir, err := abs(o.PKIDir)
+	pkiDir, err := abs(o.PKIDir, "")
 	if err != nil {
 		return nil, err
 	}
@@ -113,11 +117,11 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 			return nil, optErr("PKIDir", fmt.Sprintf("%s has no %s: it is not a pki directory yet ('mqttctl pki init' makes one)", o.PKIDir, f))
 		}
 	}
-	passwd, err := abs(o.PasswordFile)
+	passwd, err := abs(o.PasswordFile, "password")
 	if err != nil {
 		return nil, err
 	}
-	acl, err := abs(o.ACLFile)
+	acl, err := abs(o.ACLFile, "ACL")
 	if err != nil {
 		return nil, err
 	}

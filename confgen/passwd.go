@@ -291,6 +291,9 @@ func (pf *PasswordFile) Verify(user string, password []byte) bool {
 // ReadPasswordFile reads and parses a password file.
 func ReadPasswordFile(path string) (*PasswordFile, error) {
 	data, err := readBounded(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &MissingFileError{Kind: "password", Path: path, Err: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read password file: %w", err)
 	}
@@ -329,6 +332,20 @@ func EditPasswordFile(path string, create bool, fn func(*PasswordFile) error) er
 // ErrNoFile is wrapped by the error for a password or ACL file that must
 // exist and does not.
 var ErrNoFile = fs.ErrNotExist
+
+// MissingFileError is a password or ACL file that a command reads and
+// that does not exist; it matches ErrNoFile.
+type MissingFileError struct {
+	Kind string // "ACL" or "password"
+	Path string
+	Err  error
+}
+
+func (e *MissingFileError) Error() string {
+	return fmt.Sprintf("read %s file: %s does not exist", e.Kind, e.Path)
+}
+
+func (e *MissingFileError) Unwrap() error { return e.Err }
 
 // HashPlain replaces every plain "user:password" line with the user's $7$
 // hash (the password is everything after the first ':', so it may hold

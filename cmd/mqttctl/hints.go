@@ -47,6 +47,7 @@ func withHint(cmd *cobra.Command, err error) error {
 		dir = f.Value.String()
 	}
 	var hint string
+	var missing *confgen.MissingFileError
 	switch {
 	case errors.Is(err, pki.ErrHalfPair) && has("force"):
 		hint = "restore the missing file, or use --force to issue a new pair"
@@ -96,6 +97,10 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "give a --data-dir this account can write"
 	case errors.Is(err, confgen.ErrNoFile) && cmd.Parent() != nil && cmd.Parent().Name() == "passwd":
 		hint = "create it with: mqttctl passwd add FILE USER"
+	case errors.As(err, &missing) && missing.Kind == "ACL":
+		hint = "create it with: mqttctl acl add " + shellWord(missing.Path) + " read 'TOPIC' --user USER"
+	case errors.As(err, &missing):
+		hint = "create it with: mqttctl passwd add " + shellWord(missing.Path) + " USER"
 	}
 	if hint == "" {
 		hint = kindHint(err)

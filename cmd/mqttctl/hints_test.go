@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -27,4 +28,27 @@ func TestLibraryKindsGetFlagHints(t *testing.T) {
 			args:   []string{"config", "emqx", "--pki", pkiDir, "--mode", "tls", "--passwd", passwd, "--out", filepath.Join(dir, "emqx")},
 			errOut: []string{"user dave not converted: 1000 iterations", "mqttctl passwd add (with --iterations 101)"}},
 	})
+}
+
+// TestMissingFileSaysHowToCreate: a password or ACL file a command reads
+// and that does not exist is named with the command that makes it (issue
+// 22: the README's RabbitMQ block stopped at "read ACL file: open acl: no
+// such file or directory").
+func TestMissingFileSaysHowToCreate(t *testing.T) {
+	p := newPKIDir(t, "--node", "rabbit1=localhost", "--client", "alice")
+	dir := t.TempDir()
+	acl, passwd := filepath.Join(dir, "acl"), filepath.Join(dir, "passwd")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"config", "rabbitmq", "--pki", p, "--acl", acl, "--node", "rabbit1=localhost:8883", "--out", filepath.Join(dir, "r")}, "read ACL file: " + acl + " does not exist (create it with: mqttctl acl add " + acl + " read 'TOPIC' --user USER)"},
+		{[]string{"config", "emqx", "--pki", p, "--mode", "tls", "--passwd", passwd, "--out", filepath.Join(dir, "e")}, "read password file: " + passwd + " does not exist (create it with: mqttctl passwd add " + passwd + " USER)"},
+		{[]string{"acl", "check", acl, "write", "a/b", "--user", "alice"}, "create it with: mqttctl acl add " + acl},
+		{[]string{"config", "mosquitto", "--pki", newPKIDir(t), "--mode", "tls", "--passwd", passwd, "--out", filepath.Join(dir, "m.conf")}, "create it with: mqttctl passwd add " + passwd + " USER"},
+	} {
+		if code, o, e := runCLI(t, "", tc.args...); code == 0 || !strings.Contains(e, tc.want) {
+			t.Errorf("%v: exit %d, want %q\n%s%s", tc.args, code, tc.want, o, e)
+		}
+	}
 }
