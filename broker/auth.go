@@ -27,7 +27,27 @@ type authHook struct {
 	b *Broker
 
 	mu    sync.Mutex
-	creds map[*mqtt.Client][]byte // passwords of password clients, for SIGHUP re-checks
+	creds map[*mqtt.Client]cred // passwords of password clients, for SIGHUP re-checks
+
+	// verifying bounds the password hashes checked at once: an argon2id
+	// check (mosquitto 2.1's) takes 46 MiB and tens of milliseconds, so a
+	// reconnect storm of N clients must not take N times that memory.
+	verifying chan struct{}
+}
+
+// cred is what a password client logged in with: its password, and the
+// hash it matched (a reload that leaves the hash unchanged needs no new
+// check).
+type cred struct {
+	pw   []byte
+	hash confgen.Hash
+}
+
+// verify checks password against hash, at most GOMAXPROCS at once.
+func (h *authHook) verify(hash confgen.Hash, password []byte) bool {
+	h.verifying <- struct{}{}
+	defer func() { <-h.verifying }()
+	return hash.Verify(password)
 }
 
 func (h *authHook) ID() string { return "mqttctl-auth" }
@@ -121,11 +141,11 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet, ls *listener
 	if !ok {
 		return h.refuse(cl, 5, packets.ErrNotAuthorized, "unknown user")
 	}
-	if !hash.Verify(pk.Connect.Password) {
+	if !h.verify(hash, pk.Connect.Password) {
 		return h.refuse(cl, 5, packets.ErrNotAuthorized, "wrong password")
 	}
 	h.mu.Lock()
-	h.creds[cl] = append([]byte(nil), pk.Connect.Password...)
+	h.creds[cl] = cred{pw: append([]byte(nil), pk.Connect.Password...), hash: hash}
 	h.mu.Unlock()
 	return nil
 }
@@ -304,8 +324,15 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 // (after a SIGHUP reload), as mosquitto does. Certificate clients stay.
 func (h *authHook) recheck() int {
 	h.mu.Lock()
+	creds := make(map[*mqtt.Client]cred, len(h.creds))
+	for cl, c := range h.creds {
+		creds[cl] = c
+	}
+	h.mu.Unlock()
+	// Outside the lock: checking changed hashes may take a while (argon2id),
+	// and logins must go on meanwhile.
 	var drop []*mqtt.Client
-	for cl, pw := range h.creds {
+	for cl, c := range creds {
 		ls := h.b.listener(cl.Net.Listener)
 		if ls == nil {
 			continue
@@ -315,11 +342,20 @@ func (h *authHook) recheck() int {
 			continue
 		}
 		hash, ok := sec.passwords[string(cl.Properties.Username)]
-		if !ok || !hash.Verify(pw) {
+		switch {
+		case !ok:
 			drop = append(drop, cl)
+		case hash.Equal(c.hash):
+		case !h.verify(hash, c.pw):
+			drop = append(drop, cl)
+		default:
+			h.mu.Lock()
+			if _, still := h.creds[cl]; still {
+				h.creds[cl] = cred{pw: c.pw, hash: hash}
+			}
+			h.mu.Unlock()
 		}
 	}
-	h.mu.Unlock()
 	for _, cl := range drop {
 		h.b.log.Info("client disconnected: password no longer valid after reload", "client", cl.ID, "username", string(cl.Properties.Username))
 		_ = h.b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,7 +285,7 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 	if err := b.srv.AddHook(&flowHook{b: b}, nil); err != nil {
 		return nil, err
 	}
-	b.auth = &authHook{b: b, creds: map[*mqtt.Client][]byte{}}
+	b.auth = &authHook{b: b, creds: map[*mqtt.Client]cred{}, verifying: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if err := b.srv.AddHook(b.auth, nil); err != nil {
 		return nil, err
 	}

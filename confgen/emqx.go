@@ -66,6 +66,9 @@ func EMQXUsers(pf *PasswordFile, name string) (users []EMQXUser, iterations int,
 		}
 		h, _ := ParseHash(l.Hash)
 		switch {
+		case h.Kind == KindArgon2id:
+			skip("an $argon2id$ hash, which EMQX's pbkdf2 cannot check: set the password again with mqttctl passwd add --hash pbkdf2")
+			continue
 		case h.Kind != 7:
 			skip("a $6$ (SHA-512) hash, which EMQX's pbkdf2 cannot check: set the password again with mqttctl passwd add")
 			continue

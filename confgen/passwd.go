@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/crypto/argon2"
+
 	"github.com/mqttctl/mqttctl/internal/errs"
 	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/internal/ident"
@@ -77,18 +79,38 @@ func (e *IterationsError) Error() string {
 
 // Hash is a parsed password hash, ready to verify.
 type Hash struct {
-	Kind       int // 6 or 7
-	Iterations int
+	Kind       int    // 6, 7, or KindArgon2id
+	Iterations int    // $7$: PBKDF2 iterations; argon2id: passes (t)
+	Memory     uint32 // argon2id: KiB (m)
+	Lanes      uint8  // argon2id: parallelism (p)
 	Salt       []byte
 	Key        []byte
 }
 
-// ParseHash decodes "$6$salt$hash" or "$7$iter$salt$hash" with mosquitto's
-// rules: base64 with padding, a 12-byte salt and a 64-byte hash for $7$.
+// KindArgon2id is the Kind of a "$argon2id$" hash (mosquitto 2.1 built
+// with argon2).
+const KindArgon2id = 2
+
+// Bounds on a hash's work, so that a password file cannot stall or
+// exhaust the broker: a login verifies a hash.
+const (
+	maxArgonMemory = 1 << 20 // KiB: 1 GiB
+	maxArgonPasses = 64
+	maxArgonLanes  = 16
+)
+
+// ParseHash decodes "$6$salt$hash", "$7$iter$salt$hash" and
+// "$argon2id$v=19$m=M,t=T,p=P$salt$hash" with mosquitto's rules: base64
+// with padding, a 12-byte (mosquitto 2.0) or 64-byte (2.1) salt and a
+// 64-byte hash for $6$ and $7$; argon2's encoding (base64 without padding)
+// for argon2id, as libargon2 checks it.
 func ParseHash(s string) (Hash, error) {
+	if strings.HasPrefix(s, "$argon2") {
+		return parseArgon2id(s)
+	}
 	parts := strings.Split(s, "$")
 	if len(parts) < 4 || parts[0] != "" {
-		return Hash{}, errors.New("not a mosquitto password hash ($6$ or $7$)")
+		return Hash{}, errors.New("not a mosquitto password hash ($6$, $7$ or $argon2id$)")
 	}
 	var h Hash
 	switch parts[1] {
@@ -121,8 +143,8 @@ func ParseHash(s string) (Hash, error) {
 	if h.Key, err = base64.StdEncoding.DecodeString(parts[1]); err != nil {
 		return Hash{}, fmt.Errorf("hash is not base64: %w", err)
 	}
-	if h.Kind == 7 && len(h.Salt) != saltLen {
-		return Hash{}, fmt.Errorf("salt is %d bytes; mosquitto requires %d", len(h.Salt), saltLen)
+	if len(h.Salt) != saltLen && len(h.Salt) != hashLen {
+		return Hash{}, fmt.Errorf("salt is %d bytes; mosquitto requires %d (2.0) or %d (2.1)", len(h.Salt), saltLen, hashLen)
 	}
 	if len(h.Key) != hashLen {
 		return Hash{}, fmt.Errorf("hash is %d bytes; mosquitto requires %d", len(h.Key), hashLen)
@@ -149,10 +171,85 @@ func (h Hash) Verify(password []byte) bool {
 			return false
 		}
 		got = k
+	case KindArgon2id:
+		got = argon2.IDKey(password, h.Salt, uint32(h.Iterations), h.Memory, h.Lanes, uint32(len(h.Key)))
 	default:
 		return false
 	}
 	return subtle.ConstantTimeCompare(got, h.Key) == 1
+}
+
+// Equal reports whether two hashes are the same (the same password
+// matches both).
+func (h Hash) Equal(o Hash) bool {
+	return h.Kind == o.Kind && h.Iterations == o.Iterations && h.Memory == o.Memory && h.Lanes == o.Lanes &&
+		bytes.Equal(h.Salt, o.Salt) && bytes.Equal(h.Key, o.Key)
+}
+
+// String names the hash's kind and cost, as passwd list shows it.
+func (h Hash) String() string {
+	switch h.Kind {
+	case KindArgon2id:
+		return fmt.Sprintf("$argon2id$ m=%d KiB t=%d p=%d", h.Memory, h.Iterations, h.Lanes)
+	case 7:
+		return fmt.Sprintf("$7$ %d iterations, %d-byte salt", h.Iterations, len(h.Salt))
+	}
+	return fmt.Sprintf("$%d$", h.Kind)
+}
+
+// parseArgon2id decodes libargon2's encoding as mosquitto 2.1 writes it:
+// $argon2id$v=19$m=47104,t=1,p=1$SALT$HASH (base64 without padding).
+func parseArgon2id(s string) (Hash, error) {
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+		if len(parts) > 1 && parts[1] != "argon2id" {
+			return Hash{}, fmt.Errorf("unknown hash type $%s$ (mosquitto reads $argon2id$ only)", parts[1])
+		}
+		return Hash{}, errors.New("malformed $argon2id$ hash: want $argon2id$v=19$m=M,t=T,p=P$salt$hash")
+	}
+	if parts[2] != "v=19" {
+		return Hash{}, fmt.Errorf("argon2id version %q: mosquitto writes v=19", parts[2])
+	}
+	var m, t, p uint64
+	if n, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); n != 3 || err != nil || fmt.Sprintf("m=%d,t=%d,p=%d", m, t, p) != parts[3] {
+		return Hash{}, fmt.Errorf("malformed argon2id parameters %q: want m=MEMORY,t=PASSES,p=LANES", parts[3])
+	}
+	if m < 8*p || m > maxArgonMemory || t < 1 || t > maxArgonPasses || p < 1 || p > maxArgonLanes {
+		return Hash{}, fmt.Errorf("argon2id parameters %s are outside mqttctl's limits (m from 8p to %d KiB, t from 1 to %d, p from 1 to %d): a login verifies the hash",
+			parts[3], maxArgonMemory, maxArgonPasses, maxArgonLanes)
+	}
+	h := Hash{Kind: KindArgon2id, Iterations: int(t), Memory: uint32(m), Lanes: uint8(p)}
+	var err error
+	if h.Salt, err = base64.RawStdEncoding.Strict().DecodeString(parts[4]); err != nil || len(h.Salt) < 8 {
+		return Hash{}, fmt.Errorf("argon2id salt is not base64 of at least 8 bytes")
+	}
+	if h.Key, err = base64.RawStdEncoding.Strict().DecodeString(parts[5]); err != nil || len(h.Key) < 4 || len(h.Key) > 1024 {
+		return Hash{}, fmt.Errorf("argon2id hash is not base64 of 4 to 1024 bytes")
+	}
+	return h, nil
+}
+
+// Argon2id parameters mosquitto 2.1 uses (libcommon/password_common.c).
+const (
+	argonMemory = 47104 // KiB
+	argonPasses = 1
+	argonLanes  = 1
+)
+
+// HashArgon2id returns a mosquitto 2.1 "$argon2id$" hash of password with
+// mosquitto's parameters (46 MiB, one pass, one lane) and 64-byte salt and
+// hash. Only mosquitto 2.1 built with argon2 (and mqttctl) reads it.
+func HashArgon2id(password []byte) (string, error) {
+	if len(password) == 0 {
+		return "", errors.New("empty password: mosquitto refuses empty passwords")
+	}
+	salt := make([]byte, hashLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("read random salt: %w", err)
+	}
+	key := argon2.IDKey(password, salt, argonPasses, argonMemory, argonLanes, hashLen)
+	return fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", argonMemory, argonPasses, argonLanes,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
 
 // PasswordLine is one line of a password file. Lines mqttctl does not

@@ -1,6 +1,9 @@
 package confgen
 
 import (
+	"bytes"
+	"crypto/pbkdf2"
+	"crypto/sha512"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -70,6 +73,7 @@ func TestParseHashRejects(t *testing.T) {
 		"$7$101$!!!$" + key:          "not base64",
 		"$6$" + b64([]byte("salt")):  "not a mosquitto",
 		"$7$101$" + b64([]byte("a")): "malformed",
+		"$6$" + b64([]byte("saltsalt")) + "$" + key: "salt is 8 bytes",
 	}
 	for in, want := range tests {
 		if _, err := ParseHash(in); err == nil || !strings.Contains(err.Error(), want) {
@@ -77,7 +81,9 @@ func TestParseHashRejects(t *testing.T) {
 		}
 	}
 	// $6$: SHA512(password || salt), read but never written.
-	ph, err := ParseHash("$6$" + b64([]byte("saltsalt")) + "$mAmPaElro8MJT/+2ohnmww5w7khtVXJFkXDAy8XDcxOPwcPLePW0CbNMVMRYxOE881ntDBHHfBHceDyzpq562g==")
+	// (a 12-byte salt, as mosquitto requires for $6$ too).
+	sum := sha512.Sum512([]byte("pwsaltsaltsalt"))
+	ph, err := ParseHash("$6$" + b64([]byte("saltsaltsalt")) + "$" + b64(sum[:]))
 	if err != nil || !ph.Verify([]byte("pw")) || ph.Verify([]byte("px")) {
 		t.Fatalf("$6$: %v", err)
 	}
@@ -159,19 +165,74 @@ func TestConcurrentEditsKeepEveryUser(t *testing.T) {
 	}
 }
 
-// BenchmarkVerify measures one password check at mosquitto's default cost
-// (it runs for every password CONNECT).
-func BenchmarkVerify(b *testing.B) {
-	pf := ParsePasswordFile([]byte(aliceLine + "\n"))
-	h, _ := pf.Lookup("alice")
-	ph, err := ParseHash(h)
+// TestMosquitto21Hashes: the hashes mosquitto 2.1 writes are read and
+// verified (issue 20): $7$ with a 64-byte salt and 1000 iterations, and
+// $argon2id$ (the test vector from mosquitto's development branch, password
+// "secret"); bad ones are refused with the reason.
+func TestMosquitto21Hashes(t *testing.T) {
+	const argon = "$argon2id$v=19$m=47104,t=1,p=1$1ZNxpvBMc13qDdAdzg1P2hYmJoKphygw+NxReLALlDx89L71T3nJ91uV1vNYPsPGKi1Ie/WNkjfE5NNAkMYa3w$6W9wjbZiWXSP+LcLiMHBG5R+FEeAcANAcRb3Gy4TpFiH4A/1k/P5ESoiqD8kTBFqVoz0bgT+6X5LkT8kN1Ai1g"
+	h, err := ParseHash(argon)
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if !ph.Verify([]byte("s3cret")) {
-			b.Fatal("no match")
+	if !h.Verify([]byte("secret")) || h.Verify([]byte("Secret")) || h.Verify(nil) {
+		t.Error("the argon2id test vector does not verify 'secret' alone")
+	}
+	// A $7$ line with a 64-byte salt, as mosquitto 2.1's mosquitto_passwd writes.
+	salt := bytes.Repeat([]byte{7}, 64)
+	key, _ := pbkdf2.Key(sha512.New, "s3cret", salt, 1000, 64)
+	line := "$7$1000$" + base64.StdEncoding.EncodeToString(salt) + "$" + base64.StdEncoding.EncodeToString(key)
+	if h, err := ParseHash(line); err != nil || !h.Verify([]byte("s3cret")) || h.Verify([]byte("x")) {
+		t.Errorf("a 64-byte-salt $7$ hash: %v", err)
+	}
+	// What mqttctl writes for --hash argon2id verifies and has mosquitto's parameters.
+	mine, err := HashArgon2id([]byte("pw"))
+	if err != nil || !strings.HasPrefix(mine, "$argon2id$v=19$m=47104,t=1,p=1$") {
+		t.Fatalf("%v %s", err, mine)
+	}
+	if h, err := ParseHash(mine); err != nil || !h.Verify([]byte("pw")) || h.Verify([]byte("pw2")) {
+		t.Errorf("HashArgon2id does not verify: %v", err)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"$argon2i$v=19$m=47104,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "unknown hash type $argon2i$"},
+		{"$argon2id$v=16$m=47104,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "version"},
+		{"$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "outside mqttctl's limits"},
+		{"$argon2id$v=19$m=47104,t=1000,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "outside mqttctl's limits"},
+		{"$argon2id$v=19$m=47104,t=1,p=1,x=2$c2FsdHNhbHQ$aGFzaGhhc2g", "malformed argon2id parameters"},
+		{"$argon2id$v=19$m=47104,t=1,p=1$c2FsdA$aGFzaGhhc2g", "salt"},
+		{"$argon2id$v=19$m=47104,t=1,p=1$c2FsdHNhbHQ==$aGFzaGhhc2g", "salt"},
+		{"$argon2id$v=19$m=47104,t=1,p=1$c2FsdHNhbHQ", "malformed $argon2id$"},
+		{"$7$1000$" + base64.StdEncoding.EncodeToString(make([]byte, 32)) + "$" + base64.StdEncoding.EncodeToString(key), "salt is 32 bytes; mosquitto requires 12 (2.0) or 64 (2.1)"},
+	} {
+		if _, err := ParseHash(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseHash(%q) = %v, want %q", tc.in, err, tc.want)
 		}
+	}
+}
+
+// BenchmarkVerify is what one password login costs serve per hash kind
+// (serve checks at most GOMAXPROCS hashes at once).
+func BenchmarkVerify(b *testing.B) {
+	salt64 := bytes.Repeat([]byte{1}, 64)
+	key, _ := pbkdf2.Key(sha512.New, "pw", salt64, 1000, 64)
+	argon, _ := HashArgon2id([]byte("pw"))
+	p101, _ := HashPassword([]byte("pw"), 101)
+	for _, tc := range []struct{ name, hash string }{
+		{"pbkdf2-101-mosquitto2.0", p101},
+		{"pbkdf2-1000-mosquitto2.1", "$7$1000$" + base64.StdEncoding.EncodeToString(salt64) + "$" + base64.StdEncoding.EncodeToString(key)},
+		{"argon2id-46MiB", argon},
+	} {
+		h, err := ParseHash(tc.hash)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !h.Verify([]byte("pw")) {
+					b.Fatal("no match")
+				}
+			}
+		})
 	}
 }

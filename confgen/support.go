@@ -60,7 +60,7 @@ var serveSupport = map[string]ServeSupport{
 	"allow_anonymous":                {Support: Implemented, Note: "false by default when listeners are defined; reloaded on SIGHUP"},
 	"allow_zero_length_clientid":     {Support: Implemented, Note: "false: CONNACK 2 (v3.1.1) / 0x80 (v5) for an empty client id"},
 	"auto_id_prefix":                 {Support: Implemented, Note: "prefix of the ids given to clients that send none (default auto-)"},
-	"password_file":                  {Support: Implemented, Note: "$7$ and $6$ hashes; reloaded on SIGHUP"},
+	"password_file":                  {Support: Implemented, Note: "$7$ (12-byte salt: mosquitto 2.0; 64-byte: 2.1), $6$ and $argon2id$ hashes; reloaded on SIGHUP"},
 	"per_listener_settings":          {Support: Implemented, Note: ""},
 	"plugin":                         {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},
 	"auth_plugin":                    {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mqttctl's tests use (openssl, mosquitto,
 # mosquitto-clients, default-jre-headless for keytool, chromium and
-# libnss3-tools for the browser test, rabbitmq-server for the cluster test)
+# libnss3-tools for the browser test, rabbitmq-server for the cluster test,
+# cmake and the -dev libraries that build mosquitto 2.1.2)
 # when any is missing. Runs apt-get as root, or via sudo.
 set -euo pipefail
 
@@ -17,6 +18,13 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)
 # A live two-node RabbitMQ cluster from `config rabbitmq`.
 command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || need+=(rabbitmq-server)
+# mosquitto 2.1.2 is built from the workplace's release source
+# (../shared/reference/build-mosquitto-2.1.sh) for the 2.1 tests.
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || need+=(build-essential)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+[ -f /usr/include/cjson/cJSON.h ] || need+=(libcjson-dev)
+[ -f /usr/include/argon2.h ] || need+=(libargon2-dev)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

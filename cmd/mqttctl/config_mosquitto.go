@@ -65,7 +65,7 @@ stay unreadable by others) and says so.`,
 				return err
 			}
 			fmt.Fprintf(s.Out, "Wrote %s (%s, listener port %d)\n", out, o.Mode, c.Listener[0].Port)
-			if o.DataDir != systemDataDir {
+			if o.DataDir != systemDataDir && o.DataDir != "" {
 				if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 					return fmt.Errorf("persistence directory: %w", err)
 				}

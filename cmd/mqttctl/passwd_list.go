@@ -23,10 +23,7 @@ func newPasswdListCmd(s *streams) *cobra.Command {
 				h, _ := pf.Lookup(u)
 				kind := "unusable hash"
 				if ph, err := confgen.ParseHash(h); err == nil {
-					kind = fmt.Sprintf("$%d$", ph.Kind)
-					if ph.Kind == 7 {
-						kind += fmt.Sprintf(" %d iterations", ph.Iterations)
-					}
+					kind = ph.String()
 				}
 				fmt.Fprintf(s.Out, "%s\t%s\n", u, kind)
 			}

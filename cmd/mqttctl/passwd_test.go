@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
@@ -69,5 +71,76 @@ func TestPasswdVerifiesMosquittoPasswdFile(t *testing.T) {
 	testutil.MustRun(t, "", mp, "-c", "-b", f, "carol", "c4rol")
 	if code, out, _ := runCLI(t, "c4rol\n", "passwd", "verify", f, "carol", "--password-stdin"); code != 0 {
 		t.Fatalf("mosquitto_passwd's hash does not verify: %s", out)
+	}
+}
+
+// TestPasswdMosquitto21: password files go both ways between mqttctl and
+// mosquitto 2.1.2 (issue 20): a file mosquitto 2.1's mosquitto_passwd
+// wrote ($7$ with a 64-byte salt and 1000 iterations) is listed, verified
+// and logs its users in to serve; mqttctl's own lines log in to mosquitto
+// 2.1.2 on the config `config mosquitto` writes.
+func TestPasswdMosquitto21(t *testing.T) {
+	bin := testutil.Mosquitto21(t)
+	pub := testutil.RequireBinary(t, "mosquitto_pub")
+	dir := testutil.ReachableDir(t)
+	run := func(stdin string, args ...string) string {
+		t.Helper()
+		code, o, e := runCLI(t, stdin, args...)
+		if code != 0 {
+			t.Fatalf("%v: %s%s", args, o, e)
+		}
+		return o
+	}
+	p := filepath.Join(dir, "pki")
+	run("", "pki", "init", "--dir", p, "--host", "localhost")
+	pw := filepath.Join(dir, "passwd")
+	if o, err := testutil.Run(t, dir, nil, filepath.Join(bin, "mosquitto_passwd"), "-c", "-b", pw, "carol", "s3cret"); err != nil {
+		t.Fatalf("mosquitto_passwd 2.1: %v %s", err, o)
+	}
+	run("pw2\n", "passwd", "add", pw, "dave", "--password-stdin")
+	if o := run("", "passwd", "list", pw); !strings.Contains(o, "carol\t$7$ 1000 iterations, 64-byte salt") || !strings.Contains(o, "dave\t$7$ 101 iterations, 12-byte salt") {
+		t.Errorf("passwd list:\n%s", o)
+	}
+	run("s3cret\n", "passwd", "verify", pw, "carol", "--password-stdin")
+	if code, _, _ := runCLI(t, "s3creT\n", "passwd", "verify", pw, "carol", "--password-stdin"); code == 0 {
+		t.Error("a wrong password verified against mosquitto 2.1's hash")
+	}
+	port := testutil.FreePort(t)
+	conf := filepath.Join(dir, "m.conf")
+	run("", "config", "mosquitto", "--pki", p, "--mode", "tls", "--passwd", pw, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", "", "--out", conf)
+	login := func(who, user, pass string, ok bool) {
+		t.Helper()
+		o, err := testutil.Run(t, dir, nil, pub, "-h", "localhost", "-p", fmt.Sprint(port), "--cafile", filepath.Join(p, "ca.crt"), "-u", user, "-P", pass, "-t", "t/1", "-m", "x", "-q", "1")
+		if (err == nil) != ok {
+			t.Errorf("%s: %s/%s logged in = %v, want %v: %s", who, user, pass, err == nil, ok, o)
+		}
+	}
+	for _, b := range []string{"mosquitto 2.1.2", "serve"} {
+		var cmd *exec.Cmd
+		if b == "serve" {
+			// and an argon2id user (this build of 2.1.2 has no argon2)
+			run("pw3\n", "passwd", "add", pw, "erin", "--password-stdin", "--hash", "argon2id")
+			cmd = exec.Command(mqttctlBin, "serve", "-c", conf)
+		} else {
+			cmd = exec.Command(filepath.Join(bin, "mosquitto"), "-c", conf)
+		}
+		log := &testutil.SyncBuffer{}
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+		login(b, "carol", "s3cret", true)
+		login(b, "dave", "pw2", true)
+		login(b, "carol", "pw2", false)
+		if b == "serve" {
+			login(b, "erin", "pw3", true)
+			login(b, "erin", "pw2", false)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s logged:\n%s", b, log.String())
+		}
 	}
 }
