@@ -137,6 +137,14 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 			_, err := d.Issue(IssueOptions{Profile: ProfileClient, Name: "bob", Force: true})
 			return err
 		}},
+		{"issue bootstrap", func(d *Dir) error {
+			_, err := d.Issue(IssueOptions{Profile: ProfileBootstrap, Name: "dev9"})
+			return err
+		}},
+		{"enroll token create", func(d *Dir) error {
+			_, err := d.CreateTokens(TokenOptions{Names: []string{"dev7", "dev8"}})
+			return err
+		}},
 		{"issue server", func(d *Dir) error {
 			_, err := d.Issue(IssueOptions{Profile: ProfileServer, Name: "node1", Hosts: []string{"node1.example"}})
 			return err
