@@ -29,6 +29,6 @@ gets its certificate, and later renews it with its current certificate.`,
 		Short: "Make, list and revoke one-time enrolment tokens",
 	}
 	tok.AddCommand(newEnrollTokenCreateCmd(s, f), newEnrollTokenListCmd(s, f), newEnrollTokenRevokeCmd(s, f))
-	cmd.AddCommand(tok)
+	cmd.AddCommand(tok, newEnrollServeCmd(s, f))
 	return cmd
 }
