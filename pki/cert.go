@@ -162,12 +162,17 @@ func (t *Template) x509() (*x509.Certificate, error) {
 		c.MaxPathLenZero = true
 		c.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
 	case ProfileServer, ProfileClient, ProfileBridge, ProfileBootstrap:
-		if t.Profile == ProfileBootstrap {
-			c.Policies = []x509.OID{BootstrapPolicy}
-		}
 		c.KeyUsage = x509.KeyUsageDigitalSignature
 		if _, ok := t.PublicKey.(*rsa.PublicKey); ok {
 			c.KeyUsage |= x509.KeyUsageKeyEncipherment
+		}
+		if t.Profile == ProfileBootstrap {
+			c.Policies = []x509.OID{BootstrapPolicy}
+			// Not digitalSignature: OpenSSL's TLS servers (mosquitto)
+			// refuse it as a client certificate ("unsupported certificate
+			// purpose"), as serve does by the policy; the enrolment server
+			// ignores key usage.
+			c.KeyUsage = x509.KeyUsageContentCommitment
 		}
 		c.ExtKeyUsage = t.Profile.ExtKeyUsage()
 		hosts := t.Hosts
