@@ -67,9 +67,10 @@ type Options struct {
 
 // Server answers EST requests.
 type Server struct {
-	o   Options
-	mu  sync.Mutex
-	bad map[string]*failures
+	o      Options
+	mu     sync.Mutex
+	bad    map[string]*failures
+	pruned time.Time
 }
 
 type failures struct {
@@ -247,9 +248,14 @@ func (s *Server) failed(ip string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.o.Now()
-	for k, f := range s.bad { // forget old windows: the map stays small
-		if now.Sub(f.start) >= s.o.FailWindow {
-			delete(s.bad, k)
+	if len(s.bad) >= 1024 && now.Sub(s.pruned) >= s.o.FailWindow/10 {
+		// Forget ended windows, at most ten times a window: many
+		// addresses cost a sweep now and then, not one per failure.
+		s.pruned = now
+		for k, f := range s.bad {
+			if now.Sub(f.start) >= s.o.FailWindow {
+				delete(s.bad, k)
+			}
 		}
 	}
 	if f := s.bad[ip]; f != nil {

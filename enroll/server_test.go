@@ -182,6 +182,13 @@ func TestAttacks(t *testing.T) {
 	if code, _ := f.post(t, c, "dev-2", toks[0].Secret, csrB64(t, "dev-2")); code != 401 {
 		t.Fatalf("another name's token: %d", code)
 	}
+	// A CSR asking for CA:TRUE: 403, the token not spent.
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "dev-1"},
+		ExtraExtensions: []pkix.Extension{{Id: []int{2, 5, 29, 19}, Critical: true, Value: []byte{0x30, 0x03, 0x01, 0x01, 0xff}}}}, k)
+	if code, body := f.post(t, c, "dev-1", toks[0].Secret, []byte(base64.StdEncoding.EncodeToString(caDER))); code != 403 || !strings.Contains(body, "CA:TRUE") {
+		t.Fatalf("CA:TRUE: %d %s", code, body)
+	}
 	// Chunked bodies over the bound are cut at 64 KiB.
 	req, _ = http.NewRequest("POST", "https://"+f.addr+BasePath+"simpleenroll", io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("A"), 2*MaxBody))))
 	req.Header.Set("Content-Type", "application/pkcs10")

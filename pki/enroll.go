@@ -356,3 +356,22 @@ func allowedExtension(e pkix.Extension) error {
 	}
 	return nil
 }
+
+// CheckIssuer opens the directory as an enrolment would and reads the
+// issuing CA's key (asking CAPassword if it is encrypted): a server checks
+// at start that it will be able to issue.
+func (d *Dir) CheckIssuer() error {
+	if !fileExists(d.path(RootCertFile)) {
+		return noCA(d.Path)
+	}
+	s, err := d.begin()
+	if err != nil {
+		return err
+	}
+	defer s.end()
+	if _, err := d.loadTokens(); err != nil {
+		return err
+	}
+	_, err = s.issuer()
+	return err
+}

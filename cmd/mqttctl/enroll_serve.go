@@ -69,8 +69,11 @@ how it was authorised). SIGTERM or SIGINT stops it gracefully.`,
 			} else {
 				d.CAPassword = nil // never a terminal prompt in the middle of a request
 			}
-			if _, err := os.Stat(filepath.Join(d.Path, pki.RootCertFile)); err != nil {
-				return fmt.Errorf("no CA in %s: %w", d.Path, pki.ErrNoCA)
+			if days < 1 || days > pki.LeafMaxDays {
+				return fmt.Errorf("--days %d: give 1 to %d", days, pki.LeafMaxDays)
+			}
+			if err := d.CheckIssuer(); err != nil {
+				return err
 			}
 			log := slog.New(slog.NewTextHandler(s.Err, nil))
 			srv := enroll.New(enroll.Options{Dir: d, RenewAfterExpiry: time.Duration(renewAfter), Days: days, Log: log})

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,7 +76,7 @@ func TestEnrollServeWithCurlOpensslMosquitto(t *testing.T) {
 	port, mqttPort := testutil.FreePort(t), testutil.FreePort(t)
 	d.base = fmt.Sprintf("https://localhost:%d/.well-known/est/", port)
 	runCLI(t, "", "pki", "issue", "bootstrap", "boot-1", "--dir", d.pki)
-	_, estLog := testutil.Start(t, d.dir, mqttctlBin, "enroll", "serve", "--pki", d.pki, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	estCmd, estLog := testutil.Start(t, d.dir, mqttctlBin, "enroll", "serve", "--pki", d.pki, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
 	testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
 	conf := filepath.Join(d.dir, "mosquitto.conf")
 	if code, _, e := runCLI(t, "", "config", "mosquitto", "--pki", d.pki, "--mode", "mtls", "--listen", fmt.Sprintf("127.0.0.1:%d", mqttPort), "--out", conf, "--broker-group", "none"); code != 0 {
@@ -174,4 +175,38 @@ func TestEnrollServeWithCurlOpensslMosquitto(t *testing.T) {
 	if code, body := d.post("simplereenroll", "renew2.b64", "--cert", "dev-1.new.crt", "--key", "dev-1.new.key"); code != 401 || !strings.Contains(body, "revoked") {
 		t.Fatalf("a revoked device re-enrolled: %d %s", code, body)
 	}
+	// SIGTERM: a graceful stop, exit 0.
+	_ = estCmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- estCmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(estLog.String(), "stopping") {
+			t.Fatalf("enroll serve on SIGTERM: %v\n%s", err, estLog.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("enroll serve did not stop on SIGTERM")
+	}
+}
+
+// TestEnrollServeRefusesToStart: what would make every request fail is
+// refused at start, with nothing listening.
+func TestEnrollServeRefusesToStart(t *testing.T) {
+	p := newPKIDir(t, "--host", "localhost")
+	enc := newPKIDir(t, "--host", "localhost", "--encrypt-ca-key", "--ca-password-file", writeTemp(t, "pw", "secret-password\n"))
+	runSteps(t, []cliStep{
+		{name: "no CA", args: []string{"enroll", "serve", "--pki", p + "-none", "--cert", filepath.Join(p, "server.crt"), "--key", filepath.Join(p, "server.key")}, code: 1, errOut: []string{"no CA"}},
+		{name: "bad days", args: []string{"enroll", "serve", "--pki", p, "--days", "0"}, code: 1, errOut: []string{"--days 0"}},
+		{name: "half a pair", args: []string{"enroll", "serve", "--pki", p, "--cert", filepath.Join(p, "server.crt")}, code: 1, errOut: []string{"--cert and --key together"}},
+		{name: "an encrypted CA key without its password", args: []string{"enroll", "serve", "--pki", enc}, code: 1, errOut: []string{"--ca-password-file"}},
+	})
+}
+
+func writeTemp(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
