@@ -105,6 +105,9 @@ func TestEnrollServeWithCurlOpensslMosquitto(t *testing.T) {
 		t.Fatalf("mosquitto_pub with the enrolled certificate: %v %s\n%s", err, out, mqttLog.String())
 	}
 	waitFor(t, estLog, "authorised_by=token", "audit line")
+	if code, out, e := runCLI(t, "", "pki", "check", "--dir", d.pki); code != 0 || !strings.Contains(out, "clients/dev-1.crt: client") {
+		t.Fatalf("pki check after an enrolment: %d\n%s%s", code, out, e)
+	}
 
 	// Refusals, each with its status and nothing issued.
 	tok2 := d.token("dev-2")
