@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/smallstep/pkcs7"
+	"golang.org/x/net/netutil"
 
 	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/pki"
@@ -44,7 +45,20 @@ const (
 	// BodyTimeout the whole request.
 	HeaderTimeout = 10 * time.Second
 	BodyTimeout   = 30 * time.Second
+	// MaxConns bounds the connections served at once (Listen); more wait
+	// to be accepted.
+	MaxConns = 512
 )
+
+// Listen listens on addr (TCP), accepting at most MaxConns connections at
+// once: slow clients cannot take every file descriptor.
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return netutil.LimitListener(ln, MaxConns), nil
+}
 
 // BasePath is where the EST operations are served.
 const BasePath = "/.well-known/est/"

@@ -299,6 +299,9 @@ func CheckEnrollCSR(csr *x509.CertificateRequest) error {
 	if err := ident.Validate(csr.Subject.CommonName); err != nil {
 		return refuse(ErrEnrollPolicy, "the request's CN is the device's MQTT identity: %v", err)
 	}
+	if isPrev(csr.Subject.CommonName + ".crt") {
+		return refuse(ErrEnrollPolicy, "the request's CN %q ends in %q, kept for the certificates a renewal replaces", csr.Subject.CommonName, prevSuffix)
+	}
 	for _, e := range csr.Extensions {
 		if err := allowedExtension(e); err != nil {
 			return refuse(ErrEnrollPolicy, "the request asks for %v; the client profile sets the extensions: make the request without it", err)

@@ -167,6 +167,9 @@ func (d *Dir) CreateTokens(o TokenOptions) ([]NewToken, error) {
 		if err := ident.Validate(n); err != nil {
 			return nil, fmt.Errorf("token name: %w", err)
 		}
+		if isPrev(n + ".crt") {
+			return nil, fmt.Errorf("token name %q: names ending in %q are kept for the certificates renew replaces; choose another name", n, prevSuffix)
+		}
 		if seen[n] {
 			return nil, fmt.Errorf("%q is named twice", n)
 		}

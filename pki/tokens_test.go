@@ -123,6 +123,7 @@ func TestTokenCreateRefusals(t *testing.T) {
 		{"all or nothing", TokenOptions{Names: []string{"dev-9", "alice"}}, ErrNeedsForce, "alice"},
 		{"a bad name", TokenOptions{Names: []string{"a/#"}}, nil, "token name"},
 		{"a name twice", TokenOptions{Names: []string{"x", "x"}}, nil, "twice"},
+		{"a predecessor's name", TokenOptions{Names: []string{"alice.prev"}}, nil, ".prev"},
 		{"a server profile", TokenOptions{Names: []string{"x"}, Profile: ProfileServer}, nil, "profile client"},
 		{"too long", TokenOptions{Names: []string{"x"}, TTL: 500 * 24 * time.Hour}, nil, "lifetime"},
 	} {
@@ -282,6 +283,7 @@ func TestEnrollCSRPolicy(t *testing.T) {
 		{"P-224", testCSR(t, "dev-1", p224), "P-224"},
 		{"no CN", testCSR(t, "", nil), "no CN"},
 		{"a wildcard CN", testCSR(t, "dev/#", nil), "identity"},
+		{"a predecessor's CN", testCSR(t, "alice.prev", nil), ".prev"},
 	} {
 		toks, err := d.CreateTokens(TokenOptions{Names: []string{"dev-1"}, Force: true})
 		if err != nil {
@@ -306,6 +308,17 @@ func TestEnrollCSRPolicy(t *testing.T) {
 	}
 	if e.Cert.IsCA || len(e.Cert.ExtKeyUsage) != 1 || e.Cert.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth || e.Cert.Subject.OrganizationalUnit[0] != ClientOU {
 		t.Fatalf("issued %+v", e.Cert)
+	}
+	// The subject is the profile's: a CSR's other attributes are not copied.
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "dev-2", Organization: []string{"Evil CA"}, OrganizationalUnit: []string{BootstrapOU}}}, k)
+	evil, _ := x509.ParseCertificateRequest(der)
+	toks, _ = d.CreateTokens(TokenOptions{Names: []string{"dev-2"}})
+	if e, err = d.Enroll(EnrollRequest{CSR: evil, TokenName: "dev-2", Token: toks[0].Secret}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Cert.Subject.String(); got != "CN=dev-2,OU=MQTT Clients,O=mqttctl" || IsBootstrap(e.Cert) {
+		t.Fatalf("subject %s", got)
 	}
 }
 
@@ -384,6 +397,20 @@ func TestReenroll(t *testing.T) {
 	}
 	if _, err := late.Enroll(EnrollRequest{CSR: csrLike(cur), Peer: []*x509.Certificate{cur}, Reenroll: true}); !errors.Is(err, ErrEnrollAuth) || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("revoked: %v", err)
+	}
+	// Revoked in crl.pem only (an index.yaml restored from before the
+	// revocation): still refused.
+	fresh, freshDir := tokenDir(t)
+	bob := readCert(t, filepath.Join(freshDir, "clients", "alice.crt"))[0]
+	before := mustRead(t, filepath.Join(freshDir, IndexFile))
+	if _, _, err := fresh.Revoke(RevokeOptions{Name: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(freshDir, IndexFile), before, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.Enroll(EnrollRequest{CSR: csrLike(bob), Peer: []*x509.Certificate{bob}, Reenroll: true}); !errors.Is(err, ErrEnrollAuth) || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("revoked in crl.pem only: %v", err)
 	}
 	// A certificate of another CA.
 	_, otherDir := tokenDir(t)

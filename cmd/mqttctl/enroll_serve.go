@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -78,7 +77,7 @@ how it was authorised). SIGTERM or SIGINT stops it gracefully.`,
 			log := slog.New(slog.NewTextHandler(s.Err, nil))
 			srv := enroll.New(enroll.Options{Dir: d, RenewAfterExpiry: time.Duration(renewAfter), Days: days, Log: log})
 			hs := srv.HTTPServer(listen, cert)
-			ln, err := net.Listen("tcp", listen)
+			ln, err := enroll.Listen(listen)
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w", listen, err)
 			}
