@@ -85,6 +85,9 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 	if !fileExists(d.path(RootCertFile)) {
 		return nil, noCA(d.Path)
 	}
+	if !r.Reenroll && (r.TokenName != "" || r.Token != "") && !d.tokenMayMatch(r.TokenName, r.Token) {
+		return nil, errs.New(fmt.Sprintf("token of %q: no unused token of that name matches", r.TokenName), ErrEnrollAuth)
+	}
 	s, err := d.begin()
 	if err != nil {
 		return nil, err

@@ -305,3 +305,21 @@ func ReadNames(r io.Reader, file string) ([]string, error) {
 	}
 	return names, nil
 }
+
+// tokenMayMatch reports, without the directory's lock, whether name has an
+// unused token whose hash is secret's: a wrong guess is then refused
+// without waiting for the lock or reading the index, so guessing does not
+// hold up real enrolments. Only a "no" is final: a "yes" is decided again
+// under the lock. While a change is journaled (a crash is to be completed)
+// it answers yes.
+func (d *Dir) tokenMayMatch(name, secret string) bool {
+	if fileExists(d.path(JournalFile)) {
+		return true
+	}
+	tf, err := d.loadTokens()
+	if err != nil {
+		return true // the locked path reports it
+	}
+	_, err = tf.redeem(name, secret, d.now())
+	return err == nil
+}

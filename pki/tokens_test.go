@@ -419,3 +419,84 @@ func TestReenroll(t *testing.T) {
 		t.Fatalf("foreign: %v", err)
 	}
 }
+
+// BenchmarkEnroll measures one token enrolment (lock, index and crl.pem
+// read, CA key read, sign, journaled write) in a directory that already
+// holds 500 enrolled devices.
+func BenchmarkEnroll(b *testing.B) {
+	dir := filepath.Join(b.TempDir(), "pki")
+	d := &Dir{Path: dir}
+	if _, err := d.Init(InitOptions{Hosts: []string{"localhost"}}); err != nil {
+		b.Fatal(err)
+	}
+	enrol := func(names []string) {
+		toks, err := d.CreateTokens(TokenOptions{Names: names})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, tk := range toks {
+			if _, err := d.Enroll(EnrollRequest{CSR: testCSR(b, tk.Name, nil), TokenName: tk.Name, Token: tk.Secret}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var names []string
+	for i := range 500 {
+		names = append(names, "base-"+strconv.Itoa(i))
+	}
+	enrol(names)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		toks, err := d.CreateTokens(TokenOptions{Names: []string{"dev-" + strconv.Itoa(i)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		csr := testCSR(b, toks[0].Name, nil)
+		b.StartTimer()
+		if _, err := d.Enroll(EnrollRequest{CSR: csr, TokenName: toks[0].Name, Token: toks[0].Secret}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestWrongTokenDoesNotWaitForTheLock: a wrong token is refused while
+// another command holds the directory's lock (guessing does not queue
+// behind real enrolments); a right one waits for it.
+func TestWrongTokenDoesNotWaitForTheLock(t *testing.T) {
+	d, dir := tokenDir(t)
+	toks, err := d.CreateTokens(TokenOptions{Names: []string{"dev-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := fsx.LockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 2)
+	go func() {
+		_, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "dev-1", nil), TokenName: "dev-1", Token: "guess"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrEnrollAuth) {
+			t.Fatalf("wrong token: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a wrong token waited for the lock")
+	}
+	go func() {
+		_, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "dev-1", nil), TokenName: "dev-1", Token: toks[0].Secret})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the right token did not wait for the lock: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
