@@ -3,6 +3,7 @@ package pki
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -298,6 +299,16 @@ func TestEnrollCSRPolicy(t *testing.T) {
 			t.Errorf("%s: the token was spent on a refusal", c.name)
 		}
 	}
+	// The accepted key types.
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for _, k := range []crypto.Signer{p384, ed, rsa2048} {
+		toks, _ := d.CreateTokens(TokenOptions{Names: []string{"dev-1"}, Force: true})
+		if _, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "dev-1", k), TokenName: "dev-1", Token: toks[0].Secret}); err != nil {
+			t.Errorf("%T: %v", k.Public(), err)
+		}
+	}
 	// A request asking for what the profile gives anyway is fine.
 	ku, _ := asn1.Marshal(asn1.BitString{Bytes: []byte{0x80}, BitLength: 1})
 	ok, _ := asn1.Marshal([]asn1.ObjectIdentifier{oidClientAuth})
@@ -397,6 +408,24 @@ func TestReenroll(t *testing.T) {
 	}
 	if _, err := late.Enroll(EnrollRequest{CSR: csrLike(cur), Peer: []*x509.Certificate{cur}, Reenroll: true}); !errors.Is(err, ErrEnrollAuth) || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("revoked: %v", err)
+	}
+	// Revoking the name revoked every certificate of the slot, the
+	// re-enrolled ones' predecessors too.
+	idx, err := LoadIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range idx.Certificates {
+		if e.Name == "alice" {
+			n++
+			if e.Status != "revoked" {
+				t.Errorf("%s (serial %s) is still valid after revoking alice", e.Cert, e.Serial)
+			}
+		}
+	}
+	if n != 3 || idx.find("clients/alice.prev.crt") == nil || idx.find("clients/alice.prev.crt").ReplacedBy == "" {
+		t.Fatalf("%d entries for alice: %+v", n, idx.Certificates)
 	}
 	// Revoked in crl.pem only (an index.yaml restored from before the
 	// revocation): still refused.
