@@ -193,8 +193,8 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 
 // placeEnrolled stages an enrolled certificate at rel (its key is on the
 // device) and records it; a certificate already there is kept as its
-// predecessor (rel's .prev.crt, with its key if the directory has it), as
-// pki renew does, and stays valid until it expires or is revoked.
+// predecessor (rel's .prev.crt), as pki renew does, and stays valid until
+// it expires or is revoked.
 func (s *state) placeEnrolled(rel string, cur *Entry, cert *x509.Certificate, iss *Issuer) error {
 	path := s.d.path(rel)
 	data := EncodeCerts(append([]*x509.Certificate{cert}, iss.Chain...)...)
@@ -219,19 +219,10 @@ func (s *state) placeEnrolled(rel string, cur *Entry, cert *x509.Certificate, is
 	if err := s.txn.AddLike(path, data, path, 0o644); err != nil {
 		return err
 	}
-	i := s.idx.byFingerprint(cur.Fingerprint)
-	prev := &s.idx.Certificates[i]
-	if prev.Key != "" && !filepath.IsAbs(prev.Key) && fileExists(s.d.path(prev.Key)) {
-		k, err := readFile(s.d.path(prev.Key))
-		if err != nil {
-			return err
-		}
-		if err := s.txn.AddLike(s.d.path(prevPath(prev.Key)), k, s.d.path(prev.Key), 0o600); err != nil {
-			return err
-		}
-		s.txn.Remove(s.d.path(prev.Key))
-		prev.Key = prevPath(prev.Key)
-	}
+	// A key the directory holds for the old certificate stays where it is
+	// (a journal may only remove kept predecessors): the old entry keeps
+	// naming it, and the new certificate's key is on the device.
+	prev := &s.idx.Certificates[s.idx.byFingerprint(cur.Fingerprint)]
 	prev.Cert = prevPath(rel)
 	prev.ReplacedBy = FormatSerial(cert)
 	s.idx.Put(cur.Name, ProfileClient, cert, rel, "")

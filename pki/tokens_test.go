@@ -137,7 +137,8 @@ func TestTokenCreateRefusals(t *testing.T) {
 		t.Fatal("a refusal changed tokens.json")
 	}
 	// With force: the old token is revoked, and alice's enrolment
-	// supersedes her certificate (kept as alice.prev.crt with its key).
+	// supersedes her certificate (kept as alice.prev.crt; its key stays
+	// clients/alice.key, which the old entry names).
 	toks, err := d.CreateTokens(TokenOptions{Names: []string{"dev-1", "alice"}, Force: true})
 	if err != nil {
 		t.Fatal(err)
@@ -154,8 +155,18 @@ func TestTokenCreateRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	old, cur := idx.find("clients/alice.prev.crt"), idx.find("clients/alice.crt")
-	if old == nil || cur == nil || old.ReplacedBy != cur.Serial || old.Key != "clients/alice.prev.key" || cur.Key != "" || fileExists(filepath.Join(dir, "clients/alice.key")) {
+	if old == nil || cur == nil || old.ReplacedBy != cur.Serial || old.Key != "clients/alice.key" || cur.Key != "" || !fileExists(filepath.Join(dir, "clients/alice.key")) {
 		t.Fatalf("old %+v cur %+v", old, cur)
+	}
+	// pki check is content: the old entry's key matches alice.prev.crt.
+	findings, err := d.Check(CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range findings {
+		if f.Level != LevelOK {
+			t.Errorf("pki check after the enrolment: %v", f)
+		}
 	}
 	// Revoking by name revokes both.
 	if _, _, err := d.Revoke(RevokeOptions{Name: "alice"}); err != nil {

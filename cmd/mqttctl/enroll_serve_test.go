@@ -79,7 +79,7 @@ func TestEnrollServeWithCurlOpensslMosquitto(t *testing.T) {
 	estCmd, estLog := testutil.Start(t, d.dir, mqttctlBin, "enroll", "serve", "--pki", d.pki, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
 	testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
 	conf := filepath.Join(d.dir, "mosquitto.conf")
-	if code, _, e := runCLI(t, "", "config", "mosquitto", "--pki", d.pki, "--mode", "mtls", "--listen", fmt.Sprintf("127.0.0.1:%d", mqttPort), "--out", conf, "--broker-group", "none"); code != 0 {
+	if code, _, e := runCLI(t, "", "config", "mosquitto", "--pki", d.pki, "--mode", "mtls", "--listen", fmt.Sprintf("127.0.0.1:%d", mqttPort), "--data-dir", filepath.Join(d.dir, "data")+"/", "--out", conf, "--broker-group", "none"); code != 0 {
 		t.Fatal(e)
 	}
 	_, mqttLog := testutil.Start(t, d.dir, mqttctlBin, "serve", "-c", conf)
