@@ -452,6 +452,14 @@ func TestReenroll(t *testing.T) {
 	if _, err := fresh.Enroll(EnrollRequest{CSR: csrLike(bob), Peer: []*x509.Certificate{bob}, Reenroll: true}); !errors.Is(err, ErrEnrollAuth) || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("revoked in crl.pem only: %v", err)
 	}
+	// Another profile with clientAuth (a bridge) cannot re-enrol.
+	if _, err := d.Issue(IssueOptions{Profile: ProfileBridge, Name: "site1", Hosts: []string{"site1.example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	bridge := readCert(t, filepath.Join(dir, "servers", "site1.crt"))[0]
+	if _, err := d.Enroll(EnrollRequest{CSR: csrLike(bridge), Peer: []*x509.Certificate{bridge}, Reenroll: true}); !errors.Is(err, ErrEnrollAuth) || !strings.Contains(err.Error(), "bridge") {
+		t.Fatalf("bridge: %v", err)
+	}
 	// A certificate of another CA.
 	_, otherDir := tokenDir(t)
 	other := readCert(t, filepath.Join(otherDir, "clients", "alice.crt"))[0]
