@@ -310,11 +310,18 @@ func newTLSState(l confgen.ListenerSpec) (*tlsState, error) {
 		}
 		conf.ClientCAs = pool
 		conf.ClientAuth = tls.RequireAndVerifyClientCert
-		if spec.CRLFile != "" {
-			// VerifyConnection, unlike VerifyPeerCertificate, also runs
-			// when a client resumes a TLS session: a ticket from before a
-			// revocation must not let the client in.
-			conf.VerifyConnection = st.checkCRL
+		// VerifyConnection, unlike VerifyPeerCertificate, also runs when a
+		// client resumes a TLS session: a ticket from before a revocation
+		// must not let the client in.
+		conf.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) > 0 && pki.IsBootstrap(cs.PeerCertificates[0]) {
+				// A factory certificate is for the enrolment server only.
+				return errBootstrap
+			}
+			if spec.CRLFile != "" {
+				return st.checkCRL(cs)
+			}
+			return nil
 		}
 	}
 	if len(errs) > 0 {
@@ -359,6 +366,10 @@ func indexCRLs(crls []*x509.RevocationList, cas []*x509.Certificate, served *tls
 // errRevoked is what a revoked client certificate gets; Go sends the
 // bad_certificate alert.
 var errRevoked = errors.New("client certificate is revoked")
+
+// errBootstrap refuses a bootstrap certificate (pki issue bootstrap): it
+// only lets a device enrol at mqttctl enroll serve, never log in.
+var errBootstrap = errors.New("client certificate is a bootstrap certificate: it is accepted only by the enrolment server (mqttctl enroll serve), which gives the device its client certificate")
 
 func (st *tlsState) checkCRL(cs tls.ConnectionState) error {
 	return st.revoked(cs.VerifiedChains)

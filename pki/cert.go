@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"go.step.sm/crypto/x509util"
@@ -34,15 +35,44 @@ const (
 	// ProfileBridge is for a broker that also connects to another broker as a
 	// client (mosquitto bridges): serverAuth and clientAuth.
 	ProfileBridge Profile = "bridge"
+	// ProfileBootstrap is a device's factory certificate: clientAuth, but
+	// accepted only by the enrolment server (enroll serve), to obtain the
+	// device's client certificate. It carries BootstrapPolicy and the OU
+	// BootstrapOU so that serve's MQTT listeners can refuse it, and no
+	// config mqttctl writes names it as an identity.
+	ProfileBootstrap Profile = "bootstrap"
 )
+
+// BootstrapPolicy is the certificate policy that marks a bootstrap
+// certificate (a 2.25 UUID OID, ITU-T X.667).
+var BootstrapPolicy = mustOID("2.25.107744459101731994776231864044854695804")
+
+func mustOID(s string) x509.OID {
+	o, err := x509.ParseOID(s)
+	if err != nil {
+		panic(err)
+	}
+	return o
+}
+
+// IsBootstrap reports whether c is a bootstrap certificate (it carries
+// BootstrapPolicy, or the OU BootstrapOU).
+func IsBootstrap(c *x509.Certificate) bool {
+	for _, p := range c.Policies {
+		if p.Equal(BootstrapPolicy) {
+			return true
+		}
+	}
+	return slices.Contains(c.Subject.OrganizationalUnit, BootstrapOU)
+}
 
 // ParseProfile validates a leaf --profile value.
 func ParseProfile(s string) (Profile, error) {
 	switch p := Profile(s); p {
-	case ProfileServer, ProfileClient, ProfileBridge:
+	case ProfileServer, ProfileClient, ProfileBridge, ProfileBootstrap:
 		return p, nil
 	}
-	return "", fmt.Errorf("unknown profile %q: use server, client or bridge", s)
+	return "", fmt.Errorf("unknown profile %q: use server, client, bridge or bootstrap", s)
 }
 
 // IsCA reports whether the profile is a CA profile.
@@ -53,7 +83,7 @@ func (p Profile) ExtKeyUsage() []x509.ExtKeyUsage {
 	switch p {
 	case ProfileServer:
 		return []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	case ProfileClient:
+	case ProfileClient, ProfileBootstrap:
 		return []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	case ProfileBridge:
 		return []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
@@ -131,10 +161,18 @@ func (t *Template) x509() (*x509.Certificate, error) {
 		c.MaxPathLen = 0
 		c.MaxPathLenZero = true
 		c.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
-	case ProfileServer, ProfileClient, ProfileBridge:
+	case ProfileServer, ProfileClient, ProfileBridge, ProfileBootstrap:
 		c.KeyUsage = x509.KeyUsageDigitalSignature
 		if _, ok := t.PublicKey.(*rsa.PublicKey); ok {
 			c.KeyUsage |= x509.KeyUsageKeyEncipherment
+		}
+		if t.Profile == ProfileBootstrap {
+			c.Policies = []x509.OID{BootstrapPolicy}
+			// Not digitalSignature: OpenSSL's TLS servers (mosquitto)
+			// refuse it as a client certificate ("unsupported certificate
+			// purpose"), as serve does by the policy; the enrolment server
+			// ignores key usage.
+			c.KeyUsage = x509.KeyUsageContentCommitment
 		}
 		c.ExtKeyUsage = t.Profile.ExtKeyUsage()
 		hosts := t.Hosts

@@ -448,6 +448,8 @@ func reissueFix(it checked, dir string) string {
 		return "make a new CA and reissue its certificates"
 	case ProfileClient:
 		return explain.ReissueClient(name, dir)
+	case ProfileBootstrap:
+		return explain.Reissue(string(ProfileBootstrap), name, dir)
 	}
 	return explain.ReissueServer(name, dir, nil)
 }
@@ -544,8 +546,15 @@ func (c *checker) checkUsages(it checked, leaf *x509.Certificate, full string, g
 		if !(server && client) && !anyU {
 			c.add(LevelError, full, "a bridge certificate needs serverAuth and clientAuth", "")
 		}
+	case ProfileBootstrap:
+		if !client || !IsBootstrap(leaf) {
+			c.add(LevelError, full, "a bootstrap certificate needs clientAuth and the bootstrap mark", reissueFix(it, c.d.Path))
+		}
+		if leaf.KeyUsage&x509.KeyUsageDigitalSignature != 0 {
+			c.add(LevelWarn, full, "a bootstrap certificate with digitalSignature: mosquitto would accept it as a client certificate", reissueFix(it, c.d.Path))
+		}
 	}
-	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 && it.profile != ProfileBootstrap {
 		c.add(LevelError, full, "lacks digitalSignature key usage: TLS handshakes fail", reissueFix(it, c.d.Path))
 	}
 	if leaf.KeyUsage&(x509.KeyUsageCertSign|x509.KeyUsageCRLSign) != 0 {

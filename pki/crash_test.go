@@ -1,6 +1,9 @@
 package pki
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -135,6 +138,37 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 		}},
 		{"issue client --force", func(d *Dir) error {
 			_, err := d.Issue(IssueOptions{Profile: ProfileClient, Name: "bob", Force: true})
+			return err
+		}},
+		{"issue bootstrap", func(d *Dir) error {
+			_, err := d.Issue(IssueOptions{Profile: ProfileBootstrap, Name: "dev9"})
+			return err
+		}},
+		{"enroll token create", func(d *Dir) error {
+			_, err := d.CreateTokens(TokenOptions{Names: []string{"dev7", "dev8"}})
+			return err
+		}},
+		{"enroll with a token", func(d *Dir) error {
+			toks, err := d.CreateTokens(TokenOptions{Names: []string{"dev6"}})
+			if err != nil {
+				return err
+			}
+			_, err = d.Enroll(EnrollRequest{CSR: testCSR(t, "dev6", nil), TokenName: "dev6", Token: toks[0].Secret})
+			return err
+		}},
+		{"enroll: re-enrol alice (a certificate whose key the directory holds)", func(d *Dir) error {
+			data, err := os.ReadFile(filepath.Join(d.Path, "clients", "alice.crt"))
+			if err != nil {
+				return err
+			}
+			certs, err := ParseCerts(data, "alice.crt")
+			if err != nil {
+				return err
+			}
+			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{RawSubject: certs[0].RawSubject}, k)
+			csr, _ := x509.ParseCertificateRequest(der)
+			_, err = d.Enroll(EnrollRequest{CSR: csr, Peer: certs[:1], Reenroll: true})
 			return err
 		}},
 		{"issue server", func(d *Dir) error {

@@ -120,6 +120,9 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 	if _, err := ParseProfile(string(o.Profile)); err != nil {
 		return nil, nil, err
 	}
+	if o.Profile == ProfileBootstrap {
+		return nil, nil, errors.New("a bootstrap certificate is made with its key on the CA's machine (pki issue bootstrap NAME), not signed from a request")
+	}
 	if o.Days == 0 {
 		o.Days = DefaultLeafDays
 	}

@@ -24,6 +24,7 @@ const (
 	ServerCertFile       = "server.crt"
 	ServerKeyFile        = "server.key"
 	ClientsDir           = "clients"
+	BootstrapDir         = "bootstrap"
 	ServersDir           = "servers"
 	// JournalFile records a change that is being written (fsx.Txn.Journal):
 	// while it exists, the change is completed before anything else reads
@@ -37,6 +38,8 @@ const (
 	ServerOU = "MQTT Broker"
 	ClientOU = "MQTT Clients"
 	BridgeOU = "MQTT Bridge"
+	// BootstrapOU marks a bootstrap certificate (ProfileBootstrap).
+	BootstrapOU = "MQTT Bootstrap"
 )
 
 // DefaultOrg is the organisation put in subjects when none is given.
@@ -203,7 +206,7 @@ func (d *Dir) recover() (string, error) {
 	if len(done) > 0 {
 		return fmt.Sprintf("completed a change that was interrupted (%s recorded %d files: %s)", d.path(JournalFile), len(done), strings.Join(done, ", ")), nil
 	}
-	fsx.CleanTemps(d.Path, d.path(ClientsDir), d.path(ServersDir))
+	fsx.CleanTemps(d.Path, d.path(ClientsDir), d.path(ServersDir), d.path(BootstrapDir))
 	return "", nil
 }
 

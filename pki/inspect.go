@@ -70,6 +70,9 @@ func profileOf(c *x509.Certificate) string {
 		}
 		return string(ProfileIntermediate)
 	}
+	if IsBootstrap(c) {
+		return string(ProfileBootstrap)
+	}
 	var server, client bool
 	for _, u := range c.ExtKeyUsage {
 		server = server || u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny

@@ -34,6 +34,8 @@ func leafPaths(p Profile, name string) pair {
 		return pair{ServerCertFile, ServerKeyFile}
 	case p == ProfileClient:
 		return pair{filepath.Join(ClientsDir, name+".crt"), filepath.Join(ClientsDir, name+".key")}
+	case p == ProfileBootstrap:
+		return pair{filepath.Join(BootstrapDir, name+".crt"), filepath.Join(BootstrapDir, name+".key")}
 	default:
 		return pair{filepath.Join(ServersDir, name+".crt"), filepath.Join(ServersDir, name+".key")}
 	}
@@ -52,7 +54,7 @@ func (s *state) leaf(r leafRequest) error {
 	}
 	if ok && !r.force {
 		s.rep.add("kept", what, s.d.path(p.cert), "")
-		if r.profile != ProfileClient {
+		if r.profile != ProfileClient && r.profile != ProfileBootstrap {
 			s.warnMissingHosts(p.cert, r)
 		}
 		return nil
@@ -64,10 +66,13 @@ func (s *state) leaf(r leafRequest) error {
 		subj.OrganizationalUnit = []string{ClientOU}
 	case ProfileBridge:
 		subj.OrganizationalUnit = []string{BridgeOU}
+	case ProfileBootstrap:
+		subj.CommonName = r.name
+		subj.OrganizationalUnit = []string{BootstrapOU}
 	default:
 		subj.OrganizationalUnit = []string{ServerOU}
 	}
-	if r.profile != ProfileClient {
+	if r.profile != ProfileClient && r.profile != ProfileBootstrap {
 		switch {
 		case r.cn != "":
 			subj.CommonName = r.cn
@@ -131,7 +136,7 @@ func (s *state) leaf(r leafRequest) error {
 		verb = "replaced"
 	}
 	detail := "CN=" + cert.Subject.CommonName
-	if r.profile != ProfileClient {
+	if r.profile != ProfileClient && r.profile != ProfileBootstrap {
 		detail = strings.Join(Names(cert), ", ")
 	}
 	s.rep.add(verb, what, s.d.path(p.cert), detail)
@@ -193,7 +198,7 @@ func (d *Dir) Issue(o IssueOptions) (*Report, error) {
 		return nil, fmt.Errorf("%s name: %w", o.Profile, err)
 	}
 	var hosts Hosts
-	if o.Profile != ProfileClient {
+	if o.Profile != ProfileClient && o.Profile != ProfileBootstrap {
 		args := o.Hosts
 		if len(args) == 0 {
 			if _, err := parseHosts([]string{o.Name}); err != nil || o.Name == "server" {

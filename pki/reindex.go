@@ -186,6 +186,8 @@ func guessEntry(rel string, c *x509.Certificate) (string, Profile) {
 		return "ca", ProfileRoot
 	case rel == IntermediateCertFile:
 		return "intermediate", ProfileIntermediate
+	case IsBootstrap(c):
+		return name, ProfileBootstrap
 	case hasEKU(c, x509.ExtKeyUsageServerAuth) && hasEKU(c, x509.ExtKeyUsageClientAuth):
 		return name, ProfileBridge
 	case hasEKU(c, x509.ExtKeyUsageServerAuth):

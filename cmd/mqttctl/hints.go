@@ -53,6 +53,10 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "restore the missing file, or use --force to issue a new pair"
 	case errors.Is(err, pki.ErrHalfPair):
 		hint = "restore the missing file"
+	case errors.Is(err, pki.ErrTokenExists) && has("force"):
+		hint = "revoke it with: mqttctl enroll token revoke NAME, or use --force to replace it"
+	case errors.Is(err, pki.ErrIdentityInUse) && has("force") && cmd.Parent() != nil && cmd.Parent().Name() == "token":
+		hint = "use --force to let the device's enrolment supersede that certificate (revoke it too if the device was lost)"
 	case errors.Is(err, pki.ErrIdentityInUse) && has("force"):
 		hint = "use another name, or --force to issue a second certificate for the same identity"
 	case errors.Is(err, pki.ErrValidity) && errors.Is(err, pki.ErrNeedsForce) && has("force"):

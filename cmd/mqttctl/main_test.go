@@ -26,7 +26,7 @@ func TestHelpHasExamples(t *testing.T) {
 		{"passwd", "add", "--help"}, {"passwd", "delete", "--help"}, {"passwd", "verify", "--help"}, {"passwd", "list", "--help"},
 		{"passwd", "import", "--help"}, {"acl", "add", "--help"}, {"acl", "check", "--help"},
 		{"config", "mosquitto", "--help"}, {"config", "check", "--help"},
-		{"serve", "--help"}, {"up", "--help"}, {"check", "--help"}, {"bench", "handshakes", "--help"}, {"bench", "pubsub", "--help"},
+		{"serve", "--help"}, {"up", "--help"}, {"enroll", "serve", "--help"}, {"enroll", "token", "create", "--help"}, {"check", "--help"}, {"bench", "handshakes", "--help"}, {"bench", "pubsub", "--help"},
 	} {
 		code, out, _ := runCLI(t, "", args...)
 		if code != 0 || !strings.Contains(out, "Examples:") {
@@ -125,7 +125,7 @@ func TestWrongArgumentCount(t *testing.T) {
 		{name: "passwd add with one too many", args: []string{"passwd", "add", "passwd", "alice", "pw"}, code: 1,
 			errOut: []string{`"pw" is one too many; usage: mqttctl passwd add FILE USER`}},
 		{name: "pki issue without NAME", args: []string{"pki", "issue", "client"}, code: 1,
-			errOut: []string{"missing NAME; usage: mqttctl pki issue server|client|bridge NAME"}},
+			errOut: []string{"missing NAME; usage: mqttctl pki issue server|client|bridge|bootstrap NAME"}},
 		{name: "check without URL", args: []string{"check"}, code: 1,
 			errOut: []string{"missing URL; usage: mqttctl check URL [URL...]"}},
 		{name: "version with an argument", args: []string{"version", "x"}, code: 1,

@@ -15,15 +15,19 @@ func newPKIIssueCmd(s *streams, f *pkiFlags) *cobra.Command {
 		notBefore, notAfter string
 	)
 	cmd := &cobra.Command{
-		Use:   "issue server|client|bridge NAME",
-		Short: "Issue one broker, client or bridge certificate from the directory's CA",
+		Use:   "issue server|client|bridge|bootstrap NAME",
+		Short: "Issue one broker, client, bridge or bootstrap certificate from the directory's CA",
 		Long: `issue adds a certificate and a new key signed by the directory's CA.
 
   server NAME   servers/NAME.crt (NAME "server" replaces server.crt with --force)
   client NAME   clients/NAME.crt, CN = NAME = the MQTT identity
-  bridge NAME   servers/NAME.crt usable as both broker and client`,
+  bridge NAME   servers/NAME.crt usable as both broker and client
+  bootstrap NAME  bootstrap/NAME.crt, a device's factory certificate: accepted
+                only by 'mqttctl enroll serve' to obtain the client certificate
+                NAME, refused by serve's MQTT listeners`,
 		Example: `  mqttctl pki issue client sensor-02
   mqttctl pki issue server edge1 --host edge1.example.com --host 192.0.2.11
+  mqttctl pki issue bootstrap sensor-03 --days 30
   # reissue the default broker certificate with an extra name
   mqttctl pki issue server server --force --host localhost --host mqtt.example.com`,
 		Args: cobra.ExactArgs(2),
