@@ -136,7 +136,7 @@ var (
 	exampleHost = regexp.MustCompile(`\b[a-z0-9-]+\.example\.com\b`)
 	serverCmd   = regexp.MustCompile(`^(?:[A-Z_]+=\S+\s+)*(?:make run|mqttctl (?:up|serve|enroll serve)|mosquitto\s+-c|rabbitmq-server)(?:\s|$)`)
 	// What a server prints once it listens.
-	serverReady = regexp.MustCompile(`msg=listening|broker running on|mosquitto version \S+ running|completed with \d+ plugins`)
+	serverReady = regexp.MustCompile(`\blistening\b|broker running on|mosquitto version \S+ running|completed with \d+ plugins`)
 )
 
 // docRunner runs the commands of one section in one directory.
