@@ -30,11 +30,23 @@ package main
 //     the machine; the section's directory may be entered by other accounts
 //     (0711), as a broker that switches to its own user needs.
 //   - A RabbitMQ node (`rabbitmq-server`) is a server too; it is ready when
-//     it says "completed with N plugins".
+//     it says "completed with N plugins". `mqttctl serve --print-config`
+//     prints and exits: it is not a server.
+//   - A command whose comment says `on the terminal` (`passwd add passwd
+//     alice   # asks twice on the terminal`) gets a terminal as its standard
+//     input, on which the runner types $PW and Enter at each question (three
+//     lines are typed ahead; a password prompt reads one line).
+//   - Only where a test sets sysPaths (the --help examples, see
+//     help_examples_test.go): an absolute path under /etc/ or /srv/ becomes
+//     the same path relative to the command's directory (`etc/...`,
+//     `srv/...`), so that examples that name the machine's files use the
+//     fixture's.
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,6 +146,9 @@ var (
 	hostPort    = regexp.MustCompile(`\b([a-z0-9-]+\.example\.com|localhost|127\.0\.0\.1|0\.0\.0\.0):(\d{2,5})\b`)
 	dashP       = regexp.MustCompile(`(\s-p\s+)(\d{2,5})\b`)
 	exampleHost = regexp.MustCompile(`\b[a-z0-9-]+\.example\.com\b`)
+	sysPath     = regexp.MustCompile(`(^|[\s='"(])/(etc|srv)/`)
+	onTerminal  = regexp.MustCompile(`#.*\bon the terminal\b`)
+	printConfig = regexp.MustCompile(`\s--print-config\b`)
 	serverCmd   = regexp.MustCompile(`^(?:[A-Z_]+=\S+\s+)*(?:make run|mqttctl (?:up|serve|enroll serve)|mosquitto\s+-c|rabbitmq-server)(?:\s|$)`)
 	// What a server prints once it listens.
 	serverReady = regexp.MustCompile(`msg=listening|broker running on|mosquitto version \S+ running|completed with \d+ plugins`)
@@ -149,6 +164,9 @@ type docRunner struct {
 	// binds are the section's own directories mounted over the machine's
 	// (root only): pairs of source and target.
 	binds []string
+	// sysPaths: /etc/... and /srv/... become etc/... and srv/... (the
+	// --help examples' rule).
+	sysPaths bool
 }
 
 type docProc struct {
@@ -237,7 +255,11 @@ func (r *docRunner) rewrite(cmd string) string {
 		m := dashP.FindStringSubmatch(s)
 		return fmt.Sprintf("%s%d", m[1], r.ports[portKey("localhost", m[2])])
 	})
-	return exampleHost.ReplaceAllString(cmd, "localhost")
+	cmd = exampleHost.ReplaceAllString(cmd, "localhost")
+	if r.sysPaths {
+		cmd = sysPath.ReplaceAllString(cmd, "$1$2/")
+	}
+	return cmd
 }
 
 // command makes the process for a rewritten command line.
@@ -265,7 +287,7 @@ func (r *docRunner) run(l docLine) {
 	case trimmed == "make test":
 		t.Logf("%s: `make test` is what runs this test: not run again", l.src)
 		return
-	case serverCmd.MatchString(trimmed):
+	case serverCmd.MatchString(trimmed) && !printConfig.MatchString(trimmed):
 		r.start(l, line, true)
 		return
 	case strings.HasSuffix(trimmed, "&"):
@@ -273,7 +295,13 @@ func (r *docRunner) run(l docLine) {
 		return
 	}
 	cmd := r.command(line)
-	out, err := cmd.CombinedOutput()
+	var out []byte
+	var err error
+	if onTerminal.MatchString(l.cmd) {
+		out, err = r.typeOnTerminal(cmd)
+	} else {
+		out, err = cmd.CombinedOutput()
+	}
 	switch {
 	case l.fails != "":
 		if err == nil || !strings.Contains(string(out), l.fails) {
@@ -284,6 +312,37 @@ func (r *docRunner) run(l docLine) {
 	case l.prints != "" && !strings.Contains(string(out), l.prints):
 		t.Errorf("%s should print %q: %s\n%s", l.src, l.prints, line, out)
 	}
+}
+
+// typeOnTerminal runs cmd with a terminal as its standard input and types
+// $PW and Enter on it (three times: one line per question).
+func (r *docRunner) typeOnTerminal(cmd *exec.Cmd) ([]byte, error) {
+	ptm, pts, err := openPTY()
+	if err != nil {
+		return nil, fmt.Errorf("a terminal for the command: %w", err)
+	}
+	defer ptm.Close()
+	var pw string
+	for _, kv := range cmd.Env {
+		if v, ok := strings.CutPrefix(kv, "PW="); ok {
+			pw = v
+		}
+	}
+	var out bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, &out, &out
+	err = cmd.Start()
+	pts.Close()
+	if err != nil {
+		return nil, err
+	}
+	// The terminal echoes what is typed before a prompt turns echo off:
+	// read it away (the read ends with EIO once the command has exited).
+	go io.Copy(io.Discard, ptm)
+	_, werr := ptm.Write([]byte(strings.Repeat(pw+"\n", 3)))
+	if err = cmd.Wait(); err == nil && werr != nil {
+		err = fmt.Errorf("type on the terminal: %w", werr)
+	}
+	return out.Bytes(), err
 }
 
 // stripComment drops a trailing shell comment (outside quotes).
