@@ -23,7 +23,8 @@ func newPKIIssueCmd(s *streams, f *pkiFlags) *cobra.Command {
   client NAME   clients/NAME.crt, CN = NAME = the MQTT identity
   bridge NAME   servers/NAME.crt usable as both broker and client`,
 		Example: `  mqttctl pki issue client sensor-02
-  mqttctl pki issue server edge1 --host edge1.example.com --host 192.0.2.11
+  # a second broker, reached by name and by address (CN edge1)
+  mqttctl pki issue server edge1 --cn edge1 --host edge1.example.com --host 192.0.2.11
   # reissue the default broker certificate with an extra name
   mqttctl pki issue server server --force --host localhost --host mqtt.example.com`,
 		Args: cobra.ExactArgs(2),
