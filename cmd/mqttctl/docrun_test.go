@@ -36,6 +36,10 @@ package main
 //     alice   # asks twice on the terminal`) gets a terminal as its standard
 //     input, on which the runner types $PW and Enter at each question (three
 //     lines are typed ahead; a password prompt reads one line).
+//   - Only where a test calls isolateNetwork (the --help examples of serve
+//     and up), as root: each command runs in a network namespace of its
+//     own, so that a server on a port the example does not name (up's
+//     default 127.0.0.1:8883) never takes the machine's.
 //   - Only where a test sets sysPaths (the --help examples, see
 //     help_examples_test.go): an absolute path under /etc/ or /srv/ becomes
 //     the same path relative to the command's directory (`etc/...`,
@@ -167,6 +171,24 @@ type docRunner struct {
 	// sysPaths: /etc/... and /srv/... become etc/... and srv/... (the
 	// --help examples' rule).
 	sysPaths bool
+	// netns: each command runs in a network namespace of its own (root
+	// only, with binds; set by isolateNetwork).
+	netns bool
+}
+
+// isolateNetwork makes each command run in a network namespace of its own,
+// with only a loopback interface, when root (and ip(8) is there): servers
+// that listen on a port nobody rewrote (mqttctl up's default 8883) never
+// meet the machine's. It reports whether it did.
+func (r *docRunner) isolateNetwork() bool {
+	if len(r.binds) == 0 {
+		return false
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return false
+	}
+	r.netns = true
+	return true
 }
 
 type docProc struct {
@@ -268,7 +290,12 @@ func (r *docRunner) command(line string) *exec.Cmd {
 	if len(r.binds) > 0 {
 		// sh -c SCRIPT LINE SRC TARGET...: mount each pair, then run LINE.
 		script := `line=$0; while [ $# -gt 0 ]; do mount --bind "$1" "$2" || exit 125; shift 2; done; exec bash -o pipefail -c "$line"`
-		cmd = exec.Command("unshare", append([]string{"-m", "sh", "-c", script, line}, r.binds...)...)
+		flags := []string{"-m"}
+		if r.netns {
+			flags = []string{"-m", "-n"}
+			script = `ip link set lo up || exit 125; ` + script
+		}
+		cmd = exec.Command("unshare", append(append(flags, "sh", "-c", script, line), r.binds...)...)
 	} else {
 		cmd = exec.Command("bash", "-o", "pipefail", "-c", line)
 	}

@@ -31,8 +31,11 @@ package main
 //     the fixture's brokers start (`serve -c /etc/mosquitto/mosquitto.conf`
 //     runs the fixture's own config, on its ports), and each server an
 //     example starts is stopped before the next example: a command's
-//     examples are alternatives, not a sequence of brokers. `mqttctl up`
-//     without --listen takes the default 127.0.0.1:8883 and 8884 as written.
+//     examples are alternatives, not a sequence of brokers. As root they run
+//     in network namespaces of their own (the runner's isolateNetwork), so
+//     that `mqttctl up` without --listen takes 127.0.0.1:8883 and 8884 as
+//     written without meeting the machine's; not root, those ports must be
+//     free.
 //   - The bench commands, which measure for a fixed time, run alongside the
 //     other commands (each in its own copy), to keep the test near 20 s.
 //   - Every command that runs (not a group such as `pki`, which lists its
@@ -212,6 +215,9 @@ func TestHelpExamples(t *testing.T) {
 	runCmd := func(c helpCmd, shared bool) {
 		t.Run(strings.TrimPrefix(c.path, "mqttctl "), func(t *testing.T) {
 			r := newHelpRunner(t, c.dir, c.lines)
+			if !shared {
+				r.isolateNetwork()
+			}
 			if shared {
 				for k := range r.ports {
 					if p, ok := fr.ports[k]; ok {
