@@ -2,7 +2,8 @@
 # Installs the Debian packages mqttctl's tests use (openssl, mosquitto,
 # mosquitto-clients, default-jre-headless for keytool, chromium and
 # libnss3-tools for the browser test, rabbitmq-server for the cluster test,
-# cmake and the -dev libraries that build mosquitto 2.1.2)
+# cmake and the -dev libraries that build mosquitto 2.1.2, jq for the --help
+# examples)
 # when any is missing. Runs apt-get as root, or via sudo.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 # keytool reads the PKCS#12 files pki export writes, as Java and Android do.
 command -v keytool >/dev/null 2>&1 || need+=(default-jre-headless)
+# jq reads the JSON of the --help examples (pki inspect -o json, pki list -o json).
+command -v jq >/dev/null 2>&1 || need+=(jq)
 # A real browser runs mqtt.js against serve's wss listener; certutil puts
 # the test CA in its NSS database.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)

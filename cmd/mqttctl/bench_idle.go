@@ -19,7 +19,7 @@ func newBenchIdleCmd(s *streams, f *benchFlags) *cobra.Command {
 		Long: `idle opens --conns connections (TLS and CONNECT), prints "open N" once all are up,
 holds them for --duration and closes them. Read the broker's memory while they are
 open (e.g. VmRSS in /proc/PID/status); scripts/bench-vs-mosquitto.sh does.`,
-		Example: `  mqttctl bench idle mqtts://localhost:8883 --conns 5000 --duration 20s --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key`,
+		Example: `  mqttctl bench idle mqtts://localhost:8883 --conns 500 --duration 5s --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkPositive(cmd, "conns", "parallel"); err != nil {

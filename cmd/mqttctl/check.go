@@ -32,10 +32,11 @@ brokers; mosquitto and mqttctl serve take any). A web page served over https can
 only use wss:// (or ws:// to this machine): with --from-page https://... a ws://
 URL to another host fails, and without it check says so in a note.`,
 		Example: `  mqttctl check mqtts://localhost:8883 --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key
-  printf '%s\n' "$PW" | mqttctl check mqtts://broker.example.com:8883 --cafile ca.crt --username alice --password-stdin
+  printf '%s\n' "$PW" | mqttctl check mqtts://broker.example.com:8883 --cafile pki/ca.crt --username alice --password-stdin
   mqttctl check mqtt://127.0.0.1:1883 -o json
   mqttctl check wss://localhost:8884/mqtt --cafile pki/ca.crt --cert pki/clients/demo.crt --key pki/clients/demo.key
-  mqttctl check ws://broker.example.com:8080/mqtt --from-page https://app.example.com/
+  # a page served over https cannot use ws:// to another host
+  mqttctl check ws://192.0.2.10:8080/mqtt --from-page https://app.example.com/   # fails: "browsers block ws:// to another host"
   # a cluster: every node works, and a message crosses from each node to every other
   mqttctl check --cross mqtts://mqtt1.example.com:8883 mqtts://mqtt2.example.com:8883 --cafile pki/ca.crt --cert pki/clients/alice.crt --key pki/clients/alice.key`,
 		Args: cobra.MinimumNArgs(1),

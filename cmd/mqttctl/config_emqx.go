@@ -50,7 +50,8 @@ A user that cannot be converted ($6$ hashes, another iteration count, a salt tha
 text, as mosquitto_passwd makes) is reported at its line, and nothing is written unless
 --partial. Set such a user's password again with mqttctl passwd add.`,
 		Example: `  mqttctl config emqx --pki pki --mode tls --passwd passwd --out emqx/
-  mqttctl config emqx --pki pki --mode tls --passwd passwd --acl acl --out emqx/`,
+  # again, now with the ACL (--force replaces the files written before)
+  mqttctl config emqx --pki pki --mode tls --passwd passwd --acl acl --out emqx/ --force`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {

@@ -30,11 +30,27 @@ package main
 //     the machine; the section's directory may be entered by other accounts
 //     (0711), as a broker that switches to its own user needs.
 //   - A RabbitMQ node (`rabbitmq-server`) is a server too; it is ready when
-//     it says "completed with N plugins".
+//     it says "completed with N plugins". `mqttctl serve --print-config`
+//     prints and exits: it is not a server.
+//   - A command whose comment says `on the terminal` (`passwd add passwd
+//     alice   # asks twice on the terminal`) gets a terminal as its standard
+//     input, on which the runner types $PW and Enter at each question (three
+//     lines are typed ahead; a password prompt reads one line).
+//   - Only where a test calls isolateNetwork (the --help examples of serve
+//     and up), as root: each command runs in a network namespace of its
+//     own, so that a server on a port the example does not name (up's
+//     default 127.0.0.1:8883) never takes the machine's.
+//   - Only where a test sets sysPaths (the --help examples, see
+//     help_examples_test.go): an absolute path under /etc/ or /srv/ becomes
+//     the same path relative to the command's directory (`etc/...`,
+//     `srv/...`), so that examples that name the machine's files use the
+//     fixture's.
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,6 +150,9 @@ var (
 	hostPort    = regexp.MustCompile(`\b([a-z0-9-]+\.example\.com|localhost|127\.0\.0\.1|0\.0\.0\.0):(\d{2,5})\b`)
 	dashP       = regexp.MustCompile(`(\s-p\s+)(\d{2,5})\b`)
 	exampleHost = regexp.MustCompile(`\b[a-z0-9-]+\.example\.com\b`)
+	sysPath     = regexp.MustCompile(`(^|[\s='"(])/(etc|srv)/`)
+	onTerminal  = regexp.MustCompile(`#.*\bon the terminal\b`)
+	printConfig = regexp.MustCompile(`\s--print-config\b`)
 	serverCmd   = regexp.MustCompile(`^(?:[A-Z_]+=\S+\s+)*(?:make run|mqttctl (?:up|serve|enroll serve)|mosquitto\s+-c|rabbitmq-server)(?:\s|$)`)
 	// What a server prints once it listens.
 	serverReady = regexp.MustCompile(`\blistening\b|broker running on|mosquitto version \S+ running|completed with \d+ plugins`)
@@ -149,6 +168,27 @@ type docRunner struct {
 	// binds are the section's own directories mounted over the machine's
 	// (root only): pairs of source and target.
 	binds []string
+	// sysPaths: /etc/... and /srv/... become etc/... and srv/... (the
+	// --help examples' rule).
+	sysPaths bool
+	// netns: each command runs in a network namespace of its own (root
+	// only, with binds; set by isolateNetwork).
+	netns bool
+}
+
+// isolateNetwork makes each command run in a network namespace of its own,
+// with only a loopback interface, when root (and ip(8) is there): servers
+// that listen on a port nobody rewrote (mqttctl up's default 8883) never
+// meet the machine's. It reports whether it did.
+func (r *docRunner) isolateNetwork() bool {
+	if len(r.binds) == 0 {
+		return false
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return false
+	}
+	r.netns = true
+	return true
 }
 
 type docProc struct {
@@ -237,7 +277,11 @@ func (r *docRunner) rewrite(cmd string) string {
 		m := dashP.FindStringSubmatch(s)
 		return fmt.Sprintf("%s%d", m[1], r.ports[portKey("localhost", m[2])])
 	})
-	return exampleHost.ReplaceAllString(cmd, "localhost")
+	cmd = exampleHost.ReplaceAllString(cmd, "localhost")
+	if r.sysPaths {
+		cmd = sysPath.ReplaceAllString(cmd, "$1$2/")
+	}
+	return cmd
 }
 
 // command makes the process for a rewritten command line.
@@ -246,7 +290,12 @@ func (r *docRunner) command(line string) *exec.Cmd {
 	if len(r.binds) > 0 {
 		// sh -c SCRIPT LINE SRC TARGET...: mount each pair, then run LINE.
 		script := `line=$0; while [ $# -gt 0 ]; do mount --bind "$1" "$2" || exit 125; shift 2; done; exec bash -o pipefail -c "$line"`
-		cmd = exec.Command("unshare", append([]string{"-m", "sh", "-c", script, line}, r.binds...)...)
+		flags := []string{"-m"}
+		if r.netns {
+			flags = []string{"-m", "-n"}
+			script = `ip link set lo up || exit 125; ` + script
+		}
+		cmd = exec.Command("unshare", append(append(flags, "sh", "-c", script, line), r.binds...)...)
 	} else {
 		cmd = exec.Command("bash", "-o", "pipefail", "-c", line)
 	}
@@ -265,7 +314,7 @@ func (r *docRunner) run(l docLine) {
 	case trimmed == "make test":
 		t.Logf("%s: `make test` is what runs this test: not run again", l.src)
 		return
-	case serverCmd.MatchString(trimmed):
+	case serverCmd.MatchString(trimmed) && !printConfig.MatchString(trimmed):
 		r.start(l, line, true)
 		return
 	case strings.HasSuffix(trimmed, "&"):
@@ -273,7 +322,13 @@ func (r *docRunner) run(l docLine) {
 		return
 	}
 	cmd := r.command(line)
-	out, err := cmd.CombinedOutput()
+	var out []byte
+	var err error
+	if onTerminal.MatchString(l.cmd) {
+		out, err = r.typeOnTerminal(cmd)
+	} else {
+		out, err = cmd.CombinedOutput()
+	}
 	switch {
 	case l.fails != "":
 		if err == nil || !strings.Contains(string(out), l.fails) {
@@ -284,6 +339,37 @@ func (r *docRunner) run(l docLine) {
 	case l.prints != "" && !strings.Contains(string(out), l.prints):
 		t.Errorf("%s should print %q: %s\n%s", l.src, l.prints, line, out)
 	}
+}
+
+// typeOnTerminal runs cmd with a terminal as its standard input and types
+// $PW and Enter on it (three times: one line per question).
+func (r *docRunner) typeOnTerminal(cmd *exec.Cmd) ([]byte, error) {
+	ptm, pts, err := openPTY()
+	if err != nil {
+		return nil, fmt.Errorf("a terminal for the command: %w", err)
+	}
+	defer ptm.Close()
+	var pw string
+	for _, kv := range cmd.Env {
+		if v, ok := strings.CutPrefix(kv, "PW="); ok {
+			pw = v
+		}
+	}
+	var out bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, &out, &out
+	err = cmd.Start()
+	pts.Close()
+	if err != nil {
+		return nil, err
+	}
+	// The terminal echoes what is typed before a prompt turns echo off:
+	// read it away (the read ends with EIO once the command has exited).
+	go io.Copy(io.Discard, ptm)
+	_, werr := ptm.Write([]byte(strings.Repeat(pw+"\n", 3)))
+	if err = cmd.Wait(); err == nil && werr != nil {
+		err = fmt.Errorf("type on the terminal: %w", werr)
+	}
+	return out.Bytes(), err
 }
 
 // stripComment drops a trailing shell comment (outside quotes).

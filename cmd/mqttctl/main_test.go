@@ -19,19 +19,28 @@ func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stder
 	return code, out.String(), errb.String()
 }
 
+// TestHelpHasExamples: the root and every command that runs (not a group
+// such as pki, which lists its subcommands) have an Example, walked from
+// newRootCmd as TestHelpExamples walks it.
 func TestHelpHasExamples(t *testing.T) {
-	for _, args := range [][]string{
-		{"--help"}, {"pki", "init", "--help"}, {"pki", "issue", "--help"}, {"pki", "csr", "--help"},
-		{"pki", "sign", "--help"}, {"pki", "inspect", "--help"}, {"pki", "list", "--help"}, {"pki", "check", "--help"}, {"pki", "reindex", "--help"},
-		{"passwd", "add", "--help"}, {"passwd", "delete", "--help"}, {"passwd", "verify", "--help"}, {"passwd", "list", "--help"},
-		{"passwd", "import", "--help"}, {"acl", "add", "--help"}, {"acl", "check", "--help"},
-		{"config", "mosquitto", "--help"}, {"config", "check", "--help"},
-		{"serve", "--help"}, {"up", "--help"}, {"enroll", "serve", "--help"}, {"enroll", "token", "create", "--help"}, {"check", "--help"}, {"bench", "handshakes", "--help"}, {"bench", "pubsub", "--help"},
-	} {
+	cmds := helpCommands()
+	for _, c := range cmds {
+		// A group (pki, passwd, ...) only lists its subcommands.
+		if c.HasParent() && (!c.Runnable() || c.HasSubCommands()) {
+			continue
+		}
+		if strings.TrimSpace(c.Example) == "" {
+			t.Errorf("%s has no Example: add one (TestHelpExamples runs it)", c.CommandPath())
+			continue
+		}
+		args := append(strings.Fields(strings.TrimPrefix(c.CommandPath(), "mqttctl")), "--help")
 		code, out, _ := runCLI(t, "", args...)
 		if code != 0 || !strings.Contains(out, "Examples:") {
 			t.Errorf("%v: exit %d, no Examples section:\n%s", args, code, out)
 		}
+	}
+	if len(cmds) < 20 {
+		t.Fatalf("only %d commands in the tree: is the walk broken?", len(cmds))
 	}
 }
 

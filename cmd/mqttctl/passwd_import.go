@@ -18,8 +18,8 @@ func newPasswdImportCmd(s *streams) *cobra.Command {
 		Short: "Hash a file of user:password lines (like mosquitto_passwd -U)",
 		Long: `import hashes every user:password line of PLAINFILE, in place or into --out.
 It refuses a file that already holds hashes, so nothing is hashed twice.`,
-		Example: `  mqttctl passwd import users.txt --out passwd
-  mqttctl passwd import passwd        # in place`,
+		Example: `  mqttctl passwd import users.txt --out /etc/mosquitto/passwd
+  mqttctl passwd import users.txt     # in place: users.txt becomes a password file`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkPositive(cmd, "iterations"); err != nil {

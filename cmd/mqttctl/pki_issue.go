@@ -26,7 +26,8 @@ func newPKIIssueCmd(s *streams, f *pkiFlags) *cobra.Command {
                 only by 'mqttctl enroll serve' to obtain the client certificate
                 NAME, refused by serve's MQTT listeners`,
 		Example: `  mqttctl pki issue client sensor-02
-  mqttctl pki issue server edge1 --host edge1.example.com --host 192.0.2.11
+  # a second broker, reached by name and by address (CN edge1)
+  mqttctl pki issue server edge1 --cn edge1 --host edge1.example.com --host 192.0.2.11
   mqttctl pki issue bootstrap sensor-03 --days 30
   # reissue the default broker certificate with an extra name
   mqttctl pki issue server server --force --host localhost --host mqtt.example.com`,

@@ -23,7 +23,8 @@ revokes every certificate of that name still valid: the current one and the
 one pki renew replaced (a lost device holds both). --serial revokes just one.`,
 		Example: `  # a device was lost
   mqttctl pki revoke sensor-07 --reason keyCompromise
-  mqttctl pki revoke --serial 5A:3C:...:01 --reason superseded`,
+  # by serial: every certificate that renew (or issue --force) replaced
+  for s in $(mqttctl pki list -o json | jq -r '.[] | select(.status == "replaced") | .serial'); do mqttctl pki revoke --serial "$s" --reason superseded; done`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {

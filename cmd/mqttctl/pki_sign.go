@@ -24,7 +24,7 @@ func newPKISignCmd(s *streams, f *pkiFlags) *cobra.Command {
 a device). Only the CSR's public key and subject are used: the extensions come
 from --profile and --host, so a CSR that asks to be a CA still gets a leaf, and
 the names a server certificate holds are the ones you give.`,
-		Example: `  mqttctl pki sign --csr sensor-07.csr --profile client
+		Example: `  mqttctl pki sign --csr sensor-09.csr --profile client
   mqttctl pki sign --csr broker2.csr --profile server --host broker2.example.com --out broker2.crt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -120,9 +120,10 @@ func requireSubcommand(c *cobra.Command) {
 
 func newVersionCmd(s *streams) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print mqttctl's version",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print mqttctl's version",
+		Example: `  mqttctl version`,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(s.Out, "mqttctl %s\n", versionString())
 			return nil
