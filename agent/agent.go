@@ -151,6 +151,9 @@ var (
 	// ErrNeedToken: no certificate, or one the server no longer renews,
 	// and no token.
 	ErrNeedToken = errors.New("a new enrolment token is needed")
+	// ErrNoCA: the CA certificate the server is trusted through is
+	// missing or unreadable.
+	ErrNoCA = errors.New("the CA certificate the EST server is trusted through")
 	// ErrExec: renewed, but the --exec command failed.
 	ErrExec = errors.New("the command run after the renewal failed")
 )
@@ -260,14 +263,20 @@ func Once(ctx context.Context, o Options) (Outcome, error) {
 	}
 	expired := !now.Before(h.cert.NotAfter)
 	out, err := o.renew(ctx, name, roots, h)
-	if err == nil || !errors.Is(err, ErrRefused) || !expired {
+	if err == nil || !errors.Is(err, ErrRefused) {
 		return out, err
 	}
-	if o.TokenFile != "" {
-		o.Log.Warn("the server does not renew the expired certificate; enrolling with the token", "reason", err.Error())
+	if _, serr := os.Stat(o.TokenFile); o.TokenFile != "" && serr == nil {
+		o.Log.Warn("the server does not renew the certificate; enrolling with the token", "reason", err.Error())
 		return o.enrol(ctx, name, roots, h)
 	}
-	return NotDue, fmt.Errorf("%w: the certificate %s ended on %s and the EST server no longer renews it (%v): it renews an expired certificate only within its --renew-after-expiry window; make a new token for %s on the CA (mqttctl enroll token create %s --force) and run the agent with --token-file",
+	if !expired && strings.Contains(err.Error(), "revoked") {
+		return NotDue, fmt.Errorf("the certificate %s (serial %s) is revoked: it cannot renew, and the pair is left as it is; the device enrols again with a new token (mqttctl enroll token create %s on the CA): %w", cur.crt, serial(h.cert), name, err)
+	}
+	if !expired {
+		return NotDue, err
+	}
+	return NotDue, fmt.Errorf("%w: the certificate %s ended on %s and the EST server no longer renews it (%v); it renews an expired certificate only within its window (mqttctl enroll serve --renew-after-expiry): make a new token for %s on the CA (mqttctl enroll token create %s --force) and give it to the agent",
 		ErrNeedToken, cur.crt, h.cert.NotAfter.UTC().Format(time.RFC3339), err, name, name)
 }
 
@@ -280,7 +289,7 @@ func RenewPoint(c *x509.Certificate, at float64) time.Time {
 
 func (o *Options) enrol(ctx context.Context, name string, roots *x509.CertPool, old *held) (Outcome, error) {
 	if o.TokenFile == "" {
-		return NotDue, fmt.Errorf("%w: %s has no certificate for %s: give the token the factory made for it (--token-file)", ErrNeedToken, o.Dir, name)
+		return NotDue, fmt.Errorf("%w: %s has no certificate for %s: it enrols with the token the factory made for it", ErrNeedToken, o.Dir, name)
 	}
 	tok, err := readToken(o.TokenFile)
 	if err != nil {
@@ -422,7 +431,7 @@ func (o *Options) checkBroker(crt, key string) error {
 	defer cancel()
 	rep, err := diagnose.Check(ctx, diagnose.Options{URL: o.Check, CAFile: o.CAFile, CertFile: crt, KeyFile: key, Timeout: 10 * time.Second})
 	if err != nil {
-		return fmt.Errorf("--check %s with the new pair: %w; the old pair is kept", o.Check, err)
+		return fmt.Errorf("checking the new pair at %s: %w; the old pair is kept", o.Check, err)
 	}
 	if !rep.OK() {
 		var b strings.Builder
@@ -446,10 +455,10 @@ func (o *Options) runExec(name string) error {
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
-		o.Log.Error("--exec failed", "command", o.Exec, "error", err.Error())
+		o.Log.Error("the command after the renewal failed", "command", o.Exec, "error", err.Error())
 		return fmt.Errorf("%w: sh -c %q: %v (the new pair is in place)", ErrExec, o.Exec, err)
 	}
-	o.Log.Info("ran --exec", "command", o.Exec)
+	o.Log.Info("ran the command after the renewal", "command", o.Exec)
 	return nil
 }
 

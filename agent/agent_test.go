@@ -230,7 +230,7 @@ func TestRefusals(t *testing.T) {
 		kind  error
 		text  string
 	}{
-		{"no token, no certificate", func(o *Options) { o.Name = "dev-2" }, ErrNeedToken, "--token-file"},
+		{"no token, no certificate", func(o *Options) { o.Name = "dev-2" }, ErrNeedToken, "enrols with the token the factory made"},
 		{"a wrong token", func(o *Options) {
 			o.Name = "dev-2"
 			o.TokenFile = filepath.Join(f.dev, "wrong")

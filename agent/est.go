@@ -112,7 +112,7 @@ func ParseKey(data []byte) (crypto.Signer, error) {
 func readCA(path string) (*x509.CertPool, error) {
 	data, err := fsx.ReadRegular(path, maxFile)
 	if err != nil {
-		return nil, fmt.Errorf("the CA certificate the EST server is trusted through: %w (the factory puts the pki's ca.crt there; or give --cafile)", err)
+		return nil, fmt.Errorf("%w: %w (the factory puts the pki's ca.crt there)", ErrNoCA, err)
 	}
 	certs, err := ParseCerts(data)
 	if err != nil {
@@ -166,7 +166,7 @@ func verifyLeaf(leaf *x509.Certificate, chain []*x509.Certificate, roots *x509.C
 func (o *Options) post(ctx context.Context, op string, csr []byte, roots *x509.CertPool, h *held, user, token string) ([]*x509.Certificate, error) {
 	u, err := url.Parse(o.EST)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("--est %q: give https://HOST:PORT", o.EST)
+		return nil, fmt.Errorf("the EST server %q is not https://HOST:PORT", o.EST)
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, Time: o.Now}
 	if h != nil {

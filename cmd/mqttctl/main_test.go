@@ -26,7 +26,7 @@ func TestHelpHasExamples(t *testing.T) {
 		{"passwd", "add", "--help"}, {"passwd", "delete", "--help"}, {"passwd", "verify", "--help"}, {"passwd", "list", "--help"},
 		{"passwd", "import", "--help"}, {"acl", "add", "--help"}, {"acl", "check", "--help"},
 		{"config", "mosquitto", "--help"}, {"config", "check", "--help"},
-		{"serve", "--help"}, {"up", "--help"}, {"enroll", "serve", "--help"}, {"enroll", "token", "create", "--help"}, {"check", "--help"}, {"bench", "handshakes", "--help"}, {"bench", "pubsub", "--help"},
+		{"serve", "--help"}, {"up", "--help"}, {"enroll", "serve", "--help"}, {"enroll", "token", "create", "--help"}, {"agent", "--help"}, {"agent", "status", "--help"}, {"check", "--help"}, {"bench", "handshakes", "--help"}, {"bench", "pubsub", "--help"},
 	} {
 		code, out, _ := runCLI(t, "", args...)
 		if code != 0 || !strings.Contains(out, "Examples:") {
