@@ -42,14 +42,13 @@ func (c *clock) set(d time.Duration) {
 // fixture is a pki directory, an EST server on it (in process, on the
 // shared clock) and a device directory holding ca.crt.
 type fixture struct {
-	t      *testing.T
-	pki    *pki.Dir
-	est    string
-	dev    string
-	clock  *clock
-	log    *bytes.Buffer
-	closed bool
-	hs     interface{ Close() error }
+	t     *testing.T
+	pki   *pki.Dir
+	est   string
+	dev   string
+	clock *clock
+	log   *bytes.Buffer
+	hs    interface{ Close() error }
 }
 
 // newFixture starts an EST server issuing days-long certificates that
@@ -169,11 +168,11 @@ func TestEnrolThenRenewAtRenewPoint(t *testing.T) {
 			o := f.opts("dev-1")
 			o.Rekey = c.rekey
 			// Just before the renew point (2/3 of 1 day and 1 minute): not due.
-			f.clock.set(st.RenewAt.Sub(time.Now()) - time.Minute)
+			f.clock.set(time.Until(st.RenewAt) - time.Minute)
 			if out, err := Once(context.Background(), o); err != nil || out != NotDue {
 				t.Fatalf("before the renew point: %v %v", out, err)
 			}
-			f.clock.set(st.RenewAt.Sub(time.Now()) + time.Minute)
+			f.clock.set(time.Until(st.RenewAt) + time.Minute)
 			out, err := Once(context.Background(), o)
 			if err != nil || out != Renewed {
 				t.Fatalf("after the renew point: %v %v\n%s", out, err, f.log)
@@ -223,7 +222,7 @@ func TestEnrolThenRenewAtRenewPoint(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	f := newFixture(t, 1, 0)
 	st := f.enrol("dev-1")
-	due := st.RenewAt.Sub(time.Now()) + time.Minute
+	due := time.Until(st.RenewAt) + time.Minute
 	for _, c := range []struct {
 		name  string
 		setup func(o *Options)
@@ -276,6 +275,36 @@ func TestRefusals(t *testing.T) {
 	if err := Run(context.Background(), o); !errors.Is(err, ErrRefused) {
 		t.Fatalf("Run on a revoked certificate: %v", err)
 	}
+	// With a new token, the revoked device enrols again.
+	o = f.opts("dev-1")
+	o.TokenFile = f.token("dev-1", false)
+	if out, err := Once(context.Background(), o); err != nil || out != Enrolled {
+		t.Fatalf("a revoked device with a new token: %v %v", out, err)
+	}
+	if err := f.workingPair("dev-1", ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestExecFailure: a failing --exec is logged and returned (ErrExec),
+// the new pair in place.
+func TestExecFailure(t *testing.T) {
+	f := newFixture(t, 1, 0)
+	o := f.opts("dev-1")
+	o.TokenFile = f.token("dev-1", false)
+	o.Exec = "echo reloading; exit 7"
+	var out bytes.Buffer
+	o.ExecOut = &out
+	got, err := Once(context.Background(), o)
+	if got != Enrolled || !errors.Is(err, ErrExec) || !strings.Contains(err.Error(), "exit status 7") {
+		t.Fatalf("%v %v", got, err)
+	}
+	if out.String() != "reloading\n" || !strings.Contains(f.log.String(), "the command after the renewal failed") {
+		t.Errorf("output %q, log:\n%s", out.String(), f.log)
+	}
+	if err := f.workingPair("dev-1", ""); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // snapshot maps the names of dir's files to their contents.
@@ -313,7 +342,7 @@ func TestAfterExpiry(t *testing.T) {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
 			f := newFixture(t, 1, c.window)
 			st := f.enrol("dev-1")
-			f.clock.set(st.NotAfter.Sub(time.Now()) + c.offline)
+			f.clock.set(time.Until(st.NotAfter) + c.offline)
 			o := f.opts("dev-1")
 			if c.token {
 				o.TokenFile = f.token("dev-1", true)
@@ -360,7 +389,7 @@ func TestBackoff(t *testing.T) {
 	}
 	f := newFixture(t, 1, 0)
 	st := f.enrol("dev-1")
-	f.clock.set(st.RenewAt.Sub(time.Now()) + time.Minute)
+	f.clock.set(time.Until(st.RenewAt) + time.Minute)
 	f.hs.Close()
 	o := f.opts("dev-1")
 	o.Jitter = func() float64 { return 0.5 }
@@ -406,7 +435,7 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 			st := f.enrol("dev-1")
 			f.renewAgain(t, st) // a .prev pair exists, as on a device that renewed before
 			st = f.status("dev-1")
-			f.clock.set(st.RenewAt.Sub(time.Now()) + time.Minute)
+			f.clock.set(time.Until(st.RenewAt) + time.Minute)
 			o := f.opts("dev-1")
 			o.Rekey = rekey
 			o.Crash = func(step string) bool { steps = append(steps, step); return false }
@@ -424,7 +453,7 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 				st := f.enrol("dev-1")
 				f.renewAgain(t, st)
 				st = f.status("dev-1")
-				f.clock.set(st.RenewAt.Sub(time.Now()) + time.Minute)
+				f.clock.set(time.Until(st.RenewAt) + time.Minute)
 				o := f.opts("dev-1")
 				o.Rekey = rekey
 				n := 0
@@ -459,7 +488,7 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 // the clock back.
 func (f *fixture) renewAgain(t *testing.T, st *Status) {
 	t.Helper()
-	f.clock.set(st.RenewAt.Sub(time.Now()) + time.Minute)
+	f.clock.set(time.Until(st.RenewAt) + time.Minute)
 	if out, err := Once(context.Background(), f.opts("dev-1")); err != nil || out != Renewed {
 		t.Fatalf("renew: %v %v", out, err)
 	}

@@ -201,7 +201,7 @@ func TestAgentRenewsAcrossTheSwap(t *testing.T) {
 	}
 	for _, rekey := range []bool{false, true} {
 		var log bytes.Buffer
-		now := func() time.Time { return time.Now().Add(st.RenewAt.Sub(time.Now()) + time.Minute) }
+		now := func() time.Time { return time.Now().Add(time.Until(st.RenewAt) + time.Minute) }
 		o := agent.Options{Dir: e.dev, EST: e.est, Rekey: rekey, Now: now, Check: fmt.Sprintf("mqtts://localhost:%d", e.servePort),
 			Exec: "echo swapped >> " + filepath.Join(e.dir, "reloads"), Log: slog.New(slog.NewTextHandler(&log, nil))}
 		out, err := agent.Once(context.Background(), o)
@@ -227,7 +227,7 @@ func TestAgentRenewsAcrossTheSwap(t *testing.T) {
 	if code, _, errOut := runCLI(t, "", "pki", "revoke", "dev-1", "--dir", e.pki); code != 0 {
 		t.Fatal(errOut)
 	}
-	o := agent.Options{Dir: e.dev, EST: e.est, Now: func() time.Time { return time.Now().Add(st.RenewAt.Sub(time.Now()) + time.Minute) }}
+	o := agent.Options{Dir: e.dev, EST: e.est, Now: func() time.Time { return time.Now().Add(time.Until(st.RenewAt) + time.Minute) }}
 	if _, err := agent.Once(context.Background(), o); err == nil || !strings.Contains(err.Error(), "is revoked: it cannot renew") {
 		t.Fatalf("a revoked certificate: %v", err)
 	}
