@@ -36,6 +36,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -222,8 +223,8 @@ func (o *Options) recoverDir() error {
 // (NotDue).
 func Once(ctx context.Context, o Options) (Outcome, error) {
 	o.defaults()
-	if o.EST == "" {
-		return NotDue, errors.New("no EST server given")
+	if u, err := url.Parse(o.EST); err != nil || u.Scheme != "https" || u.Host == "" {
+		return NotDue, fmt.Errorf("the EST server %q is not https://HOST:PORT", o.EST)
 	}
 	unlock, err := fsx.LockDir(o.Dir)
 	if err != nil {

@@ -286,6 +286,59 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// TestRunWaitsForTheRenewPoint: after a pass, Run sleeps until the renew
+// point, at most MaxWait at a time.
+func TestRunWaitsForTheRenewPoint(t *testing.T) {
+	f := newFixture(t, 1, 0)
+	st := f.enrol("dev-1")
+	for _, c := range []struct {
+		name string
+		left time.Duration // before the renew point
+		want time.Duration
+	}{
+		{"far", 10 * time.Hour, MaxWait},
+		{"near", 10 * time.Minute, 10 * time.Minute},
+		{"very near", time.Second, time.Minute},
+	} {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			f.clock.set(time.Until(st.RenewAt) - c.left)
+			o := f.opts("dev-1")
+			ctx, cancel := context.WithCancel(context.Background())
+			var got time.Duration
+			o.Sleep = func(ctx context.Context, d time.Duration) error { got = d; cancel(); return ctx.Err() }
+			if err := Run(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			if got < c.want-5*time.Second || got > c.want {
+				t.Errorf("waited %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// TestHalfPair: a certificate without its key is reported, never
+// replaced by an enrolment.
+func TestHalfPair(t *testing.T) {
+	f := newFixture(t, 1, 0)
+	st := f.enrol("dev-1")
+	os.Remove(st.Key)
+	o := f.opts("dev-1")
+	o.TokenFile = f.token("dev-1", true)
+	if out, err := Once(context.Background(), o); err == nil || !strings.Contains(err.Error(), "not its key") {
+		t.Fatalf("%v %v", out, err)
+	}
+	if f.replaced(st) {
+		t.Error("the certificate was replaced")
+	}
+}
+
+// replaced reports whether the current certificate is no longer st's.
+func (f *fixture) replaced(st *Status) bool {
+	b, _ := os.ReadFile(st.Cert)
+	certs, err := ParseCerts(b)
+	return err != nil || serial(certs[0]) != st.Serial
+}
+
 // TestExecFailure: a failing --exec is logged and returned (ErrExec),
 // the new pair in place.
 func TestExecFailure(t *testing.T) {

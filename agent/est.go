@@ -48,7 +48,7 @@ func loadPair(p pair) (*held, error) {
 	}
 	kb, err := fsx.ReadRegular(p.key, maxFile)
 	if err != nil {
-		return nil, fmt.Errorf("%s is there but not its key: %w", p.crt, err)
+		return nil, fmt.Errorf("%s is there but not its key (%v): restore the key, or move the certificate away to enrol again", p.crt, err)
 	}
 	key, err := ParseKey(kb)
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/mqttctl/mqttctl/agent"
 )
@@ -144,11 +143,13 @@ func printAgentUnit(s *streams, cmd *cobra.Command, dir string) error {
 	}
 	argv := []string{exe, "agent"}
 	var ferr error
-	cmd.Flags().Visit(func(f *pflag.Flag) {
+	for _, name := range []string{"dir", "est", "name", "token-file", "cafile", "renew-at", "rekey", "exec", "check", "verbose"} {
+		f := cmd.Flags().Lookup(name)
+		if !cmd.Flags().Changed(name) {
+			continue
+		}
 		v := f.Value.String()
-		switch f.Name {
-		case "print-unit", "once":
-			return
+		switch name {
 		case "dir", "token-file", "cafile":
 			abs, err := filepath.Abs(v)
 			if err != nil {
@@ -158,12 +159,12 @@ func printAgentUnit(s *streams, cmd *cobra.Command, dir string) error {
 		}
 		if f.Value.Type() == "bool" {
 			if v == "true" {
-				argv = append(argv, "--"+f.Name)
+				argv = append(argv, "--"+name)
 			}
-			return
+			continue
 		}
-		argv = append(argv, "--"+f.Name, v)
-	})
+		argv = append(argv, "--"+name, v)
+	}
 	if ferr != nil {
 		return ferr
 	}

@@ -100,6 +100,7 @@ func TestAgent(t *testing.T) {
 	runSteps(t, []cliStep{
 		{name: "no certificate and no token", args: append(base, "--name", "dev-1", "--once"), code: 1, errOut: []string{"no certificate for dev-1", "--token-file FILE"}},
 		{name: "no ca.crt", args: append(base, "--name", "dev-1", "--once", "--cafile", filepath.Join(e.dir, "none.crt")), code: 1, errOut: []string{"the factory puts the pki's ca.crt there", "--cafile FILE"}},
+		{name: "not https", args: []string{"agent", "--dir", e.dev, "--est", "http://localhost:8443", "--once"}, code: 1, errOut: []string{"is not https://HOST:PORT"}},
 		{name: "bad renew point", args: append(base, "--renew-at", "100%", "--once"), code: 1, errOut: []string{"1% to 99%"}},
 		{name: "enrol", args: append(base, "--name", "dev-1", "--token-file", tok, "--once", "--exec", "echo \"$MQTTCTL_NAME\" > "+marker),
 			out: []string{"enrolled dev-1: serial", "renews at"}, errOut: []string{"msg=enrolled"}, absent: []string{strings.TrimSpace(string(secret))}},
