@@ -177,7 +177,9 @@ func (o *Options) post(ctx context.Context, op string, csr []byte, roots *x509.C
 		tc.Certificates = []tls.Certificate{leaf}
 	}
 	client := &http.Client{
-		Timeout:   o.Timeout,
+		// An EST answer is at the URL asked: a redirect is not followed.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       o.Timeout,
 		Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: false},
 	}
 	defer client.CloseIdleConnections()
