@@ -180,7 +180,7 @@ func (o *Options) post(ctx context.Context, op string, csr []byte, roots *x509.C
 		// An EST answer is at the URL asked: a redirect is not followed.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       o.Timeout,
-		Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: false},
+		Transport:     &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: false},
 	}
 	defer client.CloseIdleConnections()
 	endpoint := strings.TrimSuffix(u.String(), "/") + "/.well-known/est/" + op
