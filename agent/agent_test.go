@@ -480,17 +480,26 @@ func TestBackoff(t *testing.T) {
 // pair (the current one, or else the previous one), and the next run
 // leaves a working current pair, renewed, with nothing left behind.
 func TestCrashAtEveryWriteStep(t *testing.T) {
-	for _, rekey := range []bool{false, true} {
+	for _, c := range []struct{ rekey, renewedBefore bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
+		// setup enrols (and renews once: a .prev pair exists, as on a
+		// device that renewed before) and moves the clock past the renew
+		// point.
+		setup := func(t *testing.T) (*fixture, *Status, Options) {
+			f := newFixture(t, 1, 0)
+			st := f.enrol("dev-1")
+			if c.renewedBefore {
+				f.renewAgain(t, st)
+				st = f.status("dev-1")
+			}
+			f.clock.set(time.Until(st.RenewAt) + time.Minute)
+			o := f.opts("dev-1")
+			o.Rekey = c.rekey
+			return f, st, o
+		}
 		// Count the steps of one renewal.
 		var steps []string
 		{
-			f := newFixture(t, 1, 0)
-			st := f.enrol("dev-1")
-			f.renewAgain(t, st) // a .prev pair exists, as on a device that renewed before
-			st = f.status("dev-1")
-			f.clock.set(time.Until(st.RenewAt) + time.Minute)
-			o := f.opts("dev-1")
-			o.Rekey = rekey
+			_, _, o := setup(t)
 			o.Crash = func(step string) bool { steps = append(steps, step); return false }
 			if out, err := Once(context.Background(), o); err != nil || out != Renewed {
 				t.Fatalf("%v %v", out, err)
@@ -501,14 +510,8 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 		}
 		for i, step := range steps {
 			verb, path, _ := strings.Cut(step, " ")
-			t.Run(fmt.Sprintf("rekey=%v/%02d_%s_%s", rekey, i, strings.ReplaceAll(verb, " ", "_"), filepath.Base(path)), func(t *testing.T) {
-				f := newFixture(t, 1, 0)
-				st := f.enrol("dev-1")
-				f.renewAgain(t, st)
-				st = f.status("dev-1")
-				f.clock.set(time.Until(st.RenewAt) + time.Minute)
-				o := f.opts("dev-1")
-				o.Rekey = rekey
+			t.Run(fmt.Sprintf("rekey=%v,renewed_before=%v/%02d_%s_%s", c.rekey, c.renewedBefore, i, strings.ReplaceAll(verb, " ", "_"), filepath.Base(path)), func(t *testing.T) {
+				f, st, o := setup(t)
 				n := 0
 				o.Crash = func(string) bool { n++; return n > i }
 				if _, err := Once(context.Background(), o); !errors.Is(err, fsx.ErrCrashed) {
