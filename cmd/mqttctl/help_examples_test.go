@@ -76,6 +76,12 @@ mqttctl pki init --dir /etc/mqttctl/pki --host mqtt.example.com --host 192.0.2.1
 printf '%s\n' "$PW" | mqttctl passwd add passwd alice --password-stdin
 printf 'bob:%s\ncarol:%s\n' "$PW" "$PW" > users.txt
 mqttctl acl add acl readwrite 'sensors/%u/#' --pattern
+# a device with the CA certificate and a one-time token (agent), and
+# systemd's unit directory (agent --print-unit)
+mkdir -p /etc/mqttctl/device /etc/systemd/system
+cp pki/ca.crt /etc/mqttctl/device/
+mqttctl enroll token create sensor-21 > /etc/mqttctl/device/sensor-21.token
+mqttctl enroll token create sensor-22 > /etc/mqttctl/device/sensor-22.token
 # devices made in a batch (enroll token create --batch, pki issue client --batch)
 printf 'sensor-101\nsensor-102\n' > devices.csv
 # mosquitto's directories and config: mutual TLS on 8883, wss on 8884
@@ -98,6 +104,7 @@ mqttctl serve -c anonymous.conf
 mqttctl serve --tls --pki pki --passwd passwd --listen broker.example.com:8883
 mqttctl serve --mtls --pki pki --listen mqtt1.example.com:8883
 mqttctl serve -c mqtt2.conf
+mqttctl enroll serve --pki pki --listen ca.example.com:8443
 `
 
 // helpFixturePW is $PW.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqttctl/mqttctl/agent"
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/pki"
@@ -81,6 +82,12 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "leave out --host"
 	case errors.Is(err, pki.ErrRevoked) && cmd.Name() != "revoke":
 		hint = "a revoked certificate stays revoked; to let the device back in, give it a new certificate: mqttctl pki issue client|server NAME --dir " + dir + " --force"
+	case errors.Is(err, agent.ErrNeedToken) && has("token-file"):
+		hint = "give the token with --token-file FILE (its first line is the token; mqttctl enroll token create NAME prints one on the CA)"
+	case errors.Is(err, agent.ErrNoCA) && has("cafile"):
+		hint = "copy the pki's ca.crt into --dir, or give --cafile FILE"
+	case errors.Is(err, agent.ErrRefused) && strings.Contains(err.Error(), "revoked") && has("token-file"):
+		hint = "a revoked device cannot renew: make it a new token on the CA (mqttctl enroll token create NAME --force) and give it with --token-file FILE"
 	case errors.Is(err, pki.ErrNotFound):
 		hint = "mqttctl pki list --dir " + dir + " shows every name and serial"
 	case errors.Is(err, pki.ErrAmbiguous) && has("serial"):
