@@ -53,10 +53,18 @@ type Txn struct {
 	// have died right there: the Txn stops, changes nothing more, and leaves
 	// its temporary files and journal behind, as a kill -9 would.
 	Crash func(step string) bool
-	dead  bool
+	// SyncOnce (with Journal) makes a change of thousands of files durable
+	// in one pass instead of one sync per file and per directory: Add
+	// does not sync each temporary file; Commit syncs the file systems
+	// they are on once before the journal names them, and once after the
+	// renames (syncAll).
+	SyncOnce bool
+	dead     bool
 	// outside lists the staged targets outside the journal's directory,
-	// recorded in the prepare file before their temporary files exist.
-	outside []string
+	// recorded in the prepare file before their temporary files exist
+	// (outsideSet indexes it).
+	outside    []string
+	outsideSet map[string]bool
 }
 
 // ErrCrashed is returned by a Txn whose Crash hook simulated a crash.
@@ -137,8 +145,10 @@ func (t *Txn) add(path string, data []byte, perm os.FileMode, overwrite bool, ui
 	if _, err := f.Write(data); err != nil {
 		return fail(err)
 	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
+	if !t.SyncOnce || t.Journal == "" {
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)

@@ -56,7 +56,14 @@ func (t *Txn) journaled() bool {
 
 // prepare records path in the prepare file when it lies outside the
 // journal's directory.
-func (t *Txn) prepare(path string) error {
+func (t *Txn) prepare(path string) error { return t.Prepare(path) }
+
+// Prepare records in the prepare file, in one write, every path that lies
+// outside the journal's directory and is not recorded yet. Add does it for
+// each file; a caller that adds thousands of files outside calls it first
+// with all of them, so that the prepare file is written once, not once per
+// file.
+func (t *Txn) Prepare(paths ...string) error {
 	if t.Journal == "" {
 		return nil
 	}
@@ -64,16 +71,27 @@ func (t *Txn) prepare(path string) error {
 	if err != nil {
 		return fmt.Errorf("journal %s: %w", t.Journal, err)
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	if t.outsideSet == nil {
+		t.outsideSet = map[string]bool{}
 	}
-	if rel := relTo(base, abs); !filepath.IsAbs(rel) || slices.Contains(t.outside, abs) {
+	var added []string
+	for _, path := range paths {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if rel := relTo(base, abs); !filepath.IsAbs(rel) || t.outsideSet[abs] {
+			continue
+		}
+		t.outsideSet[abs] = true
+		added = append(added, abs)
+	}
+	if len(added) == 0 {
 		return nil
 	}
-	t.outside = append(t.outside, abs)
+	t.outside = append(t.outside, added...)
 	data, _ := json.Marshal(t.outside)
-	if t.crashed("prepare " + abs) {
+	if t.crashed("prepare " + added[0]) {
 		return ErrCrashed
 	}
 	return WriteFile(t.prepareFile(), data, 0o600, true)
@@ -149,13 +167,28 @@ func (t *Txn) commitJournaled() error {
 	if err != nil {
 		return fmt.Errorf("encode journal %s: %w", t.Journal, err)
 	}
-	// The temporary files' names must be durable before the journal that
-	// names them.
-	for _, d := range opDirs(base, j.Ops) {
-		if t.crashed("sync " + d) {
+	// The temporary files (and their names) must be durable before the
+	// journal that names them.
+	if t.SyncOnce {
+		if t.crashed("sync all " + base) {
 			return ErrCrashed
 		}
-		syncDir(d)
+		var tmps []string
+		for _, s := range t.files {
+			if !s.remove {
+				tmps = append(tmps, s.tmp)
+			}
+		}
+		if err := syncAll(tmps, opDirs(base, j.Ops)); err != nil {
+			return err
+		}
+	} else {
+		for _, d := range opDirs(base, j.Ops) {
+			if t.crashed("sync " + d) {
+				return ErrCrashed
+			}
+			syncDir(d)
+		}
 	}
 	var jt Txn
 	jt.Crash = t.Crash
@@ -182,7 +215,7 @@ func (t *Txn) commitJournaled() error {
 		return ErrCrashed
 	}
 	syncDir(base)
-	if err := replay(t.Journal, j.Ops, t.crashed); err != nil {
+	if err := replay(t.Journal, j.Ops, t.crashed, t.SyncOnce); err != nil {
 		if errors.Is(err, ErrCrashed) {
 			return err
 		}
@@ -194,8 +227,9 @@ func (t *Txn) commitJournaled() error {
 // replay does the journal's steps that are not done yet, syncs the
 // directories and removes the journal. Each step can be repeated: a rename
 // whose temporary file is gone was done, and removing a missing file is
-// not an error.
-func replay(journalPath string, ops []journalOp, crashed func(string) bool) error {
+// not an error. With once, the directories are synced in one pass
+// (syncAll).
+func replay(journalPath string, ops []journalOp, crashed func(string) bool, once bool) error {
 	base, err := filepath.Abs(filepath.Dir(journalPath))
 	if err != nil {
 		return fmt.Errorf("journal %s: %w", journalPath, err)
@@ -224,11 +258,20 @@ func replay(journalPath string, ops []journalOp, crashed func(string) bool) erro
 		// Renaming a file onto a hard link of itself does nothing.
 		os.Remove(tmp)
 	}
-	for _, d := range opDirs(base, ops) {
-		if crashed("sync " + d) {
+	if once {
+		if crashed("sync all " + base) {
 			return ErrCrashed
 		}
-		syncDir(d)
+		if err := syncAll(nil, opDirs(base, ops)); err != nil {
+			return err
+		}
+	} else {
+		for _, d := range opDirs(base, ops) {
+			if crashed("sync " + d) {
+				return ErrCrashed
+			}
+			syncDir(d)
+		}
 	}
 	if crashed("remove journal " + journalPath) {
 		return ErrCrashed
@@ -289,7 +332,7 @@ func Recover(path string, canRemove func(rel string) bool, crash func(step strin
 	if crash == nil {
 		crash = func(string) bool { return false }
 	}
-	if err := replay(path, j.Ops, crash); err != nil {
+	if err := replay(path, j.Ops, crash, false); err != nil {
 		return nil, err
 	}
 	done := make([]string, 0, len(j.Ops))
@@ -333,8 +376,10 @@ var tempName = regexp.MustCompile(`^\..+\.tmp[0-9]+$`)
 // opDirs lists the directories the steps change, sorted.
 func opDirs(base string, ops []journalOp) []string {
 	var dirs []string
+	seen := map[string]bool{}
 	for _, op := range ops {
-		if d := filepath.Dir(absIn(base, op.Path)); !slices.Contains(dirs, d) {
+		if d := filepath.Dir(absIn(base, op.Path)); !seen[d] {
+			seen[d] = true
 			dirs = append(dirs, d)
 		}
 	}

@@ -31,7 +31,13 @@ func snapshotDir(t *testing.T, dir string) map[string]string {
 // journaledChange creates sub/new, replaces old and idx, and removes gone,
 // journaled in dir/journal.json.
 func journaledChange(dir string, crash func(string) bool) error {
-	t := Txn{Journal: filepath.Join(dir, "journal.json"), Crash: crash}
+	return journaledChangeSync(dir, crash, false)
+}
+
+// journaledChangeSync is journaledChange, made durable in one pass with
+// syncOnce (Txn.SyncOnce).
+func journaledChangeSync(dir string, crash func(string) bool, syncOnce bool) error {
+	t := Txn{Journal: filepath.Join(dir, "journal.json"), Crash: crash, SyncOnce: syncOnce}
 	defer t.Abort()
 	for _, f := range []struct {
 		name, data string
@@ -60,12 +66,21 @@ func setupJournalDir(t *testing.T) string {
 // of its steps, as a kill -9 would, then recovers as the next command does:
 // the files are either all as before or all as after, never a mix, and no
 // temporary file or journal is left. A second crash during the recovery
-// changes nothing of that.
+// changes nothing of that. The same holds for a change made durable in one
+// pass (SyncOnce).
 func TestJournalAllOrNothingAtEveryCrashPoint(t *testing.T) {
+	for _, once := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sync_each", true: "sync_once"}[once], func(t *testing.T) {
+			testJournalAtEveryCrashPoint(t, once)
+		})
+	}
+}
+
+func testJournalAtEveryCrashPoint(t *testing.T, once bool) {
 	before := snapshotDir(t, setupJournalDir(t))
 	full := setupJournalDir(t)
 	var steps []string
-	if err := journaledChange(full, func(s string) bool { steps = append(steps, s); return false }); err != nil {
+	if err := journaledChangeSync(full, func(s string) bool { steps = append(steps, s); return false }, once); err != nil {
 		t.Fatal(err)
 	}
 	after := snapshotDir(t, full)
@@ -76,7 +91,7 @@ func TestJournalAllOrNothingAtEveryCrashPoint(t *testing.T) {
 		for _, crashRecovery := range []bool{false, true} {
 			dir := setupJournalDir(t)
 			n := 0
-			err := journaledChange(dir, func(string) bool { n++; return n == k+1 })
+			err := journaledChangeSync(dir, func(string) bool { n++; return n == k+1 }, once)
 			if !errors.Is(err, ErrCrashed) {
 				t.Fatalf("crash at step %d (%s): Commit = %v, want ErrCrashed", k, steps[k], err)
 			}
@@ -165,3 +180,44 @@ func TestRecoverRefusesForgedSteps(t *testing.T) {
 
 // anyRemove allows the removals journaledChange makes.
 func anyRemove(rel string) bool { return rel == "gone" }
+
+// TestPrepareOnceForManyOutside: Prepare records many targets outside the
+// journal's directory in one write of the prepare file, Add of those
+// targets writes it no more, and a crash before the journal leaves no
+// temporary file outside once recovered.
+func TestPrepareOnceForManyOutside(t *testing.T) {
+	dir, out := t.TempDir(), t.TempDir()
+	var targets []string
+	for _, n := range []string{"a", "b", "c"} {
+		targets = append(targets, filepath.Join(out, n))
+	}
+	var steps []string
+	tx := Txn{Journal: filepath.Join(dir, "journal.json"), SyncOnce: true, Crash: func(s string) bool { steps = append(steps, s); return false }}
+	if err := tx.Prepare(append(targets, filepath.Join(dir, "inside"))...); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range targets {
+		if err := tx.Add(p, []byte("x"), 0o600, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prepares := 0
+	for _, s := range steps {
+		if strings.HasPrefix(s, "prepare ") {
+			prepares++
+		}
+	}
+	if prepares != 1 {
+		t.Fatalf("%d writes of the prepare file, want 1: %v", prepares, steps)
+	}
+	tx.dead = true // stopped here, as by kill -9
+	if _, err := Recover(tx.Journal, anyRemove, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := snapshotDir(t, out); len(got) != 0 {
+		t.Fatalf("left outside after recovery: %v", got)
+	}
+	if got := snapshotDir(t, dir); len(got) != 0 {
+		t.Fatalf("left in the directory after recovery: %v", got)
+	}
+}
