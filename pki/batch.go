@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mqttctl/mqttctl/explain"
 	"github.com/mqttctl/mqttctl/internal/fsx"
 )
 
@@ -253,7 +254,7 @@ func (s *state) checkBatchFree(o BatchOptions) error {
 		var msg string
 		switch e := slots[filepath.ToSlash(p.cert)]; {
 		case e != nil:
-			msg = fmt.Sprintf("%s is already in %s (%s, %s): renew it (mqttctl pki renew %s) or take the line out", dev.Name, IndexFile, e.Cert, e.StatusAt(now), dev.Name)
+			msg = fmt.Sprintf("%s is already in %s (%s, %s): renew it (%s) or take the line out", dev.Name, IndexFile, e.Cert, e.StatusAt(now), explain.Renew(dev.Name, s.d.Path, false))
 		case fileExists(s.d.path(p.cert)) || fileExists(s.d.path(p.key)):
 			msg = fmt.Sprintf("%s or %s exists but %s does not list it: run mqttctl pki reindex, or take the line out", s.d.path(p.cert), s.d.path(p.key), IndexFile)
 		case ids[dev.Name] != nil:
