@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
@@ -159,4 +160,33 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestPKIIssueBatchServe: devices connect to `mqttctl serve --mtls` with
+// their bundles alone (ca.crt, NAME.crt, NAME.key), as MQTT identity NAME:
+// mosquitto_sub with one device's bundle receives what mosquitto_pub with
+// another's publishes.
+func TestPKIIssueBatchServe(t *testing.T) {
+	pub := testutil.RequireBinary(t, "mosquitto_pub")
+	sub := testutil.RequireBinary(t, "mosquitto_sub")
+	dir, p := newServePKI(t)
+	csv := filepath.Join(dir, "devices.csv")
+	os.WriteFile(csv, []byte("dev-a\ndev-b\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	if code, o, e := runCLI(t, "", "pki", "issue", "client", "--dir", p, "--batch", csv, "--bundle-dir", out); code != 0 {
+		t.Fatal(o, e)
+	}
+	srv := startServe(t, dir, 0, "--mtls", "--pki", p)
+	bundle := func(name string, extra ...string) []string {
+		b := filepath.Join(out, name)
+		return append([]string{"-h", "localhost", "-p", fmt.Sprint(srv.port), "--cafile", filepath.Join(b, "ca.crt"),
+			"--cert", filepath.Join(b, name+".crt"), "--key", filepath.Join(b, name+".key"), "-i", name}, extra...)
+	}
+	cmd, got := testutil.Start(t, dir, "stdbuf", append([]string{"-oL", sub}, bundle("dev-a", "-d", "-t", "fleet/#", "-C", "1", "-W", "20")...)...)
+	waitFor(t, got, "received SUBACK", "mosquitto_sub with dev-a's bundle")
+	if o, err := testutil.Run(t, dir, nil, pub, bundle("dev-b", "-t", "fleet/dev-b", "-m", "hello from dev-b", "-q", "1")...); err != nil {
+		t.Fatalf("mosquitto_pub with dev-b's bundle: %v\n%s\n%s", err, o, srv.log.String())
+	}
+	waitFor(t, got, "hello from dev-b", "mosquitto_sub with dev-a's bundle")
+	stopWithin(t, cmd.Process, syscall.SIGTERM, 10*time.Second)
 }
