@@ -79,12 +79,16 @@ type batchFile struct {
 // IssueBatch issues a client certificate and key for every device, all or
 // nothing: a device whose name the index or the directory already has,
 // or whose bundle files exist, refuses the whole batch (a BatchError with
-// the lines), and nothing is written. Keys and certificates go where pki
-// issue client puts them (clients/NAME.key and .crt), so that renew,
-// revoke, export and list treat them like any client; with a bundle
-// directory every device also gets a copy to install. Everything (index,
-// clients/, bundles, manifest) is one journaled transaction with one sync
-// pass: a crash leaves none or all of the batch.
+// the lines), and nothing is written. Certificates go where pki issue
+// client puts them (clients/NAME.crt, in the index), so that list, renew
+// and revoke treat them like any client. Without a bundle directory the
+// keys go there too (clients/NAME.key). With one, each key is written to
+// its device's bundle only, as if the device had sent a CSR: the CA's
+// machine keeps no copy of a fleet's keys once the bundles are delivered
+// and deleted (renew re-signs the same key; export and renew --rekey say
+// the key is on the device). Everything (index, clients/, bundles,
+// manifest) is one journaled transaction with one sync pass: a crash
+// leaves none or all of the batch.
 func (d *Dir) IssueBatch(o BatchOptions) (*BatchResult, error) {
 	if len(o.Devices) == 0 {
 		return nil, fmt.Errorf("%s: no devices", o.File)
@@ -153,7 +157,11 @@ func (d *Dir) IssueBatch(o BatchOptions) (*BatchResult, error) {
 				outside = append(outside, f.path)
 			}
 		}
-		e := newEntry(it.dev.Name, ProfileClient, it.cert, leafPaths(ProfileClient, it.dev.Name).cert, leafPaths(ProfileClient, it.dev.Name).key)
+		p := leafPaths(ProfileClient, it.dev.Name)
+		if o.BundleDir != "" {
+			p.key = "" // in the bundle only
+		}
+		e := newEntry(it.dev.Name, ProfileClient, it.cert, p.cert, p.key)
 		s.idx.Certificates = append(s.idx.Certificates, e)
 		me := ManifestEntry{Name: e.Name, Serial: e.Serial, NotAfter: e.NotAfter, SHA256: e.Fingerprint, Cert: e.Cert}
 		if o.BundleDir != "" {
@@ -370,8 +378,9 @@ func (b *batchMaker) make(it *batchItem) error {
 	it.cert = cert
 	certPEM := EncodeCerts(append([]*x509.Certificate{cert}, b.iss.Chain...)...)
 	p := leafPaths(ProfileClient, it.dev.Name)
-	it.files = append(it.files, batchFile{path: p.key, rel: true, data: keyPEM, mode: 0o600}, batchFile{path: p.cert, rel: true, data: certPEM, mode: 0o644})
+	it.files = append(it.files, batchFile{path: p.cert, rel: true, data: certPEM, mode: 0o644})
 	if b.o.BundleDir == "" {
+		it.files = append(it.files, batchFile{path: p.key, rel: true, data: keyPEM, mode: 0o600})
 		return nil
 	}
 	dir := filepath.Join(b.o.BundleDir, it.dev.Name)

@@ -142,15 +142,21 @@ func TestIssueBatch(t *testing.T) {
 	}
 	for i, d := range devs {
 		e := idx.find("clients/" + d.Name + ".crt")
-		if e == nil || e.Key != "clients/"+d.Name+".key" || e.Profile != ProfileClient || e.CN != d.Name {
+		if e == nil || e.Key != "" || e.Profile != ProfileClient || e.CN != d.Name {
 			t.Fatalf("%s: index entry %+v", d.Name, e)
 		}
 		if me := m.Devices[i]; me.Name != d.Name || me.Serial != e.Serial || me.SHA256 != e.Fingerprint || !me.NotAfter.Equal(e.NotAfter) {
 			t.Errorf("manifest entry %+v, index %+v", me, e)
 		}
 		bundle := filepath.Join(out, d.Name)
-		if !bytes.Equal(mustRead(t, filepath.Join(bundle, d.Name+".key")), mustRead(t, filepath.Join(dir, e.Key))) ||
-			!bytes.Equal(mustRead(t, filepath.Join(bundle, d.Name+".crt")), mustRead(t, filepath.Join(dir, e.Cert))) ||
+		key, err := ReadKey(filepath.Join(bundle, d.Name+".key"), nil)
+		if err != nil || !keyMatches(key, readCert(t, filepath.Join(dir, e.Cert))[0].PublicKey) {
+			t.Errorf("%s: the bundle's key does not match the certificate: %v", d.Name, err)
+		}
+		if fileExists(filepath.Join(dir, ClientsDir, d.Name+".key")) {
+			t.Errorf("%s: the key is kept in the pki directory too", d.Name)
+		}
+		if !bytes.Equal(mustRead(t, filepath.Join(bundle, d.Name+".crt")), mustRead(t, filepath.Join(dir, e.Cert))) ||
 			!bytes.Equal(mustRead(t, filepath.Join(bundle, RootCertFile)), mustRead(t, filepath.Join(dir, RootCertFile))) {
 			t.Errorf("%s: the bundle is not a copy of the directory's files", d.Name)
 		}
@@ -160,16 +166,17 @@ func TestIssueBatch(t *testing.T) {
 				t.Errorf("%s: %v, mode %v, want %v", f, err, st, mode)
 			}
 		}
-		if st, _ := os.Stat(filepath.Join(dir, e.Key)); st.Mode().Perm() != 0o600 {
-			t.Errorf("%s: mode %v", e.Key, st.Mode())
-		}
 	}
 	c := readCert(t, filepath.Join(out, "s2", "s2.crt"))
 	if len(c) != 2 || c[0].Subject.OrganizationalUnit[0] != "Plant 7" || strings.Join(Names(c[0]), ",") != "s2.example,192.0.2.2" {
 		t.Errorf("s2: %d certs, OU %v, names %v", len(c), c[0].Subject.OrganizationalUnit, Names(c[0]))
 	}
-	// A device of a batch is renewed and revoked like any client.
+	// A device of a batch is renewed (its key re-signed) and revoked like
+	// any client; export says its key is on the device.
 	d := &Dir{Path: dir}
+	if _, err := d.Export(ExportOptions{Name: "s1", Format: FormatPEMBundle, Out: filepath.Join(base, "s1.pem")}); !errors.Is(err, ErrNoKey) {
+		t.Errorf("export of a bundled device: %v, want ErrNoKey", err)
+	}
 	if _, err := d.Renew(RenewOptions{Name: "s1"}); err != nil {
 		t.Fatalf("renew a batch device: %v", err)
 	}
@@ -292,6 +299,31 @@ int main(void) {
 			string(mustRead(t, filepath.Join(bundle, dev.Name+".crt"))) + "--\n" + string(mustRead(t, filepath.Join(bundle, dev.Name+".key")))
 		if string(got) != want {
 			t.Errorf("%s: the header's strings differ from the PEM files:\n%s\nwant\n%s", dev.Name, got, want)
+		}
+	}
+}
+
+// TestIssueBatchWithoutBundles: without a bundle directory the keys are
+// kept in clients/ (0600) and recorded, as by issue client NAME.
+func TestIssueBatchWithoutBundles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	mustInit(t, dir, InitOptions{Hosts: []string{"localhost"}})
+	res, err := (&Dir{Path: dir}).IssueBatch(BatchOptions{File: "d.csv", Devices: batchDevices("k1", "k2")})
+	if err != nil || res.ManifestPath != "" {
+		t.Fatal(err, res)
+	}
+	idx, _ := LoadIndex(dir)
+	for _, n := range []string{"k1", "k2"} {
+		e := idx.find("clients/" + n + ".crt")
+		if e == nil || e.Key != "clients/"+n+".key" {
+			t.Fatalf("%s: %+v", n, e)
+		}
+		key, err := ReadKey(filepath.Join(dir, e.Key), nil)
+		if err != nil || !keyMatches(key, readCert(t, filepath.Join(dir, e.Cert))[0].PublicKey) {
+			t.Errorf("%s: %v", n, err)
+		}
+		if st, _ := os.Stat(filepath.Join(dir, e.Key)); st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v", e.Key, st.Mode())
 		}
 	}
 }

@@ -107,7 +107,7 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 	case e.Profile.IsCA():
 		return nil, fmt.Errorf("%s is the %s CA: its key never leaves the directory; clients need only %s", o.Name, e.Profile, s.d.path(RootCertFile))
 	case e.Key == "":
-		return nil, errs.New(fmt.Sprintf("%s was signed from a CSR: its key is on the device that made the request, not in %s; make the file there: openssl pkcs12 -export -inkey KEY -in CERT -certfile %s -out %s.p12",
+		return nil, errs.New(fmt.Sprintf("%s was signed from a CSR or issued with its key in a batch bundle: its key is on the device, not in %s; make the file there: openssl pkcs12 -export -inkey KEY -in CERT -certfile %s -out %s.p12",
 			e.Cert, d.Path, s.d.path(RootCertFile), e.Name), ErrNoKey)
 	case !s.d.now().Before(e.NotAfter):
 		return nil, fmt.Errorf("%s expired on %s: renew it first: %s", e.Cert, e.NotAfter.Format(time.DateOnly), explain.Renew(e.Name, d.Path, false))

@@ -30,16 +30,19 @@ and 1024 bytes a line, UTF-8. For example devices.csv:
   sensor-0002,sensor-0002.plant7.example,Plant 7
   gw-01,gw-01.example 192.0.2.21
 
-As with issue client NAME, the key and certificate are kept as clients/NAME.key
-and clients/NAME.crt and recorded in index.yaml, so that pki list, renew,
-revoke and export work on each device. --bundle-dir DIR (outside the pki
-directory, one per batch) also gets a copy to install, per device DIR/NAME/:
-NAME.key (0600), NAME.crt, ca.crt; with --p12 NAME.p12 and its generated
-password in NAME.p12.pass (0600); with --format c-header NAME.h (0600), the CA,
-certificate and key as C strings mqtt_ca_pem, mqtt_cert_pem, mqtt_key_pem
-(and mqtt_client_id) for ESP-IDF and Arduino firmware; and DIR/manifest.json
-(name, serial, notAfter, sha256 of each certificate). Delete the bundles once
-the devices have them.`
+The certificates are kept as clients/NAME.crt and recorded in index.yaml, so
+that pki list, renew and revoke work on each device. Without --bundle-dir the
+keys are kept beside them (clients/NAME.key), as by issue client NAME.
+--bundle-dir DIR (outside the pki directory, one per batch) gets per device
+DIR/NAME/: NAME.key (0600), NAME.crt, ca.crt; with --p12 NAME.p12 and its
+generated password in NAME.p12.pass (0600); with --format c-header NAME.h
+(0600), the CA, certificate and key as C strings mqtt_ca_pem, mqtt_cert_pem,
+mqtt_key_pem (and mqtt_client_id) for ESP-IDF and Arduino firmware; and
+DIR/manifest.json (name, serial, notAfter, sha256 of each certificate). With
+bundles, each key is in its bundle only, as if the device had sent a CSR: the
+CA's machine keeps no copy of the fleet's keys once the bundles are delivered
+and deleted (renew re-signs the device's key; pki export needs the key, so
+make the p12 now with --p12).`
 
 const batchExample = `  # a batch of devices, with a bundle per device and C headers for the firmware
   mqttctl pki issue client --batch devices.csv --bundle-dir out --format c-header
@@ -131,7 +134,11 @@ func printBatch(s *streams, pkiDir string, b batchFlags, res *pki.BatchResult) {
 		names = append(names, "...")
 	}
 	fmt.Fprintf(s.Out, "Issued %d client certificates from %s (%s), valid until %s\n", len(m.Devices), b.file, strings.Join(names, ", "), first.NotAfter.Format(time.DateOnly))
-	fmt.Fprintf(s.Out, "  keys and certificates  %s, NAME.crt (recorded in %s)\n", filepath.Join(pkiDir, filepath.Dir(first.Cert), "NAME.key"), filepath.Join(pkiDir, pki.IndexFile))
+	if res.ManifestPath == "" {
+		fmt.Fprintf(s.Out, "  keys and certificates  %s, NAME.crt (recorded in %s)\n", filepath.Join(pkiDir, filepath.Dir(first.Cert), "NAME.key"), filepath.Join(pkiDir, pki.IndexFile))
+	} else {
+		fmt.Fprintf(s.Out, "  certificates           %s (recorded in %s; the keys are in the bundles only)\n", filepath.Join(pkiDir, filepath.Dir(first.Cert), "NAME.crt"), filepath.Join(pkiDir, pki.IndexFile))
+	}
 	if res.ManifestPath != "" {
 		files := "NAME.key, NAME.crt, ca.crt"
 		if b.p12 {
@@ -151,7 +158,7 @@ func printBatch(s *streams, pkiDir string, b batchFlags, res *pki.BatchResult) {
 		return
 	}
 	dir := first.Bundle
-	fmt.Fprintf(s.Out, "Next: copy %s/NAME/ onto each device (then delete the bundles); try one:\n", b.bundleDir)
+	fmt.Fprintf(s.Out, "Next: copy %s/NAME/ onto each device, then delete %s (it holds the only copy of each key); try one:\n", b.bundleDir, b.bundleDir)
 	fmt.Fprintf(s.Out, "  mosquitto_pub -h BROKER -p 8883 --cafile %s --cert %s --key %s -i %s -t test -m hello\n",
 		filepath.Join(dir, pki.RootCertFile), filepath.Join(dir, first.Name+".crt"), filepath.Join(dir, first.Name+".key"), first.Name)
 }

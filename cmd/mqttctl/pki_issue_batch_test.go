@@ -107,7 +107,7 @@ func TestPKIIssueBatch(t *testing.T) {
 	names := []string{"esp-01", "esp-02", "esp-03"}
 	runSteps(t, []cliStep{
 		{name: "batch", args: []string{"pki", "issue", "client", "--dir", dir, "--batch", csv, "--bundle-dir", out, "--p12", "--format", "c-header", "--days", "90"},
-			out: []string{"Issued 3 client certificates from " + csv, filepath.Join(dir, "clients", "NAME.key"), filepath.Join(out, "NAME") + "/ (NAME.key, NAME.crt, ca.crt, NAME.p12, NAME.p12.pass, NAME.h)",
+			out: []string{"Issued 3 client certificates from " + csv, filepath.Join(dir, "clients", "NAME.crt"), "the keys are in the bundles only", filepath.Join(out, "NAME") + "/ (NAME.key, NAME.crt, ca.crt, NAME.p12, NAME.p12.pass, NAME.h)",
 				filepath.Join(out, "manifest.json"), "Next: copy", "mosquitto_pub", "--cert " + filepath.Join(out, "esp-01", "esp-01.crt")}},
 		{name: "list", args: []string{"pki", "list", "--dir", dir}, out: names},
 		{name: "the same batch again", args: []string{"pki", "issue", "client", "--dir", dir, "--batch", csv, "--bundle-dir", filepath.Join(base, "out2")}, code: 1,
@@ -128,7 +128,10 @@ func TestPKIIssueBatch(t *testing.T) {
 		if o, err := testutil.Run(t, b, nil, openssl, "pkey", "-in", n+".key", "-noout"); err != nil {
 			t.Errorf("openssl pkey %s: %v %s", n, err, o)
 		}
-		for _, f := range []string{n + ".key", n + ".p12", n + ".p12.pass", n + ".h", filepath.Join("..", "..", "pki", "clients", n+".key")} {
+		if _, err := os.Stat(filepath.Join(dir, "clients", n+".key")); err == nil {
+			t.Errorf("%s: the key is kept in the pki directory too", n)
+		}
+		for _, f := range []string{n + ".key", n + ".p12", n + ".p12.pass", n + ".h"} {
 			if st, err := os.Stat(filepath.Join(b, f)); err != nil || st.Mode().Perm() != 0o600 {
 				t.Errorf("%s: %v, mode %v, want 0600", f, err, st.Mode())
 			}
@@ -148,7 +151,7 @@ func TestPKIIssueBatch(t *testing.T) {
 	}
 	os.WriteFile(csv, []byte(big.String()), 0o644)
 	runSteps(t, []cliStep{
-		{name: "progress", args: []string{"pki", "issue", "client", "--dir", dir, "--batch", csv}, out: []string{"Issued 200 client certificates", "pki export big-000"},
+		{name: "progress", args: []string{"pki", "issue", "client", "--dir", dir, "--batch", csv}, out: []string{"Issued 200 client certificates", filepath.Join(dir, "clients", "NAME.key"), "pki export big-000"},
 			errOut: []string{"made 100 of 200 keys and certificates", "made 200 of 200"}},
 	})
 }
