@@ -2,6 +2,7 @@ package fsx
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -219,5 +220,75 @@ func TestPrepareOnceForManyOutside(t *testing.T) {
 	}
 	if got := snapshotDir(t, dir); len(got) != 0 {
 		t.Fatalf("left in the directory after recovery: %v", got)
+	}
+}
+
+// manyChange adds 20 new files with AddMany, half of them outside the
+// journal's directory, made durable in one pass.
+func manyChange(dir, out string, crash func(string) bool) error {
+	t := Txn{Journal: filepath.Join(dir, "journal.json"), Crash: crash, SyncOnce: true}
+	defer t.Abort()
+	var files []File
+	for i := range 10 {
+		files = append(files, File{Path: filepath.Join(dir, "sub", fmt.Sprint("f", i)), Data: []byte(fmt.Sprint("in", i)), Perm: 0o600},
+			File{Path: filepath.Join(out, fmt.Sprint("g", i)), Data: []byte(fmt.Sprint("out", i)), Perm: 0o644})
+	}
+	if err := t.AddMany(files); err != nil {
+		return err
+	}
+	return t.Commit()
+}
+
+// TestAddManyAllOrNothing: AddMany's files, written on several goroutines,
+// are staged in order with their modes; a crash at any step leaves, once
+// recovered, none or all of them and no temporary file, inside the
+// journal's directory or outside; a file that exists refuses the change.
+func TestAddManyAllOrNothing(t *testing.T) {
+	setup := func() (string, string) {
+		dir, out := t.TempDir(), t.TempDir()
+		os.Mkdir(filepath.Join(dir, "sub"), 0o700)
+		return dir, out
+	}
+	dir, out := setup()
+	var steps []string
+	if err := manyChange(dir, out, func(s string) bool { steps = append(steps, s); return false }); err != nil {
+		t.Fatal(err)
+	}
+	all := len(snapshotDir(t, dir)) + len(snapshotDir(t, out))
+	if st, err := os.Stat(filepath.Join(out, "g3")); all != 20 || err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("%d files, g3: %v", all, err)
+	}
+	for k := range steps {
+		dir, out := setup()
+		n := 0
+		if err := manyChange(dir, out, func(string) bool { n++; return n == k+1 }); !errors.Is(err, ErrCrashed) {
+			t.Fatalf("crash at %q: %v", steps[k], err)
+		}
+		done, err := Recover(filepath.Join(dir, "journal.json"), anyRemove, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(done) == 0 {
+			CleanTemps(dir, filepath.Join(dir, "sub"))
+		}
+		in, o := snapshotDir(t, dir), snapshotDir(t, out)
+		if got := len(in) + len(o); got != 0 && got != 20 {
+			t.Errorf("crash at %q: %d of 20 files after recovery: %v %v", steps[k], got, in, o)
+		}
+		for _, m := range []map[string]string{in, o} {
+			for name := range m {
+				if strings.Contains(name, ".tmp") || strings.HasPrefix(name, "journal.json") {
+					t.Errorf("crash at %q: %s left behind", steps[k], name)
+				}
+			}
+		}
+	}
+	dir, out = setup()
+	os.WriteFile(filepath.Join(out, "g7"), []byte("theirs"), 0o600)
+	if err := manyChange(dir, out, nil); !errors.Is(err, ErrExists) {
+		t.Fatalf("over an existing file: %v", err)
+	}
+	if in, o := snapshotDir(t, dir), snapshotDir(t, out); len(in) != 0 || len(o) != 1 {
+		t.Fatalf("a refused change left %v %v", in, o)
 	}
 }
