@@ -187,8 +187,24 @@ func (d *Dir) IssueBatch(o BatchOptions) (*BatchResult, error) {
 			files = append(files, fsx.File{Path: p, Data: f.data, Perm: f.mode})
 		}
 	}
-	if err := s.txn.AddMany(files); err != nil {
+	// The index is marshalled while the files are written (both take a
+	// while for thousands of devices).
+	type marshalled struct {
+		data []byte
+		err  error
+	}
+	index := make(chan marshalled, 1)
+	go func() {
+		data, err := s.idx.Marshal()
+		index <- marshalled{data, err}
+	}()
+	err = s.txn.AddMany(files)
+	idx := <-index
+	if err != nil {
 		return nil, err
+	}
+	if idx.err != nil {
+		return nil, idx.err
 	}
 	if res.ManifestPath != "" {
 		data, err := json.MarshalIndent(res.Manifest, "", "  ")
@@ -199,7 +215,7 @@ func (d *Dir) IssueBatch(o BatchOptions) (*BatchResult, error) {
 			return nil, err
 		}
 	}
-	if err := s.commit(); err != nil {
+	if err := s.commitIndex(idx.data); err != nil {
 		return nil, err
 	}
 	res.Warnings = s.rep.Warnings

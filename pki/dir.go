@@ -363,6 +363,11 @@ func (s *state) commit() error {
 		s.txn.Abort()
 		return err
 	}
+	return s.commitIndex(data)
+}
+
+// commitIndex is commit with the index already marshalled (data).
+func (s *state) commitIndex(data []byte) error {
 	if err := s.txn.Add(s.d.path(IndexFile), data, 0o644, true); err != nil {
 		s.txn.Abort()
 		return err
