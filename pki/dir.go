@@ -201,7 +201,12 @@ func (d *Dir) recover() (string, error) {
 		return "", fmt.Errorf("complete the interrupted change in %s: %w", d.Path, err)
 	}
 	if len(done) > 0 {
-		return fmt.Sprintf("completed a change that was interrupted (%s recorded %d files: %s)", d.path(JournalFile), len(done), strings.Join(done, ", ")), nil
+		list := strings.Join(done, ", ")
+		if len(done) > 10 {
+			// A batch's thousands of files: the first few say which change.
+			list = fmt.Sprintf("%s and %d more", strings.Join(done[:5], ", "), len(done)-5)
+		}
+		return fmt.Sprintf("completed a change that was interrupted (%s recorded %d files: %s)", d.path(JournalFile), len(done), list), nil
 	}
 	fsx.CleanTemps(d.Path, d.path(ClientsDir), d.path(ServersDir))
 	return "", nil

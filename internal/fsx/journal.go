@@ -25,6 +25,12 @@ import (
 // journalVersion is the only journal format Recover reads.
 const journalVersion = 1
 
+// MaxJournal bounds the journal and the prepare file (64 MiB: a batch of
+// 10,000 devices with seven files each and long paths is under 20 MiB).
+// Commit and Prepare refuse a change they could not record within it, so
+// that Recover never meets a journal it will not read.
+const MaxJournal = 64 << 20
+
 type journal struct {
 	Version int         `json:"version"`
 	Ops     []journalOp `json:"ops"`
@@ -75,22 +81,29 @@ func (t *Txn) Prepare(paths ...string) error {
 		t.outsideSet = map[string]bool{}
 	}
 	var added []string
+	seen := map[string]bool{}
 	for _, path := range paths {
 		abs, err := filepath.Abs(path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if rel := relTo(base, abs); !filepath.IsAbs(rel) || t.outsideSet[abs] {
+		if rel := relTo(base, abs); !filepath.IsAbs(rel) || t.outsideSet[abs] || seen[abs] {
 			continue
 		}
-		t.outsideSet[abs] = true
+		seen[abs] = true
 		added = append(added, abs)
 	}
 	if len(added) == 0 {
 		return nil
 	}
+	data, _ := json.Marshal(append(t.outside, added...))
+	if len(data) > MaxJournal {
+		return fmt.Errorf("%d files outside %s are too many for one change (over %d MiB of paths): make it in smaller parts", len(t.outside)+len(added), base, MaxJournal>>20)
+	}
 	t.outside = append(t.outside, added...)
-	data, _ := json.Marshal(t.outside)
+	for _, a := range added {
+		t.outsideSet[a] = true
+	}
 	if t.crashed("prepare " + added[0]) {
 		return ErrCrashed
 	}
@@ -101,23 +114,39 @@ func (t *Txn) Prepare(paths ...string) error {
 // file next to journalPath lists, and the prepare file.
 func cleanPrepared(journalPath string) []string {
 	p := journalPath + ".prepare"
-	data, err := ReadRegular(p, 1<<20)
+	data, err := ReadRegular(p, MaxJournal)
 	if err != nil {
 		return nil
 	}
 	var targets []string
 	json.Unmarshal(data, &targets)
-	var removed []string
+	// Each directory is read once (a batch lists thousands of targets in
+	// a few directories each).
+	byDir := map[string]map[string]bool{}
+	var dirs []string
 	for _, target := range targets {
-		entries, err := os.ReadDir(filepath.Dir(target))
+		d := filepath.Dir(target)
+		if byDir[d] == nil {
+			byDir[d] = map[string]bool{}
+			dirs = append(dirs, d)
+		}
+		byDir[d][filepath.Base(target)] = true
+	}
+	var removed []string
+	for _, d := range dirs {
+		entries, err := os.ReadDir(d)
 		if err != nil {
 			continue
 		}
 		for _, e := range entries {
 			n := e.Name()
-			if rest, ok := strings.CutPrefix(n, "."+filepath.Base(target)+".tmp"); ok && e.Type().IsRegular() && rest != "" && strings.Trim(rest, "0123456789") == "" {
-				if os.Remove(filepath.Join(filepath.Dir(target), n)) == nil {
-					removed = append(removed, filepath.Join(filepath.Dir(target), n))
+			i := strings.LastIndex(n, ".tmp")
+			if i <= 1 || n[0] != '.' || !byDir[d][n[1:i]] || !e.Type().IsRegular() {
+				continue
+			}
+			if rest := n[i+len(".tmp"):]; rest != "" && strings.Trim(rest, "0123456789") == "" {
+				if os.Remove(filepath.Join(d, n)) == nil {
+					removed = append(removed, filepath.Join(d, n))
 				}
 			}
 		}
@@ -166,6 +195,9 @@ func (t *Txn) commitJournaled() error {
 	data, err := json.Marshal(j)
 	if err != nil {
 		return fmt.Errorf("encode journal %s: %w", t.Journal, err)
+	}
+	if len(data) > MaxJournal {
+		return fmt.Errorf("the change of %d files is too large for one journal (over %d MiB): make it in smaller parts", len(j.Ops), MaxJournal>>20)
 	}
 	// The temporary files (and their names) must be durable before the
 	// journal that names them.
@@ -290,7 +322,7 @@ func replay(journalPath string, ops []journalOp, crashed func(string) bool, once
 // reading the files it changes. crash is the Txn.Crash test hook (nil in
 // use).
 func Recover(path string, canRemove func(rel string) bool, crash func(step string) bool) ([]string, error) {
-	data, err := ReadRegular(path, 1<<20)
+	data, err := ReadRegular(path, MaxJournal)
 	if errors.Is(err, fs.ErrNotExist) {
 		cleanPrepared(path)
 		return nil, nil

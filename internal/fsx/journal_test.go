@@ -1,6 +1,7 @@
 package fsx
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -290,5 +291,55 @@ func TestAddManyAllOrNothing(t *testing.T) {
 	}
 	if in, o := snapshotDir(t, dir), snapshotDir(t, out); len(in) != 0 || len(o) != 1 {
 		t.Fatalf("a refused change left %v %v", in, o)
+	}
+}
+
+// TestRecoverLargeJournal: a journal and a prepare file of several MiB (a
+// batch of thousands of devices) are read and completed by Recover: the
+// renames are done, and the temporary files outside that a crash before
+// the journal left are removed.
+func TestRecoverLargeJournal(t *testing.T) {
+	dir, out := t.TempDir(), t.TempDir()
+	os.Mkdir(filepath.Join(dir, "sub"), 0o700)
+	jp := filepath.Join(dir, "journal.json")
+	long := strings.Repeat("x", 200)
+	name := func(i int) string { return fmt.Sprintf("%s-%05d", long, i) }
+	var ops []journalOp
+	var targets []string
+	for i := range 10000 {
+		ops = append(ops, journalOp{Tmp: "sub/." + name(i) + ".tmp1", Path: "sub/" + name(i)})
+		targets = append(targets, filepath.Join(out, name(i)))
+	}
+	os.WriteFile(filepath.Join(dir, "sub", "."+name(0)+".tmp1"), []byte("new"), 0o600)
+	data, _ := json.Marshal(journal{Version: journalVersion, Ops: ops})
+	if len(data) < 2<<20 {
+		t.Fatalf("journal of %d bytes only", len(data))
+	}
+	os.WriteFile(jp, data, 0o600)
+	done, err := Recover(jp, anyRemove, nil)
+	if err != nil || len(done) != 10000 {
+		t.Fatalf("Recover: %v, %d done", err, len(done))
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "sub", name(0))); string(b) != "new" {
+		t.Fatalf("the rename was not done: %q", b)
+	}
+	// Stopped before its journal: only the prepare file.
+	pdata, _ := json.Marshal(targets)
+	os.WriteFile(jp+".prepare", pdata, 0o600)
+	tmp := filepath.Join(out, "."+name(7)+".tmp4242")
+	keep := filepath.Join(out, "."+name(7)+".tmpx")
+	os.WriteFile(tmp, []byte("key"), 0o600)
+	os.WriteFile(keep, []byte("not ours"), 0o600)
+	if _, err := Recover(jp, anyRemove, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); err == nil {
+		t.Errorf("%s left behind", tmp)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("%s, not a temporary file of a target, was removed", keep)
+	}
+	if _, err := os.Stat(jp + ".prepare"); err == nil {
+		t.Errorf("the prepare file is left")
 	}
 }
