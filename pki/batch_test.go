@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
@@ -325,5 +326,33 @@ func TestIssueBatchWithoutBundles(t *testing.T) {
 		if st, _ := os.Stat(filepath.Join(dir, e.Key)); st.Mode().Perm() != 0o600 {
 			t.Errorf("%s: mode %v", e.Key, st.Mode())
 		}
+	}
+}
+
+// TestIssueBatchAgainAfterCrash: a batch stopped before its journal was in
+// place is dropped by the next command (only empty bundle directories
+// stay), and the same batch then issues into the same bundle directory.
+func TestIssueBatchAgainAfterCrash(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "pki")
+	mustInit(t, dir, InitOptions{Hosts: []string{"localhost"}})
+	out := filepath.Join(base, "out")
+	o := BatchOptions{File: "d.csv", Devices: batchDevices("c1", "c2"), BundleDir: out, P12: true}
+	d := &Dir{Path: dir, crash: func(step string) bool { return strings.HasPrefix(step, "place journal") }}
+	if _, err := d.IssueBatch(o); !errors.Is(err, fsx.ErrCrashed) {
+		t.Fatalf("err = %v, want the simulated crash", err)
+	}
+	d.crash = nil
+	if _, _, err := d.Entries(); err != nil {
+		t.Fatal(err)
+	}
+	if files := snapshotTree(t, out); strings.Contains(files, "c1.") || strings.Contains(files, ".tmp") {
+		t.Fatalf("the dropped batch left files:\n%s", files)
+	}
+	if _, err := d.IssueBatch(o); err != nil {
+		t.Fatalf("the same batch again: %v", err)
+	}
+	if !fileExists(filepath.Join(out, "c2", "c2.p12")) || !fileExists(filepath.Join(out, ManifestFile)) {
+		t.Fatal("the batch again did not write its bundles")
 	}
 }
