@@ -288,6 +288,11 @@ func (s *state) checkBatchFree(o BatchOptions) error {
 			msg = fmt.Sprintf("subject %q is already used by %s: choose another name or OU", batchSubject(dev, org).String(), subjects[batchSubject(dev, org).String()].Cert)
 		}
 		if msg == "" && o.BundleDir != "" {
+			if st, err := os.Lstat(filepath.Join(o.BundleDir, dev.Name)); err == nil && !st.IsDir() {
+				msg = fmt.Sprintf("%s is there and is not a directory: give this batch a new bundle directory", filepath.Join(o.BundleDir, dev.Name))
+			}
+		}
+		if msg == "" && o.BundleDir != "" {
 			for _, f := range bundleNames(dev.Name, o) {
 				if p := filepath.Join(o.BundleDir, dev.Name, f); fileExists(p) {
 					msg = fmt.Sprintf("%s exists: give this batch a new bundle directory", p)

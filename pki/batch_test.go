@@ -201,6 +201,7 @@ func TestIssueBatchRefusals(t *testing.T) {
 	out := filepath.Join(base, "out")
 	os.MkdirAll(filepath.Join(out, "taken"), 0o700)
 	os.WriteFile(filepath.Join(out, "taken", "taken.key"), []byte("x"), 0o600)
+	os.WriteFile(filepath.Join(out, "plain"), []byte("x"), 0o600)
 	used := filepath.Join(base, "used")
 	os.MkdirAll(used, 0o700)
 	os.WriteFile(filepath.Join(used, ManifestFile), []byte("{}"), 0o644)
@@ -214,6 +215,7 @@ func TestIssueBatchRefusals(t *testing.T) {
 		{"a bridge's identity", BatchOptions{Devices: batchDevices("bridgeid")}, []string{"d.csv:1: ", "already the MQTT identity of servers/br.crt"}, ""},
 		{"an unlisted file", BatchOptions{Devices: batchDevices("a", "b", "stray")}, []string{"d.csv:3: ", "stray.key exists", "pki reindex"}, ""},
 		{"a bundle file exists", BatchOptions{Devices: batchDevices("x", "taken"), BundleDir: out}, []string{"d.csv:2: ", "taken.key exists"}, out},
+		{"a file where a bundle goes", BatchOptions{Devices: batchDevices("x", "y", "plain"), BundleDir: out}, []string{"d.csv:3: ", "plain is there and is not a directory"}, out},
 		{"a manifest exists", BatchOptions{Devices: batchDevices("x"), BundleDir: used}, []string{"manifest.json exists", "its own bundle directory"}, used},
 		{"bundles inside the pki", BatchOptions{Devices: batchDevices("x"), BundleDir: filepath.Join(dir, "b")}, []string{"inside the pki directory"}, ""},
 		{"p12 without bundles", BatchOptions{Devices: batchDevices("x"), P12: true}, []string{"bundle directory"}, ""},
