@@ -87,9 +87,15 @@ func runIssueBatch(cmd *cobra.Command, s *streams, f *pkiFlags, o pki.IssueOptio
 	if err := batchArgs(args); err != nil {
 		return err
 	}
-	for _, name := range []string{"host", "cn", "force", "not-before", "not-after"} {
-		if cmd.Flags().Changed(name) {
-			return fmt.Errorf("--%s is not for --batch: give extra names in the file's san column; a batch never replaces a certificate", name)
+	for _, fl := range []struct{ name, why string }{
+		{"host", "give a device's extra names in the file's san column"},
+		{"cn", "each device's CN is its name, the file's name column"},
+		{"force", "a batch never replaces a certificate; renew a device with pki renew NAME"},
+		{"not-before", "a batch is valid from now, for --days"},
+		{"not-after", "a batch is valid from now, for --days"},
+	} {
+		if cmd.Flags().Changed(fl.name) {
+			return fmt.Errorf("--%s is not for --batch: %s", fl.name, fl.why)
 		}
 	}
 	if err := refuseDash(cmd, "bundle-dir", "a directory per device"); err != nil {

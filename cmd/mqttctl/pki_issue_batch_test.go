@@ -62,7 +62,8 @@ func TestPKIIssueBatchRefusals(t *testing.T) {
 		{"unknown format", good, []string{"--bundle-dir", out, "--format", "der"}, []string{`--format "der": use c-header`}},
 		{"bundles in the pki", good, []string{"--bundle-dir", filepath.Join(dir, "bundles")}, []string{"inside the pki directory"}},
 		{"--host with --batch", good, []string{"--host", "x.example"}, []string{"--host is not for --batch", "san column"}},
-		{"--force with --batch", good, []string{"--force"}, []string{"--force is not for --batch"}},
+		{"--cn with --batch", good, []string{"--cn", "x"}, []string{"--cn is not for --batch: each device's CN is its name"}},
+		{"--force with --batch", good, []string{"--force"}, []string{"--force is not for --batch", "pki renew NAME"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.ReplaceAll(tt.name, " ", "_"), func(t *testing.T) {
