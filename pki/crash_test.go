@@ -203,6 +203,11 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 			_, err := d.Export(ExportOptions{Name: "alice", Format: FormatPEMBundle, Out: filepath.Join(out, "alice.pem")})
 			return err
 		}},
+		{"issue client --batch with bundles", func(d *Dir) error {
+			out := filepath.Join(filepath.Dir(d.Path), "out")
+			_, err := d.IssueBatch(BatchOptions{File: "d.csv", Devices: batchDevices("b1", "b2", "b3"), BundleDir: out, P12: true, CHeader: true})
+			return err
+		}},
 		{"renew", func(d *Dir) error { _, err := d.Renew(RenewOptions{Name: "alice"}); return err }},
 		{"renew --rekey", func(d *Dir) error { _, err := d.Renew(RenewOptions{Name: "bob", Rekey: true}); return err }},
 		{"renew --expiring", func(d *Dir) error { _, err := d.Renew(RenewOptions{Expiring: 400 * 24 * 3600e9}); return err }},
@@ -337,6 +342,7 @@ func checkCrash(t *testing.T, cmd, step, dir string, run func(d *Dir) error, cra
 			return nil
 		})
 	}
+	checkBatchAllOrNone(t, cmd+", crash at "+step, dir, idx, out)
 	if fp, _ := fileFingerprint(filepath.Join(out, "dev2.crt")); fp != "" && idx.byFingerprint(fp) < 0 {
 		t.Errorf("%s, crash at %q: %s is a certificate the index does not list", cmd, step, filepath.Join(out, "dev2.crt"))
 	}
@@ -389,5 +395,36 @@ func TestCrashDuringFirstInit(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// checkBatchAllOrNone: after a batch (b1, b2, b3) was stopped and the next
+// command ran, either every device is in the index with its files and its
+// bundle and the manifest, or none is and no file of the batch is left
+// (empty bundle directories may be).
+func checkBatchAllOrNone(t *testing.T, what, dir string, idx *Index, out string) {
+	t.Helper()
+	var have, want int
+	for _, n := range []string{"b1", "b2", "b3"} {
+		files := []string{filepath.Join(dir, ClientsDir, n+".crt")}
+		for _, f := range []string{n + ".key", n + ".crt", RootCertFile, n + ".p12", n + ".p12.pass", n + ".h"} {
+			files = append(files, filepath.Join(out, n, f))
+		}
+		if idx.find("clients/"+n+".crt") != nil {
+			have++
+		}
+		for _, f := range files {
+			want++
+			if fileExists(f) {
+				have++
+			}
+		}
+		want++
+	}
+	if fileExists(filepath.Join(out, ManifestFile)) {
+		have++
+	}
+	if want++; have != 0 && have != want {
+		t.Errorf("%s: %d of the batch's %d files and index entries are there, not none or all", what, have, want)
 	}
 }

@@ -204,7 +204,12 @@ func (d *Dir) recover() (string, error) {
 		return "", fmt.Errorf("complete the interrupted change in %s: %w", d.Path, err)
 	}
 	if len(done) > 0 {
-		return fmt.Sprintf("completed a change that was interrupted (%s recorded %d files: %s)", d.path(JournalFile), len(done), strings.Join(done, ", ")), nil
+		list := strings.Join(done, ", ")
+		if len(done) > 10 {
+			// A batch's thousands of files: the first few say which change.
+			list = fmt.Sprintf("%s and %d more", strings.Join(done[:5], ", "), len(done)-5)
+		}
+		return fmt.Sprintf("completed a change that was interrupted (%s recorded %d files: %s)", d.path(JournalFile), len(done), list), nil
 	}
 	fsx.CleanTemps(d.Path, d.path(ClientsDir), d.path(ServersDir), d.path(BootstrapDir))
 	return "", nil
@@ -366,6 +371,11 @@ func (s *state) commit() error {
 		s.txn.Abort()
 		return err
 	}
+	return s.commitIndex(data)
+}
+
+// commitIndex is commit with the index already marshalled (data).
+func (s *state) commitIndex(data []byte) error {
 	if err := s.txn.Add(s.d.path(IndexFile), data, 0o644, true); err != nil {
 		s.txn.Abort()
 		return err

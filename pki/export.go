@@ -2,6 +2,8 @@ package pki
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -105,7 +107,7 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 	case e.Profile.IsCA():
 		return nil, fmt.Errorf("%s is the %s CA: its key never leaves the directory; clients need only %s", o.Name, e.Profile, s.d.path(RootCertFile))
 	case e.Key == "":
-		return nil, errs.New(fmt.Sprintf("%s was signed from a CSR: its key is on the device that made the request, not in %s; make the file there: openssl pkcs12 -export -inkey KEY -in CERT -certfile %s -out %s.p12",
+		return nil, errs.New(fmt.Sprintf("%s was signed from a CSR or issued with its key in a batch bundle: its key is on the device, not in %s; make the file there: openssl pkcs12 -export -inkey KEY -in CERT -certfile %s -out %s.p12",
 			e.Cert, d.Path, s.d.path(RootCertFile), e.Name), ErrNoKey)
 	case !s.d.now().Before(e.NotAfter):
 		return nil, fmt.Errorf("%s expired on %s: renew it first: %s", e.Cert, e.NotAfter.Format(time.DateOnly), explain.Renew(e.Name, d.Path, false))
@@ -147,20 +149,11 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 		if bytes.ContainsFunc(o.Password, func(r rune) bool { return r >= utf8.RuneSelf }) {
 			info.Warnings = append(info.Warnings, "the password is not plain ASCII: Java's keytool cannot open the file with it (OpenSSL can); use an ASCII password for Java clients")
 		}
-		enc := pkcs12.Modern2023
 		if o.Legacy {
-			enc = pkcs12.LegacyDES
 			info.Warnings = append(info.Warnings, "legacy encryption is 3DES and a SHA-1 MAC, which are weak: use it only for clients that cannot read the default (Java 8, Android before 12), and keep the file and its password apart")
 		}
-		if out, err = enc.Encode(key, certs[0], chain, string(o.Password)); err != nil {
-			return nil, fmt.Errorf("encode %s: %w", o.Out, err)
-		}
-		// The name is the alias keytool shows (it said "1").
-		if out, err = p12FriendlyName(out, string(o.Password), e.Name); err != nil {
-			return nil, fmt.Errorf("encode %s: name its key %s: %w", o.Out, e.Name, err)
-		}
-		if _, c, _, err := pkcs12.DecodeChain(out, string(o.Password)); err != nil || !c.Equal(certs[0]) {
-			return nil, fmt.Errorf("the p12 made for %s does not read back (%v): nothing written", e.Name, err)
+		if out, err = encodeP12(key, certs[0], chain, string(o.Password), e.Name, o.Legacy); err != nil {
+			return nil, fmt.Errorf("%w: nothing written", err)
 		}
 		info.Certs = 1 + len(chain)
 	case FormatPEMBundle:
@@ -184,6 +177,29 @@ func (d *Dir) Export(o ExportOptions) (*ExportInfo, error) {
 		return nil, err
 	}
 	return info, nil
+}
+
+// encodeP12 makes a PKCS#12 file of key, its certificate leaf and chain,
+// encrypted with password (AES-256-CBC and PBKDF2-HMAC-SHA-256, or with
+// legacy 3DES and a SHA-1 MAC), the key named name (the alias keytool
+// shows). It reads the file back before returning it.
+func encodeP12(key crypto.Signer, leaf *x509.Certificate, chain []*x509.Certificate, password, name string, legacy bool) ([]byte, error) {
+	enc := pkcs12.Modern2023
+	if legacy {
+		enc = pkcs12.LegacyDES
+	}
+	out, err := enc.Encode(key, leaf, chain, password)
+	if err != nil {
+		return nil, fmt.Errorf("encode the p12 of %s: %w", name, err)
+	}
+	// The name is the alias keytool shows (it said "1").
+	if out, err = p12FriendlyName(out, password, name); err != nil {
+		return nil, fmt.Errorf("encode the p12 of %s: name its key %s: %w", name, name, err)
+	}
+	if _, c, _, err := pkcs12.DecodeChain(out, password); err != nil || !c.Equal(leaf) {
+		return nil, fmt.Errorf("the p12 made for %s does not read back (%v)", name, err)
+	}
+	return out, nil
 }
 
 // checkExportOut refuses an output inside the pki directory (even with

@@ -162,7 +162,7 @@ func (s *state) renew(i int, o RenewOptions) error {
 	}
 	switch {
 	case o.Rekey && e.Key == "":
-		return errs.New(fmt.Sprintf("%s was signed from a CSR: its key is on the device, so a new key must come from there; have the device make a new CSR and sign it: %s",
+		return errs.New(fmt.Sprintf("%s was signed from a CSR or issued with its key in a batch bundle: its key is on the device, so a new key must come from there; have the device make a new CSR and sign it: %s",
 			certPath, explain.SignCSR(s.d.Path)), ErrRekeyCSR)
 	case o.Rekey:
 		// The kept predecessor's key would be overwritten: refuse while

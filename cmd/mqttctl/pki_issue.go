@@ -13,6 +13,7 @@ func newPKIIssueCmd(s *streams, f *pkiFlags) *cobra.Command {
 	var (
 		o                   pki.IssueOptions
 		notBefore, notAfter string
+		batch               batchFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "issue server|client|bridge|bootstrap NAME",
@@ -24,16 +25,30 @@ func newPKIIssueCmd(s *streams, f *pkiFlags) *cobra.Command {
   bridge NAME   servers/NAME.crt usable as both broker and client
   bootstrap NAME  bootstrap/NAME.crt, a device's factory certificate: accepted
                 only by 'mqttctl enroll serve' to obtain the client certificate
-                NAME, refused by serve's MQTT listeners`,
+                NAME, refused by serve's MQTT listeners
+
+` + batchHelp,
 		Example: `  mqttctl pki issue client sensor-02
   # a second broker, reached by name and by address (CN edge1)
   mqttctl pki issue server edge1 --cn edge1 --host edge1.example.com --host 192.0.2.11
   mqttctl pki issue bootstrap sensor-03 --days 30
   # reissue the default broker certificate with an extra name
-  mqttctl pki issue server server --force --host localhost --host mqtt.example.com`,
-		Args: cobra.ExactArgs(2),
+  mqttctl pki issue server server --force --host localhost --host mqtt.example.com
+` + batchExample,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if batch.file != "" {
+				return nil // checked by runIssueBatch, in its words
+			}
+			return cobra.ExactArgs(2)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkPositive(cmd, "days"); err != nil {
+				return err
+			}
+			if batch.file != "" {
+				return runIssueBatch(cmd, s, f, o, batch, args)
+			}
+			if err := batch.refuseWithout(); err != nil {
 				return err
 			}
 			p, err := pki.ParseProfile(args[0])
@@ -64,6 +79,7 @@ func newPKIIssueCmd(s *streams, f *pkiFlags) *cobra.Command {
 	fl.StringVar(&notBefore, "not-before", "", "start of validity, RFC 3339 (default now)")
 	fl.StringVar(&notAfter, "not-after", "", "end of validity, RFC 3339 (default now + --days)")
 	cmd.MarkFlagsMutuallyExclusive("days", "not-after")
+	batch.add(cmd)
 	return cmd
 }
 

@@ -25,6 +25,12 @@ import (
 // journalVersion is the only journal format Recover reads.
 const journalVersion = 1
 
+// MaxJournal bounds the journal and the prepare file (64 MiB: a batch of
+// 10,000 devices with seven files each and long paths is under 20 MiB).
+// Commit and Prepare refuse a change they could not record within it, so
+// that Recover never meets a journal it will not read.
+const MaxJournal = 64 << 20
+
 type journal struct {
 	Version int         `json:"version"`
 	Ops     []journalOp `json:"ops"`
@@ -56,7 +62,14 @@ func (t *Txn) journaled() bool {
 
 // prepare records path in the prepare file when it lies outside the
 // journal's directory.
-func (t *Txn) prepare(path string) error {
+func (t *Txn) prepare(path string) error { return t.Prepare(path) }
+
+// Prepare records in the prepare file, in one write, every path that lies
+// outside the journal's directory and is not recorded yet. Add does it for
+// each file; a caller that adds thousands of files outside calls it first
+// with all of them, so that the prepare file is written once, not once per
+// file.
+func (t *Txn) Prepare(paths ...string) error {
 	if t.Journal == "" {
 		return nil
 	}
@@ -64,16 +77,34 @@ func (t *Txn) prepare(path string) error {
 	if err != nil {
 		return fmt.Errorf("journal %s: %w", t.Journal, err)
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	if t.outsideSet == nil {
+		t.outsideSet = map[string]bool{}
 	}
-	if rel := relTo(base, abs); !filepath.IsAbs(rel) || slices.Contains(t.outside, abs) {
+	var added []string
+	seen := map[string]bool{}
+	for _, path := range paths {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if rel := relTo(base, abs); !filepath.IsAbs(rel) || t.outsideSet[abs] || seen[abs] {
+			continue
+		}
+		seen[abs] = true
+		added = append(added, abs)
+	}
+	if len(added) == 0 {
 		return nil
 	}
-	t.outside = append(t.outside, abs)
-	data, _ := json.Marshal(t.outside)
-	if t.crashed("prepare " + abs) {
+	data, _ := json.Marshal(append(t.outside, added...))
+	if len(data) > MaxJournal {
+		return fmt.Errorf("%d files outside %s are too many for one change (over %d MiB of paths): make it in smaller parts", len(t.outside)+len(added), base, MaxJournal>>20)
+	}
+	t.outside = append(t.outside, added...)
+	for _, a := range added {
+		t.outsideSet[a] = true
+	}
+	if t.crashed("prepare " + added[0]) {
 		return ErrCrashed
 	}
 	return WriteFile(t.prepareFile(), data, 0o600, true)
@@ -83,23 +114,39 @@ func (t *Txn) prepare(path string) error {
 // file next to journalPath lists, and the prepare file.
 func cleanPrepared(journalPath string) []string {
 	p := journalPath + ".prepare"
-	data, err := ReadRegular(p, 1<<20)
+	data, err := ReadRegular(p, MaxJournal)
 	if err != nil {
 		return nil
 	}
 	var targets []string
 	json.Unmarshal(data, &targets)
-	var removed []string
+	// Each directory is read once (a batch lists thousands of targets in
+	// a few directories each).
+	byDir := map[string]map[string]bool{}
+	var dirs []string
 	for _, target := range targets {
-		entries, err := os.ReadDir(filepath.Dir(target))
+		d := filepath.Dir(target)
+		if byDir[d] == nil {
+			byDir[d] = map[string]bool{}
+			dirs = append(dirs, d)
+		}
+		byDir[d][filepath.Base(target)] = true
+	}
+	var removed []string
+	for _, d := range dirs {
+		entries, err := os.ReadDir(d)
 		if err != nil {
 			continue
 		}
 		for _, e := range entries {
 			n := e.Name()
-			if rest, ok := strings.CutPrefix(n, "."+filepath.Base(target)+".tmp"); ok && e.Type().IsRegular() && rest != "" && strings.Trim(rest, "0123456789") == "" {
-				if os.Remove(filepath.Join(filepath.Dir(target), n)) == nil {
-					removed = append(removed, filepath.Join(filepath.Dir(target), n))
+			i := strings.LastIndex(n, ".tmp")
+			if i <= 1 || n[0] != '.' || !byDir[d][n[1:i]] || !e.Type().IsRegular() {
+				continue
+			}
+			if rest := n[i+len(".tmp"):]; rest != "" && strings.Trim(rest, "0123456789") == "" {
+				if os.Remove(filepath.Join(d, n)) == nil {
+					removed = append(removed, filepath.Join(d, n))
 				}
 			}
 		}
@@ -149,13 +196,31 @@ func (t *Txn) commitJournaled() error {
 	if err != nil {
 		return fmt.Errorf("encode journal %s: %w", t.Journal, err)
 	}
-	// The temporary files' names must be durable before the journal that
-	// names them.
-	for _, d := range opDirs(base, j.Ops) {
-		if t.crashed("sync " + d) {
+	if len(data) > MaxJournal {
+		return fmt.Errorf("the change of %d files is too large for one journal (over %d MiB): make it in smaller parts", len(j.Ops), MaxJournal>>20)
+	}
+	// The temporary files (and their names) must be durable before the
+	// journal that names them.
+	if t.SyncOnce {
+		if t.crashed("sync all " + base) {
 			return ErrCrashed
 		}
-		syncDir(d)
+		var tmps []string
+		for _, s := range t.files {
+			if !s.remove {
+				tmps = append(tmps, s.tmp)
+			}
+		}
+		if err := syncAll(tmps, opDirs(base, j.Ops)); err != nil {
+			return err
+		}
+	} else {
+		for _, d := range opDirs(base, j.Ops) {
+			if t.crashed("sync " + d) {
+				return ErrCrashed
+			}
+			syncDir(d)
+		}
 	}
 	var jt Txn
 	jt.Crash = t.Crash
@@ -182,7 +247,7 @@ func (t *Txn) commitJournaled() error {
 		return ErrCrashed
 	}
 	syncDir(base)
-	if err := replay(t.Journal, j.Ops, t.crashed); err != nil {
+	if err := replay(t.Journal, j.Ops, t.crashed, t.SyncOnce); err != nil {
 		if errors.Is(err, ErrCrashed) {
 			return err
 		}
@@ -194,8 +259,9 @@ func (t *Txn) commitJournaled() error {
 // replay does the journal's steps that are not done yet, syncs the
 // directories and removes the journal. Each step can be repeated: a rename
 // whose temporary file is gone was done, and removing a missing file is
-// not an error.
-func replay(journalPath string, ops []journalOp, crashed func(string) bool) error {
+// not an error. With once, the directories are synced in one pass
+// (syncAll).
+func replay(journalPath string, ops []journalOp, crashed func(string) bool, once bool) error {
 	base, err := filepath.Abs(filepath.Dir(journalPath))
 	if err != nil {
 		return fmt.Errorf("journal %s: %w", journalPath, err)
@@ -224,11 +290,20 @@ func replay(journalPath string, ops []journalOp, crashed func(string) bool) erro
 		// Renaming a file onto a hard link of itself does nothing.
 		os.Remove(tmp)
 	}
-	for _, d := range opDirs(base, ops) {
-		if crashed("sync " + d) {
+	if once {
+		if crashed("sync all " + base) {
 			return ErrCrashed
 		}
-		syncDir(d)
+		if err := syncAll(nil, opDirs(base, ops)); err != nil {
+			return err
+		}
+	} else {
+		for _, d := range opDirs(base, ops) {
+			if crashed("sync " + d) {
+				return ErrCrashed
+			}
+			syncDir(d)
+		}
 	}
 	if crashed("remove journal " + journalPath) {
 		return ErrCrashed
@@ -247,7 +322,7 @@ func replay(journalPath string, ops []journalOp, crashed func(string) bool) erro
 // reading the files it changes. crash is the Txn.Crash test hook (nil in
 // use).
 func Recover(path string, canRemove func(rel string) bool, crash func(step string) bool) ([]string, error) {
-	data, err := ReadRegular(path, 1<<20)
+	data, err := ReadRegular(path, MaxJournal)
 	if errors.Is(err, fs.ErrNotExist) {
 		cleanPrepared(path)
 		return nil, nil
@@ -289,7 +364,7 @@ func Recover(path string, canRemove func(rel string) bool, crash func(step strin
 	if crash == nil {
 		crash = func(string) bool { return false }
 	}
-	if err := replay(path, j.Ops, crash); err != nil {
+	if err := replay(path, j.Ops, crash, false); err != nil {
 		return nil, err
 	}
 	done := make([]string, 0, len(j.Ops))
@@ -333,8 +408,10 @@ var tempName = regexp.MustCompile(`^\..+\.tmp[0-9]+$`)
 // opDirs lists the directories the steps change, sorted.
 func opDirs(base string, ops []journalOp) []string {
 	var dirs []string
+	seen := map[string]bool{}
 	for _, op := range ops {
-		if d := filepath.Dir(absIn(base, op.Path)); !slices.Contains(dirs, d) {
+		if d := filepath.Dir(absIn(base, op.Path)); !seen[d] {
+			seen[d] = true
 			dirs = append(dirs, d)
 		}
 	}
