@@ -9,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/mqttctl/mqttctl/internal/errs"
 )
@@ -54,7 +57,10 @@ func isBidiControl(r rune) bool {
 // without leading or trailing white space (mosquitto strips it), without
 // ':' (the password file's separator), '/' or '\' (it names a file, and a
 // %u ACL pattern would gain levels), '+' or '#' (wildcards in %u patterns),
-// and not "." or "..".
+// invisible (format) characters and spaces other than U+0020, in Unicode
+// normal form C (so that two names that display alike are the same name),
+// and not "." or "..". Look-alike letters of other scripts (a Cyrillic
+// 'і' for a Latin 'i') are not refused: the name is still one identity.
 func Validate(name string) error {
 	if strings.TrimSpace(name) == "" {
 		return errs.New("the name is empty: give the MQTT identity, e.g. sensor-01", ErrInvalid)
@@ -73,6 +79,17 @@ func Validate(name string) error {
 	}
 	if strings.HasPrefix(name, ".") {
 		return errs.New(fmt.Sprintf("name %q starts with '.': its files would be hidden (and look like mqttctl's temporary files); start it with a letter or digit", name), ErrInvalid)
+	}
+	for _, r := range name {
+		switch {
+		case unicode.Is(unicode.Cf, r):
+			return errs.New(fmt.Sprintf("name %q contains the invisible character U+%04X, which makes it display like another name", name, r), ErrInvalid)
+		case r != ' ' && unicode.IsSpace(r):
+			return errs.New(fmt.Sprintf("name %q contains the space U+%04X, which displays like an ordinary space", name, r), ErrInvalid)
+		}
+	}
+	if !norm.NFC.IsNormalString(name) {
+		return errs.New(fmt.Sprintf("name %q is not in Unicode normal form C (a letter and a combining accent display like the accented letter): write it with composed characters (%q)", name, norm.NFC.String(name)), ErrInvalid)
 	}
 	if i := strings.IndexAny(name, ":/\\+#"); i >= 0 {
 		return errs.New(fmt.Sprintf("name %q contains %q; MQTT identities may not contain ':', '/', '\\', '+' or '#'", name, name[i]), ErrInvalid)

@@ -7,7 +7,7 @@ import (
 )
 
 func TestValidate(t *testing.T) {
-	for _, ok := range []string{"alice", "sensor-01", "Dash Board", "a.b", "bücher", "日本"} {
+	for _, ok := range []string{"alice", "sensor-01", "Dash Board", "a.b", "bücher", "日本", "caf\u00e9"} {
 		if err := Validate(ok); err != nil {
 			t.Errorf("Validate(%q) = %v", ok, err)
 		}
@@ -33,6 +33,14 @@ func TestValidate(t *testing.T) {
 		{"a\u2066b", "bidirectional"},
 		{"\xff\xfe", "UTF-8"},
 		{strings.Repeat("x", 65), "longer than 64"},
+		// look-alikes of existing names (an adversarial pass: each
+		// displayed as "alice", "bob" or "x y" in pki list and logs)
+		{"ali\u200bce", "invisible character U+200B"},
+		{"\ufeffbob", "invisible character U+FEFF"},
+		{"ali\u00adce", "invisible character U+00AD"},
+		{"x\u00a0y", "space U+00A0"},
+		{"x\u3000y", "space U+3000"},
+		{"caf" + "e\u0301", "normal form C"},
 	}
 	for _, tt := range tests {
 		err := Validate(tt.name)
