@@ -1,7 +1,6 @@
 package pki
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"strings"
 	"time"
 
 	"github.com/mqttctl/mqttctl/internal/errs"
@@ -281,27 +279,19 @@ func (tf *tokenFile) redeem(name, secret string, now time.Time) (*Token, error) 
 // comma-separated field; blank lines and lines starting with # are
 // skipped. A bad line is named by its number.
 func ReadNames(r io.Reader, file string) ([]string, error) {
-	var names []string
-	sc := bufio.NewScanner(io.LimitReader(r, maxFileSize))
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, _, _ := strings.Cut(line, ",")
-		name = strings.TrimSpace(name)
-		if err := ident.Validate(name); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", file, n, err)
-		}
-		names = append(names, name)
+	data, err := io.ReadAll(io.LimitReader(r, MaxBatchFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s:%d: %w", file, n+1, err)
+	// The same file as pki issue client --batch, read by the same rules
+	// (a header, a byte order mark, duplicates, bad names: FILE:LINE).
+	devs, err := ParseBatch(file, data)
+	if err != nil {
+		return nil, err
 	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("%s names no device (one name per line)", file)
+	names := make([]string, len(devs))
+	for i, d := range devs {
+		names[i] = d.Name
 	}
 	return names, nil
 }

@@ -548,3 +548,24 @@ func TestWrongTokenDoesNotWaitForTheLock(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadNamesIsTheBatchFormat: enroll token create --batch reads the file
+// pki issue client --batch reads, by the same rules (an adversarial pass:
+// a byte order mark stayed in the first name, a header made a device called
+// "name", and a duplicate had no line number).
+func TestReadNamesIsTheBatchFormat(t *testing.T) {
+	names, err := ReadNames(strings.NewReader("\ufeffname,san\ng1\ng2,g2.example\n"), "d.csv")
+	if err != nil || len(names) != 2 || names[0] != "g1" || names[1] != "g2" {
+		t.Fatalf("%q %v", names, err)
+	}
+	for in, want := range map[string]string{
+		"name\ng1\ng1\n":     "d.csv:3:",
+		"name,serial\ng1\n":  "d.csv:1:",
+		"ali\u200bce\n":      "invisible character",
+		"# only a comment\n": "d.csv",
+	} {
+		if _, err := ReadNames(strings.NewReader(in), "d.csv"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ReadNames(%q) = %v, want %q", in, err, want)
+		}
+	}
+}
