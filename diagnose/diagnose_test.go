@@ -161,7 +161,8 @@ func cases() []checkCase {
 
 func TestCheckExplainsFailures(t *testing.T) {
 	e := setup(t)
-	mp, bp := testutil.FreePorts(t, nL), testutil.FreePorts(t, nL)
+	ports := testutil.FreePorts(t, 2*nL) // one call: two calls may hand out the same port
+	mp, bp := ports[:nL], ports[nL:]
 	testutil.StartMosquitto(t, e.dir, e.config(mp))
 	testbroker.Start(t, e.config(bp), nil, broker.Options{})
 	for _, tg := range []struct {
@@ -220,7 +221,8 @@ func TestCheckExplainsExpiredCRL(t *testing.T) {
 		c.Listener = append(c.Listener, l)
 		return c
 	}
-	mp, bp := testutil.FreePort(t), testutil.FreePort(t)
+	twoPorts := testutil.FreePorts(t, 2)
+	mp, bp := twoPorts[0], twoPorts[1]
 	testutil.StartMosquitto(t, e.dir, config(mp))
 	testbroker.Start(t, config(bp), nil, broker.Options{})
 	c := checkCase{client: "alice", topic: "alice/check"}
@@ -260,7 +262,8 @@ func TestCheckExplainsFullListener(t *testing.T) {
 		}
 		return c
 	}
-	mp, bp := testutil.FreePorts(t, nL), testutil.FreePorts(t, nL)
+	ports := testutil.FreePorts(t, 2*nL) // one call: two calls may hand out the same port
+	mp, bp := ports[:nL], ports[nL:]
 	testutil.StartMosquitto(t, e.dir, config(mp))
 	testbroker.Start(t, config(bp), nil, broker.Options{})
 	for _, tg := range []struct {

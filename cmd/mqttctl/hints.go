@@ -66,7 +66,7 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "use --force to replace it"
 	case errors.Is(err, pki.ErrNoCA) && cmd.Name() != "init":
 		hint = "make one with: mqttctl pki init --dir " + dir
-	case errors.Is(err, errNoPasswordSource) && has("batch"):
+	case errors.Is(err, errNoPasswordSource) && cmd.Flags().ShorthandLookup("b") != nil: // passwd's -b (pki issue's --batch is a devices file)
 		hint = "give it with --password-file FILE, --password-stdin or -b PASSWORD"
 	case errors.Is(err, errNoPasswordSource) && has("password-stdin"):
 		hint = "give it with --password-file FILE or --password-stdin"

@@ -48,12 +48,19 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// FreePorts returns n ports from FreePort.
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// moment ago: each is held until all are chosen (n calls of FreePort may
+// be handed the same port twice).
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
-		ports[i] = FreePort(t)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
 	return ports
 }
