@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -20,7 +21,7 @@ import (
 // refusals and handshakes.
 func (b *Broker) MetricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(b), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(newCollector(b), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4,
@@ -49,10 +50,10 @@ func (m *MetricsServer) Close() error { return m.srv.Close() }
 // warning in the log. Every request is bounded in time and header size, and
 // a scrape only reads counters: it never waits for the MQTT path.
 func (b *Broker) ServeMetrics(addr string) (*MetricsServer, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics address %q: %w (give HOST:PORT, e.g. 127.0.0.1:9234)", addr, err)
+	if err := CheckMetricsAddr(addr); err != nil {
+		return nil, err
 	}
+	host, _, _ := net.SplitHostPort(addr)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
@@ -78,6 +79,14 @@ func (b *Broker) ServeMetrics(addr string) (*MetricsServer, error) {
 	}()
 	b.log.Info("metrics", "address", "http://"+ln.Addr().String()+"/metrics")
 	return m, nil
+}
+
+// CheckMetricsAddr refuses a metrics address that is not HOST:PORT.
+func CheckMetricsAddr(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("metrics address %q: %w (give HOST:PORT, e.g. 127.0.0.1:9234)", addr, err)
+	}
+	return nil
 }
 
 func isLoopback(host string) bool {

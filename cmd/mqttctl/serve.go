@@ -96,6 +96,11 @@ server and CA certificates, and of each CRL (see the README).`,
   mqttctl serve --tls --pki pki --passwd passwd --acl acl --print-config`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.metrics != "" {
+				if err := broker.CheckMetricsAddr(f.metrics); err != nil {
+					return err
+				}
+			}
 			c, err := f.config()
 			if err != nil {
 				return err
