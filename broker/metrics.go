@@ -72,11 +72,11 @@ func (m *listenerMetrics) connected() {
 // handshakeBuckets are the upper bounds (seconds) of the TLS handshake
 // histogram: a local resumed handshake takes about 0.1 ms, a full one with
 // a client certificate about 1 ms, a device on a slow link a second.
-var handshakeBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+var handshakeBuckets = [...]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // brokerMetrics holds the counters that are not per listener.
 type brokerMetrics struct {
-	hsCount   [15]atomic.Uint64 // per bucket, the last one +Inf
+	hsCount   [len(handshakeBuckets) + 1]atomic.Uint64 // per bucket, the last one +Inf
 	hsSumNano atomic.Uint64
 }
 
