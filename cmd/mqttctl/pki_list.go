@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -108,4 +109,28 @@ func writeExpiryMetrics(s *streams, d *pki.Dir, entries []pki.Entry, filtered bo
 		return err
 	}
 	return pki.WriteExpiryMetrics(s.Out, entries, crls)
+}
+
+// formatFlag is -o/--output of a command with more formats than text and
+// json (pki list -o prometheus).
+type formatFlag struct {
+	v       *outputFormat
+	formats []string
+}
+
+func (f formatFlag) String() string { return string(*f.v) }
+func (f formatFlag) Type() string   { return "format" }
+func (f formatFlag) Set(v string) error {
+	if !slices.Contains(f.formats, v) {
+		return fmt.Errorf("%q: use %s", v, strings.Join(f.formats, ", "))
+	}
+	*f.v = outputFormat(v)
+	return nil
+}
+
+// addOutputFlagWith defines -o/--output: text, json and the formats more.
+func addOutputFlagWith(cmd *cobra.Command, f *outputFormat, more ...string) {
+	*f = "text"
+	formats := append([]string{"text", "json"}, more...)
+	cmd.Flags().VarP(formatFlag{f, formats}, "output", "o", "output format: "+strings.Join(formats, ", "))
 }
