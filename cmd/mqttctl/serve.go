@@ -12,6 +12,7 @@ import (
 
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/metricsrv"
 )
 
 type serveFlags struct {
@@ -97,7 +98,7 @@ server and CA certificates, and of each CRL (see the README).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.metrics != "" {
-				if err := broker.CheckMetricsAddr(f.metrics); err != nil {
+				if err := metricsrv.CheckAddr(f.metrics); err != nil {
 					return err
 				}
 			}

@@ -54,3 +54,36 @@ func TestServeMetricsFlag(t *testing.T) {
 		t.Errorf("--metrics 9234: exit %d, %s", code, stderr)
 	}
 }
+
+// TestEnrollServeMetricsFlag: enroll serve --metrics answers /metrics with
+// the enrolment counters; the flag defaults to off.
+func TestEnrollServeMetricsFlag(t *testing.T) {
+	es, _, err := newRootCmd(&streams{}).Find([]string{"enroll", "serve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def := es.Flags().Lookup("metrics").DefValue; def != "" {
+		t.Fatalf("enroll serve --metrics defaults to %q, want off", def)
+	}
+	dir := t.TempDir()
+	if code, _, e := runCLI(t, "", "pki", "init", "--dir", dir+"/pki"); code != 0 {
+		t.Fatal(e)
+	}
+	ports := testutil.FreePorts(t, 2)
+	cmd, log := testutil.Start(t, dir, mqttctlBin, "enroll", "serve", "--pki", "pki", "--listen", fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		"--metrics", fmt.Sprintf("127.0.0.1:%d", ports[1]))
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM) }()
+	testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), 10*time.Second)
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fams := parseProm(t, string(body))
+	for _, name := range []string{"mqttctl_enrolments_total", "mqttctl_enrolment_refusals_total"} {
+		if fams[name] == nil {
+			t.Errorf("no %s in the scrape:\n%s", name, log.String())
+		}
+	}
+}
