@@ -72,7 +72,10 @@ func peerCert(cl *mqtt.Client) *x509.Certificate {
 
 // refuse sends mosquitto's CONNACK for a refused client: v3 return code
 // v3code, v5 reason v5code.
-func (h *authHook) refuse(cl *mqtt.Client, v3code byte, v5code packets.Code, why string) error {
+func (h *authHook) refuse(cl *mqtt.Client, v3code byte, v5code packets.Code, r refusal, why string) error {
+	if ls := h.b.listener(cl.Net.Listener); ls != nil {
+		ls.m.refuse(r)
+	}
 	h.b.log.Info("client refused", "listener", cl.Net.Listener, "remote", cl.Net.Remote, "client", cl.ID,
 		"username", string(cl.Properties.Username), "reason", why)
 	if cl.Properties.ProtocolVersion == 5 {
@@ -96,7 +99,7 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	if ls.spec.UseUsernameAsClientID {
 		if len(cl.Properties.Username) == 0 {
-			return h.refuse(cl, 5, packets.ErrNotAuthorized, "no username, and use_username_as_clientid needs one")
+			return h.refuse(cl, 5, packets.ErrNotAuthorized, refusedNoUsername, "no username, and use_username_as_clientid needs one")
 		}
 		cl.ID = string(cl.Properties.Username)
 	}
@@ -108,7 +111,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet, ls *listener
 	if t := ls.spec.TLS; t != nil && (t.UseIdentityAsUsername || t.UseSubjectAsUsername) {
 		cert := peerCert(cl)
 		if cert == nil {
-			return h.refuse(cl, 4, packets.ErrBadUsernameOrPassword, "no client certificate, but the listener takes the username from it")
+			return h.refuse(cl, 4, packets.ErrBadUsernameOrPassword, refusedCertIdentity, "no client certificate, but the listener takes the username from it")
 		}
 		// The CONNECT username and password are discarded.
 		name := cert.Subject.String()
@@ -117,7 +120,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet, ls *listener
 		}
 		if name == "" {
 			// Without this the client would be anonymous to the ACL.
-			return h.refuse(cl, 4, packets.ErrBadUsernameOrPassword, "the client certificate has no CN to use as the username")
+			return h.refuse(cl, 4, packets.ErrBadUsernameOrPassword, refusedCertIdentity, "the client certificate has no CN to use as the username")
 		}
 		cl.Properties.Username = []byte(name)
 		return nil
@@ -125,7 +128,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet, ls *listener
 	user := string(cl.Properties.Username)
 	if !pk.Connect.UsernameFlag || user == "" {
 		if !sec.allowAnon {
-			return h.refuse(cl, 5, packets.ErrNotAuthorized, "anonymous clients are not allowed (allow_anonymous false)")
+			return h.refuse(cl, 5, packets.ErrNotAuthorized, refusedNotAuthorised, "anonymous clients are not allowed (allow_anonymous false)")
 		}
 		return nil
 	}
@@ -133,16 +136,16 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet, ls *listener
 		// No password_file: mosquitto 2.0 lets a username in only where
 		// anonymous clients are allowed (there is nothing to check it with).
 		if !sec.allowAnon {
-			return h.refuse(cl, 5, packets.ErrNotAuthorized, "no password_file to check the username against, and allow_anonymous is false")
+			return h.refuse(cl, 5, packets.ErrNotAuthorized, refusedNotAuthorised, "no password_file to check the username against, and allow_anonymous is false")
 		}
 		return nil
 	}
 	hash, ok := sec.passwords[user]
 	if !ok {
-		return h.refuse(cl, 5, packets.ErrNotAuthorized, "unknown user")
+		return h.refuse(cl, 5, packets.ErrNotAuthorized, refusedBadPassword, "unknown user")
 	}
 	if !h.verify(hash, pk.Connect.Password) {
-		return h.refuse(cl, 5, packets.ErrNotAuthorized, "wrong password")
+		return h.refuse(cl, 5, packets.ErrNotAuthorized, refusedBadPassword, "wrong password")
 	}
 	h.mu.Lock()
 	h.creds[cl] = cred{pw: append([]byte(nil), pk.Connect.Password...), hash: hash}
@@ -194,6 +197,9 @@ func (h *authHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *authHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if ls := h.b.listener(cl.Net.Listener); ls != nil {
+		ls.m.connected()
+	}
 	attrs := []any{"listener", cl.Net.Listener, "remote", cl.Net.Remote, "client", cl.ID,
 		"username", string(cl.Properties.Username), "protocol", cl.Properties.ProtocolVersion, "clean", pk.Connect.Clean}
 	if tc, ok := tlsOf(cl.Net.Conn); ok {

@@ -36,6 +36,9 @@ type Options struct {
 	// WatchInterval is how often certificate, key and CRL files are looked
 	// at (0: DefaultWatchInterval).
 	WatchInterval time.Duration
+	// Metrics counts connects, refusals and TLS handshake times for
+	// MetricsHandler (the other metrics are read when scraped).
+	Metrics bool
 }
 
 // security is a listener's authentication and ACL state, swapped whole on
@@ -54,6 +57,7 @@ type listenerState struct {
 	tls  *tlsState
 	sec  atomic.Pointer[security]
 	ln   *listener
+	m    *listenerMetrics // nil: Options.Metrics is off
 }
 
 // Broker is a running (or ready) MQTT broker.
@@ -75,6 +79,7 @@ type Broker struct {
 	// bridgeClients holds the clients that said they are bridges
 	// (try_private), by client id.
 	bridgeClients sync.Map
+	m             *brokerMetrics // nil: Options.Metrics is off
 }
 
 func (b *Broker) listener(id string) *listenerState { return b.byID[id] }
@@ -241,6 +246,9 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 		o.SysInterval = 10 * time.Second
 	}
 	b := &Broker{cfg: cfg, opts: o, log: o.Logger, byID: map[string]*listenerState{}}
+	if o.Metrics {
+		b.m = &brokerMetrics{}
+	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = OutboundQueue
 	if cfg.MaxPacketSize > 0 {
@@ -353,6 +361,9 @@ func (b *Broker) buildListeners() error {
 			continue
 		}
 		ls := &listenerState{id: "l" + strconv.Itoa(i) + "-" + spec.Addr(), spec: spec}
+		if b.m != nil {
+			ls.m = &listenerMetrics{}
+		}
 		if spec.TLS != nil {
 			t, err := newTLSState(spec)
 			if err != nil {
@@ -382,7 +393,8 @@ func (b *Broker) buildListeners() error {
 			network = "tcp6"
 		}
 		ls.ln = &listener{id: ls.id, network: network, addr: spec.Addr(), tls: ls.tls, timeout: b.opts.ConnectTimeout,
-			max: int64(spec.MaxConnections), log: b.log, ws: spec.Protocol == "websockets", origins: spec.Origins}
+			max: int64(spec.MaxConnections), log: b.log, ws: spec.Protocol == "websockets", origins: spec.Origins,
+			m: ls.m, bm: b.m}
 		if b.srv != nil { // nil for Check
 			ls.ln.clients = &b.srv.Listeners.ClientsWg
 		}

@@ -29,8 +29,10 @@ type listener struct {
 	timeout time.Duration
 	max     int64 // <= 0: unlimited
 	log     *slog.Logger
-	ws      bool     // protocol websockets (websocket.go)
-	origins []string // http_origin: allowed page origins (none: any)
+	ws      bool             // protocol websockets (websocket.go)
+	origins []string         // http_origin: allowed page origins (none: any)
+	m       *listenerMetrics // nil: no metrics
+	bm      *brokerMetrics   // nil: no metrics
 
 	// clients is the engine's wait group for its clients, which the engine
 	// adds to inside each connection's goroutine. serve adds to it first,
@@ -97,6 +99,7 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		if l.max > 0 && l.active.Load() >= l.max {
+			l.m.refuse(refusedMaxConnections)
 			l.log.Warn("connection refused: max_connections reached", "listener", l.id, "remote", conn.RemoteAddr().String(), "max_connections", l.max)
 			conn.Close()
 			continue
@@ -131,6 +134,10 @@ func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
 	// The connection's deadline bounds the handshake (a context would cost
 	// a goroutine per handshake).
 	tc := tls.Server(conn, l.tls.conf)
+	var start time.Time
+	if l.bm != nil {
+		start = time.Now()
+	}
 	err := tc.Handshake()
 	if errors.Is(err, io.EOF) {
 		// a port probe or health check: nothing was said
@@ -140,10 +147,14 @@ func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
 		return
 	}
 	if err != nil {
+		l.m.refuse(handshakeRefusal(err))
 		l.log.Info("client refused: TLS handshake failed", "listener", l.id, "remote", remote, "reason", handshakeReason(err))
 		tc.Close()
 		done()
 		return
+	}
+	if l.bm != nil {
+		l.bm.handshake(time.Since(start))
 	}
 	if l.ws {
 		l.toHTTP(tc, limit, done)
@@ -167,6 +178,7 @@ func (l *listener) toHTTP(c net.Conn, limit time.Time, done func()) {
 		return
 	}
 	if first[0] < 'A' || first[0] > 'Z' {
+		l.m.refuse(refusedNotWebSocket)
 		l.log.Info("client refused: not a WebSocket upgrade", "listener", l.id, "remote", c.RemoteAddr().String(),
 			"reason", "it did not start with an HTTP request (an MQTT client on the WebSocket port?)")
 		_, _ = io.WriteString(c, notHTTP)
@@ -194,6 +206,7 @@ func (l *listener) serve(conn net.Conn, remote string, establish listeners.Estab
 			if errors.Is(err, io.EOF) {
 				l.log.Debug("connection closed before CONNECT", "listener", l.id, "remote", remote)
 			} else {
+				l.m.refuse(connectRefusal(err))
 				l.log.Info("client refused: no valid CONNECT", "listener", l.id, "remote", remote, "reason", before)
 			}
 		} else {
@@ -247,6 +260,18 @@ func beforeConnect(err error) (string, bool) {
 		msg = "not MQTT (a TLS client on a plain port, HTTP, or another protocol): " + msg
 	}
 	return msg, true
+}
+
+// connectRefusal sorts a connection that sent no valid CONNECT.
+func connectRefusal(err error) refusal {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return refusedConnectTimeout
+	case errors.Is(err, errConnectTooLarge):
+		return refusedConnectTooLarge
+	}
+	return refusedNotMQTT
 }
 
 // handshakeReason turns a handshake error into words for the log.

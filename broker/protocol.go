@@ -152,9 +152,17 @@ func (h *protocolHook) mountPoint(cl *mqtt.Client) string {
 // connack answers a CONNECT before the engine has parsed it.
 func (h *protocolHook) connack(cl *mqtt.Client, version, code byte, why string) error {
 	cl.Properties.ProtocolVersion = version
+	h.refused(cl)
 	h.b.log.Info("client refused", "listener", cl.Net.Listener, "remote", cl.Net.Remote, "reason", why)
 	_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: code})
 	return errClose
+}
+
+// refused counts a refusal by a CONNECT rule.
+func (h *protocolHook) refused(cl *mqtt.Client) {
+	if ls := h.b.listener(cl.Net.Listener); ls != nil {
+		ls.m.refuse(refusedProtocol)
+	}
 }
 
 // connect applies mosquitto's CONNECT rules that come before
@@ -177,6 +185,7 @@ func (h *protocolHook) connect(cl *mqtt.Client, pk packets.Packet) error {
 		}
 	}
 	if pk.Connect.WillFlag && pk.Connect.WillRetain && !h.b.cfg.RetainAvailable && v < 5 {
+		h.refused(cl)
 		h.b.log.Info("client refused", "listener", cl.Net.Listener, "remote", cl.Net.Remote, "reason", "retained will while retain_available is false")
 		return errClose // mosquitto closes without a CONNACK
 	}

@@ -74,6 +74,8 @@ type tlsState struct {
 	// crlBroken is set while crlfile cannot be used: nobody new gets in.
 	crlBroken atomic.Bool
 	conf      *tls.Config
+	// cas are the CA certificates read at start (for the metrics).
+	cas []*x509.Certificate
 	// caSum identifies the CA certificates read at start (cafile and
 	// capath), which a reload does not apply: casChanged tells.
 	caSum [sha256.Size]byte
@@ -250,6 +252,7 @@ func newTLSState(l confgen.ListenerSpec) (*tlsState, error) {
 	var errs []error
 	cas, err := loadCAs(spec)
 	st.caSum = sumCAs(cas)
+	st.cas = cas
 	if err != nil {
 		key := "cafile"
 		if strings.HasPrefix(err.Error(), "capath") {
@@ -405,7 +408,7 @@ func (st *tlsState) revoked(chains [][]*x509.Certificate) error {
 				// covers the leaf only; an intermediate is checked when
 				// its issuer's CRL is there.
 				p := explain.CRLMissing(st.spec.CRLFile, issuer.Subject.String())
-				return errors.New(p.Message + "; fix: " + p.Fix)
+				return &crlError{refusal: refusedCRLMissing, msg: p.Message + "; fix: " + p.Fix}
 			}
 			for _, crl := range crls {
 				if err := crl.validAt(st.spec.CRLFile, now); err != nil {
@@ -424,15 +427,16 @@ func (st *tlsState) revoked(chains [][]*x509.Certificate) error {
 // certificate it covers ("CRL has expired", "CRL is not yet valid").
 func (c indexedCRL) validAt(file string, now time.Time) error {
 	var p explain.Problem
+	r := refusedCRLExpired
 	switch {
 	case !c.nextUpdate.IsZero() && now.After(c.nextUpdate):
 		p = explain.CRLExpired(file, c.issuer, c.nextUpdate)
 	case now.Before(c.thisUpdate):
-		p = explain.CRLNotYetValid(file, c.issuer, c.thisUpdate)
+		p, r = explain.CRLNotYetValid(file, c.issuer, c.thisUpdate), refusedCRLNotYetValid
 	default:
 		return nil
 	}
-	return errors.New(p.Message + "; fix: " + p.Fix)
+	return &crlError{refusal: r, msg: p.Message + "; fix: " + p.Fix}
 }
 
 // crlProblems reports, at the crlfile line, what makes the listener's CRL

@@ -161,10 +161,12 @@ func (l *listener) startWebSocket(establish func(net.Conn, string)) {
 			// The Upgrader's one 403: originAllowed said no. One line, not
 			// the Upgrader's "request origin not allowed" as a bad upgrade.
 			origin := r.Header.Get("Origin")
+			l.m.refuse(refusedOrigin)
 			l.log.Info("client refused: WebSocket from a page of another origin (not in this listener's http_origin)", "listener", l.id, "remote", r.RemoteAddr, "origin", origin)
 			http.Error(w, "this MQTT over WebSocket endpoint does not accept pages from "+origin, status)
 			return
 		}
+		l.m.refuse(refusedNotWebSocket)
 		l.log.Info("client refused: not a WebSocket upgrade", "listener", l.id, "remote", r.RemoteAddr, "reason", reason.Error())
 		http.Error(w, "this is an MQTT over WebSocket endpoint: "+reason.Error(), status)
 	}

@@ -85,6 +85,7 @@ type Server struct {
 	mu     sync.Mutex
 	bad    map[string]*failures
 	pruned time.Time
+	n      counters // for Collector (metrics.go)
 }
 
 type failures struct {
@@ -187,6 +188,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ip string, e *httpError) {
+	s.n.refuse(e.status)
 	s.o.Log.Warn("refused", "path", r.URL.Path, "remote", ip, "status", e.status, "reason", e.reason)
 	if e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="est", charset="UTF-8"`)
@@ -328,6 +330,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, ip string, reenr
 		s.o.Log.Error("enrolment failed", "remote", ip, "name", csr.Subject.CommonName, "error", err)
 		return fail(http.StatusInternalServerError, "the certificate could not be issued (the server's log says why)")
 	}
+	s.n.issue(got.How)
 	s.o.Log.Info("issued", "name", got.Name, "serial", pki.FormatSerial(got.Cert), "authorised_by", got.How, "remote", ip,
 		"not_after", got.Cert.NotAfter.UTC().Format(time.RFC3339))
 	der := append([]byte(nil), got.Cert.Raw...)

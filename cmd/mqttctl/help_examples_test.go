@@ -86,6 +86,8 @@ mqttctl enroll token create sensor-22 > /etc/mqttctl/device/sensor-22.token
 printf 'sensor-101\nsensor-102\n' > devices.csv
 # mosquitto's directories and config: mutual TLS on 8883, wss on 8884
 mkdir -p /etc/mosquitto/conf.d /etc/mosquitto/certs /srv
+# node-exporter's textfile collector directory (pki list -o prometheus)
+mkdir -p /srv/textfile
 mqttctl config mosquitto --pki pki --mode mtls --listen 0.0.0.0:8883 --websockets 0.0.0.0:8884 --out /etc/mosquitto/mosquitto.conf
 # a local broker that lets anyone in on 127.0.0.1:1883 (as mosquitto 2.0 with no config)
 echo 127.0.0.1:1883 | sed 's/^\(.*\):\(.*\)$/listener \2 \1/' > anonymous.conf

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/metricsrv"
 )
 
 type serveFlags struct {
@@ -23,6 +24,7 @@ type serveFlags struct {
 	printConfig bool
 	// connectTimeout bounds accept + TLS handshake + CONNECT.
 	connectTimeout time.Duration
+	metrics        string // HOST:PORT of /metrics; "": off
 }
 
 // serveConfig builds the config model from -c FILE or the quick flags; both
@@ -75,17 +77,31 @@ The quick form builds the same model as 'mqttctl config mosquitto'.
 A connection must finish its TLS handshake and send CONNECT within
 --connect-timeout. SIGHUP reloads certificates, keys, password and ACL files and
 allow_anonymous, and disconnects password clients whose password no longer
-verifies. SIGTERM or SIGINT stop it cleanly.`,
+verifies. SIGTERM or SIGINT stop it cleanly.
+
+--metrics HOST:PORT serves Prometheus metrics at /metrics (off by default; it
+has no authentication, so keep it on 127.0.0.1 or firewall it): clients per
+listener, connects and refusals by reason, messages in, out and dropped, TLS
+handshake times, and the expiry of connected clients' certificates, of the
+server and CA certificates, and of each CRL (see the README).`,
 		Example: `  # drop-in for mosquitto
   mqttctl serve -c /etc/mosquitto/mosquitto.conf
 
   # mutual TLS from a pki directory, on localhost
   mqttctl serve --mtls --pki pki --listen 127.0.0.1:8883
 
+  # with Prometheus metrics at http://127.0.0.1:9234/metrics
+  mqttctl serve --mtls --pki pki --listen 127.0.0.1:8883 --metrics 127.0.0.1:9234
+
   # one-way TLS with passwords and an ACL; show the config it runs
   mqttctl serve --tls --pki pki --passwd passwd --acl acl --print-config`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.metrics != "" {
+				if err := metricsrv.CheckAddr(f.metrics); err != nil {
+					return err
+				}
+			}
 			c, err := f.config()
 			if err != nil {
 				return err
@@ -106,7 +122,7 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: level}))
-			b, err := broker.New(res, broker.Options{Logger: log, ConnectTimeout: f.connectTimeout})
+			b, err := broker.New(res, broker.Options{Logger: log, ConnectTimeout: f.connectTimeout, Metrics: f.metrics != ""})
 			if err != nil {
 				return err
 			}
@@ -116,6 +132,14 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 			}
 			if err := startBroker(b, res, fix); err != nil {
 				return err
+			}
+			if f.metrics != "" {
+				ms, err := b.ServeMetrics(f.metrics)
+				if err != nil {
+					b.Close()
+					return err
+				}
+				defer ms.Close()
 			}
 			return runUntilSignal(b, log, func() (*confgen.Resolved, error) { return resolved(f.config()) })
 		},
@@ -134,6 +158,7 @@ verifies. SIGTERM or SIGINT stop it cleanly.`,
 	fl.StringVar(&f.o.Identity, "identity", "cn", "quick form: cn, subject or none")
 	fl.StringVar(&f.o.DataDir, "data-dir", "", "quick form: persistence directory (default: no persistence)")
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the configuration as mosquitto.conf and exit")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9234; unauthenticated: keep it on loopback); default off")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", broker.DefaultConnectTimeout, "time from TCP accept through the TLS handshake to CONNECT")
 	cmd.MarkFlagsMutuallyExclusive("config-file", "mtls", "tls")
 	return cmd
