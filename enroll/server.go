@@ -328,8 +328,16 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, ip string, reenr
 		s.o.Log.Error("enrolment failed", "remote", ip, "name", csr.Subject.CommonName, "error", err)
 		return fail(http.StatusInternalServerError, "the certificate could not be issued (the server's log says why)")
 	}
-	s.o.Log.Info("issued", "name", got.Name, "serial", pki.FormatSerial(got.Cert), "authorised_by", got.How, "remote", ip,
-		"not_after", got.Cert.NotAfter.UTC().Format(time.RFC3339))
+	args := []any{"name", got.Name, "serial", pki.FormatSerial(got.Cert), "authorised_by", got.How}
+	if got.AuthSerial != "" {
+		args = append(args, "authorising_serial", got.AuthSerial)
+	}
+	msg := "issued"
+	if got.Repeat {
+		// The same certificate again, to a device whose answer was lost.
+		msg = "answered again"
+	}
+	s.o.Log.Info(msg, append(args, "remote", ip, "not_after", got.Cert.NotAfter.UTC().Format(time.RFC3339))...)
 	der := append([]byte(nil), got.Cert.Raw...)
 	for _, c := range got.Chain {
 		der = append(der, c.Raw...)

@@ -2,6 +2,7 @@ package pki
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -60,6 +61,12 @@ type Enrolled struct {
 	Cert  *x509.Certificate
 	Chain []*x509.Certificate // intermediates, if any
 	How   string
+	// AuthSerial is the serial of the certificate that authorised it
+	// (AuthRenewal, AuthBootstrap), for the audit log.
+	AuthSerial string
+	// Repeat: the certificate was issued before, to a request whose
+	// answer the device did not get; it is answered again, not issued.
+	Repeat bool
 }
 
 func refuse(kind error, format string, a ...any) error {
@@ -117,8 +124,24 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		if e.Profile != ProfileClient || IsBootstrap(leaf) {
 			return nil, refuse(ErrEnrollAuth, "the TLS client certificate is a %s certificate: re-enrolment takes the device's client certificate", e.Profile)
 		}
-		if e.ReplacedBy != "" && !isPrev(e.Cert) {
-			return nil, refuse(ErrEnrollAuth, "the TLS client certificate (serial %s) was replaced by %s: re-enrol with that one", e.Serial, e.ReplacedBy)
+		// Only the name's current certificate renews: a replaced one
+		// (even the last, kept as .prev) would let a stolen old pair
+		// renew beside the device for ever.
+		slot := filepath.ToSlash(filepath.Join(ClientsDir, e.Name+".crt"))
+		if cur := s.idx.find(slot); e.ReplacedBy != "" || isPrev(e.Cert) || cur == nil || cur.Fingerprint != e.Fingerprint {
+			// The device whose answer was lost (or whose swap crashed)
+			// asks again with the pair it still holds, for the key the
+			// lost certificate certifies (the CSR's signature proves it
+			// holds that key): it gets that certificate again, and
+			// nothing is issued.
+			if again := s.repeatOf(slot, cur, e.ReplacedBy, r.CSR); again != nil {
+				return &Enrolled{Name: e.Name, Cert: again[0], Chain: again[1:], How: AuthRenewal, AuthSerial: e.Serial, Repeat: true}, nil
+			}
+			now := "none"
+			if cur != nil {
+				now = cur.Serial
+			}
+			return nil, refuse(ErrEnrollAuth, "a certificate that a renewal replaced cannot renew: use the current one (the TLS client certificate %s has serial %s; %s's current certificate has serial %s)", e.Name, e.Serial, e.Name, now)
 		}
 		if !bytes.Equal(r.CSR.RawSubject, leaf.RawSubject) && r.CSR.Subject.String() != leaf.Subject.String() {
 			return nil, refuse(ErrEnrollPolicy, "the request's subject %q is not the certificate's %q (RFC 7030 4.2.2: re-enrolment keeps the subject)", r.CSR.Subject, leaf.Subject)
@@ -126,7 +149,7 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		if !slices.Equal(SANs(leaf), SANs(&x509.Certificate{DNSNames: r.CSR.DNSNames, IPAddresses: r.CSR.IPAddresses, EmailAddresses: r.CSR.EmailAddresses, URIs: r.CSR.URIs})) {
 			return nil, refuse(ErrEnrollPolicy, "the request's subjectAltName is not the certificate's (RFC 7030 4.2.2)")
 		}
-		out.Name, out.How, replace = e.Name, AuthRenewal, true
+		out.Name, out.How, out.AuthSerial, replace = e.Name, AuthRenewal, e.Serial, true
 		subj = leaf.Subject
 		subj.ExtraNames = nil
 	case r.TokenName != "" || r.Token != "":
@@ -148,7 +171,7 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		if cn != e.Name {
 			return nil, refuse(ErrEnrollPolicy, "the request's CN %q is not the bootstrap certificate's name %q", cn, e.Name)
 		}
-		out.How = AuthBootstrap
+		out.How, out.AuthSerial = AuthBootstrap, e.Serial
 	default:
 		return nil, refuse(ErrEnrollAuth, "no credentials: give NAME:TOKEN (HTTP Basic) or a bootstrap certificate (TLS client authentication)")
 	}
@@ -227,6 +250,27 @@ func (s *state) placeEnrolled(rel string, cur *Entry, cert *x509.Certificate, is
 	prev.ReplacedBy = FormatSerial(cert)
 	s.idx.Put(cur.Name, ProfileClient, cert, rel, "")
 	return nil
+}
+
+// repeatOf returns the certificate (and chain) at slot when it is the
+// current, valid certificate cur that directly replaced the certificate
+// of serial replacedBy, and it certifies the CSR's key; otherwise nil.
+func (s *state) repeatOf(slot string, cur *Entry, replacedBy string, csr *x509.CertificateRequest) []*x509.Certificate {
+	if cur == nil || replacedBy == "" || cur.Serial != replacedBy || cur.Status == "revoked" || !s.d.now().Before(cur.NotAfter) {
+		return nil
+	}
+	data, err := readFile(s.d.path(slot))
+	if err != nil {
+		return nil
+	}
+	certs, err := ParseCerts(data, slot)
+	if err != nil || Fingerprint(certs[0]) != cur.Fingerprint {
+		return nil
+	}
+	if k, ok := certs[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(csr.PublicKey) {
+		return nil
+	}
+	return certs
 }
 
 // peerEntry verifies a TLS client's certificate chain against the
