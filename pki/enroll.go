@@ -111,9 +111,10 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 	cn := r.CSR.Subject.CommonName
 	out := &Enrolled{Name: cn}
 	var (
-		tok     *Token
-		replace bool
-		subj    = pkix.Name{CommonName: cn, Organization: []string{orgOf(s.root, DefaultOrg)}, OrganizationalUnit: []string{ClientOU}}
+		tok       *Token
+		replace   bool
+		bootstrap string // the fingerprint of the bootstrap certificate that authorised it
+		subj      = pkix.Name{CommonName: cn, Organization: []string{orgOf(s.root, DefaultOrg)}, OrganizationalUnit: []string{ClientOU}}
 	)
 	switch {
 	case r.Reenroll:
@@ -171,7 +172,10 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		if cn != e.Name {
 			return nil, refuse(ErrEnrollPolicy, "the request's CN %q is not the bootstrap certificate's name %q", cn, e.Name)
 		}
-		out.How, out.AuthSerial = AuthBootstrap, e.Serial
+		if used := s.bootstrapUsed(e); used != "" {
+			return nil, refuse(ErrEnrollAuth, "the bootstrap certificate %s (serial %s) enrols its name once, and %s has a client certificate from after it (serial %s): the device renews with that one, or enrols again with a new token", e.Name, e.Serial, e.Name, used)
+		}
+		out.How, out.AuthSerial, bootstrap = AuthBootstrap, e.Serial, e.Fingerprint
 	default:
 		return nil, refuse(ErrEnrollAuth, "no credentials: give NAME:TOKEN (HTTP Basic) or a bootstrap certificate (TLS client authentication)")
 	}
@@ -200,6 +204,10 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 	}
 	if err := s.placeEnrolled(rel, cur, cert, iss); err != nil {
 		return nil, err
+	}
+	if bootstrap != "" {
+		// Used: it enrols no more (in the same change as the certificate).
+		s.idx.Certificates[s.idx.byFingerprint(bootstrap)].Enrolled = FormatSerial(cert)
 	}
 	if tok != nil {
 		tok.UsedAt, tok.Serial = now.UTC().Truncate(time.Second), FormatSerial(cert)
@@ -250,6 +258,22 @@ func (s *state) placeEnrolled(rel string, cur *Entry, cert *x509.Certificate, is
 	prev.ReplacedBy = FormatSerial(cert)
 	s.idx.Put(cur.Name, ProfileClient, cert, rel, "")
 	return nil
+}
+
+// bootstrapUsed returns the serial of a client certificate of the
+// bootstrap certificate b's name that b enrolled (recorded in b's entry),
+// or that was issued after b (an index rebuilt from the files has no
+// record); "" when b has not been used.
+func (s *state) bootstrapUsed(b *Entry) string {
+	if b.Enrolled != "" {
+		return b.Enrolled
+	}
+	for _, e := range s.idx.Certificates {
+		if e.Name == b.Name && e.Profile == ProfileClient && e.NotBefore.After(b.NotBefore) {
+			return e.Serial
+		}
+	}
+	return ""
 }
 
 // repeatOf returns the certificate (and chain) at slot when it is the

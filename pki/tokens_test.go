@@ -368,7 +368,7 @@ func TestBootstrapProfile(t *testing.T) {
 	if _, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "dev-1", nil), Peer: []*x509.Certificate{c}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "dev-1", nil), Peer: []*x509.Certificate{c}}); !errors.Is(err, ErrEnrollPolicy) {
+	if _, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "dev-1", nil), Peer: []*x509.Certificate{c}}); !errors.Is(err, ErrEnrollAuth) {
 		t.Fatalf("enrolled twice: %v", err)
 	}
 	// It cannot re-enrol, and a client certificate cannot bootstrap.

@@ -1,0 +1,79 @@
+package pki
+
+import (
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBootstrapEnrolsOnce: finding 2 of the adversarial pass. A bootstrap
+// certificate enrols its name once: not again after the client
+// certificate it got is revoked (keyCompromise), nor with an index rebuilt
+// from the files; a new bootstrap certificate (pki issue bootstrap
+// --force) does. pki renew --expiring keeps bootstrap certificates as they
+// are, and pki renew of one refuses.
+func TestBootstrapEnrolsOnce(t *testing.T) {
+	d, dir := tokenDir(t)
+	// Each step a minute later (as a factory and a device would be).
+	now := time.Now()
+	d.Now = func() time.Time { now = now.Add(time.Minute); return now }
+	if _, err := d.Issue(IssueOptions{Profile: ProfileBootstrap, Name: "dev-1", Days: 20}); err != nil {
+		t.Fatal(err)
+	}
+	boot := readCert(t, filepath.Join(dir, "bootstrap", "dev-1.crt"))[0]
+	e, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "dev-1", nil), Peer: []*x509.Certificate{boot}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := LoadIndex(dir)
+	if got := idx.find("bootstrap/dev-1.crt").Enrolled; got != FormatSerial(e.Cert) {
+		t.Fatalf("the bootstrap entry records enrolled=%q, want %s", got, FormatSerial(e.Cert))
+	}
+	if _, _, err := d.Revoke(RevokeOptions{Name: "clients/dev-1.crt", Reason: "keyCompromise"}); err != nil {
+		t.Fatal(err)
+	}
+	again := func(what string) {
+		t.Helper()
+		_, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "dev-1", nil), Peer: []*x509.Certificate{boot}})
+		if !errors.Is(err, ErrEnrollAuth) || !strings.Contains(err.Error(), "enrols its name once") {
+			t.Fatalf("%s: the used bootstrap certificate enrolled again: %v", what, err)
+		}
+	}
+	again("after the client certificate was revoked")
+	os.Remove(filepath.Join(dir, IndexFile))
+	again("with an index rebuilt from the files")
+
+	// renew --expiring within the bootstrap's window keeps it.
+	before := idx.find("bootstrap/dev-1.crt").Serial
+	rep, err := d.Renew(RenewOptions{Expiring: 30 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ = LoadIndex(dir)
+	if b := idx.find("bootstrap/dev-1.crt"); b.Serial != before || b.ReplacedBy != "" {
+		t.Fatalf("renew --expiring renewed the bootstrap certificate: %+v", b)
+	}
+	kept := false
+	for _, a := range rep.Actions {
+		kept = kept || a.Verb == "kept" && strings.Contains(a.Detail, "a bootstrap certificate is not renewed")
+	}
+	if !kept {
+		t.Errorf("the report does not say the bootstrap certificate was kept: %+v", rep.Actions)
+	}
+	if _, err := d.Renew(RenewOptions{Name: "bootstrap/dev-1.crt"}); err == nil || !strings.Contains(err.Error(), "pki issue bootstrap dev-1") {
+		t.Fatalf("pki renew of a bootstrap certificate: %v", err)
+	}
+
+	// A new bootstrap certificate enrols.
+	if _, err := d.Issue(IssueOptions{Profile: ProfileBootstrap, Name: "dev-1", Days: 20, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	boot2 := readCert(t, filepath.Join(dir, "bootstrap", "dev-1.crt"))[0]
+	if _, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "dev-1", nil), Peer: []*x509.Certificate{boot2}}); err != nil {
+		t.Fatalf("a new bootstrap certificate: %v", err)
+	}
+}
