@@ -77,3 +77,42 @@ func TestBootstrapEnrolsOnce(t *testing.T) {
 		t.Fatalf("a new bootstrap certificate: %v", err)
 	}
 }
+
+// TestNameOfAnEnrolledDevice: finding 3 of the adversarial pass. After a
+// bootstrap enrolment the name has two certificates (bootstrap/NAME.crt,
+// clients/NAME.crt): pki renew NAME (what pki check suggests) and pki
+// export NAME take the client one; pki revoke NAME revokes both.
+func TestNameOfAnEnrolledDevice(t *testing.T) {
+	d, dir := tokenDir(t)
+	if _, err := d.Issue(IssueOptions{Profile: ProfileBootstrap, Name: "sensor-18", Days: 20}); err != nil {
+		t.Fatal(err)
+	}
+	boot := readCert(t, filepath.Join(dir, "bootstrap", "sensor-18.crt"))[0]
+	if _, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "sensor-18", nil), Peer: []*x509.Certificate{boot}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Renew(RenewOptions{Name: "sensor-18"}); err != nil {
+		t.Fatalf("pki renew sensor-18: %v", err)
+	}
+	idx, _ := LoadIndex(dir)
+	if e := idx.find("clients/sensor-18.prev.crt"); e == nil || e.ReplacedBy == "" {
+		t.Fatalf("the client certificate was not renewed: %+v", idx.Certificates)
+	}
+	if _, err := d.Export(ExportOptions{Name: "sensor-18", Format: FormatPEMBundle, Out: filepath.Join(t.TempDir(), "s.pem")}); err == nil || errors.Is(err, ErrAmbiguous) {
+		// The client's key is on the device: export refuses, but not as
+		// ambiguous.
+		t.Fatalf("pki export sensor-18: %v", err)
+	}
+	if _, _, err := d.Revoke(RevokeOptions{Name: "sensor-18", Reason: "keyCompromise"}); err != nil {
+		t.Fatalf("pki revoke sensor-18: %v", err)
+	}
+	idx, _ = LoadIndex(dir)
+	for _, e := range idx.Certificates {
+		if e.Name == "sensor-18" && e.Status != "revoked" {
+			t.Errorf("%s (serial %s) is still valid after pki revoke sensor-18", e.Cert, e.Serial)
+		}
+	}
+	if _, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "sensor-18", nil), Peer: []*x509.Certificate{boot}}); !errors.Is(err, ErrEnrollAuth) || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("the revoked bootstrap certificate: %v", err)
+	}
+}
