@@ -1,7 +1,11 @@
 package pki
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"os"
 	"path/filepath"
@@ -115,4 +119,44 @@ func TestNameOfAnEnrolledDevice(t *testing.T) {
 	if _, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "sensor-18", nil), Peer: []*x509.Certificate{boot}}); !errors.Is(err, ErrEnrollAuth) || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("the revoked bootstrap certificate: %v", err)
 	}
+}
+
+// TestBootstrapMarkOnlyOnBootstrap: finding 7. No path issues the
+// bootstrap OU on another profile (the issuer refuses it), and a client
+// certificate cannot be made with it from a CSR.
+func TestBootstrapMarkOnlyOnBootstrap(t *testing.T) {
+	d, dir := tokenDir(t)
+	s, err := d.begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := s.issuer()
+	s.end()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr := testCSR(t, "dev-2", nil)
+	for _, p := range []Profile{ProfileClient, ProfileServer, ProfileBridge} {
+		_, err := iss.Sign(Template{Profile: p, Subject: pkix.Name{CommonName: "dev-2", OrganizationalUnit: []string{"mqtt BOOTSTRAP"}}, PublicKey: csr.PublicKey, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)})
+		if !errors.Is(err, ErrBootstrapMark) {
+			t.Errorf("%s with the bootstrap OU: %v", p, err)
+		}
+	}
+	if _, _, err := d.SignCSR(testCSRSubject(t, pkix.Name{CommonName: "dev-2", OrganizationalUnit: []string{BootstrapOU}}), SignOptions{Profile: ProfileClient, Out: filepath.Join(dir, "clients", "dev-2.crt")}); !errors.Is(err, ErrBootstrapMark) {
+		t.Fatalf("SignCSR: %v", err)
+	}
+}
+
+func testCSRSubject(t *testing.T, subj pkix.Name) *x509.CertificateRequest {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subj}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

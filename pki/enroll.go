@@ -122,7 +122,10 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		if err != nil {
 			return nil, err
 		}
-		if e.Profile != ProfileClient || IsBootstrap(leaf) {
+		if e.Profile == ProfileBootstrap || IsBootstrap(leaf) {
+			return nil, refuse(ErrEnrollAuth, "the TLS client certificate (serial %s) carries the bootstrap mark: a bootstrap certificate enrols at simpleenroll; re-enrolment takes the device's client certificate", e.Serial)
+		}
+		if e.Profile != ProfileClient {
 			return nil, refuse(ErrEnrollAuth, "the TLS client certificate is a %s certificate: re-enrolment takes the device's client certificate", e.Profile)
 		}
 		// Only the name's current certificate renews: a replaced one
@@ -162,11 +165,11 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		}
 		out.How, replace = AuthToken, tok.Replace
 	case len(r.Peer) > 0:
-		e, _, err := s.peerEntry(r.Peer, x509.ExtKeyUsageClientAuth, 0)
+		e, leaf, err := s.peerEntry(r.Peer, x509.ExtKeyUsageClientAuth, 0)
 		if err != nil {
 			return nil, err
 		}
-		if e.Profile != ProfileBootstrap {
+		if e.Profile != ProfileBootstrap || !IsBootstrap(leaf) {
 			return nil, refuse(ErrEnrollAuth, "the TLS client certificate is a %s certificate, not a bootstrap one: a device re-enrols at simplereenroll", e.Profile)
 		}
 		if cn != e.Name {
