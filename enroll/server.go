@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"mime"
 	"net"
@@ -28,7 +29,6 @@ import (
 	"time"
 
 	"github.com/smallstep/pkcs7"
-	"golang.org/x/net/netutil"
 
 	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/pki"
@@ -41,24 +41,17 @@ const (
 	MaxBody = 64 << 10
 	// MaxHeaderBytes bounds the request line and headers.
 	MaxHeaderBytes = 16 << 10
-	// HeaderTimeout bounds the TLS handshake and the headers (slowloris);
-	// BodyTimeout the whole request.
-	HeaderTimeout = 10 * time.Second
+	// HeaderTimeout bounds the TLS handshake and the headers (slowloris):
+	// an idle connection holds its slot this long at most. BodyTimeout
+	// bounds the whole request.
+	HeaderTimeout = 5 * time.Second
 	BodyTimeout   = 30 * time.Second
 	// MaxConns bounds the connections served at once (Listen); more wait
-	// to be accepted.
-	MaxConns = 512
+	// to be accepted. MaxConnsPerIP bounds those of one address; more are
+	// closed at once.
+	MaxConns      = 512
+	MaxConnsPerIP = 16
 )
-
-// Listen listens on addr (TCP), accepting at most MaxConns connections at
-// once: slow clients cannot take every file descriptor.
-func Listen(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	return netutil.LimitListener(ln, MaxConns), nil
-}
 
 // BasePath is where the EST operations are served.
 const BasePath = "/.well-known/est/"
@@ -136,7 +129,7 @@ func (s *Server) HTTPServer(addr string, cert tls.Certificate) *http.Server {
 		WriteTimeout:      BodyTimeout,
 		IdleTimeout:       time.Minute,
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		ErrorLog:          slog.NewLogLogger(s.o.Log.Handler(), slog.LevelWarn),
+		ErrorLog:          log.New(&serverLog{s.o.Log}, "", 0),
 	}
 }
 
@@ -153,6 +146,22 @@ func fail(status int, format string, a ...any) *httpError {
 }
 
 // ServeHTTP implements http.Handler.
+// serverLog writes the http.Server's own messages to the log: a failed
+// TLS handshake (a port scan, an idle connection cut at HeaderTimeout) at
+// debug level, so that a flood of them does not flood the log; the
+// others as warnings.
+type serverLog struct{ log *slog.Logger }
+
+func (l *serverLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.Contains(msg, "TLS handshake error") {
+		l.log.Debug(msg)
+	} else {
+		l.log.Warn(msg)
+	}
+	return len(p), nil
+}
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip := clientIP(r)
 	op, ok := strings.CutPrefix(r.URL.Path, BasePath)

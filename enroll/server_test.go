@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,16 @@ type fixture struct {
 
 func newFixture(t *testing.T, o Options, tune func(*http.Server)) *fixture {
 	t.Helper()
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newFixtureOn(t, ln, o, tune)
+}
+
+// newFixtureOn serves a new pki directory on ln.
+func newFixtureOn(t *testing.T, ln net.Listener, o Options, tune func(*http.Server)) *fixture {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "pki")
 	d := &pki.Dir{Path: path}
 	if _, err := d.Init(pki.InitOptions{Hosts: []string{"localhost", "127.0.0.1"}}); err != nil {
@@ -47,10 +58,6 @@ func newFixture(t *testing.T, o Options, tune func(*http.Server)) *fixture {
 	if tune != nil {
 		tune(hs)
 	}
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	go hs.ServeTLS(ln, "", "")
 	t.Cleanup(func() { hs.Close() })
 	pool := x509.NewCertPool()
@@ -60,8 +67,11 @@ func newFixture(t *testing.T, o Options, tune func(*http.Server)) *fixture {
 	return &fixture{dir: d, srv: srv, addr: ln.Addr().String(), hs: hs, pool: pool}
 }
 
+// client is a test client at 127.0.0.1: it keeps to half the server's
+// bound of connections from one address (the other half is for those the
+// server is still closing when the client has its answer).
 func (f *fixture) client() *http.Client {
-	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.pool, ServerName: "localhost"}, MaxConnsPerHost: 0}}
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.pool, ServerName: "localhost"}, MaxConnsPerHost: MaxConnsPerIP / 2}}
 }
 
 func csrB64(t testing.TB, cn string) []byte {
