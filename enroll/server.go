@@ -137,12 +137,13 @@ func (s *Server) HTTPServer(addr string, cert tls.Certificate) *http.Server {
 type httpError struct {
 	status int
 	reason string
+	allow  string // the methods a 405 names
 }
 
 func (e *httpError) Error() string { return e.reason }
 
 func fail(status int, format string, a ...any) *httpError {
-	return &httpError{status, fmt.Sprintf(format, a...)}
+	return &httpError{status: status, reason: fmt.Sprintf(format, a...)}
 }
 
 // ServeHTTP implements http.Handler.
@@ -176,7 +177,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch op {
 	case "cacerts":
 		if r.Method != http.MethodGet {
-			s.refuse(w, r, ip, fail(http.StatusMethodNotAllowed, "cacerts takes GET"))
+			e := fail(http.StatusMethodNotAllowed, "cacerts takes GET")
+			e.allow = http.MethodGet
+			s.refuse(w, r, ip, e)
 			return
 		}
 		s.cacerts(w, r, ip)
@@ -184,7 +187,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case "simpleenroll", "simplereenroll":
 		if r.Method != http.MethodPost {
-			s.refuse(w, r, ip, fail(http.StatusMethodNotAllowed, "%s takes POST", op))
+			e := fail(http.StatusMethodNotAllowed, "%s takes POST", op)
+			e.allow = http.MethodPost
+			s.refuse(w, r, ip, e)
 			return
 		}
 		if err := s.enroll(w, r, ip, op == "simplereenroll"); err != nil {
@@ -199,6 +204,9 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ip string, e *ht
 	s.o.Log.Warn("refused", "path", r.URL.Path, "remote", ip, "status", e.status, "reason", e.reason)
 	if e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="est", charset="UTF-8"`)
+	}
+	if e.allow != "" {
+		w.Header().Set("Allow", e.allow)
 	}
 	if e.status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.o.FailWindow.Seconds())))

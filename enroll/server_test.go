@@ -277,3 +277,39 @@ func FuzzDecodeCSR(f *testing.F) {
 		}
 	})
 }
+
+// TestMethodNotAllowedAndTwoCNs: finding 11 of the adversarial pass. A 405
+// names the method allowed (Allow); a CSR with two CNs
+// (/CN=alice/CN=bob) is refused for bob's token (before: issued, Go takes
+// the last CN) and the token stays unused.
+func TestMethodNotAllowedAndTwoCNs(t *testing.T) {
+	f := newFixture(t, Options{MaxFailures: 1000}, nil)
+	c := f.client()
+	for _, r := range []struct{ method, op, allow string }{{"GET", "simpleenroll", "POST"}, {"PUT", "simplereenroll", "POST"}, {"POST", "cacerts", "GET"}} {
+		req, _ := http.NewRequest(r.method, "https://"+f.addr+BasePath+r.op, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != r.allow {
+			t.Errorf("%s %s: %d, Allow %q, want 405 and %q", r.method, r.op, resp.StatusCode, resp.Header.Get("Allow"), r.allow)
+		}
+	}
+	toks, err := f.dir.CreateTokens(pki.TokenOptions{Names: []string{"bob"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	two := pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: []int{2, 5, 4, 3}, Value: "alice"}, {Type: []int{2, 5, 4, 3}, Value: "bob"}}}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: two}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := f.post(t, c, "bob", toks[0].Secret, []byte(base64.StdEncoding.EncodeToString(der))); code != 403 || !strings.Contains(body, "2 CNs") {
+		t.Fatalf("two CNs: %d %s", code, body)
+	}
+	if code, body := f.post(t, c, "bob", toks[0].Secret, csrB64(t, "bob")); code != 200 {
+		t.Fatalf("the token after the refusal: %d %s", code, body)
+	}
+}

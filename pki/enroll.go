@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mqttctl/mqttctl/internal/errs"
@@ -361,6 +362,9 @@ func CheckEnrollCSR(csr *x509.CertificateRequest) error {
 	if csr.Subject.CommonName == "" {
 		return refuse(ErrEnrollPolicy, "the request has no CN (the device's name)")
 	}
+	if err := checkOneCN(csr.Subject); err != nil {
+		return errs.New(err.Error(), ErrEnrollPolicy)
+	}
 	if err := ident.Validate(csr.Subject.CommonName); err != nil {
 		return refuse(ErrEnrollPolicy, "the request's CN is the device's MQTT identity: %v", err)
 	}
@@ -371,6 +375,24 @@ func CheckEnrollCSR(csr *x509.CertificateRequest) error {
 		if err := allowedExtension(e); err != nil {
 			return refuse(ErrEnrollPolicy, "the request asks for %v; the client profile sets the extensions: make the request without it", err)
 		}
+	}
+	return nil
+}
+
+var oidCN = asn1.ObjectIdentifier{2, 5, 4, 3}
+
+// checkOneCN refuses a subject with more than one CN (/CN=alice/CN=bob):
+// programs disagree on which is the name (Go takes the last, others the
+// first).
+func checkOneCN(n pkix.Name) error {
+	var cns []string
+	for _, a := range n.Names {
+		if a.Type.Equal(oidCN) {
+			cns = append(cns, fmt.Sprint(a.Value))
+		}
+	}
+	if len(cns) > 1 {
+		return fmt.Errorf("the request's subject has %d CNs (%s): programs disagree on which one names it; make it with exactly one", len(cns), strings.Join(cns, ", "))
 	}
 	return nil
 }

@@ -157,7 +157,7 @@ func (d *Dir) CreateTokens(o TokenOptions) ([]NewToken, error) {
 		o.TTL = DefaultTokenTTL
 	}
 	if o.TTL < time.Minute || o.TTL > MaxTokenTTL {
-		return nil, fmt.Errorf("a token's lifetime must be from 1m to %s, not %s", MaxTokenTTL, o.TTL)
+		return nil, fmt.Errorf("a token's lifetime must be from 1m to %dd, not %s", int(MaxTokenTTL/(24*time.Hour)), days(o.TTL))
 	}
 	if len(o.Names) == 0 {
 		return nil, errors.New("no names")
@@ -322,4 +322,13 @@ func (d *Dir) tokenMayMatch(name, secret string) bool {
 	}
 	_, err = tf.redeem(name, secret, d.now())
 	return err == nil
+}
+
+// days writes a duration in whole days when it is whole days (401d), else
+// as time.Duration does.
+func days(d time.Duration) string {
+	if day := 24 * time.Hour; d >= day && d%day == 0 {
+		return fmt.Sprintf("%dd", d/day)
+	}
+	return d.String()
 }
