@@ -159,6 +159,14 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		subj.ExtraNames = nil
 	case r.TokenName != "" || r.Token != "":
 		if tok, err = tf.redeem(r.TokenName, r.Token, now); err != nil {
+			// The device whose answer was lost asks again with its token
+			// for the same key: the same certificate, nothing issued.
+			if used := tf.usedRecently(r.TokenName, r.Token, now); used != nil && cn == r.TokenName {
+				slot := filepath.ToSlash(filepath.Join(ClientsDir, cn+".crt"))
+				if again := s.repeatOf(slot, s.idx.find(slot), used.Serial, r.CSR); again != nil {
+					return &Enrolled{Name: cn, Cert: again[0], Chain: again[1:], How: AuthToken, Repeat: true}, nil
+				}
+			}
 			return nil, errs.New(fmt.Sprintf("token of %q: %v", r.TokenName, err), ErrEnrollAuth)
 		}
 		if cn != r.TokenName {
@@ -281,10 +289,11 @@ func (s *state) bootstrapUsed(b *Entry) string {
 }
 
 // repeatOf returns the certificate (and chain) at slot when it is the
-// current, valid certificate cur that directly replaced the certificate
-// of serial replacedBy, and it certifies the CSR's key; otherwise nil.
-func (s *state) repeatOf(slot string, cur *Entry, replacedBy string, csr *x509.CertificateRequest) []*x509.Certificate {
-	if cur == nil || replacedBy == "" || cur.Serial != replacedBy || cur.Status == "revoked" || !s.d.now().Before(cur.NotAfter) {
+// current, valid certificate cur, of serial want (the one that replaced
+// the peer's, or the one a token was used for), and it certifies the
+// CSR's key; otherwise nil.
+func (s *state) repeatOf(slot string, cur *Entry, want string, csr *x509.CertificateRequest) []*x509.Certificate {
+	if cur == nil || want == "" || normSerial(cur.Serial) != normSerial(want) || cur.Status == "revoked" || !s.d.now().Before(cur.NotAfter) {
 		return nil
 	}
 	data, err := readFile(s.d.path(slot))

@@ -256,6 +256,26 @@ func (d *Dir) RevokeToken(name string) error {
 	return s.commit()
 }
 
+// TokenRepeatWindow: an enrolment by token whose answer the device did
+// not get (a lost response, a crash) is answered again, with the same
+// certificate, when the same token asks for the key it certified within
+// this long of its use.
+const TokenRepeatWindow = time.Hour
+
+// usedRecently returns name's token for secret when it was used for a
+// certificate less than TokenRepeatWindow ago; otherwise nil.
+func (tf *tokenFile) usedRecently(name, secret string, now time.Time) *Token {
+	want := hashToken(secret)
+	for i := range tf.Tokens {
+		t := &tf.Tokens[i]
+		if t.Name == name && subtle.ConstantTimeCompare([]byte(t.SHA256), []byte(want)) == 1 &&
+			!t.UsedAt.IsZero() && t.Serial != "" && now.Sub(t.UsedAt) < TokenRepeatWindow {
+			return t
+		}
+	}
+	return nil
+}
+
 // redeem finds name's token for secret and marks it used (in tf; the
 // caller stages it). Any failure is ErrTokenInvalid with a reason for the
 // log only.
@@ -321,7 +341,7 @@ func (d *Dir) tokenMayMatch(name, secret string) bool {
 		return true // the locked path reports it
 	}
 	_, err = tf.redeem(name, secret, d.now())
-	return err == nil
+	return err == nil || tf.usedRecently(name, secret, d.now()) != nil
 }
 
 // days writes a duration in whole days when it is whole days (401d), else
