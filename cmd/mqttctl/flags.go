@@ -215,9 +215,6 @@ func firstLine(s string) string {
 // such as --expiring.
 type daysFlag time.Duration
 
-// maxFlagDays bounds a daysFlag given in days (100 years).
-const maxFlagDays = 36500
-
 func (d *daysFlag) String() string {
 	if *d == 0 {
 		return "0"
@@ -231,8 +228,8 @@ func (d *daysFlag) Type() string { return "duration" }
 func (d *daysFlag) Set(v string) error {
 	if n, ok := strings.CutSuffix(v, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err != nil || days < 1 || days > maxFlagDays {
-			return fmt.Errorf("%q: give whole days from 1 to %d (30d) or a duration (12h)", v, maxFlagDays)
+		if err != nil || days < 1 || days > 36500 {
+			return fmt.Errorf("%q: give whole days from 1 to 36500 (30d) or a duration (12h)", v)
 		}
 		*d = daysFlag(time.Duration(days) * 24 * time.Hour)
 		return nil
