@@ -10,6 +10,9 @@
 //	NAME.crt, NAME.key           the current pair (the key 0600)
 //	NAME.prev.crt, NAME.prev.key the pair the last renewal replaced
 //	NAME.new.crt, NAME.new.key   a new pair being checked (only during a run)
+//	NAME.next.key                the new key a request asked a certificate for
+//	                             (from before the request until the swap: a
+//	                             run after a lost answer asks for it again)
 //	.agent-journal.json          the swap's redo journal (only during a swap)
 //
 // A swap is one fsx.Txn with a redo journal: the new certificate (and key)
@@ -177,7 +180,7 @@ func FindName(dir string) (string, error) {
 	var names []string
 	for _, k := range keys {
 		n := strings.TrimSuffix(filepath.Base(k), ".key")
-		if strings.HasSuffix(n, ".prev") || strings.HasSuffix(n, ".new") {
+		if strings.HasSuffix(n, ".prev") || strings.HasSuffix(n, ".new") || strings.HasSuffix(n, ".next") {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(dir, n+".crt")); err == nil {
@@ -198,7 +201,7 @@ func FindName(dir string) (string, error) {
 // directory's lock.
 func (o *Options) recoverDir() error {
 	canRemove := func(rel string) bool {
-		return !strings.Contains(rel, "/") && (strings.HasSuffix(rel, ".new.crt") || strings.HasSuffix(rel, ".new.key"))
+		return !strings.Contains(rel, "/") && (strings.HasSuffix(rel, ".new.crt") || strings.HasSuffix(rel, ".new.key") || strings.HasSuffix(rel, nextKeySuffix))
 	}
 	done, err := fsx.Recover(o.path(JournalFile), canRemove, o.Crash)
 	if err != nil {
@@ -296,7 +299,7 @@ func (o *Options) enrol(ctx context.Context, name string, roots *x509.CertPool, 
 	if err != nil {
 		return NotDue, err
 	}
-	key, err := newKey()
+	key, err := o.nextKey(name)
 	if err != nil {
 		return NotDue, err
 	}
@@ -306,6 +309,7 @@ func (o *Options) enrol(ctx context.Context, name string, roots *x509.CertPool, 
 	}
 	certs, err := o.post(ctx, "simpleenroll", csr, roots, nil, name, tok)
 	if err != nil {
+		o.dropNextKey(name, err)
 		return NotDue, err
 	}
 	if err := o.install(name, roots, certs, key, old); err != nil {
@@ -322,7 +326,7 @@ func (o *Options) renew(ctx context.Context, name string, roots *x509.CertPool, 
 	key := h.key
 	var newk crypto.Signer
 	if o.Rekey {
-		k, err := newKey()
+		k, err := o.nextKey(name)
 		if err != nil {
 			return NotDue, err
 		}
@@ -334,6 +338,9 @@ func (o *Options) renew(ctx context.Context, name string, roots *x509.CertPool, 
 	}
 	certs, err := o.post(ctx, "simplereenroll", csr, roots, h, "", "")
 	if err != nil {
+		if newk != nil {
+			o.dropNextKey(name, err)
+		}
 		return NotDue, err
 	}
 	if err := o.install(name, roots, certs, newk, h); err != nil {
@@ -424,7 +431,57 @@ func (o *Options) install(name string, roots *x509.CertPool, certs []*x509.Certi
 		t.Remove(staged.key)
 	}
 	t.Remove(staged.crt)
+	if next := o.path(name + nextKeySuffix); fileExists(next) {
+		t.Remove(next)
+	}
 	return t.Commit()
+}
+
+// nextKeySuffix names the key a request asks a certificate for
+// (NAME.next.key), kept from before the request until the swap.
+const nextKeySuffix = ".next.key"
+
+// nextKey returns the new key a request asks a certificate for: the one
+// a run before kept (its answer lost, or its swap interrupted), or a new
+// one, written to NAME.next.key (0600) before it is sent. The EST server
+// answers a repeated request for the key of the certificate it issued
+// with that certificate again, and the swap removes the file.
+func (o *Options) nextKey(name string) (crypto.Signer, error) {
+	p := o.path(name + nextKeySuffix)
+	if data, err := fsx.ReadRegular(p, 1<<20); err == nil {
+		if k, err := ParseKey(data); err == nil {
+			return k, nil
+		}
+	}
+	k, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	pem, err := encodeKey(k)
+	if err != nil {
+		return nil, err
+	}
+	t := fsx.Txn{Crash: o.Crash}
+	if err := t.Add(p, pem, 0o600, true); err != nil {
+		return nil, err
+	}
+	if err := t.Commit(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// dropNextKey removes NAME.next.key after the server refused the request
+// (no certificate was issued for it); after a lost answer it stays.
+func (o *Options) dropNextKey(name string, err error) {
+	if errors.Is(err, ErrRefused) {
+		os.Remove(o.path(name + nextKeySuffix))
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 func (o *Options) checkBroker(crt, key string) error {

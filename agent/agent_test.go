@@ -549,3 +549,28 @@ func (f *fixture) renewAgain(t *testing.T, st *Status) {
 		t.Fatalf("renew: %v %v", out, err)
 	}
 }
+
+// TestEnrolAgainAfterALostAnswer: finding 9. An enrolment whose answer
+// the agent did not keep (it stopped before installing it: the same as a
+// lost response) is asked again with the same token for the key kept in
+// NAME.next.key, and the EST server answers the same certificate: the
+// device enrols (before: 401, the token used).
+func TestEnrolAgainAfterALostAnswer(t *testing.T) {
+	f := newFixture(t, 1, 0)
+	o := f.opts("dev-1")
+	o.TokenFile = f.token("dev-1", false)
+	o.Crash = func(step string) bool { return strings.Contains(step, ".new.crt") }
+	if _, err := Once(context.Background(), o); !errors.Is(err, fsx.ErrCrashed) {
+		t.Fatalf("the first run: %v", err)
+	}
+	o.Crash = nil
+	if out, err := Once(context.Background(), o); err != nil || out != Enrolled {
+		t.Fatalf("the run after the lost answer: %v %v\n%s", out, err, f.log)
+	}
+	if _, err := os.Stat(filepath.Join(f.dev, "dev-1.next.key")); err == nil {
+		t.Error("dev-1.next.key left after the enrolment")
+	}
+	if err := f.workingPair("dev-1", ""); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -248,6 +248,9 @@ func parseBatchLine(fields, columns []string) (BatchDevice, string) {
 		if err := ident.CheckText("OU", d.OU); err != nil {
 			return d, err.Error()
 		}
+		if strings.EqualFold(d.OU, BootstrapOU) {
+			return d, fmt.Sprintf("OU %q is the mark of a bootstrap certificate (serve refuses such a certificate as a client, mosquitto does not): choose another OU", d.OU)
+		}
 		if len(d.OU) > maxOU {
 			return d, fmt.Sprintf("OU %q is longer than %d bytes (the X.509 limit)", d.OU, maxOU)
 		}

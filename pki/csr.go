@@ -136,6 +136,12 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 	if csr.Subject.CommonName == "" {
 		return nil, nil, fmt.Errorf("the request has no CN: make it with a subject, e.g. openssl req -new -subj /CN=NAME")
 	}
+	if err := checkOneCN(csr.Subject); err != nil {
+		return nil, nil, err
+	}
+	if err := checkNotBootstrapOU(csr.Subject, "the request's subject"); err != nil {
+		return nil, nil, err
+	}
 	if o.Profile == ProfileClient {
 		if err := ident.Validate(csr.Subject.CommonName); err != nil {
 			return nil, nil, fmt.Errorf("the request's CN is the client's MQTT identity: %w", err)

@@ -31,6 +31,10 @@ func TestEnrollToken(t *testing.T) {
 		{name: "again", args: []string{"enroll", "token", "create", "dev-1", "--pki", dir}, code: 1, errOut: []string{"already has an unused token", "enroll token revoke NAME", "--force"}},
 		{name: "a name with a certificate", args: []string{"enroll", "token", "create", "alice", "--pki", dir}, code: 1, errOut: []string{"alice", "--force"}},
 		{name: "a bad ttl", args: []string{"enroll", "token", "create", "dev-2", "--pki", dir, "--ttl", "500d"}, code: 1, errOut: []string{"lifetime"}},
+		// In days, as --help says (before: "from 1m to 9600h0m0s, not 9624h0m0s").
+		{name: "a ttl one day too long", args: []string{"enroll", "token", "create", "dev-2", "--pki", dir, "--ttl", "401d"}, code: 1, errOut: []string{"from 1m to 400d, not 401d"}, absent: []string{"9600h"}},
+		// The maximum named (before: "give whole days from 1").
+		{name: "a renew-after-expiry window too long", args: []string{"enroll", "serve", "--pki", dir, "--renew-after-expiry", "100000d"}, code: 1, errOut: []string{"from 1 to 36500"}},
 		{name: "list", args: []string{"enroll", "token", "list", "--pki", dir}, out: []string{"dev-1", "client", "unused"},
 			check: func(t *testing.T, out, _ string) {
 				if secret == "" || strings.Contains(out, secret) {

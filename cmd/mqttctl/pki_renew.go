@@ -60,8 +60,6 @@ connected); mosquitto on SIGHUP. Clients need their new certificate copied over
 			for _, a := range rep.Actions {
 				switch {
 				case a.Verb != "renewed":
-				case strings.HasPrefix(a.What, string(pki.ProfileBootstrap)):
-					fmt.Fprintf(s.Out, "Put %s (and its key with --rekey) into the factory image; the old one works until it expires.\n", a.Path)
 				case strings.HasPrefix(a.What, string(pki.ProfileClient)):
 					fmt.Fprintf(s.Out, "Copy %s (and its key with --rekey) to the device; the old one works until it expires.\n", a.Path)
 				default:
