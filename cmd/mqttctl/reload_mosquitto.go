@@ -39,12 +39,12 @@ and ACL files), including a file replaced by rename and a symlink flipped to
 another target (Kubernetes' ..data); once nothing has changed for a second
 after a change, it does the above and logs its decision. SIGTERM or Ctrl-C
 stops it.`,
-		Example: `  # after mqttctl pki renew server or pki revoke: reload the broker, only if its files are good
-  mqttctl reload mosquitto -c /etc/mosquitto/mosquitto.conf
-  # the config has no pid_file line: name the pid file
-  mqttctl reload mosquitto -c /etc/mosquitto/mosquitto.conf --pid-file /run/mosquitto/mosquitto.pid
-  # run beside the broker and reload whenever a file changes (Kubernetes secrets too)
-  mqttctl reload mosquitto -c /etc/mosquitto/mosquitto.conf --watch`,
+		Example: `  # after mqttctl pki renew server or pki revoke: reload the broker, only if its files pass the checks
+  mqttctl reload mosquitto -c /etc/mosquitto/broker.conf
+  # name the pid file (when the config has no pid_file line)
+  mqttctl reload mosquitto -c /etc/mosquitto/broker.conf --pid-file /srv/run/mosquitto.pid
+  # run beside the broker and reload whenever a file changes (Kubernetes secrets too); here for 3 s
+  timeout --preserve-status 3 mqttctl reload mosquitto -c /etc/mosquitto/broker.conf --watch`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Config == "" {
