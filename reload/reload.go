@@ -127,9 +127,9 @@ func ReadPID(path string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("pid file: %w", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid < 2 {
-		return 0, fmt.Errorf("pid file %s: %q is not a process id", path, strings.TrimSpace(string(data)))
+	pid, err := parsePID(data)
+	if err != nil {
+		return 0, fmt.Errorf("pid file %s: %w", path, err)
 	}
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return 0, fmt.Errorf("pid file %s: process %d is not running (a stale pid file: is mosquitto running?)", path, pid)
@@ -138,6 +138,19 @@ func ReadPID(path string) (int, error) {
 		if name := strings.TrimSpace(string(comm)); !strings.Contains(name, "mosquitto") {
 			return 0, fmt.Errorf("pid file %s: process %d is %q, not mosquitto (a stale pid file)", path, pid, name)
 		}
+	}
+	return pid, nil
+}
+
+// parsePID reads a pid file's text: a process id above 1 (never init, never
+// a process group) written as mosquitto writes it ("%d"), white space
+// around it allowed.
+func parsePID(data []byte) (int, error) {
+	text := strings.TrimSpace(string(data))
+	pid, err := strconv.Atoi(text)
+	if err != nil || pid < 2 || strconv.Itoa(pid) != text { // as written: "%d"
+
+		return 0, fmt.Errorf("%q is not a process id", text)
 	}
 	return pid, nil
 }
