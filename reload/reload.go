@@ -149,7 +149,6 @@ func parsePID(data []byte) (int, error) {
 	text := strings.TrimSpace(string(data))
 	pid, err := strconv.Atoi(text)
 	if err != nil || pid < 2 || strconv.Itoa(pid) != text { // as written: "%d"
-
 		return 0, fmt.Errorf("%q is not a process id", text)
 	}
 	return pid, nil
