@@ -280,3 +280,25 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool, sho
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestReloadMosquittoRefuses: without -c, without a pid file, and with a
+// bad ACL line, reload exits 1, says why (the flag to use, the FILE:LINE)
+// and signals nothing (no broker runs here: a signal would fail otherwise).
+func TestReloadMosquittoRefuses(t *testing.T) {
+	dir := t.TempDir()
+	acl := filepath.Join(dir, "acl")
+	must(t, os.WriteFile(acl, []byte("user alice\ntopic READ a/#\n"), 0o600))
+	good := filepath.Join(dir, "good.conf")
+	must(t, os.WriteFile(good, []byte("listener 1883 127.0.0.1\n"), 0o600))
+	bad := filepath.Join(dir, "bad.conf")
+	must(t, os.WriteFile(bad, []byte("acl_file "+acl+"\npid_file "+filepath.Join(dir, "none.pid")+"\nlistener 1883 127.0.0.1\n"), 0o600))
+	runSteps(t, []cliStep{
+		{name: "no config", args: []string{"reload", "mosquitto"}, code: 1, errOut: []string{"-c FILE"}},
+		{name: "no pid file", args: []string{"reload", "mosquitto", "-c", good}, code: 1,
+			errOut: []string{"no pid_file line", "--pid-file", "never signals a process found by name"}},
+		{name: "bad ACL", args: []string{"reload", "mosquitto", "-c", bad}, code: 1,
+			out: []string{bad + ":1: error: acl_file: " + acl + ":2: invalid access type", "no signal sent"}, absent: []string{"SIGHUP to"}},
+		{name: "stale pid file", args: []string{"reload", "mosquitto", "-c", good, "--pid-file", filepath.Join(dir, "none.pid")}, code: 1,
+			errOut: []string{"none.pid"}},
+	})
+}
