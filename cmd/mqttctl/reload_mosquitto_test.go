@@ -23,8 +23,9 @@ import (
 // Kubernetes' symlinks (tls.crt -> ..data/tls.crt, ..data -> ..v1):
 //   - a renewed certificate is served after reload (a Go TLS dial);
 //   - a revoked client is refused after pki revoke and reload (CRL reread);
-//   - a broken ACL never reaches the broker: reload refuses at FILE:LINE,
-//     the broker keeps running and serving;
+//   - a broken ACL, and a certificate that does not match its key, never
+//     reach the broker: reload refuses at FILE:LINE, the broker keeps
+//     running and serving;
 //   - reload --watch picks up an atomic rename over the certificate and a
 //     ..data symlink flip;
 //   - why: the same broken ACL sent with a bare SIGHUP makes 2.1.2 quit.
@@ -195,6 +196,22 @@ func testReloadMosquitto(t *testing.T, bin, version string) {
 			t.Fatalf("mosquitto stopped or refuses bob after a refused reload:\n%s", log.String())
 		}
 		must(t, os.WriteFile(acl, []byte(goodACL), 0o644))
+	})
+	t.Run("certificate not matching its key never reaches the broker", func(t *testing.T) {
+		// 2.1.2 quits on SIGHUP with such a pair (2.0.11 logs and keeps
+		// the old one).
+		crt := filepath.Join(pkiDir, "server.crt")
+		keep, err := os.ReadFile(crt)
+		must(t, err)
+		must(t, os.WriteFile(crt, versions[0], 0o644)) // broker2's: another key
+		code, out, errOut := runCLI(t, "", reloadArgs...)
+		must(t, os.WriteFile(crt, keep, 0o644))
+		if code != 1 || !strings.Contains(out, "error: certfile: "+crt+" with keyfile") || !strings.Contains(out, "no signal sent") {
+			t.Errorf("reload of a mismatched pair: exit %d\n%s%s", code, out, errOut)
+		}
+		if !alive() || !connects("bob") {
+			t.Fatalf("mosquitto stopped or refuses bob after a refused reload:\n%s", log.String())
+		}
 	})
 	t.Run("watch: rename over and ..data flip", func(t *testing.T) {
 		watch, wlog := testutil.Start(t, dir, mqttctlBin, "reload", "mosquitto", "-c", conf, "--watch")
