@@ -66,7 +66,16 @@ func CheckMosquittoFiles(r *Resolved) []error {
 				errs = append(errs, &ConfigError{Pos: s.PasswordFilePos, Msg: "password_file", Err: err})
 				continue
 			}
+			first := map[string]int{}
 			for _, pl := range pf.Lines {
+				if pl.User != "" {
+					if n, dup := first[pl.User]; dup {
+						errs = append(errs, &ConfigError{Pos: s.PasswordFilePos, Msg: "password_file",
+							Err: fmt.Errorf("%s:%d: user %q again (first on line %d): mosquitto 2.1 refuses the file and quits on it on SIGHUP; delete one line (mqttctl passwd delete, then add)", p, pl.Line, pl.User, n)})
+					} else {
+						first[pl.User] = pl.Line
+					}
+				}
 				if pl.Err != nil {
 					errs = append(errs, &ConfigError{Pos: s.PasswordFilePos, Msg: "password_file",
 						Err: fmt.Errorf("%s:%d: user %q: unusable hash: %v (mosquitto refuses the file: set the password again with mqttctl passwd add)", p, pl.Line, pl.User, pl.Err)})

@@ -27,6 +27,7 @@ func TestCheckMosquittoFiles(t *testing.T) {
 		{"good", "user alice\ntopic read a/#\n", "alice:" + goodHash + "\n", nil},
 		{"bad ACL line", "user alice\nbogus line\n", "alice:" + goodHash + "\n", []string{"mosquitto.conf:1: error: acl_file", "acl:2: unknown keyword \"bogus\""}},
 		{"bad access", "topic READ x\n", "", []string{"acl:1: invalid access type"}},
+		{"duplicate user", "", "alice:" + goodHash + "\nalice:" + goodHash + "\n", []string{"mosquitto.conf:2: error: password_file", "passwd:2: user \"alice\" again (first on line 1): mosquitto 2.1 refuses"}},
 		{"bad hash", "", "alice:" + goodHash + "\nbob:$7$nope\n", []string{"mosquitto.conf:2: error: password_file", "passwd:2: user \"bob\": unusable hash"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
