@@ -106,6 +106,12 @@ func Once(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
+	if ok, version := followsSymlinks(ctx, pid); !ok {
+		if bad := symlinkProblems(r, pid, version); len(bad) > 0 {
+			res.Diagnostics = append(res.Diagnostics, bad...)
+			return res, &CheckError{Diagnostics: res.Diagnostics}
+		}
+	}
 	res.PID = pid
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		return res, fmt.Errorf("signal mosquitto (pid %d from %s): %w", pid, pidFile, err)

@@ -31,7 +31,10 @@ to the broker whose process id the pid file holds (--pid-file, else the
 config's pid_file), then it makes a TLS handshake with each TLS listener until
 the certificate served is the one in its certfile (for up to 5 s).
 On a failed check it prints why at file:line, sends nothing and exits 1: the
-broker keeps running on the files it has.
+broker keeps running on the files it has. mosquitto 2.1 (which quits on a bad
+file at SIGHUP) also does not follow a symlink to its ACL or password file
+unless MOSQUITTO_UNSAFE_ALLOW_SYMLINKS is set in its environment: for it, such a
+file is refused too.
 
 --watch keeps running: every second it looks at each file the config names
 (the config and its include_dir files, certificates, keys, CA, CRL, password

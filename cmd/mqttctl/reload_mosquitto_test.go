@@ -26,6 +26,8 @@ import (
 //   - a broken ACL, and a certificate that does not match its key, never
 //     reach the broker: reload refuses at FILE:LINE, the broker keeps
 //     running and serving;
+//   - a symlinked ACL is refused for 2.1.2 (which would not follow it and
+//     quit), sent to 2.0.11 (which follows it);
 //   - reload --watch picks up an atomic rename over the certificate and a
 //     ..data symlink flip;
 //   - why: the same broken ACL sent with a bare SIGHUP makes 2.1.2 quit.
@@ -211,6 +213,25 @@ func testReloadMosquitto(t *testing.T, bin, version string) {
 		}
 		if !alive() || !connects("bob") {
 			t.Fatalf("mosquitto stopped or refuses bob after a refused reload:\n%s", log.String())
+		}
+	})
+	t.Run("symlinked ACL: 2.1 does not follow it", func(t *testing.T) {
+		// 2.1 opens acl_file with O_NOFOLLOW (unless
+		// MOSQUITTO_UNSAFE_ALLOW_SYMLINKS) and would quit; 2.0 follows it.
+		target := acl + ".real"
+		must(t, os.Rename(acl, target))
+		must(t, os.Symlink(target, acl))
+		defer func() { os.Remove(acl); must(t, os.Rename(target, acl)) }()
+		code, out, errOut := runCLI(t, "", reloadArgs...)
+		if version == "2.1.2" {
+			if code != 1 || !strings.Contains(out, "acl_file: "+acl+" is a symlink, which mosquitto 2.1") || !strings.Contains(out, "no signal sent") {
+				t.Errorf("2.1.2 with a symlinked ACL: exit %d\n%s%s", code, out, errOut)
+			}
+		} else if code != 0 {
+			t.Errorf("2.0.11 follows a symlinked ACL, yet reload: exit %d\n%s%s", code, out, errOut)
+		}
+		if !alive() || !connects("bob") {
+			t.Fatalf("mosquitto stopped or refuses bob:\n%s", log.String())
 		}
 	})
 	t.Run("watch: rename over and ..data flip", func(t *testing.T) {
