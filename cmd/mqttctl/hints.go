@@ -12,6 +12,7 @@ import (
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/pki"
+	"github.com/mqttctl/mqttctl/reload"
 )
 
 // mosquittoOptionFlags names the flag of each confgen.MosquittoOptions
@@ -50,6 +51,8 @@ func withHint(cmd *cobra.Command, err error) error {
 	var hint string
 	var missing *confgen.MissingFileError
 	switch {
+	case errors.Is(err, reload.ErrNoPID) && has("pid-file"):
+		hint = "add a pid_file line to the config and restart mosquitto, or name its pid file with --pid-file; mqttctl never signals a process found by name"
 	case errors.Is(err, pki.ErrHalfPair) && has("force"):
 		hint = "restore the missing file, or use --force to issue a new pair"
 	case errors.Is(err, pki.ErrHalfPair):
