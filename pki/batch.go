@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -288,6 +289,9 @@ func (s *state) checkBatchFree(o BatchOptions) error {
 			msg = fmt.Sprintf("subject %q is already used by %s: choose another name or OU", batchSubject(dev, org).String(), subjects[batchSubject(dev, org).String()].Cert)
 		}
 		if msg == "" && o.BundleDir != "" {
+			msg = bundleNameClash(dev.Name)
+		}
+		if msg == "" && o.BundleDir != "" {
 			if st, err := os.Lstat(filepath.Join(o.BundleDir, dev.Name)); err == nil && !st.IsDir() {
 				msg = fmt.Sprintf("%s is there and is not a directory: give this batch a new bundle directory", filepath.Join(o.BundleDir, dev.Name))
 			}
@@ -315,6 +319,17 @@ func batchSubject(dev BatchDevice, org string) pkix.Name {
 		ou = ClientOU
 	}
 	return pkix.Name{CommonName: dev.Name, OrganizationalUnit: []string{ou}, Organization: []string{org}}
+}
+
+// bundleNameClash says why a device cannot have a bundle under its name
+// ("" when it can): the name of its certificate would be the bundle's
+// ca.crt (the device "ca"; "CA" too, on the case-insensitive file system
+// of a USB stick).
+func bundleNameClash(name string) string {
+	if strings.EqualFold(name+".crt", RootCertFile) {
+		return fmt.Sprintf("a device named %q would have its certificate %s.crt in place of the bundle's %s (the CA): choose another name", name, name, RootCertFile)
+	}
+	return ""
 }
 
 // bundleNames are the files of a device's bundle directory.

@@ -216,6 +216,7 @@ func TestIssueBatchRefusals(t *testing.T) {
 		{"an unlisted file", BatchOptions{Devices: batchDevices("a", "b", "stray")}, []string{"d.csv:3: ", "stray.key exists", "pki reindex"}, ""},
 		{"a bundle file exists", BatchOptions{Devices: batchDevices("x", "taken"), BundleDir: out}, []string{"d.csv:2: ", "taken.key exists"}, out},
 		{"a file where a bundle goes", BatchOptions{Devices: batchDevices("x", "y", "plain"), BundleDir: out}, []string{"d.csv:3: ", "plain is there and is not a directory"}, out},
+		{"a device named ca", BatchOptions{Devices: batchDevices("x", "ca", "CA"), BundleDir: out}, []string{"d.csv:2: ", `a device named "ca" would have its certificate ca.crt in place of the bundle's ca.crt`, "d.csv:3: ", `"CA"`}, out},
 		{"a manifest exists", BatchOptions{Devices: batchDevices("x"), BundleDir: used}, []string{"manifest.json exists", "its own bundle directory"}, used},
 		{"bundles inside the pki", BatchOptions{Devices: batchDevices("x"), BundleDir: filepath.Join(dir, "b")}, []string{"inside the pki directory"}, ""},
 		{"p12 without bundles", BatchOptions{Devices: batchDevices("x"), P12: true}, []string{"bundle directory"}, ""},
