@@ -205,6 +205,9 @@ func TestIssueBatchRefusals(t *testing.T) {
 	used := filepath.Join(base, "used")
 	os.MkdirAll(used, 0o700)
 	os.WriteFile(filepath.Join(used, ManifestFile), []byte("{}"), 0o644)
+	// A link to the pki directory, and one to a path that does not exist.
+	os.Symlink(dir, filepath.Join(base, "linkS"))
+	os.Symlink(filepath.Join(dir, "none"), filepath.Join(base, "dangling"))
 	tests := []struct {
 		name   string
 		o      BatchOptions
@@ -219,6 +222,8 @@ func TestIssueBatchRefusals(t *testing.T) {
 		{"a device named ca", BatchOptions{Devices: batchDevices("x", "ca", "CA"), BundleDir: out}, []string{"d.csv:2: ", `a device named "ca" would have its certificate ca.crt in place of the bundle's ca.crt`, "d.csv:3: ", `"CA"`}, out},
 		{"a manifest exists", BatchOptions{Devices: batchDevices("x"), BundleDir: used}, []string{"manifest.json exists", "its own bundle directory"}, used},
 		{"bundles inside the pki", BatchOptions{Devices: batchDevices("x"), BundleDir: filepath.Join(dir, "b")}, []string{"inside the pki directory"}, ""},
+		{"bundles below a link to the pki", BatchOptions{Devices: batchDevices("x"), BundleDir: filepath.Join(base, "linkS", "bundles", "b")}, []string{"inside the pki directory"}, ""},
+		{"bundles through a dangling link", BatchOptions{Devices: batchDevices("x"), BundleDir: filepath.Join(base, "dangling", "b")}, []string{"dangling is a symbolic link to a path that does not exist"}, ""},
 		{"p12 without bundles", BatchOptions{Devices: batchDevices("x"), P12: true}, []string{"bundle directory"}, ""},
 	}
 	for _, tt := range tests {
