@@ -57,6 +57,11 @@ func Reissue(profile, name, pkiDir string) string {
 	return "mqttctl pki issue " + profile + " " + name + DirFlag(pkiDir) + " --force"
 }
 
+// Revoke is the command that revokes the valid certificates of a name.
+func Revoke(name, pkiDir string) string {
+	return "mqttctl pki revoke " + name + DirFlag(pkiDir)
+}
+
 // RevokeSerial is the command that revokes one certificate by serial.
 func RevokeSerial(serial, pkiDir string) string {
 	return "mqttctl pki revoke --serial " + serial + DirFlag(pkiDir)

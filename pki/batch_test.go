@@ -364,3 +364,46 @@ func TestIssueBatchAgainAfterCrash(t *testing.T) {
 		t.Fatal("the batch again did not write its bundles")
 	}
 }
+
+// TestIssueBatchBundlesLostAfterCommit: a batch stopped after its journal
+// was placed, whose bundle directory is then deleted (rm -rf out), is
+// completed by the next command, which fails naming the devices whose
+// keys are lost and what to do; the index lists them, and the command
+// after it runs as usual.
+func TestIssueBatchBundlesLostAfterCommit(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "pki")
+	mustInit(t, dir, InitOptions{Hosts: []string{"localhost"}})
+	out := filepath.Join(base, "out")
+	o := BatchOptions{File: "d.csv", Devices: batchDevices("l1", "l2"), BundleDir: out}
+	d := &Dir{Path: dir, crash: func(step string) bool { return strings.HasPrefix(step, "rename ") }}
+	if _, err := d.IssueBatch(o); !errors.Is(err, fsx.ErrCrashed) {
+		t.Fatalf("err = %v, want the simulated crash", err)
+	}
+	if err := os.RemoveAll(out); err != nil {
+		t.Fatal(err)
+	}
+	d.crash = nil
+	_, _, err := d.Entries()
+	if !errors.Is(err, ErrLostFiles) {
+		t.Fatalf("err = %v, want ErrLostFiles", err)
+	}
+	for _, w := range []string{"completed a change that was interrupted", filepath.Join(out, "l1", "l1.key"), "2 devices (l1, l2)", "keys exist nowhere", "mqttctl pki revoke NAME --dir " + dir} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	entries, _, err := d.Entries()
+	if err != nil {
+		t.Fatalf("the command after: %v", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Name == "l1" || e.Name == "l2" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("the index lists %d of the batch's 2 devices", n)
+	}
+}
