@@ -90,7 +90,7 @@ type batchFile struct {
 // the key is on the device). Everything (index, clients/, bundles,
 // manifest) is one journaled transaction with one sync pass: a crash
 // leaves none or all of the batch.
-func (d *Dir) IssueBatch(o BatchOptions) (*BatchResult, error) {
+func (d *Dir) IssueBatch(o BatchOptions) (res *BatchResult, err error) {
 	if len(o.Devices) == 0 {
 		return nil, fmt.Errorf("%s: no devices", o.File)
 	}
@@ -115,6 +115,14 @@ func (d *Dir) IssueBatch(o BatchOptions) (*BatchResult, error) {
 			return nil, err
 		}
 	}
+	// A refusal removes the directories this batch made, once s.end
+	// (deferred below, so run first) has removed the staged files.
+	var made madeDirs
+	defer func() {
+		if err != nil && !errors.Is(err, fsx.ErrCrashed) {
+			made.remove()
+		}
+	}()
 	s, err := d.begin(warn, o.KeyType.Warning())
 	if err != nil {
 		return nil, err
@@ -139,17 +147,18 @@ func (d *Dir) IssueBatch(o BatchOptions) (*BatchResult, error) {
 	if err := b.makeAll(items); err != nil {
 		return nil, err
 	}
-	res := &BatchResult{Manifest: Manifest{Issued: s.d.now().UTC().Truncate(time.Second), CA: Fingerprint(s.root)}}
+	res = &BatchResult{Manifest: Manifest{Issued: s.d.now().UTC().Truncate(time.Second), CA: Fingerprint(s.root)}}
 	// The directories first (an empty one is all a crash before the
-	// journal can leave), then every file in one transaction.
-	if err := fsx.MkdirPrivate(s.d.path(ClientsDir)); err != nil {
+	// journal can leave), then every file in one transaction. A refusal
+	// removes the directories it made (see above).
+	if err := made.mkdir(s.d.path(ClientsDir)); err != nil {
 		return nil, err
 	}
 	var outside []string
 	for i := range items {
 		it := &items[i]
 		if o.BundleDir != "" {
-			if err := fsx.MkdirPrivate(filepath.Join(o.BundleDir, it.dev.Name)); err != nil {
+			if err := made.mkdir(filepath.Join(o.BundleDir, it.dev.Name)); err != nil {
 				return nil, err
 			}
 		}
@@ -221,6 +230,35 @@ func (d *Dir) IssueBatch(o BatchOptions) (*BatchResult, error) {
 	}
 	res.Warnings = s.rep.Warnings
 	return res, nil
+}
+
+// madeDirs are the directories a command made, to remove on refusal.
+type madeDirs []string
+
+// mkdir makes dir and its missing parents (0700), and records them.
+func (m *madeDirs) mkdir(dir string) error {
+	var missing []string
+	for p := dir; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil || filepath.Dir(p) == p {
+			break
+		}
+		missing = append(missing, p)
+	}
+	err := fsx.MkdirPrivate(dir)
+	for i := len(missing) - 1; i >= 0; i-- {
+		if st, serr := os.Lstat(missing[i]); serr == nil && st.IsDir() {
+			*m = append(*m, missing[i])
+		}
+	}
+	return err
+}
+
+// remove removes the directories mkdir made, deepest first, if they are
+// still empty.
+func (m madeDirs) remove() {
+	for i := len(m) - 1; i >= 0; i-- {
+		os.Remove(m[i])
+	}
 }
 
 // checkBundleDir refuses a bundle directory inside the pki directory, one
@@ -324,10 +362,13 @@ func batchSubject(dev BatchDevice, org string) pkix.Name {
 // bundleNameClash says why a device cannot have a bundle under its name
 // ("" when it can): the name of its certificate would be the bundle's
 // ca.crt (the device "ca"; "CA" too, on the case-insensitive file system
-// of a USB stick).
+// of a USB stick), or its directory the batch's manifest.json.
 func bundleNameClash(name string) string {
 	if strings.EqualFold(name+".crt", RootCertFile) {
 		return fmt.Sprintf("a device named %q would have its certificate %s.crt in place of the bundle's %s (the CA): choose another name", name, name, RootCertFile)
+	}
+	if strings.EqualFold(name, ManifestFile) {
+		return fmt.Sprintf("a device named %q would have its bundle directory in place of the batch's %s: choose another name", name, ManifestFile)
 	}
 	return ""
 }

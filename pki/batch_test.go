@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,6 +221,7 @@ func TestIssueBatchRefusals(t *testing.T) {
 		{"a bundle file exists", BatchOptions{Devices: batchDevices("x", "taken"), BundleDir: out}, []string{"d.csv:2: ", "taken.key exists"}, out},
 		{"a file where a bundle goes", BatchOptions{Devices: batchDevices("x", "y", "plain"), BundleDir: out}, []string{"d.csv:3: ", "plain is there and is not a directory"}, out},
 		{"a device named ca", BatchOptions{Devices: batchDevices("x", "ca", "CA"), BundleDir: out}, []string{"d.csv:2: ", `a device named "ca" would have its certificate ca.crt in place of the bundle's ca.crt`, "d.csv:3: ", `"CA"`}, out},
+		{"a device named manifest.json", BatchOptions{Devices: batchDevices("x", "Manifest.JSON"), BundleDir: filepath.Join(base, "om")}, []string{"d.csv:2: ", `"Manifest.JSON" would have its bundle directory in place of the batch's manifest.json`}, ""},
 		{"a manifest exists", BatchOptions{Devices: batchDevices("x"), BundleDir: used}, []string{"manifest.json exists", "its own bundle directory"}, used},
 		{"bundles inside the pki", BatchOptions{Devices: batchDevices("x"), BundleDir: filepath.Join(dir, "b")}, []string{"inside the pki directory"}, ""},
 		{"bundles below a link to the pki", BatchOptions{Devices: batchDevices("x"), BundleDir: filepath.Join(base, "linkS", "bundles", "b")}, []string{"inside the pki directory"}, ""},
@@ -405,5 +407,30 @@ func TestIssueBatchBundlesLostAfterCommit(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("the index lists %d of the batch's 2 devices", n)
+	}
+}
+
+// TestIssueBatchRefusedLeavesNoDirectories: a batch refused after it made
+// the bundle directories (a file planted where one of its certificates
+// goes while it ran) removes them again, the bundle directory too.
+func TestIssueBatchRefusedLeavesNoDirectories(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "pki")
+	mustInit(t, dir, InitOptions{Hosts: []string{"localhost"}})
+	out := filepath.Join(base, "om")
+	planted := false
+	d := &Dir{Path: dir, crash: func(string) bool {
+		if !planted {
+			planted = true
+			os.WriteFile(filepath.Join(dir, ClientsDir, "y.crt"), []byte("x"), 0o644)
+		}
+		return false
+	}}
+	_, err := d.IssueBatch(BatchOptions{File: "d.csv", Devices: batchDevices("x", "y"), BundleDir: out})
+	if !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("err = %v, want the planted file refused", err)
+	}
+	if _, err := os.Lstat(out); err == nil {
+		t.Errorf("the refused batch left directories:\n%s", snapshotTree(t, out))
 	}
 }

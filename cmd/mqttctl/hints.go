@@ -62,6 +62,10 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "use another name, or --force to issue a second certificate for the same identity"
 	case errors.Is(err, pki.ErrValidity) && errors.Is(err, pki.ErrNeedsForce) && has("force"):
 		hint = "add --force to issue it anyway"
+	case errors.Is(err, fs.ErrExist) && cmd.Flags().Changed("batch") && cmd.Flags().Changed("bundle-dir"):
+		hint = "a batch never replaces a file: give it a new --bundle-dir, or take out the line of the device whose file it is"
+	case errors.Is(err, fs.ErrExist) && cmd.Flags().Changed("batch"):
+		hint = "a batch never replaces a file: take out the line of the device whose file it is (pki reindex records a certificate index.yaml lacks)"
 	case errors.Is(err, fs.ErrExist) && has("force"):
 		hint = "use --force to replace it"
 	case errors.Is(err, pki.ErrNoCA) && cmd.Name() != "init":

@@ -58,6 +58,8 @@ func TestPKIIssueBatchRefusals(t *testing.T) {
 		{"file too large", write("huge.csv", strings.Repeat("#\n", pki.MaxBatchFile)), nil, []string{"huge.csv is over 4 MiB"}},
 		{"a FIFO", fifo, nil, []string{"not a regular file"}},
 		{"a missing file", filepath.Join(base, "none.csv"), nil, []string{"none.csv", "no such file"}},
+		{"a device named ca", write("ca.csv", "s1\nca\n"), []string{"--bundle-dir", out}, []string{"ca.csv:2: ", `a device named "ca"`}},
+		{"a device named manifest.json", write("om.csv", "s1\nmanifest.json\n"), []string{"--bundle-dir", filepath.Join(base, "om")}, []string{"om.csv:2: ", "in place of the batch's manifest.json"}},
 		{"p12 without bundles", good, []string{"--p12"}, []string{"add --bundle-dir DIR"}},
 		{"unknown format", good, []string{"--bundle-dir", out, "--format", "der"}, []string{`--format "der": use c-header`}},
 		{"bundles in the pki", good, []string{"--bundle-dir", filepath.Join(dir, "bundles")}, []string{"inside the pki directory"}},
