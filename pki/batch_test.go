@@ -39,6 +39,7 @@ func TestParseBatch(t *testing.T) {
 		{"bad name", "a\nb/c\n", nil, []string{"f.csv:2: ", "'/'"}},
 		{"dotted name", "\n.hidden\n", nil, []string{"f.csv:2: ", "starts with '.'"}},
 		{"prev name", "a.prev\n", nil, []string{"f.csv:1: ", ".prev"}},
+		{"formulas and options", "a\n=HYPERLINK(A1)\n@SUM(1)\n+1\n-rf\n", nil, []string{"f.csv:2: ", "formula", "f.csv:3: ", "f.csv:4: ", "'+'", "f.csv:5: ", "starts with '-'"}},
 		{"duplicate", "a\nb\na\n", nil, []string{"f.csv:3: ", `"a" is also on line 1`}},
 		{"bad san", "a,http://x.example\n", nil, []string{"f.csv:1: extra name", "without a scheme"}},
 		{"too many columns", "a,b,c,d\n", nil, []string{"f.csv:1: 4 columns", "name,san,ou"}},

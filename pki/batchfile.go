@@ -233,7 +233,7 @@ func parseBatchLine(fields, columns []string) (BatchDevice, string) {
 			d.OU = f
 		}
 	}
-	if err := ident.Validate(d.Name); err != nil {
+	if err := ident.ValidateNew(d.Name); err != nil {
 		return d, err.Error()
 	}
 	if isPrev(d.Name + ".crt") {

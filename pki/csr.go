@@ -33,7 +33,7 @@ type CSROptions struct {
 // NewCSR writes OUTDIR/NAME.key (0600, unencrypted PKCS#8) and OUTDIR/NAME.csr,
 // what `openssl req -new` did. It returns their paths.
 func NewCSR(o CSROptions) (keyPath, csrPath string, err error) {
-	if err := ident.Validate(o.Name); err != nil {
+	if err := ident.ValidateNew(o.Name); err != nil {
 		return "", "", err
 	}
 	if o.KeyType == "" {
@@ -137,7 +137,7 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 		return nil, nil, fmt.Errorf("the request has no CN: make it with a subject, e.g. openssl req -new -subj /CN=NAME")
 	}
 	if o.Profile == ProfileClient {
-		if err := ident.Validate(csr.Subject.CommonName); err != nil {
+		if err := ident.ValidateNew(csr.Subject.CommonName); err != nil {
 			return nil, nil, fmt.Errorf("the request's CN is the client's MQTT identity: %w", err)
 		}
 	} else if err := ident.CheckText("CN", csr.Subject.CommonName); err != nil {
