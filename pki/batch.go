@@ -283,8 +283,9 @@ func (d *Dir) checkBundleDir(dir string) error {
 
 // checkBatchFree refuses, line by line, a device whose name the directory
 // already has: an index entry or a file at clients/NAME.crt or .key, a
-// valid client or bridge with the same MQTT identity, a subject in use; and
-// one whose bundle files exist.
+// valid client or bridge with the same MQTT identity, a subject in use, an
+// unused enrolment token (the device would enrol into a refusal); and one
+// whose bundle files exist.
 func (s *state) checkBatchFree(o BatchOptions) error {
 	bad := &BatchError{File: o.File}
 	slots := map[string]*Entry{}
@@ -311,6 +312,10 @@ func (s *state) checkBatchFree(o BatchOptions) error {
 			subjects[c.Subject.String()] = &Entry{Cert: "the CA"}
 		}
 	}
+	tf, err := s.d.loadTokens()
+	if err != nil {
+		return err
+	}
 	org := orgOf(s.root, DefaultOrg)
 	for _, dev := range o.Devices {
 		p := leafPaths(ProfileClient, dev.Name)
@@ -325,6 +330,9 @@ func (s *state) checkBatchFree(o BatchOptions) error {
 			msg = fmt.Sprintf("%q is already the MQTT identity of %s (valid until %s): take the line out or rename the device", dev.Name, e.Cert, e.NotAfter.Format(time.DateOnly))
 		case subjects[batchSubject(dev, org).String()] != nil:
 			msg = fmt.Sprintf("subject %q is already used by %s: choose another name or OU", batchSubject(dev, org).String(), subjects[batchSubject(dev, org).String()].Cert)
+		case tf.unused(dev.Name, now) >= 0:
+			msg = fmt.Sprintf("%s has an unused enrolment token (until %s), and its enrolment would be refused once the batch holds the name: revoke the token first (mqttctl enroll token revoke %s%s) or take the line out",
+				dev.Name, tf.Tokens[tf.unused(dev.Name, now)].Expires.Format(time.RFC3339), dev.Name, pkiFlag(s.d.Path))
 		}
 		if msg == "" && o.BundleDir != "" {
 			msg = bundleNameClash(dev.Name)
@@ -347,6 +355,15 @@ func (s *state) checkBatchFree(o BatchOptions) error {
 		}
 	}
 	return bad.orNil()
+}
+
+// pkiFlag is the --pki part of a suggested enroll command ("" for the
+// default directory "pki").
+func pkiFlag(dir string) string {
+	if dir == "" || dir == "pki" {
+		return ""
+	}
+	return " --pki " + dir
 }
 
 // batchSubject is a device's subject: CN the name, OU its OU (default

@@ -200,6 +200,9 @@ func TestIssueBatchRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, ClientsDir, "stray.key"), []byte("x"), 0o600)
+	if _, err := d.CreateTokens(TokenOptions{Names: []string{"pend"}}); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(base, "out")
 	os.MkdirAll(filepath.Join(out, "taken"), 0o700)
 	os.WriteFile(filepath.Join(out, "taken", "taken.key"), []byte("x"), 0o600)
@@ -221,6 +224,7 @@ func TestIssueBatchRefusals(t *testing.T) {
 		{"an unlisted file", BatchOptions{Devices: batchDevices("a", "b", "stray")}, []string{"d.csv:3: ", "stray.key exists", "pki reindex"}, ""},
 		{"a bundle file exists", BatchOptions{Devices: batchDevices("x", "taken"), BundleDir: out}, []string{"d.csv:2: ", "taken.key exists"}, out},
 		{"a file where a bundle goes", BatchOptions{Devices: batchDevices("x", "y", "plain"), BundleDir: out}, []string{"d.csv:3: ", "plain is there and is not a directory"}, out},
+		{"a pending enrolment token", BatchOptions{Devices: batchDevices("x", "pend")}, []string{"d.csv:2: pend has an unused enrolment token", "mqttctl enroll token revoke pend --pki " + dir}, ""},
 		{"a device named ca", BatchOptions{Devices: batchDevices("x", "ca", "CA"), BundleDir: out}, []string{"d.csv:2: ", `a device named "ca" would have its certificate ca.crt in place of the bundle's ca.crt`, "d.csv:3: ", `"CA"`}, out},
 		{"a device named manifest.json", BatchOptions{Devices: batchDevices("x", "Manifest.JSON"), BundleDir: filepath.Join(base, "om")}, []string{"d.csv:2: ", `"Manifest.JSON" would have its bundle directory in place of the batch's manifest.json`}, ""},
 		{"a manifest exists", BatchOptions{Devices: batchDevices("x"), BundleDir: used}, []string{"manifest.json exists", "its own bundle directory"}, used},
