@@ -289,12 +289,14 @@ func (d *Dir) checkBundleDir(dir string) error {
 func (s *state) checkBatchFree(o BatchOptions) error {
 	bad := &BatchError{File: o.File}
 	slots := map[string]*Entry{}
+	folded := map[string]*Entry{} // foldName of clients/NAME.crt
 	ids := map[string]*Entry{}
 	subjects := map[string]*Entry{}
 	now := s.d.now()
 	for i := range s.idx.Certificates {
 		e := &s.idx.Certificates[i]
 		slots[slot(e.Cert)] = e
+		folded[foldName(slot(e.Cert))] = e
 		if e.Status == "revoked" || !now.Before(e.NotAfter) {
 			continue
 		}
@@ -323,6 +325,9 @@ func (s *state) checkBatchFree(o BatchOptions) error {
 		switch e := slots[filepath.ToSlash(p.cert)]; {
 		case e != nil:
 			msg = fmt.Sprintf("%s is already in %s (%s, %s): renew it (%s) or take the line out", dev.Name, IndexFile, e.Cert, e.StatusAt(now), explain.Renew(dev.Name, s.d.Path, false))
+		case folded[foldName(filepath.ToSlash(p.cert))] != nil:
+			e := folded[foldName(filepath.ToSlash(p.cert))]
+			msg = fmt.Sprintf("%s differs only in case from %s (%s) in %s: their files would be one file on a case-insensitive file system (a FAT USB stick, macOS); rename the device", dev.Name, e.Name, e.Cert, IndexFile)
 		case fileExists(s.d.path(p.cert)) || fileExists(s.d.path(p.key)):
 			msg = fmt.Sprintf("%s or %s exists but %s does not list it: run mqttctl pki reindex, or take the line out", s.d.path(p.cert), s.d.path(p.key), IndexFile)
 		case ids[dev.Name] != nil:
