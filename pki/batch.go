@@ -337,7 +337,7 @@ func (s *state) checkBatchFree(o BatchOptions) error {
 			msg = fmt.Sprintf("subject %q is already used by %s: choose another name or OU", batchSubject(dev, org).String(), subjects[batchSubject(dev, org).String()].Cert)
 		case tf.unused(dev.Name, now) >= 0:
 			msg = fmt.Sprintf("%s has an unused enrolment token (until %s), and its enrolment would be refused once the batch holds the name: revoke the token first (mqttctl enroll token revoke %s%s) or take the line out",
-				dev.Name, tf.Tokens[tf.unused(dev.Name, now)].Expires.Format(time.RFC3339), dev.Name, pkiFlag(s.d.Path))
+				dev.Name, tf.Tokens[tf.unused(dev.Name, now)].Expires.Format(time.RFC3339), explain.ShellWord(dev.Name), pkiFlag(s.d.Path))
 		}
 		if msg == "" && o.BundleDir != "" {
 			msg = bundleNameClash(dev.Name)
@@ -368,7 +368,7 @@ func pkiFlag(dir string) string {
 	if dir == "" || dir == "pki" {
 		return ""
 	}
-	return " --pki " + dir
+	return " --pki " + explain.ShellWord(dir)
 }
 
 // batchSubject is a device's subject: CN the name, OU its OU (default

@@ -162,11 +162,12 @@ func printBatch(s *streams, pkiDir string, b batchFlags, res *pki.BatchResult) {
 		fmt.Fprintf(s.Out, "warning: %s\n", w)
 	}
 	if res.ManifestPath == "" {
-		fmt.Fprintf(s.Out, "Next: give each device its key and certificate, e.g. mqttctl pki export %s --dir %s --format pem-bundle --out %s.pem\n", first.Name, pkiDir, first.Name)
+		fmt.Fprintf(s.Out, "Next: give each device its key and certificate, e.g. mqttctl pki export %s --dir %s --format pem-bundle --out %s\n",
+			shellWord(first.Name), shellWord(pkiDir), shellWord(first.Name+".pem"))
 		return
 	}
 	dir := first.Bundle
 	fmt.Fprintf(s.Out, "Next: copy %s/NAME/ onto each device, then delete %s (it holds the only copy of each key); try one:\n", b.bundleDir, b.bundleDir)
 	fmt.Fprintf(s.Out, "  mosquitto_pub -h BROKER -p 8883 --cafile %s --cert %s --key %s -i %s -t test -m hello\n",
-		filepath.Join(dir, pki.RootCertFile), filepath.Join(dir, first.Name+".crt"), filepath.Join(dir, first.Name+".key"), first.Name)
+		shellWord(filepath.Join(dir, pki.RootCertFile)), shellWord(filepath.Join(dir, first.Name+".crt")), shellWord(filepath.Join(dir, first.Name+".key")), shellWord(first.Name))
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -195,4 +196,43 @@ func TestPKIIssueBatchServe(t *testing.T) {
 	}
 	waitFor(t, got, "hello from dev-b", "mosquitto_sub with dev-a's bundle")
 	stopWithin(t, cmd.Process, syscall.SIGTERM, 10*time.Second)
+}
+
+// TestPKIIssueBatchNextIsQuoted: a device name with shell syntax ($( ),
+// backquotes) is quoted in the printed Next: commands, and the export
+// command pasted into a shell exports that device and runs nothing else.
+func TestPKIIssueBatchNextIsQuoted(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "pki")
+	if code, _, e := runCLI(t, "", "pki", "init", "--dir", dir, "--host", "localhost"); code != 0 {
+		t.Fatal(e)
+	}
+	name := "$(touch ran)x`touch ran2`"
+	csv := filepath.Join(base, "d.csv")
+	os.WriteFile(csv, []byte(name+"\n"), 0o644)
+	code, out, e := runCLI(t, "", "pki", "issue", "client", "--dir", dir, "--batch", csv)
+	if code != 0 {
+		t.Fatal(e)
+	}
+	_, next, ok := strings.Cut(out, "e.g. ")
+	if !ok || !strings.Contains(next, "'"+name+"'") {
+		t.Fatalf("the name is not quoted:\n%s", out)
+	}
+	sh := exec.Command("sh", "-c", strings.Replace(strings.TrimSpace(next), "mqttctl", mqttctlBin, 1))
+	sh.Dir = base
+	if o, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", next, err, o)
+	}
+	for _, f := range []string{"ran", "ran2"} {
+		if _, err := os.Stat(filepath.Join(base, f)); err == nil {
+			t.Errorf("pasting the Next: command ran a command of the name (%s)", f)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(base, name+".pem")); err != nil {
+		t.Errorf("the Next: command did not export the device: %v", err)
+	}
+	code, out, e = runCLI(t, "", "pki", "issue", "client", "--dir", dir, "--batch", csv, "--bundle-dir", filepath.Join(base, "out"))
+	if code != 1 || !strings.Contains(e, "is already in index.yaml") || !strings.Contains(e, "mqttctl pki renew '"+name+"'") {
+		t.Errorf("exit %d, want the renew command quoted:\n%s%s", code, out, e)
+	}
 }
