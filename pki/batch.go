@@ -123,7 +123,11 @@ func (d *Dir) IssueBatch(o BatchOptions) (res *BatchResult, err error) {
 			made.remove()
 		}
 	}()
-	s, err := d.begin(warn, o.KeyType.Warning())
+	keyWarn := o.KeyType.Warning()
+	if o.CHeader && o.KeyType == Ed25519 {
+		keyWarn = "the C headers hold Ed25519 keys, which ESP-IDF's and Arduino's mbedTLS cannot use for TLS (the device's handshake fails): for ESP32 firmware use the key type ec-p256 (the default)"
+	}
+	s, err := d.begin(warn, keyWarn)
 	if err != nil {
 		return nil, err
 	}

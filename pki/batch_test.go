@@ -441,3 +441,19 @@ func TestIssueBatchRefusedLeavesNoDirectories(t *testing.T) {
 		t.Errorf("the refused batch left directories:\n%s", snapshotTree(t, out))
 	}
 }
+
+// TestIssueBatchEd25519CHeaderWarns: C headers for ESP32 firmware with
+// Ed25519 keys, which its mbedTLS cannot use, are issued with a warning
+// that says so.
+func TestIssueBatchEd25519CHeaderWarns(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "pki")
+	mustInit(t, dir, InitOptions{Hosts: []string{"localhost"}})
+	res, err := (&Dir{Path: dir}).IssueBatch(BatchOptions{File: "d.csv", Devices: batchDevices("e1"), KeyType: Ed25519, BundleDir: filepath.Join(base, "out"), CHeader: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := strings.Join(res.Warnings, "\n"); !strings.Contains(w, "C headers hold Ed25519 keys") || !strings.Contains(w, "ec-p256") {
+		t.Errorf("warnings %q, want the C header's Ed25519 warning", w)
+	}
+}
