@@ -457,3 +457,18 @@ func TestIssueBatchEd25519CHeaderWarns(t *testing.T) {
 		t.Errorf("warnings %q, want the C header's Ed25519 warning", w)
 	}
 }
+
+// TestCHeaderNamesTheDevice: the header's comment names the real file and
+// device (not a sanitised name), and a name that could end the comment
+// is still made safe.
+func TestCHeaderNamesTheDevice(t *testing.T) {
+	for name, want := range map[string]string{
+		`odd*?"name??=`:  `/* odd*?"name??=.h: MQTT credentials of device odd*?"name??=,`,
+		"Capteur n°7 x": "/* Capteur n°7 x.h: MQTT credentials of device Capteur n°7 x,",
+		"a*/b":          "/* a__b.h: MQTT credentials of device a__b,",
+	} {
+		if h := string(CHeader(name, nil, nil, nil)); !strings.HasPrefix(h, want) {
+			t.Errorf("%q: the header starts %q, want %q", name, h[:min(len(h), len(want))], want)
+		}
+	}
+}

@@ -103,6 +103,9 @@ func runIssueBatch(cmd *cobra.Command, s *streams, f *pkiFlags, o pki.IssueOptio
 	if err := refuseDash(cmd, "bundle-dir", "a directory per device"); err != nil {
 		return err
 	}
+	if cmd.Flags().Changed("bundle-dir") && b.bundleDir == "" {
+		return errors.New(`--bundle-dir "": give a directory outside the pki directory (without --bundle-dir the keys are kept in the pki directory's clients/)`)
+	}
 	if b.format != "" && b.format != "c-header" {
 		return fmt.Errorf("--format %q: use c-header (the PEM files are always written)", b.format)
 	}

@@ -62,6 +62,7 @@ func TestPKIIssueBatchRefusals(t *testing.T) {
 		{"a device named ca", write("ca.csv", "s1\nca\n"), []string{"--bundle-dir", out}, []string{"ca.csv:2: ", `a device named "ca"`}},
 		{"a device named manifest.json", write("om.csv", "s1\nmanifest.json\n"), []string{"--bundle-dir", filepath.Join(base, "om")}, []string{"om.csv:2: ", "in place of the batch's manifest.json"}},
 		{"p12 without bundles", good, []string{"--p12"}, []string{"add --bundle-dir DIR"}},
+		{"an empty bundle directory", good, []string{"--bundle-dir", ""}, []string{`--bundle-dir "": give a directory`}},
 		{"unknown format", good, []string{"--bundle-dir", out, "--format", "der"}, []string{`--format "der": use c-header`}},
 		{"bundles in the pki", good, []string{"--bundle-dir", filepath.Join(dir, "bundles")}, []string{"inside the pki directory"}},
 		{"--host with --batch", good, []string{"--host", "x.example"}, []string{"--host is not for --batch", "san column"}},
