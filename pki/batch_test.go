@@ -463,7 +463,7 @@ func TestIssueBatchEd25519CHeaderWarns(t *testing.T) {
 // is still made safe.
 func TestCHeaderNamesTheDevice(t *testing.T) {
 	for name, want := range map[string]string{
-		`odd*?"name??=`:  `/* odd*?"name??=.h: MQTT credentials of device odd*?"name??=,`,
+		`odd*?"name??=`: `/* odd*?"name??=.h: MQTT credentials of device odd*?"name??=,`,
 		"Capteur n°7 x": "/* Capteur n°7 x.h: MQTT credentials of device Capteur n°7 x,",
 		"a*/b":          "/* a__b.h: MQTT credentials of device a__b,",
 	} {
