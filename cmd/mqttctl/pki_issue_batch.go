@@ -38,7 +38,10 @@ DIR/NAME/: NAME.key (0600), NAME.crt, ca.crt; with --p12 NAME.p12 and its
 generated password in NAME.p12.pass (0600); with --format c-header NAME.h
 (0600), the CA, certificate and key as C strings mqtt_ca_pem, mqtt_cert_pem,
 mqtt_key_pem (and mqtt_client_id) for ESP-IDF and Arduino firmware; and
-DIR/manifest.json (name, serial, notAfter, sha256 of each certificate). With
+DIR/manifest.json (name, serial, notAfter, sha256 of each certificate): so
+with bundles no device is named ca or manifest.json, in any case. Names that
+differ only in case are refused in every batch (a FAT USB stick, or macOS,
+would make their files one). With
 bundles, each key is in its bundle only, as if the device had sent a CSR: the
 CA's machine keeps no copy of the fleet's keys once the bundles are delivered
 and deleted (renew re-signs the device's key; pki export needs the key, so
