@@ -162,7 +162,7 @@ func (d *Dir) CreateTokens(o TokenOptions) ([]NewToken, error) {
 	}
 	seen := map[string]bool{}
 	for _, n := range o.Names {
-		if err := ident.Validate(n); err != nil {
+		if err := ident.ValidateNew(n); err != nil {
 			return nil, fmt.Errorf("token name: %w", err)
 		}
 		if isPrev(n + ".crt") {

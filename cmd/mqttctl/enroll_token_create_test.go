@@ -18,6 +18,8 @@ func TestEnrollToken(t *testing.T) {
 	os.WriteFile(devices, []byte("# factory batch 7\nsensor-1,extra\n\nsensor-2\n"), 0o644)
 	bad := filepath.Join(t.TempDir(), "bad.csv")
 	os.WriteFile(bad, []byte("sensor-3\nsensor/#\n"), 0o644)
+	formula := filepath.Join(t.TempDir(), "formula.csv")
+	os.WriteFile(formula, []byte("sensor-3\n=HYPERLINK(A1)\n@SUM(1)\n-rf\n"), 0o644)
 	var secret string
 	tokenLine := regexp.MustCompile(`^[A-Za-z0-9_-]{43}\n$`)
 	runSteps(t, []cliStep{
@@ -52,6 +54,10 @@ func TestEnrollToken(t *testing.T) {
 				}
 			}},
 		{name: "a bad batch line", args: []string{"enroll", "token", "create", "--batch", bad, "--pki", dir}, code: 1, errOut: []string{bad + ":2:"}},
+		// tokens.csv goes to the factory's spreadsheet: no formulas (finding 15).
+		{name: "a formula", args: []string{"enroll", "token", "create", "--batch", formula, "--pki", dir}, code: 1,
+			errOut: []string{formula + ":2: ", "=HYPERLINK", "formula", formula + ":3: ", formula + ":4: ", "starts with '-'"}},
+		{name: "a formula token", args: []string{"enroll", "token", "create", "@SUM(1)", "--pki", dir}, code: 1, errOut: []string{"formula"}},
 	})
 	if data, _ := os.ReadFile(filepath.Join(dir, "tokens.json")); strings.Contains(string(data), "sensor-3") || strings.Contains(string(data), secret) {
 		t.Fatal("a refused batch was written, or a secret stored")
