@@ -212,6 +212,12 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 	if err != nil {
 		return nil, nil, err
 	}
+	if dir := filepath.Dir(rel); rel != "" && dir != "." {
+		// clients/ in a pki that has issued no client yet
+		if err := fsx.MkdirPrivate(d.path(dir)); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := s.txn.Add(o.Out, EncodeCerts(append([]*x509.Certificate{cert}, iss.Chain...)...), 0o644, o.Force); err != nil {
 		return nil, nil, err
 	}
