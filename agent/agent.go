@@ -4,22 +4,16 @@
 // certificate (simplereenroll, TLS client authentication) once the renew
 // point of the certificate's lifetime has passed.
 //
-// The device directory holds, for the device NAME:
-//
-//	ca.crt                       the CA the EST server and the broker are trusted through
-//	NAME.crt, NAME.key           the current pair (the key 0600)
-//	NAME.prev.crt, NAME.prev.key the pair the last renewal replaced
-//	NAME.new.crt, NAME.new.key   a new pair being checked (only during a run)
-//	.agent-journal.json          the swap's redo journal (only during a swap)
-//
-// A swap is one fsx.Txn with a redo journal: the new certificate (and key)
-// and the previous pair are written to synced temporary files first, then
-// the journal records every rename, then the renames are done. A kill -9
-// before the journal is in place leaves the old pair in place (the next run
-// removes the temporary files and renews again); after it, the next run
-// completes the renames before anything else. No step leaves the directory
-// without a pair that matches and verifies, once the next run has
-// recovered.
+// The device directory holds, for the device NAME, ca.crt (the CA the EST
+// server and the broker are trusted through) and the pairs in the layout
+// of pairs.go: NAME.crt and NAME.key (and NAME.prev.crt, NAME.prev.key) are
+// symbolic links through one pointer, NAME.current, to a directory per
+// certificate, NAME.pairs/SERIAL/. A renewal writes the new pair into
+// NAME.pairs/next/ (the key before the request is sent, the certificate as
+// soon as the server answers), checks it, and switches NAME.current in one
+// rename: at every step a kill -9 can stop it at, NAME.crt and NAME.key are
+// the old pair or the new one, never one of each, and the next run installs
+// a pair the server issued to the stopped run (and runs --exec).
 package agent
 
 import (
@@ -141,6 +135,10 @@ func (o Outcome) String() string {
 	return [...]string{"not due", "enrolled", "renewed"}[o]
 }
 
+// errClock: an issued certificate starts too far after the device's
+// clock; it is kept until the clock is set.
+var errClock = errors.New("this device's clock is behind")
+
 // Kinds of failures (errors.Is).
 var (
 	// ErrRefused: the EST server refused the request (401, 403): retrying
@@ -193,29 +191,110 @@ func FindName(dir string) (string, error) {
 	return "", fmt.Errorf("%s holds %d pairs (%s): give the device's name", dir, len(names), strings.Join(names, ", "))
 }
 
-// recoverDir completes an interrupted swap, or removes what a run stopped
-// before its journal left (temporary and staged files). Called under the
-// directory's lock.
-func (o *Options) recoverDir() error {
-	canRemove := func(rel string) bool {
-		return !strings.Contains(rel, "/") && (strings.HasSuffix(rel, ".new.crt") || strings.HasSuffix(rel, ".new.key"))
+// maxSkew is how far in the future an issued certificate may start (the
+// device's clock behind the server's) and still be installed, with a
+// warning.
+const maxSkew = 10 * time.Minute
+
+// recoverDir finishes what a stopped run left, under the directory's lock:
+// temporary links and files are removed, plain NAME.crt and NAME.key are
+// moved into the layout of links, and a pair the server issued (the next
+// pair, or a pair directory no pointer names yet) is installed, as the
+// renewal (or enrolment) it is: --exec runs. done reports that it
+// installed a pair or ran a pending --exec.
+func (o *Options) recoverDir(name string, roots *x509.CertPool) (Outcome, bool, error) {
+	if _, err := os.Lstat(o.path(JournalFile)); err == nil {
+		return NotDue, false, fmt.Errorf("%s is the journal of an older mqttctl agent's interrupted swap: check that %s.crt and %s.key match (mqttctl agent status; %s.prev.crt and .prev.key are the pair before), then remove it", o.path(JournalFile), name, name, name)
 	}
-	done, err := fsx.Recover(o.path(JournalFile), canRemove, o.Crash)
-	if err != nil {
-		return err
-	}
-	if len(done) > 0 {
-		o.Log.Warn("completed an interrupted swap", "files", len(done))
-		return nil
-	}
+	o.cleanLinks(name)
 	fsx.CleanTemps(o.Dir)
-	staged, _ := filepath.Glob(filepath.Join(o.Dir, "*.new.*"))
-	for _, f := range staged {
-		if strings.HasSuffix(f, ".new.crt") || strings.HasSuffix(f, ".new.key") {
-			os.Remove(f)
+	for _, f := range []string{".new.crt", ".new.key"} {
+		os.Remove(o.path(name + f))
+	}
+	if err := o.migrate(name); err != nil {
+		return NotDue, false, err
+	}
+	// The links an interrupted run did not make (NAME.crt last: a
+	// certificate without its key is the user's, and is reported).
+	_, err := os.Lstat(o.pairOf(name, "").crt)
+	if err := o.ensureLinks(name, errors.Is(err, fs.ErrNotExist)); err != nil {
+		return NotDue, false, err
+	}
+	cur, err := o.target(name, "current")
+	if err != nil {
+		return NotDue, false, err
+	}
+	prev, err := o.target(name, "previous")
+	if err != nil {
+		return NotDue, false, err
+	}
+	var old *held
+	if cur != "" {
+		if old, err = loadPair(o.pairOf(name, "")); err != nil {
+			return NotDue, false, err
 		}
 	}
-	return nil
+	outcome := Renewed
+	if old == nil {
+		outcome = Enrolled
+	}
+	// Pairs issued but not installed: the next one, or one renamed into
+	// place whose pointer was not switched.
+	var srcs []string
+	if _, err := os.Lstat(o.nextPair(name).crt); err == nil {
+		srcs = append(srcs, nextDir)
+	}
+	entries, _ := os.ReadDir(o.pairsDir(name))
+	for _, e := range entries {
+		if n := e.Name(); e.IsDir() && serialDir.MatchString(n) && n != cur && n != prev {
+			srcs = append(srcs, n)
+		}
+	}
+	for _, src := range srcs {
+		d := filepath.Join(o.pairsDir(name), src)
+		h, err := loadPair(pair{filepath.Join(d, name+".crt"), filepath.Join(d, name+".key")})
+		if err == nil {
+			err = o.acceptable(name, roots, append([]*x509.Certificate{h.cert}, h.chain...), h.key, old)
+		}
+		if errors.Is(err, errClock) {
+			return NotDue, true, err
+		}
+		if err != nil {
+			if src == nextDir {
+				// The certificate is no use; its key is kept for the
+				// next request.
+				o.Log.Warn("a staged certificate is not installed", "file", filepath.Join(d, name+".crt"), "reason", err.Error())
+				os.Remove(filepath.Join(d, name+".crt"))
+			}
+			continue
+		}
+		if err := o.activate(name, src, serial(h.cert), outcome); err != nil {
+			return NotDue, false, err
+		}
+		o.Log.Warn("installed the pair an interrupted run was given", "name", name, "serial", serial(h.cert), "not_after", h.cert.NotAfter.UTC().Format(time.RFC3339))
+		o.spendToken(outcome)
+		return outcome, true, o.runExec(name)
+	}
+	if b, err := fsx.ReadRegular(o.execMarker(name), 64); err == nil {
+		o.Log.Warn("an interrupted run installed a new pair; running --exec now")
+		out := parseOutcome(string(b))
+		o.spendToken(out)
+		if err := o.collect(name); err != nil {
+			return NotDue, false, err
+		}
+		return out, true, o.runExec(name)
+	}
+	return NotDue, false, o.collect(name)
+}
+
+// spendToken removes the token file after an enrolment.
+func (o *Options) spendToken(out Outcome) {
+	if out != Enrolled || o.TokenFile == "" {
+		return
+	}
+	if err := os.Remove(o.TokenFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		o.Log.Warn("the token is spent but its file could not be removed: remove it", "file", o.TokenFile, "error", err.Error())
+	}
 }
 
 // Once runs one pass: it enrols when the directory has no certificate,
@@ -231,9 +310,6 @@ func Once(ctx context.Context, o Options) (Outcome, error) {
 		return NotDue, err
 	}
 	defer unlock()
-	if err := o.recoverDir(); err != nil {
-		return NotDue, err
-	}
 	roots, err := readCA(o.CAFile)
 	if err != nil {
 		return NotDue, err
@@ -246,6 +322,9 @@ func Once(ctx context.Context, o Options) (Outcome, error) {
 	}
 	if err := ident.Validate(name); err != nil {
 		return NotDue, fmt.Errorf("device name %q: %w", name, err)
+	}
+	if out, done, err := o.recoverDir(name, roots); done || err != nil {
+		return out, err
 	}
 	cur := o.pairOf(name, "")
 	h, err := loadPair(cur)
@@ -296,7 +375,9 @@ func (o *Options) enrol(ctx context.Context, name string, roots *x509.CertPool, 
 	if err != nil {
 		return NotDue, err
 	}
-	key, err := newKey()
+	// The key is on disk before the token is spent: a run stopped after
+	// the server answered finds it, and the certificate, at its next start.
+	key, err := o.stageKey(name, true, nil)
 	if err != nil {
 		return NotDue, err
 	}
@@ -308,25 +389,18 @@ func (o *Options) enrol(ctx context.Context, name string, roots *x509.CertPool, 
 	if err != nil {
 		return NotDue, err
 	}
-	if err := o.install(name, roots, certs, key, old); err != nil {
+	if err := o.install(name, roots, certs, key, old, Enrolled); err != nil {
 		return NotDue, err
 	}
 	o.Log.Info("enrolled", "name", name, "serial", serial(certs[0]), "not_after", certs[0].NotAfter.UTC().Format(time.RFC3339))
-	if err := os.Remove(o.TokenFile); err != nil {
-		o.Log.Warn("the token is spent but its file could not be removed: remove it", "file", o.TokenFile, "error", err.Error())
-	}
+	o.spendToken(Enrolled)
 	return Enrolled, o.runExec(name)
 }
 
 func (o *Options) renew(ctx context.Context, name string, roots *x509.CertPool, h *held) (Outcome, error) {
-	key := h.key
-	var newk crypto.Signer
-	if o.Rekey {
-		k, err := newKey()
-		if err != nil {
-			return NotDue, err
-		}
-		key, newk = k, k
+	key, err := o.stageKey(name, o.Rekey, h)
+	if err != nil {
+		return NotDue, err
 	}
 	csr, err := makeCSR(key, nil, h.cert.RawSubject)
 	if err != nil {
@@ -336,95 +410,80 @@ func (o *Options) renew(ctx context.Context, name string, roots *x509.CertPool, 
 	if err != nil {
 		return NotDue, err
 	}
-	if err := o.install(name, roots, certs, newk, h); err != nil {
+	if err := o.install(name, roots, certs, key, h, Renewed); err != nil {
 		return NotDue, err
 	}
 	o.Log.Info("renewed", "name", name, "serial", serial(certs[0]), "not_after", certs[0].NotAfter.UTC().Format(time.RFC3339), "previous", serial(h.cert))
 	return Renewed, o.runExec(name)
 }
 
-// install checks the issued chain (it verifies against the CA, names the
-// device, holds the key), stages it beside the current pair, checks that
-// it logs into the broker when asked, and swaps. newKey is nil when the
-// key stays.
-func (o *Options) install(name string, roots *x509.CertPool, certs []*x509.Certificate, newKey crypto.Signer, old *held) error {
-	key := newKey
-	if key == nil {
-		key = old.key
-	}
-	certs = leafFirst(certs, key)
+// acceptable checks an issued chain (leaf first) for key: it verifies
+// against the CA for client authentication, names the device and holds
+// the key. A certificate that starts up to maxSkew after the device's
+// clock is accepted with a warning about the clock.
+func (o *Options) acceptable(name string, roots *x509.CertPool, certs []*x509.Certificate, key crypto.Signer, old *held) error {
 	leaf := certs[0]
-	if err := verifyLeaf(leaf, certs[1:], roots, name, key, o.Now()); err != nil {
-		return fmt.Errorf("the EST server's answer: %w", err)
-	}
-	if old != nil && newKey == nil && leaf.Subject.String() != old.cert.Subject.String() {
-		return fmt.Errorf("the EST server's answer names %q, the current certificate %q", leaf.Subject, old.cert.Subject)
-	}
-	cur, staged := o.pairOf(name, ""), o.pairOf(name, ".new")
-	crtPEM := encodeCerts(certs)
-	var keyPEM []byte
-	if newKey != nil {
-		var err error
-		if keyPEM, err = encodeKey(newKey); err != nil {
+	at := o.Now()
+	if ahead := leaf.NotBefore.Sub(at); ahead > maxSkew {
+		if err := verifyLeaf(leaf, certs[1:], roots, name, key, leaf.NotBefore); err != nil {
 			return err
 		}
+		return fmt.Errorf("%w: the certificate starts at %s, %s after this device's clock (%s): it is kept in %s; set the device's clock (NTP) and run again to install it", errClock, leaf.NotBefore.UTC().Format(time.RFC3339), ahead.Round(time.Second), at.UTC().Format(time.RFC3339), filepath.Dir(o.nextPair(name).crt))
+	} else if ahead > 0 {
+		o.Log.Warn("the certificate starts after this device's clock: the clock is behind; set it (NTP)", "not_before", leaf.NotBefore.UTC().Format(time.RFC3339), "clock", at.UTC().Format(time.RFC3339))
+		at = leaf.NotBefore
 	}
-	// Stage beside the old pair (no journal: a crash leaves files the next
-	// run removes).
-	st := fsx.Txn{Crash: o.Crash}
-	if err := st.Add(staged.crt, crtPEM, 0o644, true); err != nil {
+	if err := verifyLeaf(leaf, certs[1:], roots, name, key, at); err != nil {
 		return err
 	}
-	checkKey := cur.key
-	if keyPEM != nil {
-		if err := st.Add(staged.key, keyPEM, 0o600, true); err != nil {
-			st.Abort()
-			return err
-		}
-		checkKey = staged.key
+	if old != nil && leaf.Subject.String() != old.cert.Subject.String() {
+		return fmt.Errorf("it names %q, the current certificate %q", leaf.Subject, old.cert.Subject)
 	}
-	if err := st.Commit(); err != nil {
+	return nil
+}
+
+// install checks the issued chain, writes it beside its key in the next
+// pair (the key is there already), checks that it logs into the broker
+// when asked, and switches the pointer to it.
+func (o *Options) install(name string, roots *x509.CertPool, certs []*x509.Certificate, key crypto.Signer, old *held, outcome Outcome) error {
+	certs = leafFirst(certs, key)
+	clockErr := o.acceptable(name, roots, certs, key, old)
+	if clockErr != nil && !errors.Is(clockErr, errClock) {
+		return fmt.Errorf("the EST server's answer: %w", clockErr)
+	}
+	next := o.nextPair(name)
+	var files []fileData
+	if _, err := os.Lstat(next.key); errors.Is(err, fs.ErrNotExist) && old != nil {
+		files = append(files, fileData{name + ".key", old.keyPEM, 0o600}) // the key stays
+	}
+	files = append(files, fileData{name + ".crt", encodeCerts(certs), 0o644})
+	if err := o.writeDirect(filepath.Dir(next.crt), files...); err != nil {
 		return err
 	}
-	// The staged files as written must verify too.
-	if h, err := loadPair(pair{staged.crt, checkKey}); err != nil {
-		return fmt.Errorf("the new pair as written: %w", err)
-	} else if err := verifyLeaf(h.cert, nil, roots, name, h.key, o.Now()); err != nil {
+	if clockErr != nil {
+		return clockErr
+	}
+	// The files as written must verify too.
+	h, err := loadPair(next)
+	if err == nil {
+		err = o.acceptable(name, roots, append([]*x509.Certificate{h.cert}, h.chain...), h.key, old)
+	}
+	if err != nil {
+		os.Remove(next.crt)
 		return fmt.Errorf("the new pair as written: %w", err)
 	}
 	if o.Check != "" {
-		if err := o.checkBroker(staged.crt, checkKey); err != nil {
-			os.Remove(staged.crt)
-			os.Remove(staged.key)
-			return err
+		if err := o.checkBroker(next.crt, next.key); err != nil {
+			if old != nil {
+				os.Remove(next.crt)
+				return fmt.Errorf("%w; the old pair is kept", err)
+			}
+			// The token is spent: the pair the server issued is the only
+			// one the device can have.
+			o.Log.Warn("the new pair is installed although it could not log into the broker: there is no older pair to keep, and the token is spent", "url", o.Check, "reason", err.Error())
 		}
 	}
-	// The swap: the previous pair kept, the new one in place, the staged
-	// files removed, all or nothing.
-	t := fsx.Txn{Journal: o.path(JournalFile), Crash: o.Crash}
-	if old != nil {
-		prev := o.pairOf(name, ".prev")
-		if err := t.Add(prev.crt, old.crtPEM, 0o644, true); err != nil {
-			return err
-		}
-		if err := t.Add(prev.key, old.keyPEM, 0o600, true); err != nil {
-			t.Abort()
-			return err
-		}
-	}
-	if err := t.Add(cur.crt, crtPEM, 0o644, true); err != nil {
-		t.Abort()
-		return err
-	}
-	if keyPEM != nil {
-		if err := t.Add(cur.key, keyPEM, 0o600, true); err != nil {
-			t.Abort()
-			return err
-		}
-		t.Remove(staged.key)
-	}
-	t.Remove(staged.crt)
-	return t.Commit()
+	return o.activate(name, nextDir, serial(h.cert), outcome)
 }
 
 func (o *Options) checkBroker(crt, key string) error {
@@ -432,18 +491,20 @@ func (o *Options) checkBroker(crt, key string) error {
 	defer cancel()
 	rep, err := diagnose.Check(ctx, diagnose.Options{URL: o.Check, CAFile: o.CAFile, CertFile: crt, KeyFile: key, Timeout: 10 * time.Second})
 	if err != nil {
-		return fmt.Errorf("checking the new pair at %s: %w; the old pair is kept", o.Check, err)
+		return fmt.Errorf("checking the new pair at %s: %w", o.Check, err)
 	}
 	if !rep.OK() {
 		var b strings.Builder
 		rep.WriteText(&b)
-		return fmt.Errorf("the new pair cannot log into %s; the old pair is kept:\n%s", o.Check, strings.TrimSpace(b.String()))
+		return fmt.Errorf("the new pair cannot log into %s:\n%s", o.Check, strings.TrimSpace(b.String()))
 	}
 	o.Log.Info("the new pair logs into the broker", "url", o.Check)
 	return nil
 }
 
 func (o *Options) runExec(name string) error {
+	os.Remove(o.execMarker(name))
+	syncDir(o.Dir)
 	if o.Exec == "" {
 		return nil
 	}

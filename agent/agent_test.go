@@ -6,9 +6,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/mqttctl/mqttctl/enroll"
 	"github.com/mqttctl/mqttctl/internal/fsx"
+	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
 
@@ -259,6 +262,10 @@ func TestRefusals(t *testing.T) {
 			after := snapshot(t, f.dev)
 			delete(after, "wrong")
 			delete(before, "wrong")
+			// The key of an enrolment is staged before the request (kept
+			// for the next one).
+			delete(after, "dev-2.pairs")
+			delete(before, "dev-2.pairs")
 			if len(before) != len(after) {
 				t.Errorf("files changed: %v -> %v", before, after)
 			}
@@ -475,17 +482,26 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-// TestCrashAtEveryWriteStep stops a renewal, as kill -9 would, before each
-// step that changes the disk: at every stop the device holds a working
-// pair (the current one, or else the previous one), and the next run
-// leaves a working current pair, renewed, with nothing left behind.
+// TestCrashAtEveryWriteStep stops an enrolment and a renewal, as kill -9
+// would, before each step that changes the disk: at every stop the current
+// pair, NAME.crt and NAME.key as an application reads them, verifies and
+// matches (after an enrolment started, none or the new one), and the next
+// run, with the same command line, leaves a working current pair, renewed
+// (or enrolled), runs --exec and leaves nothing behind.
 func TestCrashAtEveryWriteStep(t *testing.T) {
-	for _, c := range []struct{ rekey, renewedBefore bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
-		// setup enrols (and renews once: a .prev pair exists, as on a
+	type variant struct{ enrol, rekey, renewedBefore bool }
+	for _, c := range []variant{{true, false, false}, {false, false, false}, {false, false, true}, {false, true, false}, {false, true, true}} {
+		// setup enrols (and renews once: a previous pair exists, as on a
 		// device that renewed before) and moves the clock past the renew
-		// point.
+		// point; for an enrolment, it makes a token.
 		setup := func(t *testing.T) (*fixture, *Status, Options) {
 			f := newFixture(t, 1, 0)
+			if c.enrol {
+				o := f.opts("dev-1")
+				o.TokenFile = f.token("dev-1", false)
+				o.Exec = "echo ran >> " + filepath.Join(t.TempDir(), "exec")
+				return f, nil, o
+			}
 			st := f.enrol("dev-1")
 			if c.renewedBefore {
 				f.renewAgain(t, st)
@@ -494,46 +510,81 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 			f.clock.set(time.Until(st.RenewAt) + time.Minute)
 			o := f.opts("dev-1")
 			o.Rekey = c.rekey
+			o.Exec = "echo ran >> " + filepath.Join(t.TempDir(), "exec")
 			return f, st, o
 		}
-		// Count the steps of one renewal.
+		want := Renewed
+		if c.enrol {
+			want = Enrolled
+		}
+		// Count the steps of one run.
 		var steps []string
 		{
 			_, _, o := setup(t)
 			o.Crash = func(step string) bool { steps = append(steps, step); return false }
-			if out, err := Once(context.Background(), o); err != nil || out != Renewed {
+			if out, err := Once(context.Background(), o); err != nil || out != want {
 				t.Fatalf("%v %v", out, err)
 			}
 		}
-		if len(steps) < 10 {
+		if len(steps) < 6 {
 			t.Fatalf("only %d steps: %v", len(steps), steps)
 		}
 		for i, step := range steps {
 			verb, path, _ := strings.Cut(step, " ")
-			t.Run(fmt.Sprintf("rekey=%v,renewed_before=%v/%02d_%s_%s", c.rekey, c.renewedBefore, i, strings.ReplaceAll(verb, " ", "_"), filepath.Base(path)), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%+v/%02d_%s_%s", c, i, strings.ReplaceAll(verb, " ", "_"), filepath.Base(path)), func(t *testing.T) {
 				f, st, o := setup(t)
 				n := 0
 				o.Crash = func(string) bool { n++; return n > i }
 				if _, err := Once(context.Background(), o); !errors.Is(err, fsx.ErrCrashed) {
 					t.Fatalf("crash at %d (%s): %v", i, step, err)
 				}
-				cur, prev := f.workingPair("dev-1", ""), f.workingPair("dev-1", ".prev")
-				if cur != nil && prev != nil {
-					t.Fatalf("crash at %s: no working pair: current %v, previous %v", step, cur, prev)
+				// The current pair, as an application reads it.
+				if err := f.workingPair("dev-1", ""); err != nil && !(c.enrol && errors.Is(err, fs.ErrNotExist)) {
+					t.Fatalf("crash at %s: the current pair does not work: %v", step, err)
 				}
 				o.Crash = nil
 				out, err := Once(context.Background(), o)
-				if err != nil {
-					t.Fatalf("the run after a crash at %s: %v\n%s", step, err, f.log)
+				if c.enrol && verb == "write" && strings.HasSuffix(path, filepath.Join("dev-1.pairs", "next", "dev-1.crt")) {
+					// The one step that loses the answer: stopped before its
+					// certificate is written, the token is spent; the key is
+					// kept for the new token.
+					if !errors.Is(err, ErrRefused) {
+						t.Fatalf("after a crash before the answer was written: %v %v", out, err)
+					}
+					if _, err := os.Stat(filepath.Join(f.dev, "dev-1.pairs", "next", "dev-1.key")); err != nil {
+						t.Fatalf("the staged key is gone: %v", err)
+					}
+					return
+				}
+				if err != nil || out != want {
+					t.Fatalf("the run after a crash at %s: %v %v, want %v\n%s", step, out, err, want, f.log)
 				}
 				nst := f.status("dev-1")
-				if nst.Serial == st.Serial || nst.Due || !nst.VerifiesAgainstCA {
+				if (st != nil && nst.Serial == st.Serial) || nst.Due || !nst.VerifiesAgainstCA || nst.Pending {
 					t.Fatalf("after a crash at %s and a run (%v): %+v", step, out, nst)
 				}
+				ran, _ := os.ReadFile(strings.TrimPrefix(o.Exec, "echo ran >> "))
+				if string(ran) != "ran\n" {
+					t.Errorf("--exec ran %q times after a crash at %s", ran, step)
+				}
+				if c.enrol {
+					if _, err := os.Stat(o.TokenFile); !errors.Is(err, fs.ErrNotExist) {
+						t.Errorf("the spent token file is still there: %v", err)
+					}
+				} else if err := f.workingPair("dev-1", ".prev"); err != nil || f.replaced(&Status{Cert: filepath.Join(f.dev, "dev-1.prev.crt"), Serial: st.Serial}) {
+					t.Errorf("the previous pair is not the one replaced: %v", err)
+				}
+				if m := mode(t, nst.Key); m != 0o600 {
+					t.Errorf("key mode %o", m)
+				}
 				for name := range snapshot(t, f.dev) {
-					if strings.Contains(name, ".new.") || strings.Contains(name, ".tmp") || strings.HasPrefix(name, JournalFile) {
+					if strings.Contains(name, ".new.") || strings.Contains(name, ".tmp") || strings.Contains(name, ".link") || strings.Contains(name, "exec-pending") {
 						t.Errorf("left behind: %s", name)
 					}
+				}
+				pairs, _ := os.ReadDir(filepath.Join(f.dev, "dev-1.pairs"))
+				if max := 2 - map[bool]int{true: 1}[c.enrol]; len(pairs) != max {
+					t.Errorf("%d pair directories, want %d", len(pairs), max)
 				}
 			})
 		}
@@ -547,5 +598,116 @@ func (f *fixture) renewAgain(t *testing.T, st *Status) {
 	f.clock.set(time.Until(st.RenewAt) + time.Minute)
 	if out, err := Once(context.Background(), f.opts("dev-1")); err != nil || out != Renewed {
 		t.Fatalf("renew: %v %v", out, err)
+	}
+}
+
+// TestFirstEnrolmentKeepsWhatTheServerIssued: once the server has spent
+// the token on a certificate for the device's key, the certificate is
+// installed (a --check that fails, a device clock a few minutes behind) or
+// kept until it can be (a clock far behind), never thrown away.
+func TestFirstEnrolmentKeepsWhatTheServerIssued(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		check  bool
+		behind time.Duration // the device's clock behind the server's
+		first  string        // the first run fails with this ("" succeeds)
+		log    string
+	}{
+		{"check fails", true, 0, "", "there is no older pair to keep"},
+		{"clock 5 minutes behind", false, 5 * time.Minute, "", "the clock is behind"},
+		{"clock an hour behind", false, time.Hour, "set the device's clock (NTP) and run again", ""},
+	} {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			f := newFixture(t, 1, 0)
+			f.clock.set(c.behind) // the server's clock ahead
+			o := f.opts("dev-1")
+			o.Now = time.Now
+			o.TokenFile = f.token("dev-1", false)
+			if c.check {
+				o.Check = "mqtts://127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+			}
+			out, err := Once(context.Background(), o)
+			if c.first != "" {
+				if err == nil || !strings.Contains(err.Error(), c.first) {
+					t.Fatalf("%v %v, want %q", out, err, c.first)
+				}
+				if _, err := os.Stat(filepath.Join(f.dev, "dev-1.pairs", "next", "dev-1.crt")); err != nil {
+					t.Fatalf("the issued certificate is not kept: %v", err)
+				}
+				// The clock set, the next run installs it (the token is spent).
+				o.Now = f.clock.Now
+				out, err = Once(context.Background(), o)
+			}
+			if err != nil || out != Enrolled {
+				t.Fatalf("%v %v\n%s", out, err, f.log)
+			}
+			if !strings.Contains(f.log.String(), c.log) || strings.Contains(f.log.String(), "old pair is kept") {
+				t.Errorf("log:\n%s", f.log)
+			}
+			if err := f.workingPair("dev-1", ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(o.TokenFile); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the spent token file is still there: %v", err)
+			}
+		})
+	}
+}
+
+// TestMissingStagedFile: a file of an interrupted run removed by hand (a
+// careless rm) never leaves the current pair mismatched, and the last copy
+// of a staged key is never removed: the next run installs what is whole
+// and renews again otherwise. A journal of the older agent is refused in
+// plain words, nothing changed.
+func TestMissingStagedFile(t *testing.T) {
+	for _, c := range []struct {
+		name, remove string
+		keyKept      bool
+	}{
+		{"certificate removed", "dev-1.crt", true},
+		{"key removed", "dev-1.key", false},
+	} {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			f := newFixture(t, 1, 0)
+			st := f.enrol("dev-1")
+			f.clock.set(time.Until(st.RenewAt) + time.Minute)
+			o := f.opts("dev-1")
+			o.Rekey = true
+			next := filepath.Join(f.dev, "dev-1.pairs", "next")
+			o.Crash = func(step string) bool { return step == "rename "+next }
+			if _, err := Once(context.Background(), o); !errors.Is(err, fsx.ErrCrashed) {
+				t.Fatal(err)
+			}
+			staged, _ := os.ReadFile(filepath.Join(next, "dev-1.key"))
+			os.Remove(filepath.Join(next, c.remove))
+			o.Crash = func(step string) bool {
+				// The staged key is used again, not replaced.
+				if got, _ := os.ReadFile(filepath.Join(next, "dev-1.key")); c.keyKept && strings.HasPrefix(step, "write ") && !bytes.Equal(got, staged) {
+					t.Errorf("the staged key was replaced before %s", step)
+				}
+				return false
+			}
+			out, err := Once(context.Background(), o)
+			if err != nil || out != Renewed {
+				t.Fatalf("%v %v\n%s", out, err, f.log)
+			}
+			if err := f.workingPair("dev-1", ""); err != nil {
+				t.Fatal(err)
+			}
+			key, _ := os.ReadFile(filepath.Join(f.dev, "dev-1.key"))
+			if bytes.Equal(key, staged) != c.keyKept {
+				t.Errorf("the staged key installed: %v, want %v", bytes.Equal(key, staged), c.keyKept)
+			}
+		})
+	}
+	f := newFixture(t, 1, 0)
+	f.enrol("dev-1")
+	os.WriteFile(filepath.Join(f.dev, JournalFile), []byte(`{"version":1,"ops":[]}`), 0o600)
+	before := snapshot(t, f.dev)
+	if _, err := Once(context.Background(), f.opts("dev-1")); err == nil || !strings.Contains(err.Error(), "older mqttctl agent") {
+		t.Fatalf("a journal of the older agent: %v", err)
+	}
+	if after := snapshot(t, f.dev); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Error("files changed")
 	}
 }

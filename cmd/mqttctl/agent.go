@@ -58,13 +58,25 @@ Once the renew point of the certificate's lifetime has passed (--renew-at,
 66% by default) it re-enrols with the current certificate (simplereenroll,
 TLS client authentication), keeping the key unless --rekey.
 
-The new pair is written beside the old one (NAME.new.crt), checked (it
-verifies against ca.crt, names the device, holds the key; with --check URL it
-logs into that broker), then swapped in through a redo journal, the previous
-pair kept as NAME.prev.crt and NAME.prev.key: a crash at any step leaves a
-working pair, and the next run completes or redoes the swap. Then --exec runs
+Each pair is kept in a directory of its own, DIR/NAME.pairs/SERIAL/, and
+NAME.crt and NAME.key are symbolic links through one pointer, NAME.current
+(NAME.prev.crt and .prev.key through NAME.previous): applications read
+NAME.crt and NAME.key as before. A renewal writes the new pair into
+NAME.pairs/next/ (the key before the request is sent, the certificate as soon
+as the server answers), checks it (it verifies against ca.crt, names the
+device, holds the key; with --check URL it logs into that broker), then
+switches NAME.current in one rename: NAME.crt and NAME.key name the old pair
+or the new one, never one of each, even after a kill -9 at any step; the next
+run installs a pair the server issued to a stopped run. A program that must
+not read the two files across a switch resolves NAME.current once and reads
+both files from that directory. Then --exec runs
 with sh -c (MQTTCTL_CERT, MQTTCTL_KEY and MQTTCTL_NAME in its environment);
 its failure is logged and the exit status is 1, the new pair in place.
+At the first enrolment the pair the server issued is installed even when
+--check fails (the token is spent; there is no older pair), and a
+certificate that starts up to 10 minutes after the device's clock is
+accepted with a warning about the clock (further: kept in NAME.pairs/next/
+until the clock is set).
 
 An expired certificate is renewed only within the server's
 --renew-after-expiry window; outside it the agent says so and enrols with a
@@ -128,7 +140,7 @@ renewed, 3 when the certificate is not due, 1 when it failed.
 	fl.Var(&renewAt, "renew-at", "renew once this much of the certificate's lifetime has passed")
 	fl.BoolVar(&o.Rekey, "rekey", false, "make a new key at each renewal")
 	fl.StringVar(&o.Exec, "exec", "", "command run with sh -c after a renewal (e.g. 'systemctl reload myapp')")
-	fl.StringVar(&o.Check, "check", "", "before the swap, check that the new pair logs into this broker (mqtts://HOST:PORT)")
+	fl.StringVar(&o.Check, "check", "", "before the switch, check that the new pair logs into this broker (mqtts://HOST:PORT)")
 	fl.BoolVar(&once, "once", false, "one pass, for cron and timers: exit 0 renewed, 3 not due, 1 failed")
 	fl.BoolVar(&printUnit, "print-unit", false, "print a systemd service that runs this command")
 	fl.BoolVar(&verbose, "verbose", false, "log every pass, not only renewals and failures")
