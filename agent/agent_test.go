@@ -489,8 +489,9 @@ func TestBackoff(t *testing.T) {
 // run, with the same command line, leaves a working current pair, renewed
 // (or enrolled), runs --exec and leaves nothing behind.
 func TestCrashAtEveryWriteStep(t *testing.T) {
-	type variant struct{ enrol, rekey, renewedBefore bool }
-	for _, c := range []variant{{true, false, false}, {false, false, false}, {false, false, true}, {false, true, false}, {false, true, true}} {
+	// plain: NAME.crt and NAME.key copied into the directory by hand.
+	type variant struct{ enrol, rekey, renewedBefore, plain bool }
+	for _, c := range []variant{{true, false, false, false}, {false, false, false, false}, {false, false, true, false}, {false, true, false, false}, {false, true, true, false}, {false, true, false, true}} {
 		// setup enrols (and renews once: a previous pair exists, as on a
 		// device that renewed before) and moves the clock past the renew
 		// point; for an enrolment, it makes a token.
@@ -506,6 +507,9 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 			if c.renewedBefore {
 				f.renewAgain(t, st)
 				st = f.status("dev-1")
+			}
+			if c.plain {
+				f.plainCopy(t, "dev-1")
 			}
 			f.clock.set(time.Until(st.RenewAt) + time.Minute)
 			o := f.opts("dev-1")
@@ -589,6 +593,22 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 			})
 		}
 	}
+}
+
+// plainCopy replaces the device's pair by plain files, as copied by hand
+// from a pki directory.
+func (f *fixture) plainCopy(t *testing.T, name string) {
+	t.Helper()
+	crt, _ := os.ReadFile(filepath.Join(f.dev, name+".crt"))
+	key, _ := os.ReadFile(filepath.Join(f.dev, name+".key"))
+	entries, _ := os.ReadDir(f.dev)
+	for _, e := range entries {
+		if e.Name() != CAFile {
+			os.RemoveAll(filepath.Join(f.dev, e.Name()))
+		}
+	}
+	os.WriteFile(filepath.Join(f.dev, name+".crt"), crt, 0o644)
+	os.WriteFile(filepath.Join(f.dev, name+".key"), key, 0o600)
 }
 
 // renewAgain renews once (the clock past the renew point of st) and sets

@@ -176,9 +176,10 @@ func (o *Options) stageKey(name string, rekey bool, cur *held) (crypto.Signer, e
 func (o *Options) migrate(name string) error {
 	for _, which := range []struct{ suffix, ptr string }{{"", "current"}, {".prev", "previous"}} {
 		p := o.pairOf(name, which.suffix)
-		st, err := os.Lstat(p.crt)
-		if err != nil || st.Mode()&fs.ModeSymlink != 0 {
-			continue
+		cst, cerr := os.Lstat(p.crt)
+		kst, kerr := os.Lstat(p.key)
+		if cerr != nil || (cst.Mode()&fs.ModeSymlink != 0 && (kerr != nil || kst.Mode()&fs.ModeSymlink != 0)) {
+			continue // no pair, or links (a missing key is reported by loadPair)
 		}
 		h, err := loadPair(p)
 		if err != nil {
