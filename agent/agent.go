@@ -34,12 +34,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/mqttctl/mqttctl/diagnose"
 	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/internal/ident"
+	"github.com/mqttctl/mqttctl/pki"
 )
 
 // Files of the device directory.
@@ -433,11 +435,47 @@ func (o *Options) acceptable(name string, roots *x509.CertPool, certs []*x509.Ce
 		o.Log.Warn("the certificate starts after this device's clock: the clock is behind; set it (NTP)", "not_before", leaf.NotBefore.UTC().Format(time.RFC3339), "clock", at.UTC().Format(time.RFC3339))
 		at = leaf.NotBefore
 	}
+	if err := deviceCert(leaf); err != nil {
+		return err
+	}
 	if err := verifyLeaf(leaf, certs[1:], roots, name, key, at); err != nil {
 		return err
 	}
+	if life := leaf.NotAfter.Sub(leaf.NotBefore); life < minLifetime {
+		return fmt.Errorf("it is valid for only %s (%s to %s), under %s: the EST server's --days is not a device certificate's lifetime", life.Round(time.Second), leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339), minLifetime)
+	}
+	if left := leaf.NotAfter.Sub(at); left < minLifetime {
+		return fmt.Errorf("it ends at %s, in %s, under %s from now", leaf.NotAfter.UTC().Format(time.RFC3339), left.Round(time.Second), minLifetime)
+	}
+	if old != nil && leaf.SerialNumber.Cmp(old.cert.SerialNumber) == 0 {
+		return fmt.Errorf("it is the current certificate again (serial %s), not a new one", serial(leaf))
+	}
+	if old != nil && !leaf.NotAfter.After(old.cert.NotAfter) {
+		return fmt.Errorf("it ends at %s, not after the current certificate (%s): it would shorten the device's validity", leaf.NotAfter.UTC().Format(time.RFC3339), old.cert.NotAfter.UTC().Format(time.RFC3339))
+	}
 	if old != nil && leaf.Subject.String() != old.cert.Subject.String() {
 		return fmt.Errorf("it names %q, the current certificate %q", leaf.Subject, old.cert.Subject)
+	}
+	return nil
+}
+
+// minLifetime is the shortest lifetime, and the shortest time left, of a
+// certificate the agent installs.
+const minLifetime = time.Hour
+
+// deviceCert checks that c is a device's client certificate: not a CA, for
+// client authentication (the extended key usage named), for signatures,
+// and not a bootstrap certificate.
+func deviceCert(c *x509.Certificate) error {
+	switch {
+	case c.IsCA:
+		return errors.New("it is a CA certificate (CA:TRUE), not a device's")
+	case !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageClientAuth):
+		return errors.New("it is not for TLS client authentication (no clientAuth extended key usage)")
+	case c.KeyUsage&x509.KeyUsageDigitalSignature == 0:
+		return errors.New("its key usage lacks digitalSignature, which a TLS client's key needs")
+	case pki.IsBootstrap(c):
+		return fmt.Errorf("it is a bootstrap certificate (OU %s), which only enrols, not a device's", pki.BootstrapOU)
 	}
 	return nil
 }

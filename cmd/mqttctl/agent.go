@@ -64,7 +64,9 @@ NAME.crt and NAME.key are symbolic links through one pointer, NAME.current
 NAME.crt and NAME.key as before. A renewal writes the new pair into
 NAME.pairs/next/ (the key before the request is sent, the certificate as soon
 as the server answers), checks it (it verifies against ca.crt, names the
-device, holds the key; with --check URL it logs into that broker), then
+device, holds the key, is a client certificate, not a CA or bootstrap one,
+lasts an hour or more and ends after the current one, which it is not; with
+--check URL it logs into that broker), then
 switches NAME.current in one rename: NAME.crt and NAME.key name the old pair
 or the new one, never one of each, even after a kill -9 at any step; the next
 run installs a pair the server issued to a stopped run. A program that must
