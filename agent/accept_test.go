@@ -95,7 +95,7 @@ func TestRefusesWhatIsNotARenewal(t *testing.T) {
 			if cur != nil {
 				tpl.NotAfter = cur.NotAfter.Add(-time.Hour)
 			}
-		}, "not after the current certificate", false},
+		}, "before the current certificate", false},
 		{"the current certificate again", func(tpl, cur *x509.Certificate) {
 			if cur != nil {
 				tpl.SerialNumber = cur.SerialNumber

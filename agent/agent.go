@@ -450,8 +450,8 @@ func (o *Options) acceptable(name string, roots *x509.CertPool, certs []*x509.Ce
 	if old != nil && leaf.SerialNumber.Cmp(old.cert.SerialNumber) == 0 {
 		return fmt.Errorf("it is the current certificate again (serial %s), not a new one", serial(leaf))
 	}
-	if old != nil && !leaf.NotAfter.After(old.cert.NotAfter) {
-		return fmt.Errorf("it ends at %s, not after the current certificate (%s): it would shorten the device's validity", leaf.NotAfter.UTC().Format(time.RFC3339), old.cert.NotAfter.UTC().Format(time.RFC3339))
+	if old != nil && leaf.NotAfter.Before(old.cert.NotAfter) {
+		return fmt.Errorf("it ends at %s, before the current certificate (%s): it would shorten the device's validity", leaf.NotAfter.UTC().Format(time.RFC3339), old.cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 	if old != nil && leaf.Subject.String() != old.cert.Subject.String() {
 		return fmt.Errorf("it names %q, the current certificate %q", leaf.Subject, old.cert.Subject)

@@ -65,7 +65,7 @@ NAME.crt and NAME.key as before. A renewal writes the new pair into
 NAME.pairs/next/ (the key before the request is sent, the certificate as soon
 as the server answers), checks it (it verifies against ca.crt, names the
 device, holds the key, is a client certificate, not a CA or bootstrap one,
-lasts an hour or more and ends after the current one, which it is not; with
+lasts an hour or more, ends no earlier than the current one and is not it; with
 --check URL it logs into that broker), then
 switches NAME.current in one rename: NAME.crt and NAME.key name the old pair
 or the new one, never one of each, even after a kill -9 at any step; the next
