@@ -89,7 +89,9 @@ the server cannot be reached, retries after 10s, 20s, ... up to 1h, with
 jitter. A refusal (revoked, a new token needed) exits 1.
 With --once (cron, systemd timers) the exit status is 0 when it enrolled or
 renewed, 3 when the certificate is not due, 1 when it failed.
---print-unit prints a systemd service running this command line.`,
+--print-unit prints a systemd service running this command line in the
+current directory (WorkingDirectory=, so that a relative --exec still names
+its file); a value with a control character is refused.`,
 		Example: `  # first boot: enrol with the token the factory put on the device
   mqttctl agent --dir /etc/mqttctl/device --est https://ca.example.com:8443 --name sensor-21 --token-file /etc/mqttctl/device/sensor-21.token --once
   # from cron or a systemd timer: renew when due (exit 3: not due), then reload the application
@@ -185,6 +187,14 @@ func printAgentUnit(s *streams, cmd *cobra.Command, dir string) error {
 		return ferr
 	}
 	abs, _ := filepath.Abs(dir)
-	fmt.Fprint(s.Out, agent.Unit(argv, abs))
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	unit, err := agent.Unit(argv, abs, wd)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(s.Out, unit)
 	return nil
 }
