@@ -331,6 +331,9 @@ func Once(ctx context.Context, o Options) (Outcome, error) {
 	cur := o.pairOf(name, "")
 	h, err := loadPair(cur)
 	if errors.Is(err, fs.ErrNotExist) {
+		if other, ferr := FindName(o.Dir); ferr == nil && other != name {
+			return NotDue, fmt.Errorf("%s holds the pair of %q: a device directory holds one device's pair, and every later run would have to be told which; enrol %q into a directory of its own (--dir), or move %s.crt and %s.key away first", o.Dir, other, name, other, other)
+		}
 		return o.enrol(ctx, name, roots, nil)
 	}
 	if err != nil {
