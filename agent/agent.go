@@ -334,6 +334,9 @@ func Once(ctx context.Context, o Options) (Outcome, error) {
 		if other, ferr := FindName(o.Dir); ferr == nil && other != name {
 			return NotDue, fmt.Errorf("%s holds the pair of %q: a device directory holds one device's pair, and every later run would have to be told which; enrol %q into a directory of its own (--dir), or move %s.crt and %s.key away first", o.Dir, other, name, other, other)
 		}
+		if _, kerr := os.Lstat(cur.key); kerr == nil {
+			return NotDue, fmt.Errorf("%s is there without its certificate %s: the enrolment would replace that key; restore %s, or move the key away to enrol with a new one", cur.key, cur.crt, filepath.Base(cur.crt))
+		}
 		return o.enrol(ctx, name, roots, nil)
 	}
 	if err != nil {

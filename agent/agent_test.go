@@ -234,6 +234,15 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"no token, no certificate", func(o *Options) { o.Name, o.Dir = "dev-2", f.emptyDir(t) }, ErrNeedToken, "enrols with the token the factory made"},
 		{"a second identity", func(o *Options) { o.Name, o.TokenFile = "dev-2", f.token("dev-2", false) }, nil, `holds the pair of "dev-1"`},
+		{"a key without its certificate", func(o *Options) {
+			o.Name, o.Dir, o.TokenFile = "dev-2", f.emptyDir(t), f.token("dev-2", true)
+			os.WriteFile(filepath.Join(o.Dir, "dev-2.key"), []byte("the key of an application\n"), 0o600)
+			t.Cleanup(func() {
+				if b, _ := os.ReadFile(filepath.Join(o.Dir, "dev-2.key")); string(b) != "the key of an application\n" || len(snapshot(t, o.Dir)) != 2 {
+					t.Errorf("the key was replaced, or files written: %q %v", b, snapshot(t, o.Dir))
+				}
+			})
+		}, nil, "without its certificate"},
 		{"a wrong token", func(o *Options) {
 			o.Name, o.Dir = "dev-2", f.emptyDir(t)
 			o.TokenFile = filepath.Join(f.dev, "wrong")
