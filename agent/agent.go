@@ -307,6 +307,9 @@ func Once(ctx context.Context, o Options) (Outcome, error) {
 	if u, err := url.Parse(o.EST); err != nil || u.Scheme != "https" || u.Host == "" {
 		return NotDue, fmt.Errorf("the EST server %q is not https://HOST:PORT", o.EST)
 	}
+	if st, err := os.Stat(o.Dir); err == nil && st.Mode().Perm()&0o022 != 0 {
+		return NotDue, fmt.Errorf("%s is writable by others than its owner (mode %04o): whoever can write it can replace the device's key; chmod 700 %s", o.Dir, st.Mode().Perm(), o.Dir)
+	}
 	unlock, err := fsx.LockDir(o.Dir)
 	if err != nil {
 		return NotDue, err
@@ -324,6 +327,11 @@ func Once(ctx context.Context, o Options) (Outcome, error) {
 	}
 	if err := ident.Validate(name); err != nil {
 		return NotDue, fmt.Errorf("device name %q: %w", name, err)
+	}
+	for _, f := range []string{o.pairOf(name, "").key, o.TokenFile} {
+		if st, err := os.Stat(f); f != "" && err == nil && st.Mode().Perm()&0o077 != 0 {
+			o.Log.Warn("a secret is readable by others than its owner: chmod 600 it (the agent writes its keys 0600)", "file", f, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
+		}
 	}
 	if out, done, err := o.recoverDir(name, roots); done || err != nil {
 		return out, err

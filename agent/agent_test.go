@@ -748,3 +748,37 @@ func TestMissingStagedFile(t *testing.T) {
 		t.Error("files changed")
 	}
 }
+
+// TestPermissions: a device directory others can write is refused,
+// nothing written; a key or token file others can read is warned about,
+// and a key copied in at 0644 is 0600 once in the agent's layout.
+func TestPermissions(t *testing.T) {
+	f := newFixture(t, 1, 0)
+	f.enrol("dev-1")
+	f.plainCopy(t, "dev-1")
+	os.Chmod(filepath.Join(f.dev, "dev-1.key"), 0o644)
+	os.Chmod(f.dev, 0o777)
+	before := snapshot(t, f.dev)
+	if _, err := Once(context.Background(), f.opts("dev-1")); err == nil || !strings.Contains(err.Error(), "chmod 700") {
+		t.Fatalf("a 0777 device directory: %v", err)
+	}
+	if after := snapshot(t, f.dev); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Error("files changed")
+	}
+	os.Chmod(f.dev, 0o700)
+	o := f.opts("dev-1")
+	o.TokenFile = filepath.Join(f.dev, "token")
+	os.WriteFile(o.TokenFile, []byte("x\n"), 0o644)
+	os.Chmod(o.TokenFile, 0o644)
+	if out, err := Once(context.Background(), o); err != nil || out != NotDue {
+		t.Fatalf("%v %v", out, err)
+	}
+	for _, w := range []string{"dev-1.key mode=0644", "token mode=0644"} {
+		if !strings.Contains(f.log.String(), w) {
+			t.Errorf("no warning %q:\n%s", w, f.log)
+		}
+	}
+	if m := mode(t, filepath.Join(f.dev, "dev-1.key")); m != 0o600 {
+		t.Errorf("the key is %04o after the move into the layout", m)
+	}
+}

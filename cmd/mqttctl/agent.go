@@ -48,7 +48,9 @@ func newAgentCmd(s *streams) *cobra.Command {
 		Short: "Run on a device: enrol with a token, then renew the client certificate before it ends",
 		Long: `agent keeps a device's client certificate current with an EST server ('mqttctl
 enroll serve'). DIR holds ca.crt (the CA the server is trusted through, put
-there by the factory; or --cafile) and the device's pair NAME.crt and NAME.key.
+there by the factory; or --cafile) and the device's pair NAME.crt and NAME.key;
+a DIR others can write is refused, a key or token file others can read is
+warned about.
 
 With no certificate it makes a key (EC P-256, 0600) and a request with CN NAME
 (--name: the name the token was made for) and enrols with the token
