@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/smallstep/pkcs7"
 
@@ -31,10 +32,6 @@ func (f *fixture) hostileEST(t *testing.T, edit func(tpl *x509.Certificate, cur 
 	}
 	caPEM, _ := os.ReadFile(filepath.Join(f.pki.Path, pki.RootCertFile))
 	cas, _ := ParseCerts(caPEM)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(f.pki.Path, pki.ServerCertFile), filepath.Join(f.pki.Path, pki.ServerKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		der, _ := base64.StdEncoding.DecodeString(string(body))
@@ -62,6 +59,16 @@ func (f *fixture) hostileEST(t *testing.T, edit func(tpl *x509.Certificate, cur 
 		p7, _ := pkcs7.DegenerateCertificate(out)
 		w.Write([]byte(base64.StdEncoding.EncodeToString(p7)))
 	})
+	return f.fakeEST(t, h)
+}
+
+// fakeEST serves h over TLS with the fixture's server certificate.
+func (f *fixture) fakeEST(t *testing.T, h http.Handler) string {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(f.pki.Path, pki.ServerCertFile), filepath.Join(f.pki.Path, pki.ServerKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -143,4 +150,37 @@ func TestRefusesWhatIsNotARenewal(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestServerTextEscaped: what the server says goes into the error (and
+// the journal) with its control characters escaped.
+func TestServerTextEscaped(t *testing.T) {
+	f := newFixture(t, 1, 0)
+	o := f.opts("dev-1")
+	o.TokenFile = f.token("dev-1", false)
+	o.EST = f.fakeEST(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte("\x1b[2J\x1b[31mno\r\nlevel=INFO msg=enrolled \xff\x07"))
+	}))
+	_, err := Once(context.Background(), o)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if strings.ContainsAny(err.Error(), "\x1b\r\n\x07\xff") || !strings.Contains(err.Error(), `\x1b[2J\x1b[31mno\r\nlevel=INFO msg=enrolled \xff\a`) {
+		t.Errorf("%q", err.Error())
+	}
+}
+
+func FuzzPrintable(f *testing.F) {
+	for _, s := range []string{"plain", "\x1b[31mred\r\n", "\xff\xfe", "\uFFFD ok", `back\slash`, "tab\there", "\u2028\u202e"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p := Printable(s)
+		for _, r := range p {
+			if r != ' ' && !unicode.IsPrint(r) {
+				t.Fatalf("Printable(%q) = %q holds %q", s, p, r)
+			}
+		}
+	})
 }

@@ -13,8 +13,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/smallstep/pkcs7"
 
@@ -218,6 +221,7 @@ func (o *Options) post(ctx context.Context, op string, csr []byte, roots *x509.C
 		if len(reason) > 300 {
 			reason = reason[:300]
 		}
+		reason = Printable(reason)
 		kind := ErrUnreachable
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadRequest {
 			kind = ErrRefused
@@ -252,4 +256,23 @@ func DecodeCerts(body []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("a PKCS#7 message with no certificate")
 	}
 	return p7.Certificates, nil
+}
+
+// Printable escapes what a terminal or a journal would act on in text the
+// server sent (control characters, ESC sequences, CR and LF, invalid
+// UTF-8) as Go escapes (\x1b, \r, \n), the rest as it is.
+func Printable(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == ' ' || (unicode.IsPrint(r) && r != '\\'):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
 }
