@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/smallstep/pkcs7"
 
@@ -166,7 +169,7 @@ func TestServerTextEscaped(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	if strings.ContainsAny(err.Error(), "\x1b\r\n\x07\xff") || !strings.Contains(err.Error(), `\x1b[2J\x1b[31mno\r\nlevel=INFO msg=enrolled \xff\a`) {
+	if strings.ContainsAny(err.Error(), "\x1b\r\n\x07") || !utf8.ValidString(err.Error()) || !strings.Contains(err.Error(), `\x1b[2J\x1b[31mno\r\nlevel=INFO msg=enrolled \xff\a`) {
 		t.Errorf("%q", err.Error())
 	}
 }
@@ -183,4 +186,66 @@ func FuzzPrintable(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMessages: each failure is named for what it is.
+func TestMessages(t *testing.T) {
+	f := newFixture(t, 1, 0)
+	status := func(code int, loc string) string {
+		return f.fakeEST(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if loc != "" {
+				w.Header().Set("Location", loc)
+			}
+			w.WriteHeader(code)
+		}))
+	}
+	other := &pki.Dir{Path: filepath.Join(t.TempDir(), "other")}
+	if _, err := other.Init(pki.InitOptions{Hosts: []string{"other.example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	otherSrv := (&fixture{pki: other, clock: f.clock}).fakeEST(t, http.NotFoundHandler())
+	for _, c := range []struct {
+		name      string
+		setup     func(o *Options)
+		kind      error
+		text, not string
+	}{
+		{"a wrong token", func(o *Options) {}, ErrRefused, "wrong, used, revoked or expired", ""},
+		{"500", func(o *Options) { o.EST = status(500, "") }, ErrUnreachable, "the EST server failed", "unreachable"},
+		{"404", func(o *Options) { o.EST = status(404, "") }, nil, "not an EST answer", "unreachable"},
+		{"302", func(o *Options) { o.EST = status(302, "https://elsewhere.example.com/") }, nil, "not an EST answer", "unreachable"},
+		{"a certificate for another name", func(o *Options) {
+			o.EST, o.CAFile = otherSrv, filepath.Join(other.Path, pki.RootCertFile)
+		}, ErrUntrusted, `is not for the name "localhost"`, "refused by the EST server"},
+		{"a huge token file", func(o *Options) {
+			os.WriteFile(o.TokenFile, bytes.Repeat([]byte("A"), 100<<10), 0o600)
+		}, nil, "over 64 KiB", "0 MiB"},
+		{"a password in --est", func(o *Options) { o.EST = strings.Replace(o.EST, "https://", "https://dev-1:s3cret@", 1) }, nil, "holds a user name or password", "s3cret"},
+	} {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			o := f.opts("dev-1")
+			o.Dir = f.emptyDir(t)
+			o.TokenFile = filepath.Join(o.Dir, "token")
+			os.WriteFile(o.TokenFile, []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"), 0o600)
+			c.setup(&o)
+			_, err := Once(context.Background(), o)
+			if err == nil || (c.kind != nil && !errors.Is(err, c.kind)) || !strings.Contains(err.Error(), c.text) || (c.not != "" && strings.Contains(err.Error(), c.not)) {
+				t.Fatalf("%v, want %v %q without %q", err, c.kind, c.text, c.not)
+			}
+			if errors.Is(err, ErrRevoked) {
+				t.Errorf("called revoked: %v", err)
+			}
+		})
+	}
+	// status on what is not a device directory.
+	dir := f.emptyDir(t)
+	os.WriteFile(filepath.Join(dir, "dev-1.crt"), []byte("x"), 0o644)
+	for _, c := range []struct{ dir, text string }{
+		{filepath.Join(dir, "missing"), "no such file or directory"},
+		{dir, "dev-1.crt is there but not its key"},
+	} {
+		if _, err := ReadStatus(c.dir, "", 0, time.Now()); err == nil || !strings.Contains(err.Error(), c.text) {
+			t.Errorf("status of %s: %v, want %q", c.dir, err, c.text)
+		}
+	}
 }

@@ -149,6 +149,11 @@ var (
 	// ErrUnreachable: the server could not be reached or failed (network,
 	// 5xx, 429): retrying later may.
 	ErrUnreachable = errors.New("the EST server is unreachable")
+	// ErrUntrusted: the EST server's certificate does not verify against
+	// the CA file, or is not for its name: nothing was sent.
+	ErrUntrusted = errors.New("the EST server is not trusted")
+	// ErrRevoked: the server refused to renew a revoked certificate.
+	ErrRevoked = errors.New("the certificate is revoked")
 	// ErrNeedToken: no certificate, or one the server no longer renews,
 	// and no token.
 	ErrNeedToken = errors.New("a new enrolment token is needed")
@@ -188,6 +193,16 @@ func FindName(dir string) (string, error) {
 	case 1:
 		return names[0], nil
 	case 0:
+		if _, err := os.Stat(dir); err != nil {
+			return "", fmt.Errorf("the device directory %s: %w", dir, err)
+		}
+		crts, _ := filepath.Glob(filepath.Join(dir, "*.crt"))
+		for _, c := range crts {
+			n := strings.TrimSuffix(filepath.Base(c), ".crt")
+			if n+".crt" != CAFile && !strings.HasSuffix(n, ".prev") && !strings.HasSuffix(n, ".new") {
+				return "", fmt.Errorf("%s is there but not its key %s.key: restore the key, or move the certificate away to enrol again", c, n)
+			}
+		}
 		return "", fmt.Errorf("%s holds no certificate and key (NAME.crt, NAME.key): give the device's name (the token's name) to enrol", dir)
 	}
 	return "", fmt.Errorf("%s holds %d pairs (%s): give the device's name", dir, len(names), strings.Join(names, ", "))
@@ -305,7 +320,9 @@ func (o *Options) spendToken(out Outcome) {
 func Once(ctx context.Context, o Options) (Outcome, error) {
 	o.defaults()
 	if u, err := url.Parse(o.EST); err != nil || u.Scheme != "https" || u.Host == "" {
-		return NotDue, fmt.Errorf("the EST server %q is not https://HOST:PORT", o.EST)
+		return NotDue, fmt.Errorf("the EST server %q is not https://HOST:PORT", Printable(o.EST))
+	} else if u.User != nil {
+		return NotDue, fmt.Errorf("the EST server https://%s... holds a user name or password: the agent authenticates with its token file or its certificate, and a secret in a command line is visible to every user of the machine; give https://%s", u.Host, u.Host)
 	}
 	if st, err := os.Stat(o.Dir); err == nil && st.Mode().Perm()&0o022 != 0 {
 		return NotDue, fmt.Errorf("%s is writable by others than its owner (mode %04o): whoever can write it can replace the device's key; chmod 700 %s", o.Dir, st.Mode().Perm(), o.Dir)
@@ -367,7 +384,7 @@ func Once(ctx context.Context, o Options) (Outcome, error) {
 		return o.enrol(ctx, name, roots, h)
 	}
 	if !expired && strings.Contains(err.Error(), "revoked") {
-		return NotDue, fmt.Errorf("the certificate %s (serial %s) is revoked: it cannot renew, and the pair is left as it is; the device enrols again with a new token (mqttctl enroll token create %s on the CA): %w", cur.crt, serial(h.cert), name, err)
+		return NotDue, kindError{ErrRevoked, fmt.Sprintf("the certificate %s (serial %s) is revoked: it cannot renew, and the pair is left as it is; the device enrols again with a new token (mqttctl enroll token create %s on the CA): %v", cur.crt, serial(h.cert), name, err), err}
 	}
 	if !expired {
 		return NotDue, err

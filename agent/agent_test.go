@@ -253,13 +253,13 @@ func TestRefusals(t *testing.T) {
 			other.Init(pki.InitOptions{Hosts: []string{"localhost"}})
 			o.CAFile = filepath.Join(other.Path, pki.RootCertFile)
 			f.clock.set(due)
-		}, ErrRefused, "does not verify"},
+		}, ErrUntrusted, "does not verify"},
 		{"revoked", func(o *Options) {
 			if _, _, err := f.pki.Revoke(pki.RevokeOptions{Name: "dev-1"}); err != nil {
 				t.Fatal(err)
 			}
 			f.clock.set(due)
-		}, ErrRefused, "revoked"},
+		}, ErrRevoked, "revoked"},
 	} {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
 			before := snapshot(t, f.dev)
