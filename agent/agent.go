@@ -522,8 +522,9 @@ func (o *Options) install(name string, roots *x509.CertPool, certs []*x509.Certi
 	}
 	next := o.nextPair(name)
 	var files []fileData
-	if _, err := os.Lstat(next.key); errors.Is(err, fs.ErrNotExist) && old != nil {
-		files = append(files, fileData{name + ".key", old.keyPEM, 0o600}) // the key stays
+	if old != nil && key == old.key {
+		// The key stays (a key an earlier --rekey run staged is replaced).
+		files = append(files, fileData{name + ".key", old.keyPEM, 0o600})
 	}
 	files = append(files, fileData{name + ".crt", encodeCerts(certs), 0o644})
 	if err := o.writeDirect(filepath.Dir(next.crt), files...); err != nil {

@@ -782,3 +782,28 @@ func TestPermissions(t *testing.T) {
 		t.Errorf("the key is %04o after the move into the layout", m)
 	}
 }
+
+// TestRekeyThenNot: a key staged by a --rekey run that stopped before its
+// answer does not stop a later run without --rekey (which keeps the key).
+func TestRekeyThenNot(t *testing.T) {
+	f := newFixture(t, 1, 0)
+	st := f.enrol("dev-1")
+	f.clock.set(time.Until(st.RenewAt) + time.Minute)
+	o := f.opts("dev-1")
+	o.Rekey = true
+	o.EST = "https://localhost:" + strconv.Itoa(testutil.FreePort(t)) // nobody there
+	if _, err := Once(context.Background(), o); !errors.Is(err, ErrUnreachable) {
+		t.Fatal(err)
+	}
+	oldKey, _ := os.ReadFile(st.Key)
+	o = f.opts("dev-1")
+	if out, err := Once(context.Background(), o); err != nil || out != Renewed {
+		t.Fatalf("%v %v\n%s", out, err, f.log)
+	}
+	if err := f.workingPair("dev-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if key, _ := os.ReadFile(st.Key); !bytes.Equal(key, oldKey) {
+		t.Error("the key changed without --rekey")
+	}
+}
