@@ -182,7 +182,7 @@ func FindName(dir string) (string, error) {
 	var names []string
 	for _, k := range keys {
 		n := strings.TrimSuffix(filepath.Base(k), ".key")
-		if strings.HasSuffix(n, ".prev") || strings.HasSuffix(n, ".new") {
+		if strings.HasSuffix(n, ".prev") || strings.HasSuffix(n, ".new") || strings.HasSuffix(n, ".next") {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(dir, n+".crt")); err == nil {

@@ -504,7 +504,9 @@ func TestBackoff(t *testing.T) {
 // pair, NAME.crt and NAME.key as an application reads them, verifies and
 // matches (after an enrolment started, none or the new one), and the next
 // run, with the same command line, leaves a working current pair, renewed
-// (or enrolled), runs --exec and leaves nothing behind.
+// (or enrolled), runs --exec and leaves nothing behind. A stop before the
+// answer was written is a lost answer: the next run asks again for the
+// staged key, and the server answers the same certificate (finding 9).
 func TestCrashAtEveryWriteStep(t *testing.T) {
 	// plain: NAME.crt and NAME.key copied into the directory by hand.
 	type variant struct{ enrol, rekey, renewedBefore, plain bool }
@@ -565,18 +567,6 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 				}
 				o.Crash = nil
 				out, err := Once(context.Background(), o)
-				if c.enrol && verb == "write" && strings.HasSuffix(path, filepath.Join("dev-1.pairs", "next", "dev-1.crt")) {
-					// The one step that loses the answer: stopped before its
-					// certificate is written, the token is spent; the key is
-					// kept for the new token.
-					if !errors.Is(err, ErrRefused) {
-						t.Fatalf("after a crash before the answer was written: %v %v", out, err)
-					}
-					if _, err := os.Stat(filepath.Join(f.dev, "dev-1.pairs", "next", "dev-1.key")); err != nil {
-						t.Fatalf("the staged key is gone: %v", err)
-					}
-					return
-				}
 				if err != nil || out != want {
 					t.Fatalf("the run after a crash at %s: %v %v, want %v\n%s", step, out, err, want, f.log)
 				}
@@ -693,8 +683,9 @@ func TestFirstEnrolmentKeepsWhatTheServerIssued(t *testing.T) {
 
 // TestMissingStagedFile: a file of an interrupted run removed by hand (a
 // careless rm) never leaves the current pair mismatched, and the last copy
-// of a staged key is never removed: the next run installs what is whole
-// and renews again otherwise. A journal of the older agent is refused in
+// of a staged key is never removed: the next run renews again with it.
+// (With the staged key gone, the server, which recorded the new
+// certificate, refuses the old one as replaced; the old pair stays.) A journal of the older agent is refused in
 // plain words, nothing changed.
 func TestMissingStagedFile(t *testing.T) {
 	for _, c := range []struct {
@@ -725,11 +716,20 @@ func TestMissingStagedFile(t *testing.T) {
 				return false
 			}
 			out, err := Once(context.Background(), o)
-			if err != nil || out != Renewed {
-				t.Fatalf("%v %v\n%s", out, err, f.log)
-			}
 			if err := f.workingPair("dev-1", ""); err != nil {
 				t.Fatal(err)
+			}
+			if !c.keyKept {
+				// The only key of the certificate the server now holds
+				// as the device's is gone: the current pair, still
+				// working, is refused as replaced, and stays in place.
+				if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "replaced") || f.replaced(st) {
+					t.Fatalf("%v %v", out, err)
+				}
+				return
+			}
+			if err != nil || out != Renewed {
+				t.Fatalf("%v %v\n%s", out, err, f.log)
 			}
 			key, _ := os.ReadFile(filepath.Join(f.dev, "dev-1.key"))
 			if bytes.Equal(key, staged) != c.keyKept {
@@ -805,5 +805,32 @@ func TestRekeyThenNot(t *testing.T) {
 	}
 	if key, _ := os.ReadFile(st.Key); !bytes.Equal(key, oldKey) {
 		t.Error("the key changed without --rekey")
+	}
+}
+
+// TestEnrolAgainAfterALostAnswer: finding 9. An enrolment whose answer
+// the agent did not keep (stopped before the certificate was written: the
+// same as a lost response) is asked again with the same token for the key
+// kept in NAME.pairs/next/, and the EST server answers the same
+// certificate: the device enrols (before: 401, the token used).
+func TestEnrolAgainAfterALostAnswer(t *testing.T) {
+	f := newFixture(t, 1, 0)
+	o := f.opts("dev-1")
+	o.TokenFile = f.token("dev-1", false)
+	o.Crash = func(step string) bool {
+		return strings.HasPrefix(step, "write ") && strings.HasSuffix(step, "dev-1.crt")
+	}
+	if _, err := Once(context.Background(), o); !errors.Is(err, fsx.ErrCrashed) {
+		t.Fatalf("the first run: %v", err)
+	}
+	o.Crash = nil
+	if out, err := Once(context.Background(), o); err != nil || out != Enrolled {
+		t.Fatalf("the run after the lost answer: %v %v\n%s", out, err, f.log)
+	}
+	if _, err := os.Stat(filepath.Join(f.dev, "dev-1.pairs", "next")); err == nil {
+		t.Error("dev-1.pairs/next left after the enrolment")
+	}
+	if err := f.workingPair("dev-1", ""); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"mime"
 	"net"
@@ -28,7 +29,6 @@ import (
 	"time"
 
 	"github.com/smallstep/pkcs7"
-	"golang.org/x/net/netutil"
 
 	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/pki"
@@ -41,24 +41,17 @@ const (
 	MaxBody = 64 << 10
 	// MaxHeaderBytes bounds the request line and headers.
 	MaxHeaderBytes = 16 << 10
-	// HeaderTimeout bounds the TLS handshake and the headers (slowloris);
-	// BodyTimeout the whole request.
-	HeaderTimeout = 10 * time.Second
+	// HeaderTimeout bounds the TLS handshake and the headers (slowloris):
+	// an idle connection holds its slot this long at most. BodyTimeout
+	// bounds the whole request.
+	HeaderTimeout = 5 * time.Second
 	BodyTimeout   = 30 * time.Second
 	// MaxConns bounds the connections served at once (Listen); more wait
-	// to be accepted.
-	MaxConns = 512
+	// to be accepted. MaxConnsPerIP bounds those of one address; more are
+	// closed at once.
+	MaxConns      = 512
+	MaxConnsPerIP = 16
 )
-
-// Listen listens on addr (TCP), accepting at most MaxConns connections at
-// once: slow clients cannot take every file descriptor.
-func Listen(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	return netutil.LimitListener(ln, MaxConns), nil
-}
 
 // BasePath is where the EST operations are served.
 const BasePath = "/.well-known/est/"
@@ -137,7 +130,7 @@ func (s *Server) HTTPServer(addr string, cert tls.Certificate) *http.Server {
 		WriteTimeout:      BodyTimeout,
 		IdleTimeout:       time.Minute,
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		ErrorLog:          slog.NewLogLogger(s.o.Log.Handler(), slog.LevelWarn),
+		ErrorLog:          log.New(&serverLog{s.o.Log}, "", 0),
 	}
 }
 
@@ -145,15 +138,32 @@ func (s *Server) HTTPServer(addr string, cert tls.Certificate) *http.Server {
 type httpError struct {
 	status int
 	reason string
+	allow  string // the methods a 405 names
 }
 
 func (e *httpError) Error() string { return e.reason }
 
 func fail(status int, format string, a ...any) *httpError {
-	return &httpError{status, fmt.Sprintf(format, a...)}
+	return &httpError{status: status, reason: fmt.Sprintf(format, a...)}
 }
 
 // ServeHTTP implements http.Handler.
+// serverLog writes the http.Server's own messages to the log: a failed
+// TLS handshake (a port scan, an idle connection cut at HeaderTimeout) at
+// debug level, so that a flood of them does not flood the log; the
+// others as warnings.
+type serverLog struct{ log *slog.Logger }
+
+func (l *serverLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.Contains(msg, "TLS handshake error") {
+		l.log.Debug(msg)
+	} else {
+		l.log.Warn(msg)
+	}
+	return len(p), nil
+}
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip := clientIP(r)
 	op, ok := strings.CutPrefix(r.URL.Path, BasePath)
@@ -168,7 +178,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch op {
 	case "cacerts":
 		if r.Method != http.MethodGet {
-			s.refuse(w, r, ip, fail(http.StatusMethodNotAllowed, "cacerts takes GET"))
+			e := fail(http.StatusMethodNotAllowed, "cacerts takes GET")
+			e.allow = http.MethodGet
+			s.refuse(w, r, ip, e)
 			return
 		}
 		s.cacerts(w, r, ip)
@@ -176,7 +188,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case "simpleenroll", "simplereenroll":
 		if r.Method != http.MethodPost {
-			s.refuse(w, r, ip, fail(http.StatusMethodNotAllowed, "%s takes POST", op))
+			e := fail(http.StatusMethodNotAllowed, "%s takes POST", op)
+			e.allow = http.MethodPost
+			s.refuse(w, r, ip, e)
 			return
 		}
 		if err := s.enroll(w, r, ip, op == "simplereenroll"); err != nil {
@@ -192,6 +206,9 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ip string, e *ht
 	s.o.Log.Warn("refused", "path", r.URL.Path, "remote", ip, "status", e.status, "reason", e.reason)
 	if e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="est", charset="UTF-8"`)
+	}
+	if e.allow != "" {
+		w.Header().Set("Allow", e.allow)
 	}
 	if e.status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.o.FailWindow.Seconds())))
@@ -330,9 +347,18 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, ip string, reenr
 		s.o.Log.Error("enrolment failed", "remote", ip, "name", csr.Subject.CommonName, "error", err)
 		return fail(http.StatusInternalServerError, "the certificate could not be issued (the server's log says why)")
 	}
-	s.n.issue(got.How)
-	s.o.Log.Info("issued", "name", got.Name, "serial", pki.FormatSerial(got.Cert), "authorised_by", got.How, "remote", ip,
-		"not_after", got.Cert.NotAfter.UTC().Format(time.RFC3339))
+	args := []any{"name", got.Name, "serial", pki.FormatSerial(got.Cert), "authorised_by", got.How}
+	if got.AuthSerial != "" {
+		args = append(args, "authorising_serial", got.AuthSerial)
+	}
+	msg := "issued"
+	if got.Repeat {
+		// The same certificate again, to a device whose answer was lost.
+		msg = "answered again"
+	} else {
+		s.n.issue(got.How)
+	}
+	s.o.Log.Info(msg, append(args, "remote", ip, "not_after", got.Cert.NotAfter.UTC().Format(time.RFC3339))...)
 	der := append([]byte(nil), got.Cert.Raw...)
 	for _, c := range got.Chain {
 		der = append(der, c.Raw...)

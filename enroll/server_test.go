@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,16 @@ type fixture struct {
 
 func newFixture(t *testing.T, o Options, tune func(*http.Server)) *fixture {
 	t.Helper()
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newFixtureOn(t, ln, o, tune)
+}
+
+// newFixtureOn serves a new pki directory on ln.
+func newFixtureOn(t *testing.T, ln net.Listener, o Options, tune func(*http.Server)) *fixture {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "pki")
 	d := &pki.Dir{Path: path}
 	if _, err := d.Init(pki.InitOptions{Hosts: []string{"localhost", "127.0.0.1"}}); err != nil {
@@ -47,10 +58,6 @@ func newFixture(t *testing.T, o Options, tune func(*http.Server)) *fixture {
 	if tune != nil {
 		tune(hs)
 	}
-	ln, err := Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	go hs.ServeTLS(ln, "", "")
 	t.Cleanup(func() { hs.Close() })
 	pool := x509.NewCertPool()
@@ -60,8 +67,11 @@ func newFixture(t *testing.T, o Options, tune func(*http.Server)) *fixture {
 	return &fixture{dir: d, srv: srv, addr: ln.Addr().String(), hs: hs, pool: pool}
 }
 
+// client is a test client at 127.0.0.1: it keeps to half the server's
+// bound of connections from one address (the other half is for those the
+// server is still closing when the client has its answer).
 func (f *fixture) client() *http.Client {
-	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.pool, ServerName: "localhost"}, MaxConnsPerHost: 0}}
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.pool, ServerName: "localhost"}, MaxConnsPerHost: MaxConnsPerIP / 2}}
 }
 
 func csrB64(t testing.TB, cn string) []byte {
@@ -266,4 +276,40 @@ func FuzzDecodeCSR(f *testing.F) {
 			t.Fatal("accepted a request whose signature does not verify")
 		}
 	})
+}
+
+// TestMethodNotAllowedAndTwoCNs: finding 11 of the adversarial pass. A 405
+// names the method allowed (Allow); a CSR with two CNs
+// (/CN=alice/CN=bob) is refused for bob's token (before: issued, Go takes
+// the last CN) and the token stays unused.
+func TestMethodNotAllowedAndTwoCNs(t *testing.T) {
+	f := newFixture(t, Options{MaxFailures: 1000}, nil)
+	c := f.client()
+	for _, r := range []struct{ method, op, allow string }{{"GET", "simpleenroll", "POST"}, {"PUT", "simplereenroll", "POST"}, {"POST", "cacerts", "GET"}} {
+		req, _ := http.NewRequest(r.method, "https://"+f.addr+BasePath+r.op, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != r.allow {
+			t.Errorf("%s %s: %d, Allow %q, want 405 and %q", r.method, r.op, resp.StatusCode, resp.Header.Get("Allow"), r.allow)
+		}
+	}
+	toks, err := f.dir.CreateTokens(pki.TokenOptions{Names: []string{"bob"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	two := pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: []int{2, 5, 4, 3}, Value: "alice"}, {Type: []int{2, 5, 4, 3}, Value: "bob"}}}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: two}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := f.post(t, c, "bob", toks[0].Secret, []byte(base64.StdEncoding.EncodeToString(der))); code != 403 || !strings.Contains(body, "2 CNs") {
+		t.Fatalf("two CNs: %d %s", code, body)
+	}
+	if code, body := f.post(t, c, "bob", toks[0].Secret, csrB64(t, "bob")); code != 200 {
+		t.Fatalf("the token after the refusal: %d %s", code, body)
+	}
 }

@@ -25,12 +25,22 @@ func (p Problem) String() string {
 }
 
 // The fix commands other packages name live here, so that a library
-// package never spells a command's flags itself.
+// package never spells a command's flags itself. Names and paths in them
+// are shell-quoted (ShellWord): a name may hold $( ) or backquotes, which
+// a pasted command would run.
+
+// ShellWord quotes s for a POSIX shell when it needs it.
+func ShellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@%+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
 
 func hostFlags(hosts []string) string {
 	var b strings.Builder
 	for _, h := range hosts {
-		b.WriteString(" --host " + h)
+		b.WriteString(" --host " + ShellWord(h))
 	}
 	return strings.TrimSpace(b.String())
 }
@@ -43,30 +53,35 @@ func ReissueServer(name, pkiDir string, hosts []string) string {
 	if h == "" {
 		h = "--host ..."
 	}
-	return fmt.Sprintf("mqttctl pki issue server %s --dir %s --force %s", name, pkiDir, h)
+	return fmt.Sprintf("mqttctl pki issue server %s --dir %s --force %s", ShellWord(name), ShellWord(pkiDir), h)
 }
 
 // IssueServer is the command that issues a new server certificate.
 func IssueServer(name, pkiDir string, hosts []string) string {
-	return strings.TrimSpace(fmt.Sprintf("mqttctl pki issue server %s --dir %s %s", name, pkiDir, hostFlags(hosts)))
+	return strings.TrimSpace(fmt.Sprintf("mqttctl pki issue server %s --dir %s %s", ShellWord(name), ShellWord(pkiDir), hostFlags(hosts)))
 }
 
 // Reissue is the command that issues a certificate of the given profile
 // (bridge, ...) again under name, with a new key.
 func Reissue(profile, name, pkiDir string) string {
-	return "mqttctl pki issue " + profile + " " + name + DirFlag(pkiDir) + " --force"
+	return "mqttctl pki issue " + profile + " " + ShellWord(name) + DirFlag(pkiDir) + " --force"
+}
+
+// Revoke is the command that revokes the valid certificates of a name.
+func Revoke(name, pkiDir string) string {
+	return "mqttctl pki revoke " + ShellWord(name) + DirFlag(pkiDir)
 }
 
 // RevokeSerial is the command that revokes one certificate by serial.
 func RevokeSerial(serial, pkiDir string) string {
-	return "mqttctl pki revoke --serial " + serial + DirFlag(pkiDir)
+	return "mqttctl pki revoke --serial " + ShellWord(serial) + DirFlag(pkiDir)
 }
 
 // ReissueClient is the command that issues client name again, with a new key.
 func ReissueClient(name, pkiDir string) string {
-	cmd := "mqttctl pki issue client " + name
+	cmd := "mqttctl pki issue client " + ShellWord(name)
 	if pkiDir != "" {
-		cmd += " --dir " + pkiDir
+		cmd += " --dir " + ShellWord(pkiDir)
 	}
 	return cmd + " --force"
 }
@@ -77,13 +92,13 @@ func DirFlag(pkiDir string) string {
 	if pkiDir == "" || pkiDir == "pki" {
 		return ""
 	}
-	return " --dir " + pkiDir
+	return " --dir " + ShellWord(pkiDir)
 }
 
 // Renew is the command that renews a certificate in place, same names and
 // key (rekey: a new key).
 func Renew(name, pkiDir string, rekey bool) string {
-	cmd := "mqttctl pki renew " + name + DirFlag(pkiDir)
+	cmd := "mqttctl pki renew " + ShellWord(name) + DirFlag(pkiDir)
 	if rekey {
 		cmd += " --rekey"
 	}
@@ -98,7 +113,7 @@ func Reindex(pkiDir string) string {
 
 // SignCSR is the command that signs a CSR with pkiDir's CA.
 func SignCSR(pkiDir string) string {
-	return "mqttctl pki sign --dir " + pkiDir + " --csr FILE --profile client|server"
+	return "mqttctl pki sign --dir " + ShellWord(pkiDir) + " --csr FILE --profile client|server"
 }
 
 // NameMismatch: the server certificate does not name the host dialled.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,7 +90,7 @@ type batchFile struct {
 // the key is on the device). Everything (index, clients/, bundles,
 // manifest) is one journaled transaction with one sync pass: a crash
 // leaves none or all of the batch.
-func (d *Dir) IssueBatch(o BatchOptions) (*BatchResult, error) {
+func (d *Dir) IssueBatch(o BatchOptions) (res *BatchResult, err error) {
 	if len(o.Devices) == 0 {
 		return nil, fmt.Errorf("%s: no devices", o.File)
 	}
@@ -114,7 +115,19 @@ func (d *Dir) IssueBatch(o BatchOptions) (*BatchResult, error) {
 			return nil, err
 		}
 	}
-	s, err := d.begin(warn, o.KeyType.Warning())
+	// A refusal removes the directories this batch made, once s.end
+	// (deferred below, so run first) has removed the staged files.
+	var made madeDirs
+	defer func() {
+		if err != nil && !errors.Is(err, fsx.ErrCrashed) {
+			made.remove()
+		}
+	}()
+	keyWarn := o.KeyType.Warning()
+	if o.CHeader && o.KeyType == Ed25519 {
+		keyWarn = "the C headers hold Ed25519 keys, which ESP-IDF's and Arduino's mbedTLS cannot use for TLS (the device's handshake fails): for ESP32 firmware use the key type ec-p256 (the default)"
+	}
+	s, err := d.begin(warn, keyWarn)
 	if err != nil {
 		return nil, err
 	}
@@ -138,17 +151,18 @@ func (d *Dir) IssueBatch(o BatchOptions) (*BatchResult, error) {
 	if err := b.makeAll(items); err != nil {
 		return nil, err
 	}
-	res := &BatchResult{Manifest: Manifest{Issued: s.d.now().UTC().Truncate(time.Second), CA: Fingerprint(s.root)}}
+	res = &BatchResult{Manifest: Manifest{Issued: s.d.now().UTC().Truncate(time.Second), CA: Fingerprint(s.root)}}
 	// The directories first (an empty one is all a crash before the
-	// journal can leave), then every file in one transaction.
-	if err := fsx.MkdirPrivate(s.d.path(ClientsDir)); err != nil {
+	// journal can leave), then every file in one transaction. A refusal
+	// removes the directories it made (see above).
+	if err := made.mkdir(s.d.path(ClientsDir)); err != nil {
 		return nil, err
 	}
 	var outside []string
 	for i := range items {
 		it := &items[i]
 		if o.BundleDir != "" {
-			if err := fsx.MkdirPrivate(filepath.Join(o.BundleDir, it.dev.Name)); err != nil {
+			if err := made.mkdir(filepath.Join(o.BundleDir, it.dev.Name)); err != nil {
 				return nil, err
 			}
 		}
@@ -222,6 +236,35 @@ func (d *Dir) IssueBatch(o BatchOptions) (*BatchResult, error) {
 	return res, nil
 }
 
+// madeDirs are the directories a command made, to remove on refusal.
+type madeDirs []string
+
+// mkdir makes dir and its missing parents (0700), and records them.
+func (m *madeDirs) mkdir(dir string) error {
+	var missing []string
+	for p := dir; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil || filepath.Dir(p) == p {
+			break
+		}
+		missing = append(missing, p)
+	}
+	err := fsx.MkdirPrivate(dir)
+	for i := len(missing) - 1; i >= 0; i-- {
+		if st, serr := os.Lstat(missing[i]); serr == nil && st.IsDir() {
+			*m = append(*m, missing[i])
+		}
+	}
+	return err
+}
+
+// remove removes the directories mkdir made, deepest first, if they are
+// still empty.
+func (m madeDirs) remove() {
+	for i := len(m) - 1; i >= 0; i-- {
+		os.Remove(m[i])
+	}
+}
+
 // checkBundleDir refuses a bundle directory inside the pki directory, one
 // that is not a directory, and one that holds a manifest already (a
 // bundle directory per batch).
@@ -244,17 +287,20 @@ func (d *Dir) checkBundleDir(dir string) error {
 
 // checkBatchFree refuses, line by line, a device whose name the directory
 // already has: an index entry or a file at clients/NAME.crt or .key, a
-// valid client or bridge with the same MQTT identity, a subject in use; and
-// one whose bundle files exist.
+// valid client or bridge with the same MQTT identity, a subject in use, an
+// unused enrolment token (the device would enrol into a refusal); and one
+// whose bundle files exist.
 func (s *state) checkBatchFree(o BatchOptions) error {
 	bad := &BatchError{File: o.File}
 	slots := map[string]*Entry{}
+	folded := map[string]*Entry{} // foldName of clients/NAME.crt
 	ids := map[string]*Entry{}
 	subjects := map[string]*Entry{}
 	now := s.d.now()
 	for i := range s.idx.Certificates {
 		e := &s.idx.Certificates[i]
 		slots[slot(e.Cert)] = e
+		folded[foldName(slot(e.Cert))] = e
 		if e.Status == "revoked" || !now.Before(e.NotAfter) {
 			continue
 		}
@@ -272,6 +318,10 @@ func (s *state) checkBatchFree(o BatchOptions) error {
 			subjects[c.Subject.String()] = &Entry{Cert: "the CA"}
 		}
 	}
+	tf, err := s.d.loadTokens()
+	if err != nil {
+		return err
+	}
 	org := orgOf(s.root, DefaultOrg)
 	for _, dev := range o.Devices {
 		p := leafPaths(ProfileClient, dev.Name)
@@ -279,6 +329,9 @@ func (s *state) checkBatchFree(o BatchOptions) error {
 		switch e := slots[filepath.ToSlash(p.cert)]; {
 		case e != nil:
 			msg = fmt.Sprintf("%s is already in %s (%s, %s): renew it (%s) or take the line out", dev.Name, IndexFile, e.Cert, e.StatusAt(now), explain.Renew(dev.Name, s.d.Path, false))
+		case folded[foldName(filepath.ToSlash(p.cert))] != nil:
+			e := folded[foldName(filepath.ToSlash(p.cert))]
+			msg = fmt.Sprintf("%s differs only in case from %s (%s) in %s: their files would be one file on a case-insensitive file system (a FAT USB stick, macOS); rename the device", dev.Name, e.Name, e.Cert, IndexFile)
 		case fileExists(s.d.path(p.cert)) || fileExists(s.d.path(p.key)):
 			msg = fmt.Sprintf("%s or %s exists but %s does not list it: run mqttctl pki reindex, or take the line out", s.d.path(p.cert), s.d.path(p.key), IndexFile)
 		case ids[dev.Name] != nil:
@@ -286,6 +339,12 @@ func (s *state) checkBatchFree(o BatchOptions) error {
 			msg = fmt.Sprintf("%q is already the MQTT identity of %s (valid until %s): take the line out or rename the device", dev.Name, e.Cert, e.NotAfter.Format(time.DateOnly))
 		case subjects[batchSubject(dev, org).String()] != nil:
 			msg = fmt.Sprintf("subject %q is already used by %s: choose another name or OU", batchSubject(dev, org).String(), subjects[batchSubject(dev, org).String()].Cert)
+		case tf.unused(dev.Name, now) >= 0:
+			msg = fmt.Sprintf("%s has an unused enrolment token (until %s), and its enrolment would be refused once the batch holds the name: revoke the token first (mqttctl enroll token revoke %s%s) or take the line out",
+				dev.Name, tf.Tokens[tf.unused(dev.Name, now)].Expires.Format(time.RFC3339), explain.ShellWord(dev.Name), pkiFlag(s.d.Path))
+		}
+		if msg == "" && o.BundleDir != "" {
+			msg = bundleNameClash(dev.Name)
 		}
 		if msg == "" && o.BundleDir != "" {
 			if st, err := os.Lstat(filepath.Join(o.BundleDir, dev.Name)); err == nil && !st.IsDir() {
@@ -307,6 +366,15 @@ func (s *state) checkBatchFree(o BatchOptions) error {
 	return bad.orNil()
 }
 
+// pkiFlag is the --pki part of a suggested enroll command ("" for the
+// default directory "pki").
+func pkiFlag(dir string) string {
+	if dir == "" || dir == "pki" {
+		return ""
+	}
+	return " --pki " + explain.ShellWord(dir)
+}
+
 // batchSubject is a device's subject: CN the name, OU its OU (default
 // ClientOU), O the CA's organisation.
 func batchSubject(dev BatchDevice, org string) pkix.Name {
@@ -315,6 +383,20 @@ func batchSubject(dev BatchDevice, org string) pkix.Name {
 		ou = ClientOU
 	}
 	return pkix.Name{CommonName: dev.Name, OrganizationalUnit: []string{ou}, Organization: []string{org}}
+}
+
+// bundleNameClash says why a device cannot have a bundle under its name
+// ("" when it can): the name of its certificate would be the bundle's
+// ca.crt (the device "ca"; "CA" too, on the case-insensitive file system
+// of a USB stick), or its directory the batch's manifest.json.
+func bundleNameClash(name string) string {
+	if strings.EqualFold(name+".crt", RootCertFile) {
+		return fmt.Sprintf("a device named %q would have its certificate %s.crt in place of the bundle's %s (the CA): choose another name", name, name, RootCertFile)
+	}
+	if strings.EqualFold(name, ManifestFile) {
+		return fmt.Sprintf("a device named %q would have its bundle directory in place of the batch's %s: choose another name", name, ManifestFile)
+	}
+	return ""
 }
 
 // bundleNames are the files of a device's bundle directory.

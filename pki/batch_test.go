@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,7 +39,9 @@ func TestParseBatch(t *testing.T) {
 		{"bad name", "a\nb/c\n", nil, []string{"f.csv:2: ", "'/'"}},
 		{"dotted name", "\n.hidden\n", nil, []string{"f.csv:2: ", "starts with '.'"}},
 		{"prev name", "a.prev\n", nil, []string{"f.csv:1: ", ".prev"}},
+		{"formulas and options", "a\n=HYPERLINK(A1)\n@SUM(1)\n+1\n-rf\n", nil, []string{"f.csv:2: ", "formula", "f.csv:3: ", "f.csv:4: ", "'+'", "f.csv:5: ", "starts with '-'"}},
 		{"duplicate", "a\nb\na\n", nil, []string{"f.csv:3: ", `"a" is also on line 1`}},
+		{"duplicate but for case", "Dup\nb\ndup\n", nil, []string{"f.csv:3: ", `"dup" differs only in case from "Dup" on line 1`, "case-insensitive file system"}},
 		{"bad san", "a,http://x.example\n", nil, []string{"f.csv:1: extra name", "without a scheme"}},
 		{"too many columns", "a,b,c,d\n", nil, []string{"f.csv:1: 4 columns", "name,san,ou"}},
 		{"quotes", "\"a\"\n", nil, []string{"f.csv:1: quotes"}},
@@ -198,6 +201,9 @@ func TestIssueBatchRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, ClientsDir, "stray.key"), []byte("x"), 0o600)
+	if _, err := d.CreateTokens(TokenOptions{Names: []string{"pend"}}); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(base, "out")
 	os.MkdirAll(filepath.Join(out, "taken"), 0o700)
 	os.WriteFile(filepath.Join(out, "taken", "taken.key"), []byte("x"), 0o600)
@@ -205,6 +211,9 @@ func TestIssueBatchRefusals(t *testing.T) {
 	used := filepath.Join(base, "used")
 	os.MkdirAll(used, 0o700)
 	os.WriteFile(filepath.Join(used, ManifestFile), []byte("{}"), 0o644)
+	// A link to the pki directory, and one to a path that does not exist.
+	os.Symlink(dir, filepath.Join(base, "linkS"))
+	os.Symlink(filepath.Join(dir, "none"), filepath.Join(base, "dangling"))
 	tests := []struct {
 		name   string
 		o      BatchOptions
@@ -216,8 +225,14 @@ func TestIssueBatchRefusals(t *testing.T) {
 		{"an unlisted file", BatchOptions{Devices: batchDevices("a", "b", "stray")}, []string{"d.csv:3: ", "stray.key exists", "pki reindex"}, ""},
 		{"a bundle file exists", BatchOptions{Devices: batchDevices("x", "taken"), BundleDir: out}, []string{"d.csv:2: ", "taken.key exists"}, out},
 		{"a file where a bundle goes", BatchOptions{Devices: batchDevices("x", "y", "plain"), BundleDir: out}, []string{"d.csv:3: ", "plain is there and is not a directory"}, out},
+		{"a name the index has but for case", BatchOptions{Devices: batchDevices("ALICE")}, []string{"d.csv:1: ALICE differs only in case from alice (clients/alice.crt)"}, ""},
+		{"a pending enrolment token", BatchOptions{Devices: batchDevices("x", "pend")}, []string{"d.csv:2: pend has an unused enrolment token", "mqttctl enroll token revoke pend --pki " + dir}, ""},
+		{"a device named ca", BatchOptions{Devices: batchDevices("x", "ca", "CA"), BundleDir: out}, []string{"d.csv:2: ", `a device named "ca" would have its certificate ca.crt in place of the bundle's ca.crt`, "d.csv:3: ", `"CA"`}, out},
+		{"a device named manifest.json", BatchOptions{Devices: batchDevices("x", "Manifest.JSON"), BundleDir: filepath.Join(base, "om")}, []string{"d.csv:2: ", `"Manifest.JSON" would have its bundle directory in place of the batch's manifest.json`}, ""},
 		{"a manifest exists", BatchOptions{Devices: batchDevices("x"), BundleDir: used}, []string{"manifest.json exists", "its own bundle directory"}, used},
 		{"bundles inside the pki", BatchOptions{Devices: batchDevices("x"), BundleDir: filepath.Join(dir, "b")}, []string{"inside the pki directory"}, ""},
+		{"bundles below a link to the pki", BatchOptions{Devices: batchDevices("x"), BundleDir: filepath.Join(base, "linkS", "bundles", "b")}, []string{"inside the pki directory"}, ""},
+		{"bundles through a dangling link", BatchOptions{Devices: batchDevices("x"), BundleDir: filepath.Join(base, "dangling", "b")}, []string{"dangling is a symbolic link to a path that does not exist"}, ""},
 		{"p12 without bundles", BatchOptions{Devices: batchDevices("x"), P12: true}, []string{"bundle directory"}, ""},
 	}
 	for _, tt := range tests {
@@ -356,5 +371,104 @@ func TestIssueBatchAgainAfterCrash(t *testing.T) {
 	}
 	if !fileExists(filepath.Join(out, "c2", "c2.p12")) || !fileExists(filepath.Join(out, ManifestFile)) {
 		t.Fatal("the batch again did not write its bundles")
+	}
+}
+
+// TestIssueBatchBundlesLostAfterCommit: a batch stopped after its journal
+// was placed, whose bundle directory is then deleted (rm -rf out), is
+// completed by the next command, which fails naming the devices whose
+// keys are lost and what to do; the index lists them, and the command
+// after it runs as usual.
+func TestIssueBatchBundlesLostAfterCommit(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "pki")
+	mustInit(t, dir, InitOptions{Hosts: []string{"localhost"}})
+	out := filepath.Join(base, "out")
+	o := BatchOptions{File: "d.csv", Devices: batchDevices("l1", "l2"), BundleDir: out}
+	d := &Dir{Path: dir, crash: func(step string) bool { return strings.HasPrefix(step, "rename ") }}
+	if _, err := d.IssueBatch(o); !errors.Is(err, fsx.ErrCrashed) {
+		t.Fatalf("err = %v, want the simulated crash", err)
+	}
+	if err := os.RemoveAll(out); err != nil {
+		t.Fatal(err)
+	}
+	d.crash = nil
+	_, _, err := d.Entries()
+	if !errors.Is(err, ErrLostFiles) {
+		t.Fatalf("err = %v, want ErrLostFiles", err)
+	}
+	for _, w := range []string{"completed a change that was interrupted", filepath.Join(out, "l1", "l1.key"), "2 devices (l1, l2)", "keys exist nowhere", "mqttctl pki revoke NAME --dir " + dir} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	entries, _, err := d.Entries()
+	if err != nil {
+		t.Fatalf("the command after: %v", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Name == "l1" || e.Name == "l2" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("the index lists %d of the batch's 2 devices", n)
+	}
+}
+
+// TestIssueBatchRefusedLeavesNoDirectories: a batch refused after it made
+// the bundle directories (a file planted where one of its certificates
+// goes while it ran) removes them again, the bundle directory too.
+func TestIssueBatchRefusedLeavesNoDirectories(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "pki")
+	mustInit(t, dir, InitOptions{Hosts: []string{"localhost"}})
+	out := filepath.Join(base, "om")
+	planted := false
+	d := &Dir{Path: dir, crash: func(string) bool {
+		if !planted {
+			planted = true
+			os.WriteFile(filepath.Join(dir, ClientsDir, "y.crt"), []byte("x"), 0o644)
+		}
+		return false
+	}}
+	_, err := d.IssueBatch(BatchOptions{File: "d.csv", Devices: batchDevices("x", "y"), BundleDir: out})
+	if !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("err = %v, want the planted file refused", err)
+	}
+	if _, err := os.Lstat(out); err == nil {
+		t.Errorf("the refused batch left directories:\n%s", snapshotTree(t, out))
+	}
+}
+
+// TestIssueBatchEd25519CHeaderWarns: C headers for ESP32 firmware with
+// Ed25519 keys, which its mbedTLS cannot use, are issued with a warning
+// that says so.
+func TestIssueBatchEd25519CHeaderWarns(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "pki")
+	mustInit(t, dir, InitOptions{Hosts: []string{"localhost"}})
+	res, err := (&Dir{Path: dir}).IssueBatch(BatchOptions{File: "d.csv", Devices: batchDevices("e1"), KeyType: Ed25519, BundleDir: filepath.Join(base, "out"), CHeader: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := strings.Join(res.Warnings, "\n"); !strings.Contains(w, "C headers hold Ed25519 keys") || !strings.Contains(w, "ec-p256") {
+		t.Errorf("warnings %q, want the C header's Ed25519 warning", w)
+	}
+}
+
+// TestCHeaderNamesTheDevice: the header's comment names the real file and
+// device (not a sanitised name), and a name that could end the comment
+// is still made safe.
+func TestCHeaderNamesTheDevice(t *testing.T) {
+	for name, want := range map[string]string{
+		`odd*?"name??=`: `/* odd*?"name??=.h: MQTT credentials of device odd*?"name??=,`,
+		"Capteur n°7 x": "/* Capteur n°7 x.h: MQTT credentials of device Capteur n°7 x,",
+		"a*/b":          "/* a__b.h: MQTT credentials of device a__b,",
+	} {
+		if h := string(CHeader(name, nil, nil, nil)); !strings.HasPrefix(h, want) {
+			t.Errorf("%q: the header starts %q, want %q", name, h[:min(len(h), len(want))], want)
+		}
 	}
 }

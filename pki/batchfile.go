@@ -110,6 +110,7 @@ func ParseBatch(file string, data []byte) ([]BatchDevice, error) {
 	columns := BatchColumns
 	var devices []BatchDevice
 	seen := map[string]int{}
+	folded := map[string]int{} // index in devices
 	header := false
 	for n, line := 1, []byte(nil); len(data) > 0; n++ {
 		line, data, _ = bytes.Cut(data, []byte("\n"))
@@ -149,6 +150,8 @@ func ParseBatch(file string, data []byte) ([]BatchDevice, error) {
 		if msg == "" {
 			if prev, ok := seen[dev.Name]; ok {
 				msg = fmt.Sprintf("%q is also on line %d: list each device once", dev.Name, prev)
+			} else if prev, ok := folded[foldName(dev.Name)]; ok {
+				msg = fmt.Sprintf("%q differs only in case from %q on line %d: their files would be one file on a case-insensitive file system (a FAT USB stick, macOS); rename one", dev.Name, devices[prev].Name, devices[prev].Line)
 			}
 		}
 		if msg == "" && len(devices) == MaxBatchDevices {
@@ -162,6 +165,7 @@ func ParseBatch(file string, data []byte) ([]BatchDevice, error) {
 		}
 		dev.Line = n
 		seen[dev.Name] = n
+		folded[foldName(dev.Name)] = len(devices)
 		devices = append(devices, dev)
 	}
 	if len(bad.Lines) == 0 && len(devices) == 0 {
@@ -169,6 +173,10 @@ func ParseBatch(file string, data []byte) ([]BatchDevice, error) {
 	}
 	return devices, bad.orNil()
 }
+
+// foldName is name with case folded: two names with the same foldName
+// name one file on a case-insensitive file system.
+func foldName(name string) string { return strings.ToLower(strings.ToUpper(name)) }
 
 // isHeader reports whether the first line is a header: it starts with the
 // column "name", or names the columns only (name among them).
@@ -233,7 +241,7 @@ func parseBatchLine(fields, columns []string) (BatchDevice, string) {
 			d.OU = f
 		}
 	}
-	if err := ident.Validate(d.Name); err != nil {
+	if err := ident.ValidateNew(d.Name); err != nil {
 		return d, err.Error()
 	}
 	if isPrev(d.Name + ".crt") {
@@ -247,6 +255,9 @@ func parseBatchLine(fields, columns []string) (BatchDevice, string) {
 	if d.OU != "" {
 		if err := ident.CheckText("OU", d.OU); err != nil {
 			return d, err.Error()
+		}
+		if strings.EqualFold(d.OU, BootstrapOU) {
+			return d, fmt.Sprintf("OU %q is the mark of a bootstrap certificate (serve refuses such a certificate as a client, mosquitto does not): choose another OU", d.OU)
 		}
 		if len(d.OU) > maxOU {
 			return d, fmt.Sprintf("OU %q is longer than %d bytes (the X.509 limit)", d.OU, maxOU)

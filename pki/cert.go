@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strings"
 	"time"
 
 	"go.step.sm/crypto/x509util"
@@ -56,14 +57,35 @@ func mustOID(s string) x509.OID {
 }
 
 // IsBootstrap reports whether c is a bootstrap certificate (it carries
-// BootstrapPolicy, or the OU BootstrapOU).
+// BootstrapPolicy, or the OU BootstrapOU): the one test of the mark, for
+// serve's listeners, the EST server, check and reindex.
 func IsBootstrap(c *x509.Certificate) bool {
 	for _, p := range c.Policies {
 		if p.Equal(BootstrapPolicy) {
 			return true
 		}
 	}
-	return slices.Contains(c.Subject.OrganizationalUnit, BootstrapOU)
+	return hasBootstrapOU(c.Subject)
+}
+
+// ErrBootstrapMark: a subject for another profile asks for the OU that
+// marks a bootstrap certificate.
+var ErrBootstrapMark = errors.New("the bootstrap mark in another profile")
+
+// hasBootstrapOU reports whether the subject has the OU BootstrapOU (in
+// any case).
+func hasBootstrapOU(n pkix.Name) bool {
+	return slices.ContainsFunc(n.OrganizationalUnit, func(ou string) bool { return strings.EqualFold(ou, BootstrapOU) })
+}
+
+// checkNotBootstrapOU refuses a subject of a profile other than
+// bootstrap that has the OU BootstrapOU: serve would refuse such a
+// certificate as a bootstrap one while mosquitto accepts it.
+func checkNotBootstrapOU(n pkix.Name, what string) error {
+	if hasBootstrapOU(n) {
+		return errs.New(fmt.Sprintf("%s has the OU %q, the mark of a bootstrap certificate (serve refuses such a certificate as a client, mosquitto does not): make it without that OU", what, BootstrapOU), ErrBootstrapMark)
+	}
+	return nil
 }
 
 // ParseProfile validates a leaf --profile value.
@@ -228,6 +250,11 @@ func (iss *Issuer) Sign(t Template) (*x509.Certificate, error) {
 	}
 	if t.Profile == ProfileIntermediate && iss.Cert.MaxPathLenZero {
 		return nil, errors.New("the issuing CA has path length 0 and cannot sign another CA")
+	}
+	if t.Profile != ProfileBootstrap {
+		if err := checkNotBootstrapOU(t.Subject, "the subject of a "+string(t.Profile)+" certificate"); err != nil {
+			return nil, err
+		}
 	}
 	if t.Subject.String() == iss.Cert.Subject.String() {
 		return nil, fmt.Errorf("subject %q equals the issuing CA's subject; identical subjects make TLS clients fail in confusing ways: choose another name", t.Subject)

@@ -3,6 +3,7 @@ package pki
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // CHeader renders a device's CA certificate, certificate (with its chain)
@@ -17,7 +18,7 @@ import (
 // source builds with any of them; mqtt_client_id is the device's name.
 func CHeader(name string, ca, cert, key []byte) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "/* %s.h: MQTT credentials of device %s, written by mqttctl pki issue client --batch.\n", commentSafe(name), commentSafe(name))
+	fmt.Fprintf(&b, "/* %s.h: MQTT credentials of device %s, written by mqttctl pki issue client --batch.\n", commentText(name), commentText(name))
 	b.WriteString(" * It holds the device's private key: keep it out of version control. */\n")
 	b.WriteString("#ifndef MQTTCTL_DEVICE_CREDENTIALS_H\n#define MQTTCTL_DEVICE_CREDENTIALS_H\n\n")
 	fmt.Fprintf(&b, "static const char mqtt_client_id[] = \"%s\";\n\n", cString(name))
@@ -57,6 +58,17 @@ func cString(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// commentText is s as it is in a C comment, the file's and the device's
+// real name (an MQTT identity has no '/', '\\' or control character, so
+// nothing in it can end the comment or splice a line); any other s is
+// commentSafe.
+func commentText(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsAny(s, "/\\") && strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) < 0 {
+		return s
+	}
+	return commentSafe(s)
 }
 
 // commentSafe is s for a C comment: letters, digits, '.', '_' and '-' as

@@ -156,6 +156,21 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 			_, err = d.Enroll(EnrollRequest{CSR: testCSR(t, "dev6", nil), TokenName: "dev6", Token: toks[0].Secret})
 			return err
 		}},
+		{"enroll with a bootstrap certificate (its entry marked used in the same change)", func(d *Dir) error {
+			if _, err := d.Issue(IssueOptions{Profile: ProfileBootstrap, Name: "dev5"}); err != nil {
+				return err
+			}
+			data, err := os.ReadFile(filepath.Join(d.Path, "bootstrap", "dev5.crt"))
+			if err != nil {
+				return err
+			}
+			certs, err := ParseCerts(data, "dev5.crt")
+			if err != nil {
+				return err
+			}
+			_, err = d.Enroll(EnrollRequest{CSR: testCSR(t, "dev5", nil), Peer: certs[:1]})
+			return err
+		}},
 		{"enroll: re-enrol alice (a certificate whose key the directory holds)", func(d *Dir) error {
 			data, err := os.ReadFile(filepath.Join(d.Path, "clients", "alice.crt"))
 			if err != nil {

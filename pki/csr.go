@@ -33,7 +33,7 @@ type CSROptions struct {
 // NewCSR writes OUTDIR/NAME.key (0600, unencrypted PKCS#8) and OUTDIR/NAME.csr,
 // what `openssl req -new` did. It returns their paths.
 func NewCSR(o CSROptions) (keyPath, csrPath string, err error) {
-	if err := ident.Validate(o.Name); err != nil {
+	if err := ident.ValidateNew(o.Name); err != nil {
 		return "", "", err
 	}
 	if o.KeyType == "" {
@@ -136,8 +136,14 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 	if csr.Subject.CommonName == "" {
 		return nil, nil, fmt.Errorf("the request has no CN: make it with a subject, e.g. openssl req -new -subj /CN=NAME")
 	}
+	if err := checkOneCN(csr.Subject); err != nil {
+		return nil, nil, err
+	}
+	if err := checkNotBootstrapOU(csr.Subject, "the request's subject"); err != nil {
+		return nil, nil, err
+	}
 	if o.Profile == ProfileClient {
-		if err := ident.Validate(csr.Subject.CommonName); err != nil {
+		if err := ident.ValidateNew(csr.Subject.CommonName); err != nil {
 			return nil, nil, fmt.Errorf("the request's CN is the client's MQTT identity: %w", err)
 		}
 	} else if err := ident.CheckText("CN", csr.Subject.CommonName); err != nil {
@@ -265,7 +271,8 @@ func (d *Dir) checkSignOut(out string, force bool) (string, error) {
 
 // locate resolves out to an absolute path and says whether it lies inside
 // the pki directory (rel: its path there). The directories, not the file,
-// are resolved, so that a link cannot smuggle the path in or out.
+// are resolved, so that a link cannot smuggle the path in or out: also
+// directories that do not exist yet, below a link (resolveExisting).
 func (d *Dir) locate(out string) (abs, rel string, inside bool, err error) {
 	if abs, err = filepath.Abs(out); err != nil {
 		return "", "", false, err
@@ -277,9 +284,11 @@ func (d *Dir) locate(out string) (abs, rel string, inside bool, err error) {
 	if real, err := filepath.EvalSymlinks(dirAbs); err == nil {
 		dirAbs = real
 	}
-	if real, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
-		abs = filepath.Join(real, filepath.Base(abs))
+	parent, err := resolveExisting(filepath.Dir(abs))
+	if err != nil {
+		return "", "", false, err
 	}
+	abs = filepath.Join(parent, filepath.Base(abs))
 	rel, err = filepath.Rel(dirAbs, abs)
 	inside = err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 	return abs, rel, inside, nil
@@ -325,4 +334,27 @@ func ReadCSR(path string) (*x509.CertificateRequest, error) {
 		return nil, fmt.Errorf("read CSR: %w", err)
 	}
 	return parseCSR(data, path)
+}
+
+// resolveExisting resolves the symbolic links of the longest existing
+// prefix of the absolute path dir and appends the rest, which does not
+// exist yet (so that LINK/new, LINK a link to the pki directory, is seen
+// to be in it). A link on the way to a path that does not exist is
+// refused: what it points to would be created through it.
+func resolveExisting(dir string) (string, error) {
+	rest := ""
+	for p := dir; ; {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(real, rest), nil
+		}
+		if _, err := os.Lstat(p); err == nil {
+			return "", fmt.Errorf("%s is a symbolic link to a path that does not exist (or a path that cannot be read): give a directory, or make the link's target first", p)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return dir, nil
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
 }

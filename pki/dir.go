@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqttctl/mqttctl/explain"
 	"github.com/mqttctl/mqttctl/internal/errs"
 	"github.com/mqttctl/mqttctl/internal/fsx"
 )
@@ -199,20 +200,57 @@ func (d *Dir) open(rep *Report) (*state, error) {
 // caller holds the directory's lock. It returns what it did, for the
 // report ("" when there was nothing to do).
 func (d *Dir) recover() (string, error) {
-	done, err := fsx.Recover(d.path(JournalFile), func(rel string) bool { return isPrev(rel) }, d.crash)
+	done, lost, err := fsx.RecoverLost(d.path(JournalFile), func(rel string) bool { return isPrev(rel) }, d.crash)
 	if err != nil {
 		return "", fmt.Errorf("complete the interrupted change in %s: %w", d.Path, err)
 	}
+	if len(lost) > 0 {
+		return "", d.lostError(len(done), lost)
+	}
 	if len(done) > 0 {
-		list := strings.Join(done, ", ")
-		if len(done) > 10 {
-			// A batch's thousands of files: the first few say which change.
-			list = fmt.Sprintf("%s and %d more", strings.Join(done[:5], ", "), len(done)-5)
-		}
-		return fmt.Sprintf("completed a change that was interrupted (%s recorded %d files: %s)", d.path(JournalFile), len(done), list), nil
+		return fmt.Sprintf("completed a change that was interrupted (%s recorded %d files: %s)", d.path(JournalFile), len(done), shortList(done)), nil
 	}
 	fsx.CleanTemps(d.Path, d.path(ClientsDir), d.path(ServersDir), d.path(BootstrapDir))
 	return "", nil
+}
+
+// ErrLostFiles: an interrupted change was completed, but some of its files
+// had been deleted in the meantime (a batch's bundle directory removed
+// before the next command ran): they exist nowhere.
+var ErrLostFiles = errors.New("files of a completed change are lost")
+
+// shortList is paths joined, the first few of a long list.
+func shortList(paths []string) string {
+	if len(paths) > 10 {
+		// A batch's thousands of files: the first few say which change.
+		return fmt.Sprintf("%s and %d more", strings.Join(paths[:5], ", "), len(paths)-5)
+	}
+	return strings.Join(paths, ", ")
+}
+
+// lostError says which files of a completed change (n files) are lost
+// and, for a batch's bundles, which devices now hold a valid certificate
+// whose key exists nowhere, and what to do. The change itself is
+// complete: the index lists every certificate it issued.
+func (d *Dir) lostError(n int, lost []string) error {
+	idx, _ := LoadIndex(d.Path)
+	var devices []string
+	seen := map[string]bool{}
+	for _, p := range lost {
+		name := filepath.Base(filepath.Dir(p))
+		if seen[name] || filepath.Base(p) == ManifestFile || idx == nil || idx.find(ClientsDir+"/"+name+".crt") == nil {
+			continue
+		}
+		seen[name] = true
+		devices = append(devices, name)
+	}
+	msg := fmt.Sprintf("completed a change that was interrupted (%s recorded %d files), but %d of its files were deleted before it was completed and are lost: %s",
+		d.path(JournalFile), n, len(lost), shortList(lost))
+	if len(devices) > 0 {
+		msg += fmt.Sprintf("; the certificates of %d devices (%s) are issued and recorded in %s, but their bundles are gone and their keys exist nowhere: revoke them (%s), or issue the batch again under other names",
+			len(devices), shortList(devices), IndexFile, explain.Revoke("NAME", d.Path))
+	}
+	return errs.New(msg, ErrLostFiles)
 }
 
 // readIndex loads the index under the directory's lock, after completing

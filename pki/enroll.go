@@ -2,6 +2,7 @@ package pki
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mqttctl/mqttctl/internal/errs"
@@ -60,6 +62,12 @@ type Enrolled struct {
 	Cert  *x509.Certificate
 	Chain []*x509.Certificate // intermediates, if any
 	How   string
+	// AuthSerial is the serial of the certificate that authorised it
+	// (AuthRenewal, AuthBootstrap), for the audit log.
+	AuthSerial string
+	// Repeat: the certificate was issued before, to a request whose
+	// answer the device did not get; it is answered again, not issued.
+	Repeat bool
 }
 
 func refuse(kind error, format string, a ...any) error {
@@ -104,9 +112,10 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 	cn := r.CSR.Subject.CommonName
 	out := &Enrolled{Name: cn}
 	var (
-		tok     *Token
-		replace bool
-		subj    = pkix.Name{CommonName: cn, Organization: []string{orgOf(s.root, DefaultOrg)}, OrganizationalUnit: []string{ClientOU}}
+		tok       *Token
+		replace   bool
+		bootstrap string // the fingerprint of the bootstrap certificate that authorised it
+		subj      = pkix.Name{CommonName: cn, Organization: []string{orgOf(s.root, DefaultOrg)}, OrganizationalUnit: []string{ClientOU}}
 	)
 	switch {
 	case r.Reenroll:
@@ -114,11 +123,30 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		if err != nil {
 			return nil, err
 		}
-		if e.Profile != ProfileClient || IsBootstrap(leaf) {
+		if e.Profile == ProfileBootstrap || IsBootstrap(leaf) {
+			return nil, refuse(ErrEnrollAuth, "the TLS client certificate (serial %s) carries the bootstrap mark: a bootstrap certificate enrols at simpleenroll; re-enrolment takes the device's client certificate", e.Serial)
+		}
+		if e.Profile != ProfileClient {
 			return nil, refuse(ErrEnrollAuth, "the TLS client certificate is a %s certificate: re-enrolment takes the device's client certificate", e.Profile)
 		}
-		if e.ReplacedBy != "" && !isPrev(e.Cert) {
-			return nil, refuse(ErrEnrollAuth, "the TLS client certificate (serial %s) was replaced by %s: re-enrol with that one", e.Serial, e.ReplacedBy)
+		// Only the name's current certificate renews: a replaced one
+		// (even the last, kept as .prev) would let a stolen old pair
+		// renew beside the device for ever.
+		slot := filepath.ToSlash(filepath.Join(ClientsDir, e.Name+".crt"))
+		if cur := s.idx.find(slot); e.ReplacedBy != "" || isPrev(e.Cert) || cur == nil || cur.Fingerprint != e.Fingerprint {
+			// The device whose answer was lost (or whose swap crashed)
+			// asks again with the pair it still holds, for the key the
+			// lost certificate certifies (the CSR's signature proves it
+			// holds that key): it gets that certificate again, and
+			// nothing is issued.
+			if again := s.repeatOf(slot, cur, e.ReplacedBy, r.CSR); again != nil {
+				return &Enrolled{Name: e.Name, Cert: again[0], Chain: again[1:], How: AuthRenewal, AuthSerial: e.Serial, Repeat: true}, nil
+			}
+			now := "none"
+			if cur != nil {
+				now = cur.Serial
+			}
+			return nil, refuse(ErrEnrollAuth, "a certificate that a renewal replaced cannot renew: use the current one (the TLS client certificate %s has serial %s; %s's current certificate has serial %s)", e.Name, e.Serial, e.Name, now)
 		}
 		if !bytes.Equal(r.CSR.RawSubject, leaf.RawSubject) && r.CSR.Subject.String() != leaf.Subject.String() {
 			return nil, refuse(ErrEnrollPolicy, "the request's subject %q is not the certificate's %q (RFC 7030 4.2.2: re-enrolment keeps the subject)", r.CSR.Subject, leaf.Subject)
@@ -126,11 +154,19 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		if !slices.Equal(SANs(leaf), SANs(&x509.Certificate{DNSNames: r.CSR.DNSNames, IPAddresses: r.CSR.IPAddresses, EmailAddresses: r.CSR.EmailAddresses, URIs: r.CSR.URIs})) {
 			return nil, refuse(ErrEnrollPolicy, "the request's subjectAltName is not the certificate's (RFC 7030 4.2.2)")
 		}
-		out.Name, out.How, replace = e.Name, AuthRenewal, true
+		out.Name, out.How, out.AuthSerial, replace = e.Name, AuthRenewal, e.Serial, true
 		subj = leaf.Subject
 		subj.ExtraNames = nil
 	case r.TokenName != "" || r.Token != "":
 		if tok, err = tf.redeem(r.TokenName, r.Token, now); err != nil {
+			// The device whose answer was lost asks again with its token
+			// for the same key: the same certificate, nothing issued.
+			if used := tf.usedRecently(r.TokenName, r.Token, now); used != nil && cn == r.TokenName {
+				slot := filepath.ToSlash(filepath.Join(ClientsDir, cn+".crt"))
+				if again := s.repeatOf(slot, s.idx.find(slot), used.Serial, r.CSR); again != nil {
+					return &Enrolled{Name: cn, Cert: again[0], Chain: again[1:], How: AuthToken, Repeat: true}, nil
+				}
+			}
 			return nil, errs.New(fmt.Sprintf("token of %q: %v", r.TokenName, err), ErrEnrollAuth)
 		}
 		if cn != r.TokenName {
@@ -138,17 +174,20 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		}
 		out.How, replace = AuthToken, tok.Replace
 	case len(r.Peer) > 0:
-		e, _, err := s.peerEntry(r.Peer, x509.ExtKeyUsageClientAuth, 0)
+		e, leaf, err := s.peerEntry(r.Peer, x509.ExtKeyUsageClientAuth, 0)
 		if err != nil {
 			return nil, err
 		}
-		if e.Profile != ProfileBootstrap {
+		if e.Profile != ProfileBootstrap || !IsBootstrap(leaf) {
 			return nil, refuse(ErrEnrollAuth, "the TLS client certificate is a %s certificate, not a bootstrap one: a device re-enrols at simplereenroll", e.Profile)
 		}
 		if cn != e.Name {
 			return nil, refuse(ErrEnrollPolicy, "the request's CN %q is not the bootstrap certificate's name %q", cn, e.Name)
 		}
-		out.How = AuthBootstrap
+		if used := s.bootstrapUsed(e); used != "" {
+			return nil, refuse(ErrEnrollAuth, "the bootstrap certificate %s (serial %s) enrols its name once, and %s has a client certificate from after it (serial %s): the device renews with that one, or enrols again with a new token", e.Name, e.Serial, e.Name, used)
+		}
+		out.How, out.AuthSerial, bootstrap = AuthBootstrap, e.Serial, e.Fingerprint
 	default:
 		return nil, refuse(ErrEnrollAuth, "no credentials: give NAME:TOKEN (HTTP Basic) or a bootstrap certificate (TLS client authentication)")
 	}
@@ -177,6 +216,10 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 	}
 	if err := s.placeEnrolled(rel, cur, cert, iss); err != nil {
 		return nil, err
+	}
+	if bootstrap != "" {
+		// Used: it enrols no more (in the same change as the certificate).
+		s.idx.Certificates[s.idx.byFingerprint(bootstrap)].Enrolled = FormatSerial(cert)
 	}
 	if tok != nil {
 		tok.UsedAt, tok.Serial = now.UTC().Truncate(time.Second), FormatSerial(cert)
@@ -227,6 +270,44 @@ func (s *state) placeEnrolled(rel string, cur *Entry, cert *x509.Certificate, is
 	prev.ReplacedBy = FormatSerial(cert)
 	s.idx.Put(cur.Name, ProfileClient, cert, rel, "")
 	return nil
+}
+
+// bootstrapUsed returns the serial of a client certificate of the
+// bootstrap certificate b's name that b enrolled (recorded in b's entry),
+// or that was issued after b (an index rebuilt from the files has no
+// record); "" when b has not been used.
+func (s *state) bootstrapUsed(b *Entry) string {
+	if b.Enrolled != "" {
+		return b.Enrolled
+	}
+	for _, e := range s.idx.Certificates {
+		if e.Name == b.Name && e.Profile == ProfileClient && e.NotBefore.After(b.NotBefore) {
+			return e.Serial
+		}
+	}
+	return ""
+}
+
+// repeatOf returns the certificate (and chain) at slot when it is the
+// current, valid certificate cur, of serial want (the one that replaced
+// the peer's, or the one a token was used for), and it certifies the
+// CSR's key; otherwise nil.
+func (s *state) repeatOf(slot string, cur *Entry, want string, csr *x509.CertificateRequest) []*x509.Certificate {
+	if cur == nil || want == "" || normSerial(cur.Serial) != normSerial(want) || cur.Status == "revoked" || !s.d.now().Before(cur.NotAfter) {
+		return nil
+	}
+	data, err := readFile(s.d.path(slot))
+	if err != nil {
+		return nil
+	}
+	certs, err := ParseCerts(data, slot)
+	if err != nil || Fingerprint(certs[0]) != cur.Fingerprint {
+		return nil
+	}
+	if k, ok := certs[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(csr.PublicKey) {
+		return nil
+	}
+	return certs
 }
 
 // peerEntry verifies a TLS client's certificate chain against the
@@ -290,6 +371,9 @@ func CheckEnrollCSR(csr *x509.CertificateRequest) error {
 	if csr.Subject.CommonName == "" {
 		return refuse(ErrEnrollPolicy, "the request has no CN (the device's name)")
 	}
+	if err := checkOneCN(csr.Subject); err != nil {
+		return errs.New(err.Error(), ErrEnrollPolicy)
+	}
 	if err := ident.Validate(csr.Subject.CommonName); err != nil {
 		return refuse(ErrEnrollPolicy, "the request's CN is the device's MQTT identity: %v", err)
 	}
@@ -300,6 +384,24 @@ func CheckEnrollCSR(csr *x509.CertificateRequest) error {
 		if err := allowedExtension(e); err != nil {
 			return refuse(ErrEnrollPolicy, "the request asks for %v; the client profile sets the extensions: make the request without it", err)
 		}
+	}
+	return nil
+}
+
+var oidCN = asn1.ObjectIdentifier{2, 5, 4, 3}
+
+// checkOneCN refuses a subject with more than one CN (/CN=alice/CN=bob):
+// programs disagree on which is the name (Go takes the last, others the
+// first).
+func checkOneCN(n pkix.Name) error {
+	var cns []string
+	for _, a := range n.Names {
+		if a.Type.Equal(oidCN) {
+			cns = append(cns, fmt.Sprint(a.Value))
+		}
+	}
+	if len(cns) > 1 {
+		return fmt.Errorf("the request's subject has %d CNs (%s): programs disagree on which one names it; make it with exactly one", len(cns), strings.Join(cns, ", "))
 	}
 	return nil
 }

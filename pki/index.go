@@ -49,6 +49,9 @@ type Entry struct {
 	// valid until it expires or is revoked; renew keeps its file as
 	// NAME.prev.crt.
 	ReplacedBy string `yaml:"replaced_by,omitempty"`
+	// Enrolled is, for a bootstrap certificate, the serial of the client
+	// certificate it enrolled: a bootstrap certificate enrols once.
+	Enrolled string `yaml:"enrolled,omitempty"`
 }
 
 // prevSuffix ends the file name a renewed certificate's predecessor is kept

@@ -88,7 +88,7 @@ func (d *Dir) Init(o InitOptions) (*Report, error) {
 	}
 	seen := map[string]bool{}
 	for _, c := range o.Clients {
-		if err := ident.Validate(c); err != nil {
+		if err := ident.ValidateNew(c); err != nil {
 			return nil, err
 		}
 		if seen[c] {
@@ -263,7 +263,7 @@ func nodeNames(nodes []Node) ([]Hosts, error) {
 	out := make([]Hosts, len(nodes))
 	seen := map[string]bool{}
 	for i, n := range nodes {
-		if err := ident.Validate(n.Name); err != nil {
+		if err := ident.ValidateNew(n.Name); err != nil {
 			return nil, fmt.Errorf("node name: %w", err)
 		}
 		if n.Name == "server" {

@@ -194,7 +194,7 @@ func (d *Dir) Issue(o IssueOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ident.Validate(o.Name); err != nil {
+	if err := ident.ValidateNew(o.Name); err != nil {
 		return nil, fmt.Errorf("%s name: %w", o.Profile, err)
 	}
 	var hosts Hosts

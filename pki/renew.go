@@ -81,6 +81,12 @@ func (d *Dir) Renew(o RenewOptions) (*Report, error) {
 			if e.Status == "revoked" || e.ReplacedBy != "" || !e.NotAfter.Before(now.Add(o.Expiring)) {
 				continue
 			}
+			if e.Profile == ProfileBootstrap {
+				// Its factory window is not stretched to a certificate's
+				// lifetime: a device that missed it gets a new one.
+				s.rep.add("kept", "bootstrap certificate", s.d.path(e.Cert), "a bootstrap certificate is not renewed: "+explain.Reissue(string(ProfileBootstrap), e.Name, s.d.Path))
+				continue
+			}
 			if e.Profile.IsCA() {
 				s.rep.warn("the %s CA %s ends on %s: a CA is not renewed in place; make a new CA and reissue its certificates before then",
 					e.Profile, s.d.path(e.Cert), e.NotAfter.Format(time.DateOnly))
@@ -128,6 +134,10 @@ func (s *state) renew(i int, o RenewOptions) error {
 	e := s.idx.Certificates[i]
 	if e.Profile.IsCA() {
 		return fmt.Errorf("%s is the %s CA: a CA is not renewed in place; make a new CA and reissue its certificates", e.Name, e.Profile)
+	}
+	if e.Profile == ProfileBootstrap {
+		return fmt.Errorf("%s is a bootstrap certificate: it is not renewed (its factory window would become a certificate's lifetime); a device that missed it gets a new one: %s",
+			s.d.path(e.Cert), explain.Reissue(string(ProfileBootstrap), e.Name, s.d.Path))
 	}
 	abs := func(p string) string {
 		if filepath.IsAbs(p) {

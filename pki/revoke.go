@@ -198,6 +198,14 @@ func (s *state) byName(name string, replaced bool) ([]int, error) {
 			msg += "; did you mean " + strings.Join(near, " or ") + "?"
 		}
 		return nil, errs.New(msg, ErrNotFound)
+	case len(slots) == 2 && slots[filepath.ToSlash(filepath.Join(BootstrapDir, name+".crt"))] && slots[filepath.ToSlash(filepath.Join(ClientsDir, name+".crt"))]:
+		// A device's bootstrap and client certificates: revoking the name
+		// revokes both (the device, whichever it holds); renewing or
+		// exporting it is the client certificate's.
+		if replaced {
+			return matches, nil
+		}
+		return slices.DeleteFunc(matches, func(i int) bool { return s.idx.Certificates[i].Profile == ProfileBootstrap }), nil
 	case len(slots) > 1:
 		paths := make([]string, 0, len(slots))
 		for p := range slots {

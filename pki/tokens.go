@@ -155,14 +155,14 @@ func (d *Dir) CreateTokens(o TokenOptions) ([]NewToken, error) {
 		o.TTL = DefaultTokenTTL
 	}
 	if o.TTL < time.Minute || o.TTL > MaxTokenTTL {
-		return nil, fmt.Errorf("a token's lifetime must be from 1m to %s, not %s", MaxTokenTTL, o.TTL)
+		return nil, fmt.Errorf("a token's lifetime must be from 1m to %dd, not %s", int(MaxTokenTTL/(24*time.Hour)), days(o.TTL))
 	}
 	if len(o.Names) == 0 {
 		return nil, errors.New("no names")
 	}
 	seen := map[string]bool{}
 	for _, n := range o.Names {
-		if err := ident.Validate(n); err != nil {
+		if err := ident.ValidateNew(n); err != nil {
 			return nil, fmt.Errorf("token name: %w", err)
 		}
 		if isPrev(n + ".crt") {
@@ -254,6 +254,26 @@ func (d *Dir) RevokeToken(name string) error {
 	return s.commit()
 }
 
+// TokenRepeatWindow: an enrolment by token whose answer the device did
+// not get (a lost response, a crash) is answered again, with the same
+// certificate, when the same token asks for the key it certified within
+// this long of its use.
+const TokenRepeatWindow = time.Hour
+
+// usedRecently returns name's token for secret when it was used for a
+// certificate less than TokenRepeatWindow ago; otherwise nil.
+func (tf *tokenFile) usedRecently(name, secret string, now time.Time) *Token {
+	want := hashToken(secret)
+	for i := range tf.Tokens {
+		t := &tf.Tokens[i]
+		if t.Name == name && subtle.ConstantTimeCompare([]byte(t.SHA256), []byte(want)) == 1 &&
+			!t.UsedAt.IsZero() && t.Serial != "" && now.Sub(t.UsedAt) < TokenRepeatWindow {
+			return t
+		}
+	}
+	return nil
+}
+
 // redeem finds name's token for secret and marks it used (in tf; the
 // caller stages it). Any failure is ErrTokenInvalid with a reason for the
 // log only.
@@ -311,5 +331,14 @@ func (d *Dir) tokenMayMatch(name, secret string) bool {
 		return true // the locked path reports it
 	}
 	_, err = tf.redeem(name, secret, d.now())
-	return err == nil
+	return err == nil || tf.usedRecently(name, secret, d.now()) != nil
+}
+
+// days writes a duration in whole days when it is whole days (401d), else
+// as time.Duration does.
+func days(d time.Duration) string {
+	if day := 24 * time.Hour; d >= day && d%day == 0 {
+		return fmt.Sprintf("%dd", d/day)
+	}
+	return d.String()
 }

@@ -37,7 +37,7 @@ func newACLAddCmd(s *streams) *cobra.Command {
 				fmt.Fprintf(s.Out, "%s %s is in %s already; nothing changed\n", args[1], args[2], path)
 				return nil
 			}
-			fmt.Fprintf(s.Out, "Added %s %s to %s (reload the broker: kill -HUP its pid)\n", args[1], args[2], path)
+			fmt.Fprintf(s.Out, "Added %s %s to %s (reload mosquitto, after a check: mqttctl reload mosquitto -c FILE)\n", args[1], args[2], path)
 			return nil
 		},
 	}

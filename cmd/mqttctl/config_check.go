@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -39,27 +38,12 @@ problem in one run, each at the file:line of the option behind it.
 			)
 			if target == "serve" {
 				r, ds = c.ResolveForServe()
+				ds = confgen.WithFileErrors(ds, broker.Check(r))
 			} else {
-				r, ds = c.Resolve()
+				r, ds = c.CheckMosquitto()
 			}
 			errs := 0
 			for _, d := range ds {
-				fmt.Fprintln(s.Out, d)
-				if !d.Warning {
-					errs++
-				}
-			}
-			var fileErrs []error
-			if target == "serve" {
-				fileErrs = broker.Check(r)
-			} else {
-				fileErrs = confgen.CheckFilesReadable(r)
-			}
-			for _, e := range fileErrs {
-				d := confgen.DiagnosticOf(e)
-				if slices.ContainsFunc(ds, func(o confgen.Diagnostic) bool { return !o.Warning && o.Pos == d.Pos }) {
-					continue // the same line is reported already
-				}
 				fmt.Fprintln(s.Out, d)
 				if !d.Warning {
 					errs++

@@ -47,7 +47,10 @@ The certificate is a client certificate (CN = NAME = the MQTT identity) whose
 extensions come from the client profile, never from the CSR. Every request
 reads the pki directory afresh, under its lock: a revocation with 'mqttctl pki
 revoke' applies at once. One log line per issued certificate (name, serial,
-how it was authorised). SIGTERM or SIGINT stops it gracefully.
+how it was authorised). The server's certificate is read again when its files
+change (after 'mqttctl pki renew server', within a second) and on SIGHUP; a
+new pair that does not load is logged and the old one kept. SIGTERM or SIGINT
+stops it gracefully.
 
 --metrics HOST:PORT serves Prometheus metrics at /metrics (off by default, no
 authentication): mqttctl_enrolments_total{authorised_by} and
@@ -68,7 +71,8 @@ mqttctl_enrolment_refusals_total{status}.`,
 			if certFile == "" {
 				certFile, keyFile = filepath.Join(f.pki.dir, pki.ServerCertFile), filepath.Join(f.pki.dir, pki.ServerKeyFile)
 			}
-			cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+			log := slog.New(slog.NewTextHandler(s.Err, nil))
+			certs, err := enroll.NewCertReloader(certFile, keyFile, log)
 			if err != nil {
 				return fmt.Errorf("the server's certificate: %w", err)
 			}
@@ -86,9 +90,9 @@ mqttctl_enrolment_refusals_total{status}.`,
 			if err := d.CheckIssuer(); err != nil {
 				return err
 			}
-			log := slog.New(slog.NewTextHandler(s.Err, nil))
 			srv := enroll.New(enroll.Options{Dir: d, RenewAfterExpiry: time.Duration(renewAfter), Days: days, Log: log})
-			hs := srv.HTTPServer(listen, cert)
+			hs := srv.HTTPServer(listen, tls.Certificate{})
+			hs.TLSConfig.Certificates, hs.TLSConfig.GetCertificate = nil, certs.GetCertificate
 			ln, err := enroll.Listen(listen)
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w", listen, err)
@@ -103,6 +107,15 @@ mqttctl_enrolment_refusals_total{status}.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer func() { signal.Stop(hup); close(hup) }()
+			go func() {
+				for range hup {
+					log.Info("SIGHUP: reading the server's certificate again", "cert", certFile)
+					certs.Reload(true)
+				}
+			}()
 			done := make(chan error, 1)
 			go func() { done <- hs.ServeTLS(ln, "", "") }()
 			log.Info("EST server listening", "url", "https://"+ln.Addr().String()+enroll.BasePath, "pki", d.Path)

@@ -112,6 +112,7 @@ func TestEnrollServeWithCurlOpensslMosquitto(t *testing.T) {
 	// Refusals, each with its status and nothing issued.
 	tok2 := d.token("dev-2")
 	d.csr("dev-3", "/CN=dev-3")
+	d.csr("dev-1-other", "/CN=dev-1")
 	os.WriteFile(filepath.Join(d.dir, "big"), []byte(strings.Repeat("A", 70000)), 0o644)
 	os.WriteFile(filepath.Join(d.dir, "junk"), []byte("not base64!"), 0o644)
 	forged := filepath.Join(d.dir, "forged.curl")
@@ -122,7 +123,9 @@ func TestEnrollServeWithCurlOpensslMosquitto(t *testing.T) {
 		code           int
 		text           string
 	}{
-		{"a used token", "simpleenroll", "dev-1.csr.b64", []string{"-K", tok}, 401, "wrong, used, revoked or expired"},
+		{"a used token", "simpleenroll", "dev-1-other.csr.b64", []string{"-K", tok}, 401, "wrong, used, revoked or expired"},
+		// The same request again (its answer lost): the same certificate.
+		{"a used token for its own key", "simpleenroll", "dev-1.csr.b64", []string{"-K", tok}, 200, "MII"},
 		{"CN mismatch", "simpleenroll", "dev-3.csr.b64", []string{"-K", tok2}, 403, "not the token's name"},
 		{"a forged token", "simpleenroll", "dev-3.csr.b64", []string{"-K", forged}, 401, "not authorised"},
 		{"no credentials", "simpleenroll", "dev-3.csr.b64", nil, 401, "no credentials"},

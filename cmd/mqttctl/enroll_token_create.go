@@ -34,8 +34,8 @@ revoke it if the device was lost).
 --batch FILE makes one token per line of FILE (the first comma-separated field
 of each line is the name; blank lines and # comments are skipped), all or
 none, and prints CSV "name,token" for the factory.`,
-		Example: `  mqttctl enroll token create sensor-17 --ttl 7d > sensor-17.token
-  mqttctl enroll token create --batch devices.csv > tokens.csv`,
+		Example: `  (umask 077 && mqttctl enroll token create sensor-17 --ttl 7d > sensor-17.token)
+  (umask 077 && mqttctl enroll token create --batch devices.csv > tokens.csv)`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if batch != "" {
 				return cobra.NoArgs(cmd, args)

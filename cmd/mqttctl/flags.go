@@ -229,7 +229,7 @@ func (d *daysFlag) Set(v string) error {
 	if n, ok := strings.CutSuffix(v, "d"); ok {
 		days, err := strconv.Atoi(n)
 		if err != nil || days < 1 || days > 36500 {
-			return fmt.Errorf("%q: give whole days from 1 (30d) or a duration (12h)", v)
+			return fmt.Errorf("%q: give whole days from 1 to 36500 (30d) or a duration (12h)", v)
 		}
 		*d = daysFlag(time.Duration(days) * 24 * time.Hour)
 		return nil

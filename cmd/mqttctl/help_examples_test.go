@@ -25,7 +25,9 @@ package main
 //     brokers joined by a bridge (`topic # both`), so that a message
 //     crosses from each to the other as in a cluster (a live two-node
 //     RabbitMQ cluster runs `check --cross` in TestRabbitMQCluster, too slow
-//     for here). A command's HOST:PORT that the fixture names gets the
+//     for here). And `mqtt.example.com:8883` is a real mosquitto (mutual
+//     TLS, /etc/mosquitto/broker.conf) whose pid file is /srv/run/mosquitto.pid
+//     in every copy, for `reload mosquitto`. A command's HOST:PORT that the fixture names gets the
 //     fixture's free port; any other gets one of its own.
 //   - Commands whose examples start a server (serve, up) run first, before
 //     the fixture's brokers start (`serve -c /etc/mosquitto/mosquitto.conf`
@@ -89,6 +91,13 @@ mkdir -p /etc/mosquitto/conf.d /etc/mosquitto/certs /srv
 # node-exporter's textfile collector directory (pki list -o prometheus)
 mkdir -p /srv/textfile
 mqttctl config mosquitto --pki pki --mode mtls --listen 0.0.0.0:8883 --websockets 0.0.0.0:8884 --out /etc/mosquitto/mosquitto.conf
+# a real mosquitto with a pid file (reload mosquitto): mutual TLS on
+# mqtt.example.com:8883; the pid file is in run/, which /srv/run names in
+# every copy (a symlink to the fixture's)
+mkdir -m 1777 run
+ln -s "$PWD/run" /srv/run
+mqttctl config mosquitto --pki pki --mode mtls --listen mqtt.example.com:8883 --data-dir '' --out /etc/mosquitto/broker.conf
+echo "pid_file $PWD/run/mosquitto.pid" >> /etc/mosquitto/broker.conf
 # a local broker that lets anyone in on 127.0.0.1:1883 (as mosquitto 2.0 with no config)
 echo 127.0.0.1:1883 | sed 's/^\(.*\):\(.*\)$/listener \2 \1/' > anonymous.conf
 echo 'allow_anonymous true' >> anonymous.conf
@@ -106,6 +115,7 @@ mqttctl serve -c anonymous.conf
 mqttctl serve --tls --pki pki --passwd passwd --listen broker.example.com:8883
 mqttctl serve --mtls --pki pki --listen mqtt1.example.com:8883
 mqttctl serve -c mqtt2.conf
+mosquitto -c /etc/mosquitto/broker.conf
 mqttctl enroll serve --pki pki --listen ca.example.com:8443
 `
 
@@ -181,7 +191,7 @@ func newHelpRunner(t *testing.T, dir string, lines []docLine) *docRunner {
 }
 
 func TestHelpExamples(t *testing.T) {
-	for _, tool := range []string{"openssl", "keytool", "jq"} {
+	for _, tool := range []string{"openssl", "keytool", "jq", "mosquitto"} {
 		testutil.RequireBinary(t, tool)
 	}
 	start := time.Now()
@@ -201,7 +211,9 @@ func TestHelpExamples(t *testing.T) {
 	}
 
 	// The fixture, then one copy of it per command.
-	fixture := filepath.Join(t.TempDir(), "fixture")
+	// Reachable: the fixture's mosquitto, started as root, drops to the
+	// mosquitto user before it reads its files and writes its pid file.
+	fixture := filepath.Join(testutil.ReachableDir(t), "fixture")
 	if err := os.Mkdir(fixture, 0o755); err != nil {
 		t.Fatal(err)
 	}

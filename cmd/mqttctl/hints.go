@@ -4,14 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mqttctl/mqttctl/agent"
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/explain"
 	"github.com/mqttctl/mqttctl/pki"
+	"github.com/mqttctl/mqttctl/reload"
 )
 
 // mosquittoOptionFlags names the flag of each confgen.MosquittoOptions
@@ -50,6 +51,8 @@ func withHint(cmd *cobra.Command, err error) error {
 	var hint string
 	var missing *confgen.MissingFileError
 	switch {
+	case errors.Is(err, reload.ErrNoPID) && has("pid-file"):
+		hint = "add a pid_file line to the config and restart mosquitto, or name its pid file with --pid-file; mqttctl never signals a process found by name"
 	case errors.Is(err, pki.ErrHalfPair) && has("force"):
 		hint = "restore the missing file, or use --force to issue a new pair"
 	case errors.Is(err, pki.ErrHalfPair):
@@ -62,10 +65,14 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "use another name, or --force to issue a second certificate for the same identity"
 	case errors.Is(err, pki.ErrValidity) && errors.Is(err, pki.ErrNeedsForce) && has("force"):
 		hint = "add --force to issue it anyway"
+	case errors.Is(err, fs.ErrExist) && cmd.Flags().Changed("batch") && cmd.Flags().Changed("bundle-dir"):
+		hint = "a batch never replaces a file: give it a new --bundle-dir, or take out the line of the device whose file it is"
+	case errors.Is(err, fs.ErrExist) && cmd.Flags().Changed("batch"):
+		hint = "a batch never replaces a file: take out the line of the device whose file it is (pki reindex records a certificate index.yaml lacks)"
 	case errors.Is(err, fs.ErrExist) && has("force"):
 		hint = "use --force to replace it"
 	case errors.Is(err, pki.ErrNoCA) && cmd.Name() != "init":
-		hint = "make one with: mqttctl pki init --dir " + dir
+		hint = "make one with: mqttctl pki init --dir " + shellWord(dir)
 	case errors.Is(err, errNoPasswordSource) && cmd.Flags().ShorthandLookup("b") != nil: // passwd's -b (pki issue's --batch is a devices file)
 		hint = "give it with --password-file FILE, --password-stdin or -b PASSWORD"
 	case errors.Is(err, errNoPasswordSource) && has("password-stdin"):
@@ -81,7 +88,7 @@ func withHint(cmd *cobra.Command, err error) error {
 	case errors.Is(err, pki.ErrHostsNotForClient):
 		hint = "leave out --host"
 	case errors.Is(err, pki.ErrRevoked) && cmd.Name() != "revoke":
-		hint = "a revoked certificate stays revoked; to let the device back in, give it a new certificate: mqttctl pki issue client|server NAME --dir " + dir + " --force"
+		hint = "a revoked certificate stays revoked; to let the device back in, give it a new certificate: mqttctl pki issue client|server NAME --dir " + shellWord(dir) + " --force"
 	case errors.Is(err, agent.ErrNeedToken) && has("token-file"):
 		hint = "give the token with --token-file FILE (its first line is the token; mqttctl enroll token create NAME prints one on the CA)"
 	case errors.Is(err, agent.ErrNoCA) && has("cafile"):
@@ -89,7 +96,7 @@ func withHint(cmd *cobra.Command, err error) error {
 	case errors.Is(err, agent.ErrRevoked) && has("token-file"):
 		hint = "a revoked device cannot renew: make it a new token on the CA (mqttctl enroll token create NAME --force) and give it with --token-file FILE"
 	case errors.Is(err, pki.ErrNotFound):
-		hint = "mqttctl pki list --dir " + dir + " shows every name and serial"
+		hint = "mqttctl pki list --dir " + shellWord(dir) + " shows every name and serial"
 	case errors.Is(err, pki.ErrAmbiguous) && has("serial"):
 		hint = "revoke one with --serial HEX (mqttctl pki list -o json shows the serials)"
 	case errors.Is(err, pki.ErrSubjectInUse) && has("cn"):
@@ -151,9 +158,4 @@ func diagnosticWithHint(d confgen.Diagnostic) string {
 }
 
 // shellWord quotes s for a POSIX shell when it needs it.
-func shellWord(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@%+,") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
+func shellWord(s string) string { return explain.ShellWord(s) }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,6 +51,32 @@ func TestMissingFileSaysHowToCreate(t *testing.T) {
 	} {
 		if code, o, e := runCLI(t, "", tc.args...); code == 0 || !strings.Contains(e, tc.want) {
 			t.Errorf("%v: exit %d, want %q\n%s%s", tc.args, code, tc.want, o, e)
+		}
+	}
+}
+
+// TestBatchExistHintHasNoForce: a file in the way of pki issue client
+// --batch is never met with "use --force" (refused with --batch).
+func TestBatchExistHintHasNoForce(t *testing.T) {
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--batch", "d.csv", "--bundle-dir", "om"}, "give it a new --bundle-dir"},
+		{[]string{"--batch", "d.csv"}, "take out the line"},
+		{nil, "use --force to replace it"},
+	} {
+		root := newRootCmd(&streams{})
+		cmd, _, err := root.Find([]string{"pki", "issue"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.ParseFlags(tc.flags); err != nil {
+			t.Fatal(err)
+		}
+		got := withHint(cmd, fmt.Errorf("om/manifest.json: %w", fs.ErrExist)).Error()
+		if !strings.Contains(got, tc.want) || len(tc.flags) > 0 && strings.Contains(got, "--force") {
+			t.Errorf("%v: %q, want %q and no --force", tc.flags, got, tc.want)
 		}
 	}
 }

@@ -55,6 +55,8 @@ func newPasswdAddCmd(s *streams) *cobra.Command {
 			err = confgen.EditPasswordFile(path, true, func(pf *confgen.PasswordFile) error {
 				if _, ok := pf.Lookup(user); ok {
 					verb = "Updated"
+				} else if err := ident.ValidateNew(user); err != nil {
+					return err // a new user; one already in the file keeps its name
 				}
 				pf.Set(user, hash)
 				warnUnparsed(s, path, pf)

@@ -25,6 +25,15 @@ func TestPasswd(t *testing.T) {
 		{name: "verify unknown user", args: []string{"passwd", "verify", f, "nobody", "-b", "x"}, code: 1},
 		{name: "username with ':'", args: []string{"passwd", "add", f, "a:b", "-b", "x"}, code: 1, errOut: []string{"':'"}},
 		{name: "no password source", args: []string{"passwd", "add", f, "bob"}, code: 1, errOut: []string{"no terminal"}},
+		{name: "a new user starting with '='", args: []string{"passwd", "add", f, "=cmd", "-b", "x"}, code: 1, errOut: []string{"formula"}},
+		{name: "a new user starting with '-'", args: []string{"passwd", "add", "-b", "x", f, "--", "-rf"}, code: 1, errOut: []string{"starts with '-'"}},
+	})
+	// A user an earlier mqttctl (or mosquitto_passwd) added keeps working.
+	old := filepath.Join(dir, "old")
+	os.WriteFile(old, []byte("-rf:$7$101$c2FsdHNhbHRzYWx0c2FsdA==$"+strings.Repeat("A", 86)+"==\n"), 0o600)
+	runSteps(t, []cliStep{
+		{name: "change the password of an existing '-rf'", args: []string{"passwd", "add", "-b", "new", old, "--", "-rf"}, out: []string{"Updated -rf"}},
+		{name: "verify it", args: []string{"passwd", "verify", "-b", "new", old, "--", "-rf"}, out: []string{"ok"}},
 	})
 	// A comment is kept, with a warning naming the line.
 	data, _ := os.ReadFile(f)

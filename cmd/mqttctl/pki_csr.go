@@ -31,7 +31,7 @@ leaves this machine.`,
 				return err
 			}
 			fmt.Fprintf(s.Out, "Wrote key %s (mode 0600) and request %s\n", keyPath, csrPath)
-			fmt.Fprintf(s.Out, "Next, on the CA's machine:\n  mqttctl pki sign --csr %s --profile client\n", csrPath)
+			fmt.Fprintf(s.Out, "Next, on the CA's machine:\n  mqttctl pki sign --csr %s --profile client\n", shellWord(csrPath))
 			return nil
 		},
 	}

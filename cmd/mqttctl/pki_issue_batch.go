@@ -38,7 +38,10 @@ DIR/NAME/: NAME.key (0600), NAME.crt, ca.crt; with --p12 NAME.p12 and its
 generated password in NAME.p12.pass (0600); with --format c-header NAME.h
 (0600), the CA, certificate and key as C strings mqtt_ca_pem, mqtt_cert_pem,
 mqtt_key_pem (and mqtt_client_id) for ESP-IDF and Arduino firmware; and
-DIR/manifest.json (name, serial, notAfter, sha256 of each certificate). With
+DIR/manifest.json (name, serial, notAfter, sha256 of each certificate): so
+with bundles no device is named ca or manifest.json, in any case. Names that
+differ only in case are refused in every batch (a FAT USB stick, or macOS,
+would make their files one). With
 bundles, each key is in its bundle only, as if the device had sent a CSR: the
 CA's machine keeps no copy of the fleet's keys once the bundles are delivered
 and deleted (renew re-signs the device's key; pki export needs the key, so
@@ -103,6 +106,9 @@ func runIssueBatch(cmd *cobra.Command, s *streams, f *pkiFlags, o pki.IssueOptio
 	if err := refuseDash(cmd, "bundle-dir", "a directory per device"); err != nil {
 		return err
 	}
+	if cmd.Flags().Changed("bundle-dir") && b.bundleDir == "" {
+		return errors.New(`--bundle-dir "": give a directory outside the pki directory (without --bundle-dir the keys are kept in the pki directory's clients/)`)
+	}
 	if b.format != "" && b.format != "c-header" {
 		return fmt.Errorf("--format %q: use c-header (the PEM files are always written)", b.format)
 	}
@@ -162,11 +168,12 @@ func printBatch(s *streams, pkiDir string, b batchFlags, res *pki.BatchResult) {
 		fmt.Fprintf(s.Out, "warning: %s\n", w)
 	}
 	if res.ManifestPath == "" {
-		fmt.Fprintf(s.Out, "Next: give each device its key and certificate, e.g. mqttctl pki export %s --dir %s --format pem-bundle --out %s.pem\n", first.Name, pkiDir, first.Name)
+		fmt.Fprintf(s.Out, "Next: give each device its key and certificate, e.g. mqttctl pki export %s --dir %s --format pem-bundle --out %s\n",
+			shellWord(first.Name), shellWord(pkiDir), shellWord(first.Name+".pem"))
 		return
 	}
 	dir := first.Bundle
 	fmt.Fprintf(s.Out, "Next: copy %s/NAME/ onto each device, then delete %s (it holds the only copy of each key); try one:\n", b.bundleDir, b.bundleDir)
 	fmt.Fprintf(s.Out, "  mosquitto_pub -h BROKER -p 8883 --cafile %s --cert %s --key %s -i %s -t test -m hello\n",
-		filepath.Join(dir, pki.RootCertFile), filepath.Join(dir, first.Name+".crt"), filepath.Join(dir, first.Name+".key"), first.Name)
+		shellWord(filepath.Join(dir, pki.RootCertFile)), shellWord(filepath.Join(dir, first.Name+".crt")), shellWord(filepath.Join(dir, first.Name+".key")), shellWord(first.Name))
 }

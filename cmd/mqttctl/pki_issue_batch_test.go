@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -58,7 +59,10 @@ func TestPKIIssueBatchRefusals(t *testing.T) {
 		{"file too large", write("huge.csv", strings.Repeat("#\n", pki.MaxBatchFile)), nil, []string{"huge.csv is over 4 MiB"}},
 		{"a FIFO", fifo, nil, []string{"not a regular file"}},
 		{"a missing file", filepath.Join(base, "none.csv"), nil, []string{"none.csv", "no such file"}},
+		{"a device named ca", write("ca.csv", "s1\nca\n"), []string{"--bundle-dir", out}, []string{"ca.csv:2: ", `a device named "ca"`}},
+		{"a device named manifest.json", write("om.csv", "s1\nmanifest.json\n"), []string{"--bundle-dir", filepath.Join(base, "om")}, []string{"om.csv:2: ", "in place of the batch's manifest.json"}},
 		{"p12 without bundles", good, []string{"--p12"}, []string{"add --bundle-dir DIR"}},
+		{"an empty bundle directory", good, []string{"--bundle-dir", ""}, []string{`--bundle-dir "": give a directory`}},
 		{"unknown format", good, []string{"--bundle-dir", out, "--format", "der"}, []string{`--format "der": use c-header`}},
 		{"bundles in the pki", good, []string{"--bundle-dir", filepath.Join(dir, "bundles")}, []string{"inside the pki directory"}},
 		{"--host with --batch", good, []string{"--host", "x.example"}, []string{"--host is not for --batch", "san column"}},
@@ -193,4 +197,43 @@ func TestPKIIssueBatchServe(t *testing.T) {
 	}
 	waitFor(t, got, "hello from dev-b", "mosquitto_sub with dev-a's bundle")
 	stopWithin(t, cmd.Process, syscall.SIGTERM, 10*time.Second)
+}
+
+// TestPKIIssueBatchNextIsQuoted: a device name with shell syntax ($( ),
+// backquotes) is quoted in the printed Next: commands, and the export
+// command pasted into a shell exports that device and runs nothing else.
+func TestPKIIssueBatchNextIsQuoted(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "pki")
+	if code, _, e := runCLI(t, "", "pki", "init", "--dir", dir, "--host", "localhost"); code != 0 {
+		t.Fatal(e)
+	}
+	name := "$(touch ran)x`touch ran2`"
+	csv := filepath.Join(base, "d.csv")
+	os.WriteFile(csv, []byte(name+"\n"), 0o644)
+	code, out, e := runCLI(t, "", "pki", "issue", "client", "--dir", dir, "--batch", csv)
+	if code != 0 {
+		t.Fatal(e)
+	}
+	_, next, ok := strings.Cut(out, "e.g. ")
+	if !ok || !strings.Contains(next, "'"+name+"'") {
+		t.Fatalf("the name is not quoted:\n%s", out)
+	}
+	sh := exec.Command("sh", "-c", strings.Replace(strings.TrimSpace(next), "mqttctl", mqttctlBin, 1))
+	sh.Dir = base
+	if o, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", next, err, o)
+	}
+	for _, f := range []string{"ran", "ran2"} {
+		if _, err := os.Stat(filepath.Join(base, f)); err == nil {
+			t.Errorf("pasting the Next: command ran a command of the name (%s)", f)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(base, name+".pem")); err != nil {
+		t.Errorf("the Next: command did not export the device: %v", err)
+	}
+	code, out, e = runCLI(t, "", "pki", "issue", "client", "--dir", dir, "--batch", csv, "--bundle-dir", filepath.Join(base, "out"))
+	if code != 1 || !strings.Contains(e, "is already in index.yaml") || !strings.Contains(e, "mqttctl pki renew '"+name+"'") {
+		t.Errorf("exit %d, want the renew command quoted:\n%s%s", code, out, e)
+	}
 }

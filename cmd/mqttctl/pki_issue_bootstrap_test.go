@@ -30,7 +30,7 @@ func TestBootstrapCertificateIsNoIdentity(t *testing.T) {
 	runSteps(t, []cliStep{
 		{name: "issue bootstrap", args: []string{"pki", "issue", "bootstrap", "boot-1", "--dir", p}, out: []string{"bootstrap certificate", "CN=boot-1"}},
 		{name: "check knows the profile", args: []string{"pki", "check", "--dir", p}, out: []string{"bootstrap/boot-1.crt: bootstrap: key matches; usages clientAuth"}, absent: []string{"ERROR", "WARN"}},
-		{name: "renew says where it goes", args: []string{"pki", "renew", "boot-1", "--dir", p}, out: []string{"factory image"}},
+		{name: "renew refuses it (a factory window is not stretched to a year)", args: []string{"pki", "renew", "boot-1", "--dir", p}, code: 1, errOut: []string{"is a bootstrap certificate: it is not renewed", "mqttctl pki issue bootstrap boot-1 --dir " + p + " --force"}},
 		{name: "list shows its profile", args: []string{"pki", "list", "--dir", p}, out: []string{"boot-1", "bootstrap"}},
 		{name: "sign refuses the profile", args: []string{"pki", "sign", "--dir", p, "--profile", "bootstrap", "--out", filepath.Join(dir, "x.crt"), filepath.Join(p, "clients", "alice.crt")}, code: 1},
 		{name: "rabbitmq makes no user of it", args: []string{"config", "rabbitmq", "--pki", p, "--mode", "mtls", "--node", "rabbit1=localhost:8883", "--out", filepath.Join(dir, "rabbit")},

@@ -60,12 +60,10 @@ connected); mosquitto on SIGHUP. Clients need their new certificate copied over
 			for _, a := range rep.Actions {
 				switch {
 				case a.Verb != "renewed":
-				case strings.HasPrefix(a.What, string(pki.ProfileBootstrap)):
-					fmt.Fprintf(s.Out, "Put %s (and its key with --rekey) into the factory image; the old one works until it expires.\n", a.Path)
 				case strings.HasPrefix(a.What, string(pki.ProfileClient)):
 					fmt.Fprintf(s.Out, "Copy %s (and its key with --rekey) to the device; the old one works until it expires.\n", a.Path)
 				default:
-					fmt.Fprintf(s.Out, "mqttctl serve uses %s at once, clients stay connected; mosquitto after kill -HUP $(pidof mosquitto).\n", a.Path)
+					fmt.Fprintf(s.Out, "mqttctl serve uses %s at once, clients stay connected; mosquitto after SIGHUP (mqttctl reload mosquitto -c FILE checks, signals and confirms).\n", a.Path)
 				}
 			}
 			return nil

@@ -16,7 +16,8 @@ func newPKIRevokeCmd(s *streams, f *pkiFlags) *cobra.Command {
 		Short: "Revoke a certificate and rewrite the CRL (what openssl ca -revoke and -gencrl did)",
 		Long: `revoke marks a certificate revoked in index.yaml (date and reason) and rewrites
 pki/crl.pem, signed by the CA that issued it. mqttctl serve with crlfile picks the
-new CRL up by itself; mosquitto reads it on SIGHUP (kill -HUP its pid).
+new CRL up by itself; mosquitto reads it on SIGHUP (mqttctl reload mosquitto -c
+FILE checks the files, then signals it).
 
 NAME is the name the certificate was issued under (pki list shows it). It
 revokes every certificate of that name still valid: the current one and the
@@ -90,5 +91,5 @@ func printCRL(s *streams, info *pki.CRLInfo) {
 	}
 	fmt.Fprintf(s.Out, "Wrote %s: CRL number %d, %d revoked, next update %s (rewrite it before: mqttctl pki crl)\n",
 		info.Path, info.Number, info.Revoked, info.NextUpdate.Format(time.DateOnly))
-	fmt.Fprintln(s.Out, "mqttctl serve picks it up by itself; mosquitto on SIGHUP (kill -HUP $(pidof mosquitto)).")
+	fmt.Fprintln(s.Out, "mqttctl serve picks it up by itself; mosquitto on SIGHUP (mqttctl reload mosquitto -c FILE checks, signals and confirms).")
 }

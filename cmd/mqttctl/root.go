@@ -87,7 +87,7 @@ secured MQTT deployment, checks them, and can run the broker itself.`,
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
-	root.AddCommand(newPKICmd(s), newPasswdCmd(s), newACLCmd(s), newConfigCmd(s), newServeCmd(s), newEnrollCmd(s), newAgentCmd(s), newUpCmd(s), newCheckCmd(s), newBenchCmd(s), newVersionCmd(s))
+	root.AddCommand(newPKICmd(s), newPasswdCmd(s), newACLCmd(s), newConfigCmd(s), newServeCmd(s), newEnrollCmd(s), newAgentCmd(s), newUpCmd(s), newCheckCmd(s), newReloadCmd(s), newBenchCmd(s), newVersionCmd(s))
 	for _, c := range root.Commands() {
 		requireSubcommand(c)
 	}

@@ -136,9 +136,21 @@ func ReadRegular(path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if int64(len(data)) > max {
-		return nil, refused{fmt.Sprintf("%s is over %d MiB, larger than any file of its kind: it is not the right file", path, max>>20)}
+		return nil, refused{fmt.Sprintf("%s is over %s, larger than any file of its kind: it is not the right file", path, SizeText(max))}
 	}
 	return data, nil
+}
+
+// SizeText is n bytes in words: whole MiB or KiB when it is a multiple
+// of them, else bytes (never "0 MiB" for a limit under a MiB).
+func SizeText(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // resolve follows symbolic links from path to the file they name, which

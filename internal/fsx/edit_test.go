@@ -89,3 +89,26 @@ func TestEditRefusesDevicesAndHugeFiles(t *testing.T) {
 		t.Error("a refused edit left a lock file")
 	}
 }
+
+// TestReadRegularSaysTheLimit: a file over a limit under a MiB is refused
+// naming the limit in KiB or bytes, never "over 0 MiB" (finding 18b: a
+// 64 KiB token file said "big.tok is over 0 MiB").
+func TestReadRegularSaysTheLimit(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big.tok")
+	os.WriteFile(p, make([]byte, 70<<10), 0o600)
+	for max, want := range map[int64]string{64 << 10: "is over 64 KiB", 1000: "is over 1000 bytes", 4 << 20: "", 32 << 10: "is over 32 KiB"} {
+		_, err := ReadRegular(p, max)
+		if want == "" {
+			if err != nil {
+				t.Errorf("limit %d: %v", max, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("limit %d: %v, want %q", max, err, want)
+		}
+	}
+	if got := SizeText(4 << 20); got != "4 MiB" {
+		t.Errorf("SizeText(4 MiB) = %q", got)
+	}
+}

@@ -247,7 +247,7 @@ func (t *Txn) commitJournaled() error {
 		return ErrCrashed
 	}
 	syncDir(base)
-	if err := replay(t.Journal, j.Ops, t.crashed, t.SyncOnce); err != nil {
+	if _, err := replay(t.Journal, j.Ops, t.crashed, t.SyncOnce); err != nil {
 		if errors.Is(err, ErrCrashed) {
 			return err
 		}
@@ -260,60 +260,65 @@ func (t *Txn) commitJournaled() error {
 // directories and removes the journal. Each step can be repeated: a rename
 // whose temporary file is gone was done, and removing a missing file is
 // not an error. With once, the directories are synced in one pass
-// (syncAll).
-func replay(journalPath string, ops []journalOp, crashed func(string) bool, once bool) error {
+// (syncAll). It returns the targets that are lost: neither the temporary
+// file nor the target is there (removed by someone else after the
+// journal was placed, e.g. a bundle directory outside deleted).
+func replay(journalPath string, ops []journalOp, crashed func(string) bool, once bool) (lost []string, err error) {
 	base, err := filepath.Abs(filepath.Dir(journalPath))
 	if err != nil {
-		return fmt.Errorf("journal %s: %w", journalPath, err)
+		return nil, fmt.Errorf("journal %s: %w", journalPath, err)
 	}
 	for _, op := range ops {
 		path := absIn(base, op.Path)
 		if op.Remove {
 			if crashed("remove " + path) {
-				return ErrCrashed
+				return nil, ErrCrashed
 			}
 			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("remove %s: %w", path, err)
+				return nil, fmt.Errorf("remove %s: %w", path, err)
 			}
 			continue
 		}
 		tmp := absIn(base, op.Tmp)
 		if _, err := os.Lstat(tmp); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+				lost = append(lost, path)
+			}
 			continue
 		}
 		if crashed("rename " + path) {
-			return ErrCrashed
+			return nil, ErrCrashed
 		}
 		if err := os.Rename(tmp, path); err != nil {
-			return fmt.Errorf("place %s: %w", path, err)
+			return nil, fmt.Errorf("place %s: %w", path, err)
 		}
 		// Renaming a file onto a hard link of itself does nothing.
 		os.Remove(tmp)
 	}
 	if once {
 		if crashed("sync all " + base) {
-			return ErrCrashed
+			return nil, ErrCrashed
 		}
 		if err := syncAll(nil, opDirs(base, ops)); err != nil {
-			return err
+			return nil, err
 		}
 	} else {
 		for _, d := range opDirs(base, ops) {
 			if crashed("sync " + d) {
-				return ErrCrashed
+				return nil, ErrCrashed
 			}
 			syncDir(d)
 		}
 	}
 	if crashed("remove journal " + journalPath) {
-		return ErrCrashed
+		return nil, ErrCrashed
 	}
 	if err := os.Remove(journalPath); err != nil {
-		return fmt.Errorf("remove journal %s: %w", journalPath, err)
+		return nil, fmt.Errorf("remove journal %s: %w", journalPath, err)
 	}
 	os.Remove(journalPath + ".prepare")
 	syncDir(base)
-	return nil
+	return lost, nil
 }
 
 // Recover completes the change recorded in the journal at path, if there
@@ -322,22 +327,32 @@ func replay(journalPath string, ops []journalOp, crashed func(string) bool, once
 // reading the files it changes. crash is the Txn.Crash test hook (nil in
 // use).
 func Recover(path string, canRemove func(rel string) bool, crash func(step string) bool) ([]string, error) {
+	done, _, err := RecoverLost(path, canRemove, crash)
+	return done, err
+}
+
+// RecoverLost is Recover that also returns the files of the change that
+// are lost: their temporary files were removed (with the directory that
+// held them) after the change was decided, so that neither they nor the
+// files they were to become exist. done lists every file of the change,
+// the lost ones too.
+func RecoverLost(path string, canRemove func(rel string) bool, crash func(step string) bool) (done, lost []string, err error) {
 	data, err := ReadRegular(path, MaxJournal)
 	if errors.Is(err, fs.ErrNotExist) {
 		cleanPrepared(path)
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read journal: %w", err)
+		return nil, nil, fmt.Errorf("read journal: %w", err)
 	}
 	var j journal
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&j); err != nil {
-		return nil, fmt.Errorf("%s is not a journal this mqttctl reads (%v): %s", path, err, journalFix(path))
+		return nil, nil, fmt.Errorf("%s is not a journal this mqttctl reads (%v): %s", path, err, journalFix(path))
 	}
 	if j.Version != journalVersion {
-		return nil, fmt.Errorf("%s has version %d; this mqttctl reads version %d (a newer mqttctl wrote it): %s", path, j.Version, journalVersion, journalFix(path))
+		return nil, nil, fmt.Errorf("%s has version %d; this mqttctl reads version %d (a newer mqttctl wrote it): %s", path, j.Version, journalVersion, journalFix(path))
 	}
 	// Only what Commit writes is done: a rename of a temporary file made
 	// beside its target for it, and removals inside the journal's
@@ -358,20 +373,21 @@ func Recover(path string, canRemove func(rel string) bool, crash func(step strin
 			if op.Remove {
 				what = "remove " + op.Path
 			}
-			return nil, fmt.Errorf("%s has a step mqttctl does not write (%s), so it was not written by mqttctl: %s", path, what, journalFix(path))
+			return nil, nil, fmt.Errorf("%s has a step mqttctl does not write (%s), so it was not written by mqttctl: %s", path, what, journalFix(path))
 		}
 	}
 	if crash == nil {
 		crash = func(string) bool { return false }
 	}
-	if err := replay(path, j.Ops, crash, false); err != nil {
-		return nil, err
+	lost, err = replay(path, j.Ops, crash, false)
+	if err != nil {
+		return nil, nil, err
 	}
-	done := make([]string, 0, len(j.Ops))
+	done = make([]string, 0, len(j.Ops))
 	for _, op := range j.Ops {
 		done = append(done, absIn(base, op.Path))
 	}
-	return done, nil
+	return done, lost, nil
 }
 
 // CleanTemps removes the temporary files a Txn left in dirs when it was

@@ -343,3 +343,24 @@ func TestRecoverLargeJournal(t *testing.T) {
 		t.Errorf("the prepare file is left")
 	}
 }
+
+// TestRecoverLost: a target whose temporary file and file are both gone
+// when the journal is replayed (deleted after the change was decided) is
+// reported lost; one that was placed already is not.
+func TestRecoverLost(t *testing.T) {
+	dir, out := t.TempDir(), t.TempDir()
+	jp := filepath.Join(dir, "journal.json")
+	placed, gone, pending := filepath.Join(out, "placed"), filepath.Join(out, "gone"), filepath.Join(dir, "pending")
+	os.WriteFile(placed, []byte("x"), 0o600)
+	os.WriteFile(filepath.Join(dir, ".pending.tmp1"), []byte("y"), 0o600)
+	ops := []journalOp{{Tmp: filepath.Join(out, ".placed.tmp1"), Path: placed}, {Tmp: filepath.Join(out, ".gone.tmp1"), Path: gone}, {Tmp: ".pending.tmp1", Path: "pending"}}
+	data, _ := json.Marshal(journal{Version: journalVersion, Ops: ops})
+	os.WriteFile(jp, data, 0o600)
+	done, lost, err := RecoverLost(jp, anyRemove, nil)
+	if err != nil || len(done) != 3 || fmt.Sprint(lost) != fmt.Sprint([]string{gone}) {
+		t.Fatalf("RecoverLost: %v, done %v, lost %v", err, done, lost)
+	}
+	if b, _ := os.ReadFile(pending); string(b) != "y" {
+		t.Errorf("the pending rename was not done")
+	}
+}

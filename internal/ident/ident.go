@@ -96,3 +96,25 @@ func Validate(name string) error {
 	}
 	return nil
 }
+
+// ValidateNew is Validate for a name that is being given to a new identity
+// (a certificate issued, a key and CSR made, an enrolment token, a user
+// added to a password file): it also refuses a name that starts with '-'
+// (a command would read it as an option: mqttctl pki revoke -rf), '=' or
+// '@' (a spreadsheet opening a CSV of names, the factory's tokens.csv,
+// would run it as a formula; '+' is refused anywhere). Names that already
+// exist (read from a file, a certificate, a device's directory) are
+// checked with Validate, so that what an earlier mqttctl made keeps
+// working.
+func ValidateNew(name string) error {
+	if err := Validate(name); err != nil {
+		return err
+	}
+	switch name[0] {
+	case '-':
+		return errs.New(fmt.Sprintf("name %q starts with '-': commands would read it as an option; start it with a letter or digit", name), ErrInvalid)
+	case '=', '@':
+		return errs.New(fmt.Sprintf("name %q starts with %q: a spreadsheet opening a CSV of names (tokens.csv) would run it as a formula; start it with a letter or digit", name, name[0]), ErrInvalid)
+	}
+	return nil
+}

@@ -62,3 +62,32 @@ func TestCheckText(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateNew: a new name may not start with '-', '=' or '@' (an
+// option to a command, a formula to a spreadsheet); Validate, for names
+// that exist already, still accepts them.
+func TestValidateNew(t *testing.T) {
+	for _, ok := range []string{"alice", "sensor-01", "a=b", "a@example", "a-"} {
+		if err := ValidateNew(ok); err != nil {
+			t.Errorf("ValidateNew(%q) = %v", ok, err)
+		}
+	}
+	for _, tt := range []struct{ name, want string }{
+		{"-rf", "starts with '-'"},
+		{"=HYPERLINK(A1)", "formula"},
+		{"@SUM(1)", "formula"},
+		{"+1", "'+'"},
+		{"a/b", "'/'"},
+		{"", "empty"},
+	} {
+		err := ValidateNew(tt.name)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrInvalid) {
+			t.Errorf("ValidateNew(%q) = %v, want an ErrInvalid saying %q", tt.name, err, tt.want)
+		}
+		if tt.name != "" && tt.name[0] != '+' && !strings.Contains(tt.name, "/") {
+			if err := Validate(tt.name); err != nil {
+				t.Errorf("Validate(%q) = %v: an existing name must still be read", tt.name, err)
+			}
+		}
+	}
+}

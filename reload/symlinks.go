@@ -1,0 +1,84 @@
+package reload
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/mqttctl/mqttctl/confgen"
+)
+
+// mosquitto 2.1 opens its ACL and password files without following a
+// symlink (O_NOFOLLOW) unless MOSQUITTO_UNSAFE_ALLOW_SYMLINKS is set, and
+// quits when it cannot read them on SIGHUP: a Kubernetes secret (acl ->
+// ..data/acl) stops it.
+
+var versionLine = regexp.MustCompile(`mosquitto version (\d+)\.(\d+)`)
+
+// followsSymlinks reports whether the broker process pid reads ACL and
+// password files through symlinks: mosquitto before 2.1, or 2.1 with
+// MOSQUITTO_UNSAFE_ALLOW_SYMLINKS in its environment. The version is what
+// the process's own binary prints for -h. Where that cannot be learnt, it
+// reports true (mqttctl knows no better than before).
+func followsSymlinks(ctx context.Context, pid int) (bool, string) {
+	proc := filepath.Join("/proc", strconv.Itoa(pid))
+	env, err := os.ReadFile(filepath.Join(proc, "environ"))
+	if err != nil {
+		return true, ""
+	}
+	for _, kv := range bytes.Split(env, []byte{0}) {
+		if bytes.HasPrefix(kv, []byte("MOSQUITTO_UNSAFE_ALLOW_SYMLINKS=")) {
+			return true, ""
+		}
+	}
+	exe, err := os.Readlink(filepath.Join(proc, "exe"))
+	if err != nil {
+		return true, ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "-h")
+	for _, kv := range bytes.Split(env, []byte{0}) { // its environment (LD_LIBRARY_PATH, ...)
+		if len(kv) > 0 {
+			cmd.Env = append(cmd.Env, string(kv))
+		}
+	}
+	out, _ := cmd.CombinedOutput() // exits 3 after the usage
+	m := versionLine.FindSubmatch(out)
+	if m == nil {
+		return true, ""
+	}
+	major, _ := strconv.Atoi(string(m[1]))
+	minor, _ := strconv.Atoi(string(m[2]))
+	v := string(m[1]) + "." + string(m[2])
+	return major < 2 || major == 2 && minor < 1, v
+}
+
+// symlinkProblems are the ACL and password files that are symlinks, for a
+// broker that does not follow them.
+func symlinkProblems(r *confgen.Resolved, pid int, version string) []confgen.Diagnostic {
+	var ds []confgen.Diagnostic
+	seen := map[string]bool{}
+	check := func(path string, pos confgen.Pos, opt string) {
+		if path == "" || seen[path] {
+			return
+		}
+		seen[path] = true
+		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			ds = append(ds, confgen.Diagnostic{Pos: pos, Msg: fmt.Sprintf(
+				"%s: %s is a symlink, which mosquitto %s (pid %d) does not follow without MOSQUITTO_UNSAFE_ALLOW_SYMLINKS: on SIGHUP it would quit; set that variable in the broker's environment, or name the file itself",
+				opt, path, version, pid)})
+		}
+	}
+	for _, l := range r.Listeners {
+		check(l.Security.ACLFile, l.Security.ACLFilePos, "acl_file")
+		check(l.Security.PasswordFile, l.Security.PasswordFilePos, "password_file")
+	}
+	return ds
+}
