@@ -4,25 +4,16 @@
 // certificate (simplereenroll, TLS client authentication) once the renew
 // point of the certificate's lifetime has passed.
 //
-// The device directory holds, for the device NAME:
-//
-//	ca.crt                       the CA the EST server and the broker are trusted through
-//	NAME.crt, NAME.key           the current pair (the key 0600)
-//	NAME.prev.crt, NAME.prev.key the pair the last renewal replaced
-//	NAME.new.crt, NAME.new.key   a new pair being checked (only during a run)
-//	NAME.next.key                the new key a request asked a certificate for
-//	                             (from before the request until the swap: a
-//	                             run after a lost answer asks for it again)
-//	.agent-journal.json          the swap's redo journal (only during a swap)
-//
-// A swap is one fsx.Txn with a redo journal: the new certificate (and key)
-// and the previous pair are written to synced temporary files first, then
-// the journal records every rename, then the renames are done. A kill -9
-// before the journal is in place leaves the old pair in place (the next run
-// removes the temporary files and renews again); after it, the next run
-// completes the renames before anything else. No step leaves the directory
-// without a pair that matches and verifies, once the next run has
-// recovered.
+// The device directory holds, for the device NAME, ca.crt (the CA the EST
+// server and the broker are trusted through) and the pairs in the layout
+// of pairs.go: NAME.crt and NAME.key (and NAME.prev.crt, NAME.prev.key) are
+// symbolic links through one pointer, NAME.current, to a directory per
+// certificate, NAME.pairs/SERIAL/. A renewal writes the new pair into
+// NAME.pairs/next/ (the key before the request is sent, the certificate as
+// soon as the server answers), checks it, and switches NAME.current in one
+// rename: at every step a kill -9 can stop it at, NAME.crt and NAME.key are
+// the old pair or the new one, never one of each, and the next run installs
+// a pair the server issued to the stopped run (and runs --exec).
 package agent
 
 import (
@@ -43,12 +34,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/mqttctl/mqttctl/diagnose"
 	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/internal/ident"
+	"github.com/mqttctl/mqttctl/pki"
 )
 
 // Files of the device directory.
@@ -144,6 +137,10 @@ func (o Outcome) String() string {
 	return [...]string{"not due", "enrolled", "renewed"}[o]
 }
 
+// errClock: an issued certificate starts too far after the device's
+// clock; it is kept until the clock is set.
+var errClock = errors.New("this device's clock is behind")
+
 // Kinds of failures (errors.Is).
 var (
 	// ErrRefused: the EST server refused the request (401, 403): retrying
@@ -152,6 +149,11 @@ var (
 	// ErrUnreachable: the server could not be reached or failed (network,
 	// 5xx, 429): retrying later may.
 	ErrUnreachable = errors.New("the EST server is unreachable")
+	// ErrUntrusted: the EST server's certificate does not verify against
+	// the CA file, or is not for its name: nothing was sent.
+	ErrUntrusted = errors.New("the EST server is not trusted")
+	// ErrRevoked: the server refused to renew a revoked certificate.
+	ErrRevoked = errors.New("the certificate is revoked")
 	// ErrNeedToken: no certificate, or one the server no longer renews,
 	// and no token.
 	ErrNeedToken = errors.New("a new enrolment token is needed")
@@ -191,34 +193,125 @@ func FindName(dir string) (string, error) {
 	case 1:
 		return names[0], nil
 	case 0:
+		if _, err := os.Stat(dir); err != nil {
+			return "", fmt.Errorf("the device directory %s: %w", dir, err)
+		}
+		crts, _ := filepath.Glob(filepath.Join(dir, "*.crt"))
+		for _, c := range crts {
+			n := strings.TrimSuffix(filepath.Base(c), ".crt")
+			if n+".crt" != CAFile && !strings.HasSuffix(n, ".prev") && !strings.HasSuffix(n, ".new") {
+				return "", fmt.Errorf("%s is there but not its key %s.key: restore the key, or move the certificate away to enrol again", c, n)
+			}
+		}
 		return "", fmt.Errorf("%s holds no certificate and key (NAME.crt, NAME.key): give the device's name (the token's name) to enrol", dir)
 	}
 	return "", fmt.Errorf("%s holds %d pairs (%s): give the device's name", dir, len(names), strings.Join(names, ", "))
 }
 
-// recoverDir completes an interrupted swap, or removes what a run stopped
-// before its journal left (temporary and staged files). Called under the
-// directory's lock.
-func (o *Options) recoverDir() error {
-	canRemove := func(rel string) bool {
-		return !strings.Contains(rel, "/") && (strings.HasSuffix(rel, ".new.crt") || strings.HasSuffix(rel, ".new.key") || strings.HasSuffix(rel, nextKeySuffix))
+// maxSkew is how far in the future an issued certificate may start (the
+// device's clock behind the server's) and still be installed, with a
+// warning.
+const maxSkew = 10 * time.Minute
+
+// recoverDir finishes what a stopped run left, under the directory's lock:
+// temporary links and files are removed, plain NAME.crt and NAME.key are
+// moved into the layout of links, and a pair the server issued (the next
+// pair, or a pair directory no pointer names yet) is installed, as the
+// renewal (or enrolment) it is: --exec runs. done reports that it
+// installed a pair or ran a pending --exec.
+func (o *Options) recoverDir(name string, roots *x509.CertPool) (Outcome, bool, error) {
+	if _, err := os.Lstat(o.path(JournalFile)); err == nil {
+		return NotDue, false, fmt.Errorf("%s is the journal of an older mqttctl agent's interrupted swap: check that %s.crt and %s.key match (mqttctl agent status; %s.prev.crt and .prev.key are the pair before), then remove it", o.path(JournalFile), name, name, name)
 	}
-	done, err := fsx.Recover(o.path(JournalFile), canRemove, o.Crash)
-	if err != nil {
-		return err
-	}
-	if len(done) > 0 {
-		o.Log.Warn("completed an interrupted swap", "files", len(done))
-		return nil
-	}
+	o.cleanLinks(name)
 	fsx.CleanTemps(o.Dir)
-	staged, _ := filepath.Glob(filepath.Join(o.Dir, "*.new.*"))
-	for _, f := range staged {
-		if strings.HasSuffix(f, ".new.crt") || strings.HasSuffix(f, ".new.key") {
-			os.Remove(f)
+	for _, f := range []string{".new.crt", ".new.key"} {
+		os.Remove(o.path(name + f))
+	}
+	if err := o.migrate(name); err != nil {
+		return NotDue, false, err
+	}
+	// The links an interrupted run did not make (NAME.crt last: a
+	// certificate without its key is the user's, and is reported).
+	_, err := os.Lstat(o.pairOf(name, "").crt)
+	if err := o.ensureLinks(name, errors.Is(err, fs.ErrNotExist)); err != nil {
+		return NotDue, false, err
+	}
+	cur, err := o.target(name, "current")
+	if err != nil {
+		return NotDue, false, err
+	}
+	prev, err := o.target(name, "previous")
+	if err != nil {
+		return NotDue, false, err
+	}
+	var old *held
+	if cur != "" {
+		if old, err = loadPair(o.pairOf(name, "")); err != nil {
+			return NotDue, false, err
 		}
 	}
-	return nil
+	outcome := Renewed
+	if old == nil {
+		outcome = Enrolled
+	}
+	// Pairs issued but not installed: the next one, or one renamed into
+	// place whose pointer was not switched.
+	var srcs []string
+	if _, err := os.Lstat(o.nextPair(name).crt); err == nil {
+		srcs = append(srcs, nextDir)
+	}
+	entries, _ := os.ReadDir(o.pairsDir(name))
+	for _, e := range entries {
+		if n := e.Name(); e.IsDir() && serialDir.MatchString(n) && n != cur && n != prev {
+			srcs = append(srcs, n)
+		}
+	}
+	for _, src := range srcs {
+		d := filepath.Join(o.pairsDir(name), src)
+		h, err := loadPair(pair{filepath.Join(d, name+".crt"), filepath.Join(d, name+".key")})
+		if err == nil {
+			err = o.acceptable(name, roots, append([]*x509.Certificate{h.cert}, h.chain...), h.key, old)
+		}
+		if errors.Is(err, errClock) {
+			return NotDue, true, err
+		}
+		if err != nil {
+			if src == nextDir {
+				// The certificate is no use; its key is kept for the
+				// next request.
+				o.Log.Warn("a staged certificate is not installed", "file", filepath.Join(d, name+".crt"), "reason", err.Error())
+				os.Remove(filepath.Join(d, name+".crt"))
+			}
+			continue
+		}
+		if err := o.activate(name, src, serial(h.cert), outcome); err != nil {
+			return NotDue, false, err
+		}
+		o.Log.Warn("installed the pair an interrupted run was given", "name", name, "serial", serial(h.cert), "not_after", h.cert.NotAfter.UTC().Format(time.RFC3339))
+		o.spendToken(outcome)
+		return outcome, true, o.runExec(name)
+	}
+	if b, err := fsx.ReadRegular(o.execMarker(name), 64); err == nil {
+		o.Log.Warn("an interrupted run installed a new pair; running --exec now")
+		out := parseOutcome(string(b))
+		o.spendToken(out)
+		if err := o.collect(name); err != nil {
+			return NotDue, false, err
+		}
+		return out, true, o.runExec(name)
+	}
+	return NotDue, false, o.collect(name)
+}
+
+// spendToken removes the token file after an enrolment.
+func (o *Options) spendToken(out Outcome) {
+	if out != Enrolled || o.TokenFile == "" {
+		return
+	}
+	if err := os.Remove(o.TokenFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		o.Log.Warn("the token is spent but its file could not be removed: remove it", "file", o.TokenFile, "error", err.Error())
+	}
 }
 
 // Once runs one pass: it enrols when the directory has no certificate,
@@ -227,16 +320,18 @@ func (o *Options) recoverDir() error {
 func Once(ctx context.Context, o Options) (Outcome, error) {
 	o.defaults()
 	if u, err := url.Parse(o.EST); err != nil || u.Scheme != "https" || u.Host == "" {
-		return NotDue, fmt.Errorf("the EST server %q is not https://HOST:PORT", o.EST)
+		return NotDue, fmt.Errorf("the EST server %q is not https://HOST:PORT", Printable(o.EST))
+	} else if u.User != nil {
+		return NotDue, fmt.Errorf("the EST server https://%s... holds a user name or password: the agent authenticates with its token file or its certificate, and a secret in a command line is visible to every user of the machine; give https://%s", u.Host, u.Host)
+	}
+	if st, err := os.Stat(o.Dir); err == nil && st.Mode().Perm()&0o022 != 0 {
+		return NotDue, fmt.Errorf("%s is writable by others than its owner (mode %04o): whoever can write it can replace the device's key; chmod 700 %s", o.Dir, st.Mode().Perm(), o.Dir)
 	}
 	unlock, err := fsx.LockDir(o.Dir)
 	if err != nil {
 		return NotDue, err
 	}
 	defer unlock()
-	if err := o.recoverDir(); err != nil {
-		return NotDue, err
-	}
 	roots, err := readCA(o.CAFile)
 	if err != nil {
 		return NotDue, err
@@ -250,9 +345,23 @@ func Once(ctx context.Context, o Options) (Outcome, error) {
 	if err := ident.Validate(name); err != nil {
 		return NotDue, fmt.Errorf("device name %q: %w", name, err)
 	}
+	for _, f := range []string{o.pairOf(name, "").key, o.TokenFile} {
+		if st, err := os.Stat(f); f != "" && err == nil && st.Mode().Perm()&0o077 != 0 {
+			o.Log.Warn("a secret is readable by others than its owner: chmod 600 it (the agent writes its keys 0600)", "file", f, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
+		}
+	}
+	if out, done, err := o.recoverDir(name, roots); done || err != nil {
+		return out, err
+	}
 	cur := o.pairOf(name, "")
 	h, err := loadPair(cur)
 	if errors.Is(err, fs.ErrNotExist) {
+		if other, ferr := FindName(o.Dir); ferr == nil && other != name {
+			return NotDue, fmt.Errorf("%s holds the pair of %q: a device directory holds one device's pair, and every later run would have to be told which; enrol %q into a directory of its own (--dir), or move %s.crt and %s.key away first", o.Dir, other, name, other, other)
+		}
+		if _, kerr := os.Lstat(cur.key); kerr == nil {
+			return NotDue, fmt.Errorf("%s is there without its certificate %s: the enrolment would replace that key; restore %s, or move the key away to enrol with a new one", cur.key, cur.crt, filepath.Base(cur.crt))
+		}
 		return o.enrol(ctx, name, roots, nil)
 	}
 	if err != nil {
@@ -275,7 +384,7 @@ func Once(ctx context.Context, o Options) (Outcome, error) {
 		return o.enrol(ctx, name, roots, h)
 	}
 	if !expired && strings.Contains(err.Error(), "revoked") {
-		return NotDue, fmt.Errorf("the certificate %s (serial %s) is revoked: it cannot renew, and the pair is left as it is; the device enrols again with a new token (mqttctl enroll token create %s on the CA): %w", cur.crt, serial(h.cert), name, err)
+		return NotDue, kindError{ErrRevoked, fmt.Sprintf("the certificate %s (serial %s) is revoked: it cannot renew, and the pair is left as it is; the device enrols again with a new token (mqttctl enroll token create %s on the CA): %v", cur.crt, serial(h.cert), name, err), err}
 	}
 	if !expired {
 		return NotDue, err
@@ -299,7 +408,9 @@ func (o *Options) enrol(ctx context.Context, name string, roots *x509.CertPool, 
 	if err != nil {
 		return NotDue, err
 	}
-	key, err := o.nextKey(name)
+	// The key is on disk before the token is spent: a run stopped after
+	// the server answered finds it, and the certificate, at its next start.
+	key, err := o.stageKey(name, true, nil)
 	if err != nil {
 		return NotDue, err
 	}
@@ -309,28 +420,20 @@ func (o *Options) enrol(ctx context.Context, name string, roots *x509.CertPool, 
 	}
 	certs, err := o.post(ctx, "simpleenroll", csr, roots, nil, name, tok)
 	if err != nil {
-		o.dropNextKey(name, err)
 		return NotDue, err
 	}
-	if err := o.install(name, roots, certs, key, old); err != nil {
+	if err := o.install(name, roots, certs, key, old, Enrolled); err != nil {
 		return NotDue, err
 	}
 	o.Log.Info("enrolled", "name", name, "serial", serial(certs[0]), "not_after", certs[0].NotAfter.UTC().Format(time.RFC3339))
-	if err := os.Remove(o.TokenFile); err != nil {
-		o.Log.Warn("the token is spent but its file could not be removed: remove it", "file", o.TokenFile, "error", err.Error())
-	}
+	o.spendToken(Enrolled)
 	return Enrolled, o.runExec(name)
 }
 
 func (o *Options) renew(ctx context.Context, name string, roots *x509.CertPool, h *held) (Outcome, error) {
-	key := h.key
-	var newk crypto.Signer
-	if o.Rekey {
-		k, err := o.nextKey(name)
-		if err != nil {
-			return NotDue, err
-		}
-		key, newk = k, k
+	key, err := o.stageKey(name, o.Rekey, h)
+	if err != nil {
+		return NotDue, err
 	}
 	csr, err := makeCSR(key, nil, h.cert.RawSubject)
 	if err != nil {
@@ -338,150 +441,119 @@ func (o *Options) renew(ctx context.Context, name string, roots *x509.CertPool, 
 	}
 	certs, err := o.post(ctx, "simplereenroll", csr, roots, h, "", "")
 	if err != nil {
-		if newk != nil {
-			o.dropNextKey(name, err)
-		}
 		return NotDue, err
 	}
-	if err := o.install(name, roots, certs, newk, h); err != nil {
+	if err := o.install(name, roots, certs, key, h, Renewed); err != nil {
 		return NotDue, err
 	}
 	o.Log.Info("renewed", "name", name, "serial", serial(certs[0]), "not_after", certs[0].NotAfter.UTC().Format(time.RFC3339), "previous", serial(h.cert))
 	return Renewed, o.runExec(name)
 }
 
-// install checks the issued chain (it verifies against the CA, names the
-// device, holds the key), stages it beside the current pair, checks that
-// it logs into the broker when asked, and swaps. newKey is nil when the
-// key stays.
-func (o *Options) install(name string, roots *x509.CertPool, certs []*x509.Certificate, newKey crypto.Signer, old *held) error {
-	key := newKey
-	if key == nil {
-		key = old.key
-	}
-	certs = leafFirst(certs, key)
+// acceptable checks an issued chain (leaf first) for key: it verifies
+// against the CA for client authentication, names the device and holds
+// the key. A certificate that starts up to maxSkew after the device's
+// clock is accepted with a warning about the clock.
+func (o *Options) acceptable(name string, roots *x509.CertPool, certs []*x509.Certificate, key crypto.Signer, old *held) error {
 	leaf := certs[0]
-	if err := verifyLeaf(leaf, certs[1:], roots, name, key, o.Now()); err != nil {
-		return fmt.Errorf("the EST server's answer: %w", err)
-	}
-	if old != nil && newKey == nil && leaf.Subject.String() != old.cert.Subject.String() {
-		return fmt.Errorf("the EST server's answer names %q, the current certificate %q", leaf.Subject, old.cert.Subject)
-	}
-	cur, staged := o.pairOf(name, ""), o.pairOf(name, ".new")
-	crtPEM := encodeCerts(certs)
-	var keyPEM []byte
-	if newKey != nil {
-		var err error
-		if keyPEM, err = encodeKey(newKey); err != nil {
+	at := o.Now()
+	if ahead := leaf.NotBefore.Sub(at); ahead > maxSkew {
+		if err := verifyLeaf(leaf, certs[1:], roots, name, key, leaf.NotBefore); err != nil {
 			return err
 		}
+		return fmt.Errorf("%w: the certificate starts at %s, %s after this device's clock (%s): it is kept in %s; set the device's clock (NTP) and run again to install it", errClock, leaf.NotBefore.UTC().Format(time.RFC3339), ahead.Round(time.Second), at.UTC().Format(time.RFC3339), filepath.Dir(o.nextPair(name).crt))
+	} else if ahead > 0 {
+		o.Log.Warn("the certificate starts after this device's clock: the clock is behind; set it (NTP)", "not_before", leaf.NotBefore.UTC().Format(time.RFC3339), "clock", at.UTC().Format(time.RFC3339))
+		at = leaf.NotBefore
 	}
-	// Stage beside the old pair (no journal: a crash leaves files the next
-	// run removes).
-	st := fsx.Txn{Crash: o.Crash}
-	if err := st.Add(staged.crt, crtPEM, 0o644, true); err != nil {
+	if err := deviceCert(leaf); err != nil {
 		return err
 	}
-	checkKey := cur.key
-	if keyPEM != nil {
-		if err := st.Add(staged.key, keyPEM, 0o600, true); err != nil {
-			st.Abort()
-			return err
-		}
-		checkKey = staged.key
-	}
-	if err := st.Commit(); err != nil {
+	if err := verifyLeaf(leaf, certs[1:], roots, name, key, at); err != nil {
 		return err
 	}
-	// The staged files as written must verify too.
-	if h, err := loadPair(pair{staged.crt, checkKey}); err != nil {
-		return fmt.Errorf("the new pair as written: %w", err)
-	} else if err := verifyLeaf(h.cert, nil, roots, name, h.key, o.Now()); err != nil {
+	if life := leaf.NotAfter.Sub(leaf.NotBefore); life < minLifetime {
+		return fmt.Errorf("it is valid for only %s (%s to %s), under %s: the EST server's --days is not a device certificate's lifetime", life.Round(time.Second), leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339), minLifetime)
+	}
+	if left := leaf.NotAfter.Sub(at); left < minLifetime {
+		return fmt.Errorf("it ends at %s, in %s, under %s from now", leaf.NotAfter.UTC().Format(time.RFC3339), left.Round(time.Second), minLifetime)
+	}
+	if old != nil && leaf.SerialNumber.Cmp(old.cert.SerialNumber) == 0 {
+		return fmt.Errorf("it is the current certificate again (serial %s), not a new one", serial(leaf))
+	}
+	if old != nil && leaf.NotAfter.Before(old.cert.NotAfter) {
+		return fmt.Errorf("it ends at %s, before the current certificate (%s): it would shorten the device's validity", leaf.NotAfter.UTC().Format(time.RFC3339), old.cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if old != nil && leaf.Subject.String() != old.cert.Subject.String() {
+		return fmt.Errorf("it names %q, the current certificate %q", leaf.Subject, old.cert.Subject)
+	}
+	return nil
+}
+
+// minLifetime is the shortest lifetime, and the shortest time left, of a
+// certificate the agent installs.
+const minLifetime = time.Hour
+
+// deviceCert checks that c is a device's client certificate: not a CA, for
+// client authentication (the extended key usage named), for signatures,
+// and not a bootstrap certificate.
+func deviceCert(c *x509.Certificate) error {
+	switch {
+	case c.IsCA:
+		return errors.New("it is a CA certificate (CA:TRUE), not a device's")
+	case !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageClientAuth):
+		return errors.New("it is not for TLS client authentication (no clientAuth extended key usage)")
+	case c.KeyUsage&x509.KeyUsageDigitalSignature == 0:
+		return errors.New("its key usage lacks digitalSignature, which a TLS client's key needs")
+	case pki.IsBootstrap(c):
+		return fmt.Errorf("it is a bootstrap certificate (OU %s), which only enrols, not a device's", pki.BootstrapOU)
+	}
+	return nil
+}
+
+// install checks the issued chain, writes it beside its key in the next
+// pair (the key is there already), checks that it logs into the broker
+// when asked, and switches the pointer to it.
+func (o *Options) install(name string, roots *x509.CertPool, certs []*x509.Certificate, key crypto.Signer, old *held, outcome Outcome) error {
+	certs = leafFirst(certs, key)
+	clockErr := o.acceptable(name, roots, certs, key, old)
+	if clockErr != nil && !errors.Is(clockErr, errClock) {
+		return fmt.Errorf("the EST server's answer: %w", clockErr)
+	}
+	next := o.nextPair(name)
+	var files []fileData
+	if old != nil && key == old.key {
+		// The key stays (a key an earlier --rekey run staged is replaced).
+		files = append(files, fileData{name + ".key", old.keyPEM, 0o600})
+	}
+	files = append(files, fileData{name + ".crt", encodeCerts(certs), 0o644})
+	if err := o.writeDirect(filepath.Dir(next.crt), files...); err != nil {
+		return err
+	}
+	if clockErr != nil {
+		return clockErr
+	}
+	// The files as written must verify too.
+	h, err := loadPair(next)
+	if err == nil {
+		err = o.acceptable(name, roots, append([]*x509.Certificate{h.cert}, h.chain...), h.key, old)
+	}
+	if err != nil {
+		os.Remove(next.crt)
 		return fmt.Errorf("the new pair as written: %w", err)
 	}
 	if o.Check != "" {
-		if err := o.checkBroker(staged.crt, checkKey); err != nil {
-			os.Remove(staged.crt)
-			os.Remove(staged.key)
-			return err
+		if err := o.checkBroker(next.crt, next.key); err != nil {
+			if old != nil {
+				os.Remove(next.crt)
+				return fmt.Errorf("%w; the old pair is kept", err)
+			}
+			// The token is spent: the pair the server issued is the only
+			// one the device can have.
+			o.Log.Warn("the new pair is installed although it could not log into the broker: there is no older pair to keep, and the token is spent", "url", o.Check, "reason", err.Error())
 		}
 	}
-	// The swap: the previous pair kept, the new one in place, the staged
-	// files removed, all or nothing.
-	t := fsx.Txn{Journal: o.path(JournalFile), Crash: o.Crash}
-	if old != nil {
-		prev := o.pairOf(name, ".prev")
-		if err := t.Add(prev.crt, old.crtPEM, 0o644, true); err != nil {
-			return err
-		}
-		if err := t.Add(prev.key, old.keyPEM, 0o600, true); err != nil {
-			t.Abort()
-			return err
-		}
-	}
-	if err := t.Add(cur.crt, crtPEM, 0o644, true); err != nil {
-		t.Abort()
-		return err
-	}
-	if keyPEM != nil {
-		if err := t.Add(cur.key, keyPEM, 0o600, true); err != nil {
-			t.Abort()
-			return err
-		}
-		t.Remove(staged.key)
-	}
-	t.Remove(staged.crt)
-	if next := o.path(name + nextKeySuffix); fileExists(next) {
-		t.Remove(next)
-	}
-	return t.Commit()
-}
-
-// nextKeySuffix names the key a request asks a certificate for
-// (NAME.next.key), kept from before the request until the swap.
-const nextKeySuffix = ".next.key"
-
-// nextKey returns the new key a request asks a certificate for: the one
-// a run before kept (its answer lost, or its swap interrupted), or a new
-// one, written to NAME.next.key (0600) before it is sent. The EST server
-// answers a repeated request for the key of the certificate it issued
-// with that certificate again, and the swap removes the file.
-func (o *Options) nextKey(name string) (crypto.Signer, error) {
-	p := o.path(name + nextKeySuffix)
-	if data, err := fsx.ReadRegular(p, 1<<20); err == nil {
-		if k, err := ParseKey(data); err == nil {
-			return k, nil
-		}
-	}
-	k, err := newKey()
-	if err != nil {
-		return nil, err
-	}
-	pem, err := encodeKey(k)
-	if err != nil {
-		return nil, err
-	}
-	t := fsx.Txn{Crash: o.Crash}
-	if err := t.Add(p, pem, 0o600, true); err != nil {
-		return nil, err
-	}
-	if err := t.Commit(); err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-// dropNextKey removes NAME.next.key after the server refused the request
-// (no certificate was issued for it); after a lost answer it stays.
-func (o *Options) dropNextKey(name string, err error) {
-	if errors.Is(err, ErrRefused) {
-		os.Remove(o.path(name + nextKeySuffix))
-	}
-}
-
-func fileExists(p string) bool {
-	_, err := os.Lstat(p)
-	return err == nil
+	return o.activate(name, nextDir, serial(h.cert), outcome)
 }
 
 func (o *Options) checkBroker(crt, key string) error {
@@ -489,18 +561,20 @@ func (o *Options) checkBroker(crt, key string) error {
 	defer cancel()
 	rep, err := diagnose.Check(ctx, diagnose.Options{URL: o.Check, CAFile: o.CAFile, CertFile: crt, KeyFile: key, Timeout: 10 * time.Second})
 	if err != nil {
-		return fmt.Errorf("checking the new pair at %s: %w; the old pair is kept", o.Check, err)
+		return fmt.Errorf("checking the new pair at %s: %w", o.Check, err)
 	}
 	if !rep.OK() {
 		var b strings.Builder
 		rep.WriteText(&b)
-		return fmt.Errorf("the new pair cannot log into %s; the old pair is kept:\n%s", o.Check, strings.TrimSpace(b.String()))
+		return fmt.Errorf("the new pair cannot log into %s:\n%s", o.Check, strings.TrimSpace(b.String()))
 	}
 	o.Log.Info("the new pair logs into the broker", "url", o.Check)
 	return nil
 }
 
 func (o *Options) runExec(name string) error {
+	os.Remove(o.execMarker(name))
+	syncDir(o.Dir)
 	if o.Exec == "" {
 		return nil
 	}

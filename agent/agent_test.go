@@ -6,9 +6,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/mqttctl/mqttctl/enroll"
 	"github.com/mqttctl/mqttctl/internal/fsx"
+	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
 
@@ -229,9 +232,19 @@ func TestRefusals(t *testing.T) {
 		kind  error
 		text  string
 	}{
-		{"no token, no certificate", func(o *Options) { o.Name = "dev-2" }, ErrNeedToken, "enrols with the token the factory made"},
+		{"no token, no certificate", func(o *Options) { o.Name, o.Dir = "dev-2", f.emptyDir(t) }, ErrNeedToken, "enrols with the token the factory made"},
+		{"a second identity", func(o *Options) { o.Name, o.TokenFile = "dev-2", f.token("dev-2", false) }, nil, `holds the pair of "dev-1"`},
+		{"a key without its certificate", func(o *Options) {
+			o.Name, o.Dir, o.TokenFile = "dev-2", f.emptyDir(t), f.token("dev-2", true)
+			os.WriteFile(filepath.Join(o.Dir, "dev-2.key"), []byte("the key of an application\n"), 0o600)
+			t.Cleanup(func() {
+				if b, _ := os.ReadFile(filepath.Join(o.Dir, "dev-2.key")); string(b) != "the key of an application\n" || len(snapshot(t, o.Dir)) != 2 {
+					t.Errorf("the key was replaced, or files written: %q %v", b, snapshot(t, o.Dir))
+				}
+			})
+		}, nil, "without its certificate"},
 		{"a wrong token", func(o *Options) {
-			o.Name = "dev-2"
+			o.Name, o.Dir = "dev-2", f.emptyDir(t)
 			o.TokenFile = filepath.Join(f.dev, "wrong")
 			os.WriteFile(o.TokenFile, []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"), 0o600)
 		}, ErrRefused, "wrong, used, revoked or expired"},
@@ -240,25 +253,27 @@ func TestRefusals(t *testing.T) {
 			other.Init(pki.InitOptions{Hosts: []string{"localhost"}})
 			o.CAFile = filepath.Join(other.Path, pki.RootCertFile)
 			f.clock.set(due)
-		}, ErrRefused, "does not verify"},
+		}, ErrUntrusted, "does not verify"},
 		{"revoked", func(o *Options) {
 			if _, _, err := f.pki.Revoke(pki.RevokeOptions{Name: "dev-1"}); err != nil {
 				t.Fatal(err)
 			}
 			f.clock.set(due)
-		}, ErrRefused, "revoked"},
+		}, ErrRevoked, "revoked"},
 	} {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
 			before := snapshot(t, f.dev)
 			o := f.opts("dev-1")
 			c.setup(&o)
 			out, err := Once(context.Background(), o)
-			if !errors.Is(err, c.kind) || !strings.Contains(err.Error(), c.text) {
+			if err == nil || (c.kind != nil && !errors.Is(err, c.kind)) || !strings.Contains(err.Error(), c.text) {
 				t.Fatalf("%v %v, want %v %q", out, err, c.kind, c.text)
 			}
 			after := snapshot(t, f.dev)
-			delete(after, "wrong")
-			delete(before, "wrong")
+			for _, n := range []string{"wrong", "token"} {
+				delete(after, n)
+				delete(before, n)
+			}
 			if len(before) != len(after) {
 				t.Errorf("files changed: %v -> %v", before, after)
 			}
@@ -358,6 +373,15 @@ func TestExecFailure(t *testing.T) {
 	if err := f.workingPair("dev-1", ""); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// emptyDir is a device directory holding only ca.crt.
+func (f *fixture) emptyDir(t *testing.T) string {
+	d := filepath.Join(t.TempDir(), "device")
+	os.Mkdir(d, 0o700)
+	ca, _ := os.ReadFile(filepath.Join(f.dev, CAFile))
+	os.WriteFile(filepath.Join(d, CAFile), ca, 0o644)
+	return d
 }
 
 // snapshot maps the names of dir's files to their contents.
@@ -475,69 +499,123 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-// TestCrashAtEveryWriteStep stops a renewal, as kill -9 would, before each
-// step that changes the disk: at every stop the device holds a working
-// pair (the current one, or else the previous one), and the next run
-// leaves a working current pair, renewed, with nothing left behind.
+// TestCrashAtEveryWriteStep stops an enrolment and a renewal, as kill -9
+// would, before each step that changes the disk: at every stop the current
+// pair, NAME.crt and NAME.key as an application reads them, verifies and
+// matches (after an enrolment started, none or the new one), and the next
+// run, with the same command line, leaves a working current pair, renewed
+// (or enrolled), runs --exec and leaves nothing behind. A stop before the
+// answer was written is a lost answer: the next run asks again for the
+// staged key, and the server answers the same certificate (finding 9).
 func TestCrashAtEveryWriteStep(t *testing.T) {
-	for _, c := range []struct{ rekey, renewedBefore bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
-		// setup enrols (and renews once: a .prev pair exists, as on a
+	// plain: NAME.crt and NAME.key copied into the directory by hand.
+	type variant struct{ enrol, rekey, renewedBefore, plain bool }
+	for _, c := range []variant{{true, false, false, false}, {false, false, false, false}, {false, false, true, false}, {false, true, false, false}, {false, true, true, false}, {false, true, false, true}} {
+		// setup enrols (and renews once: a previous pair exists, as on a
 		// device that renewed before) and moves the clock past the renew
-		// point.
+		// point; for an enrolment, it makes a token.
 		setup := func(t *testing.T) (*fixture, *Status, Options) {
 			f := newFixture(t, 1, 0)
+			if c.enrol {
+				o := f.opts("dev-1")
+				o.TokenFile = f.token("dev-1", false)
+				o.Exec = "echo ran >> " + filepath.Join(t.TempDir(), "exec")
+				return f, nil, o
+			}
 			st := f.enrol("dev-1")
 			if c.renewedBefore {
 				f.renewAgain(t, st)
 				st = f.status("dev-1")
 			}
+			if c.plain {
+				f.plainCopy(t, "dev-1")
+			}
 			f.clock.set(time.Until(st.RenewAt) + time.Minute)
 			o := f.opts("dev-1")
 			o.Rekey = c.rekey
+			o.Exec = "echo ran >> " + filepath.Join(t.TempDir(), "exec")
 			return f, st, o
 		}
-		// Count the steps of one renewal.
+		want := Renewed
+		if c.enrol {
+			want = Enrolled
+		}
+		// Count the steps of one run.
 		var steps []string
 		{
 			_, _, o := setup(t)
 			o.Crash = func(step string) bool { steps = append(steps, step); return false }
-			if out, err := Once(context.Background(), o); err != nil || out != Renewed {
+			if out, err := Once(context.Background(), o); err != nil || out != want {
 				t.Fatalf("%v %v", out, err)
 			}
 		}
-		if len(steps) < 10 {
+		if len(steps) < 6 {
 			t.Fatalf("only %d steps: %v", len(steps), steps)
 		}
 		for i, step := range steps {
 			verb, path, _ := strings.Cut(step, " ")
-			t.Run(fmt.Sprintf("rekey=%v,renewed_before=%v/%02d_%s_%s", c.rekey, c.renewedBefore, i, strings.ReplaceAll(verb, " ", "_"), filepath.Base(path)), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%+v/%02d_%s_%s", c, i, strings.ReplaceAll(verb, " ", "_"), filepath.Base(path)), func(t *testing.T) {
 				f, st, o := setup(t)
 				n := 0
 				o.Crash = func(string) bool { n++; return n > i }
 				if _, err := Once(context.Background(), o); !errors.Is(err, fsx.ErrCrashed) {
 					t.Fatalf("crash at %d (%s): %v", i, step, err)
 				}
-				cur, prev := f.workingPair("dev-1", ""), f.workingPair("dev-1", ".prev")
-				if cur != nil && prev != nil {
-					t.Fatalf("crash at %s: no working pair: current %v, previous %v", step, cur, prev)
+				// The current pair, as an application reads it.
+				if err := f.workingPair("dev-1", ""); err != nil && !(c.enrol && errors.Is(err, fs.ErrNotExist)) {
+					t.Fatalf("crash at %s: the current pair does not work: %v", step, err)
 				}
 				o.Crash = nil
 				out, err := Once(context.Background(), o)
-				if err != nil {
-					t.Fatalf("the run after a crash at %s: %v\n%s", step, err, f.log)
+				if err != nil || out != want {
+					t.Fatalf("the run after a crash at %s: %v %v, want %v\n%s", step, out, err, want, f.log)
 				}
 				nst := f.status("dev-1")
-				if nst.Serial == st.Serial || nst.Due || !nst.VerifiesAgainstCA {
+				if (st != nil && nst.Serial == st.Serial) || nst.Due || !nst.VerifiesAgainstCA || nst.Pending {
 					t.Fatalf("after a crash at %s and a run (%v): %+v", step, out, nst)
 				}
+				ran, _ := os.ReadFile(strings.TrimPrefix(o.Exec, "echo ran >> "))
+				if string(ran) != "ran\n" {
+					t.Errorf("--exec ran %q times after a crash at %s", ran, step)
+				}
+				if c.enrol {
+					if _, err := os.Stat(o.TokenFile); !errors.Is(err, fs.ErrNotExist) {
+						t.Errorf("the spent token file is still there: %v", err)
+					}
+				} else if err := f.workingPair("dev-1", ".prev"); err != nil || f.replaced(&Status{Cert: filepath.Join(f.dev, "dev-1.prev.crt"), Serial: st.Serial}) {
+					t.Errorf("the previous pair is not the one replaced: %v", err)
+				}
+				if m := mode(t, nst.Key); m != 0o600 {
+					t.Errorf("key mode %o", m)
+				}
 				for name := range snapshot(t, f.dev) {
-					if strings.Contains(name, ".new.") || strings.Contains(name, ".tmp") || strings.HasPrefix(name, JournalFile) {
+					if strings.Contains(name, ".new.") || strings.Contains(name, ".tmp") || strings.Contains(name, ".link") || strings.Contains(name, "exec-pending") {
 						t.Errorf("left behind: %s", name)
 					}
+				}
+				pairs, _ := os.ReadDir(filepath.Join(f.dev, "dev-1.pairs"))
+				if max := 2 - map[bool]int{true: 1}[c.enrol]; len(pairs) != max {
+					t.Errorf("%d pair directories, want %d", len(pairs), max)
 				}
 			})
 		}
 	}
+}
+
+// plainCopy replaces the device's pair by plain files, as copied by hand
+// from a pki directory.
+func (f *fixture) plainCopy(t *testing.T, name string) {
+	t.Helper()
+	crt, _ := os.ReadFile(filepath.Join(f.dev, name+".crt"))
+	key, _ := os.ReadFile(filepath.Join(f.dev, name+".key"))
+	entries, _ := os.ReadDir(f.dev)
+	for _, e := range entries {
+		if e.Name() != CAFile {
+			os.RemoveAll(filepath.Join(f.dev, e.Name()))
+		}
+	}
+	os.WriteFile(filepath.Join(f.dev, name+".crt"), crt, 0o644)
+	os.WriteFile(filepath.Join(f.dev, name+".key"), key, 0o600)
 }
 
 // renewAgain renews once (the clock past the renew point of st) and sets
@@ -550,16 +628,198 @@ func (f *fixture) renewAgain(t *testing.T, st *Status) {
 	}
 }
 
+// TestFirstEnrolmentKeepsWhatTheServerIssued: once the server has spent
+// the token on a certificate for the device's key, the certificate is
+// installed (a --check that fails, a device clock a few minutes behind) or
+// kept until it can be (a clock far behind), never thrown away.
+func TestFirstEnrolmentKeepsWhatTheServerIssued(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		check  bool
+		behind time.Duration // the device's clock behind the server's
+		first  string        // the first run fails with this ("" succeeds)
+		log    string
+	}{
+		{"check fails", true, 0, "", "there is no older pair to keep"},
+		{"clock 5 minutes behind", false, 5 * time.Minute, "", "the clock is behind"},
+		{"clock an hour behind", false, time.Hour, "set the device's clock (NTP) and run again", ""},
+	} {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			f := newFixture(t, 1, 0)
+			f.clock.set(c.behind) // the server's clock ahead
+			o := f.opts("dev-1")
+			o.Now = time.Now
+			o.TokenFile = f.token("dev-1", false)
+			if c.check {
+				o.Check = "mqtts://127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+			}
+			out, err := Once(context.Background(), o)
+			if c.first != "" {
+				if err == nil || !strings.Contains(err.Error(), c.first) {
+					t.Fatalf("%v %v, want %q", out, err, c.first)
+				}
+				if _, err := os.Stat(filepath.Join(f.dev, "dev-1.pairs", "next", "dev-1.crt")); err != nil {
+					t.Fatalf("the issued certificate is not kept: %v", err)
+				}
+				// The clock set, the next run installs it (the token is spent).
+				o.Now = f.clock.Now
+				out, err = Once(context.Background(), o)
+			}
+			if err != nil || out != Enrolled {
+				t.Fatalf("%v %v\n%s", out, err, f.log)
+			}
+			if !strings.Contains(f.log.String(), c.log) || strings.Contains(f.log.String(), "old pair is kept") {
+				t.Errorf("log:\n%s", f.log)
+			}
+			if err := f.workingPair("dev-1", ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(o.TokenFile); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the spent token file is still there: %v", err)
+			}
+		})
+	}
+}
+
+// TestMissingStagedFile: a file of an interrupted run removed by hand (a
+// careless rm) never leaves the current pair mismatched, and the last copy
+// of a staged key is never removed: the next run renews again with it.
+// (With the staged key gone, the server, which recorded the new
+// certificate, refuses the old one as replaced; the old pair stays.) A journal of the older agent is refused in
+// plain words, nothing changed.
+func TestMissingStagedFile(t *testing.T) {
+	for _, c := range []struct {
+		name, remove string
+		keyKept      bool
+	}{
+		{"certificate removed", "dev-1.crt", true},
+		{"key removed", "dev-1.key", false},
+	} {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			f := newFixture(t, 1, 0)
+			st := f.enrol("dev-1")
+			f.clock.set(time.Until(st.RenewAt) + time.Minute)
+			o := f.opts("dev-1")
+			o.Rekey = true
+			next := filepath.Join(f.dev, "dev-1.pairs", "next")
+			o.Crash = func(step string) bool { return step == "rename "+next }
+			if _, err := Once(context.Background(), o); !errors.Is(err, fsx.ErrCrashed) {
+				t.Fatal(err)
+			}
+			staged, _ := os.ReadFile(filepath.Join(next, "dev-1.key"))
+			os.Remove(filepath.Join(next, c.remove))
+			o.Crash = func(step string) bool {
+				// The staged key is used again, not replaced.
+				if got, _ := os.ReadFile(filepath.Join(next, "dev-1.key")); c.keyKept && strings.HasPrefix(step, "write ") && !bytes.Equal(got, staged) {
+					t.Errorf("the staged key was replaced before %s", step)
+				}
+				return false
+			}
+			out, err := Once(context.Background(), o)
+			if err := f.workingPair("dev-1", ""); err != nil {
+				t.Fatal(err)
+			}
+			if !c.keyKept {
+				// The only key of the certificate the server now holds
+				// as the device's is gone: the current pair, still
+				// working, is refused as replaced, and stays in place.
+				if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "replaced") || f.replaced(st) {
+					t.Fatalf("%v %v", out, err)
+				}
+				return
+			}
+			if err != nil || out != Renewed {
+				t.Fatalf("%v %v\n%s", out, err, f.log)
+			}
+			key, _ := os.ReadFile(filepath.Join(f.dev, "dev-1.key"))
+			if bytes.Equal(key, staged) != c.keyKept {
+				t.Errorf("the staged key installed: %v, want %v", bytes.Equal(key, staged), c.keyKept)
+			}
+		})
+	}
+	f := newFixture(t, 1, 0)
+	f.enrol("dev-1")
+	os.WriteFile(filepath.Join(f.dev, JournalFile), []byte(`{"version":1,"ops":[]}`), 0o600)
+	before := snapshot(t, f.dev)
+	if _, err := Once(context.Background(), f.opts("dev-1")); err == nil || !strings.Contains(err.Error(), "older mqttctl agent") {
+		t.Fatalf("a journal of the older agent: %v", err)
+	}
+	if after := snapshot(t, f.dev); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Error("files changed")
+	}
+}
+
+// TestPermissions: a device directory others can write is refused,
+// nothing written; a key or token file others can read is warned about,
+// and a key copied in at 0644 is 0600 once in the agent's layout.
+func TestPermissions(t *testing.T) {
+	f := newFixture(t, 1, 0)
+	f.enrol("dev-1")
+	f.plainCopy(t, "dev-1")
+	os.Chmod(filepath.Join(f.dev, "dev-1.key"), 0o644)
+	os.Chmod(f.dev, 0o777)
+	before := snapshot(t, f.dev)
+	if _, err := Once(context.Background(), f.opts("dev-1")); err == nil || !strings.Contains(err.Error(), "chmod 700") {
+		t.Fatalf("a 0777 device directory: %v", err)
+	}
+	if after := snapshot(t, f.dev); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Error("files changed")
+	}
+	os.Chmod(f.dev, 0o700)
+	o := f.opts("dev-1")
+	o.TokenFile = filepath.Join(f.dev, "token")
+	os.WriteFile(o.TokenFile, []byte("x\n"), 0o644)
+	os.Chmod(o.TokenFile, 0o644)
+	if out, err := Once(context.Background(), o); err != nil || out != NotDue {
+		t.Fatalf("%v %v", out, err)
+	}
+	for _, w := range []string{"dev-1.key mode=0644", "token mode=0644"} {
+		if !strings.Contains(f.log.String(), w) {
+			t.Errorf("no warning %q:\n%s", w, f.log)
+		}
+	}
+	if m := mode(t, filepath.Join(f.dev, "dev-1.key")); m != 0o600 {
+		t.Errorf("the key is %04o after the move into the layout", m)
+	}
+}
+
+// TestRekeyThenNot: a key staged by a --rekey run that stopped before its
+// answer does not stop a later run without --rekey (which keeps the key).
+func TestRekeyThenNot(t *testing.T) {
+	f := newFixture(t, 1, 0)
+	st := f.enrol("dev-1")
+	f.clock.set(time.Until(st.RenewAt) + time.Minute)
+	o := f.opts("dev-1")
+	o.Rekey = true
+	o.EST = "https://localhost:" + strconv.Itoa(testutil.FreePort(t)) // nobody there
+	if _, err := Once(context.Background(), o); !errors.Is(err, ErrUnreachable) {
+		t.Fatal(err)
+	}
+	oldKey, _ := os.ReadFile(st.Key)
+	o = f.opts("dev-1")
+	if out, err := Once(context.Background(), o); err != nil || out != Renewed {
+		t.Fatalf("%v %v\n%s", out, err, f.log)
+	}
+	if err := f.workingPair("dev-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if key, _ := os.ReadFile(st.Key); !bytes.Equal(key, oldKey) {
+		t.Error("the key changed without --rekey")
+	}
+}
+
 // TestEnrolAgainAfterALostAnswer: finding 9. An enrolment whose answer
-// the agent did not keep (it stopped before installing it: the same as a
-// lost response) is asked again with the same token for the key kept in
-// NAME.next.key, and the EST server answers the same certificate: the
-// device enrols (before: 401, the token used).
+// the agent did not keep (stopped before the certificate was written: the
+// same as a lost response) is asked again with the same token for the key
+// kept in NAME.pairs/next/, and the EST server answers the same
+// certificate: the device enrols (before: 401, the token used).
 func TestEnrolAgainAfterALostAnswer(t *testing.T) {
 	f := newFixture(t, 1, 0)
 	o := f.opts("dev-1")
 	o.TokenFile = f.token("dev-1", false)
-	o.Crash = func(step string) bool { return strings.Contains(step, ".new.crt") }
+	o.Crash = func(step string) bool {
+		return strings.HasPrefix(step, "write ") && strings.HasSuffix(step, "dev-1.crt")
+	}
 	if _, err := Once(context.Background(), o); !errors.Is(err, fsx.ErrCrashed) {
 		t.Fatalf("the first run: %v", err)
 	}
@@ -567,8 +827,8 @@ func TestEnrolAgainAfterALostAnswer(t *testing.T) {
 	if out, err := Once(context.Background(), o); err != nil || out != Enrolled {
 		t.Fatalf("the run after the lost answer: %v %v\n%s", out, err, f.log)
 	}
-	if _, err := os.Stat(filepath.Join(f.dev, "dev-1.next.key")); err == nil {
-		t.Error("dev-1.next.key left after the enrolment")
+	if _, err := os.Stat(filepath.Join(f.dev, "dev-1.pairs", "next")); err == nil {
+		t.Error("dev-1.pairs/next left after the enrolment")
 	}
 	if err := f.workingPair("dev-1", ""); err != nil {
 		t.Fatal(err)

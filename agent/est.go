@@ -13,8 +13,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/smallstep/pkcs7"
 
@@ -126,7 +130,11 @@ func readCA(path string) (*x509.CertPool, error) {
 }
 
 func readToken(path string) (string, error) {
-	data, err := fsx.ReadRegular(path, 64<<10)
+	const max = 64 << 10
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() > max {
+		return "", fmt.Errorf("the token file %s is %d bytes, over %d KiB: a token file holds one token on its first line; it is not the right file", path, st.Size(), max>>10)
+	}
+	data, err := fsx.ReadRegular(path, max)
 	if err != nil {
 		return "", fmt.Errorf("the token file: %w", err)
 	}
@@ -200,8 +208,14 @@ func (o *Options) post(ctx context.Context, op string, csr []byte, roots *x509.C
 	if err != nil {
 		var uerr x509.UnknownAuthorityError
 		var herr x509.HostnameError
-		if errors.As(err, &uerr) || errors.As(err, &herr) {
-			return nil, fmt.Errorf("%w: %s does not verify against %s: %v", ErrRefused, u.Host, o.CAFile, err)
+		var cerr x509.CertificateInvalidError
+		switch {
+		case errors.As(err, &uerr):
+			return nil, fmt.Errorf("%w: the certificate of %s does not verify against %s (%v): --est is not the EST server of this CA, or --cafile is not its CA", ErrUntrusted, u.Host, o.CAFile, uerr)
+		case errors.As(err, &herr):
+			return nil, fmt.Errorf("%w: the certificate of %s is not for the name %q (%v): give --est the name in the server's certificate", ErrUntrusted, u.Host, u.Hostname(), herr)
+		case errors.As(err, &cerr):
+			return nil, fmt.Errorf("%w: the certificate of %s is not valid for a TLS server at this device's time (%v)", ErrUntrusted, u.Host, cerr)
 		}
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, u.Host, err)
 	}
@@ -218,11 +232,15 @@ func (o *Options) post(ctx context.Context, op string, csr []byte, roots *x509.C
 		if len(reason) > 300 {
 			reason = reason[:300]
 		}
-		kind := ErrUnreachable
-		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadRequest {
-			kind = ErrRefused
+		reason = Printable(reason)
+		status := Printable(resp.Status)
+		switch c := resp.StatusCode; {
+		case c == http.StatusUnauthorized || c == http.StatusForbidden || c == http.StatusBadRequest:
+			return nil, fmt.Errorf("%w: %s answered %s to %s: %s", ErrRefused, u.Host, status, op, reason)
+		case c >= 500 || c == http.StatusTooManyRequests:
+			return nil, kindError{ErrUnreachable, fmt.Sprintf("the EST server failed: %s answered %s to %s: %s (a later attempt may succeed)", u.Host, status, op, reason), nil}
 		}
-		return nil, fmt.Errorf("%w: %s answered %s to %s: %s", kind, u.Host, resp.Status, op, reason)
+		return nil, fmt.Errorf("%s answered %s to %s, not an EST answer: %s: --est is https://HOST:PORT of the EST server (mqttctl enroll serve)", u.Host, status, op+" at "+endpoint, reason)
 	}
 	certs, err := DecodeCerts(body)
 	if err != nil {
@@ -253,3 +271,33 @@ func DecodeCerts(body []byte) ([]*x509.Certificate, error) {
 	}
 	return p7.Certificates, nil
 }
+
+// Printable escapes what a terminal or a journal would act on in text the
+// server sent (control characters, ESC sequences, CR and LF, invalid
+// UTF-8) as Go escapes (\x1b, \r, \n), the rest as it is.
+func Printable(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == ' ' || (unicode.IsPrint(r) && r != '\\'):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
+}
+
+// kindError is an error of kind (errors.Is) with its own words.
+type kindError struct {
+	kind error
+	msg  string
+	from error // the error it wraps, if any
+}
+
+func (e kindError) Error() string        { return e.msg }
+func (e kindError) Is(target error) bool { return target == e.kind }
+func (e kindError) Unwrap() error        { return e.from }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"time"
 )
@@ -85,7 +84,7 @@ type Status struct {
 	Due, Expired      bool
 	PrevSerial        string
 	PrevNotAfter      time.Time
-	Pending           bool // a swap's journal awaits the next run
+	Pending           bool // a pair issued to an interrupted run, or its --exec, awaits the next run
 	CAFile            string
 	VerifiesAgainstCA bool
 	VerifyError       string
@@ -116,9 +115,7 @@ func ReadStatus(dir, name string, renewAt float64, now time.Time) (*Status, erro
 	if p, err := loadPair(o.pairOf(name, ".prev")); err == nil {
 		st.PrevSerial, st.PrevNotAfter = serial(p.cert), p.cert.NotAfter
 	}
-	if _, err := os.Lstat(filepath.Join(dir, JournalFile)); err == nil {
-		st.Pending = true
-	}
+	st.Pending = isStaged(&o, name)
 	if roots, err := readCA(st.CAFile); err != nil {
 		st.VerifyError = err.Error()
 	} else if err := verifyLeaf(h.cert, h.chain, roots, name, h.key, now); err != nil {
@@ -150,7 +147,7 @@ func (s *Status) Describe(now time.Time) string {
 		out += fmt.Sprintf("previous:   serial %s, until %s\n", s.PrevSerial, f(s.PrevNotAfter))
 	}
 	if s.Pending {
-		out += "pending:    an interrupted swap: the next run completes it\n"
+		out += "pending:    an interrupted run was given a new pair: the next run installs it (and runs --exec)\n"
 	}
 	return out
 }

@@ -48,7 +48,9 @@ func newAgentCmd(s *streams) *cobra.Command {
 		Short: "Run on a device: enrol with a token, then renew the client certificate before it ends",
 		Long: `agent keeps a device's client certificate current with an EST server ('mqttctl
 enroll serve'). DIR holds ca.crt (the CA the server is trusted through, put
-there by the factory; or --cafile) and the device's pair NAME.crt and NAME.key.
+there by the factory; or --cafile) and the device's pair NAME.crt and NAME.key;
+a DIR others can write is refused, a key or token file others can read is
+warned about.
 
 With no certificate it makes a key (EC P-256, 0600) and a request with CN NAME
 (--name: the name the token was made for) and enrols with the token
@@ -58,13 +60,27 @@ Once the renew point of the certificate's lifetime has passed (--renew-at,
 66% by default) it re-enrols with the current certificate (simplereenroll,
 TLS client authentication), keeping the key unless --rekey.
 
-The new pair is written beside the old one (NAME.new.crt), checked (it
-verifies against ca.crt, names the device, holds the key; with --check URL it
-logs into that broker), then swapped in through a redo journal, the previous
-pair kept as NAME.prev.crt and NAME.prev.key: a crash at any step leaves a
-working pair, and the next run completes or redoes the swap. Then --exec runs
+Each pair is kept in a directory of its own, DIR/NAME.pairs/SERIAL/, and
+NAME.crt and NAME.key are symbolic links through one pointer, NAME.current
+(NAME.prev.crt and .prev.key through NAME.previous): applications read
+NAME.crt and NAME.key as before. A renewal writes the new pair into
+NAME.pairs/next/ (the key before the request is sent, the certificate as soon
+as the server answers), checks it (it verifies against ca.crt, names the
+device, holds the key, is a client certificate, not a CA or bootstrap one,
+lasts an hour or more, ends no earlier than the current one and is not it; with
+--check URL it logs into that broker), then
+switches NAME.current in one rename: NAME.crt and NAME.key name the old pair
+or the new one, never one of each, even after a kill -9 at any step; the next
+run installs a pair the server issued to a stopped run. A program that must
+not read the two files across a switch resolves NAME.current once and reads
+both files from that directory. Then --exec runs
 with sh -c (MQTTCTL_CERT, MQTTCTL_KEY and MQTTCTL_NAME in its environment);
 its failure is logged and the exit status is 1, the new pair in place.
+At the first enrolment the pair the server issued is installed even when
+--check fails (the token is spent; there is no older pair), and a
+certificate that starts up to 10 minutes after the device's clock is
+accepted with a warning about the clock (further: kept in NAME.pairs/next/
+until the clock is set).
 
 An expired certificate is renewed only within the server's
 --renew-after-expiry window; outside it the agent says so and enrols with a
@@ -75,7 +91,9 @@ the server cannot be reached, retries after 10s, 20s, ... up to 1h, with
 jitter. A refusal (revoked, a new token needed) exits 1.
 With --once (cron, systemd timers) the exit status is 0 when it enrolled or
 renewed, 3 when the certificate is not due, 1 when it failed.
---print-unit prints a systemd service running this command line.`,
+--print-unit prints a systemd service running this command line in the
+current directory (WorkingDirectory=, so that a relative --exec still names
+its file); a value with a control character is refused.`,
 		Example: `  # first boot: enrol with the token the factory put on the device
   mqttctl agent --dir /etc/mqttctl/device --est https://ca.example.com:8443 --name sensor-21 --token-file /etc/mqttctl/device/sensor-21.token --once
   # from cron or a systemd timer: renew when due (exit 3: not due), then reload the application
@@ -128,7 +146,7 @@ renewed, 3 when the certificate is not due, 1 when it failed.
 	fl.Var(&renewAt, "renew-at", "renew once this much of the certificate's lifetime has passed")
 	fl.BoolVar(&o.Rekey, "rekey", false, "make a new key at each renewal")
 	fl.StringVar(&o.Exec, "exec", "", "command run with sh -c after a renewal (e.g. 'systemctl reload myapp')")
-	fl.StringVar(&o.Check, "check", "", "before the swap, check that the new pair logs into this broker (mqtts://HOST:PORT)")
+	fl.StringVar(&o.Check, "check", "", "before the switch, check that the new pair logs into this broker (mqtts://HOST:PORT)")
 	fl.BoolVar(&once, "once", false, "one pass, for cron and timers: exit 0 renewed, 3 not due, 1 failed")
 	fl.BoolVar(&printUnit, "print-unit", false, "print a systemd service that runs this command")
 	fl.BoolVar(&verbose, "verbose", false, "log every pass, not only renewals and failures")
@@ -171,6 +189,14 @@ func printAgentUnit(s *streams, cmd *cobra.Command, dir string) error {
 		return ferr
 	}
 	abs, _ := filepath.Abs(dir)
-	fmt.Fprint(s.Out, agent.Unit(argv, abs))
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	unit, err := agent.Unit(argv, abs, wd)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(s.Out, unit)
 	return nil
 }

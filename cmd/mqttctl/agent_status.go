@@ -20,8 +20,8 @@ func newAgentStatusCmd(s *streams) *cobra.Command {
 		Long: `status reads the device directory without changing it and prints the
 device's name, its certificate's serial and validity, when the agent renews
 it (--renew-at, as given to the agent), whether it verifies against ca.crt
-and holds its key, the previous pair kept, and an interrupted swap the next
-run completes. It exits 1 when the pair does not verify.`,
+and holds its key, the previous pair kept, and a pair an interrupted run was
+given, which the next run installs. It exits 1 when the pair does not verify.`,
 		Example: `  mqttctl agent --dir /etc/mqttctl/device --est https://ca.example.com:8443 --name sensor-22 --token-file /etc/mqttctl/device/sensor-22.token --once
   mqttctl agent status --dir /etc/mqttctl/device`,
 		Args: cobra.NoArgs,

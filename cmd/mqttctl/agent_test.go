@@ -245,6 +245,8 @@ func TestAgentRenewsAcrossTheSwap(t *testing.T) {
 	runSteps(t, []cliStep{
 		{name: "server down", args: []string{"agent", "--dir", dev2, "--name", "dev-2", "--token-file", tok2, "--est", fmt.Sprintf("https://localhost:%d", testutil.FreePort(t)), "--once"},
 			code: 1, errOut: []string{"the EST server is unreachable"}},
+		{name: "a wrong token is not called revoked", args: []string{"agent", "--dir", dev2, "--name", "dev-2", "--token-file", tok2, "--est", e.est, "--once"},
+			code: 1, errOut: []string{"wrong, used, revoked or expired"}, absent: []string{"a revoked device cannot renew"}},
 	})
 	if _, err := os.Stat(tok2); err != nil {
 		t.Errorf("the token file went with a failed enrolment: %v", err)

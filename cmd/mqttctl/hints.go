@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -94,7 +93,7 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "give the token with --token-file FILE (its first line is the token; mqttctl enroll token create NAME prints one on the CA)"
 	case errors.Is(err, agent.ErrNoCA) && has("cafile"):
 		hint = "copy the pki's ca.crt into --dir, or give --cafile FILE"
-	case errors.Is(err, agent.ErrRefused) && strings.Contains(err.Error(), "revoked") && has("token-file"):
+	case errors.Is(err, agent.ErrRevoked) && has("token-file"):
 		hint = "a revoked device cannot renew: make it a new token on the CA (mqttctl enroll token create NAME --force) and give it with --token-file FILE"
 	case errors.Is(err, pki.ErrNotFound):
 		hint = "mqttctl pki list --dir " + shellWord(dir) + " shows every name and serial"
