@@ -38,7 +38,15 @@ func TestRevokeKilledBetweenRenames(t *testing.T) {
 		t.Run("rename_"+strconv.Itoa(when), func(t *testing.T) {
 			dir := newPKIDir(t, "--client", "dev1", "--client", "dev2", "--host", "localhost")
 			crlBefore, _ := os.ReadFile(filepath.Join(dir, "crl.pem"))
-			cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null", "-e", "inject=renameat:delay_enter=30000000:when="+strconv.Itoa(when),
+			// The renames after the journal: crl.pem, then index.yaml. The
+			// one to hold is chosen by its path (-P): strace counts `when=`
+			// per thread, and the Go runtime may make the second rename on
+			// another thread than the first (a full run then never held).
+			target := filepath.Join(dir, "crl.pem")
+			if when == 2 {
+				target = filepath.Join(dir, "index.yaml")
+			}
+			cmd := exec.Command(strace, "-f", "-qq", "-o", "/dev/null", "-P", target, "-e", "trace=renameat", "-e", "inject=renameat:delay_enter=30000000:when=1",
 				mqttctlBin, "pki", "revoke", "dev1", "--dir", dir, "--reason", "keyCompromise")
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
