@@ -97,6 +97,11 @@ func (s *state) leaf(r leafRequest) error {
 			return err
 		}
 	}
+	if r.profile == ProfileClient && !r.force {
+		if err := s.checkNewClientName(r.name, p.cert); err != nil {
+			return err
+		}
+	}
 	iss, err := s.issuer()
 	if err != nil {
 		return err
@@ -235,4 +240,28 @@ func (d *Dir) Issue(o IssueOptions) (*Report, error) {
 		return nil, err
 	}
 	return s.rep, nil
+}
+
+// checkNewClientName refuses, as a batch does at its line, a client name
+// that has an unused enrolment token (the device would enrol into a
+// refusal once the name has a certificate) or that differs only in case
+// from a certificate the index has (their files would be one file on a
+// case-insensitive file system). Force overrides both.
+func (s *state) checkNewClientName(name, certPath string) error {
+	tf, err := s.d.loadTokens()
+	if err != nil {
+		return err
+	}
+	now := s.d.now()
+	if i := tf.unused(name, now); i >= 0 {
+		return errs.New(fmt.Sprintf("%s has an unused enrolment token (until %s): the device would be refused when it enrols; revoke the token first (mqttctl enroll token revoke %s%s)",
+			name, tf.Tokens[i].Expires.Format(time.RFC3339), explain.ShellWord(name), pkiFlag(s.d.Path)), ErrNeedsForce)
+	}
+	want := filepath.ToSlash(certPath)
+	for _, e := range s.idx.Certificates {
+		if got := slot(e.Cert); got != want && foldName(got) == foldName(want) {
+			return errs.New(fmt.Sprintf("%s differs only in case from %s (%s): their files would be one file on a case-insensitive file system (a FAT USB stick, macOS); choose another name", name, e.Name, e.Cert), ErrNeedsForce)
+		}
+	}
+	return nil
 }

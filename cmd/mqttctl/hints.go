@@ -113,6 +113,8 @@ func withHint(cmd *cobra.Command, err error) error {
 			" a persistence_location this account can write (mqttctl config mosquitto ... --data-dir DIR writes one), or run the broker as the account that owns the directory"
 	case errors.Is(err, broker.ErrPersistenceNotWritable) && has("data-dir"):
 		hint = "give a --data-dir this account can write"
+	case errors.Is(err, pki.ErrNeedsForce) && has("force") && cmd.Name() == "issue":
+		hint = "or --force to issue it anyway"
 	case errors.Is(err, confgen.ErrNoFile) && cmd.Parent() != nil && cmd.Parent().Name() == "passwd":
 		hint = "create it with: mqttctl passwd add FILE USER"
 	case errors.As(err, &missing) && missing.Kind == "ACL":
