@@ -41,7 +41,7 @@ var (
 type Options struct {
 	Config  string        // mosquitto.conf
 	PIDFile string        // "": the config's pid_file
-	Confirm time.Duration // how long to wait for the new certificate; 0: 5 s
+	Confirm time.Duration // how long to wait for the new certificate; 0: 15 s (a loaded broker rereads its files slowly)
 }
 
 // Result is what Once did.
@@ -118,7 +118,7 @@ func Once(ctx context.Context, o Options) (*Result, error) {
 	}
 	wait := o.Confirm
 	if wait <= 0 {
-		wait = 5 * time.Second
+		wait = 15 * time.Second
 	}
 	served, err := confirm(ctx, r, wait)
 	res.Served = served
