@@ -145,14 +145,8 @@ func GenerateEMQX(o EMQXOptions) (map[string][]byte, []Diagnostic, error) {
 		return nil, nil, optErr("Mode", fmt.Sprintf("%q: use tls or mtls", o.Mode))
 	}
 	// Every value goes through hoconString.
-	var verr error
-	q := func(what, s string) string {
-		out, err := hoconString(what, s)
-		if err != nil && verr == nil {
-			verr = err
-		}
-		return out
-	}
+	c := checked{check: hoconString}
+	q := c.v
 	var b strings.Builder
 	var aclData []byte
 	fmt.Fprintf(&b, "# EMQX 5.8 configuration written by mqttctl config emqx (mode %s).\n", o.Mode)
@@ -212,8 +206,8 @@ authorization {
 	} else {
 		b.WriteString("# no ACL given: as mosquitto without acl_file, every authenticated client may publish and subscribe to every topic\n")
 	}
-	if verr != nil {
-		return nil, nil, verr
+	if c.err != nil {
+		return nil, nil, c.err
 	}
 	files := map[string][]byte{}
 	if aclData != nil {

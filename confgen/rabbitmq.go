@@ -132,14 +132,8 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 	for _, n := range o.Nodes {
 		// Every value goes through confValue: rabbitmq.conf has no quoting.
 		var b strings.Builder
-		var verr error
-		v := func(what, s string) string {
-			out, err := confValue(what, s)
-			if err != nil && verr == nil {
-				verr = err
-			}
-			return out
-		}
+		c := checked{check: confValue}
+		v := c.v
 		fmt.Fprintf(&b, "# RabbitMQ configuration of node %s@%s, written by mqttctl config rabbitmq (mode %s).\n", v("node name", n.Name), v("node host", n.Host), o.Mode)
 		// RabbitMQ takes an IP address here, never a host name: bind what
 		// was asked, the node's address if HOST is one, or (a bare port)
@@ -178,8 +172,8 @@ func GenerateRabbitMQ(o RabbitOptions) (*RabbitFiles, error) {
 			// makes no default guest user.
 			fmt.Fprintf(&b, "definitions.import_backend = local_filesystem\ndefinitions.local.path = %s\n", v("definitions path", o.Definitions))
 		}
-		if verr != nil {
-			return nil, verr
+		if c.err != nil {
+			return nil, c.err
 		}
 		f.Conf[n.Name] = []byte(b.String())
 		if o.Dir != "" {
@@ -321,14 +315,8 @@ const RabbitDistPort = 25672
 // distribution ports.
 func rabbitEnv(dir string, n RabbitNode, earlier int) ([]byte, error) {
 	var b strings.Builder
-	var verr error
-	v := func(what, s string) string {
-		out, err := confValue(what, s)
-		if err != nil && verr == nil {
-			verr = err
-		}
-		return out
-	}
+	c := checked{check: confValue}
+	v := c.v
 	env := filepath.Join(dir, n.Name, "rabbitmq-env.conf")
 	fmt.Fprintf(&b, "# Environment of RabbitMQ node %s@%s, written by mqttctl config rabbitmq.\n", n.Name, n.Host)
 	fmt.Fprintf(&b, "# As root: RABBITMQ_CONF_ENV_FILE=%s rabbitmq-server -detached\n", env)
@@ -342,8 +330,8 @@ func rabbitEnv(dir string, n RabbitNode, earlier int) ([]byte, error) {
 	if earlier > 0 {
 		fmt.Fprintf(&b, "# another node runs on %s: its own distribution port\nDIST_PORT=%d\n", n.Host, RabbitDistPort+earlier)
 	}
-	if verr != nil {
-		return nil, verr
+	if c.err != nil {
+		return nil, c.err
 	}
 	return []byte(b.String()), nil
 }

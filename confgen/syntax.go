@@ -12,6 +12,23 @@ import (
 // the reader is a rule or a setting injected), so a value is either written
 // as given or the generation stops with the reason.
 
+// checked applies one syntax's check to many values and keeps the first
+// error, so that a file can be written line by line and refused at the end
+// if any value could not be carried.
+type checked struct {
+	check func(what, v string) (string, error)
+	err   error
+}
+
+// v returns the value as the syntax carries it; a refusal is kept in c.err.
+func (c *checked) v(what, s string) string {
+	out, err := c.check(what, s)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return out
+}
+
 // confValue checks a value for RabbitMQ's rabbitmq.conf (sysctl-like
 // "key = value" lines parsed by cuttlefish, which has no quoting or
 // escaping): one token of letters, digits and . _ - / : @ only. what names
