@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mqttctl/mqttctl/confgen"
 )
 
 // ReachableDir returns a temporary directory that the mosquitto user can
@@ -27,10 +25,21 @@ func ReachableDir(t testing.TB) string {
 	return dir
 }
 
+// MosquittoConfig is a configuration StartMosquitto can run:
+// *confgen.Config is one. testutil sits below the packages it tests, so it
+// names only the methods it uses.
+type MosquittoConfig interface {
+	// Marshal is the mosquitto.conf text.
+	Marshal() []byte
+	// PrepareBroker refuses a config with errors and, run as root, gives
+	// group read access to the files it names below root.
+	PrepareBroker(group, root string) error
+}
+
 // StartMosquitto writes c to dir/mosquitto.conf, gives the mosquitto group
 // access to the files it names (as `mqttctl config mosquitto` does) and runs
 // the real mosquitto until the test ends. It returns mosquitto's log.
-func StartMosquitto(t testing.TB, dir string, c *confgen.Config) *SyncBuffer {
+func StartMosquitto(t testing.TB, dir string, c MosquittoConfig) *SyncBuffer {
 	t.Helper()
 	_, log := StartMosquittoProcess(t, dir, c)
 	return log
@@ -38,29 +47,15 @@ func StartMosquitto(t testing.TB, dir string, c *confgen.Config) *SyncBuffer {
 
 // StartMosquittoProcess is StartMosquitto that also returns the process
 // (to signal it).
-func StartMosquittoProcess(t testing.TB, dir string, c *confgen.Config) (*exec.Cmd, *SyncBuffer) {
+func StartMosquittoProcess(t testing.TB, dir string, c MosquittoConfig) (*exec.Cmd, *SyncBuffer) {
 	t.Helper()
 	bin := RequireBinary(t, "mosquitto")
-	r, ds := c.Resolve()
-	if confgen.HasErrors(ds) {
-		t.Fatal(ds)
-	}
 	conf := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(conf, c.Marshal(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if os.Geteuid() == 0 {
-		files := r.Files()
-		if r.Persistence && r.PersistenceLocation != "" {
-			if err := os.MkdirAll(r.PersistenceLocation, 0o770); err != nil {
-				t.Fatal(err)
-			}
-			os.Chmod(r.PersistenceLocation, 0o770)
-			files = append(files, strings.TrimSuffix(r.PersistenceLocation, "/"))
-		}
-		if _, err := confgen.GrantGroupAccess(files, "mosquitto", dir); err != nil {
-			t.Fatal(err)
-		}
+	if err := c.PrepareBroker("mosquitto", dir); err != nil {
+		t.Fatal(err)
 	}
 	cmd, log := Start(t, dir, bin, "-c", conf)
 	deadline := time.Now().Add(10 * time.Second)
