@@ -55,57 +55,33 @@ URL to another host fails, and without it check says so in a note.`,
 				}
 				o.Password = p
 			}
-			if cross && len(args) < 2 {
-				return errors.New("--cross needs two or more broker URLs (the cluster's nodes)")
-			}
-			ok := true
-			var reports []*diagnose.Report
-			for i, u := range args {
-				o.URL = u
-				r, err := diagnose.Check(cmd.Context(), o)
-				if err != nil {
-					return err
-				}
-				reports = append(reports, r)
-				ok = ok && r.OK()
+			n := 0
+			c, err := diagnose.CheckCluster(cmd.Context(), o, args, cross, func(r *diagnose.Report) {
 				if output != "json" {
-					if i > 0 {
+					if n++; n > 1 {
 						fmt.Fprintln(s.Out)
 					}
 					r.WriteText(s.Out)
 				}
-			}
-			var crossed []diagnose.CrossResult
-			if cross && ok {
-				res, err := diagnose.Cross(cmd.Context(), o, args)
-				if err != nil {
-					return err
-				}
-				crossed = res
-				if output != "json" {
-					fmt.Fprintln(s.Out)
-				}
-				for _, c := range res {
-					ok = ok && c.OK
-					if output != "json" {
-						if c.OK {
-							fmt.Fprintf(s.Out, "OK: published on %s, received on %s\n", c.From, c.To)
-						} else {
-							fmt.Fprintf(s.Out, "PROBLEM: published on %s, never received on %s: the nodes do not form one cluster (check its status: rabbitmqctl cluster_status), or the ACL lets the message through on one node only\n", c.From, c.To)
-						}
-					}
-				}
+			})
+			if err != nil {
+				return err
 			}
 			if output == "json" {
-				var v any = reports[0]
-				if len(args) > 1 {
-					v = map[string]any{"checks": reports, "cross": crossed}
+				var v any = c
+				if len(args) == 1 {
+					v = c.Checks[0]
 				}
 				if err := writeJSON(s, v); err != nil {
 					return err
 				}
+			} else if c.Cross != nil {
+				fmt.Fprintln(s.Out)
+				for _, x := range c.Cross {
+					fmt.Fprintln(s.Out, x)
+				}
 			}
-			if !ok {
+			if !c.OK() {
 				return exitError{1}
 			}
 			return nil
