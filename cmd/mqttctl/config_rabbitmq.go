@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -72,33 +71,20 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 				}
 				o.Nodes = append(o.Nodes, confgen.RabbitNode{Name: name, Host: host, MQTTPort: port})
 			}
-			switch o.Mode {
-			case "mtls":
-				if passwd != "" {
-					return errors.New("--passwd is for --mode tls: with certificate login a password in CONNECT would win over the certificate's identity")
-				}
+			users, usersWarnings, err := confgen.RabbitUsers(o.Mode, passwd, func() ([]string, error) {
 				entries, notes, err := (&pki.Dir{Path: o.PKIDir}).Entries()
 				if err != nil {
-					return err
+					return nil, err
 				}
 				for _, n := range notes {
 					fmt.Fprintf(s.Err, "note: %s\n", n)
 				}
-				for _, e := range entries {
-					if e.Profile == pki.ProfileClient && e.StatusAt(time.Now()) != "revoked" && e.ReplacedBy == "" && e.CN != "" {
-						o.Users = append(o.Users, e.CN)
-					}
-				}
-			case "tls":
-				if passwd == "" {
-					return errors.New("--mode tls needs --passwd FILE: its users become RabbitMQ users")
-				}
-				pf, err := confgen.ReadPasswordFile(passwd)
-				if err != nil {
-					return err
-				}
-				o.Users = pf.Users()
+				return pki.CertLoginUsers(entries), nil
+			})
+			if err != nil {
+				return err
 			}
+			o.Users = users
 			if o.Dir, err = filepath.Abs(out); err != nil {
 				return err
 			}
@@ -154,10 +140,7 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 			for _, p := range wrote {
 				fmt.Fprintf(s.Out, "Wrote %s\n", p)
 			}
-			if o.Mode == "mtls" {
-				f.Warnings = append(f.Warnings, "RabbitMQ does not read pki/crl.pem here: a client is locked out by having no user, so definitions.json leaves revoked clients out. After a revocation on a running cluster, delete the user too (rabbitmqctl delete_user CN); a CN reissued to a new certificate keeps its user, so the old certificate works until it expires")
-			}
-			for _, w := range f.Warnings {
+			for _, w := range append(f.Warnings, usersWarnings...) {
 				fmt.Fprintf(s.Out, "warning: %s\n", w)
 			}
 			if group != "none" && os.Geteuid() == 0 {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mqttctl/mqttctl/confgen"
 )
 
 // TestConfigRabbitMQRefusals: what config rabbitmq cannot write exactly is
@@ -66,6 +68,8 @@ func TestConfigRabbitMQRefusals(t *testing.T) {
 	// alone (every interface); an IP address HOST is bound as given.
 	if code, o, e := runCLI(t, "", base("--acl", acl, "--node", "rabbit1=localhost:8883", "--node", "rabbit2=localhost:8893", "--out", out)...); code != 0 {
 		t.Fatalf("config rabbitmq: %s%s", o, e)
+	} else if !strings.Contains(o, "warning: "+confgen.RabbitRevocationWarning+"\n") {
+		t.Errorf("certificate login without the warning that RabbitMQ reads no CRL:\n%s", o)
 	}
 	conf, _ := os.ReadFile(filepath.Join(out, "rabbit2", "rabbitmq.conf"))
 	if !strings.Contains(string(conf), "\nmqtt.listeners.ssl.default = 8893\n") {

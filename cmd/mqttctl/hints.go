@@ -115,6 +115,10 @@ func withHint(cmd *cobra.Command, err error) error {
 		hint = "give a --data-dir this account can write"
 	case errors.Is(err, pki.ErrNeedsForce) && has("force") && cmd.Name() == "issue":
 		hint = "or --force to issue it anyway"
+	case errors.Is(err, confgen.ErrPasswordFileWithCertLogin) && has("passwd"):
+		hint = "--passwd is for --mode tls: leave it out, or use --mode tls for password login"
+	case errors.Is(err, confgen.ErrNeedsPasswordFile) && has("passwd"):
+		hint = "--mode tls needs --passwd FILE: its users become RabbitMQ users"
 	case errors.Is(err, confgen.ErrNoFile) && cmd.Parent() != nil && cmd.Parent().Name() == "passwd":
 		hint = "create it with: mqttctl passwd add FILE USER"
 	case errors.As(err, &missing) && missing.Kind == "ACL":
