@@ -111,7 +111,7 @@ text, as mosquitto_passwd makes) is reported at its line, and nothing is written
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.PKIDir, "pki", "pki", "pki directory (ca.crt, server.crt, server.key)")
-	fl.StringVar(&o.Mode, "mode", "tls", "tls (one-way, passwords); mtls is refused (EMQX cannot check pki/crl.pem)")
+	addModeFlag(cmd, &o.Mode, "tls", "tls (one-way, passwords); mtls is refused (EMQX cannot check pki/crl.pem)")
 	fl.StringVar(&o.PasswordFile, "passwd", "", "mosquitto password file to convert into users.json (required)")
 	fl.StringVar(&o.ACLFile, "acl", "", "mosquitto ACL file to carry over as acl.conf")
 	fl.StringVar(&o.Listen, "listen", "0.0.0.0:8883", "SSL listener address")

@@ -98,7 +98,7 @@ stay unreadable by others) and says so.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.PKIDir, "pki", "pki", "pki directory (ca.crt, server.crt, server.key)")
-	fl.StringVar(&o.Mode, "mode", "mtls", "tls (one-way, passwords) or mtls (client certificates)")
+	addModeFlag(cmd, &o.Mode, "mtls", "tls (one-way, passwords) or mtls (client certificates)")
 	fl.StringVar(&o.PasswordFile, "passwd", "", "password file (required for --mode tls)")
 	fl.StringVar(&o.ACLFile, "acl", "", "ACL file")
 	fl.StringVar(&o.Listen, "listen", "0.0.0.0:8883", "TLS listener address")
@@ -107,7 +107,7 @@ stay unreadable by others) and says so.`,
 	fl.StringVar(&o.BridgeName, "bridge-name", "", "the bridge's name; its certificate is servers/NAME.crt in --pki (mqttctl pki issue bridge NAME)")
 	fl.StringArrayVar(&o.BridgeTopics, "bridge-topic", nil, "a bridged topic: 'PATTERN [out|in|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]' (repeatable)")
 	fl.StringVar(&o.WebSockets, "websockets", "", "also a wss (MQTT over WebSocket, for browsers) listener, [ADDR]:PORT, same certificate and authentication")
-	fl.StringVar(&o.Identity, "identity", "cn", "mtls username: cn (use_identity_as_username), subject (use_subject_as_username) or none (passwords)")
+	addIdentityFlag(cmd, &o.Identity, "mtls username: cn (use_identity_as_username), subject (use_subject_as_username) or none (passwords)")
 	fl.StringVar(&o.DataDir, "data-dir", "", "persistence_location (default: "+systemDataDir+" as root, else mosquitto-data/ beside --out)")
 	fl.StringVar(&out, "out", "", "file to write (default or -: standard output)")
 	// -o FILE was this command's flag before -o meant the output format

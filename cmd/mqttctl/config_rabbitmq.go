@@ -154,7 +154,7 @@ rabbitmqctl change_password: RabbitMQ cannot check mosquitto's hashes).`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.PKIDir, "pki", "pki", "pki directory (ca.crt, servers/NODE.crt)")
-	fl.StringVar(&o.Mode, "mode", "mtls", "mtls (certificate login) or tls (passwords)")
+	addModeFlag(cmd, &o.Mode, "mtls", "mtls (certificate login) or tls (passwords)")
 	fl.StringArrayVar(&nodes, "node", nil, "a cluster node, NAME=HOST:MQTTPORT (repeatable)")
 	fl.StringVar(&o.ACLFile, "acl", "", "mosquitto ACL file to translate into topic permissions")
 	fl.StringVar(&passwd, "passwd", "", "password file whose users to create (--mode tls)")

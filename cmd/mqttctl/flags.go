@@ -1,10 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io"
-	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,7 +91,7 @@ func (f *outputFormat) String() string { return string(*f) }
 func (f *outputFormat) Type() string   { return "format" }
 func (f *outputFormat) Set(v string) error {
 	if v != "text" && v != "json" {
-		return fmt.Errorf("%q: use text or json", v)
+		return errChoice([]string{"text", "json"})
 	}
 	*f = outputFormat(v)
 	return nil
@@ -103,6 +101,50 @@ func (f *outputFormat) Set(v string) error {
 func addOutputFlag(cmd *cobra.Command, f *outputFormat) {
 	*f = "text"
 	cmd.Flags().VarP(f, "output", "o", "output format: text or json")
+}
+
+// choiceFlag is a string flag that takes one of a fixed set of values
+// (--mode, --identity): --help lists them as the flag's type, and a bad
+// value is refused when the flags are parsed, with errChoice.
+type choiceFlag struct {
+	v       *string
+	allowed []string
+}
+
+func (c *choiceFlag) String() string {
+	if c.v == nil {
+		return ""
+	}
+	return *c.v
+}
+func (c *choiceFlag) Type() string { return strings.Join(c.allowed, "|") }
+func (c *choiceFlag) Set(v string) error {
+	if !slices.Contains(c.allowed, v) {
+		return errChoice(c.allowed)
+	}
+	*c.v = v
+	return nil
+}
+
+// errChoice is the one error for a value outside a flag's set; cobra puts
+// the value and the flag before it: invalid argument "x" for "--mode"
+// flag: use tls or mtls.
+func errChoice(allowed []string) error {
+	return fmt.Errorf("use %s or %s", strings.Join(allowed[:len(allowed)-1], ", "), allowed[len(allowed)-1])
+}
+
+// addModeFlag defines --mode: tls (one-way TLS, passwords) or mtls (client
+// certificates), def by default.
+func addModeFlag(cmd *cobra.Command, mode *string, def, usage string) {
+	*mode = def
+	cmd.Flags().Var(&choiceFlag{mode, []string{"tls", "mtls"}}, "mode", usage)
+}
+
+// addIdentityFlag defines --identity: which part of a client certificate
+// is the username, cn by default.
+func addIdentityFlag(cmd *cobra.Command, identity *string, usage string) {
+	*identity = "cn"
+	cmd.Flags().Var(&choiceFlag{identity, []string{"cn", "subject", "none"}}, "identity", usage)
 }
 
 // keyTypeFlag is the one --key-type definition.
@@ -123,92 +165,6 @@ func (k *keyTypeFlag) Set(v string) error {
 func addKeyTypeFlag(cmd *cobra.Command, k *pki.KeyType) {
 	*k = pki.DefaultKeyType
 	cmd.Flags().Var((*keyTypeFlag)(k), "key-type", "key type: ec-p256, ec-p384, ed25519 (not for ESP32/mbedTLS or EMQX clients), rsa2048, rsa3072 or rsa4096")
-}
-
-// errNoPasswordSource: no file, no standard input, no terminal. withHint
-// names the flags of the command that needs the password.
-var errNoPasswordSource = errors.New("a password is needed and there is no terminal to ask on")
-
-// readSecret reads a password from a file ("-" is standard input), or asks on
-// the terminal (twice when confirm is set). The trailing newline of a file is
-// dropped; an empty password is refused.
-func readSecret(s *streams, file, prompt string, confirm bool) ([]byte, error) {
-	var pw []byte
-	switch {
-	case file == "-":
-		data, err := readSecretInput(s.In, "standard input")
-		if err != nil {
-			return nil, fmt.Errorf("read password from standard input: %w", err)
-		}
-		pw = []byte(firstLine(string(data)))
-	case file != "":
-		f, err := os.Open(file)
-		if err != nil {
-			return nil, fmt.Errorf("read password file: %w", err)
-		}
-		data, err := readSecretInput(f, file)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("read password file: %w", err)
-		}
-		pw = []byte(firstLine(string(data)))
-	case s.terminal != nil && s.terminal():
-		fmt.Fprint(s.Err, prompt+": ")
-		p1, err := s.readPassword()
-		fmt.Fprintln(s.Err)
-		if err != nil {
-			return nil, fmt.Errorf("read password: %w", err)
-		}
-		if confirm {
-			fmt.Fprint(s.Err, "Again: ")
-			p2, err := s.readPassword()
-			fmt.Fprintln(s.Err)
-			if err != nil {
-				return nil, fmt.Errorf("read password: %w", err)
-			}
-			if string(p1) != string(p2) {
-				return nil, errors.New("the passwords do not match")
-			}
-		}
-		pw = p1
-	default:
-		return nil, errNoPasswordSource
-	}
-	src := "the password"
-	if file != "" && file != "-" {
-		src = "the password in " + file
-	} else if file == "-" {
-		src = "the password on standard input"
-	}
-	if len(pw) == 0 {
-		return nil, fmt.Errorf("%s is empty: put it on the first line", src)
-	}
-	if strings.HasPrefix(string(pw), "-----BEGIN") {
-		return nil, fmt.Errorf("%s is the start of a PEM file (a key or a certificate?), not a password: give the file that holds the password", src)
-	}
-	return pw, nil
-}
-
-// maxSecretInput bounds a password file or standard input read for a
-// password: a big file (or /dev/zero) is refused instead of filling memory.
-const maxSecretInput = 64 << 10
-
-func readSecretInput(r io.Reader, name string) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxSecretInput+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxSecretInput {
-		return nil, fmt.Errorf("%s is over %d KiB: not a password file (the password is its first line)", name, maxSecretInput>>10)
-	}
-	return data, nil
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return strings.TrimSuffix(s, "\r")
 }
 
 // daysFlag is a duration that also takes whole days ("30d"), for windows

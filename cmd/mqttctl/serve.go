@@ -155,7 +155,7 @@ server and CA certificates, and of each CRL (see the README).`,
 	fl.StringVar(&f.o.ACLFile, "acl", "", "quick form: ACL file")
 	fl.StringVar(&f.o.Listen, "listen", "127.0.0.1:8883", "quick form: TLS listener address")
 	fl.StringVar(&f.o.Plain, "plain", "", "quick form: also a plain listener on one address")
-	fl.StringVar(&f.o.Identity, "identity", "cn", "quick form: cn, subject or none")
+	addIdentityFlag(cmd, &f.o.Identity, "quick form: cn, subject or none")
 	fl.StringVar(&f.o.DataDir, "data-dir", "", "quick form: persistence directory (default: no persistence)")
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the configuration as mosquitto.conf and exit")
 	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9234; unauthenticated: keep it on loopback); default off")
