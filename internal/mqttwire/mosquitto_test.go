@@ -1,0 +1,162 @@
+package mqttwire_test
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
+	"github.com/mqttctl/mqttctl/internal/testutil"
+)
+
+// startMosquitto runs mosquitto (bin) on a free port, anonymous.
+func startMosquitto(t *testing.T, bin string) (string, *testutil.SyncBuffer) {
+	dir := testutil.ReachableDir(t)
+	port := testutil.FreePort(t)
+	conf := filepath.Join(dir, "mosquitto.conf")
+	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest stdout\nlog_type all\n", port)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, log := testutil.Start(t, dir, bin, "-c", conf)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	testutil.WaitPort(t, addr, 10*time.Second)
+	return addr, log
+}
+
+// verdict is what a peer did with packets followed by a PINGREQ.
+type verdict struct {
+	accepted bool // it answered the PINGREQ
+	// code is the reason code of the DISCONNECT, or of a CONNACK refusing
+	// the connection, it sent (0: none); connack3 says the CONNACK was
+	// 3.1.1's (a return code).
+	code     byte
+	connack3 bool
+}
+
+// send connects (with a CONNECT at version, unless version is 0), sends
+// pkt and a PINGREQ, and reads until PINGRESP or the connection closes.
+func send(t *testing.T, addr string, version byte, pkts ...[]byte) verdict {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	if version != 0 {
+		p := mqttwire.Packet{Type: mqttwire.CONNECT, Version: version, CleanStart: true, Keepalive: 60, ClientID: []byte("wire-test")}
+		if _, err := c.Write(p.Append(nil)); err != nil {
+			t.Fatal(err)
+		}
+		head, body, err := mqttwire.ReadPacket(r, nil)
+		if err != nil || head>>4 != mqttwire.CONNACK || body[1] != 0 {
+			t.Fatalf("CONNECT v%d: %x %x %v", version, head, body, err)
+		}
+	}
+	for _, p := range pkts {
+		if _, err := c.Write(p); err != nil {
+			break // refused already
+		}
+	}
+	c.Write([]byte{mqttwire.PINGREQ << 4, 0})
+	var v verdict
+	for {
+		head, body, err := mqttwire.ReadPacket(r, nil)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("no answer and no close in 10 s")
+			}
+			return v
+		}
+		switch head >> 4 {
+		case mqttwire.PINGRESP:
+			v.accepted = true
+			return v
+		case mqttwire.CONNACK:
+			if len(body) >= 2 && body[1] != 0 {
+				v.code, v.connack3 = body[1], len(body) == 2
+			}
+		case mqttwire.DISCONNECT:
+			if len(body) >= 1 {
+				v.code = body[0]
+			}
+		}
+	}
+}
+
+// TestMosquittoRefusesTheSame sends every input of the refusals table a
+// client can send, the acceptances and the sample packets to mosquitto
+// 2.1.2 and 2.0.11. 2.1.2 refuses every refusal, and where it names a
+// reason code (MQTT 5) it is the decoder's; 2.0.11 refuses them too, except
+// the ones marked lax20, which it accepts (the decoder follows the spec
+// and 2.1.2 there). Both accept the acceptances and the samples.
+func TestMosquittoRefusesTheSame(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		bin  func(*testing.T) string
+	}{
+		{"2.1.2", func(t *testing.T) string { return filepath.Join(testutil.Mosquitto21(t), "mosquitto") }},
+		{"2.0.11", func(t *testing.T) string { return testutil.RequireBinary(t, "mosquitto") }},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			addr, log := startMosquitto(t, b.bin(t))
+			defer func() {
+				if t.Failed() {
+					t.Log(log.String())
+				}
+			}()
+			for _, r := range mqttwire.Refusals() {
+				switch r.Pkt[0] >> 4 {
+				case mqttwire.CONNACK, mqttwire.SUBACK, mqttwire.UNSUBACK, mqttwire.PINGRESP:
+					continue // what a server sends: refused by a client reading it
+				}
+				v := send(t, addr, r.Version, r.Pkt)
+				lax := r.Lax20 && b.name == "2.0.11"
+				switch {
+				case v.accepted && !lax:
+					t.Errorf("%s: mosquitto %s accepts % x; the decoder refuses it with 0x%02x", r.Name, b.name, r.Pkt, byte(r.Code))
+				case !v.accepted && lax:
+					t.Errorf("%s: mosquitto %s refuses % x now: drop lax20", r.Name, b.name, r.Pkt)
+				case v.connack3 && (v.code != 1 || r.Code != mqttwire.UnsupportedProtocolVersion):
+					t.Errorf("%s: mosquitto %s answers CONNACK %d; the decoder refuses with 0x%02x", r.Name, b.name, v.code, byte(r.Code))
+				case b.name == "2.1.2" && !v.connack3 && v.code != 0 && v.code != byte(r.Code):
+					t.Errorf("%s: mosquitto %s says reason code 0x%02x; the decoder 0x%02x", r.Name, b.name, v.code, byte(r.Code))
+				}
+			}
+			for _, a := range mqttwire.Acceptances() {
+				if v := send(t, addr, a.Version, a.Pkt); !v.accepted {
+					t.Errorf("%s: mosquitto %s refuses % x (code 0x%02x); the decoder accepts it", a.Name, b.name, a.Pkt, v.code)
+				}
+			}
+			streams := map[byte][][]byte{}
+			for _, p := range mqttwire.SamplePackets() {
+				switch p.Type {
+				case mqttwire.CONNECT:
+					p.Props.Present &^= 1<<mqttwire.PropAuthMethod | 1<<mqttwire.PropAuthData // no such method here
+					if v := send(t, addr, 0, p.Append(nil)); !v.accepted {
+						t.Errorf("sample CONNECT v%d: mosquitto %s refuses it (code 0x%02x)", p.Version, b.name, v.code)
+					}
+				case mqttwire.CONNACK, mqttwire.SUBACK, mqttwire.UNSUBACK, mqttwire.PINGRESP, mqttwire.DISCONNECT, mqttwire.AUTH:
+				default:
+					if p.Type == mqttwire.PUBLISH && len(p.Props.SubscriptionIDs) > 0 {
+						p.Props.SubscriptionIDs = nil // only a server sends them
+					}
+					streams[p.Version] = append(streams[p.Version], p.Append(nil))
+				}
+			}
+			for version, pkts := range streams {
+				if v := send(t, addr, version, pkts...); !v.accepted {
+					t.Errorf("samples v%d: mosquitto %s refuses one (code 0x%02x)", version, b.name, v.code)
+				}
+			}
+		})
+	}
+}
