@@ -1,0 +1,208 @@
+package topic
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
+)
+
+// Subscription is one client's subscription to one filter, with its MQTT 5
+// options and subscription identifier. The index keeps it as given and
+// never changes it: a new subscription of the same client to the same
+// filter replaces it by another.
+type Subscription struct {
+	Client            string
+	Filter            string // as subscribed: $share/GROUP/FILTER for a shared one
+	QoS               byte
+	NoLocal           bool
+	RetainAsPublished bool
+	RetainHandling    byte
+	ID                uint32 // subscription identifier, 0 for none
+}
+
+// entry is what a filter's node holds: the plain subscriptions by client,
+// and the shared ones by group.
+type entry struct {
+	subs   map[string]*Subscription
+	groups map[string]*Group
+}
+
+// Group is the members of one share group on one filter
+// ($share/NAME/FILTER), in the order they joined.
+type Group struct {
+	Name    string
+	Filter  string // without $share/NAME/
+	Members []*Subscription
+}
+
+// Index holds every subscription in a trie by filter level. Match visits
+// only the nodes a topic can reach (its own levels, "+" and "#"), so its
+// cost does not depend on the subscriptions that cannot match. It is safe
+// for concurrent use: Match under a read lock.
+type Index struct {
+	mu   sync.RWMutex
+	root node[entry]
+	n    int
+}
+
+// Subscribe adds s, or replaces the client's subscription to the same
+// filter (true then). The filter must be valid (mqttwire.ValidTopicFilter,
+// which the decoder has checked).
+func (ix *Index) Subscribe(s *Subscription) (replaced bool, err error) {
+	if !mqttwire.ValidTopicFilter(s.Filter) {
+		return false, fmt.Errorf("subscribe %q: not a valid topic filter", s.Filter)
+	}
+	group, filter, shared, _ := mqttwire.SplitShared(s.Filter)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	n := ix.root.find(filter)
+	if n.val == nil {
+		n.val = &entry{}
+	}
+	e := n.val
+	if !shared {
+		if e.subs == nil {
+			e.subs = make(map[string]*Subscription)
+		}
+		_, replaced = e.subs[s.Client]
+		e.subs[s.Client] = s
+	} else {
+		if e.groups == nil {
+			e.groups = make(map[string]*Group)
+		}
+		g := e.groups[group]
+		if g == nil {
+			g = &Group{Name: group, Filter: filter}
+			e.groups[group] = g
+		}
+		for i, m := range g.Members {
+			if m.Client == s.Client {
+				// Members is shared with Match's callers: copy on write.
+				g.Members = append(g.Members[:i:i], g.Members[i:]...)
+				g.Members[i] = s
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			g.Members = append(g.Members[:len(g.Members):len(g.Members)], s)
+		}
+	}
+	if !replaced {
+		ix.n++
+	}
+	return replaced, nil
+}
+
+// Unsubscribe removes the client's subscription to filter (as subscribed,
+// $share/GROUP/ included) and reports whether there was one.
+func (ix *Index) Unsubscribe(client, filter string) bool {
+	group, plain, shared, _ := mqttwire.SplitShared(filter)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	n := ix.root.lookup(plain)
+	if n == nil || n.val == nil {
+		return false
+	}
+	e := n.val
+	found := false
+	if !shared {
+		if _, found = e.subs[client]; found {
+			delete(e.subs, client)
+		}
+	} else if g := e.groups[group]; g != nil {
+		for i, m := range g.Members {
+			if m.Client == client {
+				// copy on write (see Subscribe)
+				g.Members = append(g.Members[:i:i], g.Members[i+1:]...)
+				found = true
+				break
+			}
+		}
+		if len(g.Members) == 0 {
+			delete(e.groups, group)
+		}
+	}
+	if !found {
+		return false
+	}
+	ix.n--
+	if len(e.subs) == 0 && len(e.groups) == 0 {
+		n.val = nil
+		n.prune()
+	}
+	return true
+}
+
+// Len returns the number of subscriptions.
+func (ix *Index) Len() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.n
+}
+
+// SharedMatch is a share group whose filter matches: the engine delivers
+// to one of Members.
+type SharedMatch struct {
+	Group   string
+	Filter  string
+	Members []*Subscription // the group's members when matched; do not modify
+}
+
+// Matches is Match's result, reused from one call to the next.
+type Matches struct {
+	// Subs are the plain subscriptions matching, one per client and
+	// filter: a client with overlapping filters appears once per filter.
+	Subs   []*Subscription
+	Shared []SharedMatch
+}
+
+// Match fills m with the subscriptions whose filter matches topic (a valid
+// topic name). A topic starting with '$' is not matched by a filter whose
+// first level is a wildcard (MQTT 4.7.2). It allocates nothing once m's
+// arrays have grown.
+func (ix *Index) Match(topic string, m *Matches) {
+	m.Subs = m.Subs[:0]
+	m.Shared = m.Shared[:0]
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	match(&ix.root, topic, false, !strings.HasPrefix(topic, "$"), m)
+}
+
+// match visits n, which the levels of the topic before rest reached; done
+// says no level is left. wild says the wildcard children may match (not
+// at the root for a $ topic).
+func match(n *node[entry], rest string, done, wild bool, m *Matches) {
+	if wild {
+		if h := n.children["#"]; h != nil {
+			m.add(h.val) // "#" matches the parent level too: a/# matches a
+		}
+	}
+	if done {
+		m.add(n.val)
+		return
+	}
+	level, rest, more := cut(rest)
+	if c := n.children[level]; c != nil {
+		match(c, rest, !more, true, m)
+	}
+	if wild {
+		if p := n.children["+"]; p != nil {
+			match(p, rest, !more, true, m)
+		}
+	}
+}
+
+func (m *Matches) add(e *entry) {
+	if e == nil {
+		return
+	}
+	for _, s := range e.subs {
+		m.Subs = append(m.Subs, s)
+	}
+	for _, g := range e.groups {
+		m.Shared = append(m.Shared, SharedMatch{Group: g.Name, Filter: g.Filter, Members: g.Members})
+	}
+}
