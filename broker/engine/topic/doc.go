@@ -5,8 +5,9 @@
 // Layout:
 //
 //   - trie.go: the trie both are made of, one node per topic or filter
-//     level, children by level text ("+" and "#" stored as the levels they
-//     are), emptied nodes pruned back to the root.
+//     level, children by level text in a map and the wildcard levels "+"
+//     and "#" in fields of their own, emptied nodes pruned back to the
+//     root.
 //   - index.go: Index, the subscriptions by filter. Each filter's node
 //     holds the plain subscriptions by client and the shared ones
 //     ($share/GROUP/FILTER, stored under FILTER) by group, kept apart, each

@@ -22,11 +22,65 @@ type Subscription struct {
 	ID                uint32 // subscription identifier, 0 for none
 }
 
-// entry is what a filter's node holds: the plain subscriptions by client,
-// and the shared ones by group.
+// entry is what a filter's node holds: the plain subscriptions, and the
+// shared ones by group. Slices, which Match ranges over faster than maps;
+// a filter with many subscribers also gets an index by client.
 type entry struct {
-	subs   map[string]*Subscription
-	groups map[string]*Group
+	subs     []*Subscription
+	byClient map[string]int // index in subs, once subs is long
+	groups   []*Group
+}
+
+// indexFrom is the length of subs from which byClient is kept.
+const indexFrom = 16
+
+func (e *entry) find(client string) int {
+	if e.byClient != nil {
+		if i, ok := e.byClient[client]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, s := range e.subs {
+		if s.Client == client {
+			return i
+		}
+	}
+	return -1
+}
+
+func (e *entry) add(s *Subscription) {
+	e.subs = append(e.subs, s)
+	if e.byClient != nil {
+		e.byClient[s.Client] = len(e.subs) - 1
+	} else if len(e.subs) >= indexFrom {
+		e.byClient = make(map[string]int, len(e.subs))
+		for i, s := range e.subs {
+			e.byClient[s.Client] = i
+		}
+	}
+}
+
+func (e *entry) remove(i int) {
+	last := len(e.subs) - 1
+	if e.byClient != nil {
+		delete(e.byClient, e.subs[i].Client)
+		if i != last {
+			e.byClient[e.subs[last].Client] = i
+		}
+	}
+	e.subs[i] = e.subs[last]
+	e.subs[last] = nil
+	e.subs = e.subs[:last]
+}
+
+func (e *entry) group(name string) (int, *Group) {
+	for i, g := range e.groups {
+		if g.Name == name {
+			return i, g
+		}
+	}
+	return -1, nil
 }
 
 // Group is the members of one share group on one filter
@@ -63,19 +117,17 @@ func (ix *Index) Subscribe(s *Subscription) (replaced bool, err error) {
 	}
 	e := n.val
 	if !shared {
-		if e.subs == nil {
-			e.subs = make(map[string]*Subscription)
+		if i := e.find(s.Client); i >= 0 {
+			e.subs[i] = s
+			replaced = true
+		} else {
+			e.add(s)
 		}
-		_, replaced = e.subs[s.Client]
-		e.subs[s.Client] = s
 	} else {
-		if e.groups == nil {
-			e.groups = make(map[string]*Group)
-		}
-		g := e.groups[group]
+		_, g := e.group(group)
 		if g == nil {
 			g = &Group{Name: group, Filter: filter}
-			e.groups[group] = g
+			e.groups = append(e.groups, g)
 		}
 		for i, m := range g.Members {
 			if m.Client == s.Client {
@@ -109,10 +161,11 @@ func (ix *Index) Unsubscribe(client, filter string) bool {
 	e := n.val
 	found := false
 	if !shared {
-		if _, found = e.subs[client]; found {
-			delete(e.subs, client)
+		if i := e.find(client); i >= 0 {
+			e.remove(i)
+			found = true
 		}
-	} else if g := e.groups[group]; g != nil {
+	} else if gi, g := e.group(group); g != nil {
 		for i, m := range g.Members {
 			if m.Client == client {
 				// copy on write (see Subscribe)
@@ -122,7 +175,7 @@ func (ix *Index) Unsubscribe(client, filter string) bool {
 			}
 		}
 		if len(g.Members) == 0 {
-			delete(e.groups, group)
+			e.groups = append(e.groups[:gi], e.groups[gi+1:]...)
 		}
 	}
 	if !found {
@@ -176,7 +229,7 @@ func (ix *Index) Match(topic string, m *Matches) {
 // at the root for a $ topic).
 func match(n *node[entry], rest string, done, wild bool, m *Matches) {
 	if wild {
-		if h := n.children["#"]; h != nil {
+		if h := n.hash; h != nil {
 			m.add(h.val) // "#" matches the parent level too: a/# matches a
 		}
 	}
@@ -189,7 +242,7 @@ func match(n *node[entry], rest string, done, wild bool, m *Matches) {
 		match(c, rest, !more, true, m)
 	}
 	if wild {
-		if p := n.children["+"]; p != nil {
+		if p := n.plus; p != nil {
 			match(p, rest, !more, true, m)
 		}
 	}
@@ -199,9 +252,7 @@ func (m *Matches) add(e *entry) {
 	if e == nil {
 		return
 	}
-	for _, s := range e.subs {
-		m.Subs = append(m.Subs, s)
-	}
+	m.Subs = append(m.Subs, e.subs...)
 	for _, g := range e.groups {
 		m.Shared = append(m.Shared, SharedMatch{Group: g.Name, Filter: g.Filter, Members: g.Members})
 	}
