@@ -2,6 +2,7 @@ package mqttwire_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -14,12 +15,13 @@ import (
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
-// startMosquitto runs mosquitto (bin) on a free port, anonymous.
-func startMosquitto(t *testing.T, bin string) (string, *testutil.SyncBuffer) {
+// startMosquitto runs mosquitto (bin) on a free port, anonymous, with the
+// extra configuration lines.
+func startMosquitto(t *testing.T, bin, extra string) (string, *testutil.SyncBuffer) {
 	dir := testutil.ReachableDir(t)
 	port := testutil.FreePort(t)
 	conf := filepath.Join(dir, "mosquitto.conf")
-	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest stdout\nlog_type all\n", port)
+	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest stdout\nlog_type all\n%s", port, extra)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +94,14 @@ func send(t *testing.T, addr string, version byte, pkts ...[]byte) verdict {
 	}
 }
 
+var brokers = []struct {
+	name string
+	bin  func(*testing.T) string
+}{
+	{"2.1.2", func(t *testing.T) string { return filepath.Join(testutil.Mosquitto21(t), "mosquitto") }},
+	{"2.0.11", func(t *testing.T) string { return testutil.RequireBinary(t, "mosquitto") }},
+}
+
 // TestMosquittoRefusesTheSame sends every input of the refusals table a
 // client can send, the acceptances and the sample packets to mosquitto
 // 2.1.2 and 2.0.11. 2.1.2 refuses every refusal, and where it names a
@@ -99,15 +109,9 @@ func send(t *testing.T, addr string, version byte, pkts ...[]byte) verdict {
 // the ones marked lax20, which it accepts (the decoder follows the spec
 // and 2.1.2 there). Both accept the acceptances and the samples.
 func TestMosquittoRefusesTheSame(t *testing.T) {
-	for _, b := range []struct {
-		name string
-		bin  func(*testing.T) string
-	}{
-		{"2.1.2", func(t *testing.T) string { return filepath.Join(testutil.Mosquitto21(t), "mosquitto") }},
-		{"2.0.11", func(t *testing.T) string { return testutil.RequireBinary(t, "mosquitto") }},
-	} {
+	for _, b := range brokers {
 		t.Run(b.name, func(t *testing.T) {
-			addr, log := startMosquitto(t, b.bin(t))
+			addr, log := startMosquitto(t, b.bin(t), "")
 			defer func() {
 				if t.Failed() {
 					t.Log(log.String())
@@ -155,6 +159,43 @@ func TestMosquittoRefusesTheSame(t *testing.T) {
 			for version, pkts := range streams {
 				if v := send(t, addr, version, pkts...); !v.accepted {
 					t.Errorf("samples v%d: mosquitto %s refuses one (code 0x%02x)", version, b.name, v.code)
+				}
+			}
+		})
+	}
+}
+
+// TestMosquittoMaxPacketSize: a Reader with MaxSize 200 refuses the same
+// PUBLISH sizes as mosquitto with max_packet_size 200 (which counts the
+// first byte and the remaining length, not the length's own two bytes),
+// and mosquitto tells an MQTT 5 client PacketTooLarge.
+func TestMosquittoMaxPacketSize(t *testing.T) {
+	for _, b := range brokers {
+		t.Run(b.name, func(t *testing.T) {
+			addr, _ := startMosquitto(t, b.bin(t), "max_packet_size 200\n")
+			for _, v := range []byte{4, 5} {
+				for size := 200; size <= 204; size++ {
+					p := mqttwire.Packet{Type: mqttwire.PUBLISH, Version: v, Topic: []byte("t")}
+					p.Payload = make([]byte, size-len(p.Append(nil))-1) // -1: a second length byte
+					enc := p.Append(nil)
+					if len(enc) != size {
+						t.Fatalf("built %d bytes, want %d", len(enc), size)
+					}
+					d := mqttwire.NewReader(bufio.NewReader(bytes.NewReader(enc)), 200)
+					d.Version, d.Server = v, true
+					var q mqttwire.Packet
+					err := d.Read(&q)
+					ours := mqttwire.CodeOf(err) != mqttwire.PacketTooLarge
+					if err != nil && ours {
+						t.Fatalf("v%d %d bytes: %v", v, size, err)
+					}
+					got := send(t, addr, v, enc)
+					if got.accepted != ours {
+						t.Errorf("v%d %d-byte PUBLISH: mosquitto %s accepts: %v, the Reader: %v", v, size, b.name, got.accepted, ours)
+					}
+					if !got.accepted && v == 5 && got.code != byte(mqttwire.PacketTooLarge) {
+						t.Errorf("v%d %d-byte PUBLISH: mosquitto %s says 0x%02x", v, size, b.name, got.code)
+					}
 				}
 			}
 		})

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -294,6 +296,7 @@ var refusals = []refusal{
 	{"PUBLISH empty topic v5 without alias", false, 5, pkt(0x30, str(""), "\x00x"), MalformedPacket},
 	{"PUBLISH topic U+0000", false, 4, pkt(0x30, str("a\x00")), MalformedPacket},
 	{"PUBLISH topic bad UTF-8", false, 4, pkt(0x30, str("a\xfe")), MalformedPacket},
+	{"PUBLISH topic with 202 levels", false, 4, pkt(0x30, str(strings.Repeat("a/", 201)+"a")), MalformedPacket},
 	{"PUBLISH packet id 0", false, 4, pkt(0x32, str("a"), "\x00\x00"), ProtocolError},
 	{"PUBLISH short topic", false, 4, pkt(0x30, "\x00\x05ab"), MalformedPacket},
 	{"PUBLISH v5 topic alias 0", false, 5, pkt(0x30, str("a"), "\x03\x23\x00\x00"), ProtocolError},
@@ -322,6 +325,8 @@ var refusals = []refusal{
 	{"SUBSCRIBE # not last", false, 4, pkt(0x82, "\x00\x01", str("a/#/b"), "\x00"), MalformedPacket},
 	{"SUBSCRIBE # in a level", false, 4, pkt(0x82, "\x00\x01", str("a/b#"), "\x00"), MalformedPacket},
 	{"SUBSCRIBE + in a level", false, 4, pkt(0x82, "\x00\x01", str("a/+b"), "\x00"), MalformedPacket},
+	{"SUBSCRIBE filter with 202 levels", false, 4, pkt(0x82, "\x00\x01", str(strings.Repeat("+/", 201)+"#"), "\x00"), MalformedPacket},
+	{"SUBSCRIBE v5 filter with 202 levels", false, 5, pkt(0x82, "\x00\x01\x00", str("$share/g/"+strings.Repeat("/", 199)), "\x00"), MalformedPacket},
 	{"SUBSCRIBE filter U+0000", false, 4, pkt(0x82, "\x00\x01", str("a\x00"), "\x00"), MalformedPacket},
 	{"SUBSCRIBE v5 no local on shared", true, 5, pkt(0x82, "\x00\x01\x00", str("$share/g/a"), "\x04"), ProtocolError},
 	{"SUBSCRIBE v5 subscription id 0", false, 5, pkt(0x82, "\x00\x01\x02\x0b\x00", str("a"), "\x00"), MalformedPacket},
@@ -381,6 +386,8 @@ var acceptances = []acceptance{
 	{"overlong remaining length", 4, []byte{0xc0, 0x80, 0x00}},
 	{"topic with 4-byte UTF-8 and $", 4, pkt(0x30, str("$a/\U0001F600/b"), "x")},
 	{"filter + alone, # after /", 4, pkt(0x82, "\x00\x01", str("+/a/+/#"), "\x01", str("/"), "\x00", str("$share/g/#"), "\x02")},
+	{"PUBLISH topic with 201 levels", 4, pkt(0x30, str(strings.Repeat("a/", 200)+"a"))},
+	{"SUBSCRIBE filter with 201 levels", 4, pkt(0x82, "\x00\x01", str(strings.Repeat("/", 199)+"/#"), "\x00")},
 	{"PUBACK v5 3 bytes", 5, pkt(0x40, "\x00\x01\x10")},
 	{"PUBLISH v5 with alias and topic", 5, pkt(0x30, str("a"), "\x03\x23\x00\x05", "payload")},
 }
@@ -408,28 +415,42 @@ func TestValidTopicFilter(t *testing.T) {
 	}
 }
 
-// TestMaxSize: a packet over Reader.MaxSize (whole packet, header
-// included) is refused before its body is read.
+// TestMaxSize: a packet over Reader.MaxSize (first byte and remaining
+// length, as mosquitto counts) is refused before its body is read.
 func TestMaxSize(t *testing.T) {
-	p := Packet{Type: PUBLISH, Version: 4, Topic: bs("t"), Payload: make([]byte, 100)}
-	enc := p.Append(nil) // 2 + 3 + 100
+	p := Packet{Type: PUBLISH, Version: 4, Topic: bs("t"), Payload: make([]byte, 200)}
+	enc := p.Append(nil) // 1 + 2 length bytes + 203
 	for _, c := range []struct {
-		max  int
-		want error
-	}{{len(enc), nil}, {len(enc) - 1, &Error{Code: PacketTooLarge}}} {
+		max     int
+		refused bool
+	}{{len(enc), false}, {len(enc) - 2, false}, {len(enc) - 3, true}} {
 		d := NewReader(bufio.NewReader(bytes.NewReader(enc[:3])), c.max) // no body: refused from the header
 		d.Version = 4
 		var q Packet
 		err := d.Read(&q)
-		if c.want == nil {
-			if CodeOf(err) == PacketTooLarge {
-				t.Errorf("max %d: %v", c.max, err)
-			}
-			continue
+		if (CodeOf(err) == PacketTooLarge) != c.refused {
+			t.Errorf("max %d of a %d-byte packet: %v", c.max, len(enc), err)
 		}
-		if CodeOf(err) != PacketTooLarge {
-			t.Errorf("max %d: %v, want packet too large", c.max, err)
-		}
+	}
+}
+
+// TestReaderLengthIsOnlyAClaim: a header claiming 256 MiB followed by one
+// byte costs no 256 MiB buffer, and a real large packet reads whole.
+func TestReaderLengthIsOnlyAClaim(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := readOne(t, []byte{0x30, 0xff, 0xff, 0xff, 0x7f, 'x'}, 4, true)
+	runtime.ReadMemStats(&after)
+	if err != io.ErrUnexpectedEOF {
+		t.Errorf("err %v, want unexpected EOF", err)
+	}
+	if d := after.TotalAlloc - before.TotalAlloc; d > 1<<20 {
+		t.Errorf("allocated %d bytes for a packet that has 1", d)
+	}
+	p := Packet{Type: PUBLISH, Version: 5, Topic: bs("big"), Payload: bytes.Repeat([]byte("0123456789"), 30000)}
+	got, err := readOne(t, p.Append(nil), 5, true)
+	if err != nil || !bytes.Equal(got.Payload, p.Payload) {
+		t.Fatalf("300 kB PUBLISH: %v, %d bytes", err, len(got.Payload))
 	}
 }
 

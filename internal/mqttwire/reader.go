@@ -12,10 +12,11 @@ const MaxRemaining = 268435455
 // broker's decoder: one per connection, no goroutine of its own.
 type Reader struct {
 	r *bufio.Reader
-	// MaxSize is the largest whole packet (fixed header included, as
-	// MQTT 5's Maximum Packet Size counts it) Read accepts; 0 means the
-	// protocol's limit. A larger claim is refused with PacketTooLarge
-	// before its body is read.
+	// MaxSize is the largest packet Read accepts, counted as mosquitto
+	// (2.0 and 2.1) counts its max_packet_size: the first byte and the
+	// remaining length, not the one to four bytes that say that length
+	// (TestMosquittoMaxPacketSize); 0 means the protocol's limit. A larger
+	// claim is refused with PacketTooLarge before its body is read.
 	MaxSize int
 	// Version is the connection's protocol level: 0 until a CONNECT is
 	// read (which sets it), or set by a client after it sent its own.
@@ -57,7 +58,7 @@ func (d *Reader) Read(p *Packet) error {
 			break
 		}
 	}
-	if d.MaxSize > 0 && 1+lenBytes+n > d.MaxSize {
+	if d.MaxSize > 0 && 1+n > d.MaxSize {
 		return &Error{PacketTooLarge, "packet larger than the maximum packet size"}
 	}
 	body, err := d.readBody(n)

@@ -62,45 +62,61 @@ func ValidString[T []byte | string](b T) bool {
 	return true
 }
 
+// MaxLevels is the most levels mosquitto (2.0 and 2.1) accepts in a topic
+// name or filter: 200 slashes. It refuses more as a malformed packet.
+const MaxLevels = 201
+
 // ValidTopicName reports whether t may be the topic of a PUBLISH or a
-// will: at least one character, no wildcard. (The string rules are
-// ValidString's, checked when the packet is decoded.)
+// will: at least one character, no wildcard, at most MaxLevels levels.
+// (The string rules are ValidString's, checked when the packet is
+// decoded.)
 func ValidTopicName[T []byte | string](t T) bool {
 	if len(t) == 0 || len(t) > 65535 {
 		return false
 	}
+	slashes := 0
 	for i := 0; i < len(t); i++ {
-		if t[i] == '+' || t[i] == '#' {
+		switch t[i] {
+		case '+', '#':
 			return false
+		case '/':
+			slashes++
 		}
 	}
-	return true
+	return slashes < MaxLevels
 }
 
 // SharePrefix starts a shared subscription's filter: $share/GROUP/FILTER.
 const SharePrefix = "$share/"
 
 // ValidTopicFilter reports whether f is a topic filter: at least one
-// character; '+' alone in its level; '#' alone in the last level; and, for
-// $share/GROUP/FILTER, a GROUP of at least one character without '+' or
-// '#' and a valid FILTER.
+// character; '+' alone in its level; '#' alone in the last level; at most
+// MaxLevels levels (counted in the whole filter, as mosquitto does); and,
+// for $share/GROUP/FILTER, a GROUP of at least one character without '+'
+// or '#' and a valid FILTER.
 func ValidTopicFilter[T []byte | string](f T) bool {
 	if len(f) == 0 || len(f) > 65535 {
 		return false
 	}
 	if len(f) >= len(SharePrefix) && string(f[:len(SharePrefix)]) == SharePrefix {
 		_, filter, _, ok := SplitShared(string(f))
-		return ok && validFilter(filter)
+		return ok && validFilter(filter, 2)
 	}
-	return validFilter(f)
+	return validFilter(f, 0)
 }
 
-func validFilter[T []byte | string](f T) bool {
+// validFilter checks f, which follows slashes slashes of the whole filter.
+func validFilter[T []byte | string](f T, slashes int) bool {
 	if len(f) == 0 {
 		return false
 	}
 	for i := 0; i < len(f); i++ {
 		switch f[i] {
+		case '/':
+			slashes++
+			if slashes >= MaxLevels {
+				return false
+			}
 		case '+':
 			if (i > 0 && f[i-1] != '/') || (i+1 < len(f) && f[i+1] != '/') {
 				return false
