@@ -35,11 +35,13 @@
 // client's PUBLISH); the refusals table marks them (lax20) and the peer test
 // checks that 2.0.11 still accepts exactly those.
 //
-// The tests: TestRoundTrip (decode(encode(p)) == p for every type, level
-// and property), TestRefusals (a table of malformed inputs with their
+// The tests: TestRoundTrip and TestRandomRoundTrip (decode(encode(p)) == p
+// for samples and for random valid packets of every type, level and
+// property), TestRefusals (a table of malformed inputs with their
 // reason codes), TestMosquittoRefusesTheSame (the same table, and valid
 // packets, sent to mosquitto 2.1.2 and 2.0.11: they refuse and accept the
-// same ones, 2.1.2 with the same reason codes), FuzzRead (decode, and
+// same ones, 2.1.2 with the same reason codes), TestMosquittoMaxPacketSize
+// (Reader.MaxSize refuses what max_packet_size refuses), FuzzRead (decode, and
 // decode(encode(p)) == p, on any bytes), FuzzValidString and
 // FuzzValidTopicFilter (against plain reference implementations); their
 // seeds in testdata/fuzz run in make test.
