@@ -143,6 +143,7 @@ func (p *Packet) decodeConnect(b []byte) error {
 	switch {
 	case string(name) == "MQIsdp" && level == 3, string(name) == "MQTT" && (level == 4 || level == 5):
 	case string(name) == "MQIsdp" || string(name) == "MQTT":
+		p.Version = level // for the engine's answer: CONNACK 1, or an MQTT 5 one above level 5
 		return &Error{UnsupportedProtocolVersion, "unsupported protocol level"}
 	default:
 		return protocolErr("protocol name neither MQTT nor MQIsdp")

@@ -359,13 +359,16 @@ var refusals = []refusal{
 func TestRefusals(t *testing.T) {
 	for _, r := range refusals {
 		t.Run(r.name, func(t *testing.T) {
-			_, err := readOne(t, r.pkt, r.version, clientSends(r.pkt[0]))
+			p, err := readOne(t, r.pkt, r.version, clientSends(r.pkt[0]))
 			var e *Error
 			if !errors.As(err, &e) {
 				t.Fatalf("err %v, want a refusal with 0x%02x", err, byte(r.code))
 			}
 			if e.Code != r.code {
 				t.Fatalf("%v, want reason code 0x%02x", err, byte(r.code))
+			}
+			if r.code == UnsupportedProtocolVersion && (p.Version == 0 || p.ProtocolName == nil) {
+				t.Fatalf("level %d, name %q: the engine cannot choose its CONNACK", p.Version, p.ProtocolName)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package topic
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -46,3 +47,26 @@ func benchRetained(b *testing.B, n int) {
 
 func BenchmarkRetainedMatch100(b *testing.B)  { benchRetained(b, 100) }
 func BenchmarkRetainedMatch100k(b *testing.B) { benchRetained(b, 100_000) }
+
+// BenchmarkSubscribe100k: the memory of 100k subscriptions to distinct
+// filters (reported as B/sub, the Subscription itself included).
+func BenchmarkSubscribe100k(b *testing.B) {
+	subs := make([]*Subscription, 100_000)
+	for i := range subs {
+		subs[i] = &Subscription{Client: fmt.Sprintf("c%d", i), Filter: fmt.Sprintf("dev/%d/status", i)}
+	}
+	b.ReportAllocs()
+	var ms0, ms1 runtime.MemStats
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&ms0)
+		var ix Index
+		for _, s := range subs {
+			ix.Subscribe(&Subscription{Client: s.Client, Filter: s.Filter})
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms1)
+		b.ReportMetric(float64(ms1.HeapAlloc-ms0.HeapAlloc)/float64(len(subs)), "B/sub")
+		runtime.KeepAlive(&ix)
+	}
+}
