@@ -238,7 +238,7 @@ func match(n *node[entry], rest string, done, wild bool, m *Matches) {
 		return
 	}
 	level, rest, more := cut(rest)
-	if c := n.children[level]; c != nil {
+	if c := n.child(level); c != nil {
 		match(c, rest, !more, true, m)
 	}
 	if wild {

@@ -90,6 +90,9 @@ func walkFilter[M any](n *node[retained[M]], rest string, done, root bool, fn fu
 		if n.val != nil && !fn(n.val.topic, n.val.msg) {
 			return false
 		}
+		if c := n.only; c != nil && !(root && strings.HasPrefix(c.level, "$")) && !walkAll(c, fn) {
+			return false
+		}
 		for l, c := range n.children {
 			if root && strings.HasPrefix(l, "$") {
 				continue
@@ -100,6 +103,9 @@ func walkFilter[M any](n *node[retained[M]], rest string, done, root bool, fn fu
 		}
 		return true
 	case "+":
+		if c := n.only; c != nil && !(root && strings.HasPrefix(c.level, "$")) && !walkFilter(c, rest, !more, false, fn) {
+			return false
+		}
 		for l, c := range n.children {
 			if root && strings.HasPrefix(l, "$") {
 				continue
@@ -110,7 +116,7 @@ func walkFilter[M any](n *node[retained[M]], rest string, done, root bool, fn fu
 		}
 		return true
 	}
-	if c := n.children[level]; c != nil {
+	if c := n.child(level); c != nil {
 		return walkFilter(c, rest, !more, false, fn)
 	}
 	return true
@@ -118,6 +124,9 @@ func walkFilter[M any](n *node[retained[M]], rest string, done, root bool, fn fu
 
 func walkAll[M any](n *node[retained[M]], fn func(string, M) bool) bool {
 	if n.val != nil && !fn(n.val.topic, n.val.msg) {
+		return false
+	}
+	if n.only != nil && !walkAll(n.only, fn) {
 		return false
 	}
 	for _, c := range n.children {

@@ -9,6 +9,10 @@ import "strings"
 // topic under a node with 100k children costs one lookup in that map, not
 // three. A node without value or children is removed.
 type node[V any] struct {
+	// only is the one literal child of a node that has one (most have:
+	// one map per level of a long topic would double the memory of a
+	// subscription); children holds them once there are more.
+	only       *node[V]
 	children   map[string]*node[V]
 	plus, hash *node[V]
 	parent     *node[V]
@@ -23,6 +27,12 @@ func (n *node[V]) child(level string) *node[V] {
 	case "#":
 		return n.hash
 	}
+	if n.only != nil {
+		if n.only.level == level {
+			return n.only
+		}
+		return nil
+	}
 	return n.children[level]
 }
 
@@ -33,15 +43,28 @@ func (n *node[V]) setChild(level string, c *node[V]) {
 	case "#":
 		n.hash = c
 	default:
+		if n.only == nil && len(n.children) == 0 {
+			n.only, n.children = c, nil
+			return
+		}
 		if n.children == nil {
-			n.children = make(map[string]*node[V])
+			n.children = map[string]*node[V]{n.only.level: n.only}
+			n.only = nil
 		}
 		n.children[level] = c
 	}
 }
 
+// literals returns the number of literal children.
+func (n *node[V]) literals() int {
+	if n.only != nil {
+		return 1
+	}
+	return len(n.children)
+}
+
 func (n *node[V]) empty() bool {
-	return n.val == nil && len(n.children) == 0 && n.plus == nil && n.hash == nil
+	return n.val == nil && n.literals() == 0 && n.plus == nil && n.hash == nil
 }
 
 // cut splits the first level off a topic or filter: "a/b/c" gives "a",
@@ -92,7 +115,11 @@ func (n *node[V]) prune() {
 		case "#":
 			n.parent.hash = nil
 		default:
-			delete(n.parent.children, n.level)
+			if n.parent.only == n {
+				n.parent.only = nil
+			} else {
+				delete(n.parent.children, n.level)
+			}
 		}
 		n = n.parent
 	}
@@ -105,7 +132,7 @@ func (n *node[V]) count() int {
 	for _, ch := range n.children {
 		c += 1 + ch.count()
 	}
-	for _, ch := range []*node[V]{n.plus, n.hash} {
+	for _, ch := range []*node[V]{n.only, n.plus, n.hash} {
 		if ch != nil {
 			c += 1 + ch.count()
 		}
