@@ -41,7 +41,9 @@
 // reason codes), TestMosquittoRefusesTheSame (the same table, and valid
 // packets, sent to mosquitto 2.1.2 and 2.0.11: they refuse and accept the
 // same ones, 2.1.2 with the same reason codes), TestMosquittoMaxPacketSize
-// (Reader.MaxSize refuses what max_packet_size refuses), FuzzRead (decode, and
+// (Reader.MaxSize refuses what max_packet_size refuses),
+// TestMosquittoPacketsDecode (what mosquitto sends decodes, MQTT 5
+// properties intact), FuzzRead (decode, and
 // decode(encode(p)) == p, on any bytes), FuzzValidString and
 // FuzzValidTopicFilter (against plain reference implementations); their
 // seeds in testdata/fuzz run in make test.

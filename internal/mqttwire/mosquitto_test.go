@@ -201,3 +201,104 @@ func TestMosquittoMaxPacketSize(t *testing.T) {
 		})
 	}
 }
+
+// client is one connection read with a Reader, as mqttctl's clients will.
+type client struct {
+	t    *testing.T
+	conn net.Conn
+	r    *mqttwire.Reader
+	p    mqttwire.Packet
+}
+
+func dial(t *testing.T, addr string, connect mqttwire.Packet) *client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	c := &client{t: t, conn: conn, r: mqttwire.NewReader(bufio.NewReader(conn), 0)}
+	c.r.Version = connect.Version
+	c.send(connect)
+	if got := c.read(mqttwire.CONNACK); got.Reason != 0 {
+		t.Fatalf("CONNACK 0x%02x", byte(got.Reason))
+	}
+	return c
+}
+
+func (c *client) send(p mqttwire.Packet) {
+	c.t.Helper()
+	if _, err := c.conn.Write(p.Append(nil)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// read decodes the next packet, which must be of type typ.
+func (c *client) read(typ byte) *mqttwire.Packet {
+	c.t.Helper()
+	if err := c.r.Read(&c.p); err != nil {
+		c.t.Fatalf("reading a packet of type %d: %v", typ, err)
+	}
+	if c.p.Type != typ {
+		c.t.Fatalf("packet type %d, want %d", c.p.Type, typ)
+	}
+	return &c.p
+}
+
+// TestMosquittoPacketsDecode: what mosquitto sends (CONNACK, SUBACK,
+// PUBLISH with the publisher's properties and the subscription identifier,
+// PUBACK, UNSUBACK, PINGRESP) decodes, at 3.1.1 and 5, with the
+// properties intact.
+func TestMosquittoPacketsDecode(t *testing.T) {
+	for _, br := range brokers {
+		t.Run(br.name, func(t *testing.T) {
+			addr, _ := startMosquitto(t, br.bin(t), "")
+			for _, v := range []byte{4, 5} {
+				sub := dial(t, addr, mqttwire.Packet{Type: mqttwire.CONNECT, Version: v, CleanStart: true, Keepalive: 60, ClientID: []byte(fmt.Sprintf("sub%d", v))})
+				pub := dial(t, addr, mqttwire.Packet{Type: mqttwire.CONNECT, Version: v, CleanStart: true, Keepalive: 60, ClientID: []byte(fmt.Sprintf("pub%d", v))})
+				s := mqttwire.Packet{Type: mqttwire.SUBSCRIBE, Version: v, ID: 1, Subs: []mqttwire.Subscription{{Filter: []byte("t/#"), QoS: 1}}}
+				if v == 5 {
+					s.Props.SubscriptionIDs = []uint32{7}
+				}
+				sub.send(s)
+				if got := sub.read(mqttwire.SUBACK); got.ID != 1 || len(got.Reasons) != 1 || got.Reasons[0] != mqttwire.GrantedQoS1 {
+					t.Fatalf("v%d SUBACK %+v", v, *got)
+				}
+				p := mqttwire.Packet{Type: mqttwire.PUBLISH, Version: v, QoS: 1, ID: 9, Topic: []byte("t/ü"), Payload: []byte("hello")}
+				if v == 5 {
+					p.Props = mqttwire.Properties{PayloadFormat: 1, MessageExpiry: 60, ContentType: []byte("text/plain"),
+						ResponseTopic: []byte("reply/to"), CorrelationData: []byte{0, 1, 2},
+						User: []mqttwire.UserProperty{{Key: []byte("k"), Value: []byte("v1")}, {Key: []byte("k"), Value: []byte("v2")}}}
+					for _, id := range []byte{mqttwire.PropPayloadFormat, mqttwire.PropMessageExpiry, mqttwire.PropContentType, mqttwire.PropResponseTopic, mqttwire.PropCorrelationData} {
+						p.Props.Set(id)
+					}
+				}
+				pub.send(p)
+				if got := pub.read(mqttwire.PUBACK); got.ID != 9 {
+					t.Fatalf("v%d PUBACK %+v", v, *got)
+				}
+				got := sub.read(mqttwire.PUBLISH)
+				if string(got.Topic) != "t/ü" || string(got.Payload) != "hello" || got.QoS != 1 || got.ID == 0 {
+					t.Fatalf("v%d PUBLISH %+v", v, *got)
+				}
+				if v == 5 {
+					gp := got.Props
+					if gp.PayloadFormat != 1 || gp.MessageExpiry == 0 || gp.MessageExpiry > 60 || string(gp.ContentType) != "text/plain" ||
+						string(gp.ResponseTopic) != "reply/to" || !bytes.Equal(gp.CorrelationData, []byte{0, 1, 2}) ||
+						len(gp.User) != 2 || string(gp.User[1].Value) != "v2" || len(gp.SubscriptionIDs) != 1 || gp.SubscriptionIDs[0] != 7 {
+						t.Fatalf("v5 PUBLISH properties %+v", gp)
+					}
+				}
+				sub.send(mqttwire.Packet{Type: mqttwire.PUBACK, Version: v, ID: got.ID})
+				sub.send(mqttwire.Packet{Type: mqttwire.UNSUBSCRIBE, Version: v, ID: 2, Subs: []mqttwire.Subscription{{Filter: []byte("t/#")}, {Filter: []byte("none")}}})
+				un := sub.read(mqttwire.UNSUBACK)
+				if un.ID != 2 || (v == 5 && (len(un.Reasons) != 2 || un.Reasons[0] != mqttwire.Success || un.Reasons[1] != mqttwire.NoSubscriptionExisted)) {
+					t.Fatalf("v%d UNSUBACK %+v", v, *un)
+				}
+				sub.send(mqttwire.Packet{Type: mqttwire.PINGREQ, Version: v})
+				sub.read(mqttwire.PINGRESP)
+			}
+		})
+	}
+}
