@@ -55,5 +55,6 @@
 // decisions that need session state (a topic alias above the maximum, a
 // second CONNECT, the client identifier rules, a subscription identifier
 // in a client's PUBLISH) and the optional payload-format check (reason
-// code 0x99), which mosquitto 2.0 does not make either.
+// code 0x99): mosquitto 2.0 and 2.1 keep the connection of a client whose
+// PUBLISH says UTF-8 and is not (an acceptance in the peer test).
 package mqttwire

@@ -391,6 +391,7 @@ var acceptances = []acceptance{
 	{"filter + alone, # after /", 4, pkt(0x82, "\x00\x01", str("+/a/+/#"), "\x01", str("/"), "\x00", str("$share/g/#"), "\x02")},
 	{"PUBLISH topic with 201 levels", 4, pkt(0x30, str(strings.Repeat("a/", 200)+"a"))},
 	{"SUBSCRIBE filter with 201 levels", 4, pkt(0x82, "\x00\x01", str(strings.Repeat("/", 199)+"/#"), "\x00")},
+	{"PUBLISH v5 payload format 1, payload not UTF-8", 5, pkt(0x30, str("a"), "\x02\x01\x01", "\xff\x00")},
 	{"PUBACK v5 3 bytes", 5, pkt(0x40, "\x00\x01\x10")},
 	{"PUBLISH v5 with alias and topic", 5, pkt(0x30, str("a"), "\x03\x23\x00\x05", "payload")},
 }
