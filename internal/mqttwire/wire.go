@@ -1,6 +1,3 @@
-// Package mqttwire encodes and decodes the few MQTT packets that mqttctl's
-// own clients (the load generator, `check`, tests) need, without the
-// allocations and goroutines of a full client library.
 package mqttwire
 
 import (
