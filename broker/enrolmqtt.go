@@ -239,8 +239,12 @@ func (h *enrolHook) unanswerable(cl *mqtt.Client, pk packets.Packet, why string)
 	if pk.FixedHeader.Qos == 0 {
 		return pk, packets.ErrRejectPacket
 	}
-	return pk, packets.Code{Code: packets.ErrImplementationSpecificError.Code, Reason: why}
+	return pk, packets.Code{Code: packets.ErrImplementationSpecificError.Code, Reason: enrolReason + why}
 }
+
+// enrolReason starts the reason string of a refused request's
+// acknowledgement, which the protocol hook keeps (it removes the engine's).
+const enrolReason = "mqttctl: "
 
 // answer writes the answer to cl alone: the chain (PEM) or, when it is
 // nil, the refusal in plain words, with StatusProperty and ReasonProperty.
