@@ -25,6 +25,7 @@ import (
 
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/fsx"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -505,5 +506,47 @@ func TestRenewPKIRefusedAtItsLine(t *testing.T) {
 	}
 	if _, err := broker.New(r, broker.Options{}); err == nil || !strings.Contains(err.Error(), "test.conf:6: renew_pki") {
 		t.Fatalf("start: %v", err)
+	}
+}
+
+// TestOneRequestAtATime: while a connection's request waits (here for the
+// pki directory's lock), a second one is refused at once; the first is
+// answered when the lock is free.
+func TestOneRequestAtATime(t *testing.T) {
+	f := newEnrolFixture(t, "")
+	dev, err := dialV5(t, f.port, f.ca, f.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := broker.ReplyPrefix + "sensor-1"
+	if code := dev.subscribe(reply); code > 2 {
+		t.Fatalf("subscribe: %#x", code)
+	}
+	subj := f.client.Leaf.Subject
+	subj.Names = nil
+	unlock, err := fsx.LockDir(f.dir.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, corr := range []string{"first", "second"} {
+		dev.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: uint16(100 + i), TopicName: broker.RenewTopic,
+			Payload: csrPEM(t, subj, newKey(t)), Properties: packets.Properties{ResponseTopic: reply, CorrelationData: []byte(corr)}})
+	}
+	answer := func() (string, string) {
+		pk := dev.expect(packets.Publish)
+		return string(pk.Properties.CorrelationData), string(pk.Payload)
+	}
+	if corr, body := answer(); corr != "second" || !strings.Contains(body, "a request is already being answered on this connection") {
+		t.Fatalf("while the first waits: %s %q", corr, body)
+	}
+	unlock()
+	if corr, body := answer(); corr != "first" || !strings.Contains(body, "BEGIN CERTIFICATE") {
+		t.Fatalf("the first: %s %q", corr, body)
+	}
+	// A request over MaxEnrolRequest is refused unread.
+	dev.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 102, TopicName: broker.RenewTopic,
+		Payload: bytes.Repeat([]byte("A"), broker.MaxEnrolRequest+1), Properties: packets.Properties{ResponseTopic: reply, CorrelationData: []byte("big")}})
+	if corr, body := answer(); corr != "big" || !strings.Contains(body, fmt.Sprintf("at most %d", broker.MaxEnrolRequest)) {
+		t.Fatalf("an oversized request: %s %q", corr, body)
 	}
 }
