@@ -48,7 +48,7 @@ func TestServeRenewAndProvisionWithMosquittoRR(t *testing.T) {
 	}
 	fmt.Fprintf(f, "# mqttctl: renew_pki %s\n# mqttctl: provision_by_claim on\n", p)
 	f.Close()
-	if code, out, e := runCLI(t, "", "config", "check", conf); code != 0 {
+	if code, out, e := runCLI(t, "", "config", "check", conf); code != 0 || !strings.Contains(out, "renew_pki \""+p+"\" ($mqttctl/renew), provision_by_claim on ($mqttctl/provision)") {
 		t.Fatalf("config check: %s%s", out, e)
 	}
 	srv, log := testutil.Start(t, dir, mqttctlBin, "serve", "-c", conf)
