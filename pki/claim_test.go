@@ -1,6 +1,9 @@
 package pki
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"os"
@@ -46,9 +49,15 @@ func TestClaimProvisions(t *testing.T) {
 	if _, err := d.Enroll(tokReq("dev-7", toks[0].Secret)); !errors.Is(err, ErrEnrollAuth) {
 		t.Fatalf("a token used twice: %v", err)
 	}
-	got, err = d.Enroll(EnrollRequest{Claim: true, Peer: peer, CSR: testCSR(t, "line1-0042", nil)})
-	if err != nil || got.How != AuthClaimPrefix || got.Name != "line1-0042" {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	got, err = d.Enroll(EnrollRequest{Claim: true, Peer: peer, CSR: testCSR(t, "line1-0042", key)})
+	if err != nil || got.How != AuthClaimPrefix || got.Name != "line1-0042" || got.Repeat {
 		t.Fatalf("by prefix: %+v %v", got, err)
+	}
+	// The answer was lost: the same key gets the same certificate.
+	again, err := d.Enroll(EnrollRequest{Claim: true, Peer: peer, CSR: testCSR(t, "line1-0042", key)})
+	if err != nil || !again.Repeat || FormatSerial(again.Cert) != FormatSerial(got.Cert) {
+		t.Fatalf("the same request again: %+v %v", again, err)
 	}
 	idx, _ := LoadIndex(dir)
 	for _, n := range []string{"dev-7", "line1-0042"} {

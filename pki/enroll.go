@@ -158,6 +158,15 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		if tf.unused(cn, now) >= 0 {
 			return nil, refuse(ErrEnrollPolicy, "%s has an unused enrolment token: it enrols with that token, not by the claim's prefix", cn)
 		}
+		// The device whose answer was lost asks again for the same key
+		// (the CSR's signature proves it holds it) within the repeat
+		// window: the same certificate, nothing issued.
+		slot := filepath.ToSlash(filepath.Join(ClientsDir, cn+".crt"))
+		if cur := s.idx.find(slot); cur != nil && now.Sub(cur.NotBefore) < TokenRepeatWindow+clockSkew {
+			if again := s.repeatOf(slot, cur, cur.Serial, r.CSR); again != nil {
+				return &Enrolled{Name: cn, Cert: again[0], Chain: again[1:], How: AuthClaimPrefix, AuthSerial: e.Serial, Repeat: true}, nil
+			}
+		}
 		out.How = AuthClaimPrefix
 	case r.Reenroll:
 		e, leaf, err := s.peerEntry(r.Peer, x509.ExtKeyUsageClientAuth, r.RenewAfterExpiry)
