@@ -240,6 +240,11 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if ls == nil {
 		return false
 	}
+	if allow, decided := h.b.enrol.mayRead(cl, ls, topic); decided {
+		// Before the ACL file: a claim client reads its answers only,
+		// whatever the file says.
+		return allow
+	}
 	acl := ls.sec.Load().acl
 	if acl == nil || strings.ContainsAny(topic, "+#") {
 		return true
@@ -253,8 +258,8 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // SUBACK from this same slice after the hook returns.
 func (h *authHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 	ls := h.b.listener(cl.Net.Listener)
-	if ls == nil || ls.sec.Load().acl == nil {
-		return
+	if ls == nil || ls.sec.Load().acl == nil || h.b.enrol.isClaim(cl, ls) {
+		return // a claim client's refusals stand
 	}
 	for i, f := range pk.Filters {
 		if i >= len(codes) || codes[i] < 0x80 || strings.ContainsAny(f.Filter, "+#") || confgen.ValidateTopicFilter(f.Filter) != nil ||
@@ -300,7 +305,11 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	pk.TopicName = strings.TrimPrefix(pk.TopicName, sysPass)
 	if !denied {
 		if ls := h.b.listener(cl.Net.Listener); ls != nil {
-			if acl := ls.sec.Load().acl; acl != nil {
+			if h.b.enrol.isClaim(cl, ls) {
+				// Before the ACL file: a claim client publishes nothing
+				// but its requests (answered by the enrol hook).
+				denied = true
+			} else if acl := ls.sec.Load().acl; acl != nil {
 				denied = !acl.Allowed(aclClient(cl), pk.TopicName, confgen.Write)
 			}
 		}
@@ -312,7 +321,17 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	if topic == sysSentinel {
 		topic = "$SYS/..."
 	}
-	h.b.log.Info("publish denied", "client", cl.ID, "username", string(cl.Properties.Username), "topic", topic, "qos", pk.FixedHeader.Qos)
+	return h.b.denyPublish(cl, pk, topic, "")
+}
+
+// denyPublish drops a publish the client may not make, answered as
+// mosquitto answers an ACL refusal (why, if not "", is logged).
+func (b *Broker) denyPublish(cl *mqtt.Client, pk packets.Packet, topic, why string) (packets.Packet, error) {
+	attrs := []any{"client", cl.ID, "username", string(cl.Properties.Username), "topic", topic, "qos", pk.FixedHeader.Qos}
+	if why != "" {
+		attrs = append(attrs, "reason", why)
+	}
+	b.log.Info("publish denied", attrs...)
 	switch {
 	case pk.FixedHeader.Qos == 0:
 		return pk, packets.ErrRejectPacket

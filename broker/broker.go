@@ -17,6 +17,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/pki"
 )
 
 // DefaultPersistenceFile is the database's name in persistence_location
@@ -58,6 +59,9 @@ type listenerState struct {
 	sec  atomic.Pointer[security]
 	ln   *listener
 	m    *listenerMetrics // nil: Options.Metrics is off
+	// renew is the pki directory that answers $mqttctl/renew (and, with
+	// spec.Provision, $mqttctl/provision) on this listener; nil: none.
+	renew *pki.Dir
 }
 
 // Broker is a running (or ready) MQTT broker.
@@ -80,6 +84,9 @@ type Broker struct {
 	// (try_private), by client id.
 	bridgeClients sync.Map
 	m             *brokerMetrics // nil: Options.Metrics is off
+	// enrol answers the $mqttctl/ requests; nil when no listener asks for
+	// them (the $mqttctl/ topics are then ordinary topics, as in mosquitto).
+	enrol *enrolHook
 }
 
 func (b *Broker) listener(id string) *listenerState { return b.byID[id] }
@@ -293,6 +300,14 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 	if err := b.srv.AddHook(&flowHook{b: b}, nil); err != nil {
 		return nil, err
 	}
+	if enrols(cfg) {
+		// Before the auth hook: its OnPublish answers the $mqttctl/
+		// requests, which the ACL file does not decide.
+		b.enrol = newEnrolHook(b)
+		if err := b.srv.AddHook(b.enrol, nil); err != nil {
+			return nil, err
+		}
+	}
 	b.auth = &authHook{b: b, creds: map[*mqtt.Client]cred{}, verifying: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if err := b.srv.AddHook(b.auth, nil); err != nil {
 		return nil, err
@@ -385,6 +400,14 @@ func (b *Broker) buildListeners() error {
 			sec, shared = s, s
 		}
 		ls.sec.Store(sec)
+		if spec.RenewPKI != "" {
+			d := &pki.Dir{Path: spec.RenewPKI}
+			if err := d.CheckIssuer(); err != nil {
+				errs = append(errs, &confgen.ConfigError{Pos: spec.OptionPos[confgen.ExtPrefix+"renew_pki"],
+					Msg: fmt.Sprintf("renew_pki %s: serve issues the renewed certificates with this directory's CA, and cannot", spec.RenewPKI), Err: err})
+			}
+			ls.renew = d
+		}
 		network := "tcp"
 		switch spec.SocketDomain {
 		case "ipv4":
@@ -571,6 +594,7 @@ func notReloaded(old, cur *confgen.Resolved) []string {
 		diff("max_connections"+at, l.MaxConnections, n.MaxConnections)
 		diff("socket_domain"+at, l.SocketDomain, n.SocketDomain)
 		diff("use_username_as_clientid"+at, l.UseUsernameAsClientID, n.UseUsernameAsClientID)
+		diff("renew_pki or provision_by_claim"+at, l.RenewPKI+strconv.FormatBool(l.Provision), n.RenewPKI+strconv.FormatBool(n.Provision))
 		if (l.TLS == nil) != (n.TLS == nil) {
 			out = append(out, "TLS on or off"+at)
 			continue
@@ -600,6 +624,9 @@ func (b *Broker) Close() error {
 	}
 	for _, ls := range b.listeners {
 		ls.ln.stop()
+	}
+	if b.enrol != nil {
+		b.enrol.wait() // an answer being issued is finished and recorded
 	}
 	err := b.srv.Close()
 	if b.wrotePID {

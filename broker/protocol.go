@@ -242,7 +242,9 @@ func (h *protocolHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 			}
 		}
 	}
-	pk.Properties.ReasonString = ""
+	if !strings.HasPrefix(pk.Properties.ReasonString, enrolReason) {
+		pk.Properties.ReasonString = "" // mosquitto sends none; the enrolment requests' refusals say why
+	}
 	return pk
 }
 

@@ -321,6 +321,11 @@ func newTLSState(l confgen.ListenerSpec) (*tlsState, error) {
 				// A factory certificate is for the enrolment server only.
 				return errBootstrap
 			}
+			if len(cs.PeerCertificates) > 0 && pki.IsClaim(cs.PeerCertificates[0]) && !l.Provision {
+				// A claim certificate only provisions, where the listener
+				// serves $mqttctl/provision.
+				return errClaim
+			}
 			if spec.CRLFile != "" {
 				return st.checkCRL(cs)
 			}
@@ -373,6 +378,10 @@ var errRevoked = errors.New("client certificate is revoked")
 // errBootstrap refuses a bootstrap certificate (pki issue bootstrap): it
 // only lets a device enrol at mqttctl enroll serve, never log in.
 var errBootstrap = errors.New("client certificate is a bootstrap certificate: it is accepted only by the enrolment server (mqttctl enroll serve), which gives the device its client certificate")
+
+// errClaim refuses a claim certificate (pki issue claim) on a listener
+// that does not provision.
+var errClaim = errors.New("client certificate is a claim certificate: it is accepted only by a listener with '# mqttctl: provision_by_claim on', where it may only ask for a device's certificate")
 
 func (st *tlsState) checkCRL(cs tls.ConnectionState) error {
 	return st.revoked(cs.VerifiedChains)

@@ -335,7 +335,19 @@ const ExtPrefix = "# mqttctl: "
 
 // extensions are the mqttctl options a listener may carry.
 var extensions = map[string]string{
-	"http_origin": "the Origin a browser page must come from to use a websockets listener (repeatable)",
+	"http_origin":        "the Origin a browser page must come from to use a websockets listener (repeatable)",
+	"renew_pki":          "the pki directory whose CA renews, over MQTT on $mqttctl/renew, the certificates of this mutual-TLS listener's clients",
+	"provision_by_claim": "on: claim certificates may ask on $mqttctl/provision for a device's certificate (needs renew_pki)",
+}
+
+// extensionNames lists the mqttctl options, for errors.
+func extensionNames() string {
+	names := make([]string, 0, len(extensions))
+	for k := range extensions {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }
 
 // looksLikeExtension reports whether a comment line that does not start
@@ -366,10 +378,10 @@ func (p *parser) extension(line string, pos Pos) error {
 	key, value, _ := strings.Cut(rest, " ")
 	value = strings.TrimSpace(value)
 	if _, ok := extensions[key]; !ok {
-		return errAt(pos, "unknown mqttctl option %q in %q (known: http_origin); an ordinary comment must not start with %q", key, line, strings.TrimSpace(ExtPrefix))
+		return errAt(pos, "unknown mqttctl option %q in %q (known: %s); an ordinary comment must not start with %q", key, line, extensionNames(), strings.TrimSpace(ExtPrefix))
 	}
 	if p.cur == nil {
-		return errAt(pos, "%s belongs to a websockets listener: put it after a 'listener PORT' line", key)
+		return errAt(pos, "%s belongs to a listener: put it after a 'listener PORT' line", key)
 	}
 	p.seq++
 	p.cur.Options = append(p.cur.Options, Directive{Key: ExtPrefix + key, Value: value, Pos: pos, seq: p.seq})

@@ -114,6 +114,34 @@ func TestConfigOrdinaryCommentsAboutMqttctl(t *testing.T) {
 	}
 }
 
+// mtlsConf is a mutual-TLS listener, lines 1 to 5.
+const mtlsConf = "listener 8883 127.0.0.1\ncertfile /c\nkeyfile /k\ncafile /ca\nrequire_certificate true\n"
+
+// TestConfigEnrolOptions: renew_pki and provision_by_claim on a mutual-TLS
+// listener resolve into its spec.
+func TestConfigEnrolOptions(t *testing.T) {
+	c, err := Parse([]byte(mtlsConf+"# mqttctl: renew_pki /etc/mqttctl/pki\n# mqttctl: provision_by_claim on\nlistener 8884 127.0.0.1\ncertfile /c\nkeyfile /k\n"), "c.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ds := c.Resolve()
+	if HasErrors(ds) {
+		t.Fatal(ds)
+	}
+	if l := r.Listeners[0]; l.RenewPKI != "/etc/mqttctl/pki" || !l.Provision {
+		t.Fatalf("listener 1: %+v", l)
+	}
+	if l := r.Listeners[1]; l.RenewPKI != "" || l.Provision {
+		t.Fatalf("listener 2 has the first's options: %+v", l)
+	}
+	if _, err := Parse([]byte("# mqttctl: renew_pki /p\n"), "c.conf"); err == nil || !strings.Contains(err.Error(), "c.conf:1: renew_pki belongs to a listener") {
+		t.Fatalf("outside a listener: %v", err)
+	}
+	if _, err := Parse([]byte("listener 1\n# provision_by_claim on\n"), "c.conf"); err == nil || !strings.Contains(err.Error(), "c.conf:2: ") {
+		t.Fatalf("a near miss: %v", err)
+	}
+}
+
 func TestConfigValidation(t *testing.T) {
 	tests := []struct {
 		name, conf string
@@ -129,6 +157,15 @@ func TestConfigValidation(t *testing.T) {
 		{"identity without require", "listener 8883 127.0.0.1\ncertfile /c\nkeyfile /k\nuse_identity_as_username true\n", "c.conf:4: warning: use_identity_as_username without require_certificate", true},
 		{"open TLS listener", "allow_anonymous true\nlistener 8883\ncertfile /c\nkeyfile /k\n", "c.conf:2: warning: TLS listener on port 8883 listens on every interface", true},
 		{"duplicate listener", "listener 1883\nlistener 1883\n", "c.conf:2: error: a listener on :1883 is already defined at c.conf:1", false},
+		// The MQTT enrolment topics: only where the client's certificate
+		// is verified, on an mqtt listener without a mount point.
+		{"renew_pki on a plain listener", "listener 1883 127.0.0.1\n# mqttctl: renew_pki /p\n", "c.conf:2: error: renew_pki needs a listener that requires client certificates", false},
+		{"renew_pki without require_certificate", "listener 8883 127.0.0.1\ncertfile /c\nkeyfile /k\n# mqttctl: renew_pki /p\n", "c.conf:4: error: renew_pki needs a listener that requires client certificates", false},
+		{"renew_pki on websockets", mtlsConf + "protocol websockets\n# mqttctl: renew_pki /p\n", "c.conf:7: error: renew_pki applies to an mqtt listener", false},
+		{"renew_pki with a mount point", mtlsConf + "mount_point site1/\n# mqttctl: renew_pki /p\n", "c.conf:7: error: renew_pki cannot apply on a listener with mount_point", false},
+		{"renew_pki without a directory", mtlsConf + "# mqttctl: renew_pki\n", "c.conf:6: error: renew_pki \"\": give the pki directory", false},
+		{"provision_by_claim without renew_pki", mtlsConf + "# mqttctl: provision_by_claim on\n", "c.conf:6: error: provision_by_claim on needs renew_pki", false},
+		{"provision_by_claim yes", mtlsConf + "# mqttctl: renew_pki /p\n# mqttctl: provision_by_claim yes\n", "c.conf:7: error: provision_by_claim \"yes\": use on or off", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,7 +39,13 @@ type ListenerSpec struct {
 	MountPoint     string
 	// Origins are the page origins a websockets listener accepts (# mqttctl:
 	// http_origin); none means any, as mosquitto.
-	Origins      []string
+	Origins []string
+	// RenewPKI is the pki directory whose CA answers this listener's
+	// clients on $mqttctl/renew (# mqttctl: renew_pki); "" serves nothing.
+	RenewPKI string
+	// Provision lets claim certificates in, to ask on $mqttctl/provision
+	// (# mqttctl: provision_by_claim on); it needs RenewPKI.
+	Provision    bool
 	SocketDomain string // "", ipv4 or ipv6
 	// UseUsernameAsClientID makes the username the client id.
 	UseUsernameAsClientID bool
@@ -341,6 +347,20 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 					errf(d.Pos, "http_origin %q: give a page's origin, scheme://host[:port], e.g. https://app.example.com", d.Value)
 				}
 				spec.Origins = append(spec.Origins, strings.TrimSuffix(d.Value, "/"))
+			case ExtPrefix + "renew_pki":
+				if d.Value == "" || strings.ContainsAny(d.Value, " \t") {
+					errf(d.Pos, "renew_pki %q: give the pki directory (mqttctl pki init --dir DIR), e.g. # mqttctl: renew_pki /etc/mqttctl/pki", d.Value)
+				}
+				spec.RenewPKI = d.Value
+			case ExtPrefix + "provision_by_claim":
+				switch d.Value {
+				case "on":
+					spec.Provision = true
+				case "off":
+					spec.Provision = false
+				default:
+					errf(d.Pos, "provision_by_claim %q: use on or off", d.Value)
+				}
 			case "protocol":
 				spec.Protocol = d.Value
 			case "max_connections":
@@ -428,9 +448,33 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 		if len(spec.Origins) > 0 && spec.Protocol != "websockets" {
 			errf(spec.OptionPos[ExtPrefix+"http_origin"], "http_origin applies to a websockets listener (protocol websockets); this one speaks %s", spec.Protocol)
 		}
+		checkEnrolOptions(spec, errf)
 		spec.Security = sec
 		r.Listeners = append(r.Listeners, spec)
 	}
 	r.Bridges = c.resolveBridges(errf)
 	return r, ds
+}
+
+// checkEnrolOptions refuses renew_pki and provision_by_claim where serve cannot
+// apply them: the answer is decided by the client's verified certificate,
+// so the listener must require one; on an mqtt listener without a mount
+// point (the $mqttctl topics are the broker's own).
+func checkEnrolOptions(spec ListenerSpec, errf func(Pos, string, ...any)) {
+	renew, hasRenew := spec.OptionPos[ExtPrefix+"renew_pki"]
+	prov, hasProv := spec.OptionPos[ExtPrefix+"provision_by_claim"]
+	if hasProv && spec.Provision && !hasRenew {
+		errf(prov, "provision_by_claim on needs renew_pki in the same listener (the pki directory whose CA issues the devices' certificates): add # mqttctl: renew_pki DIR")
+	}
+	if !hasRenew {
+		return
+	}
+	switch {
+	case spec.TLS == nil || !spec.TLS.RequireCertificate:
+		errf(renew, "renew_pki needs a listener that requires client certificates (certfile, keyfile, cafile and require_certificate true): a renewal is authorised by the client's certificate")
+	case spec.Protocol != "mqtt":
+		errf(renew, "renew_pki applies to an mqtt listener; this one speaks %s", spec.Protocol)
+	case spec.MountPoint != "":
+		errf(renew, "renew_pki cannot apply on a listener with mount_point %s ($mqttctl/renew is the broker's own topic, not the mount point's): remove one of the two", spec.MountPoint)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -42,6 +43,12 @@ const (
 	// BootstrapOU so that serve's MQTT listeners can refuse it, and no
 	// config mqttctl writes names it as an identity.
 	ProfileBootstrap Profile = "bootstrap"
+	// ProfileClaim is a certificate shared by a batch of devices (claim.go):
+	// accepted only by serve's listeners that provision, where it may only
+	// ask for a device's own certificate on $mqttctl/provision. It carries
+	// ClaimPolicy and the OU ClaimOU, and, like a bootstrap certificate,
+	// no digitalSignature (mosquitto refuses it).
+	ProfileClaim Profile = "claim"
 )
 
 // BootstrapPolicy is the certificate policy that marks a bootstrap
@@ -91,10 +98,10 @@ func checkNotBootstrapOU(n pkix.Name, what string) error {
 // ParseProfile validates a leaf --profile value.
 func ParseProfile(s string) (Profile, error) {
 	switch p := Profile(s); p {
-	case ProfileServer, ProfileClient, ProfileBridge, ProfileBootstrap:
+	case ProfileServer, ProfileClient, ProfileBridge, ProfileBootstrap, ProfileClaim:
 		return p, nil
 	}
-	return "", fmt.Errorf("unknown profile %q: use server, client, bridge or bootstrap", s)
+	return "", fmt.Errorf("unknown profile %q: use server, client, bridge, bootstrap or claim", s)
 }
 
 // IsCA reports whether the profile is a CA profile.
@@ -105,7 +112,7 @@ func (p Profile) ExtKeyUsage() []x509.ExtKeyUsage {
 	switch p {
 	case ProfileServer:
 		return []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	case ProfileClient, ProfileBootstrap:
+	case ProfileClient, ProfileBootstrap, ProfileClaim:
 		return []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	case ProfileBridge:
 		return []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
@@ -136,6 +143,9 @@ type Template struct {
 	PublicKey crypto.PublicKey
 	NotBefore time.Time
 	NotAfter  time.Time
+	// ClaimPrefix: for a claim certificate, the prefix of the device names
+	// it may provision without a token ("": tokens only).
+	ClaimPrefix string
 }
 
 // Issuer is a CA that signs certificates.
@@ -183,7 +193,7 @@ func (t *Template) x509() (*x509.Certificate, error) {
 		c.MaxPathLen = 0
 		c.MaxPathLenZero = true
 		c.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
-	case ProfileServer, ProfileClient, ProfileBridge, ProfileBootstrap:
+	case ProfileServer, ProfileClient, ProfileBridge, ProfileBootstrap, ProfileClaim:
 		c.KeyUsage = x509.KeyUsageDigitalSignature
 		if _, ok := t.PublicKey.(*rsa.PublicKey); ok {
 			c.KeyUsage |= x509.KeyUsageKeyEncipherment
@@ -195,6 +205,13 @@ func (t *Template) x509() (*x509.Certificate, error) {
 			// purpose"), as serve does by the policy; the enrolment server
 			// ignores key usage.
 			c.KeyUsage = x509.KeyUsageContentCommitment
+		}
+		if t.Profile == ProfileClaim {
+			c.Policies = []x509.OID{ClaimPolicy}
+			c.KeyUsage = x509.KeyUsageContentCommitment // as bootstrap: mosquitto refuses it
+			if t.ClaimPrefix != "" {
+				c.URIs = []*url.URL{claimPrefixURI(t.ClaimPrefix)}
+			}
 		}
 		c.ExtKeyUsage = t.Profile.ExtKeyUsage()
 		hosts := t.Hosts
@@ -250,6 +267,11 @@ func (iss *Issuer) Sign(t Template) (*x509.Certificate, error) {
 	}
 	if t.Profile == ProfileIntermediate && iss.Cert.MaxPathLenZero {
 		return nil, errors.New("the issuing CA has path length 0 and cannot sign another CA")
+	}
+	if t.Profile != ProfileClaim {
+		if err := checkNotClaimOU(t.Subject, "the subject of a "+string(t.Profile)+" certificate"); err != nil {
+			return nil, err
+		}
 	}
 	if t.Profile != ProfileBootstrap {
 		if err := checkNotBootstrapOU(t.Subject, "the subject of a "+string(t.Profile)+" certificate"); err != nil {

@@ -448,8 +448,8 @@ func reissueFix(it checked, dir string) string {
 		return "make a new CA and reissue its certificates"
 	case ProfileClient:
 		return explain.ReissueClient(name, dir)
-	case ProfileBootstrap:
-		return explain.Reissue(string(ProfileBootstrap), name, dir)
+	case ProfileBootstrap, ProfileClaim:
+		return explain.Reissue(string(it.profile), name, dir)
 	}
 	return explain.ReissueServer(name, dir, nil)
 }
@@ -553,8 +553,15 @@ func (c *checker) checkUsages(it checked, leaf *x509.Certificate, full string, g
 		if leaf.KeyUsage&x509.KeyUsageDigitalSignature != 0 {
 			c.add(LevelWarn, full, "a bootstrap certificate with digitalSignature: mosquitto would accept it as a client certificate", reissueFix(it, c.d.Path))
 		}
+	case ProfileClaim:
+		if !client || !IsClaim(leaf) {
+			c.add(LevelError, full, "a claim certificate needs clientAuth and the claim mark", reissueFix(it, c.d.Path))
+		}
+		if leaf.KeyUsage&x509.KeyUsageDigitalSignature != 0 {
+			c.add(LevelWarn, full, "a claim certificate with digitalSignature: mosquitto would accept it as a client certificate", reissueFix(it, c.d.Path))
+		}
 	}
-	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 && it.profile != ProfileBootstrap {
+	if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 && it.profile != ProfileBootstrap && it.profile != ProfileClaim {
 		c.add(LevelError, full, "lacks digitalSignature key usage: TLS handshakes fail", reissueFix(it, c.d.Path))
 	}
 	if leaf.KeyUsage&(x509.KeyUsageCertSign|x509.KeyUsageCRLSign) != 0 {

@@ -171,6 +171,29 @@ func TestCrashAtEveryWriteStep(t *testing.T) {
 			_, err = d.Enroll(EnrollRequest{CSR: testCSR(t, "dev5", nil), Peer: certs[:1]})
 			return err
 		}},
+		{"issue claim", func(d *Dir) error {
+			_, err := d.Issue(IssueOptions{Profile: ProfileClaim, Name: "factory9", ClaimPrefix: "line9-"})
+			return err
+		}},
+		{"enroll by a claim with a token (the token used in the same change)", func(d *Dir) error {
+			if _, err := d.Issue(IssueOptions{Profile: ProfileClaim, Name: "factory4"}); err != nil {
+				return err
+			}
+			toks, err := d.CreateTokens(TokenOptions{Names: []string{"dev4"}})
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(filepath.Join(d.Path, ClaimDir, "factory4.crt"))
+			if err != nil {
+				return err
+			}
+			certs, err := ParseCerts(data, "factory4.crt")
+			if err != nil {
+				return err
+			}
+			_, err = d.Enroll(EnrollRequest{CSR: testCSR(t, "dev4", nil), Peer: certs[:1], Claim: true, TokenName: "dev4", Token: toks[0].Secret})
+			return err
+		}},
 		{"enroll: re-enrol alice (a certificate whose key the directory holds)", func(d *Dir) error {
 			data, err := os.ReadFile(filepath.Join(d.Path, "clients", "alice.crt"))
 			if err != nil {

@@ -120,8 +120,8 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 	if _, err := ParseProfile(string(o.Profile)); err != nil {
 		return nil, nil, err
 	}
-	if o.Profile == ProfileBootstrap {
-		return nil, nil, errors.New("a bootstrap certificate is made with its key on the CA's machine (pki issue bootstrap NAME), not signed from a request")
+	if o.Profile == ProfileBootstrap || o.Profile == ProfileClaim {
+		return nil, nil, fmt.Errorf("a %s certificate is made with its key on the CA's machine (pki issue %s NAME), not signed from a request", o.Profile, o.Profile)
 	}
 	if o.Days == 0 {
 		o.Days = DefaultLeafDays
@@ -140,6 +140,9 @@ func (d *Dir) SignCSR(csr *x509.CertificateRequest, o SignOptions) (*x509.Certif
 		return nil, nil, err
 	}
 	if err := checkNotBootstrapOU(csr.Subject, "the request's subject"); err != nil {
+		return nil, nil, err
+	}
+	if err := checkNotClaimOU(csr.Subject, "the request's subject"); err != nil {
 		return nil, nil, err
 	}
 	if o.Profile == ProfileClient {

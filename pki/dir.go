@@ -26,6 +26,7 @@ const (
 	ServerKeyFile        = "server.key"
 	ClientsDir           = "clients"
 	BootstrapDir         = "bootstrap"
+	ClaimDir             = "claim"
 	ServersDir           = "servers"
 	// JournalFile records a change that is being written (fsx.Txn.Journal):
 	// while it exists, the change is completed before anything else reads
@@ -41,6 +42,8 @@ const (
 	BridgeOU = "MQTT Bridge"
 	// BootstrapOU marks a bootstrap certificate (ProfileBootstrap).
 	BootstrapOU = "MQTT Bootstrap"
+	// ClaimOU marks a claim certificate (ProfileClaim).
+	ClaimOU = "MQTT Claim"
 )
 
 // DefaultOrg is the organisation put in subjects when none is given.
@@ -210,7 +213,7 @@ func (d *Dir) recover() (string, error) {
 	if len(done) > 0 {
 		return fmt.Sprintf("completed a change that was interrupted (%s recorded %d files: %s)", d.path(JournalFile), len(done), shortList(done)), nil
 	}
-	fsx.CleanTemps(d.Path, d.path(ClientsDir), d.path(ServersDir), d.path(BootstrapDir))
+	fsx.CleanTemps(d.Path, d.path(ClientsDir), d.path(ServersDir), d.path(BootstrapDir), d.path(ClaimDir))
 	return "", nil
 }
 

@@ -39,6 +39,10 @@ const (
 	AuthToken     = "token"
 	AuthBootstrap = "bootstrap-certificate"
 	AuthRenewal   = "current-certificate"
+	// A claim certificate (provisioning over MQTT) with a token, or alone
+	// for a name under its prefix.
+	AuthClaimToken  = "claim-certificate+token"
+	AuthClaimPrefix = "claim-certificate+prefix"
 )
 
 // EnrollRequest is one EST simpleenroll or simplereenroll.
@@ -47,7 +51,11 @@ type EnrollRequest struct {
 	// Reenroll: authorised by Peer, the device's current certificate
 	// (simplereenroll). Otherwise by TokenName/Token, or by Peer being a
 	// bootstrap certificate.
-	Reenroll         bool
+	Reenroll bool
+	// Claim: Peer is a claim certificate asking for a device's
+	// certificate (provisioning over MQTT), with TokenName/Token or, for a
+	// name under the claim's prefix, alone.
+	Claim            bool
 	TokenName, Token string
 	Peer             []*x509.Certificate // TLS client certificates, leaf first
 	// RenewAfterExpiry lets an expired certificate re-enrol within this
@@ -93,6 +101,9 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 	if !fileExists(d.path(RootCertFile)) {
 		return nil, noCA(d.Path)
 	}
+	if r.Claim && len(r.Peer) == 0 {
+		return nil, refuse(ErrEnrollAuth, "no claim certificate")
+	}
 	if !r.Reenroll && (r.TokenName != "" || r.Token != "") && !d.tokenMayMatch(r.TokenName, r.Token) {
 		return nil, errs.New(fmt.Sprintf("token of %q: no unused token of that name matches", r.TokenName), ErrEnrollAuth)
 	}
@@ -118,6 +129,45 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		subj      = pkix.Name{CommonName: cn, Organization: []string{orgOf(s.root, DefaultOrg)}, OrganizationalUnit: []string{ClientOU}}
 	)
 	switch {
+	case r.Claim:
+		e, leaf, err := s.peerEntry(r.Peer, x509.ExtKeyUsageClientAuth, 0)
+		if err != nil {
+			return nil, err
+		}
+		if e.Profile != ProfileClaim || !IsClaim(leaf) {
+			return nil, refuse(ErrEnrollAuth, "the TLS client certificate is a %s certificate, not a claim certificate: only a claim certificate provisions a device", e.Profile)
+		}
+		out.AuthSerial = e.Serial
+		if r.TokenName != "" || r.Token != "" {
+			var again []*x509.Certificate
+			if tok, again, err = s.redeemToken(tf, r, now); again != nil {
+				return &Enrolled{Name: cn, Cert: again[0], Chain: again[1:], How: AuthClaimToken, AuthSerial: e.Serial, Repeat: true}, nil
+			} else if err != nil {
+				return nil, err
+			}
+			out.How, replace = AuthClaimToken, tok.Replace
+			break
+		}
+		prefix := ClaimPrefix(leaf)
+		if prefix == "" {
+			return nil, refuse(ErrEnrollAuth, "the claim certificate %s (serial %s) provisions only with a one-time token (it was issued without a prefix): send the device's token with the request", e.Name, e.Serial)
+		}
+		if !strings.HasPrefix(cn, prefix) || len(cn) == len(prefix) {
+			return nil, refuse(ErrEnrollPolicy, "the request's CN %q does not start with %q, the prefix the claim certificate %s may provision without a token: name the device %sSOMETHING, or send its token", cn, prefix, e.Name, prefix)
+		}
+		if tf.unused(cn, now) >= 0 {
+			return nil, refuse(ErrEnrollPolicy, "%s has an unused enrolment token: it enrols with that token, not by the claim's prefix", cn)
+		}
+		// The device whose answer was lost asks again for the same key
+		// (the CSR's signature proves it holds it) within the repeat
+		// window: the same certificate, nothing issued.
+		slot := filepath.ToSlash(filepath.Join(ClientsDir, cn+".crt"))
+		if cur := s.idx.find(slot); cur != nil && now.Sub(cur.NotBefore) < TokenRepeatWindow+clockSkew {
+			if again := s.repeatOf(slot, cur, cur.Serial, r.CSR); again != nil {
+				return &Enrolled{Name: cn, Cert: again[0], Chain: again[1:], How: AuthClaimPrefix, AuthSerial: e.Serial, Repeat: true}, nil
+			}
+		}
+		out.How = AuthClaimPrefix
 	case r.Reenroll:
 		e, leaf, err := s.peerEntry(r.Peer, x509.ExtKeyUsageClientAuth, r.RenewAfterExpiry)
 		if err != nil {
@@ -158,19 +208,11 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		subj = leaf.Subject
 		subj.ExtraNames = nil
 	case r.TokenName != "" || r.Token != "":
-		if tok, err = tf.redeem(r.TokenName, r.Token, now); err != nil {
-			// The device whose answer was lost asks again with its token
-			// for the same key: the same certificate, nothing issued.
-			if used := tf.usedRecently(r.TokenName, r.Token, now); used != nil && cn == r.TokenName {
-				slot := filepath.ToSlash(filepath.Join(ClientsDir, cn+".crt"))
-				if again := s.repeatOf(slot, s.idx.find(slot), used.Serial, r.CSR); again != nil {
-					return &Enrolled{Name: cn, Cert: again[0], Chain: again[1:], How: AuthToken, Repeat: true}, nil
-				}
-			}
-			return nil, errs.New(fmt.Sprintf("token of %q: %v", r.TokenName, err), ErrEnrollAuth)
-		}
-		if cn != r.TokenName {
-			return nil, refuse(ErrEnrollPolicy, "the request's CN %q is not the token's name %q", cn, r.TokenName)
+		var again []*x509.Certificate
+		if tok, again, err = s.redeemToken(tf, r, now); again != nil {
+			return &Enrolled{Name: cn, Cert: again[0], Chain: again[1:], How: AuthToken, Repeat: true}, nil
+		} else if err != nil {
+			return nil, err
 		}
 		out.How, replace = AuthToken, tok.Replace
 	case len(r.Peer) > 0:
@@ -232,6 +274,28 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 	}
 	out.Cert, out.Chain = cert, iss.Chain
 	return out, nil
+}
+
+// redeemToken finds the request's unused token (marked used in tf, which
+// the caller stages) for a request whose CN is the token's name. A token
+// used less than TokenRepeatWindow ago for the CSR's key gives instead the
+// certificate it was used for (again), to a device whose answer was lost.
+func (s *state) redeemToken(tf *tokenFile, r EnrollRequest, now time.Time) (*Token, []*x509.Certificate, error) {
+	cn := r.CSR.Subject.CommonName
+	tok, err := tf.redeem(r.TokenName, r.Token, now)
+	if err != nil {
+		if used := tf.usedRecently(r.TokenName, r.Token, now); used != nil && cn == r.TokenName {
+			slot := filepath.ToSlash(filepath.Join(ClientsDir, cn+".crt"))
+			if again := s.repeatOf(slot, s.idx.find(slot), used.Serial, r.CSR); again != nil {
+				return nil, again, nil
+			}
+		}
+		return nil, nil, errs.New(fmt.Sprintf("token of %q: %v", r.TokenName, err), ErrEnrollAuth)
+	}
+	if cn != r.TokenName {
+		return nil, nil, refuse(ErrEnrollPolicy, "the request's CN %q is not the token's name %q", cn, r.TokenName)
+	}
+	return tok, nil, nil
 }
 
 // placeEnrolled stages an enrolled certificate at rel (its key is on the

@@ -265,7 +265,7 @@ func issuedBy(c *x509.Certificate, cas []*x509.Certificate) *x509.Certificate {
 
 func validProfile(p Profile) bool {
 	switch p {
-	case ProfileRoot, ProfileIntermediate, ProfileServer, ProfileClient, ProfileBridge, ProfileBootstrap:
+	case ProfileRoot, ProfileIntermediate, ProfileServer, ProfileClient, ProfileBridge, ProfileBootstrap, ProfileClaim:
 		return true
 	}
 	return false
@@ -280,7 +280,7 @@ func certFilesOnDisk(dir string) []string {
 			out = append(out, f)
 		}
 	}
-	for _, sub := range []string{ServersDir, ClientsDir, BootstrapDir} {
+	for _, sub := range []string{ServersDir, ClientsDir, BootstrapDir, ClaimDir} {
 		matches, _ := filepath.Glob(filepath.Join(dir, sub, "*.crt"))
 		sort.Strings(matches)
 		for _, m := range matches {
@@ -527,7 +527,7 @@ func (d *Dir) Entries() (entries []Entry, notes []string, err error) {
 
 // sortedEntries returns the index entries sorted by profile then name.
 func sortedEntries(idx *Index) []Entry {
-	order := map[Profile]int{ProfileRoot: 0, ProfileIntermediate: 1, ProfileServer: 2, ProfileBridge: 3, ProfileClient: 4, ProfileBootstrap: 5}
+	order := map[Profile]int{ProfileRoot: 0, ProfileIntermediate: 1, ProfileServer: 2, ProfileBridge: 3, ProfileClient: 4, ProfileBootstrap: 5, ProfileClaim: 6}
 	out := slices.Clone(idx.Certificates)
 	slices.SortStableFunc(out, func(a, b Entry) int {
 		if order[a.Profile] != order[b.Profile] {

@@ -73,6 +73,9 @@ func profileOf(c *x509.Certificate) string {
 	if IsBootstrap(c) {
 		return string(ProfileBootstrap)
 	}
+	if IsClaim(c) {
+		return string(ProfileClaim)
+	}
 	var server, client bool
 	for _, u := range c.ExtKeyUsage {
 		server = server || u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny

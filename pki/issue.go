@@ -21,6 +21,7 @@ type leafRequest struct {
 	hosts     Hosts
 	org       string
 	keyType   KeyType
+	prefix    string // claim only
 	days      int
 	force     bool
 	notBefore time.Time
@@ -36,6 +37,8 @@ func leafPaths(p Profile, name string) pair {
 		return pair{filepath.Join(ClientsDir, name+".crt"), filepath.Join(ClientsDir, name+".key")}
 	case p == ProfileBootstrap:
 		return pair{filepath.Join(BootstrapDir, name+".crt"), filepath.Join(BootstrapDir, name+".key")}
+	case p == ProfileClaim:
+		return pair{filepath.Join(ClaimDir, name+".crt"), filepath.Join(ClaimDir, name+".key")}
 	default:
 		return pair{filepath.Join(ServersDir, name+".crt"), filepath.Join(ServersDir, name+".key")}
 	}
@@ -54,7 +57,7 @@ func (s *state) leaf(r leafRequest) error {
 	}
 	if ok && !r.force {
 		s.rep.add("kept", what, s.d.path(p.cert), "")
-		if r.profile != ProfileClient && r.profile != ProfileBootstrap {
+		if !r.profile.namedByCN() {
 			s.warnMissingHosts(p.cert, r)
 		}
 		return nil
@@ -69,10 +72,13 @@ func (s *state) leaf(r leafRequest) error {
 	case ProfileBootstrap:
 		subj.CommonName = r.name
 		subj.OrganizationalUnit = []string{BootstrapOU}
+	case ProfileClaim:
+		subj.CommonName = r.name
+		subj.OrganizationalUnit = []string{ClaimOU}
 	default:
 		subj.OrganizationalUnit = []string{ServerOU}
 	}
-	if r.profile != ProfileClient && r.profile != ProfileBootstrap {
+	if !r.profile.namedByCN() {
 		switch {
 		case r.cn != "":
 			subj.CommonName = r.cn
@@ -120,7 +126,7 @@ func (s *state) leaf(r leafRequest) error {
 	if na.After(iss.Cert.NotAfter) {
 		s.rep.warn("%s would outlive its CA: it ends with the CA on %s", s.d.path(p.cert), iss.Cert.NotAfter.Format(time.DateOnly))
 	}
-	cert, err := iss.Sign(Template{Profile: r.profile, Subject: subj, Hosts: r.hosts, PublicKey: key.Public(), NotBefore: nb, NotAfter: na})
+	cert, err := iss.Sign(Template{Profile: r.profile, Subject: subj, Hosts: r.hosts, PublicKey: key.Public(), NotBefore: nb, NotAfter: na, ClaimPrefix: r.prefix})
 	if err != nil {
 		return err
 	}
@@ -141,7 +147,10 @@ func (s *state) leaf(r leafRequest) error {
 		verb = "replaced"
 	}
 	detail := "CN=" + cert.Subject.CommonName
-	if r.profile != ProfileClient && r.profile != ProfileBootstrap {
+	if r.prefix != "" {
+		detail += ", provisions names starting " + r.prefix
+	}
+	if !r.profile.namedByCN() {
 		detail = strings.Join(Names(cert), ", ")
 	}
 	s.rep.add(verb, what, s.d.path(p.cert), detail)
@@ -182,6 +191,9 @@ type IssueOptions struct {
 	// NotBefore and NotAfter override the validity (for tests and
 	// special cases); zero means now and now+Days.
 	NotBefore, NotAfter time.Time
+	// ClaimPrefix: a claim certificate may provision, without a token,
+	// device names that start with it.
+	ClaimPrefix string
 }
 
 // Issue adds one leaf certificate signed by the directory's CA.
@@ -202,8 +214,14 @@ func (d *Dir) Issue(o IssueOptions) (*Report, error) {
 	if err := ident.ValidateNew(o.Name); err != nil {
 		return nil, fmt.Errorf("%s name: %w", o.Profile, err)
 	}
+	if o.ClaimPrefix != "" && o.Profile != ProfileClaim {
+		return nil, fmt.Errorf("a prefix is for a claim certificate (the device names it may provision), not a %s one", o.Profile)
+	}
+	if err := checkClaimPrefix(o.ClaimPrefix); err != nil {
+		return nil, err
+	}
 	var hosts Hosts
-	if o.Profile != ProfileClient && o.Profile != ProfileBootstrap {
+	if !o.Profile.namedByCN() {
 		args := o.Hosts
 		if len(args) == 0 {
 			if _, err := parseHosts([]string{o.Name}); err != nil || o.Name == "server" {
@@ -232,7 +250,7 @@ func (d *Dir) Issue(o IssueOptions) (*Report, error) {
 		return nil, errs.Wrap(fsx.ErrExists, fmt.Sprintf("%s already exists", d.path(p.cert)), ErrNeedsForce)
 	}
 	err = s.leaf(leafRequest{profile: o.Profile, name: o.Name, cn: o.CN, hosts: hosts, org: orgOf(s.root, DefaultOrg),
-		keyType: o.KeyType, days: o.Days, force: o.Force, notBefore: o.NotBefore, notAfter: o.NotAfter})
+		keyType: o.KeyType, prefix: o.ClaimPrefix, days: o.Days, force: o.Force, notBefore: o.NotBefore, notAfter: o.NotAfter})
 	if err != nil {
 		return nil, err
 	}
@@ -264,4 +282,10 @@ func (s *state) checkNewClientName(name, certPath string) error {
 		}
 	}
 	return nil
+}
+
+// namedByCN reports whether the profile's certificates are named by their
+// CN (an identity), not by host names.
+func (p Profile) namedByCN() bool {
+	return p == ProfileClient || p == ProfileBootstrap || p == ProfileClaim
 }

@@ -188,6 +188,8 @@ func guessEntry(rel string, c *x509.Certificate) (string, Profile) {
 		return "intermediate", ProfileIntermediate
 	case IsBootstrap(c):
 		return name, ProfileBootstrap
+	case IsClaim(c):
+		return name, ProfileClaim
 	case hasEKU(c, x509.ExtKeyUsageServerAuth) && hasEKU(c, x509.ExtKeyUsageClientAuth):
 		return name, ProfileBridge
 	case hasEKU(c, x509.ExtKeyUsageServerAuth):

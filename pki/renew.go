@@ -81,10 +81,10 @@ func (d *Dir) Renew(o RenewOptions) (*Report, error) {
 			if e.Status == "revoked" || e.ReplacedBy != "" || !e.NotAfter.Before(now.Add(o.Expiring)) {
 				continue
 			}
-			if e.Profile == ProfileBootstrap {
+			if e.Profile == ProfileBootstrap || e.Profile == ProfileClaim {
 				// Its factory window is not stretched to a certificate's
 				// lifetime: a device that missed it gets a new one.
-				s.rep.add("kept", "bootstrap certificate", s.d.path(e.Cert), "a bootstrap certificate is not renewed: "+explain.Reissue(string(ProfileBootstrap), e.Name, s.d.Path))
+				s.rep.add("kept", string(e.Profile)+" certificate", s.d.path(e.Cert), "a "+string(e.Profile)+" certificate is not renewed: "+explain.Reissue(string(e.Profile), e.Name, s.d.Path))
 				continue
 			}
 			if e.Profile.IsCA() {
@@ -135,9 +135,9 @@ func (s *state) renew(i int, o RenewOptions) error {
 	if e.Profile.IsCA() {
 		return fmt.Errorf("%s is the %s CA: a CA is not renewed in place; make a new CA and reissue its certificates", e.Name, e.Profile)
 	}
-	if e.Profile == ProfileBootstrap {
-		return fmt.Errorf("%s is a bootstrap certificate: it is not renewed (its factory window would become a certificate's lifetime); a device that missed it gets a new one: %s",
-			s.d.path(e.Cert), explain.Reissue(string(ProfileBootstrap), e.Name, s.d.Path))
+	if e.Profile == ProfileBootstrap || e.Profile == ProfileClaim {
+		return fmt.Errorf("%s is a %s certificate: it is not renewed (its factory window would become a certificate's lifetime); a device that missed it gets a new one: %s",
+			s.d.path(e.Cert), e.Profile, explain.Reissue(string(e.Profile), e.Name, s.d.Path))
 	}
 	abs := func(p string) string {
 		if filepath.IsAbs(p) {

@@ -54,7 +54,14 @@ problem in one run, each at the file:line of the option behind it.
 				return exitError{1}
 			}
 			for _, l := range r.Listeners {
-				fmt.Fprintf(s.Out, "listener %s: %s, anonymous %v, password_file %q, acl_file %q\n", l.Addr(), l.Kind(), l.Security.AllowAnonymous, l.Security.PasswordFile, l.Security.ACLFile)
+				enrol := ""
+				if l.RenewPKI != "" {
+					enrol = fmt.Sprintf(", renew_pki %q ($mqttctl/renew)", l.RenewPKI)
+				}
+				if l.Provision {
+					enrol += ", provision_by_claim on ($mqttctl/provision)"
+				}
+				fmt.Fprintf(s.Out, "listener %s: %s, anonymous %v, password_file %q, acl_file %q%s\n", l.Addr(), l.Kind(), l.Security.AllowAnonymous, l.Security.PasswordFile, l.Security.ACLFile, enrol)
 			}
 			fmt.Fprintln(s.Out, "ok")
 			return nil

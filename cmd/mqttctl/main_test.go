@@ -134,7 +134,7 @@ func TestWrongArgumentCount(t *testing.T) {
 		{name: "passwd add with one too many", args: []string{"passwd", "add", "passwd", "alice", "pw"}, code: 1,
 			errOut: []string{`"pw" is one too many; usage: mqttctl passwd add FILE USER`}},
 		{name: "pki issue without NAME", args: []string{"pki", "issue", "client"}, code: 1,
-			errOut: []string{"missing NAME; usage: mqttctl pki issue server|client|bridge|bootstrap NAME"}},
+			errOut: []string{"missing NAME; usage: mqttctl pki issue server|client|bridge|bootstrap|claim NAME"}},
 		{name: "check without URL", args: []string{"check"}, code: 1,
 			errOut: []string{"missing URL; usage: mqttctl check URL [URL...]"}},
 		{name: "version with an argument", args: []string{"version", "x"}, code: 1,

@@ -16,8 +16,8 @@ func newPKIIssueCmd(s *streams, f *pkiFlags) *cobra.Command {
 		batch               batchFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "issue server|client|bridge|bootstrap NAME",
-		Short: "Issue one broker, client, bridge or bootstrap certificate from the directory's CA",
+		Use:   "issue server|client|bridge|bootstrap|claim NAME",
+		Short: "Issue one broker, client, bridge, bootstrap or claim certificate from the directory's CA",
 		Long: `issue adds a certificate and a new key signed by the directory's CA.
 
   server NAME   servers/NAME.crt (NAME "server" replaces server.crt with --force)
@@ -26,12 +26,19 @@ func newPKIIssueCmd(s *streams, f *pkiFlags) *cobra.Command {
   bootstrap NAME  bootstrap/NAME.crt, a device's factory certificate: accepted
                 only by 'mqttctl enroll serve' to obtain the client certificate
                 NAME, refused by serve's MQTT listeners
+  claim NAME    claim/NAME.crt, shared by a batch of devices: on a serve
+                listener with '# mqttctl: provision on' it may only ask, on
+                $mqttctl/provision, for a device's own certificate (with the
+                device's one-time token, or alone for a name starting with
+                --prefix); refused everywhere else, and by mosquitto
 
 ` + batchHelp,
 		Example: `  mqttctl pki issue client sensor-02
   # a second broker, reached by name and by address (CN edge1)
   mqttctl pki issue server edge1 --cn edge1 --host edge1.example.com --host 192.0.2.11
   mqttctl pki issue bootstrap sensor-03 --days 30
+  # a claim for a batch of devices, which may name themselves line1-*
+  mqttctl pki issue claim factory-2026 --prefix line1- --days 90
   # reissue the default broker certificate with an extra name
   mqttctl pki issue server server --force --host localhost --host mqtt.example.com
 ` + batchExample,
@@ -76,6 +83,7 @@ func newPKIIssueCmd(s *streams, f *pkiFlags) *cobra.Command {
 	fl.StringArrayVar(&o.Hosts, "host", nil, "a DNS name or IP address of the broker (repeatable; servers only)")
 	fl.StringVar(&o.CN, "cn", "", "subject common name (default: the client name, or the first host)")
 	fl.BoolVar(&o.Force, "force", false, "replace an existing certificate and key")
+	fl.StringVar(&o.ClaimPrefix, "prefix", "", "claim only: device names it may provision without a token start with this")
 	fl.StringVar(&notBefore, "not-before", "", "start of validity, RFC 3339 (default now)")
 	fl.StringVar(&notAfter, "not-after", "", "end of validity, RFC 3339 (default now + --days)")
 	cmd.MarkFlagsMutuallyExclusive("days", "not-after")
