@@ -34,6 +34,12 @@ type boltStore struct {
 	done   chan struct{}
 	jr     *journal
 	closed bool
+	// dropReserved: retained messages under the broker's own namespace
+	// ($mqttctl/) are deleted at load instead of restored. Set when a
+	// listener answers enrolment requests there: an answer is never a
+	// retained publish, so one left from before the directive was turned
+	// on (when the ACL file decided) would only be a planted "answer".
+	dropReserved bool
 }
 
 // storeOp is one queued change: a put (val != nil), a delete, a journal
@@ -347,7 +353,20 @@ func (s *boltStore) StoredSubscriptions() ([]storage.Subscription, error) {
 }
 
 func (s *boltStore) StoredRetainedMessages() ([]storage.Message, error) {
-	return stored[storage.Message](s, storage.RetainedKey)
+	v, err := stored[storage.Message](s, storage.RetainedKey)
+	if !s.dropReserved {
+		return v, err
+	}
+	kept := v[:0]
+	for _, m := range v {
+		if strings.HasPrefix(m.TopicName, reserved) {
+			s.log.Warn("retained message under the broker's own namespace deleted at start: enrolment answers are never retained", "topic", m.TopicName)
+			s.del(m.ID)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	return kept, err
 }
 
 // StoredInflightMessages also fills in the packet id of messages that the

@@ -76,6 +76,8 @@ type Broker struct {
 	store     *store
 	wrotePID  bool
 	stopWatch chan struct{}
+	closeOnce sync.Once // Close runs once; a second call returns its error
+	closeErr  error
 	tickets   *ticketKeys // nil: Go's in-memory ticket keys
 	bridges   []*bridge
 	// bridgeSubs numbers the bridges' in-process subscriptions.
@@ -610,8 +612,14 @@ func notReloaded(old, cur *confgen.Resolved) []string {
 }
 
 // Close disconnects every client, closes the listeners, flushes the store
-// and removes the pid_file.
+// and removes the pid_file. Calling it again returns the first call's
+// error.
 func (b *Broker) Close() error {
+	b.closeOnce.Do(func() { b.closeErr = b.close() })
+	return b.closeErr
+}
+
+func (b *Broker) close() error {
 	if b.stopWatch != nil {
 		close(b.stopWatch)
 		b.stopWatch = nil

@@ -123,6 +123,7 @@ func (s *store) attach() error {
 		}
 		return fmt.Errorf("open %s: %w", s.path, err)
 	}
+	st.dropReserved = s.b.enrol != nil
 	s.engine = st
 	if err := s.b.srv.AddHook(st, nil); err != nil {
 		return err
