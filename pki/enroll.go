@@ -264,6 +264,7 @@ func (d *Dir) Enroll(r EnrollRequest) (*Enrolled, error) {
 		s.idx.Certificates[s.idx.byFingerprint(bootstrap)].Enrolled = FormatSerial(cert)
 	}
 	if tok != nil {
+		s.idx.find(rel).Token = tok.SHA256
 		tok.UsedAt, tok.Serial = now.UTC().Truncate(time.Second), FormatSerial(cert)
 		if err := s.stageTokens(tf); err != nil {
 			return nil, err
@@ -294,6 +295,11 @@ func (s *state) redeemToken(tf *tokenFile, r EnrollRequest, now time.Time) (*Tok
 	}
 	if cn != r.TokenName {
 		return nil, nil, refuse(ErrEnrollPolicy, "the request's CN %q is not the token's name %q", cn, r.TokenName)
+	}
+	for _, e := range s.idx.Certificates {
+		if e.Token != "" && e.Token == tok.SHA256 {
+			return nil, nil, refuse(ErrEnrollAuth, "the token of %q was used for certificate serial %s (index.yaml), though %s calls it unused: %s looks restored from an older copy; make a new token", r.TokenName, e.Serial, TokensFile, TokensFile)
+		}
 	}
 	return tok, nil, nil
 }

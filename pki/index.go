@@ -52,6 +52,11 @@ type Entry struct {
 	// Enrolled is, for a bootstrap certificate, the serial of the client
 	// certificate it enrolled: a bootstrap certificate enrols once.
 	Enrolled string `yaml:"enrolled,omitempty"`
+	// Token is, for a certificate enrolled with a one-time token, the
+	// token's SHA-256 (as tokens.json keeps it): the second record of its
+	// use, so a tokens.json restored from an older copy cannot make a used
+	// token good again.
+	Token string `yaml:"token_sha256,omitempty"`
 }
 
 // prevSuffix ends the file name a renewed certificate's predecessor is kept

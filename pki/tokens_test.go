@@ -583,3 +583,38 @@ func mustIndex(t *testing.T, dir string) *Index {
 	}
 	return idx
 }
+
+// TestRestoredTokensFileDoesNotReviveAToken: index.yaml keeps the hash of
+// the token each certificate was enrolled with, so a tokens.json copied
+// back from before the enrolment (a backup restored) cannot make the used
+// token good again; nothing is written by the refusal.
+func TestRestoredTokensFileDoesNotReviveAToken(t *testing.T) {
+	d, dir := tokenDir(t)
+	toks, err := d.CreateTokens(TokenOptions{Names: []string{"dev-1"}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup := mustRead(t, filepath.Join(dir, TokensFile))
+	e, err := d.Enroll(EnrollRequest{CSR: testCSR(t, "dev-1", nil), TokenName: "dev-1", Token: toks[0].Secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := LoadIndex(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := idx.find("clients/dev-1.crt"); got == nil || got.Token != hashToken(toks[0].Secret) {
+		t.Fatalf("the index does not record the token the certificate was enrolled with: %+v", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, TokensFile), backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := mustRead(t, filepath.Join(dir, IndexFile))
+	_, err = d.Enroll(EnrollRequest{CSR: testCSR(t, "dev-1", nil), TokenName: "dev-1", Token: toks[0].Secret})
+	if !errors.Is(err, ErrEnrollAuth) || !strings.Contains(err.Error(), FormatSerial(e.Cert)) || !strings.Contains(err.Error(), "restored") {
+		t.Fatalf("a token revived by a restored tokens.json: %v", err)
+	}
+	if after := mustRead(t, filepath.Join(dir, IndexFile)); string(after) != string(before) {
+		t.Fatal("the refusal changed index.yaml")
+	}
+}
