@@ -40,7 +40,12 @@ func StartMosquitto(t testing.TB, dir string, c *confgen.Config) *SyncBuffer {
 // (to signal it).
 func StartMosquittoProcess(t testing.TB, dir string, c *confgen.Config) (*exec.Cmd, *SyncBuffer) {
 	t.Helper()
-	bin := RequireBinary(t, "mosquitto")
+	return startMosquitto(t, RequireBinary(t, "mosquitto"), dir, c)
+}
+
+// startMosquitto runs the mosquitto binary bin on c (StartMosquittoProcess).
+func startMosquitto(t testing.TB, bin, dir string, c *confgen.Config) (*exec.Cmd, *SyncBuffer) {
+	t.Helper()
 	r, ds := c.Resolve()
 	if confgen.HasErrors(ds) {
 		t.Fatal(ds)
