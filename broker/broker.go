@@ -28,6 +28,10 @@ const DefaultPersistenceFile = "mqttctl.db"
 // handshake to the CONNECT packet.
 const DefaultConnectTimeout = 10 * time.Second
 
+// DefaultMaxPacketSize is the largest packet accepted when the config sets
+// no max_packet_size: mosquitto 2.1's default (2.0 had no limit).
+const DefaultMaxPacketSize = 2_000_000
+
 // Options tunes a Broker beyond what the config says.
 type Options struct {
 	Logger         *slog.Logger
@@ -251,6 +255,9 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = OutboundQueue
+	// mosquitto 2.1's default max_packet_size (src/conf.c:338 of 2.1.2;
+	// 2.0.11 had none), advertised to v5 clients in the CONNACK.
+	caps.MaximumPacketSize = DefaultMaxPacketSize
 	if cfg.MaxPacketSize > 0 {
 		caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
 	}

@@ -4,12 +4,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mqttctl/mqttctl/confgen"
 )
+
+var runningLine = regexp.MustCompile(`mosquitto version \S+ running`)
 
 // ReachableDir returns a temporary directory that the mosquitto user can
 // enter: mosquitto started as root drops to that user before reading its
@@ -69,7 +72,9 @@ func startMosquitto(t testing.TB, bin, dir string, c *confgen.Config) (*exec.Cmd
 	}
 	cmd, log := Start(t, dir, bin, "-c", conf)
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(log.String(), " running") {
+	// "mosquitto version X running" comes once the listeners are open (2.1
+	// logs "Info: running mosquitto as user: ..." before them).
+	for !runningLine.MatchString(log.String()) {
 		if time.Now().After(deadline) || strings.Contains(log.String(), "Error") {
 			t.Fatalf("mosquitto did not start:\n%s", log.String())
 		}
