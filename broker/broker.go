@@ -90,7 +90,7 @@ func (b *Broker) listener(id string) *listenerState { return b.byID[id] }
 
 // loadSecurity reads a listener's password and ACL files; each error is
 // placed at the line that names the file.
-func loadSecurity(s confgen.Security, log *slog.Logger) (*security, error) {
+func loadSecurity(s confgen.Security) (*security, error) {
 	sec := &security{allowAnon: s.AllowAnonymous, allowZeroID: s.AllowZeroLengthClientID, autoIDPrefix: s.AutoIDPrefix}
 	var errs []error
 	if s.PasswordFile != "" {
@@ -105,12 +105,14 @@ func loadSecurity(s confgen.Security, log *slog.Logger) (*security, error) {
 				}
 				h, err := confgen.ParseHash(l.Hash)
 				if err != nil {
-					if log != nil {
-						// The line number, not the text before its ':', which in
-						// a mangled file may be anything, a pasted secret too.
-						log.Warn("password_file entry ignored", "file", s.PasswordFile, "line", l.Line, "reason", err.Error())
-					}
-					delete(sec.passwords, l.User)
+					// As mosquitto 2.1, which refuses a password file with a
+					// line it cannot decode, at start and on reload
+					// (plugins/password-file/password_parse.c:101-106 of 2.1.2;
+					// 2.0.11 dropped the entry). The line number, not the text
+					// before its ':', which in a mangled file may be anything,
+					// a pasted secret too.
+					errs = append(errs, &confgen.ConfigError{Pos: s.PasswordFilePos, Msg: "password_file",
+						Err: fmt.Errorf("%s:%d: unusable hash: %w (mosquitto 2.1 refuses the whole file; set that user's password again with mqttctl passwd add)", s.PasswordFile, l.Line, err)})
 					continue
 				}
 				sec.passwords[l.User] = h
@@ -384,7 +386,7 @@ func (b *Broker) buildListeners() error {
 		if !b.cfg.PerListenerSettings && shared != nil {
 			sec = shared
 		} else {
-			s, err := loadSecurity(spec.Security, b.log)
+			s, err := loadSecurity(spec.Security)
 			if err != nil {
 				errs = append(errs, err)
 				s = &security{}
@@ -515,7 +517,7 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 			secs[i] = shared
 			continue
 		}
-		s, err := loadSecurity(spec.Security, b.log)
+		s, err := loadSecurity(spec.Security)
 		if err != nil {
 			return fmt.Errorf("reload: %w", err)
 		}

@@ -49,6 +49,23 @@ func StartMosquittoProcess(t testing.TB, dir string, c *confgen.Config) (*exec.C
 // startMosquitto runs the mosquitto binary bin on c (StartMosquittoProcess).
 func startMosquitto(t testing.TB, bin, dir string, c *confgen.Config) (*exec.Cmd, *SyncBuffer) {
 	t.Helper()
+	cmd, log := launchMosquitto(t, bin, dir, c)
+	deadline := time.Now().Add(10 * time.Second)
+	// "mosquitto version X running" comes once the listeners are open (2.1
+	// logs "Info: running mosquitto as user: ..." before them).
+	for !runningLine.MatchString(log.String()) {
+		if time.Now().After(deadline) || strings.Contains(log.String(), "Error") {
+			t.Fatalf("mosquitto did not start:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cmd, log
+}
+
+// launchMosquitto writes c to dir/mosquitto.conf, gives the mosquitto group
+// access to the files it names and starts bin on it.
+func launchMosquitto(t testing.TB, bin, dir string, c *confgen.Config) (*exec.Cmd, *SyncBuffer) {
+	t.Helper()
 	r, ds := c.Resolve()
 	if confgen.HasErrors(ds) {
 		t.Fatal(ds)
@@ -70,15 +87,5 @@ func startMosquitto(t testing.TB, bin, dir string, c *confgen.Config) (*exec.Cmd
 			t.Fatal(err)
 		}
 	}
-	cmd, log := Start(t, dir, bin, "-c", conf)
-	deadline := time.Now().Add(10 * time.Second)
-	// "mosquitto version X running" comes once the listeners are open (2.1
-	// logs "Info: running mosquitto as user: ..." before them).
-	for !runningLine.MatchString(log.String()) {
-		if time.Now().After(deadline) || strings.Contains(log.String(), "Error") {
-			t.Fatalf("mosquitto did not start:\n%s", log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return cmd, log
+	return Start(t, dir, bin, "-c", conf)
 }

@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/mqttctl/mqttctl/confgen"
 )
@@ -22,7 +23,13 @@ func (m Mosquitto) Is21() bool { return m.Version == "2.1.2" }
 
 // Tool returns the path of one of this version's programs (mosquitto_passwd,
 // mosquitto_pub, ...).
-func (m Mosquitto) Tool(name string) string { return filepath.Join(filepath.Dir(m.Bin), name) }
+func (m Mosquitto) Tool(t testing.TB, name string) string {
+	t.Helper()
+	if m.Is21() {
+		return filepath.Join(filepath.Dir(m.Bin), name)
+	}
+	return RequireBinary(t, name)
+}
 
 // Start is StartMosquitto with this version.
 func (m Mosquitto) Start(t testing.TB, dir string, c *confgen.Config) *SyncBuffer {
@@ -35,6 +42,30 @@ func (m Mosquitto) Start(t testing.TB, dir string, c *confgen.Config) *SyncBuffe
 func (m Mosquitto) StartProcess(t testing.TB, dir string, c *confgen.Config) (*exec.Cmd, *SyncBuffer) {
 	t.Helper()
 	return startMosquitto(t, m.Bin, dir, c)
+}
+
+// TryStart starts this version on c and reports whether it runs (its
+// listeners are open) or quit; errors it logs while it starts (2.0.11 logs
+// and drops a password line it cannot decode) do not fail the test.
+func (m Mosquitto) TryStart(t testing.TB, dir string, c *confgen.Config) (*SyncBuffer, bool) {
+	t.Helper()
+	cmd, log := launchMosquitto(t, m.Bin, dir, c)
+	exited := make(chan struct{})
+	go func() {
+		_, _ = cmd.Process.Wait() // Start's cleanup then finds it reaped
+		close(exited)
+	}()
+	deadline := time.After(10 * time.Second)
+	for !runningLine.MatchString(log.String()) {
+		select {
+		case <-exited:
+			return log, false
+		case <-deadline:
+			t.Fatalf("%s neither started nor quit within 10 s:\n%s", m.Name(), log.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return log, true
 }
 
 // Mosquitto2011 returns Debian's mosquitto 2.0.11 (testutil.RequireBinary).
