@@ -240,34 +240,39 @@ topic read carol/in
 	}
 }
 
+// TestMosquittoPasswdInterop: files mosquitto_passwd 2.0.11 and 2.1.2
+// write are read and verified, and each version's mosquitto_passwd edits a
+// file mqttctl wrote without complaint.
 func TestMosquittoPasswdInterop(t *testing.T) {
-	mp := testutil.RequireBinary(t, "mosquitto_passwd")
-	dir := t.TempDir()
-	path := filepath.Join(dir, "passwd")
-	testutil.MustRun(t, dir, mp, "-c", "-b", path, "bob", "hunter2")
-	testutil.MustRun(t, dir, mp, "-b", path, "eve", "pa:ss word")
-	pf, err := confgen.ReadPasswordFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !pf.Verify("bob", []byte("hunter2")) || !pf.Verify("eve", []byte("pa:ss word")) || pf.Verify("bob", []byte("hunter3")) {
-		t.Fatalf("mosquitto_passwd file does not verify as expected:\n%s", pf.Marshal())
-	}
-	// mosquitto_passwd edits a file mqttctl wrote without complaint.
-	err = confgen.EditPasswordFile(path, false, func(pf *confgen.PasswordFile) error {
-		h, err := confgen.HashPassword([]byte("fromgo"), 0)
-		pf.Set("gopher", h)
-		return err
+	testutil.EachMosquitto(t, func(t *testing.T, mq testutil.Mosquitto) {
+		mp := mq.Tool(t, "mosquitto_passwd")
+		dir := t.TempDir()
+		path := filepath.Join(dir, "passwd")
+		testutil.MustRun(t, dir, mp, "-c", "-b", path, "bob", "hunter2")
+		testutil.MustRun(t, dir, mp, "-b", path, "eve", "pa:ss word")
+		pf, err := confgen.ReadPasswordFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !pf.Verify("bob", []byte("hunter2")) || !pf.Verify("eve", []byte("pa:ss word")) || pf.Verify("bob", []byte("hunter3")) {
+			t.Fatalf("mosquitto_passwd file does not verify as expected:\n%s", pf.Marshal())
+		}
+		// mosquitto_passwd edits a file mqttctl wrote without complaint.
+		err = confgen.EditPasswordFile(path, false, func(pf *confgen.PasswordFile) error {
+			h, err := confgen.HashPassword([]byte("fromgo"), 0)
+			pf.Set("gopher", h)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := testutil.MustRun(t, dir, mp, "-b", path, "zed", "z")
+		if strings.Contains(out, "Corrupt") {
+			t.Fatalf("mosquitto_passwd: %s", out)
+		}
+		pf, _ = confgen.ReadPasswordFile(path)
+		if !pf.Verify("gopher", []byte("fromgo")) || !pf.Verify("zed", []byte("z")) || !pf.Verify("bob", []byte("hunter2")) {
+			t.Fatalf("after a mosquitto_passwd edit:\n%s", pf.Marshal())
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := testutil.MustRun(t, dir, mp, "-b", path, "zed", "z")
-	if strings.Contains(out, "Corrupt") {
-		t.Fatalf("mosquitto_passwd: %s", out)
-	}
-	pf, _ = confgen.ReadPasswordFile(path)
-	if !pf.Verify("gopher", []byte("fromgo")) || !pf.Verify("zed", []byte("z")) || !pf.Verify("bob", []byte("hunter2")) {
-		t.Fatalf("after a mosquitto_passwd edit:\n%s", pf.Marshal())
-	}
 }
