@@ -557,14 +557,15 @@ func TestDifferentialOptions(t *testing.T) {
 				})
 				return got
 			}
-			// serve runs the cases once; each mosquitto version is
-			// compared with that.
+			// serve runs the cases once; each mosquitto version (at the
+			// same time: the cases mostly wait) is compared with that.
 			served := run(t, "mqttctl", func(_ string, c *confgen.Config) *testutil.SyncBuffer {
 				log := &testutil.SyncBuffer{}
 				testbroker.Start(t, c, log, broker.Options{})
 				return log
 			})
-			testutil.EachMosquitto(t, func(t *testing.T, mq testutil.Mosquitto) {
+			n += 2 * len(oc.cases)
+			testutil.EachMosquittoParallel(t, func(t *testing.T, mq testutil.Mosquitto) {
 				got := run(t, mq.Name(), func(dir string, c *confgen.Config) *testutil.SyncBuffer { return mq.Start(t, dir, c) })
 				for j, cs := range oc.cases {
 					t.Logf("%-70s %s: %-30s mqttctl: %s", cs.name, mq.Name(), got[j], served[j])
@@ -575,7 +576,6 @@ func TestDifferentialOptions(t *testing.T) {
 					} else if got[j] != served[j] {
 						t.Errorf("%s: %s %q, mqttctl %q", cs.name, mq.Name(), got[j], served[j])
 					}
-					n++
 				}
 				if t.Failed() {
 					t.Logf("mqttctl answered: %q", served)

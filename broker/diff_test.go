@@ -319,44 +319,44 @@ func (f *fixture) pubsub(t *testing.T, tg target, c pubsubCase, i int) string {
 
 func TestDifferentialAgainstMosquitto(t *testing.T) {
 	f := newFixture(t)
-	testutil.EachMosquitto(t, func(t *testing.T, mq testutil.Mosquitto) {
-		mp, bp := testutil.FreePorts(t, nListeners), testutil.FreePorts(t, nListeners)
-		mlog := mq.Start(t, f.dir, f.config(mp))
-		var blog testutil.SyncBuffer
-		testbroker.Start(t, f.config(bp), &blog, broker.Options{})
-		targets := []target{{mq.Name(), mp}, {"mqttctl", bp}}
-
-		n := 0
+	// run runs every case against one broker and describes each outcome.
+	run := func(t *testing.T, tg target) (names, got []string) {
 		for _, c := range connectCases() {
-			var got [2]string
-			for i, tg := range targets {
-				out, m := f.connect(tg, c)
-				if m != nil {
-					m.Disconnect()
-				}
-				got[i] = out
+			out, m := f.connect(tg, c)
+			if m != nil {
+				m.Disconnect()
 			}
-			t.Logf("%-40s %s: %-26s mqttctl: %s", c.name, mq.Name(), got[0], got[1])
-			if got[0] != got[1] {
-				t.Errorf("%s: %s %q, mqttctl %q", c.name, mq.Name(), got[0], got[1])
-			}
-			n++
+			names, got = append(names, c.name), append(got, out)
 		}
 		for i, c := range pubsubCases() {
-			var got [2]string
-			for j, tg := range targets {
-				got[j] = f.pubsub(t, tg, c, i)
+			names, got = append(names, c.name), append(got, f.pubsub(t, tg, c, i))
+		}
+		return names, got
+	}
+	// serve runs the cases once; each mosquitto version (at the same time:
+	// the cases mostly wait) is compared with that.
+	bp := testutil.FreePorts(t, nListeners)
+	var blog testutil.SyncBuffer
+	testbroker.Start(t, f.config(bp), &blog, broker.Options{})
+	names, served := run(t, target{"mqttctl", bp})
+	testutil.EachMosquittoParallel(t, func(t *testing.T, mq testutil.Mosquitto) {
+		mp := testutil.FreePorts(t, nListeners)
+		dir := filepath.Join(f.dir, mq.Name()) // its own mosquitto.conf
+		if err := os.Mkdir(dir, 0o711); err != nil {
+			t.Fatal(err)
+		}
+		mlog := mq.Start(t, dir, f.config(mp))
+		_, got := run(t, target{mq.Name(), mp})
+		for i, name := range names {
+			t.Logf("%-40s %s: %-40s mqttctl: %s", name, mq.Name(), got[i], served[i])
+			if got[i] != served[i] {
+				t.Errorf("%s: %s %q, mqttctl %q", name, mq.Name(), got[i], served[i])
 			}
-			t.Logf("%-40s %s: %-40s mqttctl: %s", c.name, mq.Name(), got[0], got[1])
-			if got[0] != got[1] {
-				t.Errorf("%s: %s %q, mqttctl %q", c.name, mq.Name(), got[0], got[1])
-			}
-			n++
 		}
 		if t.Failed() {
 			t.Logf("%s log:\n%s\nmqttctl log:\n%s", mq.Name(), mlog.String(), blog.String())
 		}
-		t.Logf("%d cases compared", n)
+		t.Logf("%d cases compared", len(names))
 	})
 }
 

@@ -8,6 +8,7 @@ package broker_test
 import (
 	"crypto/tls"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -215,9 +216,13 @@ func TestDifferentialWebSockets(t *testing.T) {
 	for i, c := range wsPubSubs() {
 		served = append(served, f.wsPubSub(t, "mqttctl", bp, c, i))
 	}
-	testutil.EachMosquitto(t, func(t *testing.T, mq testutil.Mosquitto) {
+	testutil.EachMosquittoParallel(t, func(t *testing.T, mq testutil.Mosquitto) {
 		mp := testutil.FreePorts(t, nWS)
-		mlog := mq.Start(t, f.dir, f.wsConfig(mp))
+		dir := filepath.Join(f.dir, mq.Name()) // its own mosquitto.conf
+		if err := os.Mkdir(dir, 0o711); err != nil {
+			t.Fatal(err)
+		}
+		mlog := mq.Start(t, dir, f.wsConfig(mp))
 		var got, names []string
 		for _, c := range wsCases() {
 			out, m := f.wsConnect(mp, c, "c-"+strings.NewReplacer(" ", "-", ",", "").Replace(c.name))

@@ -85,10 +85,30 @@ func Mosquitto212(t testing.TB) Mosquitto {
 // that is not here is skipped (in CI: fails) in its own subtest.
 func EachMosquitto(t *testing.T, f func(t *testing.T, m Mosquitto)) {
 	t.Helper()
+	eachMosquitto(t, false, f)
+}
+
+// EachMosquittoParallel is EachMosquitto with the two subtests running at
+// the same time (t.Parallel), for tests that mostly wait: they run once the
+// calling test function has returned, so f must not share its writes (nor a
+// directory for mosquitto.conf) between versions.
+func EachMosquittoParallel(t *testing.T, f func(t *testing.T, m Mosquitto)) {
+	t.Helper()
+	eachMosquitto(t, true, f)
+}
+
+func eachMosquitto(t *testing.T, parallel bool, f func(t *testing.T, m Mosquitto)) {
+	t.Helper()
 	for _, v := range []struct {
 		name string
 		get  func(testing.TB) Mosquitto
 	}{{"mosquitto-2.0.11", Mosquitto2011}, {"mosquitto-2.1.2", Mosquitto212}} {
-		t.Run(v.name, func(t *testing.T) { f(t, v.get(t)) })
+		t.Run(v.name, func(t *testing.T) {
+			m := v.get(t) // the 2.1.2 build (flock) is not done in parallel with the other's cases
+			if parallel {
+				t.Parallel()
+			}
+			f(t, m)
+		})
 	}
 }
