@@ -73,6 +73,9 @@ func rawConnack(level byte) func(t *testing.T, a []string) string {
 func bigPublish(version byte, size int) func(t *testing.T, a []string) string {
 	return func(t *testing.T, a []string) string {
 		m := connected(t, a[0], version, testutil.ConnectOptions{ClientID: fmt.Sprintf("big%d-%d", version, size), Clean: true})
+		// A broker that closes mid-packet ends the write; one that stops
+		// reading without closing must not hang the test.
+		_ = m.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		_, _ = m.Conn.Write(mqttwire.AppendPublish(nil, version, "e/big", make([]byte, size), 1, false, 9))
 		return nextPacket(m, 3*time.Second)
 	}
