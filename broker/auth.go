@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,6 +103,15 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			return h.refuse(cl, 5, packets.ErrNotAuthorized, refusedNoUsername, "no username, and use_username_as_clientid needs one")
 		}
 		cl.ID = string(cl.Properties.Username)
+	}
+	// mosquitto 2.1 refuses a 3.1.x client whose keepalive max_keepalive
+	// cannot honour (0 or above it) once it is authorised; a v5 client gets
+	// the server keepalive instead (src/handle_connect.c:256-271 of 2.1.2;
+	// 2.0.11 let it in, fixed in 2.0.12 for CVE-2020-13849).
+	if max := uint16(h.b.cfg.MaxKeepalive); max > 0 && cl.Properties.ProtocolVersion < 5 &&
+		(pk.Connect.Keepalive == 0 || pk.Connect.Keepalive > max) {
+		return h.refuse(cl, 2, packets.ErrUnspecifiedError, refusedProtocol,
+			fmt.Sprintf("keepalive %d is 0 or above max_keepalive %d", pk.Connect.Keepalive, max))
 	}
 	return nil
 }

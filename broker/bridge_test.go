@@ -252,70 +252,74 @@ func TestBridgeMosquittoToServe(t *testing.T) {
 // own publishes back, and gets the retain flag as published (mosquitto's
 // handle_subscribe gives a bridge's 3.1.1 subscription no-local and
 // retain-as-published); an ordinary client gets its echo and retain 0 on
-// a live message. The same under serve and mosquitto 2.0 (issue 22: a
+// a live message. The same under serve, mosquitto 2.0.11 and 2.1.2 (issue 22: a
 // retained command published on a central serve reached the site
 // unretained, found by running the README's bridge walk-through).
 func TestBridgeClientGetsNoEcho(t *testing.T) {
-	for _, b := range []string{"serve", "mosquitto"} {
-		t.Run(b, func(t *testing.T) {
-			port := testutil.FreePort(t)
-			if b == "serve" {
-				start(t, fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\n", port), 5*time.Second)
-			} else {
-				c := &confgen.Config{}
-				c.Set("allow_anonymous", "true")
-				c.Listener = append(c.Listener, plainListener(port))
-				testutil.StartMosquitto(t, t.TempDir(), c)
-				testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+	run := func(t *testing.T, start func(t *testing.T, port int)) {
+		port := testutil.FreePort(t)
+		start(t, port)
+		dial := func(level byte, id string) *testutil.MQTT {
+			t.Helper()
+			m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), nil, 4)
+			if err != nil {
+				t.Fatal(err)
 			}
-			dial := func(level byte, id string) *testutil.MQTT {
-				t.Helper()
-				m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), nil, 4)
-				if err != nil {
+			t.Cleanup(m.Close)
+			if _, err := m.Conn.Write(mqttwire.AppendConnect(nil, mqttwire.Connect{Version: level, ClientID: id, Clean: true})); err != nil {
+				t.Fatal(err)
+			}
+			head, body, err := m.Read(5 * time.Second)
+			if err != nil || head>>4 != mqttwire.CONNACK || body[1] != 0 {
+				t.Fatalf("level %#x: CONNACK %v %v", level, body, err)
+			}
+			return m
+		}
+		other := dial(4, "other")
+		for _, tc := range []struct {
+			level        byte
+			echo, retain bool
+		}{{0x84, false, true}, {4, true, false}} {
+			id := fmt.Sprintf("c%x", tc.level)
+			m := dial(tc.level, id)
+			for _, f := range []string{"echo/" + id + "/#", "r/" + id + "/#"} {
+				if _, err := m.Subscribe(f, 1); err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(m.Close)
-				if _, err := m.Conn.Write(mqttwire.AppendConnect(nil, mqttwire.Connect{Version: level, ClientID: id, Clean: true})); err != nil {
-					t.Fatal(err)
-				}
-				head, body, err := m.Read(5 * time.Second)
-				if err != nil || head>>4 != mqttwire.CONNACK || body[1] != 0 {
-					t.Fatalf("level %#x: CONNACK %v %v", level, body, err)
-				}
-				return m
 			}
-			other := dial(4, "other")
-			for _, tc := range []struct {
-				level        byte
-				echo, retain bool
-			}{{0x84, false, true}, {4, true, false}} {
-				id := fmt.Sprintf("c%x", tc.level)
-				m := dial(tc.level, id)
-				for _, f := range []string{"echo/" + id + "/#", "r/" + id + "/#"} {
-					if _, err := m.Subscribe(f, 1); err != nil {
-						t.Fatal(err)
-					}
-				}
-				// QoS 0: Publish returns at once, so the echo is read by
-				// Receive (a QoS 1 Publish would skip it awaiting PUBACK).
-				if _, err := m.Publish("echo/"+id+"/x", []byte("me"), 0, false); err != nil {
-					t.Fatal(err)
-				}
-				_, err := m.Receive(time.Second)
-				if got := err == nil; got != tc.echo {
-					t.Errorf("level %#x: got its own publish back = %v, want %v", tc.level, got, tc.echo)
-				}
-				if code, err := other.Publish("r/"+id+"/x", []byte("kept"), 1, true); err != nil || code != 0 {
-					t.Fatal(code, err)
-				}
-				msg, err := m.Receive(5 * time.Second)
-				if err != nil || msg.Retain != tc.retain {
-					t.Errorf("level %#x: a live retained publish arrived with retain=%v (%v), want %v", tc.level, msg.Retain, err, tc.retain)
-				}
-				m.Disconnect()
+			// QoS 0: Publish returns at once, so the echo is read by
+			// Receive (a QoS 1 Publish would skip it awaiting PUBACK).
+			if _, err := m.Publish("echo/"+id+"/x", []byte("me"), 0, false); err != nil {
+				t.Fatal(err)
 			}
-		})
+			_, err := m.Receive(time.Second)
+			if got := err == nil; got != tc.echo {
+				t.Errorf("level %#x: got its own publish back = %v, want %v", tc.level, got, tc.echo)
+			}
+			if code, err := other.Publish("r/"+id+"/x", []byte("kept"), 1, true); err != nil || code != 0 {
+				t.Fatal(code, err)
+			}
+			msg, err := m.Receive(5 * time.Second)
+			if err != nil || msg.Retain != tc.retain {
+				t.Errorf("level %#x: a live retained publish arrived with retain=%v (%v), want %v", tc.level, msg.Retain, err, tc.retain)
+			}
+			m.Disconnect()
+		}
 	}
+	t.Run("serve", func(t *testing.T) {
+		run(t, func(t *testing.T, port int) {
+			start(t, fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\n", port), 5*time.Second)
+		})
+	})
+	testutil.EachMosquitto(t, func(t *testing.T, mq testutil.Mosquitto) {
+		run(t, func(t *testing.T, port int) {
+			c := &confgen.Config{}
+			c.Set("allow_anonymous", "true")
+			c.Listener = append(c.Listener, plainListener(port))
+			mq.Start(t, t.TempDir(), c)
+			testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+		})
+	})
 }
 
 // TestGeneratedBridge: the bridge section `config mosquitto --bridge-to`

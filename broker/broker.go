@@ -29,6 +29,10 @@ const DefaultPersistenceFile = "mqttctl.db"
 // handshake to the CONNECT packet.
 const DefaultConnectTimeout = 10 * time.Second
 
+// DefaultMaxPacketSize is the largest packet accepted when the config sets
+// no max_packet_size: mosquitto 2.1's default (2.0 had no limit).
+const DefaultMaxPacketSize = 2_000_000
+
 // Options tunes a Broker beyond what the config says.
 type Options struct {
 	Logger         *slog.Logger
@@ -95,7 +99,7 @@ func (b *Broker) listener(id string) *listenerState { return b.byID[id] }
 
 // loadSecurity reads a listener's password and ACL files; each error is
 // placed at the line that names the file.
-func loadSecurity(s confgen.Security, log *slog.Logger) (*security, error) {
+func loadSecurity(s confgen.Security) (*security, error) {
 	sec := &security{allowAnon: s.AllowAnonymous, allowZeroID: s.AllowZeroLengthClientID, autoIDPrefix: s.AutoIDPrefix}
 	var errs []error
 	if s.PasswordFile != "" {
@@ -110,12 +114,14 @@ func loadSecurity(s confgen.Security, log *slog.Logger) (*security, error) {
 				}
 				h, err := confgen.ParseHash(l.Hash)
 				if err != nil {
-					if log != nil {
-						// The line number, not the text before its ':', which in
-						// a mangled file may be anything, a pasted secret too.
-						log.Warn("password_file entry ignored", "file", s.PasswordFile, "line", l.Line, "reason", err.Error())
-					}
-					delete(sec.passwords, l.User)
+					// As mosquitto 2.1, which refuses a password file with a
+					// line it cannot decode, at start and on reload
+					// (plugins/password-file/password_parse.c:101-106 of 2.1.2;
+					// 2.0.11 dropped the entry). The line number, not the text
+					// before its ':', which in a mangled file may be anything,
+					// a pasted secret too.
+					errs = append(errs, &confgen.ConfigError{Pos: s.PasswordFilePos, Msg: "password_file",
+						Err: fmt.Errorf("%s:%d: unusable hash: %w (mosquitto 2.1 refuses the whole file; set that user's password again with mqttctl passwd add)", s.PasswordFile, l.Line, err)})
 					continue
 				}
 				sec.passwords[l.User] = h
@@ -260,6 +266,9 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = OutboundQueue
+	// mosquitto 2.1's default max_packet_size (src/conf.c:338 of 2.1.2;
+	// 2.0.11 had none), advertised to v5 clients in the CONNACK.
+	caps.MaximumPacketSize = DefaultMaxPacketSize
 	if cfg.MaxPacketSize > 0 {
 		caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
 	}
@@ -394,7 +403,7 @@ func (b *Broker) buildListeners() error {
 		if !b.cfg.PerListenerSettings && shared != nil {
 			sec = shared
 		} else {
-			s, err := loadSecurity(spec.Security, b.log)
+			s, err := loadSecurity(spec.Security)
 			if err != nil {
 				errs = append(errs, err)
 				s = &security{}
@@ -533,7 +542,7 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 			secs[i] = shared
 			continue
 		}
-		s, err := loadSecurity(spec.Security, b.log)
+		s, err := loadSecurity(spec.Security)
 		if err != nil {
 			return fmt.Errorf("reload: %w", err)
 		}

@@ -535,13 +535,20 @@ func TestReloadSaysCAFileIsNotReloaded(t *testing.T) {
 	}
 }
 
-// TestIgnoredPasswordLineLogsNoText: a password_file line that is not a
-// user and a hash is logged by its number, never its text (a mangled file
-// may hold a secret before its ':').
-func TestIgnoredPasswordLineLogsNoText(t *testing.T) {
+// TestUnusablePasswordLineRefusedWithoutItsText: a password_file line that
+// is not a user and a hash makes serve refuse the file, as mosquitto 2.1
+// does, at start and on reload (a failed Reload keeps the old state); the
+// error names the line by its number, never its text (a mangled file may
+// hold a secret before its ':').
+func TestUnusablePasswordLineRefusedWithoutItsText(t *testing.T) {
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "passwd")
-	if err := os.WriteFile(pw, []byte("SECRET_TOKEN=hunter2:not-a-hash\n"), 0o600); err != nil {
+	good, err := confgen.HashPassword([]byte("pw"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []byte("alice:" + good + "\nSECRET_TOKEN=hunter2:not-a-hash\n")
+	if err := os.WriteFile(pw, bad, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := confgen.Parse([]byte(fmt.Sprintf("listener %d 127.0.0.1\npassword_file %s\n", testutil.FreePort(t), pw)), "t.conf")
@@ -553,9 +560,30 @@ func TestIgnoredPasswordLineLogsNoText(t *testing.T) {
 	b, err := broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err == nil {
 		b.Close()
+		t.Fatal("serve started on a password file with an unusable line")
 	}
-	if !strings.Contains(log.String(), "password_file entry ignored") || strings.Contains(log.String(), "hunter2") || strings.Contains(log.String(), "SECRET_TOKEN") {
-		t.Fatalf("log:\n%s", log.String())
+	for _, text := range []string{err.Error(), log.String()} {
+		if strings.Contains(text, "hunter2") || strings.Contains(text, "SECRET_TOKEN") {
+			t.Fatalf("the line's text is shown:\n%s", text)
+		}
+	}
+	if !strings.Contains(err.Error(), pw+":2: unusable hash") {
+		t.Errorf("the error does not name the line: %v", err)
+	}
+	// On reload the old users stay.
+	if err := os.WriteFile(pw, []byte("alice:"+good+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err = broker.New(r, broker.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := os.WriteFile(pw, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reload(r); err == nil || !strings.Contains(err.Error(), ":2: unusable hash") {
+		t.Errorf("reload with an unusable line: %v", err)
 	}
 }
 

@@ -319,43 +319,45 @@ func (f *fixture) pubsub(t *testing.T, tg target, c pubsubCase, i int) string {
 
 func TestDifferentialAgainstMosquitto(t *testing.T) {
 	f := newFixture(t)
-	mp, bp := testutil.FreePorts(t, nListeners), testutil.FreePorts(t, nListeners)
-	mlog := testutil.StartMosquitto(t, filepath.Join(f.dir), f.config(mp))
-	var blog testutil.SyncBuffer
-	testbroker.Start(t, f.config(bp), &blog, broker.Options{})
-	targets := []target{{"mosquitto", mp}, {"mqttctl", bp}}
-
-	n := 0
-	for _, c := range connectCases() {
-		var got [2]string
-		for i, tg := range targets {
+	// run runs every case against one broker and describes each outcome.
+	run := func(t *testing.T, tg target) (names, got []string) {
+		for _, c := range connectCases() {
 			out, m := f.connect(tg, c)
 			if m != nil {
 				m.Disconnect()
 			}
-			got[i] = out
+			names, got = append(names, c.name), append(got, out)
 		}
-		t.Logf("%-40s mosquitto: %-26s mqttctl: %s", c.name, got[0], got[1])
-		if got[0] != got[1] {
-			t.Errorf("%s: mosquitto %q, mqttctl %q", c.name, got[0], got[1])
+		for i, c := range pubsubCases() {
+			names, got = append(names, c.name), append(got, f.pubsub(t, tg, c, i))
 		}
-		n++
+		return names, got
 	}
-	for i, c := range pubsubCases() {
-		var got [2]string
-		for j, tg := range targets {
-			got[j] = f.pubsub(t, tg, c, i)
+	// serve runs the cases once; each mosquitto version (at the same time:
+	// the cases mostly wait) is compared with that.
+	bp := testutil.FreePorts(t, nListeners)
+	var blog testutil.SyncBuffer
+	testbroker.Start(t, f.config(bp), &blog, broker.Options{})
+	names, served := run(t, target{"mqttctl", bp})
+	testutil.EachMosquittoParallel(t, func(t *testing.T, mq testutil.Mosquitto) {
+		mp := testutil.FreePorts(t, nListeners)
+		dir := filepath.Join(f.dir, mq.Name()) // its own mosquitto.conf
+		if err := os.Mkdir(dir, 0o711); err != nil {
+			t.Fatal(err)
 		}
-		t.Logf("%-40s mosquitto: %-40s mqttctl: %s", c.name, got[0], got[1])
-		if got[0] != got[1] {
-			t.Errorf("%s: mosquitto %q, mqttctl %q", c.name, got[0], got[1])
+		mlog := mq.Start(t, dir, f.config(mp))
+		_, got := run(t, target{mq.Name(), mp})
+		for i, name := range names {
+			t.Logf("%-40s %s: %-40s mqttctl: %s", name, mq.Name(), got[i], served[i])
+			if got[i] != served[i] {
+				t.Errorf("%s: %s %q, mqttctl %q", name, mq.Name(), got[i], served[i])
+			}
 		}
-		n++
-	}
-	if t.Failed() {
-		t.Logf("mosquitto log:\n%s\nmqttctl log:\n%s", mlog.String(), blog.String())
-	}
-	t.Logf("%d cases compared", n)
+		if t.Failed() {
+			t.Logf("%s log:\n%s\nmqttctl log:\n%s", mq.Name(), mlog.String(), blog.String())
+		}
+		t.Logf("%d cases compared", len(names))
+	})
 }
 
 // writeCRLAt writes a CRL signed by the CA of pkiDir with the given
@@ -382,7 +384,6 @@ func writeCRLAt(t *testing.T, pkiDir, path string, thisUpdate, nextUpdate time.T
 // issuer of the client's certificate (two CAs in cafile, a CRL from one),
 // (b) a CRL whose thisUpdate is in the future, (c) an expired CRL.
 func TestDifferentialRevocation(t *testing.T) {
-	testutil.RequireBinary(t, "mosquitto")
 	f := newFixture(t)
 	now := time.Now()
 	both := filepath.Join(f.dir, "both-cas.crt")
@@ -426,11 +427,6 @@ func TestDifferentialRevocation(t *testing.T) {
 		}
 		return c
 	}
-	mp, bp := testutil.FreePorts(t, 4), testutil.FreePorts(t, 4)
-	mlog := testutil.StartMosquitto(t, f.dir, config(mp))
-	var blog testutil.SyncBuffer
-	testbroker.Start(t, config(bp), &blog, broker.Options{})
-	targets := []target{{"mosquitto", mp}, {"mqttctl", bp}}
 	cases := []struct {
 		c    connectCase
 		want string
@@ -441,21 +437,28 @@ func TestDifferentialRevocation(t *testing.T) {
 		{connectCase{name: "expired CRL", listener: lExpired, cert: "alice"}, "refused in TLS handshake"},
 		{connectCase{name: "current CRL", listener: lCurrent, cert: "alice"}, "CONNACK 0"},
 	}
-	for _, tc := range cases {
-		var got [2]string
-		for i, tg := range targets {
-			out, m := f.connect(tg, tc.c)
-			if m != nil {
-				m.Disconnect()
+	testutil.EachMosquitto(t, func(t *testing.T, mq testutil.Mosquitto) {
+		mp, bp := testutil.FreePorts(t, 4), testutil.FreePorts(t, 4)
+		mlog := mq.Start(t, f.dir, config(mp))
+		var blog testutil.SyncBuffer
+		testbroker.Start(t, config(bp), &blog, broker.Options{})
+		targets := []target{{mq.Name(), mp}, {"mqttctl", bp}}
+		for _, tc := range cases {
+			var got [2]string
+			for i, tg := range targets {
+				out, m := f.connect(tg, tc.c)
+				if m != nil {
+					m.Disconnect()
+				}
+				got[i] = out
 			}
-			got[i] = out
+			t.Logf("%-50s %s: %-26s mqttctl: %s", tc.c.name, mq.Name(), got[0], got[1])
+			if got[0] != got[1] || got[1] != tc.want {
+				t.Errorf("%s: %s %q, mqttctl %q, want %q", tc.c.name, mq.Name(), got[0], got[1], tc.want)
+			}
 		}
-		t.Logf("%-50s mosquitto: %-26s mqttctl: %s", tc.c.name, got[0], got[1])
-		if got[0] != got[1] || got[1] != tc.want {
-			t.Errorf("%s: mosquitto %q, mqttctl %q, want %q", tc.c.name, got[0], got[1], tc.want)
+		if t.Failed() {
+			t.Logf("%s log:\n%s\nmqttctl log:\n%s", mq.Name(), mlog.String(), blog.String())
 		}
-	}
-	if t.Failed() {
-		t.Logf("mosquitto log:\n%s\nmqttctl log:\n%s", mlog.String(), blog.String())
-	}
+	})
 }

@@ -318,15 +318,61 @@ var errConnectTooLarge = fmt.Errorf("CONNECT larger than %d bytes (the most a cl
 // length passes MaxConnectSize is refused before the engine has the byte
 // that completes the length (so the engine never allocates it). After the
 // first fixed header it only passes reads through.
+//
+// It also follows the packets' framing, so that a v5 client whose packet
+// is larger than max_packet_size gets DISCONNECT 0x95 as from mosquitto
+// (the engine only closes the connection): tooLarge, set once the client
+// is known to be v5, sends it.
 type connectGuard struct {
 	net.Conn
 	done   bool // the first fixed header has been checked
 	seen   int  // bytes of the first fixed header seen
 	length int  // remaining length so far
+
+	limit    uint32 // max packet size (the engine's rule: remaining length + 1)
+	tooLarge func() // set with limit for v5 clients; called once
+	skip     int    // bytes of the current packet's body still to come
+	hdr      int    // bytes of the current fixed header seen
+	hlen     int    // its remaining length so far
+}
+
+// errPacketTooLarge ends a v5 client's connection after DISCONNECT 0x95.
+var errPacketTooLarge = errors.New("packet larger than max_packet_size")
+
+// frame follows the framing over b and reports whether a packet header in
+// it announces more than limit while tooLarge is set.
+func (g *connectGuard) frame(b []byte) bool {
+	for len(b) > 0 {
+		if g.skip > 0 {
+			k := min(g.skip, len(b))
+			g.skip, b = g.skip-k, b[k:]
+			continue
+		}
+		c := b[0]
+		b = b[1:]
+		g.hdr++
+		if g.hdr == 1 {
+			continue
+		}
+		g.hlen += int(c&0x7f) << (7 * (g.hdr - 2))
+		if c&0x80 != 0 && g.hdr < 5 {
+			continue
+		}
+		if g.tooLarge != nil && uint64(g.hlen)+1 > uint64(g.limit) {
+			return true
+		}
+		g.skip, g.hdr, g.hlen = g.hlen, 0, 0
+	}
+	return false
 }
 
 func (g *connectGuard) Read(p []byte) (int, error) {
 	n, err := g.Conn.Read(p)
+	if g.frame(p[:n]) {
+		g.tooLarge()
+		g.tooLarge = nil
+		return 0, errPacketTooLarge
+	}
 	if g.done {
 		return n, err
 	}

@@ -123,3 +123,45 @@ func FuzzConnectGuard(f *testing.F) {
 		}
 	})
 }
+
+// TestConnectGuardPacketTooLarge: once tooLarge is set (a v5 client), the
+// guard follows the framing and calls it at the first fixed header that
+// announces more than limit (remaining length + 1, the engine's rule),
+// however the reads split the stream; packets at the limit pass.
+func TestConnectGuardPacketTooLarge(t *testing.T) {
+	header := func(typ byte, n int) []byte { return mqttwire.AppendVarint([]byte{typ}, n) }
+	packet := func(typ byte, n int) []byte { return append(header(typ, n), make([]byte, n)...) }
+	var ok []byte
+	for _, p := range [][]byte{packet(0x10, 20), packet(0x30, 99), packet(0xc0, 0), packet(0x30, 50)} {
+		ok = append(ok, p...)
+	}
+	for _, tc := range []struct {
+		name   string
+		stream []byte
+		called bool
+	}{
+		{"packets up to the limit", ok, false},
+		{"a packet one byte over", append(append([]byte{}, ok...), packet(0x30, 100)...), true},
+		{"a 256 MB header", append(append([]byte{}, ok...), 0x30, 0xff, 0xff, 0xff, 0x7f), true},
+	} {
+		for _, chunk := range []int{1, 2, 7, 4096} {
+			g := &connectGuard{Conn: &byteConn{r: bytes.NewReader(tc.stream), chunk: chunk}, limit: 100}
+			calls := 0
+			g.tooLarge = func() { calls++ }
+			var got []byte
+			var err error
+			buf := make([]byte, 512)
+			for err == nil {
+				var n int
+				n, err = g.Read(buf)
+				got = append(got, buf[:n]...)
+			}
+			if tc.called != (calls == 1) || calls > 1 || tc.called != errors.Is(err, errPacketTooLarge) {
+				t.Errorf("%s, reads of %d: tooLarge called %d times, err %v", tc.name, chunk, calls, err)
+			}
+			if !tc.called && !bytes.Equal(got, tc.stream) {
+				t.Errorf("%s, reads of %d: %d of %d bytes passed", tc.name, chunk, len(got), len(tc.stream))
+			}
+		}
+	}
+}

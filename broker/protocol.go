@@ -11,7 +11,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// protocolHook gives the engine mosquitto 2.0's answers where they differ:
+// protocolHook gives the engine mosquitto's answers (2.1's where 2.0 and
+// 2.1 differ) where they differ:
 // the CONNECT rules (unknown protocol level, empty client ids,
 // allow_zero_length_clientid, auto_id_prefix, max_keepalive, retained wills
 // with retain_available false), mount_point, retain_available, invalid
@@ -169,6 +170,12 @@ func (h *protocolHook) refused(cl *mqtt.Client) {
 // authentication.
 func (h *protocolHook) connect(cl *mqtt.Client, pk packets.Packet) error {
 	name, v := string(pk.Connect.ProtocolName), pk.ProtocolVersion
+	if v&0x7f < 3 || v&0x7f > 5 {
+		// mosquitto 2.1 answers a level it does not know with a v5
+		// CONNACK 0x84 (src/handle_connect.c:514-521 of 2.1.2; 2.0.11
+		// answered the 3.1.1 code 1).
+		return h.connack(cl, 5, packets.ErrUnsupportedProtocolVersion.Code, "unsupported protocol version")
+	}
 	if !(name == "MQTT" && (v == 4 || v == 5) || name == "MQIsdp" && v == 3) {
 		return h.connack(cl, 3, 1, "unsupported protocol version")
 	}
@@ -215,6 +222,16 @@ func (h *protocolHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if mp := ls.spec.MountPoint; mp != "" && cl.Properties.Will.TopicName != "" {
 		cl.Properties.Will.TopicName = mp + cl.Properties.Will.TopicName
 	}
+	// A v5 client's packet over max_packet_size gets DISCONNECT 0x95 before
+	// the close, as from mosquitto (the engine only closes). The guard
+	// reads in this goroutine, the one that runs this hook.
+	if g, ok := cl.Net.Conn.(*connectGuard); ok && cl.Properties.ProtocolVersion == 5 {
+		g.limit = h.b.srv.Options.Capabilities.MaximumPacketSize
+		g.tooLarge = func() {
+			h.b.log.Info("client disconnected: packet larger than max_packet_size", "client", cl.ID, "max_packet_size", g.limit)
+			_ = h.b.srv.DisconnectClient(cl, packets.ErrPacketTooLarge)
+		}
+	}
 	return nil
 }
 
@@ -223,6 +240,12 @@ func (h *protocolHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 func (h *protocolHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
+		// A client under a mount point sees topics without it, as
+		// mosquitto 2.1 (lib/send_publish.c:126-133 of 2.1.2; 2.0.11 sent
+		// them with it, fixed in 2.0.12).
+		if mp := h.mountPoint(cl); mp != "" {
+			pk.TopicName = strings.TrimPrefix(pk.TopicName, mp)
+		}
 		return pk
 	case packets.Connack:
 		if pk.ReasonCode >= 0x80 {
@@ -230,6 +253,7 @@ func (h *protocolHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packet
 		}
 		if cl.Properties.ProtocolVersion == 5 && pk.ReasonCode == 0 {
 			pk.Properties.TopicAliasMaximum = h.b.srv.Options.Capabilities.TopicAliasMaximum
+			pk.Properties.MaximumPacketSize = h.b.srv.Options.Capabilities.MaximumPacketSize
 			if !h.b.cfg.RetainAvailable {
 				pk.Properties.RetainAvailable, pk.Properties.RetainAvailableFlag = 0, true
 			}

@@ -151,40 +151,42 @@ func TestGeneratedWebSocketsOnMosquittoAndServe(t *testing.T) {
 	caPEM, _ := os.ReadFile(filepath.Join(f.PKI, "ca.crt"))
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
-	for _, which := range []string{"mosquitto", "serve"} {
-		t.Run(which, func(t *testing.T) {
-			ports := testutil.FreePorts(t, 2)
-			c, err := confgen.GenerateMosquitto(confgen.MosquittoOptions{PKIDir: f.PKI, Mode: "tls", PasswordFile: f.Passwd,
-				Listen: fmt.Sprintf("127.0.0.1:%d", ports[0]), WebSockets: fmt.Sprintf("127.0.0.1:%d", ports[1])})
+	run := func(t *testing.T, which string, start func(c *confgen.Config) *testutil.SyncBuffer) {
+		ports := testutil.FreePorts(t, 2)
+		c, err := confgen.GenerateMosquitto(confgen.MosquittoOptions{PKIDir: f.PKI, Mode: "tls", PasswordFile: f.Passwd,
+			Listen: fmt.Sprintf("127.0.0.1:%d", ports[0]), WebSockets: fmt.Sprintf("127.0.0.1:%d", ports[1])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := start(c)
+		url := fmt.Sprintf("wss://localhost:%d/mqtt", ports[1])
+		testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), 5*time.Second)
+		conf := &tls.Config{RootCAs: roots, ServerName: "localhost"}
+		for _, tc := range []struct {
+			pw   string
+			code byte
+		}{{"s3cret", 0}, {"wrong", 5}} {
+			m, err := testutil.DialMQTTWS(url, conf, 4)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("%s: %v\n%s", which, err, log.String())
 			}
-			var log *testutil.SyncBuffer
-			if which == "mosquitto" {
-				log = testutil.StartMosquitto(t, f.Dir, c)
-			} else {
-				log = &testutil.SyncBuffer{}
-				testbroker.Start(t, c, log, broker.Options{})
+			code, err := m.Connect(testutil.ConnectOptions{ClientID: "b-" + tc.pw, Clean: true, Username: testutil.Str("web"), Password: testutil.Str(tc.pw)})
+			m.Close()
+			if err != nil || code != tc.code {
+				t.Errorf("%s, password %q: CONNACK %d (%v), want %d\n%s", which, tc.pw, code, err, tc.code, log.String())
 			}
-			url := fmt.Sprintf("wss://localhost:%d/mqtt", ports[1])
-			testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), 5*time.Second)
-			conf := &tls.Config{RootCAs: roots, ServerName: "localhost"}
-			for _, tc := range []struct {
-				pw   string
-				code byte
-			}{{"s3cret", 0}, {"wrong", 5}} {
-				m, err := testutil.DialMQTTWS(url, conf, 4)
-				if err != nil {
-					t.Fatalf("%s: %v\n%s", which, err, log.String())
-				}
-				code, err := m.Connect(testutil.ConnectOptions{ClientID: "b-" + tc.pw, Clean: true, Username: testutil.Str("web"), Password: testutil.Str(tc.pw)})
-				m.Close()
-				if err != nil || code != tc.code {
-					t.Errorf("%s, password %q: CONNACK %d (%v), want %d\n%s", which, tc.pw, code, err, tc.code, log.String())
-				}
-			}
-		})
+		}
 	}
+	t.Run("serve", func(t *testing.T) {
+		run(t, "serve", func(c *confgen.Config) *testutil.SyncBuffer {
+			log := &testutil.SyncBuffer{}
+			testbroker.Start(t, c, log, broker.Options{})
+			return log
+		})
+	})
+	testutil.EachMosquitto(t, func(t *testing.T, mq testutil.Mosquitto) {
+		run(t, mq.Name(), func(c *confgen.Config) *testutil.SyncBuffer { return mq.Start(t, f.Dir, c) })
+	})
 }
 
 // TestWebSocketOrigin: "# mqttctl: http_origin" lets browsers from the

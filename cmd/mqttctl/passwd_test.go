@@ -74,20 +74,28 @@ func TestPasswdConcurrentAdds(t *testing.T) {
 	}
 }
 
+// TestPasswdVerifiesMosquittoPasswdFile: the lines mosquitto_passwd 2.0.11
+// and 2.1.2 write verify (and a wrong password does not).
 func TestPasswdVerifiesMosquittoPasswdFile(t *testing.T) {
-	mp := testutil.RequireBinary(t, "mosquitto_passwd")
-	f := filepath.Join(t.TempDir(), "passwd")
-	testutil.MustRun(t, "", mp, "-c", "-b", f, "carol", "c4rol")
-	if code, out, _ := runCLI(t, "c4rol\n", "passwd", "verify", f, "carol", "--password-stdin"); code != 0 {
-		t.Fatalf("mosquitto_passwd's hash does not verify: %s", out)
-	}
+	testutil.EachMosquitto(t, func(t *testing.T, mq testutil.Mosquitto) {
+		f := filepath.Join(t.TempDir(), "passwd")
+		testutil.MustRun(t, "", mq.Tool(t, "mosquitto_passwd"), "-c", "-b", f, "carol", "c4rol")
+		if code, out, e := runCLI(t, "c4rol\n", "passwd", "verify", f, "carol", "--password-stdin"); code != 0 {
+			t.Fatalf("%s mosquitto_passwd's hash does not verify: %s%s", mq.Version, out, e)
+		}
+		if code, _, _ := runCLI(t, "c4roL\n", "passwd", "verify", f, "carol", "--password-stdin"); code == 0 {
+			t.Fatalf("a wrong password verifies against %s mosquitto_passwd's hash", mq.Version)
+		}
+	})
 }
 
 // TestPasswdMosquitto21: password files go both ways between mqttctl and
 // mosquitto 2.1.2 (issue 20): a file mosquitto 2.1's mosquitto_passwd
 // wrote ($7$ with a 64-byte salt and 1000 iterations) is listed, verified
 // and logs its users in to serve; mqttctl's own lines log in to mosquitto
-// 2.1.2 on the config `config mosquitto` writes.
+// 2.1.2 and 2.0.11 on the config `config mosquitto` writes, and serve logs
+// in the users each version does (2.0.11 drops the 64-byte-salt line:
+// "Unable to decode password salt"; serve follows 2.1.2).
 func TestPasswdMosquitto21(t *testing.T) {
 	bin := testutil.Mosquitto21(t)
 	pub := testutil.RequireBinary(t, "mosquitto_pub")
@@ -124,13 +132,16 @@ func TestPasswdMosquitto21(t *testing.T) {
 			t.Errorf("%s: %s/%s logged in = %v, want %v: %s", who, user, pass, err == nil, ok, o)
 		}
 	}
-	for _, b := range []string{"mosquitto 2.1.2", "serve"} {
+	for _, b := range []string{"mosquitto 2.0.11", "mosquitto 2.1.2", "serve"} {
 		var cmd *exec.Cmd
-		if b == "serve" {
+		switch b {
+		case "serve":
 			// and an argon2id user (this build of 2.1.2 has no argon2)
 			run("pw3\n", "passwd", "add", pw, "erin", "--password-stdin", "--hash", "argon2id")
 			cmd = exec.Command(mqttctlBin, "serve", "-c", conf)
-		} else {
+		case "mosquitto 2.0.11":
+			cmd = exec.Command(testutil.RequireBinary(t, "mosquitto"), "-c", conf)
+		default:
 			cmd = exec.Command(filepath.Join(bin, "mosquitto"), "-c", conf)
 		}
 		log := &testutil.SyncBuffer{}
@@ -139,7 +150,7 @@ func TestPasswdMosquitto21(t *testing.T) {
 			t.Fatal(err)
 		}
 		testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
-		login(b, "carol", "s3cret", true)
+		login(b, "carol", "s3cret", b != "mosquitto 2.0.11")
 		login(b, "dave", "pw2", true)
 		login(b, "carol", "pw2", false)
 		if b == "serve" {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,6 +32,11 @@ import (
 //   - reload --watch picks up an atomic rename over the certificate and a
 //     ..data symlink flip;
 //   - why: the same broken ACL sent with a bare SIGHUP makes 2.1.2 quit.
+//
+// mosquittoRunning is the line mosquitto logs once its listeners are open
+// (2.1 logs "running mosquitto as user" before them).
+var mosquittoRunning = regexp.MustCompile(`mosquitto version \S+ running`)
+
 func TestReloadMosquitto(t *testing.T) {
 	for _, v := range []struct{ name, bin string }{{"2.0.11", ""}, {"2.1.2", "21"}} {
 		t.Run(v.name, func(t *testing.T) {
@@ -115,7 +121,7 @@ func testReloadMosquitto(t *testing.T, bin, version string) {
 	must(t, f.Close())
 
 	cmd, log := testutil.Start(t, dir, bin, "-c", conf)
-	waitUntil(t, 10*time.Second, "mosquitto to start", func() bool { return strings.Contains(log.String(), " running") }, log.String)
+	waitUntil(t, 10*time.Second, "mosquitto to start", func() bool { return mosquittoRunning.MatchString(log.String()) }, log.String)
 	waitUntil(t, 5*time.Second, "the pid file", func() bool { _, err := os.Stat(pidFile); return err == nil }, log.String)
 	alive := func() bool {
 		return syscall.Kill(cmd.Process.Pid, 0) == nil && cmd.ProcessState == nil && !exited(cmd.Process.Pid)

@@ -4,10 +4,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
+
+var runningLine = regexp.MustCompile(`mosquitto version \S+ running`)
 
 // ReachableDir returns a temporary directory that the mosquitto user can
 // enter: mosquitto started as root drops to that user before reading its
@@ -49,7 +52,29 @@ func StartMosquitto(t testing.TB, dir string, c MosquittoConfig) *SyncBuffer {
 // (to signal it).
 func StartMosquittoProcess(t testing.TB, dir string, c MosquittoConfig) (*exec.Cmd, *SyncBuffer) {
 	t.Helper()
-	bin := RequireBinary(t, "mosquitto")
+	return startMosquitto(t, RequireBinary(t, "mosquitto"), dir, c)
+}
+
+// startMosquitto runs the mosquitto binary bin on c (StartMosquittoProcess).
+func startMosquitto(t testing.TB, bin, dir string, c MosquittoConfig) (*exec.Cmd, *SyncBuffer) {
+	t.Helper()
+	cmd, log := launchMosquitto(t, bin, dir, c)
+	deadline := time.Now().Add(10 * time.Second)
+	// "mosquitto version X running" comes once the listeners are open (2.1
+	// logs "Info: running mosquitto as user: ..." before them).
+	for !runningLine.MatchString(log.String()) {
+		if time.Now().After(deadline) || strings.Contains(log.String(), "Error") {
+			t.Fatalf("mosquitto did not start:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cmd, log
+}
+
+// launchMosquitto writes c to dir/mosquitto.conf, gives the mosquitto group
+// access to the files it names and starts bin on it.
+func launchMosquitto(t testing.TB, bin, dir string, c MosquittoConfig) (*exec.Cmd, *SyncBuffer) {
+	t.Helper()
 	conf := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(conf, c.Marshal(), 0o644); err != nil {
 		t.Fatal(err)
@@ -57,13 +82,5 @@ func StartMosquittoProcess(t testing.TB, dir string, c MosquittoConfig) (*exec.C
 	if err := c.PrepareBroker("mosquitto", dir); err != nil {
 		t.Fatal(err)
 	}
-	cmd, log := Start(t, dir, bin, "-c", conf)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(log.String(), " running") {
-		if time.Now().After(deadline) || strings.Contains(log.String(), "Error") {
-			t.Fatalf("mosquitto did not start:\n%s", log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return cmd, log
+	return Start(t, dir, bin, "-c", conf)
 }
