@@ -132,3 +132,19 @@ func ExampleConfig_CheckServe() {
 	// Output:
 	// mosquitto.conf:3: error: mqttctl serve does not implement plugin (plugins are C shared objects; serve cannot load them): run mosquitto for this file, or remove the line
 }
+
+// TestOptionRowsRenderWhatIsGenerated: every option GenerateMosquitto
+// writes has a render function in its row, and every row with an apply or
+// render function is an option mosquitto knows (or one of mqttctl's own).
+func TestOptionRowsRenderWhatIsGenerated(t *testing.T) {
+	for _, k := range append(slices.Clone(generatedGlobal), generatedListener...) {
+		if serveSupport[k].render == nil {
+			t.Errorf("%s is generated but its row has no render function", k)
+		}
+	}
+	for k, row := range serveSupport {
+		if _, known := lookupOption(k); (row.apply != nil || row.render != nil) && !known {
+			t.Errorf("%s has apply/render functions but is not a mosquitto option", k)
+		}
+	}
+}

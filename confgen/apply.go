@@ -1,0 +1,171 @@
+package confgen
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// scope is what one option's apply function changes (see ServeSupport):
+// the whole configuration, the security options in force where the option
+// stands (global, or a listener's with per_listener_settings true), and,
+// inside a listener block, that listener and its TLS options.
+type scope struct {
+	r       *Resolved
+	sec     *Security
+	anonSet *bool // allow_anonymous was given for sec
+	l       *ListenerSpec
+	tls     *TLS
+	ds      *[]Diagnostic
+}
+
+func (s *scope) errf(p Pos, f string, a ...any) {
+	*s.ds = append(*s.ds, Diagnostic{Pos: p, Msg: fmt.Sprintf(f, a...)})
+}
+
+func (s *scope) warnf(p Pos, f string, a ...any) {
+	*s.ds = append(*s.ds, Diagnostic{Pos: p, Warning: true, Msg: fmt.Sprintf(f, a...)})
+}
+
+// applyOption applies d with its row's apply function; options without
+// one (logging, refused, structural ones such as port) change nothing.
+func applyOption(s *scope, d Directive) {
+	if row, ok := optionRow(d.Key); ok && row.apply != nil {
+		row.apply(s, d)
+	}
+}
+
+// optionRow is the table row of a mosquitto option or of one of mqttctl's
+// own ("# mqttctl: ...").
+func optionRow(key string) (ServeSupport, bool) {
+	if row, ok := extensionRows[key]; ok {
+		return row, true
+	}
+	return SupportOf(key)
+}
+
+// extensionRows are mqttctl's own options, comments to mosquitto.
+var extensionRows = map[string]ServeSupport{
+	ExtPrefix + "http_origin": {Support: Implemented, apply: applyHTTPOrigin},
+}
+
+// security options: s.sec is the global Security or the listener's.
+
+func applyAllowAnonymous(s *scope, d Directive) {
+	s.sec.AllowAnonymous = boolOf(d.Value)
+	*s.anonSet = true
+}
+
+func applyPasswordFile(s *scope, d Directive) {
+	s.sec.PasswordFile, s.sec.PasswordFilePos = d.Value, d.Pos
+}
+
+func applyACLFile(s *scope, d Directive) { s.sec.ACLFile, s.sec.ACLFilePos = d.Value, d.Pos }
+
+func applyAllowZeroLengthClientID(s *scope, d Directive) {
+	s.sec.AllowZeroLengthClientID = boolOf(d.Value)
+}
+
+func applyAutoIDPrefix(s *scope, d Directive) { s.sec.AutoIDPrefix = d.Value }
+
+// global options: s.r.
+
+func applyMaxPacketSize(s *scope, d Directive) { s.r.MaxPacketSize = intOf(d.Value, 0) }
+
+func applyMessageSizeLimit(s *scope, d Directive) {
+	s.warnf(d.Pos, "message_size_limit is deprecated: use max_packet_size")
+}
+
+func applyMaxInflightMessages(s *scope, d Directive) { s.r.MaxInflight = intOf(d.Value, 20) }
+
+func applyMaxQueuedMessages(s *scope, d Directive) { s.r.MaxQueued = intOf(d.Value, 1000) }
+
+func applyPersistence(s *scope, d Directive) { s.r.Persistence = boolOf(d.Value) }
+
+func applyPersistenceLocation(s *scope, d Directive) { s.r.PersistenceLocation = d.Value }
+
+func applyPersistenceFile(s *scope, d Directive) {
+	s.r.PersistenceFile = d.Value
+	if strings.ContainsRune(d.Value, '/') {
+		s.errf(d.Pos, "persistence_file %s: give a file name; the directory is persistence_location", d.Value)
+	}
+}
+
+func applyPIDFile(s *scope, d Directive) { s.r.PIDFile = d.Value }
+
+func applyUser(s *scope, d Directive) { s.r.User = d.Value }
+
+func applyMaxKeepalive(s *scope, d Directive) {
+	s.r.MaxKeepalive = intOf(d.Value, 0)
+	if s.r.MaxKeepalive < 0 || s.r.MaxKeepalive > 65535 {
+		s.errf(d.Pos, "max_keepalive %s: use 0 to 65535 seconds", d.Value)
+	}
+}
+
+func applyRetainAvailable(s *scope, d Directive) { s.r.RetainAvailable = boolOf(d.Value) }
+
+func applySysInterval(s *scope, d Directive) {
+	s.r.SysInterval = intOf(d.Value, 10)
+	if s.r.SysInterval < 0 {
+		s.errf(d.Pos, "sys_interval %s: use a number of seconds", d.Value)
+	}
+}
+
+// listener options: s.l, and s.tls for the TLS ones.
+
+func applyHTTPOrigin(s *scope, d Directive) {
+	u, err := url.Parse(d.Value)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" && u.Path != "/" {
+		s.errf(d.Pos, "http_origin %q: give a page's origin, scheme://host[:port], e.g. https://app.example.com", d.Value)
+	}
+	s.l.Origins = append(s.l.Origins, strings.TrimSuffix(d.Value, "/"))
+}
+
+func applyProtocol(s *scope, d Directive) { s.l.Protocol = d.Value }
+
+func applyMaxConnections(s *scope, d Directive) { s.l.MaxConnections = intOf(d.Value, -1) }
+
+func applyMountPoint(s *scope, d Directive) {
+	s.l.MountPoint = d.Value
+	if err := ValidateTopicName(d.Value); err != nil || strings.ContainsAny(d.Value, "+#") {
+		s.errf(d.Pos, "mount_point %q: it must be a topic prefix without '+' or '#', e.g. site1/", d.Value)
+	}
+}
+
+func applySocketDomain(s *scope, d Directive) { s.l.SocketDomain = d.Value }
+
+func applyUseUsernameAsClientID(s *scope, d Directive) { s.l.UseUsernameAsClientID = boolOf(d.Value) }
+
+func applyMaxTopicAlias(s *scope, d Directive) {
+	s.l.MaxTopicAlias = intOf(d.Value, 10)
+	if s.l.MaxTopicAlias < 0 || s.l.MaxTopicAlias > 65535 {
+		s.errf(d.Pos, "max_topic_alias %s: use 0 to 65535", d.Value)
+	}
+}
+
+func applyCAFile(s *scope, d Directive) { s.tls.CAFile = d.Value }
+
+func applyCAPath(s *scope, d Directive) { s.tls.CAPath = d.Value }
+
+func applyCertFile(s *scope, d Directive) { s.tls.CertFile = d.Value }
+
+func applyKeyFile(s *scope, d Directive) { s.tls.KeyFile = d.Value }
+
+func applyCRLFile(s *scope, d Directive) { s.tls.CRLFile = d.Value }
+
+func applyTLSVersion(s *scope, d Directive) {
+	s.tls.TLSVersion = d.Value
+	if d.Value == "tlsv1.1" {
+		s.errf(d.Pos, "tls_version tlsv1.1 allows an obsolete protocol: use tlsv1.2 (the default) or tlsv1.3")
+	}
+}
+
+func applyCiphers(s *scope, d Directive) { s.tls.Ciphers = d.Value }
+
+func applyCiphersTLS13(s *scope, d Directive) { s.tls.CiphersTLS13 = d.Value }
+
+func applyRequireCertificate(s *scope, d Directive) { s.tls.RequireCertificate = boolOf(d.Value) }
+
+func applyUseIdentityAsUsername(s *scope, d Directive) { s.tls.UseIdentityAsUsername = boolOf(d.Value) }
+
+func applyUseSubjectAsUsername(s *scope, d Directive) { s.tls.UseSubjectAsUsername = boolOf(d.Value) }
