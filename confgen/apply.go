@@ -3,6 +3,8 @@ package confgen
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -17,6 +19,9 @@ type scope struct {
 	l       *ListenerSpec
 	tls     *TLS
 	ds      *[]Diagnostic
+	// plugins maps the parse order of each plugin_opt_* line to the path of
+	// the plugin it configures (mosquitto's latest plugin line).
+	plugins map[int]string
 }
 
 func (s *scope) errf(p Pos, f string, a ...any) {
@@ -46,7 +51,7 @@ func optionRow(key string) (ServeSupport, bool) {
 
 // extensionRows are mqttctl's own options, comments to mosquitto.
 var extensionRows = map[string]ServeSupport{
-	ExtPrefix + "http_origin": {Support: Implemented, apply: applyHTTPOrigin},
+	ExtPrefix + "http_origin": {Support: Implemented, apply: applyHTTPOrigin, render: renderHTTPOrigin},
 }
 
 // security options: s.sec is the global Security or the listener's.
@@ -67,6 +72,22 @@ func applyAllowZeroLengthClientID(s *scope, d Directive) {
 }
 
 func applyAutoIDPrefix(s *scope, d Directive) { s.sec.AutoIDPrefix = d.Value }
+
+// applyPluginPasswordFile: mosquitto 2.1's password-file plugin reads the
+// file password_file names in 2.0.
+func applyPluginPasswordFile(s *scope, d Directive) {
+	if filepath.Base(s.plugins[d.seq]) == PasswordFilePlugin {
+		applyPasswordFile(s, d)
+	}
+}
+
+// applyPluginACLFile: mosquitto 2.1's acl-file plugin reads the file
+// acl_file names in 2.0.
+func applyPluginACLFile(s *scope, d Directive) {
+	if filepath.Base(s.plugins[d.seq]) == ACLFilePlugin {
+		applyACLFile(s, d)
+	}
+}
 
 // global options: s.r.
 
@@ -114,11 +135,23 @@ func applySysInterval(s *scope, d Directive) {
 // listener options: s.l, and s.tls for the TLS ones.
 
 func applyHTTPOrigin(s *scope, d Directive) {
-	u, err := url.Parse(d.Value)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" && u.Path != "/" {
+	if !validOrigin(d.Value) {
 		s.errf(d.Pos, "http_origin %q: give a page's origin, scheme://host[:port], e.g. https://app.example.com", d.Value)
 	}
 	s.l.Origins = append(s.l.Origins, strings.TrimSuffix(d.Value, "/"))
+}
+
+// applyWebsocketsOrigin: mosquitto 2.1's own list of the page origins a
+// websockets listener accepts.
+func applyWebsocketsOrigin(s *scope, d Directive) {
+	s.l.Origins = append(s.l.Origins, d.Value)
+}
+
+// validOrigin reports whether v is a page's origin, scheme://host[:port]
+// (a trailing / allowed).
+func validOrigin(v string) bool {
+	u, err := url.Parse(v)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && (u.Path == "" || u.Path == "/")
 }
 
 func applyProtocol(s *scope, d Directive) { s.l.Protocol = d.Value }
@@ -169,3 +202,29 @@ func applyRequireCertificate(s *scope, d Directive) { s.tls.RequireCertificate =
 func applyUseIdentityAsUsername(s *scope, d Directive) { s.tls.UseIdentityAsUsername = boolOf(d.Value) }
 
 func applyUseSubjectAsUsername(s *scope, d Directive) { s.tls.UseSubjectAsUsername = boolOf(d.Value) }
+
+// pluginLines maps each plugin_opt_* line (by parse order) to the plugin
+// line before it: mosquitto gives an option to the latest plugin, wherever
+// each stands.
+func (c *Config) pluginLines() map[int]string {
+	var all []Directive
+	all = append(all, c.Global...)
+	for _, l := range c.Listener {
+		all = append(all, l.Options...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].seq < all[j].seq })
+	out := map[int]string{}
+	cur := ""
+	for _, d := range all {
+		switch {
+		case d.Key == "plugin" || d.Key == "global_plugin" || d.Key == "auth_plugin":
+			cur = d.Value
+		case d.Key == "plugin_load":
+			_, path, _ := strings.Cut(d.Value, " ")
+			cur = strings.TrimSpace(path)
+		case strings.HasPrefix(d.Key, "plugin_opt_") || strings.HasPrefix(d.Key, "auth_opt_"):
+			out[d.seq] = cur
+		}
+	}
+	return out
+}

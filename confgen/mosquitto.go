@@ -36,6 +36,20 @@ type MosquittoOptions struct {
 	BridgeTo     string
 	BridgeName   string
 	BridgeTopics []string
+	// Target is the mosquitto version the file is for; "" means 2.0. For
+	// 2.1 the file has no option 2.1 deprecates: the password and ACL files
+	// are read by its password-file and acl-file plugins (from PluginDir;
+	// "" names them alone, for the dynamic loader's search path), and
+	// Origins are websockets_origin lines.
+	Target    MosquittoTarget
+	PluginDir string
+	// Origins are the page origins the WebSocket listener accepts
+	// (scheme://host[:port]); none means any. For 2.0, "# mqttctl:
+	// http_origin" lines, which mqttctl serve applies and mosquitto 2.0
+	// reads as comments.
+	Origins []string
+	// PIDFile is the pid_file to write; "" for none.
+	PIDFile string
 }
 
 // OptionError is a problem with one field of MosquittoOptions. The
@@ -130,6 +144,12 @@ func planMosquitto(o MosquittoOptions) (*mosqPlan, error) {
 	}
 	if err := p.mode(o); err != nil {
 		return nil, err
+	}
+	if o.Target == "" {
+		o.Target = Mosquitto20
+	}
+	if _, err := ParseMosquittoTarget(string(o.Target)); err != nil {
+		return nil, &OptionError{Field: "Target", Msg: err.Error(), Err: ErrUnknownTarget}
 	}
 	p.o = o
 	return p, p.moreListeners()
@@ -229,6 +249,14 @@ func (p *mosqPlan) moreListeners() error {
 			}
 		}
 		p.listeners = append(p.listeners, &planListener{Port: wp, Bind: wb, role: roleWSS})
+	}
+	for _, origin := range o.Origins {
+		if o.WebSockets == "" {
+			return optErr("Origins", "an allowed page origin is for the WebSocket listener, and there is none: add a WebSocket listener")
+		}
+		if !validOrigin(origin) {
+			return optErr("Origins", fmt.Sprintf("%q: give a page's origin, scheme://host[:port], e.g. https://app.example.com", origin))
+		}
 	}
 	return nil
 }

@@ -40,11 +40,11 @@ func (l *planListener) mtls(p *mosqPlan) bool { return l.tls() && p.o.Mode == "m
 // writes, in the order it writes them; each row's render function says
 // whether and how.
 var (
-	generatedGlobal = []string{"per_listener_settings", "allow_anonymous", "password_file", "acl_file", "persistence",
-		"persistence_location", "autosave_interval", "log_dest", "log_type", "log_timestamp_format", "connection_messages",
-		"set_tcp_nodelay"}
+	generatedGlobal = []string{"per_listener_settings", "allow_anonymous", "password_file", "acl_file", "plugin", "persistence",
+		"persistence_location", "autosave_interval", "pid_file", "log_dest", "log_type", "log_timestamp_format",
+		"connection_messages", "set_tcp_nodelay"}
 	generatedListener = []string{"protocol", "cafile", "certfile", "keyfile", "tls_version", "require_certificate", "crlfile",
-		"use_identity_as_username", "use_subject_as_username"}
+		"use_identity_as_username", "use_subject_as_username", "websockets_origin", ExtPrefix + "http_origin"}
 )
 
 // render writes the plan as a mosquitto.conf model, one option row at a
@@ -55,16 +55,41 @@ func (p *mosqPlan) render() *Config {
 		"Check it with: mqttctl config check FILE",
 	}}
 	for _, k := range generatedGlobal {
-		c.Global = append(c.Global, serveSupport[k].render(p, nil)...)
+		row, _ := optionRow(k)
+		c.Global = append(c.Global, row.render(p, nil)...)
 	}
 	for _, pl := range p.listeners {
 		l := &Listener{Port: pl.Port, Bind: pl.Bind}
 		for _, k := range generatedListener {
-			l.Options = append(l.Options, serveSupport[k].render(p, pl)...)
+			row, _ := optionRow(k)
+			l.Options = append(l.Options, row.render(p, pl)...)
 		}
 		c.Listener = append(c.Listener, l)
 	}
+	c.number()
 	return c
+}
+
+// number gives the directives of a config built in memory the parse order
+// they have in its file (Marshal's order), as Parse would: Resolve gives a
+// plugin_opt_* line to the plugin line before it.
+func (c *Config) number() {
+	seq := 0
+	next := func(d *Directive) { seq++; d.seq = seq }
+	for pass := 0; pass < 2; pass++ { // per_listener_settings first, as Marshal writes it
+		for i := range c.Global {
+			if (c.Global[i].Key == "per_listener_settings") == (pass == 0) {
+				next(&c.Global[i])
+			}
+		}
+	}
+	for _, l := range c.Listener {
+		seq++
+		l.seq = seq
+		for i := range l.Options {
+			next(&l.Options[i])
+		}
+	}
 }
 
 func line(key, value string) []Directive { return []Directive{{Key: key, Value: value}} }
@@ -79,8 +104,12 @@ func lineIf(ok bool, key, value string) []Directive {
 
 // global options
 
-func renderPerListenerSettings(*mosqPlan, *planListener) []Directive {
-	return line("per_listener_settings", "false")
+func (p *mosqPlan) is21() bool { return p.o.Target == Mosquitto21 }
+
+// renderPerListenerSettings: 2.1 deprecates per_listener_settings; false is
+// its default, and the files mqttctl writes have no per-listener security.
+func renderPerListenerSettings(p *mosqPlan, _ *planListener) []Directive {
+	return lineIf(!p.is21(), "per_listener_settings", "false")
 }
 
 func renderAllowAnonymous(*mosqPlan, *planListener) []Directive {
@@ -88,11 +117,33 @@ func renderAllowAnonymous(*mosqPlan, *planListener) []Directive {
 }
 
 func renderPasswordFile(p *mosqPlan, _ *planListener) []Directive {
-	return lineIf(p.passwd != "", "password_file", p.passwd)
+	return lineIf(p.passwd != "" && !p.is21(), "password_file", p.passwd)
 }
 
 func renderACLFile(p *mosqPlan, _ *planListener) []Directive {
-	return lineIf(p.acl != "", "acl_file", p.acl)
+	return lineIf(p.acl != "" && !p.is21(), "acl_file", p.acl)
+}
+
+// renderPlugin: for 2.1, its password-file and acl-file plugins read the
+// files password_file and acl_file name in 2.0 (deprecated in 2.1).
+func renderPlugin(p *mosqPlan, _ *planListener) []Directive {
+	if !p.is21() {
+		return nil
+	}
+	var ds []Directive
+	if p.passwd != "" {
+		ds = append(ds, line("plugin", pluginPath(p.o.PluginDir, PasswordFilePlugin))...)
+		ds = append(ds, line("plugin_opt_password_file", p.passwd)...)
+	}
+	if p.acl != "" {
+		ds = append(ds, line("plugin", pluginPath(p.o.PluginDir, ACLFilePlugin))...)
+		ds = append(ds, line("plugin_opt_acl_file", p.acl)...)
+	}
+	return ds
+}
+
+func renderPIDFile(p *mosqPlan, _ *planListener) []Directive {
+	return lineIf(p.o.PIDFile != "", "pid_file", p.o.PIDFile)
 }
 
 func renderPersistence(p *mosqPlan, _ *planListener) []Directive {
@@ -177,4 +228,24 @@ func renderUseIdentityAsUsername(p *mosqPlan, l *planListener) []Directive {
 
 func renderUseSubjectAsUsername(p *mosqPlan, l *planListener) []Directive {
 	return lineIf(l.mtls(p) && p.o.Identity == "subject", "use_subject_as_username", "true")
+}
+
+// renderWebsocketsOrigin: 2.1 checks the Origin of a WebSocket upgrade
+// itself.
+func renderWebsocketsOrigin(p *mosqPlan, l *planListener) []Directive {
+	var ds []Directive
+	for _, o := range p.o.Origins {
+		ds = append(ds, lineIf(p.is21() && l.role == roleWSS, "websockets_origin", strings.TrimSuffix(o, "/"))...)
+	}
+	return ds
+}
+
+// renderHTTPOrigin: mosquitto 2.0 cannot check the Origin; mqttctl serve
+// does, from its own comment line.
+func renderHTTPOrigin(p *mosqPlan, l *planListener) []Directive {
+	var ds []Directive
+	for _, o := range p.o.Origins {
+		ds = append(ds, lineIf(!p.is21() && l.role == roleWSS, ExtPrefix+"http_origin", strings.TrimSuffix(o, "/"))...)
+	}
+	return ds
 }

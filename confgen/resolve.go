@@ -204,7 +204,8 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 	r.PerListenerSettings = c.perListenerSettings(&ds)
 	global := Security{AllowZeroLengthClientID: true, AutoIDPrefix: "auto-"}
 	anonSet := false
-	gs := &scope{r: r, sec: &global, anonSet: &anonSet, ds: &ds}
+	plugins := c.pluginLines()
+	gs := &scope{r: r, sec: &global, anonSet: &anonSet, ds: &ds, plugins: plugins}
 	for _, d := range c.Global {
 		if IsSecurityOption(d.Key) && r.PerListenerSettings {
 			gs.errf(d.Pos, "%s is before the first listener but per_listener_settings is true: put it inside a listener block", d.Key)
@@ -223,7 +224,7 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 	listeners, localOnly := c.effectiveListeners()
 	seen := map[string]Pos{}
 	for _, l := range listeners {
-		ls := &scope{r: r, ds: &ds}
+		ls := &scope{r: r, ds: &ds, plugins: plugins}
 		sec, lAnonSet := global, anonSet
 		ls.sec, ls.anonSet = &sec, &lAnonSet
 		r.Listeners = append(r.Listeners, ls.listener(l, localOnly, seen))

@@ -138,7 +138,7 @@ func ExampleConfig_CheckServe() {
 // render function is an option mosquitto knows (or one of mqttctl's own).
 func TestOptionRowsRenderWhatIsGenerated(t *testing.T) {
 	for _, k := range append(slices.Clone(generatedGlobal), generatedListener...) {
-		if serveSupport[k].render == nil {
+		if row, _ := optionRow(k); row.render == nil {
 			t.Errorf("%s is generated but its row has no render function", k)
 		}
 	}
