@@ -203,6 +203,32 @@ func applyUseIdentityAsUsername(s *scope, d Directive) { s.tls.UseIdentityAsUser
 
 func applyUseSubjectAsUsername(s *scope, d Directive) { s.tls.UseSubjectAsUsername = boolOf(d.Value) }
 
+// missingPluginFiles are errors at each password-file or acl-file plugin
+// line no plugin_opt_password_file / plugin_opt_acl_file follows:
+// mosquitto 2.1 cannot open a password file it is not given.
+func (c *Config) missingPluginFiles(plugins map[int]string) []Diagnostic {
+	need := map[string]string{PasswordFilePlugin: "plugin_opt_password_file", ACLFilePlugin: "plugin_opt_acl_file"}
+	has := map[string]bool{}
+	var all []Directive
+	all = append(all, c.Global...)
+	for _, l := range c.Listener {
+		all = append(all, l.Options...)
+	}
+	for _, d := range all {
+		if _, ok := need[filepath.Base(plugins[d.seq])]; ok && need[filepath.Base(plugins[d.seq])] == d.Key {
+			has[plugins[d.seq]+"\x00"+d.Key] = true
+		}
+	}
+	var ds []Diagnostic
+	for _, d := range all {
+		opt, ok := need[filepath.Base(d.Value)]
+		if (d.Key == "plugin" || d.Key == "global_plugin") && ok && !has[d.Value+"\x00"+opt] {
+			ds = append(ds, Diagnostic{Pos: d.Pos, Msg: fmt.Sprintf("%s %s has no %s line after it: add one with the file it reads", d.Key, d.Value, opt)})
+		}
+	}
+	return ds
+}
+
 // pluginLines maps each plugin_opt_* line (by parse order) to the plugin
 // line before it: mosquitto gives an option to the latest plugin, wherever
 // each stands.

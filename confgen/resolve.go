@@ -229,6 +229,7 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 		ls.sec, ls.anonSet = &sec, &lAnonSet
 		r.Listeners = append(r.Listeners, ls.listener(l, localOnly, seen))
 	}
+	ds = append(ds, c.missingPluginFiles(plugins)...)
 	errf := func(p Pos, f string, a ...any) { ds = append(ds, Diagnostic{Pos: p, Msg: fmt.Sprintf(f, a...)}) }
 	r.Bridges = c.resolveBridges(errf)
 	return r, ds

@@ -2,6 +2,7 @@ package confgen
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -70,7 +71,7 @@ var serveSupport = map[string]ServeSupport{
 	"auto_id_prefix":                 {Support: Implemented, Note: "prefix of the ids given to clients that send none (default auto-)", apply: applyAutoIDPrefix},
 	"password_file":                  {Support: Implemented, Note: "$7$ (12-byte salt: mosquitto 2.0; 64-byte: 2.1), $6$ and $argon2id$ hashes; reloaded on SIGHUP", apply: applyPasswordFile, render: renderPasswordFile},
 	"per_listener_settings":          {Support: Implemented, Note: "", render: renderPerListenerSettings},
-	"plugin":                         {Support: Refused, Note: "plugins are C shared objects; serve cannot load them", render: renderPlugin},
+	"plugin":                         {Support: Implemented, Note: "only mosquitto 2.1's password-file and acl-file plugins (mosquitto_password_file.so with plugin_opt_password_file, mosquitto_acl_file.so with plugin_opt_acl_file), which serve does itself, as password_file and acl_file; other plugins are C shared objects serve cannot load", Refuse: refusePlugin, render: renderPlugin},
 	"auth_plugin":                    {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},
 	"auth_plugin_deny_special_chars": {Support: DefaultOnly, Defaults: []string{"true"}, Note: "only matters with plugins"},
 	"psk_file":                       {Support: Refused, Note: "TLS-PSK is not supported by Go's crypto/tls"},
@@ -147,7 +148,7 @@ var serveSupport = map[string]ServeSupport{
 	// mosquitto 2.1
 	"plugin_opt_password_file":        {Support: Implemented, Note: "the file of mosquitto 2.1's password-file plugin: as password_file", apply: applyPluginPasswordFile},
 	"plugin_opt_acl_file":             {Support: Implemented, Note: "the file of mosquitto 2.1's acl-file plugin: as acl_file", apply: applyPluginACLFile},
-	"websockets_origin":               {Support: Implemented, Note: "the page origins a websockets listener accepts (repeatable); an upgrade without Origin (not a browser) is let through, as mosquitto", apply: applyWebsocketsOrigin, render: renderWebsocketsOrigin},
+	"websockets_origin":               {Support: Implemented, Note: "the page origins a websockets listener accepts (repeatable), as mosquitto 2.1.2 (differential test), except that serve compares the whole Origin: 2.1.2 compares only the length of the header, so it also lets in a page whose origin is the beginning of a listed one; an upgrade without Origin (not a browser) is let through, as mosquitto", apply: applyWebsocketsOrigin, render: renderWebsocketsOrigin},
 	"global_plugin":                   {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},
 	"plugin_load":                     {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},
 	"plugin_use":                      {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},
@@ -165,6 +166,14 @@ var serveSupport = map[string]ServeSupport{
 	"retain_expiry_interval":          {Support: Refused, Note: "not implemented"},
 	"retained_persistence":            {Support: Refused, Note: "not implemented"},
 	"log_type":                        {Support: Logging, Note: "serve logs connections, refusals and errors (-v: debug)", render: renderLogType},
+}
+
+// refusePlugin accepts the plugins serve implements itself.
+func refusePlugin(v string) string {
+	if b := filepath.Base(v); b == PasswordFilePlugin || b == ACLFilePlugin {
+		return ""
+	}
+	return "plugins are C shared objects and serve cannot load them; it implements only mosquitto 2.1's " + PasswordFilePlugin + " and " + ACLFilePlugin + ": run mosquitto for this file, or remove the line"
 }
 
 // bridgeRefused are the bridge options serve does not implement; every
@@ -255,6 +264,20 @@ func (c *Config) CheckServe() []Diagnostic {
 	return ds
 }
 
+// sinceOf is the first of the mosquitto versions mqttctl targets that has
+// the option: 2.0 (there or earlier) or 2.1.
+func sinceOf(key string) MosquittoTarget {
+	if strings.HasPrefix(key, "plugin_opt_") && key != "plugin_opt_" {
+		if _, ok := serveSupport[key]; ok { // the files of 2.1's plugins
+			return Mosquitto21
+		}
+	}
+	if spec, ok := lookupOption(key); ok && spec.since != "" {
+		return spec.since
+	}
+	return Mosquitto20
+}
+
 // ServeSupportTable renders the whole table as Markdown rows (option,
 // support, note), sorted by option, for the README.
 func ServeSupportTable() string {
@@ -264,22 +287,22 @@ func ServeSupportTable() string {
 	}
 	sort.Strings(keys)
 	var b strings.Builder
-	b.WriteString("| option | mqttctl serve | note |\n|---|---|---|\n")
+	b.WriteString("| option | mqttctl serve | mosquitto | note |\n|---|---|---|---|\n")
 	for _, k := range keys {
 		s := serveSupport[k]
 		sup := s.Support.String()
 		if s.Support == DefaultOnly {
 			sup = "only `" + strings.Join(s.Defaults, "` or `") + "`"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k, sup, s.Note)
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", k, sup, sinceOf(k), s.Note)
 	}
-	fmt.Fprintf(&b, "| `plugin_opt_*`, `auth_opt_*` | refused | plugins are C shared objects |\n")
-	fmt.Fprintf(&b, "| `# mqttctl: http_origin ORIGIN` | mqttctl's own | a comment to mosquitto; in a websockets listener, browsers from other origins are refused (repeatable); a comment that looks like it but is not written exactly so is refused |\n")
+	fmt.Fprintf(&b, "| `plugin_opt_*`, `auth_opt_*` (others) | refused | 2.0 | plugins are C shared objects |\n")
+	fmt.Fprintf(&b, "| `# mqttctl: http_origin ORIGIN` | mqttctl's own | - | a comment to mosquitto; in a websockets listener, browsers from other origins are refused (repeatable); a comment that looks like it but is not written exactly so is refused |\n")
 	var refused []string
 	for k := range bridgeRefused {
 		refused = append(refused, "`"+k+"`")
 	}
 	sort.Strings(refused)
-	fmt.Fprintf(&b, "| bridge options (`connection`, `address`, `topic`, `bridge_cafile`, `bridge_certfile`, `bridge_keyfile`, `bridge_insecure`, `bridge_tls_version`, `bridge_protocol_version` (mqttv311, mqttv31), `cleansession`, `remote_clientid`, `local_clientid`, `remote_username`, `remote_password`, `keepalive_interval`, `restart_timeout`, `try_private`, `notifications`, `notifications_local_only`, `notification_topic`, `bridge_outgoing_retain`) | implemented | see \"bridge to a central broker\"; refused: %s |\n", strings.Join(refused, ", "))
+	fmt.Fprintf(&b, "| bridge options (`connection`, `address`, `topic`, `bridge_cafile`, `bridge_certfile`, `bridge_keyfile`, `bridge_insecure`, `bridge_tls_version`, `bridge_protocol_version` (mqttv311, mqttv31), `cleansession`, `remote_clientid`, `local_clientid`, `remote_username`, `remote_password`, `keepalive_interval`, `restart_timeout`, `try_private`, `notifications`, `notifications_local_only`, `notification_topic`, `bridge_outgoing_retain`) | implemented | 2.0 | see \"bridge to a central broker\"; refused: %s |\n", strings.Join(refused, ", "))
 	return b.String()
 }

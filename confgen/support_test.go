@@ -130,7 +130,7 @@ func ExampleConfig_CheckServe() {
 		fmt.Println(d)
 	}
 	// Output:
-	// mosquitto.conf:3: error: mqttctl serve does not implement plugin (plugins are C shared objects; serve cannot load them): run mosquitto for this file, or remove the line
+	// mosquitto.conf:3: error: plugin /usr/lib/auth.so: plugins are C shared objects and serve cannot load them; it implements only mosquitto 2.1's mosquitto_password_file.so and mosquitto_acl_file.so: run mosquitto for this file, or remove the line
 }
 
 // TestOptionRowsRenderWhatIsGenerated: every option GenerateMosquitto

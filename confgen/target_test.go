@@ -3,7 +3,9 @@ package confgen
 import (
 	"errors"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -124,4 +126,48 @@ func (c *Config) values(key string) []string {
 		}
 	}
 	return out
+}
+
+// TestCheckMosquittoFor: each version says what it would of the same file:
+// 2.0 stops at 2.1's options and plugins, 2.1 warns about what it
+// deprecates and about a password file others can read; a password-file
+// plugin without its file is an error for both.
+func TestCheckMosquittoFor(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "passwd")
+	os.WriteFile(pw, nil, 0o644)
+	text := "per_listener_settings false\nallow_anonymous false\npassword_file " + pw + "\n" +
+		"listener 9001 127.0.0.1\nprotocol websockets\nwebsockets_origin https://app.example.com\n"
+	c, err := Parse([]byte(text), "m.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(ds []Diagnostic, line int, warning bool, text string) bool {
+		for _, d := range ds {
+			if d.Pos.Line == line && d.Warning == warning && strings.Contains(d.Msg, text) {
+				return true
+			}
+		}
+		return false
+	}
+	_, ds20 := c.CheckMosquittoFor(Mosquitto20)
+	if !at(ds20, 6, false, "websockets_origin came in mosquitto 2.1") || at(ds20, 1, true, "deprecated") {
+		t.Errorf("2.0: %v", ds20)
+	}
+	_, ds21 := c.CheckMosquittoFor(Mosquitto21)
+	if !at(ds21, 1, true, "per_listener_settings is deprecated") || !at(ds21, 3, true, "password_file is deprecated") || HasErrors(ds21) {
+		t.Errorf("2.1: %v", ds21)
+	}
+	if _, err := user.Lookup(brokerUser(&Resolved{})); err == nil && !at(ds21, 3, true, "chmod o-rwx "+pw) {
+		t.Errorf("2.1 warns about a password file others can read; the check does not: %v", ds21)
+	}
+	c, _ = Parse([]byte("plugin /usr/lib/mosquitto_password_file.so\nplugin mosquitto_acl_file.so\nplugin_opt_acl_file "+pw+"\nlistener 1883\n"), "p.conf")
+	_, ds20 = c.CheckMosquittoFor(Mosquitto20)
+	_, ds21 = c.CheckMosquittoFor(Mosquitto21)
+	if !at(ds20, 1, false, "2.0 has none; use password_file") || !at(ds20, 2, false, "use acl_file") {
+		t.Errorf("2.0 with 2.1's plugins: %v", ds20)
+	}
+	if !at(ds21, 1, false, "has no plugin_opt_password_file line") || at(ds21, 2, false, "has no") {
+		t.Errorf("2.1, a password-file plugin without its file: %v", ds21)
+	}
 }

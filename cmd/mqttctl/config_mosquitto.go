@@ -212,7 +212,11 @@ func mosquittoNext(s *streams, o confgen.MosquittoOptions, r *confgen.Resolved, 
 	for _, l := range changes {
 		fmt.Fprintln(s.Out, "  "+l)
 	}
-	next = append(next, "mqttctl config check "+out, "mosquitto -c "+out)
+	check := "mqttctl config check "
+	if o.Target == confgen.Mosquitto21 {
+		check += "--target mosquitto-2.1 "
+	}
+	next = append(next, check+out, "mosquitto -c "+out)
 	if o.PIDFile != "" {
 		next = append(next, "mqttctl reload mosquitto -c "+out+"   # after a certificate, CRL, password or ACL file changes")
 	}

@@ -158,3 +158,27 @@ func TestConfigMosquittoTargetFlag(t *testing.T) {
 		t.Fatalf("with 2.1.2 first on PATH: exit %d\n%s%s\n%s", code, o, e, data)
 	}
 }
+
+// TestConfigCheckTarget: config check --target is a typed flag; a file
+// written for 2.1 checks clean for 2.1 and for serve (which implements its
+// plugins), and for 2.0 stops at the plugins 2.0 does not have.
+func TestConfigCheckTarget(t *testing.T) {
+	dir := testutil.ReachableDir(t)
+	pkiDir := filepath.Join(dir, "pki")
+	passwd := filepath.Join(dir, "passwd")
+	conf := filepath.Join(dir, "m.conf")
+	runSteps(t, []cliStep{
+		{name: "pki", args: []string{"pki", "init", "--dir", pkiDir, "--host", "localhost"}},
+		{name: "passwd", args: []string{"passwd", "add", passwd, "alice", "--password-stdin"}, stdin: "pw-alice\n"},
+		{name: "config 2.1", args: []string{"config", "mosquitto", "--target", "2.1", "--pki", pkiDir, "--mode", "tls", "--passwd", passwd,
+			"--data-dir", "", "--pid-file", filepath.Join(dir, "run", "m.pid"), "--listen", "127.0.0.1:8883", "--out", conf},
+			out: []string{"mqttctl config check --target mosquitto-2.1 " + conf}},
+		{name: "check 2.1", args: []string{"config", "check", "--target", "mosquitto-2.1", conf}, out: []string{"ok"}, absent: []string{"warning", "error"}},
+		{name: "check serve", args: []string{"config", "check", conf}, out: []string{"password_file \"" + passwd + "\"", "ok"}, absent: []string{"error"}},
+		{name: "check 2.0", args: []string{"config", "check", "--target", "mosquitto-2.0", conf}, code: 1,
+			out: []string{conf + ":5: error: plugin mosquitto_password_file.so is mosquitto 2.1's: 2.0 has none; use password_file"}},
+		{name: "check installed", args: []string{"config", "check", "--target", "mosquitto", conf}, code: 1, out: []string{"checking for mosquitto 2.0"}},
+		{name: "bad target", args: []string{"config", "check", "--target", "mosquitto-3.0", conf}, code: 1,
+			errOut: []string{`invalid argument "mosquitto-3.0" for "--target"`, "mosquitto-2.1"}},
+	})
+}

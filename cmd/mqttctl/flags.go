@@ -275,3 +275,20 @@ func mosquittoTarget(cmd *cobra.Command, t confgen.MosquittoTarget) (confgen.Mos
 	}
 	return confgen.DetectMosquittoTarget(cmd.Context())
 }
+
+// checkTargetFlag is config check's --target: serve, mosquitto,
+// mosquitto-2.0 or mosquitto-2.1, refused as the flag is parsed otherwise.
+type checkTargetFlag struct{ t *confgen.CheckTarget }
+
+func (f checkTargetFlag) String() string { return string(*f.t) }
+
+func (f checkTargetFlag) Set(v string) error {
+	t, err := confgen.ParseCheckTarget(v)
+	if err != nil {
+		return err
+	}
+	*f.t = t
+	return nil
+}
+
+func (f checkTargetFlag) Type() string { return "serve|mosquitto|mosquitto-2.0|mosquitto-2.1" }
