@@ -169,6 +169,14 @@ func (h *protocolHook) refused(cl *mqtt.Client) {
 // authentication.
 func (h *protocolHook) connect(cl *mqtt.Client, pk packets.Packet) error {
 	name, v := string(pk.Connect.ProtocolName), pk.ProtocolVersion
+	if ls := h.b.listener(cl.Net.Listener); ls != nil && !ls.spec.AcceptsProtocol(v) {
+		// mosquitto 2.1 checks accept_protocol_versions first: levels 3 and
+		// 4 get a 3.1.1 CONNACK 1, any other a v5 CONNACK 0x84.
+		if v == 3 || v == 4 {
+			return h.connack(cl, 4, 1, "protocol version not in accept_protocol_versions")
+		}
+		return h.connack(cl, 5, packets.ErrUnsupportedProtocolVersion.Code, "protocol version not in accept_protocol_versions")
+	}
 	if !(name == "MQTT" && (v == 4 || v == 5) || name == "MQIsdp" && v == 3) {
 		return h.connack(cl, 3, 1, "unsupported protocol version")
 	}

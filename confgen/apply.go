@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -152,6 +153,23 @@ func applyWebsocketsOrigin(s *scope, d Directive) {
 func validOrigin(v string) bool {
 	u, err := url.Parse(v)
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && (u.Path == "" || u.Path == "/")
+}
+
+// applyAcceptProtocolVersions reads mosquitto 2.1's list, as it does:
+// separated by commas, spaces or tabs; other words are ignored; the last
+// line of a listener counts.
+func applyAcceptProtocolVersions(s *scope, d Directive) {
+	accept := []byte{}
+	words := strings.FieldsFunc(d.Value, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+	for _, w := range words {
+		if v := map[string]byte{"3": 3, "4": 4, "5": 5}[w]; v != 0 && !slices.Contains(accept, v) {
+			accept = append(accept, v)
+		}
+	}
+	if len(words) == 0 {
+		s.errf(d.Pos, "accept_protocol_versions %q: give the protocol levels to accept, e.g. 4, 5 (3 is MQTT 3.1, 4 is 3.1.1, 5 is 5.0)", d.Value)
+	}
+	s.l.AcceptProtocolVersions = accept
 }
 
 func applyProtocol(s *scope, d Directive) { s.l.Protocol = d.Value }

@@ -3,6 +3,7 @@ package confgen
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -46,9 +47,18 @@ type ListenerSpec struct {
 	// the files they name.
 	OptionPos     map[string]Pos
 	MaxTopicAlias int // -1: not set (mosquitto's default is 10)
-	TLS           *TLS
-	Security      Security
-	Pos           Pos
+	// AcceptProtocolVersions are the MQTT protocol levels the listener
+	// accepts (mosquitto 2.1's accept_protocol_versions: 3, 4, 5); nil
+	// means all three.
+	AcceptProtocolVersions []byte
+	TLS                    *TLS
+	Security               Security
+	Pos                    Pos
+}
+
+// AcceptsProtocol reports whether the listener accepts protocol level v.
+func (l ListenerSpec) AcceptsProtocol(v byte) bool {
+	return l.AcceptProtocolVersions == nil || slices.Contains(l.AcceptProtocolVersions, v)
 }
 
 // Addr is the listener's host:port (an empty host means all interfaces).

@@ -154,7 +154,7 @@ var serveSupport = map[string]ServeSupport{
 	"plugin_use":                      {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},
 	"global_max_clients":              {Support: Refused, Note: "not implemented"},
 	"global_max_connections":          {Support: Refused, Note: "not implemented"},
-	"accept_protocol_versions":        {Support: Refused, Note: "not implemented"},
+	"accept_protocol_versions":        {Support: Implemented, Note: "a CONNECT of another level gets CONNACK 1 (3, 4) or 0x84 (otherwise), before anything else is read, as mosquitto 2.1.2 (differential test)", apply: applyAcceptProtocolVersions},
 	"disable_client_cert_date_checks": {Support: Refused, Note: "not implemented"},
 	"listener_allow_anonymous":        {Support: Refused, Note: "not implemented: use allow_anonymous"},
 	"listener_auto_id_prefix":         {Support: Refused, Note: "not implemented: use auto_id_prefix"},
