@@ -63,6 +63,7 @@ type listenerState struct {
 // Broker is a running (or ready) MQTT broker.
 type Broker struct {
 	cfg       *confgen.Resolved
+	conns     atomic.Int64 // connections of every listener, for global_max_connections
 	opts      Options
 	log       *slog.Logger
 	srv       *mqtt.Server
@@ -394,7 +395,7 @@ func (b *Broker) buildListeners() error {
 		}
 		ls.ln = &listener{id: ls.id, network: network, addr: spec.Addr(), tls: ls.tls, timeout: b.opts.ConnectTimeout,
 			max: int64(spec.MaxConnections), log: b.log, ws: spec.Protocol == "websockets", origins: spec.Origins,
-			m: ls.m, bm: b.m}
+			m: ls.m, bm: b.m, global: &b.conns, globalMax: int64(b.cfg.GlobalMaxConnections)}
 		if b.srv != nil { // nil for Check
 			ls.ln.clients = &b.srv.Listeners.ClientsWg
 		}

@@ -133,6 +133,13 @@ func applySysInterval(s *scope, d Directive) {
 	}
 }
 
+// applyGlobalMaxConnections: mosquitto 2.1 closes a new connection at once
+// when all listeners have this many; it counts a bridge's own connection
+// too, which serve's bridges do not make through a listener.
+func applyGlobalMaxConnections(s *scope, d Directive) {
+	s.r.GlobalMaxConnections = intOf(d.Value, -1)
+}
+
 // listener options: s.l, and s.tls for the TLS ones.
 
 func applyHTTPOrigin(s *scope, d Directive) {

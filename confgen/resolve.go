@@ -139,7 +139,10 @@ type Resolved struct {
 	PersistenceFile     string // "" means the broker's default name
 	PIDFile             string
 	User                string
-	Bridges             []BridgeSpec
+	// GlobalMaxConnections bounds the connections of all listeners
+	// together (mosquitto 2.1); <= 0: unlimited.
+	GlobalMaxConnections int
+	Bridges              []BridgeSpec
 	// GlobalPos says where each global option was last set.
 	GlobalPos map[string]Pos
 }

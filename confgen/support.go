@@ -153,7 +153,7 @@ var serveSupport = map[string]ServeSupport{
 	"plugin_load":                     {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},
 	"plugin_use":                      {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},
 	"global_max_clients":              {Support: Refused, Note: "not implemented"},
-	"global_max_connections":          {Support: Refused, Note: "not implemented"},
+	"global_max_connections":          {Support: Implemented, Note: "the connections of all listeners together (-1 or 0: unlimited): one more is closed at accept, as mosquitto 2.1.2 (differential test); refused with a bridge, whose outgoing connection mosquitto counts and serve does not", apply: applyGlobalMaxConnections},
 	"accept_protocol_versions":        {Support: Implemented, Note: "a CONNECT of another level gets CONNACK 1 (3, 4) or 0x84 (otherwise), before anything else is read, as mosquitto 2.1.2 (differential test)", apply: applyAcceptProtocolVersions},
 	"disable_client_cert_date_checks": {Support: Refused, Note: "not implemented"},
 	"listener_allow_anonymous":        {Support: Refused, Note: "not implemented: use allow_anonymous"},
@@ -255,6 +255,9 @@ func (c *Config) CheckServe() []Diagnostic {
 	}
 	for _, d := range c.Global {
 		check(d)
+		if _, bridged := c.Get("connection"); bridged && d.Key == "global_max_connections" && intOf(d.Value, -1) > 0 {
+			ds = append(ds, Diagnostic{Pos: d.Pos, Msg: "mqttctl serve does not implement global_max_connections with a bridge (mosquitto counts the bridge's own connection, serve does not): run mosquitto for this file, or remove the line"})
+		}
 	}
 	for _, l := range c.Listener {
 		for _, d := range l.Options {

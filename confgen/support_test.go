@@ -148,3 +148,31 @@ func TestOptionRowsRenderWhatIsGenerated(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesGlobalMaxConnectionsWithABridge: mosquitto counts a
+// bridge's own connection in global_max_connections, serve's bridges make
+// none through a listener: the combination is refused at its line.
+func TestServeRefusesGlobalMaxConnectionsWithABridge(t *testing.T) {
+	for _, c := range []struct {
+		text    string
+		refused bool
+	}{
+		{"global_max_connections 5\nlistener 1883 127.0.0.1\n", false},
+		{"global_max_connections 5\nconnection b\naddress h:8883\ntopic a/# out\nlistener 1883 127.0.0.1\n", true},
+		{"global_max_connections -1\nconnection b\naddress h:8883\ntopic a/# out\nlistener 1883 127.0.0.1\n", false},
+	} {
+		cfg, err := Parse([]byte(c.text), "g.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := false
+		for _, d := range cfg.CheckServe() {
+			if !d.Warning && d.Pos.Line == 1 && strings.Contains(d.Msg, "global_max_connections with a bridge") {
+				refused = true
+			}
+		}
+		if refused != c.refused {
+			t.Errorf("%q: refused %v, want %v: %v", c.text, refused, c.refused, cfg.CheckServe())
+		}
+	}
+}
