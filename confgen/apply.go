@@ -279,3 +279,7 @@ func (c *Config) pluginLines() map[int]string {
 	}
 	return out
 }
+
+func applyDisableClientCertDateChecks(s *scope, d Directive) {
+	s.tls.DisableClientCertDateChecks = boolOf(d.Value)
+}

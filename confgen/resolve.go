@@ -28,6 +28,9 @@ type TLS struct {
 	RequireCertificate                         bool
 	UseIdentityAsUsername                      bool
 	UseSubjectAsUsername                       bool
+	// DisableClientCertDateChecks lets in client certificates (and their
+	// chain) outside their validity period (mosquitto 2.1).
+	DisableClientCertDateChecks bool
 }
 
 // ListenerSpec is a listener with every option resolved.
@@ -121,6 +124,7 @@ var tlsOptions = map[string]bool{
 	"cafile": true, "capath": true, "certfile": true, "keyfile": true, "ciphers": true, "ciphers_tls1.3": true,
 	"crlfile": true, "dhparamfile": true, "require_certificate": true, "tls_engine": true, "tls_engine_kpass_sha1": true,
 	"tls_keyform": true, "tls_version": true, "use_identity_as_username": true, "use_subject_as_username": true,
+	"disable_client_cert_date_checks": true,
 }
 
 // Resolved is the effective configuration: what a broker runs.

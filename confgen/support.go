@@ -155,7 +155,7 @@ var serveSupport = map[string]ServeSupport{
 	"global_max_clients":              {Support: Refused, Note: "not implemented"},
 	"global_max_connections":          {Support: Implemented, Note: "the connections of all listeners together (-1 or 0: unlimited): one more is closed at accept, as mosquitto 2.1.2 (differential test); refused with a bridge, whose outgoing connection mosquitto counts and serve does not", apply: applyGlobalMaxConnections},
 	"accept_protocol_versions":        {Support: Implemented, Note: "a CONNECT of another level gets CONNACK 1 (3, 4) or 0x84 (otherwise), before anything else is read, as mosquitto 2.1.2 (differential test)", apply: applyAcceptProtocolVersions},
-	"disable_client_cert_date_checks": {Support: Refused, Note: "not implemented"},
+	"disable_client_cert_date_checks": {Support: Implemented, Note: "client certificates (and their chain) outside their validity period are let in, as mosquitto 2.1.2 (differential test); the CRL's dates still count; a chain whose certificates were never valid at the same time is refused (mosquitto lets it in)", apply: applyDisableClientCertDateChecks},
 	"listener_allow_anonymous":        {Support: Refused, Note: "not implemented: use allow_anonymous"},
 	"listener_auto_id_prefix":         {Support: Refused, Note: "not implemented: use auto_id_prefix"},
 	"enable_proxy_protocol":           {Support: Refused, Note: "the PROXY protocol is not implemented"},
