@@ -88,7 +88,7 @@ func (c *Config) CheckMosquittoFor(v MosquittoTarget) (*Resolved, []Diagnostic) 
 // with what replaces each.
 var deprecated21 = map[string]string{
 	"per_listener_settings":    "give each listener its own plugins (plugin_use) or listener_allow_anonymous / listener_auto_id_prefix, or use global settings",
-	"password_file":            "use the password-file plugin: plugin mosquitto_password_file.so, then plugin_opt_password_file FILE (mqttctl config mosquitto --target 2.1 writes it)",
+	"password_file":            "use the password-file plugin: plugin mosquitto_password_file.so, then plugin_opt_password_file FILE",
 	"acl_file":                 "use the acl-file plugin: plugin mosquitto_acl_file.so, then plugin_opt_acl_file FILE",
 	"auto_id_prefix":           "use listener_auto_id_prefix",
 	"allow_duplicate_messages": "the behaviour will default to true",

@@ -20,9 +20,9 @@ type mosqPlan struct {
 type listenerRole int
 
 const (
-	roleTLS   listenerRole = iota // the TLS listener (--listen)
-	rolePlain                     // a plain listener on one address (--plain)
-	roleWSS                       // MQTT over WebSocket with the TLS listener's certificate (--websockets)
+	roleTLS   listenerRole = iota // the TLS listener (Listen)
+	rolePlain                     // a plain listener on one address (Plain)
+	roleWSS                       // MQTT over WebSocket with the TLS listener's certificate (WebSockets)
 )
 
 // planListener is one listener GenerateMosquitto writes.

@@ -263,3 +263,39 @@ func MakePIDDir(pidFile, username string) (string, error) {
 	}
 	return fmt.Sprintf("%s/: owner %s, mode 0740 (for pid_file)", dir, username), nil
 }
+
+// TargetFiles is what PrepareTargetFiles did and what is left to do.
+type TargetFiles struct {
+	Changes  []string // one line per file or directory changed
+	Commands []string // shell commands left for the operator, each with why
+}
+
+// PrepareTargetFiles does for the files of a config written for o.Target
+// what that version wants beyond read access: the directory of o.PIDFile
+// (when makeDirs), and, for 2.1, the password and ACL files given to owner
+// (as root: GiveRestrictedFiles) or, without an owner, the commands that
+// would make 2.1 stop warning about them (RestrictedFileProblems).
+func PrepareTargetFiles(o MosquittoOptions, r *Resolved, owner string, makeDirs bool) (TargetFiles, error) {
+	var tf TargetFiles
+	if o.PIDFile != "" && makeDirs {
+		made, err := MakePIDDir(o.PIDFile, owner)
+		if err != nil {
+			return tf, err
+		}
+		if made != "" {
+			tf.Changes = append(tf.Changes, made)
+		}
+	}
+	if o.Target != Mosquitto21 {
+		return tf, nil
+	}
+	if owner != "" {
+		given, err := GiveRestrictedFiles(r, owner)
+		tf.Changes = append(tf.Changes, given...)
+		return tf, err
+	}
+	for _, p := range RestrictedFileProblems(r) {
+		tf.Commands = append(tf.Commands, p+"   # mosquitto 2.1 warns about a password or ACL file others can read or it does not own")
+	}
+	return tf, nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -178,52 +179,32 @@ const debianMosquittoConf = "/etc/mosquitto/mosquitto.conf"
 // mosquittoNext does, as root, what the target wants of the files beyond
 // group access, and prints the next steps.
 func mosquittoNext(s *streams, o confgen.MosquittoOptions, r *confgen.Resolved, out, group string) error {
-	var next, changes []string
 	owner := ""
 	if group != "none" && os.Geteuid() == 0 {
 		owner = group
 	}
-	if o.PIDFile != "" && out != "" && out != "-" {
-		made, err := confgen.MakePIDDir(o.PIDFile, owner)
-		if err != nil {
-			return err
-		}
-		if made != "" {
-			changes = append(changes, made)
-		}
+	tf, err := confgen.PrepareTargetFiles(o, r, owner, out != "" && out != "-")
+	if err != nil {
+		return err
 	}
-	switch {
-	case o.Target == confgen.Mosquitto21 && owner != "":
-		given, err := confgen.GiveRestrictedFiles(r, owner)
-		if err != nil {
-			return err
-		}
-		changes = append(changes, given...)
-	case o.Target == confgen.Mosquitto21:
-		for _, p := range confgen.RestrictedFileProblems(r) {
-			next = append(next, p+"   # mosquitto 2.1 warns about a password or ACL file others can read or it does not own")
-		}
-	case len(o.Origins) > 0:
-		fmt.Fprintln(s.Out, "Note: mosquitto 2.0 does not check the Origin: the '# mqttctl: http_origin' lines are for mqttctl serve (mosquitto 2.1 checks websockets_origin: --target 2.1)")
-	}
-	if len(changes) > 0 {
+	if len(tf.Changes) > 0 {
 		fmt.Fprintf(s.Out, "For mosquitto %s (as user %s):\n", o.Target, cmp.Or(owner, "this one"))
 	}
-	for _, l := range changes {
+	for _, l := range tf.Changes {
 		fmt.Fprintln(s.Out, "  "+l)
+	}
+	if o.Target != confgen.Mosquitto21 && len(o.Origins) > 0 {
+		fmt.Fprintln(s.Out, "Note: mosquitto 2.0 does not check the Origin: the '# mqttctl: http_origin' lines are for mqttctl serve (2.1 checks websockets_origin: --target 2.1)")
 	}
 	check := "mqttctl config check "
 	if o.Target == confgen.Mosquitto21 {
 		check += "--target mosquitto-2.1 "
 	}
-	next = append(next, check+out, "mosquitto -c "+out)
+	next := append(tf.Commands, check+out, "mosquitto -c "+out)
 	if o.PIDFile != "" {
 		next = append(next, "mqttctl reload mosquitto -c "+out+"   # after a certificate, CRL, password or ACL file changes")
 	}
-	fmt.Fprintln(s.Out, "Next:")
-	for _, n := range next {
-		fmt.Fprintln(s.Out, "  "+n)
-	}
+	fmt.Fprintln(s.Out, "Next:\n  "+strings.Join(next, "\n  "))
 	return nil
 }
 

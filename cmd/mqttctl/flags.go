@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/pki"
 
 	"github.com/spf13/cobra"
@@ -249,46 +248,3 @@ func (d *daysFlag) Set(v string) error {
 func addBrokerGroupFlag(cmd *cobra.Command, group *string, def string) {
 	cmd.Flags().StringVar(group, "broker-group", def, "group the broker runs as, given read access to the files it reads when run as root (none to skip)")
 }
-
-// mosquittoTargetFlag is a --target that takes a mosquitto version, 2.0 or
-// 2.1: any other value is refused as the flag is parsed.
-type mosquittoTargetFlag struct{ t *confgen.MosquittoTarget }
-
-func (f mosquittoTargetFlag) String() string { return string(*f.t) }
-
-func (f mosquittoTargetFlag) Set(v string) error {
-	t, err := confgen.ParseMosquittoTarget(v)
-	if err != nil {
-		return err
-	}
-	*f.t = t
-	return nil
-}
-
-func (f mosquittoTargetFlag) Type() string { return "2.0|2.1" }
-
-// mosquittoTarget is the --target given, else the version of the mosquitto
-// on PATH (2.0 where there is none), with where it came from.
-func mosquittoTarget(cmd *cobra.Command, t confgen.MosquittoTarget) (confgen.MosquittoTarget, string, error) {
-	if t != "" {
-		return t, "--target", nil
-	}
-	return confgen.DetectMosquittoTarget(cmd.Context())
-}
-
-// checkTargetFlag is config check's --target: serve, mosquitto,
-// mosquitto-2.0 or mosquitto-2.1, refused as the flag is parsed otherwise.
-type checkTargetFlag struct{ t *confgen.CheckTarget }
-
-func (f checkTargetFlag) String() string { return string(*f.t) }
-
-func (f checkTargetFlag) Set(v string) error {
-	t, err := confgen.ParseCheckTarget(v)
-	if err != nil {
-		return err
-	}
-	*f.t = t
-	return nil
-}
-
-func (f checkTargetFlag) Type() string { return "serve|mosquitto|mosquitto-2.0|mosquitto-2.1" }
