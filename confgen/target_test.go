@@ -171,3 +171,21 @@ func TestCheckMosquittoFor(t *testing.T) {
 		t.Errorf("2.1, a password-file plugin without its file: %v", ds21)
 	}
 }
+
+// FuzzMosquittoVersionOutput: what `mosquitto -h` prints is outside input;
+// a version is found only as X.Y[.Z] and a target only for 2.0 and 2.1.
+func FuzzMosquittoVersionOutput(f *testing.F) {
+	f.Add([]byte("mosquitto version 2.1.2\n\nmosquitto is an MQTT v5.0/v3.1.1/v3.1 broker."))
+	f.Add([]byte("mosquitto version 2.0.11"))
+	f.Add([]byte("mosquitto version 10.99999999999999999999.1"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		m := mosquittoVersionRe.FindSubmatch(out)
+		if m == nil {
+			return
+		}
+		tgt, err := ParseMosquittoTarget(string(m[1]))
+		if err == nil && tgt != Mosquitto20 && tgt != Mosquitto21 {
+			t.Fatalf("%q gave target %q", m[1], tgt)
+		}
+	})
+}
