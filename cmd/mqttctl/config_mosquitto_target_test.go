@@ -122,6 +122,11 @@ func testConfigMosquittoTarget(t *testing.T, target, mosquitto, pub string) {
 				if _, err := os.Stat(filepath.Join(cdir, "run", "mosquitto.pid")); err != nil {
 					t.Errorf("no pid file: %v\n%s", err, log.String())
 				}
+				// the pid_file is there for reload: no --pid-file needed
+				if code, o, e := runCLI(t, "", "reload", "mosquitto", "-c", conf); code != 0 || !strings.Contains(o, "sent SIGHUP") {
+					t.Errorf("reload mosquitto -c %s: exit %d\n%s%s\n%s", conf, code, o, e, log.String())
+				}
+				waitUntil(t, 10*time.Second, "the reload in the log", func() bool { return strings.Contains(log.String(), "Reloading config") }, log.String)
 			}
 			if bad := badLogLine.FindAllString(strings.ReplaceAll(log.String(), dir, "DIR"), -1); len(bad) > 0 {
 				t.Errorf("mosquitto %s warns about the file config mosquitto --target %s wrote:\n%s\nfile:\n%s", filepath.Base(mosquitto), target, strings.Join(bad, "\n"), text)
