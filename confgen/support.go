@@ -255,13 +255,26 @@ func (c *Config) CheckServe() []Diagnostic {
 	}
 	for _, d := range c.Global {
 		check(d)
-		if _, bridged := c.Get("connection"); bridged && d.Key == "global_max_connections" && intOf(d.Value, -1) > 0 {
-			ds = append(ds, Diagnostic{Pos: d.Pos, Msg: "mqttctl serve does not implement global_max_connections with a bridge (mosquitto counts the bridge's own connection, serve does not): run mosquitto for this file, or remove the line"})
-		}
 	}
 	for _, l := range c.Listener {
 		for _, d := range l.Options {
 			check(d)
+		}
+	}
+	return append(ds, c.refuseBridgedGlobalMax()...)
+}
+
+// refuseBridgedGlobalMax refuses global_max_connections beside a bridge:
+// mosquitto counts the bridge's own connection, serve's in-process bridges
+// make none through a listener.
+func (c *Config) refuseBridgedGlobalMax() []Diagnostic {
+	if _, bridged := c.Get("connection"); !bridged {
+		return nil
+	}
+	var ds []Diagnostic
+	for _, d := range c.Global {
+		if d.Key == "global_max_connections" && intOf(d.Value, -1) > 0 {
+			ds = append(ds, Diagnostic{Pos: d.Pos, Msg: "mqttctl serve does not implement global_max_connections with a bridge (mosquitto counts the bridge's own connection, serve does not): run mosquitto for this file, or remove the line"})
 		}
 	}
 	return ds
