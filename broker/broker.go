@@ -509,7 +509,7 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 			secs[i] = shared
 			continue
 		}
-		s, err := loadSecurity(spec.Security, b.log)
+		s, err := loadSecurity(keepPluginFiles(b.listeners[i].spec.Security, spec.Security), b.log)
 		if err != nil {
 			return fmt.Errorf("reload: %w", err)
 		}
@@ -537,6 +537,19 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 			"changed", strings.Join(changed, ", "))
 	}
 	return errors.Join(errs...)
+}
+
+// keepPluginFiles keeps the files of mosquitto 2.1's password-file and
+// acl-file plugins as they were at start: 2.1 reads plugin lines at start
+// only (a reload skips them; the plugin re-reads the same file).
+func keepPluginFiles(start, cur confgen.Security) confgen.Security {
+	if start.PasswordFilePlugin || cur.PasswordFilePlugin {
+		cur.PasswordFile, cur.PasswordFilePos, cur.PasswordFilePlugin = start.PasswordFile, start.PasswordFilePos, start.PasswordFilePlugin
+	}
+	if start.ACLFilePlugin || cur.ACLFilePlugin {
+		cur.ACLFile, cur.ACLFilePos, cur.ACLFilePlugin = start.ACLFile, start.ACLFilePos, start.ACLFilePlugin
+	}
+	return cur
 }
 
 // notReloaded names what differs between the running config and a
@@ -572,6 +585,10 @@ func notReloaded(old, cur *confgen.Resolved) []string {
 		diff("max_connections"+at, l.MaxConnections, n.MaxConnections)
 		diff("socket_domain"+at, l.SocketDomain, n.SocketDomain)
 		diff("use_username_as_clientid"+at, l.UseUsernameAsClientID, n.UseUsernameAsClientID)
+		if ls, ns := l.Security, n.Security; ls.PasswordFilePlugin || ns.PasswordFilePlugin || ls.ACLFilePlugin || ns.ACLFilePlugin {
+			kept := keepPluginFiles(ls, ns)
+			diff("the password-file or acl-file plugin's file (plugin lines are read at start)"+at, kept.PasswordFile+"\x00"+kept.ACLFile, ns.PasswordFile+"\x00"+ns.ACLFile)
+		}
 		if (l.TLS == nil) != (n.TLS == nil) {
 			out = append(out, "TLS on or off"+at)
 			continue

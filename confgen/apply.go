@@ -79,6 +79,7 @@ func applyAutoIDPrefix(s *scope, d Directive) { s.sec.AutoIDPrefix = d.Value }
 func applyPluginPasswordFile(s *scope, d Directive) {
 	if filepath.Base(s.plugins[d.seq]) == PasswordFilePlugin {
 		applyPasswordFile(s, d)
+		s.sec.PasswordFilePlugin = true
 	}
 }
 
@@ -87,6 +88,7 @@ func applyPluginPasswordFile(s *scope, d Directive) {
 func applyPluginACLFile(s *scope, d Directive) {
 	if filepath.Base(s.plugins[d.seq]) == ACLFilePlugin {
 		applyACLFile(s, d)
+		s.sec.ACLFilePlugin = true
 	}
 }
 

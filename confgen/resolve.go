@@ -18,6 +18,10 @@ type Security struct {
 	AutoIDPrefix            string // default "auto-"
 	PasswordFilePos         Pos    // where password_file was set, for errors
 	ACLFilePos              Pos    // where acl_file was set
+	// PasswordFilePlugin and ACLFilePlugin say the file is mosquitto 2.1's
+	// password-file or acl-file plugin's (plugin_opt_password_file,
+	// plugin_opt_acl_file): read at start only, a reload keeps it.
+	PasswordFilePlugin, ACLFilePlugin bool
 }
 
 // TLS holds a listener's TLS options; nil on a plain listener.
