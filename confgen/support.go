@@ -146,8 +146,8 @@ var serveSupport = map[string]ServeSupport{
 	"log_timestamp":        {Support: Logging, Note: ""},
 	"log_timestamp_format": {Support: Logging, Note: "", render: renderLogTimestampFormat},
 	// mosquitto 2.1
-	"plugin_opt_password_file":        {Support: Implemented, Note: "the file of mosquitto 2.1's password-file plugin: as password_file", apply: applyPluginPasswordFile},
-	"plugin_opt_acl_file":             {Support: Implemented, Note: "the file of mosquitto 2.1's acl-file plugin: as acl_file", apply: applyPluginACLFile},
+	"plugin_opt_password_file":        {Support: Implemented, Note: "the file of mosquitto 2.1's password-file plugin, as password_file, except that a reload keeps the file named at start (2.1 skips plugin lines on reload; differential tests)", apply: applyPluginPasswordFile},
+	"plugin_opt_acl_file":             {Support: Implemented, Note: "the file of mosquitto 2.1's acl-file plugin, as acl_file, except that a reload keeps the file named at start (2.1 skips plugin lines on reload; differential tests)", apply: applyPluginACLFile},
 	"websockets_origin":               {Support: Implemented, Note: "the page origins a websockets listener accepts (repeatable), as mosquitto 2.1.2 (differential test), except that serve compares the whole Origin: 2.1.2 compares only the length of the header, so it also lets in a page whose origin is the beginning of a listed one; an upgrade without Origin (not a browser) is let through, as mosquitto", apply: applyWebsocketsOrigin, render: renderWebsocketsOrigin},
 	"global_plugin":                   {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},
 	"plugin_load":                     {Support: Refused, Note: "plugins are C shared objects; serve cannot load them"},
