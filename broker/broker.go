@@ -71,6 +71,7 @@ type listenerState struct {
 // Broker is a running (or ready) MQTT broker.
 type Broker struct {
 	cfg       *confgen.Resolved
+	conns     atomic.Int64 // connections of every listener, for global_max_connections
 	opts      Options
 	log       *slog.Logger
 	srv       *mqtt.Server
@@ -428,7 +429,7 @@ func (b *Broker) buildListeners() error {
 		}
 		ls.ln = &listener{id: ls.id, network: network, addr: spec.Addr(), tls: ls.tls, timeout: b.opts.ConnectTimeout,
 			max: int64(spec.MaxConnections), log: b.log, ws: spec.Protocol == "websockets", origins: spec.Origins,
-			m: ls.m, bm: b.m}
+			m: ls.m, bm: b.m, global: &b.conns, globalMax: int64(b.cfg.GlobalMaxConnections)}
 		if b.srv != nil { // nil for Check
 			ls.ln.clients = &b.srv.Listeners.ClientsWg
 		}
@@ -542,7 +543,7 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 			secs[i] = shared
 			continue
 		}
-		s, err := loadSecurity(spec.Security)
+		s, err := loadSecurity(keepPluginFiles(b.listeners[i].spec.Security, spec.Security))
 		if err != nil {
 			return fmt.Errorf("reload: %w", err)
 		}
@@ -570,6 +571,19 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 			"changed", strings.Join(changed, ", "))
 	}
 	return errors.Join(errs...)
+}
+
+// keepPluginFiles keeps the files of mosquitto 2.1's password-file and
+// acl-file plugins as they were at start: 2.1 reads plugin lines at start
+// only (a reload skips them; the plugin re-reads the same file).
+func keepPluginFiles(start, cur confgen.Security) confgen.Security {
+	if start.PasswordFilePlugin || cur.PasswordFilePlugin {
+		cur.PasswordFile, cur.PasswordFilePos, cur.PasswordFilePlugin = start.PasswordFile, start.PasswordFilePos, start.PasswordFilePlugin
+	}
+	if start.ACLFilePlugin || cur.ACLFilePlugin {
+		cur.ACLFile, cur.ACLFilePos, cur.ACLFilePlugin = start.ACLFile, start.ACLFilePos, start.ACLFilePlugin
+	}
+	return cur
 }
 
 // notReloaded names what differs between the running config and a
@@ -606,6 +620,10 @@ func notReloaded(old, cur *confgen.Resolved) []string {
 		diff("socket_domain"+at, l.SocketDomain, n.SocketDomain)
 		diff("use_username_as_clientid"+at, l.UseUsernameAsClientID, n.UseUsernameAsClientID)
 		diff("renew_pki or provision_by_claim"+at, l.RenewPKI+strconv.FormatBool(l.Provision), n.RenewPKI+strconv.FormatBool(n.Provision))
+		if ls, ns := l.Security, n.Security; ls.PasswordFilePlugin || ns.PasswordFilePlugin || ls.ACLFilePlugin || ns.ACLFilePlugin {
+			kept := keepPluginFiles(ls, ns)
+			diff("the password-file or acl-file plugin's file (plugin lines are read at start)"+at, kept.PasswordFile+"\x00"+kept.ACLFile, ns.PasswordFile+"\x00"+ns.ACLFile)
+		}
 		if (l.TLS == nil) != (n.TLS == nil) {
 			out = append(out, "TLS on or off"+at)
 			continue

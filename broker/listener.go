@@ -28,11 +28,15 @@ type listener struct {
 	tls     *tlsState
 	timeout time.Duration
 	max     int64 // <= 0: unlimited
-	log     *slog.Logger
-	ws      bool             // protocol websockets (websocket.go)
-	origins []string         // http_origin: allowed page origins (none: any)
-	m       *listenerMetrics // nil: no metrics
-	bm      *brokerMetrics   // nil: no metrics
+	// global counts the connections of every listener, globalMax bounds
+	// them (mosquitto 2.1's global_max_connections; <= 0: unlimited).
+	global    *atomic.Int64
+	globalMax int64
+	log       *slog.Logger
+	ws        bool             // protocol websockets (websocket.go)
+	origins   []string         // http_origin: allowed page origins (none: any)
+	m         *listenerMetrics // nil: no metrics
+	bm        *brokerMetrics   // nil: no metrics
 
 	// clients is the engine's wait group for its clients, which the engine
 	// adds to inside each connection's goroutine. serve adds to it first,
@@ -104,6 +108,13 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			conn.Close()
 			continue
 		}
+		if l.globalMax > 0 && l.global.Add(1) > l.globalMax {
+			l.global.Add(-1)
+			l.m.refuse(refusedMaxConnections)
+			l.log.Warn("connection refused: global_max_connections reached", "listener", l.id, "remote", conn.RemoteAddr().String(), "global_max_connections", l.globalMax)
+			conn.Close()
+			continue
+		}
 		l.active.Add(1)
 		l.wg.Add(1)
 		go l.handshake(conn, establish)
@@ -117,6 +128,9 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
 	done := func() {
 		l.active.Add(-1)
+		if l.globalMax > 0 {
+			l.global.Add(-1)
+		}
 		l.wg.Done()
 	}
 	remote := conn.RemoteAddr().String()

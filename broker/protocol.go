@@ -170,6 +170,14 @@ func (h *protocolHook) refused(cl *mqtt.Client) {
 // authentication.
 func (h *protocolHook) connect(cl *mqtt.Client, pk packets.Packet) error {
 	name, v := string(pk.Connect.ProtocolName), pk.ProtocolVersion
+	if ls := h.b.listener(cl.Net.Listener); ls != nil && !ls.spec.AcceptsProtocol(v) {
+		// mosquitto 2.1 checks accept_protocol_versions first: levels 3 and
+		// 4 get a 3.1.1 CONNACK 1, any other a v5 CONNACK 0x84.
+		if v == 3 || v == 4 {
+			return h.connack(cl, 4, 1, "protocol version not in accept_protocol_versions")
+		}
+		return h.connack(cl, 5, packets.ErrUnsupportedProtocolVersion.Code, "protocol version not in accept_protocol_versions")
+	}
 	if v&0x7f < 3 || v&0x7f > 5 {
 		// mosquitto 2.1 answers a level it does not know with a v5
 		// CONNACK 0x84 (src/handle_connect.c:514-521 of 2.1.2; 2.0.11

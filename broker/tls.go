@@ -76,6 +76,9 @@ type tlsState struct {
 	conf      *tls.Config
 	// cas are the CA certificates read at start (for the metrics).
 	cas []*x509.Certificate
+	// clientCAs is set with disable_client_cert_date_checks: the pool
+	// verifyIgnoringDates checks client certificates against.
+	clientCAs *x509.CertPool
 	// caSum identifies the CA certificates read at start (cafile and
 	// capath), which a reload does not apply: casChanged tells.
 	caSum [sha256.Size]byte
@@ -313,10 +316,21 @@ func newTLSState(l confgen.ListenerSpec) (*tlsState, error) {
 		}
 		conf.ClientCAs = pool
 		conf.ClientAuth = tls.RequireAndVerifyClientCert
+		if spec.DisableClientCertDateChecks {
+			// Go cannot leave the dates out of its own verification:
+			// verifyIgnoringDates does it, in VerifyConnection.
+			conf.ClientAuth = tls.RequireAnyClientCert
+			st.clientCAs = pool
+		}
 		// VerifyConnection, unlike VerifyPeerCertificate, also runs when a
 		// client resumes a TLS session: a ticket from before a revocation
 		// must not let the client in.
 		conf.VerifyConnection = func(cs tls.ConnectionState) error {
+			if spec.DisableClientCertDateChecks {
+				if _, err := st.chains(cs); err != nil {
+					return err
+				}
+			}
 			if len(cs.PeerCertificates) > 0 && pki.IsBootstrap(cs.PeerCertificates[0]) {
 				// A factory certificate is for the enrolment server only.
 				return errBootstrap
@@ -384,7 +398,51 @@ var errBootstrap = errors.New("client certificate is a bootstrap certificate: it
 var errClaim = errors.New("client certificate is a claim certificate: it is accepted only by a listener with '# mqttctl: provision_by_claim on', where it may only ask for a device's certificate")
 
 func (st *tlsState) checkCRL(cs tls.ConnectionState) error {
-	return st.revoked(cs.VerifiedChains)
+	chains, err := st.chains(cs)
+	if err != nil {
+		return err
+	}
+	return st.revoked(chains)
+}
+
+// chains are the verified chains of a connection's client certificate: Go's,
+// or, with disable_client_cert_date_checks, verifyIgnoringDates's.
+func (st *tlsState) chains(cs tls.ConnectionState) ([][]*x509.Certificate, error) {
+	if st.clientCAs == nil || cs.VerifiedChains != nil {
+		return cs.VerifiedChains, nil
+	}
+	return verifyIgnoringDates(cs.PeerCertificates, st.clientCAs, st.cas)
+}
+
+// verifyIgnoringDates verifies a client's chain as Go's TLS server does
+// (the listener's CAs, client authentication) except for the certificates'
+// validity periods, as mosquitto 2.1 does with disable_client_cert_date_checks
+// (its OpenSSL callback forgives "not yet valid" and "expired" for every
+// certificate of the chain, and nothing else). Go checks the dates of the
+// whole chain against one time, so the chain is verified at the latest
+// notBefore of the certificates involved, at which every certificate of a
+// chain whose periods overlap is valid: a chain whose certificates were
+// never valid at the same time is refused (OpenSSL would let it in).
+func verifyIgnoringDates(certs []*x509.Certificate, roots *x509.CertPool, cas []*x509.Certificate) ([][]*x509.Certificate, error) {
+	if len(certs) == 0 {
+		return nil, errors.New("no client certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	opts := x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	chains, err := certs[0].Verify(opts)
+	if err == nil {
+		return chains, nil
+	}
+	for _, c := range append(append([]*x509.Certificate(nil), certs...), cas...) {
+		opts.CurrentTime = c.NotBefore
+		if chains, err2 := certs[0].Verify(opts); err2 == nil {
+			return chains, nil
+		}
+	}
+	return nil, err
 }
 
 // errCRLBroken refuses every client while the crlfile cannot be read: a

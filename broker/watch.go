@@ -141,7 +141,11 @@ func (b *Broker) dropRevoked(ls *listenerState) {
 			continue
 		}
 		cs := tc.ConnectionState()
-		if err := ls.tls.revoked(cs.VerifiedChains); err != nil {
+		chains, err := ls.tls.chains(cs)
+		if err == nil {
+			err = ls.tls.revoked(chains)
+		}
+		if err != nil {
 			cn := ""
 			if len(cs.PeerCertificates) > 0 {
 				cn = cs.PeerCertificates[0].Subject.CommonName

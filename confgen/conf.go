@@ -70,6 +70,9 @@ type optSpec struct {
 	security bool // moves with per_listener_settings
 	enum     []string
 	multi    bool // may repeat (log_dest, log_type, include_dir, ...)
+	// since is the mosquitto version that introduced the option; "" for
+	// 2.0 (and earlier).
+	since MosquittoTarget
 }
 
 // options is mosquitto 2.0's set of configuration variables.
@@ -147,6 +150,24 @@ var options = map[string]optSpec{
 	"use_identity_as_username": {kind: kBool, listener: true},
 	"use_subject_as_username":  {kind: kBool, listener: true},
 	"psk_hint":                 {kind: kString, listener: true},
+	// mosquitto 2.1
+	"global_plugin":                   {kind: kPath, multi: true, since: Mosquitto21},
+	"global_max_clients":              {kind: kInt, since: Mosquitto21},
+	"global_max_connections":          {kind: kInt, since: Mosquitto21},
+	"accept_protocol_versions":        {kind: kString, listener: true, since: Mosquitto21},
+	"disable_client_cert_date_checks": {kind: kBool, listener: true, since: Mosquitto21},
+	"listener_allow_anonymous":        {kind: kBool, listener: true, since: Mosquitto21},
+	"listener_auto_id_prefix":         {kind: kString, listener: true, since: Mosquitto21},
+	"websockets_origin":               {kind: kString, listener: true, multi: true, since: Mosquitto21},
+	"enable_proxy_protocol":           {kind: kInt, listener: true, since: Mosquitto21},
+	"proxy_protocol_v2_require_tls":   {kind: kBool, listener: true, since: Mosquitto21},
+	"max_topic_alias_broker":          {kind: kInt, listener: true, since: Mosquitto21},
+	"plugin_load":                     {kind: kString, multi: true, since: Mosquitto21},
+	"plugin_use":                      {kind: kString, listener: true, multi: true, since: Mosquitto21},
+	"enable_control_api":              {kind: kBool, since: Mosquitto21},
+	"packet_buffer_size":              {kind: kInt, since: Mosquitto21},
+	"retain_expiry_interval":          {kind: kInt, since: Mosquitto21},
+	"retained_persistence":            {kind: kBool, since: Mosquitto21},
 }
 
 // bridge options are known to mosquitto; mqttctl parses and renders them but

@@ -224,12 +224,17 @@ func TestGenerateMosquittoRefusesIncomplete(t *testing.T) {
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(sampleConf))
 	f.Add([]byte("listener 1883\nallow_anonymous true\n"))
+	f.Add([]byte("global_max_connections 2\nplugin /usr/lib/mosquitto_password_file.so\nplugin_opt_password_file /p\n" +
+		"plugin mosquitto_acl_file.so\nplugin_opt_acl_file /a\nlistener 9001\nprotocol websockets\nwebsockets_origin https://a.example.com\n" +
+		"accept_protocol_versions 3, 4\ncertfile /c\nkeyfile /k\nrequire_certificate true\ncafile /ca\ndisable_client_cert_date_checks true\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data, "fuzz")
 		if err != nil {
 			return
 		}
 		c.Resolve()
+		c.CheckMosquittoFor(Mosquitto20)
+		c.CheckMosquittoFor(Mosquitto21)
 		c2, err := Parse(c.Marshal(), "again")
 		if err != nil {
 			t.Fatalf("rendered config does not parse: %v\n%s", err, c.Marshal())

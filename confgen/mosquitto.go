@@ -36,6 +36,20 @@ type MosquittoOptions struct {
 	BridgeTo     string
 	BridgeName   string
 	BridgeTopics []string
+	// Target is the mosquitto version the file is for; "" means 2.0. For
+	// 2.1 the file has no option 2.1 deprecates: the password and ACL files
+	// are read by its password-file and acl-file plugins (from PluginDir;
+	// "" names them alone, for the dynamic loader's search path), and
+	// Origins are websockets_origin lines.
+	Target    MosquittoTarget
+	PluginDir string
+	// Origins are the page origins the WebSocket listener accepts
+	// (scheme://host[:port]); none means any. For 2.0, "# mqttctl:
+	// http_origin" lines, which mqttctl serve applies and mosquitto 2.0
+	// reads as comments.
+	Origins []string
+	// PIDFile is the pid_file to write; "" for none.
+	PIDFile string
 }
 
 // OptionError is a problem with one field of MosquittoOptions. The
@@ -88,162 +102,15 @@ func SplitListen(s string) (string, int, error) {
 
 // GenerateMosquitto builds a complete mosquitto.conf model. File paths are
 // made absolute, since mosquitto resolves relative ones against its working
-// directory.
+// directory. Each option is written by its row of the option table
+// (ServeSupport.render).
 func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
-	if o.PKIDir == "" {
-		return nil, optErr("PKIDir", "the pki directory is required (the one 'mqttctl pki init' made)")
-	}
-	abs := func(p, kind string) (string, error) {
-		if p == "" {
-			return "", nil
-		}
-		a, err := filepath.Abs(p)
-		if err != nil {
-			return "", fmt.Errorf("resolve %s: %w", p, err)
-		}
-		if _, err := os.Stat(a); errors.Is(err, fs.ErrNotExist) && kind != "" {
-			return "", &MissingFileError{Kind: kind, Path: p, Err: err}
-		} else if err != nil {
-			return "", fmt.Errorf("%s: %w", p, err)
-		}
-		return a, nil
-	}
-	pkiDir, err := abs(o.PKIDir, "")
+	p, err := planMosquitto(o)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range []string{"ca.crt", "server.crt", "server.key"} {
-		if _, err := os.Stat(filepath.Join(pkiDir, f)); err != nil {
-			return nil, optErr("PKIDir", fmt.Sprintf("%s has no %s: it is not a pki directory yet ('mqttctl pki init' makes one)", o.PKIDir, f))
-		}
-	}
-	passwd, err := abs(o.PasswordFile, "password")
-	if err != nil {
-		return nil, err
-	}
-	acl, err := abs(o.ACLFile, "ACL")
-	if err != nil {
-		return nil, err
-	}
-	if acl != "" {
-		if _, err := ReadACL(acl); err != nil {
-			return nil, err
-		}
-	}
-	if o.Listen == "" {
-		o.Listen = ":8883"
-	}
-	bind, port, err := SplitListen(o.Listen)
-	if err != nil {
-		return nil, err
-	}
-	if o.Identity == "" {
-		o.Identity = "cn"
-	}
-	switch o.Mode {
-	case "mtls":
-		if o.Identity == "none" && passwd == "" {
-			return nil, optErr("PasswordFile", "identity none needs a password file: clients then log in with passwords besides their certificates")
-		}
-		if o.Identity != "cn" && o.Identity != "subject" && o.Identity != "none" {
-			return nil, optErr("Identity", fmt.Sprintf("%q: use cn, subject or none", o.Identity))
-		}
-	case "tls":
-		if passwd == "" {
-			return nil, optErr("PasswordFile", "one-way TLS authenticates clients by password: give a password file (make it with 'mqttctl passwd add FILE USER')")
-		}
-	default:
-		return nil, optErr("Mode", fmt.Sprintf("%q: use tls (server certificate, client passwords) or mtls (client certificates too)", o.Mode))
-	}
-	c := &Config{Header: []string{
-		"mosquitto.conf written by mqttctl config mosquitto (mode " + o.Mode + ").",
-		"Check it with: mqttctl config check FILE",
-	}}
-	c.Set("per_listener_settings", "false")
-	c.Set("allow_anonymous", "false")
-	if passwd != "" {
-		c.Set("password_file", passwd)
-	}
-	if acl != "" {
-		c.Set("acl_file", acl)
-	}
-	if o.DataDir != "" {
-		c.Set("persistence", "true")
-		c.Set("persistence_location", strings.TrimSuffix(o.DataDir, "/")+"/")
-		c.Set("autosave_interval", "60")
-	} else {
-		c.Set("persistence", "false")
-	}
-	c.Add("log_dest", "stderr")
-	for _, t := range []string{"error", "warning", "notice", "information"} {
-		c.Add("log_type", t)
-	}
-	c.Set("log_timestamp_format", "%Y-%m-%dT%H:%M:%S")
-	c.Set("connection_messages", "true")
-	// Without it mosquitto's small CONNACK waits on Nagle and delayed ACKs
-	// (about 40 ms per connection on Linux).
-	c.Set("set_tcp_nodelay", "true")
-
-	l := &Listener{Port: port, Bind: bind}
-	l.Set("protocol", "mqtt")
-	l.Set("cafile", filepath.Join(pkiDir, "ca.crt"))
-	l.Set("certfile", filepath.Join(pkiDir, "server.crt")) // leaf and chain
-	l.Set("keyfile", filepath.Join(pkiDir, "server.key"))
-	l.Set("tls_version", "tlsv1.2")
-	if o.Mode == "mtls" {
-		l.Set("require_certificate", "true")
-		// The CRL pki init writes and pki revoke rewrites: mosquitto reads it
-		// at start and on SIGHUP, mqttctl serve whenever it changes.
-		if crl := filepath.Join(pkiDir, "crl.pem"); fileExists(crl) {
-			l.Set("crlfile", crl)
-		}
-		switch o.Identity {
-		case "cn":
-			l.Set("use_identity_as_username", "true")
-		case "subject":
-			l.Set("use_subject_as_username", "true")
-		}
-	}
-	c.Listener = append(c.Listener, l)
-	if o.Plain != "" {
-		pb, pp, err := SplitListen(o.Plain)
-		if err != nil {
-			return nil, err
-		}
-		if pb == "" {
-			return nil, optErr("Plain", "a plain listener has no encryption: bind it to one address, e.g. 127.0.0.1:1883")
-		}
-		if pp == port && pb == bind {
-			return nil, optErr("Plain", "the plain and the TLS listener use the same address")
-		}
-		if o.Mode == "mtls" && o.Identity != "none" && passwd == "" {
-			return nil, optErr("PasswordFile", "a plain listener has no certificates to identify clients: give a password file so its clients log in with passwords")
-		}
-		pl := &Listener{Port: pp, Bind: pb}
-		pl.Set("protocol", "mqtt")
-		c.Listener = append(c.Listener, pl)
-	}
-	if o.WebSockets != "" {
-		wb, wp, err := SplitListen(o.WebSockets)
-		if err != nil {
-			return nil, optErr("WebSockets", err.Error())
-		}
-		for _, other := range c.Listener {
-			if other.Port == wp && (other.Bind == wb || other.Bind == "" || wb == "") {
-				return nil, optErr("WebSockets", fmt.Sprintf("the WebSocket listener %s uses the port of another listener", o.WebSockets))
-			}
-		}
-		wl := &Listener{Port: wp, Bind: wb}
-		for _, d := range l.Options {
-			v := d.Value
-			if d.Key == "protocol" {
-				v = "websockets"
-			}
-			wl.Set(d.Key, v)
-		}
-		c.Listener = append(c.Listener, wl)
-	}
-	if err := addBridge(c, o, pkiDir); err != nil {
+	c := p.render()
+	if err := addBridge(c, p.o, p.pkiDir); err != nil {
 		return nil, err
 	}
 	if err := c.checkText(); err != nil {
@@ -253,6 +120,145 @@ func GenerateMosquitto(o MosquittoOptions) (*Config, error) {
 		return nil, fmt.Errorf("generated config is invalid: %v", ds)
 	}
 	return c, nil
+}
+
+// planMosquitto checks o and fills in its defaults.
+func planMosquitto(o MosquittoOptions) (*mosqPlan, error) {
+	if o.PKIDir == "" {
+		return nil, optErr("PKIDir", "the pki directory is required (the one 'mqttctl pki init' made)")
+	}
+	p := &mosqPlan{}
+	if err := p.files(o); err != nil {
+		return nil, err
+	}
+	if o.Listen == "" {
+		o.Listen = ":8883"
+	}
+	bind, port, err := SplitListen(o.Listen)
+	if err != nil {
+		return nil, err
+	}
+	p.listeners = []*planListener{{Port: port, Bind: bind, role: roleTLS}}
+	if o.Identity == "" {
+		o.Identity = "cn"
+	}
+	if err := p.mode(o); err != nil {
+		return nil, err
+	}
+	if o.Target == "" {
+		o.Target = Mosquitto20
+	}
+	if _, err := ParseMosquittoTarget(string(o.Target)); err != nil {
+		return nil, &OptionError{Field: "Target", Msg: err.Error(), Err: ErrUnknownTarget}
+	}
+	p.o = o
+	return p, p.moreListeners()
+}
+
+// absPath makes p absolute; kind, when set, names the file for a
+// *MissingFileError when it does not exist.
+func absPath(p, kind string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", p, err)
+	}
+	if _, err := os.Stat(a); errors.Is(err, fs.ErrNotExist) && kind != "" {
+		return "", &MissingFileError{Kind: kind, Path: p, Err: err}
+	} else if err != nil {
+		return "", fmt.Errorf("%s: %w", p, err)
+	}
+	return a, nil
+}
+
+// files checks the pki directory, the password file and the ACL file.
+func (p *mosqPlan) files(o MosquittoOptions) error {
+	var err error
+	if p.pkiDir, err = absPath(o.PKIDir, ""); err != nil {
+		return err
+	}
+	for _, f := range []string{"ca.crt", "server.crt", "server.key"} {
+		if _, err := os.Stat(filepath.Join(p.pkiDir, f)); err != nil {
+			return optErr("PKIDir", fmt.Sprintf("%s has no %s: it is not a pki directory yet ('mqttctl pki init' makes one)", o.PKIDir, f))
+		}
+	}
+	if p.passwd, err = absPath(o.PasswordFile, "password"); err != nil {
+		return err
+	}
+	if p.acl, err = absPath(o.ACLFile, "ACL"); err != nil {
+		return err
+	}
+	if p.acl != "" {
+		if _, err := ReadACL(p.acl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mode checks that the mode and identity can authenticate clients.
+func (p *mosqPlan) mode(o MosquittoOptions) error {
+	switch o.Mode {
+	case "mtls":
+		if o.Identity == "none" && p.passwd == "" {
+			return optErr("PasswordFile", "identity none needs a password file: clients then log in with passwords besides their certificates")
+		}
+		if o.Identity != "cn" && o.Identity != "subject" && o.Identity != "none" {
+			return optErr("Identity", fmt.Sprintf("%q: use cn, subject or none", o.Identity))
+		}
+	case "tls":
+		if p.passwd == "" {
+			return optErr("PasswordFile", "one-way TLS authenticates clients by password: give a password file (make it with 'mqttctl passwd add FILE USER')")
+		}
+	default:
+		return optErr("Mode", fmt.Sprintf("%q: use tls (server certificate, client passwords) or mtls (client certificates too)", o.Mode))
+	}
+	return nil
+}
+
+// moreListeners adds the plain and the WebSocket listeners when asked for.
+func (p *mosqPlan) moreListeners() error {
+	o := p.o
+	bind, port := p.listeners[0].Bind, p.listeners[0].Port
+	if o.Plain != "" {
+		pb, pp, err := SplitListen(o.Plain)
+		if err != nil {
+			return err
+		}
+		if pb == "" {
+			return optErr("Plain", "a plain listener has no encryption: bind it to one address, e.g. 127.0.0.1:1883")
+		}
+		if pp == port && pb == bind {
+			return optErr("Plain", "the plain and the TLS listener use the same address")
+		}
+		if o.Mode == "mtls" && o.Identity != "none" && p.passwd == "" {
+			return optErr("PasswordFile", "a plain listener has no certificates to identify clients: give a password file so its clients log in with passwords")
+		}
+		p.listeners = append(p.listeners, &planListener{Port: pp, Bind: pb, role: rolePlain})
+	}
+	if o.WebSockets != "" {
+		wb, wp, err := SplitListen(o.WebSockets)
+		if err != nil {
+			return optErr("WebSockets", err.Error())
+		}
+		for _, other := range p.listeners {
+			if other.Port == wp && (other.Bind == wb || other.Bind == "" || wb == "") {
+				return optErr("WebSockets", fmt.Sprintf("the WebSocket listener %s uses the port of another listener", o.WebSockets))
+			}
+		}
+		p.listeners = append(p.listeners, &planListener{Port: wp, Bind: wb, role: roleWSS})
+	}
+	for _, origin := range o.Origins {
+		if o.WebSockets == "" {
+			return optErr("Origins", "an allowed page origin is for the WebSocket listener, and there is none: add a WebSocket listener")
+		}
+		if !validOrigin(origin) {
+			return optErr("Origins", fmt.Sprintf("%q: give a page's origin, scheme://host[:port], e.g. https://app.example.com", origin))
+		}
+	}
+	return nil
 }
 
 // checkText refuses values a mosquitto.conf line cannot carry: a path with

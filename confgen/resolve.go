@@ -3,7 +3,7 @@ package confgen
 import (
 	"errors"
 	"fmt"
-	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -18,6 +18,10 @@ type Security struct {
 	AutoIDPrefix            string // default "auto-"
 	PasswordFilePos         Pos    // where password_file was set, for errors
 	ACLFilePos              Pos    // where acl_file was set
+	// PasswordFilePlugin and ACLFilePlugin say the file is mosquitto 2.1's
+	// password-file or acl-file plugin's (plugin_opt_password_file,
+	// plugin_opt_acl_file): read at start only, a reload keeps it.
+	PasswordFilePlugin, ACLFilePlugin bool
 }
 
 // TLS holds a listener's TLS options; nil on a plain listener.
@@ -28,6 +32,9 @@ type TLS struct {
 	RequireCertificate                         bool
 	UseIdentityAsUsername                      bool
 	UseSubjectAsUsername                       bool
+	// DisableClientCertDateChecks lets in client certificates (and their
+	// chain) outside their validity period (mosquitto 2.1).
+	DisableClientCertDateChecks bool
 }
 
 // ListenerSpec is a listener with every option resolved.
@@ -53,9 +60,20 @@ type ListenerSpec struct {
 	// the files they name.
 	OptionPos     map[string]Pos
 	MaxTopicAlias int // -1: not set (mosquitto's default is 10)
-	TLS           *TLS
-	Security      Security
-	Pos           Pos
+	// AcceptProtocolVersions are the MQTT protocol levels the listener
+	// accepts (mosquitto 2.1's accept_protocol_versions: 3, 4, 5); nil
+	// means all three.
+	AcceptProtocolVersions []byte
+	TLS                    *TLS
+	Security               Security
+	Pos                    Pos
+}
+
+// AcceptsProtocol reports whether the listener accepts protocol level v.
+func (l ListenerSpec) AcceptsProtocol(v byte) bool {
+	// A bridge's try_private sets the top bit; mosquitto 2.1 masks it
+	// (src/handle_connect.c check_protocol_version).
+	return l.AcceptProtocolVersions == nil || slices.Contains(l.AcceptProtocolVersions, v&0x7f)
 }
 
 // Addr is the listener's host:port (an empty host means all interfaces).
@@ -118,6 +136,7 @@ var tlsOptions = map[string]bool{
 	"cafile": true, "capath": true, "certfile": true, "keyfile": true, "ciphers": true, "ciphers_tls1.3": true,
 	"crlfile": true, "dhparamfile": true, "require_certificate": true, "tls_engine": true, "tls_engine_kpass_sha1": true,
 	"tls_keyform": true, "tls_version": true, "use_identity_as_username": true, "use_subject_as_username": true,
+	"disable_client_cert_date_checks": true,
 }
 
 // Resolved is the effective configuration: what a broker runs.
@@ -136,7 +155,10 @@ type Resolved struct {
 	PersistenceFile     string // "" means the broker's default name
 	PIDFile             string
 	User                string
-	Bridges             []BridgeSpec
+	// GlobalMaxConnections bounds the connections of all listeners
+	// together (mosquitto 2.1); <= 0: unlimited.
+	GlobalMaxConnections int
+	Bridges              []BridgeSpec
 	// GlobalPos says where each global option was last set.
 	GlobalPos map[string]Pos
 }
@@ -200,17 +222,52 @@ func intOf(v string, def int) int {
 // rules, and validates the whole: errors for what mosquitto would reject or
 // silently get wrong (TLS options without certfile and keyfile,
 // require_certificate without a CA, security options before
-// per_listener_settings), warnings for risky set-ups.
+// per_listener_settings), warnings for risky set-ups. Each option is applied
+// by its row of the option table (ServeSupport.apply).
 func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 	var ds []Diagnostic
-	errf := func(p Pos, f string, a ...any) { ds = append(ds, Diagnostic{Pos: p, Msg: fmt.Sprintf(f, a...)}) }
-	warnf := func(p Pos, f string, a ...any) {
-		ds = append(ds, Diagnostic{Pos: p, Warning: true, Msg: fmt.Sprintf(f, a...)})
-	}
 	r := &Resolved{MaxInflight: 20, MaxQueued: 1000, MaxTopicAlias: 10, RetainAvailable: true, SysInterval: 10, GlobalPos: map[string]Pos{}}
 	for _, d := range c.Global {
 		r.GlobalPos[d.Key] = d.Pos
 	}
+	r.PerListenerSettings = c.perListenerSettings(&ds)
+	global := Security{AllowZeroLengthClientID: true, AutoIDPrefix: "auto-"}
+	anonSet := false
+	plugins := c.pluginLines()
+	gs := &scope{r: r, sec: &global, anonSet: &anonSet, ds: &ds, plugins: plugins}
+	for _, d := range c.Global {
+		if IsSecurityOption(d.Key) && r.PerListenerSettings {
+			gs.errf(d.Pos, "%s is before the first listener but per_listener_settings is true: put it inside a listener block", d.Key)
+		}
+		applyOption(gs, d)
+	}
+	if !r.PerListenerSettings {
+		for _, l := range c.Listener {
+			for _, d := range l.Options {
+				if IsSecurityOption(d.Key) {
+					applyOption(gs, d)
+				}
+			}
+		}
+	}
+	listeners, localOnly := c.effectiveListeners()
+	seen := map[string]Pos{}
+	for _, l := range listeners {
+		ls := &scope{r: r, ds: &ds, plugins: plugins}
+		sec, lAnonSet := global, anonSet
+		ls.sec, ls.anonSet = &sec, &lAnonSet
+		r.Listeners = append(r.Listeners, ls.listener(l, localOnly, seen))
+	}
+	ds = append(ds, c.missingPluginFiles(plugins)...)
+	errf := func(p Pos, f string, a ...any) { ds = append(ds, Diagnostic{Pos: p, Msg: fmt.Sprintf(f, a...)}) }
+	r.Bridges = c.resolveBridges(errf)
+	return r, ds
+}
+
+// perListenerSettings returns the value of per_listener_settings, with an
+// error for each security option before it (mosquitto applies those under
+// the wrong mode).
+func (c *Config) perListenerSettings(ds *[]Diagnostic) bool {
 	perListener := false
 	plsSeq := -1
 	for _, d := range c.Global {
@@ -219,95 +276,30 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 			plsSeq = d.seq
 		}
 	}
-	r.PerListenerSettings = perListener
-	// Security options before per_listener_settings are applied under the
-	// wrong mode by mosquitto.
-	if plsSeq >= 0 {
-		check := func(d Directive) {
-			if IsSecurityOption(d.Key) && d.seq < plsSeq && d.seq > 0 {
-				errf(d.Pos, "%s comes before per_listener_settings; mosquitto applies it under the wrong mode: move per_listener_settings to the top", d.Key)
-			}
-		}
-		for _, d := range c.Global {
-			check(d)
-		}
-		for _, l := range c.Listener {
-			for _, d := range l.Options {
-				check(d)
-			}
-		}
+	if plsSeq < 0 {
+		return perListener
 	}
-	global := Security{AllowZeroLengthClientID: true, AutoIDPrefix: "auto-"}
-	anonSet := false
-	applySec := func(s *Security, d Directive) bool {
-		switch d.Key {
-		case "allow_anonymous":
-			s.AllowAnonymous = boolOf(d.Value)
-			return true
-		case "password_file":
-			s.PasswordFile, s.PasswordFilePos = d.Value, d.Pos
-		case "acl_file":
-			s.ACLFile, s.ACLFilePos = d.Value, d.Pos
-		case "allow_zero_length_clientid":
-			s.AllowZeroLengthClientID = boolOf(d.Value)
-		case "auto_id_prefix":
-			s.AutoIDPrefix = d.Value
+	check := func(d Directive) {
+		if IsSecurityOption(d.Key) && d.seq < plsSeq && d.seq > 0 {
+			*ds = append(*ds, Diagnostic{Pos: d.Pos, Msg: fmt.Sprintf("%s comes before per_listener_settings; mosquitto applies it under the wrong mode: move per_listener_settings to the top", d.Key)})
 		}
-		return false
 	}
 	for _, d := range c.Global {
-		if IsSecurityOption(d.Key) {
-			if perListener {
-				errf(d.Pos, "%s is before the first listener but per_listener_settings is true: put it inside a listener block", d.Key)
-			}
-			anonSet = applySec(&global, d) || anonSet
-		}
-		switch d.Key {
-		case "max_packet_size":
-			r.MaxPacketSize = intOf(d.Value, 0)
-		case "message_size_limit":
-			warnf(d.Pos, "message_size_limit is deprecated: use max_packet_size")
-		case "max_inflight_messages":
-			r.MaxInflight = intOf(d.Value, 20)
-		case "max_queued_messages":
-			r.MaxQueued = intOf(d.Value, 1000)
-		case "persistence":
-			r.Persistence = boolOf(d.Value)
-		case "persistence_location":
-			r.PersistenceLocation = d.Value
-		case "persistence_file":
-			r.PersistenceFile = d.Value
-			if strings.ContainsRune(d.Value, '/') {
-				errf(d.Pos, "persistence_file %s: give a file name; the directory is persistence_location", d.Value)
-			}
-		case "pid_file":
-			r.PIDFile = d.Value
-		case "user":
-			r.User = d.Value
-		case "max_keepalive":
-			r.MaxKeepalive = intOf(d.Value, 0)
-			if r.MaxKeepalive < 0 || r.MaxKeepalive > 65535 {
-				errf(d.Pos, "max_keepalive %s: use 0 to 65535 seconds", d.Value)
-			}
-		case "retain_available":
-			r.RetainAvailable = boolOf(d.Value)
-		case "sys_interval":
-			r.SysInterval = intOf(d.Value, 10)
-			if r.SysInterval < 0 {
-				errf(d.Pos, "sys_interval %s: use a number of seconds", d.Value)
-			}
+		check(d)
+	}
+	for _, l := range c.Listener {
+		for _, d := range l.Options {
+			check(d)
 		}
 	}
-	if !perListener {
-		for _, l := range c.Listener {
-			for _, d := range l.Options {
-				if IsSecurityOption(d.Key) {
-					anonSet = applySec(&global, d) || anonSet
-				}
-			}
-		}
-	}
-	listeners := c.Listener
+	return perListener
+}
+
+// effectiveListeners are the listener blocks, after the deprecated default
+// listener (port, bind_address) if there is one; without any, mosquitto
+// 2.0's local only mode (1883 on 127.0.0.1).
+func (c *Config) effectiveListeners() (listeners []*Listener, localOnly bool) {
+	listeners = c.Listener
 	if port, ok := c.Get("port"); ok {
 		pos := Pos{}
 		for _, d := range c.Global {
@@ -318,142 +310,84 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 		bind, _ := c.Get("bind_address")
 		listeners = append([]*Listener{{Port: intOf(port, 1883), Bind: bind, Pos: pos}}, listeners...)
 	}
-	localOnly := false
 	if len(listeners) == 0 {
-		// mosquitto 2.0 without listeners: local only mode.
-		listeners = []*Listener{{Port: 1883, Bind: "127.0.0.1"}}
-		localOnly = true
+		return []*Listener{{Port: 1883, Bind: "127.0.0.1"}}, true
 	}
-	seen := map[string]Pos{}
-	for _, l := range listeners {
-		spec := ListenerSpec{Port: l.Port, Bind: l.Bind, Protocol: "mqtt", MaxConnections: -1, MaxTopicAlias: -1, Pos: l.Pos, OptionPos: map[string]Pos{}}
-		if prev, dup := seen[spec.Addr()]; dup {
-			errf(l.Pos, "a listener on %s is already defined at %s", spec.Addr(), prev)
-		}
-		seen[spec.Addr()] = l.Pos
-		sec := global
-		lAnonSet := anonSet
-		t := &TLS{TLSVersion: "tlsv1.2"}
-		tlsKeys := map[string]Pos{}
-		for _, d := range l.Options {
-			if perListener && IsSecurityOption(d.Key) {
-				lAnonSet = applySec(&sec, d) || lAnonSet
-			}
-			spec.OptionPos[d.Key] = d.Pos
-			switch d.Key {
-			case ExtPrefix + "http_origin":
-				u, err := url.Parse(d.Value)
-				if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" && u.Path != "/" {
-					errf(d.Pos, "http_origin %q: give a page's origin, scheme://host[:port], e.g. https://app.example.com", d.Value)
-				}
-				spec.Origins = append(spec.Origins, strings.TrimSuffix(d.Value, "/"))
-			case ExtPrefix + "renew_pki":
-				if d.Value == "" || strings.ContainsAny(d.Value, " \t") {
-					errf(d.Pos, "renew_pki %q: give the pki directory (mqttctl pki init --dir DIR), e.g. # mqttctl: renew_pki /etc/mqttctl/pki", d.Value)
-				}
-				spec.RenewPKI = d.Value
-			case ExtPrefix + "provision_by_claim":
-				switch d.Value {
-				case "on":
-					spec.Provision = true
-				case "off":
-					spec.Provision = false
-				default:
-					errf(d.Pos, "provision_by_claim %q: use on or off", d.Value)
-				}
-			case "protocol":
-				spec.Protocol = d.Value
-			case "max_connections":
-				spec.MaxConnections = intOf(d.Value, -1)
-			case "mount_point":
-				spec.MountPoint = d.Value
-				if err := ValidateTopicName(d.Value); err != nil || strings.ContainsAny(d.Value, "+#") {
-					errf(d.Pos, "mount_point %q: it must be a topic prefix without '+' or '#', e.g. site1/", d.Value)
-				}
-			case "socket_domain":
-				spec.SocketDomain = d.Value
-			case "use_username_as_clientid":
-				spec.UseUsernameAsClientID = boolOf(d.Value)
-			case "max_topic_alias":
-				spec.MaxTopicAlias = intOf(d.Value, 10)
-				if spec.MaxTopicAlias < 0 || spec.MaxTopicAlias > 65535 {
-					errf(d.Pos, "max_topic_alias %s: use 0 to 65535", d.Value)
-				}
-			case "cafile":
-				t.CAFile = d.Value
-			case "capath":
-				t.CAPath = d.Value
-			case "certfile":
-				t.CertFile = d.Value
-			case "keyfile":
-				t.KeyFile = d.Value
-			case "crlfile":
-				t.CRLFile = d.Value
-			case "tls_version":
-				t.TLSVersion = d.Value
-				if d.Value == "tlsv1.1" {
-					errf(d.Pos, "tls_version tlsv1.1 allows an obsolete protocol: use tlsv1.2 (the default) or tlsv1.3")
-				}
-			case "ciphers":
-				t.Ciphers = d.Value
-			case "ciphers_tls1.3":
-				t.CiphersTLS13 = d.Value
-			case "require_certificate":
-				t.RequireCertificate = boolOf(d.Value)
-			case "use_identity_as_username":
-				t.UseIdentityAsUsername = boolOf(d.Value)
-			case "use_subject_as_username":
-				t.UseSubjectAsUsername = boolOf(d.Value)
-			}
-			if tlsOptions[d.Key] {
-				tlsKeys[d.Key] = d.Pos
-			}
-		}
-		switch {
-		case t.CertFile != "" && t.KeyFile == "":
-			errf(tlsKeys["certfile"], "certfile without keyfile: mosquitto would silently serve plain MQTT on port %d; add keyfile", l.Port)
-		case t.KeyFile != "" && t.CertFile == "":
-			errf(tlsKeys["keyfile"], "keyfile without certfile: add certfile (the server certificate)")
-		case t.CertFile == "" && t.KeyFile == "":
-			for k, p := range tlsKeys {
-				errf(p, "%s is set but the listener on port %d has no certfile/keyfile, so it serves plain MQTT: add certfile and keyfile, or remove %s", k, l.Port, k)
-			}
-			t = nil
-		}
-		if t != nil {
-			if t.RequireCertificate && t.CAFile == "" && t.CAPath == "" {
-				errf(tlsKeys["require_certificate"], "require_certificate true needs cafile or capath (the CA that signs client certificates)")
-			}
-			if (t.UseIdentityAsUsername || t.UseSubjectAsUsername) && !t.RequireCertificate {
-				key := "use_identity_as_username"
-				if !t.UseIdentityAsUsername {
-					key = "use_subject_as_username"
-				}
-				warnf(tlsKeys[key], "%s without require_certificate true: clients without a certificate are refused with 'not authorised' instead of a TLS error", key)
-			}
-		}
-		spec.TLS = t
-		if !lAnonSet {
-			sec.AllowAnonymous = localOnly
-		}
-		if t != nil && spec.Bind == "" && !t.RequireCertificate && (sec.AllowAnonymous || sec.PasswordFile == "") {
-			warnf(l.Pos, "TLS listener on port %d listens on every interface but asks for neither client certificates nor passwords: anyone who can reach it can connect", l.Port)
-		}
-		if !sec.AllowAnonymous && sec.PasswordFile == "" && (t == nil || !t.UseIdentityAsUsername && !t.UseSubjectAsUsername) {
-			warnf(l.Pos, "no client can log in on the listener on port %d: allow_anonymous is false and there is no password_file (nor use_identity_as_username): add password_file, or use client certificates with use_identity_as_username", l.Port)
-		}
-		if t == nil && spec.Bind == "" && sec.AllowAnonymous && !localOnly {
-			warnf(l.Pos, "plain listener on port %d on every interface allows anonymous clients", l.Port)
-		}
-		if len(spec.Origins) > 0 && spec.Protocol != "websockets" {
-			errf(spec.OptionPos[ExtPrefix+"http_origin"], "http_origin applies to a websockets listener (protocol websockets); this one speaks %s", spec.Protocol)
-		}
-		checkEnrolOptions(spec, errf)
-		spec.Security = sec
-		r.Listeners = append(r.Listeners, spec)
+	return listeners, false
+}
+
+// listener resolves one listener block in s (whose sec and anonSet start as
+// copies of the global ones).
+func (s *scope) listener(l *Listener, localOnly bool, seen map[string]Pos) ListenerSpec {
+	spec := ListenerSpec{Port: l.Port, Bind: l.Bind, Protocol: "mqtt", MaxConnections: -1, MaxTopicAlias: -1, Pos: l.Pos, OptionPos: map[string]Pos{}}
+	if prev, dup := seen[spec.Addr()]; dup {
+		s.errf(l.Pos, "a listener on %s is already defined at %s", spec.Addr(), prev)
 	}
-	r.Bridges = c.resolveBridges(errf)
-	return r, ds
+	seen[spec.Addr()] = l.Pos
+	s.l, s.tls = &spec, &TLS{TLSVersion: "tlsv1.2"}
+	tlsKeys := map[string]Pos{}
+	for _, d := range l.Options {
+		spec.OptionPos[d.Key] = d.Pos
+		if tlsOptions[d.Key] {
+			tlsKeys[d.Key] = d.Pos
+		}
+		if !IsSecurityOption(d.Key) || s.r.PerListenerSettings {
+			applyOption(s, d)
+		}
+	}
+	spec.TLS = s.checkTLS(l.Port, tlsKeys)
+	if !*s.anonSet {
+		s.sec.AllowAnonymous = localOnly
+	}
+	spec.Security = *s.sec
+	s.warnAccess(spec, localOnly)
+	if len(spec.Origins) > 0 && spec.Protocol != "websockets" {
+		s.errf(spec.OptionPos[ExtPrefix+"http_origin"], "http_origin applies to a websockets listener (protocol websockets); this one speaks %s", spec.Protocol)
+	}
+	checkEnrolOptions(spec, s.errf)
+	return spec
+}
+
+// checkTLS returns the listener's TLS options, nil when it has no certfile
+// and keyfile, with an error for each option that then means nothing.
+func (s *scope) checkTLS(port int, tlsKeys map[string]Pos) *TLS {
+	t := s.tls
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		s.errf(tlsKeys["certfile"], "certfile without keyfile: mosquitto would silently serve plain MQTT on port %d; add keyfile", port)
+	case t.KeyFile != "" && t.CertFile == "":
+		s.errf(tlsKeys["keyfile"], "keyfile without certfile: add certfile (the server certificate)")
+	case t.CertFile == "" && t.KeyFile == "":
+		for k, p := range tlsKeys {
+			s.errf(p, "%s is set but the listener on port %d has no certfile/keyfile, so it serves plain MQTT: add certfile and keyfile, or remove %s", k, port, k)
+		}
+		return nil
+	}
+	if t.RequireCertificate && t.CAFile == "" && t.CAPath == "" {
+		s.errf(tlsKeys["require_certificate"], "require_certificate true needs cafile or capath (the CA that signs client certificates)")
+	}
+	if (t.UseIdentityAsUsername || t.UseSubjectAsUsername) && !t.RequireCertificate {
+		key := "use_identity_as_username"
+		if !t.UseIdentityAsUsername {
+			key = "use_subject_as_username"
+		}
+		s.warnf(tlsKeys[key], "%s without require_certificate true: clients without a certificate are refused with 'not authorised' instead of a TLS error", key)
+	}
+	return t
+}
+
+// warnAccess warns about a listener anyone can use, or no one.
+func (s *scope) warnAccess(spec ListenerSpec, localOnly bool) {
+	t, sec := spec.TLS, spec.Security
+	if t != nil && spec.Bind == "" && !t.RequireCertificate && (sec.AllowAnonymous || sec.PasswordFile == "") {
+		s.warnf(spec.Pos, "TLS listener on port %d listens on every interface but asks for neither client certificates nor passwords: anyone who can reach it can connect", spec.Port)
+	}
+	if !sec.AllowAnonymous && sec.PasswordFile == "" && (t == nil || !t.UseIdentityAsUsername && !t.UseSubjectAsUsername) {
+		s.warnf(spec.Pos, "no client can log in on the listener on port %d: allow_anonymous is false and there is no password_file (nor use_identity_as_username): add password_file, or use client certificates with use_identity_as_username", spec.Port)
+	}
+	if t == nil && spec.Bind == "" && sec.AllowAnonymous && !localOnly {
+		s.warnf(spec.Pos, "plain listener on port %d on every interface allows anonymous clients", spec.Port)
+	}
 }
 
 // checkEnrolOptions refuses renew_pki and provision_by_claim where serve cannot

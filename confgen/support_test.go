@@ -130,5 +130,49 @@ func ExampleConfig_CheckServe() {
 		fmt.Println(d)
 	}
 	// Output:
-	// mosquitto.conf:3: error: mqttctl serve does not implement plugin (plugins are C shared objects; serve cannot load them): run mosquitto for this file, or remove the line
+	// mosquitto.conf:3: error: plugin /usr/lib/auth.so: plugins are C shared objects and serve cannot load them; it implements only mosquitto 2.1's mosquitto_password_file.so and mosquitto_acl_file.so: run mosquitto for this file, or remove the line
+}
+
+// TestOptionRowsRenderWhatIsGenerated: every option GenerateMosquitto
+// writes has a render function in its row, and every row with an apply or
+// render function is an option mosquitto knows (or one of mqttctl's own).
+func TestOptionRowsRenderWhatIsGenerated(t *testing.T) {
+	for _, k := range append(slices.Clone(generatedGlobal), generatedListener...) {
+		if row, _ := optionRow(k); row.render == nil {
+			t.Errorf("%s is generated but its row has no render function", k)
+		}
+	}
+	for k, row := range serveSupport {
+		if _, known := lookupOption(k); (row.apply != nil || row.render != nil) && !known {
+			t.Errorf("%s has apply/render functions but is not a mosquitto option", k)
+		}
+	}
+}
+
+// TestServeRefusesGlobalMaxConnectionsWithABridge: mosquitto counts a
+// bridge's own connection in global_max_connections, serve's bridges make
+// none through a listener: the combination is refused at its line.
+func TestServeRefusesGlobalMaxConnectionsWithABridge(t *testing.T) {
+	for _, c := range []struct {
+		text    string
+		refused bool
+	}{
+		{"global_max_connections 5\nlistener 1883 127.0.0.1\n", false},
+		{"global_max_connections 5\nconnection b\naddress h:8883\ntopic a/# out\nlistener 1883 127.0.0.1\n", true},
+		{"global_max_connections -1\nconnection b\naddress h:8883\ntopic a/# out\nlistener 1883 127.0.0.1\n", false},
+	} {
+		cfg, err := Parse([]byte(c.text), "g.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := false
+		for _, d := range cfg.CheckServe() {
+			if !d.Warning && d.Pos.Line == 1 && strings.Contains(d.Msg, "global_max_connections with a bridge") {
+				refused = true
+			}
+		}
+		if refused != c.refused {
+			t.Errorf("%q: refused %v, want %v: %v", c.text, refused, c.refused, cfg.CheckServe())
+		}
+	}
 }

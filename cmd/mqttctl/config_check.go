@@ -10,7 +10,7 @@ import (
 )
 
 func newConfigCheckCmd(s *streams) *cobra.Command {
-	var target string
+	target := confgen.CheckServeTarget
 	cmd := &cobra.Command{
 		Use:   "check FILE",
 		Short: "Validate a mosquitto.conf the way its broker loads it (every error with file:line; exit 1 on errors)",
@@ -20,28 +20,28 @@ matches every certificate, key, CA, CRL, password and ACL file. It reports every
 problem in one run, each at the file:line of the option behind it.
 
 --target serve (the default) also refuses what mqttctl serve does not implement;
---target mosquitto checks only what mosquitto itself needs.`,
+--target mosquitto checks what mosquitto itself needs, for the version on PATH
+(2.0 where there is none), --target mosquitto-2.0 or mosquitto-2.1 for that one:
+for 2.0, the options that came in 2.1 are errors; for 2.1, the options it
+deprecates and the password and ACL files it warns about are warnings.`,
 		Example: `  mqttctl config check /etc/mosquitto/mosquitto.conf
-  mqttctl config check --target mosquitto /etc/mosquitto/mosquitto.conf`,
+  mqttctl config check --target mosquitto /etc/mosquitto/mosquitto.conf
+  mqttctl config check --target mosquitto-2.1 /etc/mosquitto/mosquitto.conf`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if target != "serve" && target != "mosquitto" {
-				return fmt.Errorf("--target %q: use serve or mosquitto", target)
-			}
 			c, err := confgen.Load(args[0])
 			if err != nil {
 				return err
 			}
-			var (
-				r  *confgen.Resolved
-				ds []confgen.Diagnostic
-			)
-			if target == "serve" {
-				r, ds = c.ResolveForServe()
-				ds = confgen.WithFileErrors(ds, broker.Check(r))
-			} else {
-				r, ds = c.CheckMosquitto()
+			if target == confgen.CheckInstalledMosquitto {
+				v, from, err := confgen.DetectMosquittoTarget(cmd.Context())
+				if err != nil {
+					return err
+				}
+				target = confgen.CheckTargetFor(v)
+				fmt.Fprintf(s.Out, "checking for mosquitto %s (%s)\n", v, from)
 			}
+			r, ds := c.Check(target, broker.Check)
 			errs := 0
 			for _, d := range ds {
 				fmt.Fprintln(s.Out, d)
@@ -67,6 +67,6 @@ problem in one run, each at the file:line of the option behind it.
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&target, "target", "serve", "which broker the file is for: serve (mqttctl serve) or mosquitto")
+	cmd.Flags().Var(checkTargetFlag{&target}, "target", "which broker the file is for: serve (mqttctl serve), mosquitto (the version on PATH), mosquitto-2.0 or mosquitto-2.1")
 	return cmd
 }

@@ -21,6 +21,7 @@ var mosquittoOptionFlags = map[string]string{
 	"PKIDir": "pki", "Mode": "mode", "PasswordFile": "passwd", "ACLFile": "acl", "Listen": "listen",
 	"Plain": "plain", "Identity": "identity", "DataDir": "data-dir", "WebSockets": "websockets",
 	"BridgeTo": "bridge-to", "BridgeName": "bridge-name", "BridgeTopics": "bridge-topic",
+	"Target": "target", "Origins": "http-origin", "PluginDir": "plugin-dir", "PIDFile": "pid-file",
 	"Nodes": "node", "Bind": "bind", // RabbitOptions
 }
 
