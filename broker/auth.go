@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -56,7 +57,7 @@ func (h *authHook) ID() string { return "mqttctl-auth" }
 func (h *authHook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnPacketRead,
-		mqtt.OnSubscribed, mqtt.OnDisconnect, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished:
+		mqtt.OnSubscribed, mqtt.OnDisconnect, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnWill:
 		return true
 	}
 	return false
@@ -103,6 +104,14 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			return h.refuse(cl, 5, packets.ErrNotAuthorized, refusedNoUsername, "no username, and use_username_as_clientid needs one")
 		}
 		cl.ID = string(cl.Properties.Username)
+	}
+	if h.b.enrol.isClaim(cl, ls) {
+		// A claim certificate is shared by a batch of devices: it must not
+		// knock a device off (or take its session) by using its client id.
+		if other, ok := h.b.srv.Clients.Get(cl.ID); ok && !bytes.Equal(other.Properties.Username, cl.Properties.Username) {
+			return h.refuse(cl, 2, packets.ErrClientIdentifierNotValid, refusedProtocol,
+				"a claim certificate may not use the client id of a session of another identity")
+		}
 	}
 	// mosquitto 2.1 refuses a 3.1.x client whose keepalive max_keepalive
 	// cannot honour (0 or above it) once it is authorised; a v5 client gets
@@ -332,6 +341,48 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		topic = "$SYS/..."
 	}
 	return h.b.denyPublish(cl, pk, topic, "")
+}
+
+// willDenied is the topic a denied will is sent to: no subscription can
+// match it (topic names cannot hold U+0000), and it is never retained.
+const willDenied = "\x00mqttctl/denied-will"
+
+// OnWill applies to a will, when it is sent, the rules of the client's
+// publishes, as mosquitto does (context__send_will checks the ACL then):
+// $SYS, the broker's own $mqttctl/ namespace, a claim certificate's
+// limits and the ACL file; and a client whose certificate is revoked sends
+// none. The engine has no way to drop a will here, so a denied one goes to
+// a topic nothing matches.
+func (h *authHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	why := h.willRefusal(cl, will.TopicName)
+	if why == "" {
+		return will, nil
+	}
+	h.b.log.Info("will not sent", "client", cl.ID, "username", string(cl.Properties.Username), "topic", will.TopicName, "reason", why)
+	will.TopicName, will.Retain, will.Payload = willDenied, false, nil
+	return will, nil
+}
+
+// willRefusal says why cl may not send a will to topic ("" if it may).
+func (h *authHook) willRefusal(cl *mqtt.Client, topic string) string {
+	ls := h.b.listener(cl.Net.Listener)
+	switch {
+	case cl.Net.Inline || ls == nil:
+		return ""
+	case len(topic) >= 4 && strings.EqualFold(topic[:4], "$SYS") && !confgen.SysWritable(topic):
+		return "clients do not publish to $SYS"
+	case h.b.enrol != nil && strings.HasPrefix(topic, reserved):
+		return "$mqttctl/ is the broker's own namespace"
+	case h.b.enrol.isClaim(cl, ls):
+		return "a claim certificate publishes nothing but its requests"
+	}
+	if _, err := h.b.revokedClient(ls, cl); err != nil {
+		return "its certificate is revoked: " + err.Error()
+	}
+	if acl := ls.sec.Load().acl; acl != nil && !acl.Allowed(aclClient(cl), topic, confgen.Write) {
+		return "the ACL does not allow it"
+	}
+	return ""
 }
 
 // denyPublish drops a publish the client may not make, answered as

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -417,6 +418,9 @@ func (b *Broker) buildListeners() error {
 			if err := d.CheckIssuer(); err != nil {
 				errs = append(errs, &confgen.ConfigError{Pos: spec.OptionPos[confgen.ExtPrefix+"renew_pki"],
 					Msg: fmt.Sprintf("renew_pki %s: serve issues the renewed certificates with this directory's CA, and cannot", spec.RenewPKI), Err: err})
+			} else if err := trustsRoot(ls.tls, d); err != nil {
+				errs = append(errs, &confgen.ConfigError{Pos: spec.OptionPos[confgen.ExtPrefix+"renew_pki"],
+					Msg: fmt.Sprintf("renew_pki %s: the certificates it would issue could not connect here", spec.RenewPKI), Err: err})
 			}
 			ls.renew = d
 		}
@@ -673,4 +677,27 @@ func (b *Broker) close() error {
 		}
 	}
 	return err
+}
+
+// trustsRoot checks that the listener's cafile/capath holds the root CA of
+// d, so that the certificates renewed with d connect to the listener (a
+// renew_pki naming another CA would issue certificates nobody can use).
+func trustsRoot(st *tlsState, d *pki.Dir) error {
+	path := filepath.Join(d.Path, pki.RootCertFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	roots, err := pki.ParseCerts(data, path)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		for _, ca := range st.cas {
+			if bytes.Equal(ca.Raw, roots[0].Raw) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("the listener's cafile/capath does not hold %s (%s): give the listener that CA as cafile, or renew_pki the directory of the listener's CA", path, roots[0].Subject)
 }

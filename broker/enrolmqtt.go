@@ -43,6 +43,11 @@ const (
 	// takes the pki directory's lock.
 	claimBurst = 20
 	claimEvery = 3 * time.Second
+	// A device (by certificate CN) may renew renewBurst times at once,
+	// then once every renewEvery: each renewal adds a certificate to the
+	// index, so a looping device must not grow it without bound.
+	renewBurst = 5
+	renewEvery = 10 * time.Minute
 	// StatusProperty and ReasonProperty are the user properties of an
 	// answer: "ok" or "refused", and why in plain words.
 	StatusProperty = "mqttctl-status"
@@ -70,12 +75,13 @@ type enrolHook struct {
 	inflight sync.WaitGroup
 
 	mu    sync.Mutex
-	rates map[string]*bucket // by claim certificate serial
+	rates map[string]*bucket // by claim certificate serial, and by renewing CN
 }
 
 type bucket struct {
-	tokens float64
-	last   time.Time
+	tokens, burst float64
+	every         time.Duration
+	last          time.Time
 }
 
 func newEnrolHook(b *Broker) *enrolHook {
@@ -154,8 +160,10 @@ func (h *enrolHook) request(cl *mqtt.Client, pk packets.Packet, ls *listenerStat
 		return h.b.denyPublish(cl, pk, pk.TopicName, what+" needs MQTT v5 (a request with a response topic)")
 	case reply == "":
 		return h.unanswerable(cl, pk, what+" request without a response topic: give one starting "+ReplyPrefix+" (mosquitto_rr -e)")
-	case !strings.HasPrefix(reply, ReplyPrefix) || strings.ContainsAny(reply, "+#") || len(reply) == len(ReplyPrefix):
-		return h.unanswerable(cl, pk, fmt.Sprintf("the response topic %q does not start with %s: answers go only there", reply, ReplyPrefix))
+	case strings.ContainsAny(reply, "+#"):
+		return h.unanswerable(cl, pk, fmt.Sprintf("the response topic %q has a wildcard: give one topic under %s, e.g. %sNAME", reply, ReplyPrefix, ReplyPrefix))
+	case !strings.HasPrefix(reply, ReplyPrefix) || len(reply) == len(ReplyPrefix):
+		return h.unanswerable(cl, pk, fmt.Sprintf("the response topic %q is not a topic under %s: answers go only there", reply, ReplyPrefix))
 	}
 	if _, ok := h.b.srv.Topics.Subscribers(reply).Subscriptions[cl.ID]; !ok {
 		return h.unanswerable(cl, pk, fmt.Sprintf("subscribe to the response topic %s before the request", reply))
@@ -173,8 +181,11 @@ func (h *enrolHook) request(cl *mqtt.Client, pk packets.Packet, ls *listenerStat
 	if len(chain) == 0 {
 		return refuse("no client certificate")
 	}
-	if claim && !h.allow(pki.FormatSerial(chain[0]), time.Now()) {
+	if claim && !h.allow("claim/"+pki.FormatSerial(chain[0]), claimBurst, claimEvery, time.Now()) {
 		return refuse("too many requests with the claim certificate %s: at most %d at once, then one every %s; try again later", chain[0].Subject.CommonName, claimBurst, claimEvery)
+	}
+	if !claim && !h.allow("renew/"+chain[0].Subject.CommonName, renewBurst, renewEvery, time.Now()) {
+		return refuse("too many renewals of %s: at most %d at once, then one every %s; try again later", chain[0].Subject.CommonName, renewBurst, renewEvery)
 	}
 	if _, busy := h.busy.LoadOrStore(cl, struct{}{}); busy {
 		return refuse("a request is already being answered on this connection: wait for its answer")
@@ -265,23 +276,24 @@ func (h *enrolHook) answer(cl *mqtt.Client, topic string, corr, chain []byte, re
 	}
 }
 
-// allow takes one request from the claim certificate's bucket.
-func (h *enrolHook) allow(serial string, now time.Time) bool {
+// allow takes one request from key's bucket, which holds burst requests
+// and gains one every every.
+func (h *enrolHook) allow(key string, burst float64, every time.Duration, now time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	b := h.rates[serial]
+	b := h.rates[key]
 	if b == nil {
 		if len(h.rates) >= 4096 {
 			for k, v := range h.rates { // forget the full buckets
-				if now.Sub(v.last) >= claimBurst*claimEvery {
+				if now.Sub(v.last) >= time.Duration(v.burst)*v.every {
 					delete(h.rates, k)
 				}
 			}
 		}
-		b = &bucket{tokens: claimBurst, last: now}
-		h.rates[serial] = b
+		b = &bucket{tokens: burst, burst: burst, every: every, last: now}
+		h.rates[key] = b
 	}
-	b.tokens = min(claimBurst, b.tokens+float64(now.Sub(b.last))/float64(claimEvery))
+	b.tokens = min(burst, b.tokens+float64(now.Sub(b.last))/float64(every))
 	b.last = now
 	if b.tokens < 1 {
 		return false

@@ -12,27 +12,40 @@ import (
 	"time"
 )
 
-// TestClaimRateLimit: a claim certificate gets claimBurst requests at
-// once, then one every claimEvery; another claim has its own bucket.
-func TestClaimRateLimit(t *testing.T) {
-	h := newEnrolHook(nil)
-	now := time.Now()
-	for i := 0; i < claimBurst; i++ {
-		if !h.allow("A", now) {
-			t.Fatalf("request %d of the burst refused", i+1)
+// TestEnrolRateLimits: a claim certificate gets claimBurst requests at
+// once, then one every claimEvery, and a renewing device renewBurst then
+// one every renewEvery; each key has its own bucket.
+func TestEnrolRateLimits(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		burst int
+		every time.Duration
+	}{
+		{"claim", claimBurst, claimEvery},
+		{"renew", renewBurst, renewEvery},
+	} {
+		h := newEnrolHook(nil)
+		now := time.Now()
+		allow := func(key string, at time.Time) bool {
+			return h.allow(c.name+"/"+key, float64(c.burst), c.every, at)
 		}
-	}
-	if h.allow("A", now) {
-		t.Fatal("a request past the burst was allowed")
-	}
-	if !h.allow("B", now) {
-		t.Fatal("another claim shares the first's bucket")
-	}
-	if h.allow("A", now.Add(claimEvery/2)) {
-		t.Fatal("allowed before the next request is due")
-	}
-	if !h.allow("A", now.Add(claimEvery+claimEvery/2)) {
-		t.Fatal("refused when the next request is due")
+		for i := 0; i < c.burst; i++ {
+			if !allow("A", now) {
+				t.Fatalf("%s: request %d of the burst refused", c.name, i+1)
+			}
+		}
+		if allow("A", now) {
+			t.Fatalf("%s: a request past the burst was allowed", c.name)
+		}
+		if !allow("B", now) {
+			t.Fatalf("%s: another key shares the first's bucket", c.name)
+		}
+		if allow("A", now.Add(c.every/2)) {
+			t.Fatalf("%s: allowed before the next request is due", c.name)
+		}
+		if !allow("A", now.Add(c.every+c.every/2)) {
+			t.Fatalf("%s: refused when the next request is due", c.name)
+		}
 	}
 }
 

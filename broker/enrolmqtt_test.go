@@ -122,14 +122,24 @@ func (c *v5) expect(typ byte) packets.Packet {
 // or CONNACK refusal.
 func dialV5(t *testing.T, port int, ca *x509.CertPool, cert tls.Certificate) (*v5, error) {
 	t.Helper()
+	return dialV5With(t, port, ca, cert, nil)
+}
+
+// dialV5With is dialV5 whose CONNECT is first changed by with (client id,
+// session, will).
+func dialV5With(t *testing.T, port int, ca *x509.CertPool, cert tls.Certificate, with func(*packets.ConnectParams)) (*v5, error) {
+	t.Helper()
 	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: ca, ServerName: "localhost", Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		return nil, err
 	}
 	t.Cleanup(func() { conn.Close() })
 	c := &v5{t: t, conn: conn, r: bufio.NewReader(conn)}
-	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect},
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30}})
+	cp := packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30}
+	if with != nil {
+		with(&cp)
+	}
+	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: cp})
 	pk, err := c.read(10 * time.Second)
 	if err != nil {
 		return nil, err // a TLS 1.3 refusal arrives here
@@ -482,30 +492,38 @@ func TestProvisionByClaim(t *testing.T) {
 }
 
 // TestRenewPKIRefusedAtItsLine: a renew_pki directory serve cannot issue
-// with is refused at its line, by config check and at start.
+// with, or whose CA the listener does not trust, is refused at its line,
+// by config check and at start.
 func TestRenewPKIRefusedAtItsLine(t *testing.T) {
 	dir := t.TempDir()
-	p := filepath.Join(dir, "pki")
-	if _, err := (&pki.Dir{Path: p}).Init(pki.InitOptions{Hosts: []string{"localhost"}}); err != nil {
-		t.Fatal(err)
+	p, other := filepath.Join(dir, "pki"), filepath.Join(dir, "other")
+	for _, d := range []string{p, other} {
+		if _, err := (&pki.Dir{Path: d}).Init(pki.InitOptions{Hosts: []string{"localhost"}}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	port := testutil.FreePort(t)
-	conf := fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n# mqttctl: renew_pki %s\n",
-		port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), filepath.Join(dir, "nopki"))
-	c, err := confgen.Parse([]byte(conf), "test.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, ds := c.Resolve()
-	if confgen.HasErrors(ds) {
-		t.Fatal(ds)
-	}
-	errs := broker.Check(r)
-	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "test.conf:6: renew_pki") {
-		t.Fatalf("config check: %v", errs)
-	}
-	if _, err := broker.New(r, broker.Options{}); err == nil || !strings.Contains(err.Error(), "test.conf:6: renew_pki") {
-		t.Fatalf("start: %v", err)
+	for _, c := range []struct{ renew, want string }{
+		{filepath.Join(dir, "nopki"), "cannot"},
+		{other, "cafile/capath does not hold"},
+	} {
+		port := testutil.FreePort(t)
+		conf := fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n# mqttctl: renew_pki %s\n",
+			port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), c.renew)
+		cf, err := confgen.Parse([]byte(conf), "test.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ds := cf.Resolve()
+		if confgen.HasErrors(ds) {
+			t.Fatal(ds)
+		}
+		errs := broker.Check(r)
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "test.conf:6: renew_pki") || !strings.Contains(errs[0].Error(), c.want) {
+			t.Fatalf("config check of renew_pki %s: %v", c.renew, errs)
+		}
+		if _, err := broker.New(r, broker.Options{}); err == nil || !strings.Contains(err.Error(), "test.conf:6: renew_pki") {
+			t.Fatalf("start with renew_pki %s: %v", c.renew, err)
+		}
 	}
 }
 

@@ -136,24 +136,33 @@ func (b *Broker) dropRevoked(ls *listenerState) {
 		if cl.Net.Listener != ls.id || cl.Closed() {
 			continue
 		}
-		tc, ok := tlsOf(cl.Net.Conn)
-		if !ok {
-			continue
-		}
-		cs := tc.ConnectionState()
-		chains, err := ls.tls.chains(cs)
-		if err == nil {
-			err = ls.tls.revoked(chains)
-		}
-		if err != nil {
-			cn := ""
-			if len(cs.PeerCertificates) > 0 {
-				cn = cs.PeerCertificates[0].Subject.CommonName
-			}
+		if cn, err := b.revokedClient(ls, cl); err != nil {
 			b.log.Info("client disconnected: its certificate is revoked", "listener", ls.id, "client", cl.ID, "cert_cn", cn, "reason", err.Error())
 			b.disconnect(cl)
 		}
 	}
+}
+
+// revokedClient returns, as an error, why the current CRL of ls refuses
+// the verified chain cl connected with (nil: not revoked, or no TLS
+// client certificate), and the certificate's CN.
+func (b *Broker) revokedClient(ls *listenerState, cl *mqtt.Client) (string, error) {
+	if ls.tls == nil {
+		return "", nil
+	}
+	tc, ok := tlsOf(cl.Net.Conn)
+	if !ok {
+		return "", nil
+	}
+	cs := tc.ConnectionState()
+	if len(cs.PeerCertificates) == 0 {
+		return "", nil
+	}
+	chains, err := ls.tls.chains(cs)
+	if err == nil {
+		err = ls.tls.revoked(chains)
+	}
+	return cs.PeerCertificates[0].Subject.CommonName, err
 }
 
 func (b *Broker) disconnect(cl *mqtt.Client) {

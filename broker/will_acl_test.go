@@ -1,0 +1,156 @@
+package broker_test
+
+import (
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/testbroker"
+	"github.com/mqttctl/mqttctl/internal/testutil"
+	"github.com/mqttctl/mqttctl/pki"
+)
+
+// TestWillFollowsThePublishRules: a will is sent only where the client
+// could publish, as mosquitto checks it against the ACL when it sends it;
+// a claim certificate's will, a will into the broker's own $mqttctl/
+// namespace and a revoked client's will are never sent; a claim cannot
+// take over a device's client id.
+func TestWillFollowsThePublishRules(t *testing.T) {
+	f := newEnrolFixture(t, "pattern readwrite sensors/%u/#\npattern read sensors/#\npattern read cmd/#\npattern readwrite $mqttctl/#\n")
+	if _, err := f.dir.Issue(pki.IssueOptions{Profile: pki.ProfileClaim, Name: "factory-1", ClaimPrefix: "line1-"}); err != nil {
+		t.Fatal(err)
+	}
+	spy, err := dialV5(t, f.port, f.ca, pair(t, f.dir.Path, "clients/sensor-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, filter := range []string{"cmd/#", "sensors/#", broker.ReplyPrefix + "sensor-2"} {
+		if code := spy.subscribe(filter); code > 2 {
+			t.Fatalf("subscribe %s: %#x", filter, code)
+		}
+	}
+	// willOf connects with a will to topic and drops the connection
+	// without DISCONNECT.
+	willOf := func(rel, topic string) {
+		t.Helper()
+		c, err := dialV5With(t, f.port, f.ca, pair(t, f.dir.Path, rel), func(cp *packets.ConnectParams) {
+			cp.WillFlag, cp.WillTopic, cp.WillPayload, cp.WillQos, cp.WillRetain = true, topic, []byte("will of "+rel), 1, true
+		})
+		if err != nil {
+			t.Fatalf("%s connects with a will to %s: %v", rel, topic, err)
+		}
+		c.conn.Close()
+	}
+	got := func() string {
+		pk, err := spy.read(time.Second)
+		if err != nil {
+			return ""
+		}
+		return pk.TopicName + " " + string(pk.Payload)
+	}
+
+	willOf("clients/sensor-1", "sensors/sensor-1/status")
+	if m := got(); !strings.HasPrefix(m, "sensors/sensor-1/status will of") {
+		t.Fatalf("a will the ACL allows was not sent: %q", m)
+	}
+	for _, c := range []struct{ rel, topic string }{
+		{"clients/sensor-1", "cmd/all/reboot"},                 // the ACL file denies it
+		{"clients/sensor-1", broker.ReplyPrefix + "sensor-2"},  // the broker's own namespace
+		{"claim/factory-1", "sensors/factory-1/x"},             // a claim publishes nothing
+		{"claim/factory-1", broker.ReplyPrefix + "line1-0001"}, // nor plants an answer
+		{"clients/sensor-1", "$SYS/broker/x"},                  // $SYS
+	} {
+		willOf(c.rel, c.topic)
+		if m := got(); m != "" {
+			t.Fatalf("%s's will to %s was sent: %q", c.rel, c.topic, m)
+		}
+		if !strings.Contains(f.log.String(), "will not sent") {
+			t.Fatalf("the dropped will is not logged:\n%s", f.log.String())
+		}
+	}
+	// No retained message was left by a denied retained will.
+	late, err := dialV5(t, f.port, f.ca, pair(t, f.dir.Path, "clients/sensor-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, filter := range []string{"cmd/#", broker.ReplyPrefix + "line1-0001"} {
+		if code := late.subscribe(filter); code > 2 {
+			t.Fatalf("subscribe %s: %#x", filter, code)
+		}
+	}
+	if !late.quiet(500 * time.Millisecond) {
+		t.Fatal("a denied retained will was retained")
+	}
+
+	// A device with a persistent session; a claim using its client id is
+	// refused and the device stays connected.
+	dev, err := dialV5With(t, f.port, f.ca, pair(t, f.dir.Path, "clients/sensor-1"), func(cp *packets.ConnectParams) {
+		cp.ClientIdentifier, cp.Clean = "line1-0001", false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialV5With(t, f.port, f.ca, pair(t, f.dir.Path, "claim/factory-1"), func(cp *packets.ConnectParams) {
+		cp.ClientIdentifier = "line1-0001"
+	}); err == nil || !strings.Contains(err.Error(), "133") {
+		t.Fatalf("a claim took over a device's client id: %v", err)
+	}
+	if !dev.quiet(500 * time.Millisecond) {
+		t.Fatal("the device was disconnected by the claim")
+	}
+}
+
+// TestRevokedClientSendsNoWill: a client disconnected because the CRL now
+// revokes its certificate sends no will (it is no longer who it claimed).
+func TestRevokedClientSendsNoWill(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pki")
+	d := &pki.Dir{Path: p}
+	if _, err := d.Init(pki.InitOptions{Hosts: []string{"localhost"}, Clients: []string{"alice", "bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	ca := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
+	ca.AppendCertsFromPEM(caPEM)
+	port := testutil.FreePort(t)
+	c, err := confgen.Parse([]byte(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ncrlfile %s\n",
+		port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), filepath.Join(p, "crl.pem"))), "t.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &testutil.SyncBuffer{}
+	testbroker.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
+	spy, err := dialV5(t, port, ca, pair(t, p, "clients/alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := spy.subscribe("status/#"); code > 2 {
+		t.Fatalf("subscribe: %#x", code)
+	}
+	bob, err := dialV5With(t, port, ca, pair(t, p, "clients/bob"), func(cp *packets.ConnectParams) {
+		cp.WillFlag, cp.WillTopic, cp.WillPayload = true, "status/bob", []byte("bob's will")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Revoke(pki.RevokeOptions{Name: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if !closedByServer(bob.conn) {
+		t.Fatal("the revoked client stayed connected")
+	}
+	if !spy.quiet(time.Second) {
+		t.Fatal("a revoked client's will was sent")
+	}
+	if !strings.Contains(log.String(), "will not sent") {
+		t.Fatalf("the dropped will is not logged:\n%s", log.String())
+	}
+}
