@@ -321,12 +321,21 @@ const maxTokenLen = 128
 // decodeEnrolRequest reads a request's payload: a PKCS#10 CSR in PEM or
 // DER; in PEM, optionally after a line holding the device's one-time
 // token (what 'mqttctl enroll token create' printed).
+// looksLikeText reports whether p is printable text with a line break: a
+// token line then a PEM CSR, never DER.
+func looksLikeText(p []byte) bool {
+	return bytes.IndexByte(p, '\n') > 0 && !bytes.ContainsFunc(p, func(r rune) bool {
+		return r != '\n' && r != '\r' && r != '\t' && (r < 0x20 || r > 0x7e)
+	})
+}
+
 func decodeEnrolRequest(p []byte) (*x509.CertificateRequest, string, error) {
 	var (
 		der   []byte
 		token string
 	)
-	if len(p) > 0 && p[0] == 0x30 {
+	if len(p) > 0 && p[0] == 0x30 && !looksLikeText(p) {
+		// DER (a SEQUENCE); a token line may also start with '0' (0x30).
 		der = p
 	} else {
 		text := bytes.TrimLeft(p, " \t\r\n")

@@ -76,6 +76,7 @@ func TestDecodeEnrolRequest(t *testing.T) {
 		{"DER", block.Bytes, "", ""},
 		{"token and PEM", append([]byte("abc_DEF-123\n"), p...), "abc_DEF-123", ""},
 		{"token, CRLF", append([]byte("abc\r\n"), p...), "abc", ""},
+		{"token starting with 0 (0x30, DER's first byte)", append([]byte("0bc_DEF\n"), p...), "0bc_DEF", ""},
 		{"empty", nil, "", "empty"},
 		{"junk first line", append([]byte("token: abc\n"), p...), "", "first line"},
 		{"two CSRs", append(append([]byte{}, p...), p...), "", "more after"},

@@ -36,6 +36,11 @@ func TestConfigMosquittoTargetLoadsClean(t *testing.T) {
 
 var badLogLine = regexp.MustCompile(`(?i).*(warning|deprecated|error|refuse).*`)
 
+// probeLine is what `reload mosquitto`'s confirming handshake (no client
+// certificate) leaves in the log of a listener that requires one: about a
+// connection, not the file.
+var probeLine = regexp.MustCompile(`OpenSSL Error.*(peer did not return a certificate|unexpected eof)|disconnected: Protocol error`)
+
 func testConfigMosquittoTarget(t *testing.T, target, mosquitto, pub string) {
 	dir := testutil.ReachableDir(t)
 	pkiDir := filepath.Join(dir, "pki")
@@ -128,7 +133,13 @@ func testConfigMosquittoTarget(t *testing.T, target, mosquitto, pub string) {
 				}
 				waitUntil(t, 10*time.Second, "the reload in the log", func() bool { return strings.Contains(log.String(), "Reloading config") }, log.String)
 			}
-			if bad := badLogLine.FindAllString(strings.ReplaceAll(log.String(), dir, "DIR"), -1); len(bad) > 0 {
+			var bad []string
+			for _, l := range badLogLine.FindAllString(strings.ReplaceAll(log.String(), dir, "DIR"), -1) {
+				if !probeLine.MatchString(l) {
+					bad = append(bad, l)
+				}
+			}
+			if len(bad) > 0 {
 				t.Errorf("mosquitto %s warns about the file config mosquitto --target %s wrote:\n%s\nfile:\n%s", filepath.Base(mosquitto), target, strings.Join(bad, "\n"), text)
 			}
 		})

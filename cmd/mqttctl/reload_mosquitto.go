@@ -29,7 +29,9 @@ or password file. reload mosquitto first runs the checks of
 on the config and every file it names. Only when they pass does it send SIGHUP
 to the broker whose process id the pid file holds (--pid-file, else the
 config's pid_file), then it makes a TLS handshake with each TLS listener until
-the certificate served is the one in its certfile (for up to 15 s).
+the certificate served is the one in its certfile (for up to 15 s). That
+handshake has no client certificate: a listener that requires one logs it as a
+connection that failed ("Protocol error"), which is expected.
 On a failed check it prints why at file:line, sends nothing and exits 1: the
 broker keeps running on the files it has. mosquitto 2.1 (which quits on a bad
 file at SIGHUP) also does not follow a symlink to its ACL or password file
