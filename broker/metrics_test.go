@@ -195,7 +195,15 @@ listener %d 127.0.0.1
 		}
 	}
 
+	// The server counts the revoked client's refusal after it sent its
+	// TLS alert, which the client may read first: wait for it.
 	fams := scrape(t, ms.Addr())
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); fams = scrape(t, ms.Addr()) {
+		if v, _ := value(fams, "mqttctl_refusals_total", "listener", fmt.Sprintf("127.0.0.1:%d", ports[0]), "reason", "revoked"); v >= 1 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	soon := certNotAfter(t, filepath.Join(f.PKI, "clients", "soon.crt"))
 	want := []struct {
 		name   string
