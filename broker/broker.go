@@ -623,7 +623,7 @@ func notReloaded(old, cur *confgen.Resolved) []string {
 		diff("max_connections"+at, l.MaxConnections, n.MaxConnections)
 		diff("socket_domain"+at, l.SocketDomain, n.SocketDomain)
 		diff("use_username_as_clientid"+at, l.UseUsernameAsClientID, n.UseUsernameAsClientID)
-		diff("renew_pki or provision_by_claim"+at, l.RenewPKI+strconv.FormatBool(l.Provision), n.RenewPKI+strconv.FormatBool(n.Provision))
+		diff("renew_pki, renew_days or provision_by_claim"+at, fmt.Sprint(l.RenewPKI, l.RenewDays, l.Provision), fmt.Sprint(n.RenewPKI, n.RenewDays, n.Provision))
 		if ls, ns := l.Security, n.Security; ls.PasswordFilePlugin || ns.PasswordFilePlugin || ls.ACLFilePlugin || ns.ACLFilePlugin {
 			kept := keepPluginFiles(ls, ns)
 			diff("the password-file or acl-file plugin's file (plugin lines are read at start)"+at, kept.PasswordFile+"\x00"+kept.ACLFile, ns.PasswordFile+"\x00"+ns.ACLFile)

@@ -199,7 +199,7 @@ func (h *enrolHook) request(cl *mqtt.Client, pk packets.Packet, ls *listenerStat
 		h.busy.Delete(cl)
 		return refuse("a renewal is authorised by the connection's certificate: send the CSR without a token")
 	}
-	req := pki.EnrollRequest{CSR: csr, Peer: chain, Reenroll: !claim, Claim: claim}
+	req := pki.EnrollRequest{CSR: csr, Peer: chain, Reenroll: !claim, Claim: claim, Days: ls.spec.RenewDays}
 	if token != "" {
 		req.TokenName, req.Token = csr.Subject.CommonName, token
 	}

@@ -270,6 +270,13 @@ type enrolFixture struct {
 
 func newEnrolFixture(t *testing.T, acl string) *enrolFixture {
 	t.Helper()
+	return newEnrolFixtureWith(t, acl, "")
+}
+
+// newEnrolFixtureWith is newEnrolFixture with more lines in the enrolling
+// listener.
+func newEnrolFixtureWith(t *testing.T, acl, extra string) *enrolFixture {
+	t.Helper()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "pki")
 	d := &pki.Dir{Path: p}
@@ -292,7 +299,7 @@ func newEnrolFixture(t *testing.T, acl string) *enrolFixture {
 		}
 		conf += "acl_file " + aclFile + "\n"
 	}
-	conf += listener(ports[0]) + "# mqttctl: renew_pki " + p + "\n# mqttctl: provision_by_claim on\n" + listener(ports[1])
+	conf += listener(ports[0]) + "# mqttctl: renew_pki " + p + "\n# mqttctl: provision_by_claim on\n" + extra + listener(ports[1])
 	_, log := start(t, conf, 5*time.Second)
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -154,3 +154,25 @@ func TestRevokedClientSendsNoWill(t *testing.T) {
 		t.Fatalf("the dropped will is not logged:\n%s", log.String())
 	}
 }
+
+// TestRenewDays: renew_days sets the validity of the certificates renewed
+// over MQTT; its bound is pki's.
+func TestRenewDays(t *testing.T) {
+	if confgen.MaxRenewDays != pki.LeafMaxDays {
+		t.Fatalf("confgen.MaxRenewDays %d, pki.LeafMaxDays %d", confgen.MaxRenewDays, pki.LeafMaxDays)
+	}
+	f := newEnrolFixtureWith(t, "", "# mqttctl: renew_days 30\n")
+	dev, err := dialV5(t, f.port, f.ca, f.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := f.client.Leaf.Subject
+	subj.Names = nil
+	chain, refusal := dev.request(broker.RenewTopic, broker.ReplyPrefix+"sensor-1", csrPEM(t, subj, newKey(t)))
+	if refusal != "" {
+		t.Fatal(refusal)
+	}
+	if days := chain[0].NotAfter.Sub(chain[0].NotBefore).Hours() / 24; days < 29 || days > 31 {
+		t.Fatalf("renewed for %.1f days, want 30", days)
+	}
+}

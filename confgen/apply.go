@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -55,6 +56,7 @@ var extensionRows = map[string]ServeSupport{
 	ExtPrefix + "http_origin":        {Support: Implemented, apply: applyHTTPOrigin, render: renderHTTPOrigin},
 	ExtPrefix + "renew_pki":          {Support: Implemented, apply: applyRenewPKI},
 	ExtPrefix + "provision_by_claim": {Support: Implemented, apply: applyProvisionByClaim},
+	ExtPrefix + "renew_days":         {Support: Implemented, apply: applyRenewDays},
 }
 
 // security options: s.sec is the global Security or the listener's.
@@ -158,6 +160,19 @@ func applyRenewPKI(s *scope, d Directive) {
 		s.errf(d.Pos, "renew_pki %q: give the pki directory (mqttctl pki init --dir DIR), e.g. # mqttctl: renew_pki /etc/mqttctl/pki", d.Value)
 	}
 	s.l.RenewPKI = d.Value
+}
+
+// MaxRenewDays bounds renew_days: pki's limit for a leaf certificate
+// (pki.LeafMaxDays, 825 days, the CA/Browser Forum's old maximum).
+const MaxRenewDays = 825
+
+func applyRenewDays(s *scope, d Directive) {
+	n, err := strconv.Atoi(d.Value)
+	if err != nil || n < 1 || n > MaxRenewDays {
+		s.errf(d.Pos, "renew_days %q: give a number of days from 1 to %d, e.g. # mqttctl: renew_days 90", d.Value, MaxRenewDays)
+		return
+	}
+	s.l.RenewDays = n
 }
 
 func applyProvisionByClaim(s *scope, d Directive) {

@@ -359,6 +359,7 @@ var extensions = map[string]string{
 	"http_origin":        "the Origin a browser page must come from to use a websockets listener (repeatable)",
 	"renew_pki":          "the pki directory whose CA renews, over MQTT on $mqttctl/renew, the certificates of this mutual-TLS listener's clients",
 	"provision_by_claim": "on: claim certificates may ask on $mqttctl/provision for a device's certificate (needs renew_pki)",
+	"renew_days":         "validity in days of the certificates renew_pki issues (default: the pki directory's default for clients)",
 }
 
 // extensionNames lists the mqttctl options, for errors.

@@ -120,7 +120,7 @@ const mtlsConf = "listener 8883 127.0.0.1\ncertfile /c\nkeyfile /k\ncafile /ca\n
 // TestConfigEnrolOptions: renew_pki and provision_by_claim on a mutual-TLS
 // listener resolve into its spec.
 func TestConfigEnrolOptions(t *testing.T) {
-	c, err := Parse([]byte(mtlsConf+"# mqttctl: renew_pki /etc/mqttctl/pki\n# mqttctl: provision_by_claim on\nlistener 8884 127.0.0.1\ncertfile /c\nkeyfile /k\n"), "c.conf")
+	c, err := Parse([]byte(mtlsConf+"# mqttctl: renew_pki /etc/mqttctl/pki\n# mqttctl: provision_by_claim on\n# mqttctl: renew_days 30\nlistener 8884 127.0.0.1\ncertfile /c\nkeyfile /k\n"), "c.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,10 +128,10 @@ func TestConfigEnrolOptions(t *testing.T) {
 	if HasErrors(ds) {
 		t.Fatal(ds)
 	}
-	if l := r.Listeners[0]; l.RenewPKI != "/etc/mqttctl/pki" || !l.Provision {
+	if l := r.Listeners[0]; l.RenewPKI != "/etc/mqttctl/pki" || !l.Provision || l.RenewDays != 30 {
 		t.Fatalf("listener 1: %+v", l)
 	}
-	if l := r.Listeners[1]; l.RenewPKI != "" || l.Provision {
+	if l := r.Listeners[1]; l.RenewPKI != "" || l.Provision || l.RenewDays != 0 {
 		t.Fatalf("listener 2 has the first's options: %+v", l)
 	}
 	if _, err := Parse([]byte("# mqttctl: renew_pki /p\n"), "c.conf"); err == nil || !strings.Contains(err.Error(), "c.conf:1: renew_pki belongs to a listener") {
@@ -166,6 +166,10 @@ func TestConfigValidation(t *testing.T) {
 		{"renew_pki without a directory", mtlsConf + "# mqttctl: renew_pki\n", "c.conf:6: error: renew_pki \"\": give the pki directory", false},
 		{"provision_by_claim without renew_pki", mtlsConf + "# mqttctl: provision_by_claim on\n", "c.conf:6: error: provision_by_claim on needs renew_pki", false},
 		{"provision_by_claim yes", mtlsConf + "# mqttctl: renew_pki /p\n# mqttctl: provision_by_claim yes\n", "c.conf:7: error: provision_by_claim \"yes\": use on or off", false},
+		{"renew_days without renew_pki", mtlsConf + "# mqttctl: renew_days 30\n", "c.conf:6: error: renew_days needs renew_pki", false},
+		{"renew_days 0", mtlsConf + "# mqttctl: renew_pki /p\n# mqttctl: renew_days 0\n", "c.conf:7: error: renew_days \"0\": give a number of days from 1 to 825", false},
+		{"renew_days 826", mtlsConf + "# mqttctl: renew_pki /p\n# mqttctl: renew_days 826\n", "c.conf:7: error: renew_days \"826\"", false},
+		{"renew_days 30d", mtlsConf + "# mqttctl: renew_pki /p\n# mqttctl: renew_days 30d\n", "c.conf:7: error: renew_days \"30d\"", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

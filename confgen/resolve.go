@@ -52,7 +52,10 @@ type ListenerSpec struct {
 	RenewPKI string
 	// Provision lets claim certificates in, to ask on $mqttctl/provision
 	// (# mqttctl: provision_by_claim on); it needs RenewPKI.
-	Provision    bool
+	Provision bool
+	// RenewDays is the validity of the certificates RenewPKI issues
+	// (# mqttctl: renew_days N); 0: the pki directory's default.
+	RenewDays    int
 	SocketDomain string // "", ipv4 or ipv6
 	// UseUsernameAsClientID makes the username the client id.
 	UseUsernameAsClientID bool
@@ -397,6 +400,9 @@ func (s *scope) warnAccess(spec ListenerSpec, localOnly bool) {
 func checkEnrolOptions(spec ListenerSpec, errf func(Pos, string, ...any)) {
 	renew, hasRenew := spec.OptionPos[ExtPrefix+"renew_pki"]
 	prov, hasProv := spec.OptionPos[ExtPrefix+"provision_by_claim"]
+	if days, has := spec.OptionPos[ExtPrefix+"renew_days"]; has && !hasRenew {
+		errf(days, "renew_days needs renew_pki in the same listener: add # mqttctl: renew_pki DIR")
+	}
 	if hasProv && spec.Provision && !hasRenew {
 		errf(prov, "provision_by_claim on needs renew_pki in the same listener (the pki directory whose CA issues the devices' certificates): add # mqttctl: renew_pki DIR")
 	}

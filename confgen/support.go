@@ -315,6 +315,7 @@ func ServeSupportTable() string {
 	fmt.Fprintf(&b, "| `plugin_opt_*`, `auth_opt_*` (others) | refused | 2.0 | plugins are C shared objects |\n")
 	fmt.Fprintf(&b, "| `# mqttctl: http_origin ORIGIN` | mqttctl's own | - | a comment to mosquitto; in a websockets listener, browsers from other origins are refused (repeatable); a comment that looks like it but is not written exactly so is refused |\n")
 	fmt.Fprintf(&b, "| `# mqttctl: renew_pki DIR` | mqttctl's own | - | a comment to mosquitto; in a listener with `require_certificate true`, clients renew their certificate over MQTT v5 on `$mqttctl/renew`, issued by the pki directory DIR's CA (see \"Devices renew themselves\") |\n")
+	fmt.Fprintf(&b, "| `# mqttctl: renew_days N` | mqttctl's own | - | a comment to mosquitto; with `renew_pki`, the validity in days (1 to 825) of the certificates it issues; default the pki directory's for clients |\n")
 	fmt.Fprintf(&b, "| `# mqttctl: provision_by_claim on` | mqttctl's own | - | a comment to mosquitto; with `renew_pki`, claim certificates (`pki issue claim`) connect and may only ask on `$mqttctl/provision` for a device's certificate |\n")
 	var refused []string
 	for k := range bridgeRefused {
