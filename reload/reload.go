@@ -106,7 +106,19 @@ func Once(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if ok, version := followsSymlinks(ctx, pid); !ok {
+	version, allow := brokerOf(ctx, pid)
+	if v, err := confgen.ParseMosquittoTarget(version); err == nil {
+		// The checks of the version that runs (2.0 stops at 2.1's options;
+		// 2.1 warns of deprecated options and file ownership).
+		if c, err := confgen.Load(o.Config); err == nil {
+			_, ds := c.CheckMosquittoFor(v)
+			res.Diagnostics = ds
+			if confgen.HasErrors(ds) {
+				return res, &CheckError{Diagnostics: ds}
+			}
+		}
+	}
+	if !followsSymlinks(version, allow) {
 		if bad := symlinkProblems(r, pid, version); len(bad) > 0 {
 			res.Diagnostics = append(res.Diagnostics, bad...)
 			return res, &CheckError{Diagnostics: res.Diagnostics}

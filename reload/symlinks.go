@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mqttctl/mqttctl/confgen"
@@ -21,30 +22,29 @@ import (
 
 var versionLine = regexp.MustCompile(`mosquitto version (\d+)\.(\d+)`)
 
-// followsSymlinks reports whether the broker process pid reads ACL and
-// password files through symlinks: mosquitto before 2.1, or 2.1 with
-// MOSQUITTO_UNSAFE_ALLOW_SYMLINKS in its environment. The version is what
-// the process's own binary prints for -h. Where that cannot be learnt, it
-// reports true (mqttctl knows no better than before).
-func followsSymlinks(ctx context.Context, pid int) (bool, string) {
+// brokerOf learns about the broker process pid what its binary prints for
+// -h (run in its environment: LD_LIBRARY_PATH, ...): its version ("2.1";
+// "" where that cannot be learnt), and whether MOSQUITTO_UNSAFE_ALLOW_SYMLINKS
+// is in its environment.
+func brokerOf(ctx context.Context, pid int) (version string, allowSymlinks bool) {
 	proc := filepath.Join("/proc", strconv.Itoa(pid))
 	env, err := os.ReadFile(filepath.Join(proc, "environ"))
 	if err != nil {
-		return true, ""
+		return "", false
 	}
 	for _, kv := range bytes.Split(env, []byte{0}) {
 		if bytes.HasPrefix(kv, []byte("MOSQUITTO_UNSAFE_ALLOW_SYMLINKS=")) {
-			return true, ""
+			allowSymlinks = true
 		}
 	}
 	exe, err := os.Readlink(filepath.Join(proc, "exe"))
 	if err != nil {
-		return true, ""
+		return "", allowSymlinks
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, "-h")
-	for _, kv := range bytes.Split(env, []byte{0}) { // its environment (LD_LIBRARY_PATH, ...)
+	for _, kv := range bytes.Split(env, []byte{0}) {
 		if len(kv) > 0 {
 			cmd.Env = append(cmd.Env, string(kv))
 		}
@@ -52,12 +52,23 @@ func followsSymlinks(ctx context.Context, pid int) (bool, string) {
 	out, _ := cmd.CombinedOutput() // exits 3 after the usage
 	m := versionLine.FindSubmatch(out)
 	if m == nil {
-		return true, ""
+		return "", allowSymlinks
 	}
-	major, _ := strconv.Atoi(string(m[1]))
-	minor, _ := strconv.Atoi(string(m[2]))
-	v := string(m[1]) + "." + string(m[2])
-	return major < 2 || major == 2 && minor < 1, v
+	return string(m[1]) + "." + string(m[2]), allowSymlinks
+}
+
+// followsSymlinks reports whether a broker of version reads ACL and
+// password files through symlinks: mosquitto before 2.1, or 2.1 with
+// MOSQUITTO_UNSAFE_ALLOW_SYMLINKS in its environment. Where the version
+// cannot be learnt, it reports true (mqttctl knows no better than before).
+func followsSymlinks(version string, allow bool) bool {
+	if allow || version == "" {
+		return true
+	}
+	major, minor, _ := strings.Cut(version, ".")
+	ma, _ := strconv.Atoi(major)
+	mi, _ := strconv.Atoi(minor)
+	return ma < 2 || ma == 2 && mi < 1
 }
 
 // symlinkProblems are the ACL and password files that are symlinks, for a

@@ -25,8 +25,9 @@ func newReloadMosquittoCmd(s *streams) *cobra.Command {
 		Long: `mosquitto does not notice a new certificate, key or CRL (mosquitto#2038): it
 rereads its files on SIGHUP. And mosquitto 2.1 quits when it rereads a bad ACL
 or password file. reload mosquitto first runs the checks of
-  mqttctl config check --target mosquitto FILE
-on the config and every file it names. Only when they pass does it send SIGHUP
+  mqttctl config check --target mosquitto-2.X FILE
+on the config and every file it names, for the version the running broker's
+own binary reports (2.0 stops at an option of 2.1's). Only when they pass does it send SIGHUP
 to the broker whose process id the pid file holds (--pid-file, else the
 config's pid_file), then it makes a TLS handshake with each TLS listener until
 the certificate served is the one in its certfile (for up to 15 s). That

@@ -205,6 +205,24 @@ func testReloadMosquitto(t *testing.T, bin, version string) {
 		}
 		must(t, os.WriteFile(acl, []byte(goodACL), 0o644))
 	})
+	t.Run("checks of the version that runs", func(t *testing.T) {
+		// 2.0 stops at an option of 2.1's: reload checks the config as the
+		// running broker's own version reads it.
+		keep, err := os.ReadFile(conf)
+		must(t, err)
+		must(t, os.WriteFile(conf, append(append([]byte{}, keep...), "global_max_connections 1000\n"...), 0o644))
+		code, out, errOut := runCLI(t, "", reloadArgs...)
+		must(t, os.WriteFile(conf, keep, 0o644))
+		if version == "2.0.11" && (code != 1 || !strings.Contains(out, "global_max_connections came in mosquitto 2.1") || !strings.Contains(out, "no signal sent")) {
+			t.Errorf("reload of a 2.1 option on 2.0.11: exit %d\n%s%s", code, out, errOut)
+		}
+		if version == "2.1.2" && (code != 0 || !strings.Contains(out, "sent SIGHUP")) {
+			t.Errorf("reload of a 2.1 option on 2.1.2: exit %d\n%s%s\n%s", code, out, errOut, log.String())
+		}
+		if !alive() || !connects("bob") {
+			t.Fatalf("mosquitto stopped or refuses bob:\n%s", log.String())
+		}
+	})
 	t.Run("certificate not matching its key never reaches the broker", func(t *testing.T) {
 		// 2.1.2 quits on SIGHUP with such a pair (2.0.11 logs and keeps
 		// the old one).
