@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ type conn struct {
 	// Reader side, the serve goroutine's. rd reads from a pooled
 	// bufio.Reader lent while the connection is busy (none while idle).
 	rd      mqttwire.Reader
+	rb      *readBuf
 	src     firstByte
 	version byte
 	client  *Client
@@ -98,13 +98,38 @@ func (c *conn) serve() {
 
 var errTakenOver = errors.New("session taken over")
 
-// run reads packets until the connection ends.
+// run reads packets until the connection ends. Its frame and the wait's
+// are kept small: the stack a connection keeps while idle is what the
+// wait needs (the GC shrinks the rest).
 func (c *conn) run() error {
-	s := c.s
+	deadline := time.Now().Add(c.s.opts.ConnectTimeout)
+	if err := c.start(deadline); err != nil {
+		return err
+	}
+	defer c.release()
+	first := true
+	for {
+		if err := c.arm(first, deadline); err != nil {
+			return err
+		}
+		if c.rb == nil || c.rb.br.Buffered() == 0 {
+			c.release() // idle: give the buffers back before waiting
+			if err := c.wait(); err != nil {
+				return c.readErr(err)
+			}
+			c.borrow()
+		}
+		if err := c.packet(first); err != nil {
+			return err
+		}
+		first = false
+	}
+}
+
+func (c *conn) start(deadline time.Time) error {
 	c.src.c = c.nc
 	c.rd.Server = true
-	c.rd.MaxSize = s.opts.MaxPacketSize
-	deadline := time.Now().Add(s.opts.ConnectTimeout)
+	c.rd.MaxSize = c.s.opts.MaxPacketSize
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		_ = tc.SetDeadline(deadline)
 		if err := tc.Handshake(); err != nil {
@@ -112,64 +137,85 @@ func (c *conn) run() error {
 		}
 		_ = tc.SetWriteDeadline(time.Time{})
 	}
-	var rb *readBuf
-	defer func() {
-		if rb != nil {
-			c.giveBack(rb)
+	return nil
+}
+
+// arm sets the read deadline (CONNECT, then keepalive), unless the reader
+// is to stop.
+func (c *conn) arm(first bool, deadline time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.stop {
+		if c.takenOver.Load() {
+			return errTakenOver
 		}
-	}()
-	first := true
+		return errShutdown
+	}
+	switch {
+	case first:
+		_ = c.nc.SetReadDeadline(deadline)
+	case c.ka > 0:
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.ka))
+	}
+	return nil
+}
+
+// wait reads the next packet's first byte with no buffer of the
+// connection's own.
+func (c *conn) wait() error {
 	for {
-		c.wmu.Lock()
-		if c.stop {
-			c.wmu.Unlock()
-			if c.takenOver.Load() {
-				return errTakenOver
-			}
-			return errShutdown
-		}
-		switch {
-		case first:
-			_ = c.nc.SetReadDeadline(deadline)
-		case c.ka > 0:
-			_ = c.nc.SetReadDeadline(time.Now().Add(c.ka))
-		}
-		c.wmu.Unlock()
-		if rb == nil || rb.br.Buffered() == 0 {
-			if rb != nil { // idle: give the buffers back before waiting
-				c.giveBack(rb)
-				rb = nil
-			}
-			if _, err := io.ReadFull(c.nc, c.src.one[:]); err != nil {
-				return c.readErr(err)
-			}
+		n, err := c.nc.Read(c.src.one[:])
+		if n == 1 {
 			c.src.b, c.src.has = c.src.one[0], true
-			rb = readPool.Get().(*readBuf)
-			rb.br.Reset(&c.src)
-			c.rd.Reset(rb.br)
-			rb.body = c.rd.SwapBuffer(rb.body)
+			return nil
 		}
-		p := &rb.pkt
-		if err := c.rd.Read(p); err != nil {
-			if first && p.Type == mqttwire.CONNECT {
-				c.refuseConnect(p, err)
-			}
-			return c.readErr(err)
-		}
-		if first {
-			if p.Type != mqttwire.CONNECT {
-				return errors.New("first packet not CONNECT")
-			}
-			first = false
-			if err := c.connect(p); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := c.handle(p); err != nil {
+		if err != nil {
 			return err
 		}
 	}
+}
+
+func (c *conn) borrow() {
+	rb := readPool.Get().(*readBuf)
+	rb.br.Reset(&c.src)
+	c.rd.Reset(rb.br)
+	rb.body = c.rd.SwapBuffer(rb.body)
+	c.rb = rb
+}
+
+// release gives the read buffers back to the pool, keeping none while
+// idle.
+func (c *conn) release() {
+	rb := c.rb
+	if rb == nil {
+		return
+	}
+	c.rb = nil
+	rb.body = c.rd.SwapBuffer(nil)
+	if cap(rb.body) > maxPooled {
+		rb.body = make([]byte, 0, 1024)
+	}
+	rb.br.Reset(nil)
+	c.rd.Reset(nil)
+	readPool.Put(rb)
+}
+
+// packet reads and handles one packet.
+func (c *conn) packet(first bool) error {
+	p := &c.rb.pkt
+	if err := c.rd.Read(p); err != nil {
+		if first && p.Type == mqttwire.CONNECT {
+			c.refuseConnect(p, err)
+		}
+		return c.readErr(err)
+	}
+	if first {
+		if p.Type != mqttwire.CONNECT {
+			return errors.New("first packet not CONNECT")
+		}
+		return c.connect(p)
+	}
+	return c.handle(p)
 }
 
 var errShutdown = errors.New("server shutting down")
@@ -196,17 +242,6 @@ func (c *conn) readErr(err error) error {
 		c.disconnect(pe.Code)
 	}
 	return err
-}
-
-// giveBack returns the read buffers to the pool, keeping none while idle.
-func (c *conn) giveBack(rb *readBuf) {
-	rb.body = c.rd.SwapBuffer(nil)
-	if cap(rb.body) > maxPooled {
-		rb.body = make([]byte, 0, 1024)
-	}
-	rb.br.Reset(nil)
-	c.rd.Reset(nil)
-	readPool.Put(rb)
 }
 
 // refuseConnect answers a CONNECT the decoder refused, as mosquitto 2.1
