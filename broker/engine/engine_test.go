@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"bufio"
+	"fmt"
 	"net"
 	"slices"
 	"sort"
@@ -258,4 +260,123 @@ func TestQoS2Duplicate(t *testing.T) {
 		send("p", ack(mw.PUBREL, 5)), recv("p", 1), recv("s", 1), send("p", ack(mw.PUBREL, 5)), recv("p", 1), quiet("s")),
 		[]string{"s: CONNACK sp=false rc=0x0", "s: SUBACK id=1 00", "p: CONNACK sp=false rc=0x0", "p: PUBREC id=5 rc=0x0",
 			"p: PUBREC id=5 rc=0x0", "p: PUBCOMP id=5 rc=0x0", `s: PUBLISH q0 d/1 "once"`, "p: PUBCOMP id=5 rc=0x0"})
+}
+
+// TestConcurrentClients: publishers and persistent QoS 1 subscribers at
+// once, each subscriber taken over by a new connection half way (under
+// -race): every subscriber gets every message at least once.
+func TestConcurrentClients(t *testing.T) {
+	addr, _ := startEngine(t, engine.Options{MaxQueued: 10000})
+	const subs, pubs, msgs = 6, 3, 300
+	type result struct {
+		id   int
+		seen map[string]bool
+		err  error
+	}
+	dialSub := func(i int) (net.Conn, *bufio.Reader, error) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		b := (&mw.Packet{Type: mw.CONNECT, Version: 4, Keepalive: 60, ClientID: fmt.Appendf(nil, "csub-%d", i)}).Append(nil)
+		if _, err := c.Write(b); err != nil {
+			return nil, nil, err
+		}
+		return c, bufio.NewReader(c), nil
+	}
+	results := make(chan result, subs)
+	ready := make(chan struct{}, subs)
+	for i := range subs {
+		go func() {
+			r := result{id: i, seen: map[string]bool{}}
+			defer func() { results <- r }()
+			c, br, err := dialSub(i)
+			if err != nil {
+				r.err = err
+				return
+			}
+			if _, err := c.Write(subscribe(1, "conc/#", 1).Append(nil)); err != nil {
+				r.err = err
+				return
+			}
+			tookOver := false
+			for len(r.seen) < pubs*msgs {
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				head, body, err := mw.ReadPacket(br, nil)
+				if err != nil {
+					if tookOver {
+						continue
+					}
+					r.err = fmt.Errorf("after %d messages: %w", len(r.seen), err)
+					return
+				}
+				switch head >> 4 {
+				case mw.SUBACK:
+					ready <- struct{}{}
+				case mw.PUBLISH:
+					_, id, payload, _ := mw.PublishInfo(head, body, 4)
+					r.seen[string(payload)] = true
+					_, _ = c.Write(mw.AppendAck(nil, mw.PUBACK, id))
+				}
+				if !tookOver && len(r.seen) == pubs*msgs/2 {
+					// A new connection takes the session over; the old
+					// one's unacknowledged messages come again.
+					nc, nbr, err := dialSub(i)
+					if err != nil {
+						r.err = err
+						return
+					}
+					c.Close()
+					c, br, tookOver = nc, nbr, true
+				}
+			}
+			c.Close()
+		}()
+	}
+	for range subs {
+		<-ready
+	}
+	var wg sync.WaitGroup
+	for p := range pubs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			_, _ = c.Write((&mw.Packet{Type: mw.CONNECT, Version: 4, CleanStart: true, ClientID: fmt.Appendf(nil, "cpub-%d", p)}).Append(nil))
+			go func() { // the acknowledgements
+				for {
+					if _, _, err := mw.ReadPacket(br, nil); err != nil {
+						return
+					}
+				}
+			}()
+			for m := range msgs {
+				qos := byte(m % 3)
+				if qos == 0 {
+					qos = 1 // QoS 0 may be dropped by design; 1 and 2 may not
+				}
+				if _, err := c.Write(mw.AppendPublish(nil, 4, fmt.Sprintf("conc/%d", p), fmt.Appendf(nil, "%d-%d", p, m), qos, false, uint16(m+1))); err != nil {
+					t.Error(err)
+					return
+				}
+				if qos == 2 {
+					_, _ = c.Write(mw.AppendAck(nil, mw.PUBREL, uint16(m+1)))
+				}
+			}
+			time.Sleep(500 * time.Millisecond)
+		}()
+	}
+	wg.Wait()
+	for range subs {
+		r := <-results
+		if r.err != nil || len(r.seen) != pubs*msgs {
+			t.Errorf("subscriber %d got %d of %d messages: %v", r.id, len(r.seen), pubs*msgs, r.err)
+		}
+	}
 }
