@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 type conn struct {
 	s    *Server
 	nc   net.Conn
+	l    *Listener
 	done chan struct{}
 
 	// Reader side, the serve goroutine's. rd reads from a pooled
@@ -316,7 +318,7 @@ func (c *conn) sendAck(typ byte, id uint16, code mqttwire.ReasonCode) {
 func (c *conn) sendPublish(d *delivery, dup, qos0 bool) bool {
 	m := d.m
 	p := mqttwire.Packet{Type: mqttwire.PUBLISH, Version: c.version, Dup: dup, QoS: d.qos, Retain: d.retain, ID: d.id}
-	p.Topic = unsafeBytes(m.Topic)
+	p.Topic = unsafeBytes(strings.TrimPrefix(m.Topic, c.l.MountPoint)) // as 2.1.2 (2.0.11 leaves it on)
 	p.Payload = m.Payload
 	if c.version == 5 {
 		var up [4]mqttwire.UserProperty

@@ -76,3 +76,95 @@ func TestDifferential(t *testing.T) {
 		})
 	}
 }
+
+// optionScripts run under a mosquitto.conf (%[1]d and %[2]d are the
+// listeners' ports) and the engine set as it says.
+var optionScripts = []struct {
+	name      string
+	conf      string
+	opts      engine.Options
+	listeners []engine.Listener
+	steps     []step
+	not20     string // why 2.0.11 differs (the engine follows 2.1.2): not compared with it
+}{
+	{"max_keepalive, retain_available false, allow_zero_length_clientid false",
+		"max_keepalive 30\nretain_available false\nlistener %[1]d 127.0.0.1\nallow_anonymous true\nallow_zero_length_clientid false\n",
+		engine.Options{MaxKeepalive: 30, RetainNotAvailable: true}, []engine.Listener{{RefuseEmptyClientID: true}},
+		steps(open("a", 4, connect("k2", true, keepalive(20))), drop("a"),
+			open("a", 5, connect("k3", true, keepalive(60))), drop("a"),
+			open("a", 5, connect("k4", true, keepalive(20))), drop("a"),
+			open("a", 4, connect("", true, keepalive(20))), until("a"),
+			open("a", 5, connect("", true, keepalive(20))), until("a"),
+			open("a", 4, connect("r1", true, keepalive(20))), send("a", publish("r/x", "x", 1, true, 3)), until("a"),
+			open("a", 5, connect("r2", true, keepalive(20))), send("a", publish("r/x", "x", 1, true, 3)), until("a"),
+			dial("a", 4), send("a", connect("r3", true, keepalive(20), will("w/x", "gone", 0, true))), until("a"),
+			open("a", 5, connect("r4", true, keepalive(20), will("w/x", "gone", 0, true))), until("a")), ""},
+	{"max_keepalive, a 3.1.1 client asking for more", "max_keepalive 30\nlistener %[1]d 127.0.0.1\nallow_anonymous true\n",
+		engine.Options{MaxKeepalive: 30}, []engine.Listener{{}},
+		steps(open("a", 4, connect("k1", true, keepalive(60))), until("a")),
+		"2.0.11 lets the client keep its keepalive; 2.1.2 refuses it with CONNACK 2"},
+	{"mount_point",
+		"listener %[1]d 127.0.0.1\nallow_anonymous true\nmount_point m/\nlistener %[2]d 127.0.0.1\n",
+		engine.Options{}, []engine.Listener{{MountPoint: "m/"}, {}},
+		steps(open("obs", 4, connect("obs", true)), send("obs", subscribe(1, "#", 0)), recv("obs", 1),
+			step{who: "m", dial: 4, port: 0}, send("m", connect("mc", true)), recv("m", 1),
+			send("m", subscribe(1, "t/#", 0)), recv("m", 1), send("m", subscribe(2, "$share/g/s/#", 0)), recv("m", 1),
+			send("m", publish("t/1", "up", 0, false, 0)), recv("obs", 1), recv("m", 1),
+			send("obs", publish("t/outside", "no", 0, false, 0)), send("obs", publish("m/t/inside", "yes", 0, false, 0)),
+			send("obs", publish("m/s/shared", "shared", 0, false, 0)), recv("obs", 3), recv("m", 2), quiet("m"),
+			send("m", unsubscribe(3, "t/#")), recv("m", 1)),
+		"2.0.11 sends topics with the mount point on"},
+}
+
+func init() {
+	// The mount point script's observer dials the second listener.
+	for i := range optionScripts[2].steps {
+		if optionScripts[2].steps[i].who == "obs" && optionScripts[2].steps[i].dial != 0 {
+			optionScripts[2].steps[i].port = 1
+		}
+	}
+}
+
+// TestDifferentialOptions runs optionScripts against mosquitto 2.0.11 and
+// 2.1.2 and the engine.
+func TestDifferentialOptions(t *testing.T) {
+	for _, sc := range optionScripts {
+		t.Run(sc.name, func(t *testing.T) {
+			for _, b := range []struct {
+				name, bin     string
+				maxPacketSize int // the version's default
+			}{
+				{"2.0.11", testutil.RequireBinary(t, "mosquitto"), 0},
+				{"2.1.2", filepath.Join(testutil.Mosquitto21(t), "mosquitto"), 2000000},
+			} {
+				if sc.not20 != "" && b.name == "2.0.11" {
+					continue
+				}
+				t.Run(b.name, func(t *testing.T) {
+					opts := sc.opts
+					opts.MaxPacketSize = b.maxPacketSize
+					addrs, _ := startEngineOn(t, opts, sc.listeners...)
+					ours := runScriptOn(t, addrs, sc.steps)
+					ports := testutil.FreePorts(t, 2)
+					dir := testutil.ReachableDir(t)
+					conf := filepath.Join(dir, "mosquitto.conf")
+					text := fmt.Sprintf(sc.conf, ports[0], ports[1])
+					if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					_, log := testutil.Start(t, dir, b.bin, "-c", conf)
+					var theirAddrs []string
+					for i := range sc.listeners {
+						a := fmt.Sprintf("127.0.0.1:%d", ports[i])
+						testutil.WaitPort(t, a, 10*time.Second)
+						theirAddrs = append(theirAddrs, a)
+					}
+					theirs := runScriptOn(t, theirAddrs, sc.steps)
+					if !slices.Equal(ours, theirs) {
+						t.Errorf("engine:\n%s\nmosquitto %s:\n%s\n%s", strings.Join(ours, "\n"), b.name, strings.Join(theirs, "\n"), log.String())
+					}
+				})
+			}
+		})
+	}
+}

@@ -55,7 +55,11 @@
 //   - MQTT 3.1, 3.1.1 and 5.0 CONNECT rules: empty client ids (assigned with
 //     auto_id_prefix, refused for 3.1 and for 3.1.1 without clean session),
 //     3.1 ids over 23 bytes, an unsupported level (CONNACK 1, or MQTT 5's 0x84
-//     above 5), authentication methods (0x8C), max_keepalive; CONNACK 5
+//     above 5), authentication methods (0x8C), max_keepalive (Server Keep
+//     Alive for MQTT 5, CONNACK 2 for 3.1.1 as 2.1.2), retain_available
+//     false (Options.RetainNotAvailable: 0x9A, a 3.1.1 retained will closed
+//     without CONNACK), allow_zero_length_clientid false and mount_point
+//     per listener (Listener, ServeListener); CONNACK 5
 //     properties as mosquitto 2.0 sends them (Receive Maximum, Topic Alias
 //     Maximum, Maximum Packet Size when set, Assigned Client Identifier,
 //     Server Keep Alive). Refusals by Authenticate with mosquitto's 3.1.1
@@ -92,19 +96,26 @@
 // protocol_test.go with a transcript against mosquitto 2.0.11 and 2.1.2
 // and the engine and compares every packet each client reads; the two
 // places where 2.0.11 differs from 2.1.2 are listed in not20.
+// TestDifferentialOptions does the same under mosquitto.conf options
+// (max_keepalive, retain_available false, allow_zero_length_clientid
+// false, a mount_point listener beside a plain one). Where 2.0.11 and
+// 2.1.2 differ the engine follows 2.1.2: DISCONNECT 0x8E on takeover, a
+// replaced subscription's retain as published, a 3.1.1 keepalive above
+// max_keepalive refused, topics sent without the mount point.
+// Server.Disconnect closes a client for the broker (TestDisconnect).
 //
 // # The seam: how each mochi hook of broker/ maps onto Hooks
 //
 //   - protocolHook.OnPacketRead/connect (unsupported level, empty client
 //     ids, allow_zero_length_clientid, retained will with retain_available
-//     false): the engine's CONNECT rules; allow_zero_length_clientid and
-//     retain_available become Options (not yet: see below). The bridge flag
+//     false): the engine's CONNECT rules, Listener.RefuseEmptyClientID and
+//     Options.RetainNotAvailable. The bridge flag
 //     (0x84/0x83) is ConnectRequest.Bridge and Client.Bridge. Invalid
 //     filters are refused by the decoder. The SUBSCRIBE packet id swap is
 //     gone: the engine keeps the two directions' ids apart.
 //   - protocolHook.OnConnect (generated id, max_keepalive, will mount
-//     point): Options.AutoIDPrefix, Options.MaxKeepalive; mount points are
-//     still to come (Options.MountPoint).
+//     point): Options.AutoIDPrefix, Options.MaxKeepalive,
+//     Listener.MountPoint.
 //   - protocolHook.OnPacketEncode (reason strings, CONNACK properties,
 //     swapped ids): nothing; the engine sends mosquitto's packets.
 //   - flowHook.OnQosPublish and the unsafe outboundQty read: gone; the
@@ -124,7 +135,7 @@
 //     (not yet for messages already in flight: see below).
 //   - authHook.OnSessionEstablished/OnDisconnect (logs, metrics, the
 //     password re-check list): Hooks.Connected/Disconnected; the re-check
-//     needs Server.Disconnect(clientID, code) (still to come).
+//     and live CRL disconnects call Server.Disconnect(clientID, code).
 //   - store.OnPublish/OnPublished (the journal around the acknowledgement):
 //     the engine routes a QoS 1 message into the sessions (SaveQueued)
 //     before it writes PUBACK, so the journal is only needed if SaveQueued
@@ -143,9 +154,8 @@
 //
 // # Still to come
 //
-// Mount points, retain_available false, allow_zero_length_clientid false,
-// max_connections per listener, queue_qos0_messages, $SYS topics of the
-// broker's own, Server.Disconnect for CRL and password re-checks, in-process
+// max_connections per listener (the broker's listener does it today),
+// queue_qos0_messages, $SYS topics of the broker's own, in-process
 // subscriptions for bridges, MQTT 5 enhanced authentication (AUTH is
 // refused), outgoing topic aliases (mosquitto sends none either), and
 // re-checking MayRead for messages already in flight when a session

@@ -380,3 +380,23 @@ func TestConcurrentClients(t *testing.T) {
 		}
 	}
 }
+
+// TestDisconnect: the broker closes a client (a revoked certificate): an
+// MQTT 5 client is told why; its will is sent.
+func TestDisconnect(t *testing.T) {
+	addr, s := startEngine(t, engine.Options{})
+	var got []string
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		if !s.Disconnect("revoked", mw.NotAuthorized) || s.Disconnect("nobody", mw.NotAuthorized) {
+			t.Error("Disconnect: wrong answer")
+		}
+	}()
+	got = runScript(t, addr, steps(open("s", 4, connect("sub", true)), send("s", subscribe(1, "dis/#", 0)), recv("s", 1),
+		open("r", 5, connect("revoked", true, will("dis/will", "bye", 0, false))), until("r"), recv("s", 1)))
+	want := []string{"s: CONNACK sp=false rc=0x0", "s: SUBACK id=1 00", "r: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]",
+		"r: DISCONNECT rc=0x87", "r: closed", `s: PUBLISH q0 dis/will "bye"`}
+	if !slices.Equal(got, want) {
+		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -34,10 +34,23 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 		if p.Version == 3 || !v5 && !p.CleanStart {
 			return refuse(mqttwire.ClientIDNotValid, "empty client id")
 		}
+		if c.l.RefuseEmptyClientID {
+			code := mqttwire.ClientIDNotValid
+			if v5 {
+				code = mqttwire.UnspecifiedError
+			}
+			return refuse(code, "empty client id (allow_zero_length_clientid false)")
+		}
 		id, assigned = s.assignID(), true
 	}
 	if p.Version == 3 && len(id) > 23 {
 		return refuse(mqttwire.ClientIDNotValid, "MQTT 3.1 client id over 23 bytes")
+	}
+	if p.Will && p.WillRetain && s.opts.RetainNotAvailable {
+		if !v5 {
+			return errors.New("retained will while retain_available is false") // mosquitto sends no CONNACK
+		}
+		return refuse(mqttwire.RetainNotSupported, "retained will while retain_available is false")
 	}
 	if v5 && p.Props.Has(mqttwire.PropAuthMethod) {
 		return refuse(mqttwire.BadAuthenticationMethod, "no authentication method is supported")
@@ -45,12 +58,14 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 	keepalive := p.Keepalive
 	serverKA := false
 	if max := s.opts.MaxKeepalive; max < 65535 && (keepalive > max || keepalive == 0) {
-		if !v5 {
+		if !v5 && keepalive > max { // as 2.1.2 (2.0.11 lets it keep its own)
 			return refuse(mqttwire.ClientIDNotValid, "keepalive above max_keepalive")
 		}
-		keepalive, serverKA = max, true
+		if v5 {
+			keepalive, serverKA = max, true
+		}
 	}
-	req := ConnectRequest{Listener: s.opts.Listener, Remote: c.nc.RemoteAddr(), Version: p.Version, Bridge: p.Bridge,
+	req := ConnectRequest{Listener: c.l.Name, Remote: c.nc.RemoteAddr(), Version: p.Version, Bridge: p.Bridge,
 		ClientID: id, Assigned: assigned, Username: string(p.Username), HasUsername: p.HasUsername,
 		Password: p.Password, HasPassword: p.HasPassword, CleanStart: p.CleanStart,
 		Will: p.Will, WillTopic: string(p.WillTopic), WillRetain: p.WillRetain}
@@ -63,7 +78,7 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 		return refuse(v.Code, "refused by the broker")
 	}
 	cl := &Client{ID: id, Username: req.Username, HasUsername: req.HasUsername, Version: p.Version, Bridge: p.Bridge,
-		Listener: s.opts.Listener, Remote: req.Remote, TLS: req.TLS}
+		Listener: c.l.Name, Remote: req.Remote, TLS: req.TLS}
 	if v.SetUsername {
 		cl.Username, cl.HasUsername = v.Username, v.HasUsername
 	}
@@ -89,7 +104,7 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 		expiry = 0xFFFFFFFF
 	}
 	if p.Will {
-		c.will = newMessage(cl.ID, p.WillTopic, p.WillPayload, p.WillQoS, p.WillRetain, &p.WillProps, s.now())
+		c.will = newMessage(cl.ID, c.mount(p.WillTopic), p.WillPayload, p.WillQoS, p.WillRetain, &p.WillProps, s.now())
 		c.delay = p.WillProps.WillDelay
 	}
 
@@ -118,6 +133,10 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 		}
 		pr.TopicAliasMaximum = s.opts.TopicAliasMaximum
 		pr.Set(mqttwire.PropTopicAliasMaximum)
+		if s.opts.RetainNotAvailable {
+			pr.RetainAvailable = 0
+			pr.Set(mqttwire.PropRetainAvailable)
+		}
 	}
 	ss.mu.Lock()
 	ss.window = window
@@ -369,6 +388,11 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 			c.aliases[a] = string(t)
 		}
 	}
+	if p.Retain && s.opts.RetainNotAvailable {
+		c.disconnect(mqttwire.RetainNotSupported)
+		return errors.New("retained PUBLISH while retain_available is false")
+	}
+	t = c.mount(t)
 	ss := c.sess
 	if p.QoS == 2 {
 		ss.mu.Lock()
@@ -443,7 +467,7 @@ func (c *conn) subscribe(p *mqttwire.Packet) {
 	}
 	var send []retainedFor
 	for _, f := range p.Subs {
-		sub := &topic.Subscription{Client: ss.id, Filter: string(f.Filter), QoS: f.QoS, NoLocal: f.NoLocal,
+		sub := &topic.Subscription{Client: ss.id, Filter: c.mountFilter(string(f.Filter)), QoS: f.QoS, NoLocal: f.NoLocal,
 			RetainAsPublished: f.RetainAsPublished, RetainHandling: f.RetainHandling, ID: subID}
 		if c.client.Bridge {
 			sub.NoLocal, sub.RetainAsPublished = true, true
@@ -495,7 +519,7 @@ func (c *conn) unsubscribe(p *mqttwire.Packet) {
 	ss := c.sess
 	ack := mqttwire.Packet{Type: mqttwire.UNSUBACK, Version: c.version, ID: p.ID}
 	for _, f := range p.Subs {
-		filter := string(f.Filter)
+		filter := c.mountFilter(string(f.Filter))
 		found := s.subs.Unsubscribe(ss.id, filter)
 		ss.mu.Lock()
 		delete(ss.subs, filter)
@@ -516,3 +540,16 @@ func (c *conn) unsubscribe(p *mqttwire.Packet) {
 	c.sendRaw(&ack)
 	c.flush()
 }
+
+// mount puts a topic under the listener's mount point.
+func (c *conn) mount(t []byte) []byte {
+	if c.l.MountPoint == "" {
+		return t
+	}
+	return append([]byte(c.l.MountPoint), t...)
+}
+
+// mountFilter puts a filter under the mount point: in front of it all, as
+// mosquitto 2.0 and 2.1 do, $share/ included (such a filter then matches
+// the literal level $share only).
+func (c *conn) mountFilter(f string) string { return c.l.MountPoint + f }

@@ -20,6 +20,7 @@ import (
 type step struct {
 	who   string
 	dial  byte             // open the client's connection at this level
+	port  int              // on this listener (index)
 	send  *mqttwire.Packet // send this (Version filled in)
 	raw   []byte           // or these bytes
 	recv  int              // read this many packets
@@ -39,6 +40,11 @@ type scriptClient struct {
 
 // runScript runs steps against addr and returns the transcript.
 func runScript(t *testing.T, addr string, steps []step) []string {
+	return runScriptOn(t, []string{addr}, steps)
+}
+
+// runScriptOn runs steps against listeners addrs (step.port indexes it).
+func runScriptOn(t *testing.T, addrs []string, steps []step) []string {
 	t.Helper()
 	clients := map[string]*scriptClient{}
 	defer func() {
@@ -53,7 +59,7 @@ func runScript(t *testing.T, addr string, steps []step) []string {
 		case s.sleep > 0:
 			time.Sleep(s.sleep)
 		case s.dial != 0:
-			nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			nc, err := net.DialTimeout("tcp", addrs[s.port], 5*time.Second)
 			if err != nil {
 				t.Fatalf("step %d: %v", i, err)
 			}
@@ -183,20 +189,33 @@ func props(pr *mqttwire.Properties) string {
 // startEngine serves opts on a loopback port until the test ends.
 func startEngine(t testing.TB, opts engine.Options) (string, *engine.Server) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	addrs, s := startEngineOn(t, opts, opts.Listener)
+	return addrs[0], s
+}
+
+// startEngineOn serves opts on a loopback port per listener.
+func startEngineOn(t testing.TB, opts engine.Options, ls ...engine.Listener) ([]string, *engine.Server) {
+	t.Helper()
 	s := engine.New(opts)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
+	var addrs []string
+	done := make(chan error, len(ls))
+	for _, l := range ls {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		go func() { done <- s.ServeListener(ln, l) }()
+	}
 	t.Cleanup(func() {
 		s.Close()
-		if err := <-done; !errors.Is(err, engine.ErrClosed) {
-			t.Errorf("Serve: %v", err)
+		for range ls {
+			if err := <-done; !errors.Is(err, engine.ErrClosed) {
+				t.Errorf("Serve: %v", err)
+			}
 		}
 	})
-	return ln.Addr().String(), s
+	return addrs, s
 }
 
 // Packet builders for scripts.

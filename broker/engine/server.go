@@ -22,8 +22,12 @@ import (
 type Options struct {
 	Hooks  Hooks        // nil: NopHooks
 	Logger *slog.Logger // nil: discard
-	// Listener names the listener in ConnectRequest and Client.
-	Listener string
+	// Listener is what Serve and ServeConn serve with (ServeListener takes
+	// another).
+	Listener Listener
+	// RetainNotAvailable (retain_available false): a retained PUBLISH or
+	// will is refused (MQTT 5: 0x9A) and MQTT 5 clients are told so.
+	RetainNotAvailable bool
 	// ConnectTimeout bounds the TLS handshake and the CONNECT (10 s).
 	ConnectTimeout time.Duration
 	// WriteTimeout bounds one write to a client: a client that takes no
@@ -88,6 +92,19 @@ func (o *Options) defaults() {
 	}
 }
 
+// Listener is what differs between listeners: its name (in
+// ConnectRequest and Client), mosquitto's mount_point and
+// allow_zero_length_clientid false.
+type Listener struct {
+	Name string
+	// MountPoint is put before every topic and filter of its clients
+	// (after $share/GROUP/), and taken off what they are sent.
+	MountPoint string
+	// RefuseEmptyClientID: a CONNECT without a client id is refused
+	// (3.1.1: return code 2; MQTT 5: 0x80, as mosquitto).
+	RefuseEmptyClientID bool
+}
+
 // Server is the engine: sessions, the subscription index and the retained
 // store, serving any number of listeners.
 type Server struct {
@@ -121,7 +138,10 @@ var ErrClosed = errors.New("engine: server closed")
 // Serve accepts connections on ln until ln or the server is closed, each
 // served by one goroutine. A *tls.Conn is handshaken within the connect
 // timeout before its CONNECT.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.ServeListener(ln, s.opts.Listener) }
+
+// ServeListener is Serve with the listener's own settings.
+func (s *Server) ServeListener(ln net.Listener, l Listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -145,7 +165,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return fmt.Errorf("engine: accept on %s: %w", ln.Addr(), err)
 		}
-		if !s.ServeConn(nc) {
+		if !s.serveConn(nc, &l) {
 			return ErrClosed
 		}
 	}
@@ -154,7 +174,12 @@ func (s *Server) Serve(ln net.Listener) error {
 // ServeConn serves one connection in a goroutine of its own (false once
 // the server is closed: nc is closed then).
 func (s *Server) ServeConn(nc net.Conn) bool {
-	c := &conn{s: s, nc: nc, done: make(chan struct{})}
+	l := s.opts.Listener
+	return s.serveConn(nc, &l)
+}
+
+func (s *Server) serveConn(nc net.Conn, l *Listener) bool {
+	c := &conn{s: s, nc: nc, l: l, done: make(chan struct{})}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -197,6 +222,25 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// Disconnect closes the connection of client id (MQTT 5 clients get
+// DISCONNECT with code) and reports whether it was connected: for a
+// revoked certificate or a password that no longer verifies.
+func (s *Server) Disconnect(id string, code mqttwire.ReasonCode) bool {
+	ss := s.session(id)
+	if ss == nil {
+		return false
+	}
+	ss.mu.Lock()
+	c := ss.c
+	ss.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.shutdown(code)
+	<-c.done
+	return true
 }
 
 // Retained returns the number of retained messages.
