@@ -143,8 +143,8 @@
 //     the engine's sysDenied and Hooks.MayPublish; the engine answers as
 //     mosquitto.
 //   - authHook.OnSessionEstablish (drop queued messages the new user may
-//     not read): MayRead is asked at delivery from a session's queue too
-//     (not yet for messages already in flight: see below).
+//     not read): a session resumed by another user keeps only what MayRead
+//     lets that user read, queued or in flight (TestSessionNewUser).
 //   - authHook.OnSessionEstablished/OnDisconnect (logs, metrics, the
 //     password re-check list): Hooks.Connected/Disconnected; the re-check
 //     and live CRL disconnects call Server.Disconnect(clientID, code).
@@ -169,7 +169,5 @@
 // max_connections per listener (the broker's listener does it today),
 // queue_qos0_messages, $SYS topics of the broker's own, in-process
 // subscriptions for bridges, MQTT 5 enhanced authentication (AUTH is
-// refused), outgoing topic aliases (mosquitto sends none either), and
-// re-checking MayRead for messages already in flight when a session
-// changes user.
+// refused), and outgoing topic aliases (mosquitto sends none either).
 package engine

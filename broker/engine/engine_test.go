@@ -400,3 +400,25 @@ func TestDisconnect(t *testing.T) {
 		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// readerHooks lets user "alice" read everything and others nothing under
+// private/.
+type readerHooks struct{ engine.NopHooks }
+
+func (readerHooks) MayRead(c *engine.Client, t string) bool {
+	return c.Username == "alice" || !strings.HasPrefix(t, "private/")
+}
+
+// TestSessionNewUser: a persistent session taken by another user keeps
+// only what that user may read, queued or in flight.
+func TestSessionNewUser(t *testing.T) {
+	check(t, engine.Options{Hooks: readerHooks{}}, steps(
+		open("s", 4, connect("shared-id", false, user("alice"))), send("s", subscribe(1, "#", 1)), recv("s", 1),
+		open("p", 4, connect("pub", true)), send("p", publish("private/1", "in flight", 1, false, 1)), recv("p", 1), recv("s", 1),
+		drop("s"), pause(50*time.Millisecond),
+		send("p", publish("private/2", "queued", 1, false, 2)), send("p", publish("public/3", "queued", 1, false, 3)), recv("p", 2),
+		open("s", 4, connect("shared-id", false, user("mallory"))), recv("s", 1), send("s", ack(mw.PUBACK, 2)), quiet("s")),
+		[]string{"s: CONNACK sp=false rc=0x0", "s: SUBACK id=1 01", "p: CONNACK sp=false rc=0x0", "p: PUBACK id=1 rc=0x0",
+			`s: PUBLISH q1 id=1 private/1 "in flight"`, "p: PUBACK id=2 rc=0x0", "p: PUBACK id=3 rc=0x0",
+			"s: CONNACK sp=true rc=0x0", `s: PUBLISH q1 id=2 public/3 "queued"`})
+}

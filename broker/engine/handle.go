@@ -186,6 +186,9 @@ func (s *Server) attach(c *conn, cl *Client, clean bool, expiry uint32) (*sessio
 		}
 		ss.mu.Lock()
 		ss.c = c
+		if prev := ss.client; present && prev != nil && (prev.Username != cl.Username || prev.HasUsername != cl.HasUsername) {
+			ss.recheck(cl)
+		}
 		ss.client = cl
 		ss.stopTimers()
 		ss.will = nil // a resumed session does not send the last connection's delayed will

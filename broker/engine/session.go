@@ -269,3 +269,25 @@ func sortBySeq(ds []*delivery) {
 		}
 	}
 }
+
+// recheck drops the messages queued or in flight that cl, a new user of
+// the session, may not read, as mosquitto does when a client id is taken
+// by another user (db__check_acl_of_all_messages). mu held.
+func (ss *session) recheck(cl *Client) {
+	keep := ss.queue[:0]
+	for _, d := range ss.queue {
+		if ss.s.hooks.MayRead(cl, d.m.Topic) {
+			keep = append(keep, d)
+			continue
+		}
+		ss.dropped(d)
+	}
+	clear(ss.queue[len(keep):])
+	ss.queue = keep
+	for id, d := range ss.out {
+		if !ss.s.hooks.MayRead(cl, d.m.Topic) {
+			delete(ss.out, id)
+			ss.dropped(d)
+		}
+	}
+}
