@@ -161,13 +161,19 @@
 //   - metrics (srv.Info, srv.Clients): Hooks.Published/Delivered/
 //     Connected/Disconnected counters, Server.Sessions and Server.Retained.
 //   - bridges (srv.NewClient inline, srv.Subscribe with a callback,
-//     InjectPacket, srv.Publish): Server.Publish exists; an in-process
-//     subscription with a callback is still to come.
+//     InjectPacket, srv.Publish): Server.SubscribeFunc/UnsubscribeFunc
+//     (an in-process client's subscription with no local) and
+//     Server.Publish with Message.From naming it (TestSubscribeFunc).
 //
 // # Still to come
 //
 // max_connections per listener (the broker's listener does it today),
-// queue_qos0_messages, $SYS topics of the broker's own, in-process
-// subscriptions for bridges, MQTT 5 enhanced authentication (AUTH is
-// refused), and outgoing topic aliases (mosquitto sends none either).
+// queue_qos0_messages, $SYS topics of the broker's own, MQTT 5 enhanced
+// authentication (AUTH is refused), and outgoing topic aliases (mosquitto
+// sends none either). The slow-subscriber rule differs from broker/flow.go
+// today: a publisher that finds a subscriber's socket full waits at most
+// WriteTimeout in that write (others go on: their QoS 0 messages beyond
+// MaxPending are dropped, QoS 1/2 wait in the session behind the window),
+// and then the subscriber is disconnected, where flow.go waits FlowWait
+// (1 s) and then drops; the switch has to pick one and test it.
 package engine

@@ -422,3 +422,44 @@ func TestSessionNewUser(t *testing.T) {
 			`s: PUBLISH q1 id=1 private/1 "in flight"`, "p: PUBACK id=2 rc=0x0", "p: PUBACK id=3 rc=0x0",
 			"s: CONNACK sp=true rc=0x0", `s: PUBLISH q1 id=2 public/3 "queued"`})
 }
+
+// TestSubscribeFunc: an in-process client (a bridge) gets what matches
+// but its own publishes, and network clients get its publishes.
+func TestSubscribeFunc(t *testing.T) {
+	addr, s := startEngine(t, engine.Options{})
+	got := make(chan string, 10)
+	if err := s.SubscribeFunc("bridge-local", "out/#", 1, func(m *engine.Message) { got <- m.Topic + " " + string(m.Payload) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SubscribeFunc("bridge-local", "bad/#/x", 1, func(*engine.Message) {}); err == nil {
+		t.Error("an invalid filter is accepted")
+	}
+	tr := runScript(t, addr, steps(open("s", 4, connect("sub", true)), send("s", subscribe(1, "out/#", 0)), recv("s", 1),
+		open("p", 4, connect("pub", true)), send("p", publish("out/1", "to remote", 1, false, 1)), recv("p", 1), recv("s", 1),
+		open("x", 4, connect("bridge-local", true)),
+		step{do: func() {
+			s.Publish(&engine.Message{Topic: "out/2", Payload: []byte("from remote"), QoS: 0, From: "bridge-local"})
+		}},
+		recv("s", 1)))
+	want := []string{"s: CONNACK sp=false rc=0x0", "s: SUBACK id=1 00", "p: CONNACK sp=false rc=0x0", "p: PUBACK id=1 rc=0x0",
+		`s: PUBLISH q0 out/1 "to remote"`, "x: CONNACK sp=false rc=0x2", `s: PUBLISH q0 out/2 "from remote"`}
+	if !slices.Equal(tr, want) {
+		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(tr, "\n"), strings.Join(want, "\n"))
+	}
+	select {
+	case m := <-got:
+		if m != "out/1 to remote" {
+			t.Errorf("in-process client got %q", m)
+		}
+	case <-time.After(time.Second):
+		t.Error("in-process client got nothing")
+	}
+	select {
+	case m := <-got:
+		t.Errorf("in-process client got its own publish back: %q", m)
+	default:
+	}
+	if !s.UnsubscribeFunc("bridge-local", "out/#") {
+		t.Error("UnsubscribeFunc found nothing")
+	}
+}

@@ -73,6 +73,9 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 		st := tc.ConnectionState()
 		req.TLS = &st
 	}
+	if ss := s.session(id); ss != nil && ss.fn != nil {
+		return refuse(mqttwire.ClientIDNotValid, "client id of an in-process client")
+	}
 	v := s.hooks.Authenticate(&req)
 	if v.Code >= 0x80 {
 		return refuse(v.Code, "refused by the broker")

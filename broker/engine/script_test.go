@@ -28,6 +28,7 @@ type step struct {
 	until bool             // read until the connection closes
 	drop  bool             // close the connection without DISCONNECT
 	sleep time.Duration
+	do    func() // run this (engine-only tests)
 }
 
 const quietFor = 300 * time.Millisecond
@@ -56,6 +57,8 @@ func runScriptOn(t *testing.T, addrs []string, steps []step) []string {
 	for i, s := range steps {
 		c := clients[s.who]
 		switch {
+		case s.do != nil:
+			s.do()
 		case s.sleep > 0:
 			time.Sleep(s.sleep)
 		case s.dial != 0:

@@ -253,12 +253,58 @@ func (s *Server) Sessions() int {
 	return len(s.sessions)
 }
 
-// Publish publishes m as the broker (no ACL, From empty).
+// Publish publishes m as the broker (no ACL), or as an in-process client
+// when m.From names one (a bridge's message from its remote: its own
+// SubscribeFunc does not get it back).
 func (s *Server) Publish(m *Message) int {
 	if m.Created.IsZero() {
 		m.Created = s.now()
 	}
 	return s.route(m)
+}
+
+// SubscribeFunc subscribes an in-process client (a bridge's local side)
+// to filter: fn gets every matching message, in the publisher's goroutine
+// (it must not block), but those published as clientID (Message.From):
+// no local. No ACL applies and no retained messages are sent. A network
+// client asking for clientID is refused.
+func (s *Server) SubscribeFunc(clientID, filter string, qos byte, fn func(*Message)) error {
+	if !mqttwire.ValidTopicFilter(filter) {
+		return fmt.Errorf("engine: subscribe %s to %q: not a valid topic filter", clientID, filter)
+	}
+	s.mu.Lock()
+	ss := s.sessions[clientID]
+	if ss == nil {
+		ss = s.newSession(clientID)
+		ss.fn = fn
+		s.sessions[clientID] = ss
+	}
+	s.mu.Unlock()
+	if ss.fn == nil {
+		return fmt.Errorf("engine: client id %s is a network client's", clientID)
+	}
+	ss.mu.Lock()
+	ss.fn = fn
+	sub := &topic.Subscription{Client: clientID, Filter: filter, QoS: qos, NoLocal: true}
+	if ss.subs == nil {
+		ss.subs = map[string]*topic.Subscription{}
+	}
+	ss.subs[filter] = sub
+	ss.mu.Unlock()
+	_, err := s.subs.Subscribe(sub)
+	return err
+}
+
+// UnsubscribeFunc removes an in-process client's subscription to filter.
+func (s *Server) UnsubscribeFunc(clientID, filter string) bool {
+	ss := s.session(clientID)
+	if ss == nil || ss.fn == nil {
+		return false
+	}
+	ss.mu.Lock()
+	delete(ss.subs, filter)
+	ss.mu.Unlock()
+	return s.subs.Unsubscribe(clientID, filter)
 }
 
 // RestoreRetained puts a stored retained message back (before Serve).

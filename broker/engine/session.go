@@ -36,6 +36,10 @@ type session struct {
 	// PUBREL as mosquitto does; nil for a refused one.
 	inQoS2 map[uint16]*Message
 
+	// fn is an in-process client's delivery (SubscribeFunc): called for
+	// each message, never connected, never expiring.
+	fn func(*Message)
+
 	expiryTimer *time.Timer
 	will        *Message // a delayed will, sent when willTimer fires or the session ends
 	willClient  *Client
@@ -103,6 +107,11 @@ func (ss *session) deliver(d *delivery) bool {
 	if ss.gone {
 		ss.mu.Unlock()
 		return false
+	}
+	if fn := ss.fn; fn != nil {
+		ss.mu.Unlock()
+		fn(d.m)
+		return true
 	}
 	cl := ss.client
 	if cl != nil && !ss.s.hooks.MayRead(cl, d.m.Topic) {
