@@ -417,10 +417,10 @@ func TestSessionNewUser(t *testing.T) {
 		open("p", 4, connect("pub", true)), send("p", publish("private/1", "in flight", 1, false, 1)), recv("p", 1), recv("s", 1),
 		drop("s"), pause(50*time.Millisecond),
 		send("p", publish("private/2", "queued", 1, false, 2)), send("p", publish("public/3", "queued", 1, false, 3)), recv("p", 2),
-		open("s", 4, connect("shared-id", false, user("mallory"))), recv("s", 1), send("s", ack(mw.PUBACK, 2)), quiet("s")),
+		open("s", 4, connect("shared-id", false, user("mallory"))), recv("s", 1), send("s", ack(mw.PUBACK, 3)), quiet("s")),
 		[]string{"s: CONNACK sp=false rc=0x0", "s: SUBACK id=1 01", "p: CONNACK sp=false rc=0x0", "p: PUBACK id=1 rc=0x0",
 			`s: PUBLISH q1 id=1 private/1 "in flight"`, "p: PUBACK id=2 rc=0x0", "p: PUBACK id=3 rc=0x0",
-			"s: CONNACK sp=true rc=0x0", `s: PUBLISH q1 id=2 public/3 "queued"`})
+			"s: CONNACK sp=true rc=0x0", `s: PUBLISH q1 id=3 public/3 "queued"`})
 }
 
 // TestSubscribeFunc: an in-process client (a bridge) gets what matches

@@ -331,11 +331,8 @@ func (c *conn) handle(p *mqttwire.Packet) error {
 			c.s.hooks.Published(c.client, m)
 			c.s.route(m)
 		}
-		code := mqttwire.Success
-		if !ok {
-			code = mqttwire.PacketIDNotFound
-		}
-		c.sendAck(mqttwire.PUBCOMP, p.ID, code)
+		_ = ok // an unknown id gets PUBCOMP 0x00 too, as mosquitto 2.0 and 2.1
+		c.sendAck(mqttwire.PUBCOMP, p.ID, mqttwire.Success)
 		c.flush()
 	case mqttwire.SUBSCRIBE:
 		c.subscribe(p)

@@ -166,7 +166,9 @@ func props(pr *mqttwire.Properties) string {
 		}
 	}
 	add(mqttwire.PropPayloadFormat, "format", pr.PayloadFormat)
-	add(mqttwire.PropMessageExpiry, "expiry", pr.MessageExpiry)
+	// The remaining expiry depends on where in its second a broker's
+	// clock is (mosquitto counts whole seconds): shown by 5 s.
+	add(mqttwire.PropMessageExpiry, "expiry", fmt.Sprintf("%d-%d", pr.MessageExpiry/5*5, pr.MessageExpiry/5*5+4))
 	add(mqttwire.PropContentType, "content", string(pr.ContentType))
 	add(mqttwire.PropResponseTopic, "response", string(pr.ResponseTopic))
 	add(mqttwire.PropCorrelationData, "correlation", string(pr.CorrelationData))

@@ -148,6 +148,7 @@ func (ss *session) deliver(d *delivery) bool {
 		d.seq = ss.seq
 		ss.s.hooks.SaveQueued(ss.id, d.seq, d.m)
 	}
+	d.id = ss.newID() // as mosquitto, which numbers a message when it queues it
 	ss.queue = append(ss.queue, d)
 	ss.mu.Unlock()
 	return true
@@ -156,16 +157,9 @@ func (ss *session) deliver(d *delivery) bool {
 // inflight gives d a packet id, keeps it in out and writes it. mu held,
 // c connected.
 func (ss *session) inflight(d *delivery) {
-	for {
-		ss.nextID++
-		if ss.nextID == 0 {
-			ss.nextID = 1
-		}
-		if _, used := ss.out[ss.nextID]; !used {
-			break
-		}
+	if _, used := ss.out[d.id]; used || d.id == 0 {
+		d.id = ss.newID()
 	}
-	d.id = ss.nextID
 	if ss.out == nil {
 		ss.out = map[uint16]*delivery{}
 	}
@@ -176,6 +170,19 @@ func (ss *session) inflight(d *delivery) {
 		ss.s.hooks.SaveQueued(ss.id, d.seq, d.m)
 	}
 	ss.c.sendPublish(d, false, false)
+}
+
+// newID returns the next packet id not in flight. mu held.
+func (ss *session) newID() uint16 {
+	for {
+		ss.nextID++
+		if ss.nextID == 0 {
+			ss.nextID = 1
+		}
+		if _, used := ss.out[ss.nextID]; !used {
+			return ss.nextID
+		}
+	}
 }
 
 // fill moves queued messages into the window. mu held; the caller
