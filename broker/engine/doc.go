@@ -12,7 +12,7 @@
 //     an engine's but these types.
 //   - server.go: Options (mosquitto's option names and defaults), Server,
 //     Serve(net.Listener), ServeConn, Close, Publish, Restore*, and routing:
-//     one copy per matching subscription (as mosquitto 2.0), share groups
+//     one copy per matching subscription (as mosquitto 2.1; 2.0.11 sends one), share groups
 //     round robin preferring a connected member, no local.
 //   - conn.go: a connection: one goroutine, the reader, and the write path.
 //   - handle.go: CONNECT (client id rules, Authenticate, takeover, the
@@ -37,8 +37,9 @@
 // are dropped; QoS 1/2 messages are never more than the window ahead (the
 // client's Receive Maximum, or MaxInflight for 3.1.1), the rest wait in the
 // session up to MaxQueued. A client that takes no bytes for WriteTimeout is
-// disconnected. Known limit of writing in the producer: a publisher whose
-// subscriber's socket is full blocks (at most WriteTimeout) in that write.
+// disconnected (TestSlowSubscriber). Known limit of writing in the
+// producer: a publisher whose subscriber's socket is full blocks (at most
+// WriteTimeout) in that write.
 //
 // Idle memory (TestIdleMemory, 2000 plain loopback connections, each
 // CONNECTed at 3.1.1 and subscribed to one filter): about 5.9 KB per

@@ -463,3 +463,32 @@ func TestSubscribeFunc(t *testing.T) {
 		t.Error("UnsubscribeFunc found nothing")
 	}
 }
+
+// TestSlowSubscriber: a subscriber that reads nothing does not stop a
+// publisher: its QoS 0 messages beyond MaxPending are dropped, and once a
+// write to it has waited WriteTimeout it is disconnected.
+func TestSlowSubscriber(t *testing.T) {
+	addr, s := startEngine(t, engine.Options{WriteTimeout: 300 * time.Millisecond, MaxPending: 64 << 10})
+	idleConnsV(t, addr, "slow", "slow/#") // never reads again
+	pub := idleConnsV(t, addr, "fast", "")
+	payload := make([]byte, 4096)
+	var b []byte
+	for range 5000 { // 20 MB: more than the sockets hold
+		b = mw.AppendPublish(b[:0], 4, "slow/t", payload, 0, false, 0)
+		_ = pub.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := pub.Write(b); err != nil {
+			t.Fatalf("the publisher is blocked: %v", err)
+		}
+	}
+	_, _ = pub.Write([]byte{mw.PINGREQ << 4, 0})
+	_ = pub.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, 2)
+	if _, err := readFull(pub, got); err != nil || got[0] != mw.PINGRESP<<4 {
+		t.Fatalf("the publisher got no PINGRESP: %x %v", got, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.Sessions() != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the subscriber that reads nothing is still connected (%d sessions)", s.Sessions())
+		}
+	}
+}
