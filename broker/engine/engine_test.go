@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -490,5 +491,69 @@ func TestSlowSubscriber(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the subscriber that reads nothing is still connected (%d sessions)", s.Sessions())
 		}
+	}
+}
+
+// TestCloseWhileBusy: Close while clients connect, subscribe and publish
+// (under -race): it returns, MQTT 5 clients are told 0x8B, and Serve ends.
+func TestCloseWhileBusy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := engine.New(engine.Options{})
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					return
+				}
+				b := (&mw.Packet{Type: mw.CONNECT, Version: 5, CleanStart: n%2 == 0, ClientID: fmt.Appendf(nil, "busy-%d", i%4)}).Append(nil)
+				b = (&mw.Packet{Type: mw.SUBSCRIBE, Version: 5, ID: 1, Subs: []mw.Subscription{{Filter: []byte("busy/#"), QoS: 1}}}).Append(b)
+				b = mw.AppendPublish(b, 5, "busy/t", []byte("x"), 1, false, 1)
+				_, _ = c.Write(b)
+				_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+				_, _ = c.Read(make([]byte, 64))
+				c.Close()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	v5, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v5.Close()
+	sc := &scriptClient{c: v5, r: bufio.NewReader(v5), v: 5}
+	p := connect("watcher", true)
+	p.Version = 5
+	_, _ = v5.Write(p.Append(nil))
+	readOne(sc, 3*time.Second)
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	close(stop)
+	wg.Wait()
+	if got := readOne(sc, 3*time.Second); got != "DISCONNECT rc=0x8b" {
+		t.Errorf("an MQTT 5 client got %q at Close, want DISCONNECT 0x8B", got)
+	}
+	if err := <-served; !errors.Is(err, engine.ErrClosed) {
+		t.Errorf("Serve: %v", err)
 	}
 }

@@ -18,7 +18,9 @@ func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), le
 // CONNACK, then what the session is owed.
 func (c *conn) connect(p *mqttwire.Packet) error {
 	s := c.s
+	c.wmu.Lock() // shutdown reads it from another goroutine
 	c.version = p.Version
+	c.wmu.Unlock()
 	v5 := p.Version == 5
 	refuse := func(code mqttwire.ReasonCode, why string) error {
 		if !v5 {
