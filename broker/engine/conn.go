@@ -247,17 +247,16 @@ func (c *conn) readErr(err error) error {
 }
 
 // refuseConnect answers a CONNECT the decoder refused, as mosquitto 2.1
-// does: an unsupported level with CONNACK 1 (or MQTT 5's 0x84 above 5), a
-// bad MQTT 5 CONNECT with a CONNACK carrying the reason code.
+// does: an unsupported level with CONNACK 1 (or MQTT 5's 0x84 above 5);
+// any other bad CONNECT just closes the connection, at every level.
 func (c *conn) refuseConnect(p *mqttwire.Packet, err error) {
-	code := mqttwire.CodeOf(err)
-	switch {
-	case code == mqttwire.UnsupportedProtocolVersion && p.Version <= 4:
-		c.sendRaw(&mqttwire.Packet{Type: mqttwire.CONNACK, Version: 4, Reason: 1})
-	case code == mqttwire.UnsupportedProtocolVersion || p.Version == 5 && code >= 0x80:
-		c.sendRaw(&mqttwire.Packet{Type: mqttwire.CONNACK, Version: 5, Reason: code})
-	default:
+	if mqttwire.CodeOf(err) != mqttwire.UnsupportedProtocolVersion {
 		return
+	}
+	if p.Version <= 4 {
+		c.sendRaw(&mqttwire.Packet{Type: mqttwire.CONNACK, Version: 4, Reason: 1})
+	} else {
+		c.sendRaw(&mqttwire.Packet{Type: mqttwire.CONNACK, Version: 5, Reason: mqttwire.UnsupportedProtocolVersion})
 	}
 	c.flush()
 }

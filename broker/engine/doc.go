@@ -12,8 +12,9 @@
 //     an engine's but these types.
 //   - server.go: Options (mosquitto's option names and defaults), Server,
 //     Serve(net.Listener), ServeConn, Close, Publish, Restore*, and routing:
-//     one copy per matching subscription (as mosquitto 2.1; 2.0.11 sends one), share groups
-//     round robin preferring a connected member, no local.
+//     one copy per matching subscription (as mosquitto 2.1; 2.0.11 sends
+//     one), share groups round robin preferring a connected member, no
+//     local.
 //   - conn.go: a connection: one goroutine, the reader, and the write path.
 //   - handle.go: CONNECT (client id rules, Authenticate, takeover, the
 //     CONNACK), the session's attach and end (will, will delay, expiry), and
@@ -67,8 +68,10 @@
 //
 //   - MQTT 3.1, 3.1.1 and 5.0 CONNECT rules: empty client ids (assigned with
 //     auto_id_prefix, refused for 3.1 and for 3.1.1 without clean session),
-//     3.1 ids over 23 bytes, an unsupported level (CONNACK 1, or MQTT 5's 0x84
-//     above 5), authentication methods (0x8C), max_keepalive (Server Keep
+//     an unsupported level (CONNACK 1, or MQTT 5's 0x84 above 5, as 2.1.2),
+//     any other bad CONNECT closed without CONNACK (as both), long 3.1
+//     client ids accepted (as both), authentication methods (0x8C),
+//     max_keepalive (Server Keep
 //     Alive for MQTT 5, CONNACK 2 for 3.1.1 as 2.1.2), retain_available
 //     false (Options.RetainNotAvailable: 0x9A, a 3.1.1 retained will closed
 //     without CONNACK), allow_zero_length_clientid false and mount_point

@@ -45,9 +45,6 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 		}
 		id, assigned = s.assignID(), true
 	}
-	if p.Version == 3 && len(id) > 23 {
-		return refuse(mqttwire.ClientIDNotValid, "MQTT 3.1 client id over 23 bytes")
-	}
 	if p.Will && p.WillRetain && s.opts.RetainNotAvailable {
 		if !v5 {
 			return errors.New("retained will while retain_available is false") // mosquitto sends no CONNACK

@@ -28,6 +28,19 @@ var scripts = []struct {
 		[]string{"a: CONNACK sp=false rc=0x2", "a: closed"}},
 	{"v5 empty id assigned", steps(open("a", 5, connect("", true))),
 		[]string{"a: CONNACK sp=false rc=0x0 [alias-max=10 assigned= receive-max=20]"}},
+	{"MQTT level 6", steps(dial("a", 5), step{who: "a", raw: (&mw.Packet{Type: mw.CONNECT, Version: 6, CleanStart: true, ClientID: []byte("l6")}).Append(nil)}, until("a")),
+		[]string{"a: CONNACK sp=false rc=0x84", "a: closed"}},
+	{"MQIsdp level 4", steps(dial("b", 4), step{who: "b", raw: (&mw.Packet{Type: mw.CONNECT, Version: 4, ProtocolName: []byte("MQIsdp"), CleanStart: true, ClientID: []byte("l4")}).Append(nil)}, until("b")),
+		[]string{"b: CONNACK sp=false rc=0x1", "b: closed"}},
+	{"3.1 client id over 23 bytes", steps(open("a", 3, connect("abcdefghijklmnopqrstuvwxyz0123456789", true)), send("a", pingreq), recv("a", 1)),
+		[]string{"a: CONNACK sp=false rc=0x0", "a: PINGRESP"}},
+	{"v5 authentication method", steps(open("a", 5, connect("am", true, func(p *mw.Packet) {
+		p.Props.AuthMethod = []byte("SCRAM-SHA-1")
+		p.Props.Set(mw.PropAuthMethod)
+	})), until("a")),
+		[]string{"a: CONNACK sp=false rc=0x8c", "a: closed"}},
+	{"v5 malformed CONNECT", steps(dial("a", 5), step{who: "a", raw: (&mw.Packet{Type: mw.CONNECT, Version: 5, CleanStart: true, Will: true, WillTopic: []byte("a/+"), ClientID: []byte("bad")}).Append(nil)}, until("a")),
+		[]string{"a: closed"}},
 	{"sub unsub v3", steps(open("a", 4, connect("c1", true)),
 		send("a", subscribe(1, "t/+", 1)), recv("a", 1),
 		send("a", publish("t/x", "hello", 0, false, 0)), recv("a", 1),
@@ -218,6 +231,7 @@ var not20 = map[string]string{
 	"retain handling and as published v5":       "2.0.11 keeps retain-as-published of a subscription replaced without it",
 	"takeover v5":                               "2.0.11 closes the old connection without DISCONNECT 0x8E",
 	"overlapping subscriptions get a copy each": "2.0.11 sends one copy (of the lower QoS)",
+	"MQTT level 6":                              "2.0.11 answers with 3.1.1's CONNACK 1",
 }
 
 func willDelay(d uint32) func(*mw.Packet) {
