@@ -102,7 +102,10 @@
 //     expiry (dropped when expired, the remaining interval sent), user
 //     properties, payload format, content type, response topic and
 //     correlation data passed through, Maximum Packet Size both ways
-//     (TestMaxPacketSize), incoming Receive Maximum for QoS 2 (0x93).
+//     (TestMaxPacketSize), incoming Receive Maximum for QoS 2 (PUBREC 0x97 beyond
+//     MaxInflight, the connection kept, as both mosquittos), protocol
+//     errors after CONNECT told with DISCONNECT (a bad filter 0x81, an
+//     unknown topic alias 0x82, as both).
 //   - $SYS: a client's publish is acknowledged and dropped (MQTT 5: 0x87),
 //     but a bridge's $SYS/broker/connection/ID/state (TestSysPublishDropped).
 //   - Persistence as calls (TestPersistenceCalls), restore before Serve

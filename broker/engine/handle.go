@@ -401,9 +401,10 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 		_, dup := ss.inQoS2[p.ID]
 		full := !dup && len(ss.inQoS2) >= max(s.opts.MaxInflight, 1) && v5
 		ss.mu.Unlock()
-		if full {
-			c.disconnect(mqttwire.ReceiveMaximumExceeded)
-			return errors.New("more QoS 2 publishes in flight than the Receive Maximum")
+		if full { // as mosquitto 2.0 and 2.1: refused, the connection kept
+			c.sendAck(mqttwire.PUBREC, p.ID, mqttwire.QuotaExceeded)
+			c.flush()
+			return nil
 		}
 		if dup {
 			c.sendAck(mqttwire.PUBREC, p.ID, 0)

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -41,6 +42,14 @@ var scripts = []struct {
 		[]string{"a: CONNACK sp=false rc=0x8c", "a: closed"}},
 	{"v5 malformed CONNECT", steps(dial("a", 5), step{who: "a", raw: (&mw.Packet{Type: mw.CONNECT, Version: 5, CleanStart: true, Will: true, WillTopic: []byte("a/+"), ClientID: []byte("bad")}).Append(nil)}, until("a")),
 		[]string{"a: closed"}},
+	{"v5 bad filter after CONNECT", steps(open("a", 5, connect("bf", true)), send("a", subscribe(1, "a/#/b", 0)), until("a")),
+		[]string{"a: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]", "a: DISCONNECT rc=0x81", "a: closed"}},
+	{"v5 unknown topic alias", steps(open("a", 5, connect("ua", true)), send("a", publish("", "x", 0, false, 0, alias(4))), until("a")),
+		[]string{"a: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]", "a: DISCONNECT rc=0x82", "a: closed"}},
+	{"v5 receive maximum exceeded: PUBREC 0x97", steps(open("p", 5, connect("rx", true)), qos2Flood(20),
+		send("p", publish("rx/t", "m", 2, false, 21)), recv("p", 1), send("p", ack(mw.PUBREL, 1)), recv("p", 1), send("p", ack(mw.PUBREL, 21)), recv("p", 1), send("p", publish("rx/t", "m", 2, false, 21)), until("p")),
+		append(append([]string{"p: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]"}, pubrecs(20)...),
+			"p: PUBREC id=21 rc=0x97", "p: PUBCOMP id=1 rc=0x0", "p: PUBCOMP id=21 rc=0x0", "p: PUBREC id=21 rc=0x0", "p: nothing")},
 	{"sub unsub v3", steps(open("a", 4, connect("c1", true)),
 		send("a", subscribe(1, "t/+", 1)), recv("a", 1),
 		send("a", publish("t/x", "hello", 0, false, 0)), recv("a", 1),
@@ -232,6 +241,22 @@ var not20 = map[string]string{
 	"takeover v5":                               "2.0.11 closes the old connection without DISCONNECT 0x8E",
 	"overlapping subscriptions get a copy each": "2.0.11 sends one copy (of the lower QoS)",
 	"MQTT level 6":                              "2.0.11 answers with 3.1.1's CONNACK 1",
+}
+
+func pubrecs(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("p: PUBREC id=%d rc=0x0", i+1))
+	}
+	return out
+}
+
+func qos2Flood(n int) []step {
+	var out []step
+	for i := range n {
+		out = append(out, send("p", publish("rx/t", "m", 2, false, uint16(i+1))), recv("p", 1))
+	}
+	return out
 }
 
 func willDelay(d uint32) func(*mw.Packet) {
