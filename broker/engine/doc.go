@@ -117,7 +117,9 @@
 // places where 2.0.11 differs from 2.1.2 are listed in not20.
 // TestDifferentialOptions does the same under mosquitto.conf options
 // (max_keepalive, retain_available false, allow_zero_length_clientid
-// false, a mount_point listener beside a plain one). Where 2.0.11 and
+// false, a mount_point listener beside a plain one, an acl_file against
+// Hooks.MayPublish answering the same: denied QoS 0/1/2 publishes at 3.1.1
+// and 5 acknowledged as mosquitto does and dropped). Where 2.0.11 and
 // 2.1.2 differ the engine follows 2.1.2: DISCONNECT 0x8E on takeover, a
 // replaced subscription's retain as published, a 3.1.1 keepalive above
 // max_keepalive refused, topics sent without the mount point.
