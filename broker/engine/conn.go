@@ -253,7 +253,7 @@ func (c *conn) refuseConnect(p *mqttwire.Packet, err error) {
 	if mqttwire.CodeOf(err) != mqttwire.UnsupportedProtocolVersion {
 		return
 	}
-	if p.Version <= 4 {
+	if p.Version <= 4 || c.s.opts.Mosquitto20 {
 		c.sendRaw(&mqttwire.Packet{Type: mqttwire.CONNACK, Version: 4, Reason: 1})
 	} else {
 		c.sendRaw(&mqttwire.Packet{Type: mqttwire.CONNACK, Version: 5, Reason: mqttwire.UnsupportedProtocolVersion})
@@ -278,7 +278,7 @@ func (c *conn) shutdown(code mqttwire.ReasonCode) {
 		return
 	}
 	c.stop = true
-	if c.version == 5 && !c.closed {
+	if c.version == 5 && !c.closed && code != 0 {
 		c.pend = (&mqttwire.Packet{Type: mqttwire.DISCONNECT, Version: 5, Reason: code}).Append(c.getPend())
 	}
 	c.closing = true
@@ -317,7 +317,11 @@ func (c *conn) sendAck(typ byte, id uint16, code mqttwire.ReasonCode) {
 func (c *conn) sendPublish(d *delivery, dup, qos0 bool) bool {
 	m := d.m
 	p := mqttwire.Packet{Type: mqttwire.PUBLISH, Version: c.version, Dup: dup, QoS: d.qos, Retain: d.retain, ID: d.id}
-	p.Topic = unsafeBytes(strings.TrimPrefix(m.Topic, c.l.MountPoint)) // as 2.1.2 (2.0.11 leaves it on)
+	t := m.Topic
+	if !c.s.opts.Mosquitto20 { // 2.0.11 leaves the mount point on
+		t = strings.TrimPrefix(t, c.l.MountPoint)
+	}
+	p.Topic = unsafeBytes(t)
 	p.Payload = m.Payload
 	if c.version == 5 {
 		var up [4]mqttwire.UserProperty

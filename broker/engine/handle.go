@@ -57,7 +57,7 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 	keepalive := p.Keepalive
 	serverKA := false
 	if max := s.opts.MaxKeepalive; max < 65535 && (keepalive > max || keepalive == 0) {
-		if !v5 && keepalive > max { // as 2.1.2 (2.0.11 lets it keep its own)
+		if !v5 && keepalive > max && !s.opts.Mosquitto20 { // as 2.1.2 (2.0.11 lets it keep its own)
 			return refuse(mqttwire.ClientIDNotValid, "keepalive above max_keepalive")
 		}
 		if v5 {
@@ -171,7 +171,11 @@ func (s *Server) attach(c *conn, cl *Client, clean bool, expiry uint32) (*sessio
 		if oc != nil {
 			s.mu.Unlock()
 			oc.takenOver.Store(true)
-			oc.shutdown(mqttwire.SessionTakenOver)
+			code := mqttwire.SessionTakenOver
+			if s.opts.Mosquitto20 {
+				code = 0 // 2.0.11 sends no DISCONNECT
+			}
+			oc.shutdown(code)
 			<-oc.done
 			continue
 		}

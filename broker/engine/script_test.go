@@ -90,7 +90,7 @@ func runScriptOn(t *testing.T, addrs []string, steps []step) []string {
 			}
 		case s.until:
 			for {
-				got := readOne(c, 5*time.Second)
+				got := readOne(c, 10*time.Second) // 2.0.11 notices a keepalive timeout up to 5 s late
 				out = append(out, s.who+": "+got)
 				if got == "closed" || got == "nothing" {
 					break

@@ -28,6 +28,14 @@ type Options struct {
 	// RetainNotAvailable (retain_available false): a retained PUBLISH or
 	// will is refused (MQTT 5: 0x9A) and MQTT 5 clients are told so.
 	RetainNotAvailable bool
+	// Mosquitto20 answers as mosquitto 2.0.11 where it differs from 2.1.2
+	// (which the engine follows otherwise): a taken-over MQTT 5 client is
+	// closed without DISCONNECT 0x8E, a 3.1.1 client asking for more than
+	// MaxKeepalive keeps its keepalive, topics are sent to a mount point's
+	// clients with the mount point on, and a CONNECT of MQTT level 6 or
+	// more gets 3.1.1's CONNACK 1. (The broker's differential tests compare
+	// with 2.0.11.)
+	Mosquitto20 bool
 	// ConnectTimeout bounds the TLS handshake and the CONNECT (10 s).
 	ConnectTimeout time.Duration
 	// WriteTimeout bounds one write to a client: a client that takes no
