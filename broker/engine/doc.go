@@ -121,12 +121,12 @@
 // and 5 acknowledged as mosquitto does and dropped). Where 2.0.11 and
 // 2.1.2 differ the engine follows 2.1.2 (DISCONNECT 0x8E on takeover, a
 // 3.1.1 keepalive above max_keepalive refused, topics sent without the
-// mount point, MQTT 5's CONNACK 0x84 for MQTT level 6); with
-// Options.Mosquitto20 it answers as 2.0.11 there, which the 2.0.11 runs
-// check, so that the switch can keep broker/'s differential tests
-// (against 2.0.11) unchanged. Two 2.0.11 differences are not followed
-// (not20: a replaced subscription's retain as published, one copy for
-// overlapping subscriptions).
+// mount point, MQTT 5's CONNACK 0x84 for MQTT level 6, a replaced
+// subscription's own retain as published, a QoS 1/2 copy for each
+// overlapping subscription); with Options.Mosquitto20 it answers as
+// 2.0.11 there, which the 2.0.11 runs check (every script runs against
+// both), so that the switch can keep broker/'s differential tests
+// (against 2.0.11) unchanged.
 // Server.Disconnect closes a client for the broker (TestDisconnect).
 //
 // # The seam: how each mochi hook of broker/ maps onto Hooks

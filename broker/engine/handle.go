@@ -479,6 +479,13 @@ func (c *conn) subscribe(p *mqttwire.Packet) {
 		if c.client.Bridge {
 			sub.NoLocal, sub.RetainAsPublished = true, true
 		}
+		if s.opts.Mosquitto20 {
+			ss.mu.Lock()
+			if old := ss.subs[sub.Filter]; old != nil && old.RetainAsPublished {
+				sub.RetainAsPublished = true // 2.0.11 keeps it on a replaced subscription
+			}
+			ss.mu.Unlock()
+		}
 		replaced, err := s.subs.Subscribe(sub)
 		if err != nil {
 			ack.Reasons = append(ack.Reasons, mqttwire.TopicFilterInvalid)

@@ -234,17 +234,6 @@ var scripts = []struct {
 			"s: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]", "s: SUBACK id=1 00", `s: PUBLISH q0 retain me/b "long" [expiry=95-99]`}},
 }
 
-// not20 says why mosquitto 2.0.11 differs in a script where
-// Options.Mosquitto20 does not follow it (the engine follows 2.1.2 and the
-// spec): the differential test does not compare it with 2.0.11. Where
-// Mosquitto20 follows 2.0.11 (takeover without DISCONNECT 0x8E, CONNACK 1
-// for MQTT level 6, the mount point on outgoing topics, a 3.1.1 keepalive
-// above max_keepalive), the 2.0.11 run compares with it set.
-var not20 = map[string]string{
-	"retain handling and as published v5":       "2.0.11 keeps retain-as-published of a subscription replaced without it",
-	"overlapping subscriptions get a copy each": "2.0.11 sends one copy (of the lower QoS)",
-}
-
 func pubrecs(n int) []string {
 	var out []string
 	for i := range n {

@@ -33,8 +33,10 @@ type Options struct {
 	// closed without DISCONNECT 0x8E, a 3.1.1 client asking for more than
 	// MaxKeepalive keeps its keepalive, topics are sent to a mount point's
 	// clients with the mount point on, and a CONNECT of MQTT level 6 or
-	// more gets 3.1.1's CONNACK 1. (The broker's differential tests compare
-	// with 2.0.11.)
+	// more gets 3.1.1's CONNACK 1, a client with overlapping subscriptions
+	// gets no QoS 1/2 copy after its first copy, and a replaced subscription keeps
+	// retain as published. (The broker's differential tests compare with
+	// 2.0.11.)
 	Mosquitto20 bool
 	// ConnectTimeout bounds the TLS handshake and the CONNECT (10 s).
 	ConnectTimeout time.Duration
@@ -386,9 +388,21 @@ func (s *Server) route(m *Message) int {
 	defer matchesPool.Put(ms)
 	s.subs.Match(m.Topic, ms)
 	n := 0
+	// Mosquitto20: once a client got a copy, it gets no further QoS 1/2
+	// copy of the message (2.0.11's dest_ids check).
+	var sent map[string]bool
 	for _, sub := range ms.Subs {
 		if sub.NoLocal && sub.Client == m.From {
 			continue
+		}
+		if s.opts.Mosquitto20 {
+			if sent[sub.Client] && min(m.QoS, sub.QoS) > 0 {
+				continue
+			}
+			if sent == nil {
+				sent = map[string]bool{}
+			}
+			sent[sub.Client] = true
 		}
 		if s.deliverTo(sub, m, sub.RetainAsPublished && m.Retain) {
 			n++
