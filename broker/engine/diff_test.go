@@ -102,7 +102,7 @@ var optionScripts = []struct {
 			open("a", 5, connect("r4", true, keepalive(20), will("w/x", "gone", 0, true))), until("a")), nil},
 	{"max_keepalive, a 3.1.1 client asking for more", "max_keepalive 30\nlistener %[1]d 127.0.0.1\nallow_anonymous true\n",
 		engine.Options{MaxKeepalive: 30}, []engine.Listener{{}},
-		steps(open("a", 4, connect("k1", true, keepalive(60))), until("a")),
+		steps(open("a", 4, connect("k1", true, keepalive(60))), send("a", pingreq), recv("a", 1)),
 		nil}, // 2.0.11 lets the client keep its keepalive (Mosquitto20); 2.1.2 refuses it with CONNACK 2
 	{"mount_point",
 		"listener %[1]d 127.0.0.1\nallow_anonymous true\nmount_point m/\nlistener %[2]d 127.0.0.1\n",
@@ -112,7 +112,7 @@ var optionScripts = []struct {
 			send("m", subscribe(1, "t/#", 0)), recv("m", 1), send("m", subscribe(2, "$share/g/s/#", 0)), recv("m", 1),
 			send("m", publish("t/1", "up", 0, false, 0)), recv("obs", 1), recv("m", 1),
 			send("obs", publish("t/outside", "no", 0, false, 0)), send("obs", publish("m/t/inside", "yes", 0, false, 0)),
-			send("obs", publish("m/s/shared", "shared", 0, false, 0)), recv("obs", 3), recv("m", 2), quiet("m"),
+			send("obs", publish("m/s/shared", "shared", 0, false, 0)), recv("obs", 3), recv("m", 1), quiet("m"),
 			send("m", unsubscribe(3, "t/#")), recv("m", 1)),
 		nil}, // 2.0.11 sends topics with the mount point on (Mosquitto20)
 	{"acl_file: denied publishes acknowledged and dropped",

@@ -196,9 +196,9 @@ var scripts = []struct {
 			`s: PUBLISH q2 id=1 q5/x "m"`, "s: PUBREL id=1 rc=0x0", "p: PUBCOMP id=10 rc=0x0"}},
 	{"overlapping subscriptions get a copy each", steps(open("s", 4, connect("sub", true)),
 		send("s", subscribe(1, "ov/+", 0)), recv("s", 1), send("s", subscribe(2, "ov/#", 1)), recv("s", 1),
-		open("p", 4, connect("pub", true)), send("p", publish("ov/a", "m", 1, false, 1)), recv("p", 1), recv("s", 2)),
+		open("p", 4, connect("pub", true)), send("p", publish("ov/a", "m", 1, false, 1)), recv("p", 1), recv("s", 1), quiet("s")),
 		[]string{"s: CONNACK sp=false rc=0x0", "s: SUBACK id=1 00", "s: SUBACK id=2 01", "p: CONNACK sp=false rc=0x0", "p: PUBACK id=1 rc=0x0",
-			`s: PUBLISH q0 ov/a "m"`, `s: PUBLISH q1 id=1 ov/a "m"`}},
+			`s: PUBLISH q0 ov/a "m"`, `s: unexpected PUBLISH q1 id=1 ov/a "m"`}}, // the second copy in the quiet read: 2.0.11 sends none
 	{"retained will", steps(open("w", 4, connect("dies", true, will("rw/last", "gone", 1, true))), drop("w"), pause(200*time.Millisecond),
 		open("s", 4, connect("sub", true)), send("s", subscribe(1, "rw/#", 1)), recv("s", 2), send("s", ack(mw.PUBACK, 1)),
 		open("p", 4, connect("pub", true)), send("p", publish("rw/last", "", 0, true, 0)), send("p", pingreq), recv("p", 1)),
