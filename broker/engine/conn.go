@@ -311,10 +311,19 @@ func (c *conn) sendAck(typ byte, id uint16, code mqttwire.ReasonCode) {
 	c.sendRaw(&p)
 }
 
+// errTooBig: a PUBLISH over the client's Maximum Packet Size, which is
+// not sent (MQTT 5 3.1.2.11.4) but dropped.
+var errTooBig = errors.New("message larger than the client's Maximum Packet Size")
+
 // sendPublish appends d's PUBLISH. qos0 makes it droppable when pend is
-// over MaxPending. A PUBLISH over the client's Maximum Packet Size is not
-// sent (MQTT 5 3.1.2.11.4). The caller holds the session's mu and flushes.
+// over MaxPending. The caller holds the session's mu and flushes.
 func (c *conn) sendPublish(d *delivery, dup, qos0 bool) bool {
+	return c.appendPublish(d, dup, qos0) == nil
+}
+
+// appendPublish is sendPublish telling why it did not: errTooBig, or
+// errNotSent (closing, or over MaxPending).
+func (c *conn) appendPublish(d *delivery, dup, qos0 bool) error {
 	m := d.m
 	p := mqttwire.Packet{Type: mqttwire.PUBLISH, Version: c.version, Dup: dup, QoS: d.qos, Retain: d.retain, ID: d.id}
 	t := m.Topic
@@ -360,20 +369,19 @@ func (c *conn) sendPublish(d *delivery, dup, qos0 bool) bool {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.closed || c.closing {
-		return false
-	}
-	if qos0 && len(c.pend) > c.s.opts.MaxPending {
-		return false
+	if c.closed || c.closing || qos0 && len(c.pend) > c.s.opts.MaxPending {
+		return errNotSent
 	}
 	start := len(c.pend)
 	c.pend = p.Append(c.getPend())
 	if c.maxOut > 0 && len(c.pend)-start > c.maxOut {
 		c.pend = c.pend[:start]
-		return false
+		return errTooBig
 	}
-	return true
+	return nil
 }
+
+var errNotSent = errors.New("connection closing or its queue full")
 
 // flush writes pend unless another goroutine is writing it already (it
 // will write what was appended meanwhile too).

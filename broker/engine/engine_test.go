@@ -230,11 +230,16 @@ func TestReceiveMaximum(t *testing.T) {
 func TestMaxPacketSize(t *testing.T) {
 	mps := func(p *mw.Packet) { p.Props.MaximumPacketSize = 40; p.Props.Set(mw.PropMaximumPacketSize) }
 	big := strings.Repeat("x", 60)
-	check(t, engine.Options{MaxPacketSize: 100}, steps(open("s", 5, connect("sub", true, mps)), send("s", subscribe(1, "mp/#", 0)), recv("s", 1),
+	rm1 := func(p *mw.Packet) { p.Props.ReceiveMaximum = 1; p.Props.Set(mw.PropReceiveMaximum) }
+	check(t, engine.Options{MaxPacketSize: 100}, steps(open("s", 5, connect("sub", true, mps, rm1)), send("s", subscribe(1, "mp/#", 1)), recv("s", 1),
 		open("p", 5, connect("pub", true)), send("p", publish("mp/t", big, 0, false, 0)), send("p", publish("mp/t", "small", 0, false, 0)),
-		recv("s", 1), send("p", publish("mp/t", big+big, 0, false, 0)), until("p")),
-		[]string{"s: CONNACK sp=false rc=0x0 [alias-max=10 max-packet=100 receive-max=20]", "s: SUBACK id=1 00",
+		recv("s", 1),
+		// A QoS 1 message too big for the client does not hold its only slot.
+		send("p", publish("mp/t", big, 1, false, 1)), recv("p", 1), send("p", publish("mp/t", "next", 1, false, 2)), recv("p", 1), recv("s", 1),
+		send("p", publish("mp/t", big+big, 0, false, 0)), until("p")),
+		[]string{"s: CONNACK sp=false rc=0x0 [alias-max=10 max-packet=100 receive-max=20]", "s: SUBACK id=1 01",
 			"p: CONNACK sp=false rc=0x0 [alias-max=10 max-packet=100 receive-max=20]", `s: PUBLISH q0 mp/t "small"`,
+			"p: PUBACK id=1 rc=0x0", "p: PUBACK id=2 rc=0x0", `s: PUBLISH q1 id=2 mp/t "next"`,
 			"p: DISCONNECT rc=0x95", "p: closed"})
 }
 

@@ -169,7 +169,10 @@ func (ss *session) inflight(d *delivery) {
 		d.seq = ss.seq
 		ss.s.hooks.SaveQueued(ss.id, d.seq, d.m)
 	}
-	ss.c.sendPublish(d, false, false)
+	if ss.c.appendPublish(d, false, false) == errTooBig {
+		delete(ss.out, d.id)
+		ss.dropped(d)
+	}
 }
 
 // newID returns the next packet id not in flight. mu held.
@@ -264,7 +267,10 @@ func (ss *session) resume() {
 			if d.rel {
 				ss.c.sendAck(mqttwire.PUBREL, d.id, 0)
 			} else {
-				ss.c.sendPublish(d, true, false)
+				if ss.c.appendPublish(d, true, false) == errTooBig {
+					delete(ss.out, d.id)
+					ss.dropped(d)
+				}
 			}
 		}
 	}
