@@ -49,13 +49,14 @@
 // parked in the poller to) and about 1.8 KB the heap: conn, session,
 // Client, the subscription and the map entries. No read or write buffer
 // is kept while idle. QoS 1 throughput (BenchmarkQoS1Throughput, one
-// publisher to one subscriber, 100-byte messages, loopback): about 60k
-// msg/s against mosquitto 2.0.11's 17k in the same benchmark.
+// publisher to one subscriber, 100-byte messages, loopback, on 2 shared
+// cores): 33k-60k msg/s against mosquitto 2.0.11's 15k-17.5k in the same
+// runs.
 //
 // Over mutual TLS (TestIdleMemoryTLS: 2000 TLS 1.3 clients with ECDSA
 // P-256 certificates in a child process, so that only the server side is
-// counted): about 22 KB of heap and stack per idle connection, 32 KB of
-// RSS. The goroutine stack stays at 8 KiB there (crypto/tls's read path is
+// counted): 21.5-22.7 KB of heap and stack per idle connection (RSS
+// 23-33 KB, moving with the GC). The goroutine stack stays at 8 KiB there (crypto/tls's read path is
 // deeper than 2 KiB, so the GC does not halve it), and crypto/tls keeps
 // its record and handshake buffers (about 3-4 KB) and the AES-GCM and key
 // schedule state; the engine's own share is the same as over plain TCP.
