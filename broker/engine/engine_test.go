@@ -562,3 +562,21 @@ func TestCloseWhileBusy(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 }
+
+// TestSessionExpiry: a disconnected MQTT 5 session ends after its expiry
+// interval, sending a will whose delay is longer then.
+func TestSessionExpiry(t *testing.T) {
+	addr, s := startEngine(t, engine.Options{})
+	var during int
+	check := func() { during = s.Sessions() }
+	got := runScript(t, addr, steps(open("s", 5, connect("sub", true)), send("s", subscribe(1, "se/#", 0)), recv("s", 1),
+		open("e", 5, connect("short", false, sessionExpiry(1), will("se/will", "ended", 0, false), willDelay(30))),
+		send("e", subscribe(1, "x/#", 0)), recv("e", 1), drop("e"), pause(300*time.Millisecond), step{do: check},
+		recv("s", 1), open("e", 5, connect("short", false, sessionExpiry(1)))))
+	want := []string{"s: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]", "s: SUBACK id=1 00",
+		"e: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]", "e: SUBACK id=1 00",
+		`s: PUBLISH q0 se/will "ended"`, "e: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]"}
+	if !slices.Equal(got, want) || during != 2 {
+		t.Errorf("sessions while disconnected: %d (want 2)\ntranscript:\n%s\nwant:\n%s", during, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -446,14 +446,22 @@ func (s *Server) deliverTo(sub *topic.Subscription, m *Message, retain bool) boo
 }
 
 // forget removes a session and its subscriptions (clean start, expiry, or
-// a clean client's end). The caller holds no session lock.
-func (s *Server) forget(ss *session) {
+// a clean client's end) unless a connection has attached to it meanwhile
+// (false then). It holds the server's lock throughout, so that a new
+// session of the same client id can neither lose subscriptions to the
+// old one's removal nor be stored before the old one is deleted. The
+// caller holds no session lock.
+func (s *Server) forget(ss *session) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss.mu.Lock()
+	if ss.c != nil || ss.gone {
+		ss.mu.Unlock()
+		return false
+	}
 	if s.sessions[ss.id] == ss {
 		delete(s.sessions, ss.id)
 	}
-	s.mu.Unlock()
-	ss.mu.Lock()
 	subs := ss.subs
 	ss.subs = nil
 	persistent := ss.persistent
@@ -475,4 +483,5 @@ func (s *Server) forget(ss *session) {
 	if persistent {
 		s.hooks.DeleteSession(ss.id)
 	}
+	return true
 }

@@ -87,18 +87,16 @@ func (ss *session) startExpiry() {
 }
 
 func (ss *session) expire() {
-	ss.mu.Lock()
-	if ss.c != nil || ss.gone {
-		ss.mu.Unlock()
-		return
+	if !ss.s.forget(ss) {
+		return // resumed meanwhile
 	}
+	ss.mu.Lock()
 	will, wc := ss.will, ss.willClient
 	ss.will = nil
 	ss.mu.Unlock()
 	if will != nil {
-		ss.s.sendWill(wc, will)
+		ss.s.sendWill(wc, will) // the session ended before the will delay did
 	}
-	ss.s.forget(ss)
 }
 
 // deliver queues or sends d; false when it is dropped.
