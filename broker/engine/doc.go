@@ -109,8 +109,17 @@
 //     unknown topic alias 0x82, as both).
 //   - $SYS: a client's publish is acknowledged and dropped (MQTT 5: 0x87),
 //     but a bridge's $SYS/broker/connection/ID/state (TestSysPublishDropped).
+//   - Sessions end at their expiry (TestSessionExpiry); a session is
+//     forgotten only while no connection is attached to it.
 //   - Persistence as calls (TestPersistenceCalls), restore before Serve
-//     (TestRestoreSession).
+//     (TestRestoreSession). SaveQueued runs in the publisher's goroutine
+//     before its PUBACK is written, so a store that has the message when
+//     SaveQueued returns loses no acknowledged message.
+//   - TLS: Authenticate gets the handshake's state (TestMutualTLS).
+//     ServeConn takes any net.Conn (the broker's WebSocket connections too;
+//     not tested here).
+//   - Robustness: FuzzConn (any bytes after a CONNECT at each level),
+//     TestConcurrentClients and TestCloseWhileBusy under -race.
 //
 // The differential test (TestDifferential) runs every script of
 // protocol_test.go with a transcript against mosquitto 2.0.11 and 2.1.2
@@ -182,7 +191,8 @@
 // # Still to come
 //
 // max_connections per listener (the broker's listener does it today),
-// queue_qos0_messages, $SYS topics of the broker's own, MQTT 5 enhanced
+// restoring in-flight packet ids (RestoreSession queues the messages again,
+// to be sent with new ids and without DUP), queue_qos0_messages, $SYS topics of the broker's own, MQTT 5 enhanced
 // authentication (AUTH is refused), and outgoing topic aliases (mosquitto
 // sends none either). The slow-subscriber rule differs from broker/flow.go
 // today: a publisher that finds a subscriber's socket full waits at most
