@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mqttctl/mqttctl/internal/mqttwire"
@@ -28,18 +29,21 @@ type conn struct {
 
 	// Reader side, the serve goroutine's. rd reads from a pooled
 	// bufio.Reader lent while the connection is busy (none while idle).
-	rd      mqttwire.Reader
-	rb      *readBuf
-	src     firstByte
-	version byte
-	client  *Client
-	sess    *session
-	ka      time.Duration // read deadline: 1.5 x keepalive, 0 none
-	aliases map[uint16]string
-	will    *Message
-	delay   uint32 // will delay interval (s)
-	maxOut  int    // the client's Maximum Packet Size, 0 none
-	normal  bool   // the client sent DISCONNECT 0x00: no will
+	rd       mqttwire.Reader
+	rb       *readBuf
+	raw      syscall.RawConn // the socket under a TLS connection (waitTLS)
+	rdl      time.Time       // the read deadline arm set
+	buffered bool            // waitTLS read a byte crypto/tls had buffered
+	src      firstByte
+	version  byte
+	client   *Client
+	sess     *session
+	ka       time.Duration // read deadline: 1.5 x keepalive, 0 none
+	aliases  map[uint16]string
+	will     *Message
+	delay    uint32 // will delay interval (s)
+	maxOut   int    // the client's Maximum Packet Size, 0 none
+	normal   bool   // the client sent DISCONNECT 0x00: no will
 
 	wmu      sync.Mutex
 	pend     []byte
@@ -138,6 +142,7 @@ func (c *conn) start(deadline time.Time) error {
 			return fmt.Errorf("TLS handshake: %w", err)
 		}
 		_ = tc.SetWriteDeadline(time.Time{})
+		c.raw = rawOf(tc)
 	}
 	return nil
 }
@@ -155,16 +160,25 @@ func (c *conn) arm(first bool, deadline time.Time) error {
 	}
 	switch {
 	case first:
-		_ = c.nc.SetReadDeadline(deadline)
+		c.rdl = deadline
 	case c.ka > 0:
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.ka))
+		c.rdl = time.Now().Add(c.ka)
+	default:
+		c.rdl = time.Time{}
 	}
+	_ = c.nc.SetReadDeadline(c.rdl)
 	return nil
 }
 
 // wait reads the next packet's first byte with no buffer of the
 // connection's own.
 func (c *conn) wait() error {
+	if c.raw != nil {
+		if err := c.waitTLS(); err != nil || c.buffered {
+			c.buffered = false
+			return err
+		}
+	}
 	for {
 		n, err := c.nc.Read(c.src.one[:])
 		if n == 1 {
@@ -175,6 +189,41 @@ func (c *conn) wait() error {
 			return err
 		}
 	}
+}
+
+// waitTLS waits for the next record of an idle TLS connection on its
+// socket, with a shallow stack: first it asks crypto/tls, with a deadline
+// already past, whether it has bytes buffered (a timeout leaves a
+// crypto/tls connection usable: only write timeouts break it); if not, it
+// waits until the socket is readable. The read after it is crypto/tls's.
+func (c *conn) waitTLS() error {
+	c.wmu.Lock()
+	if c.stop {
+		c.wmu.Unlock()
+		return errShutdown
+	}
+	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.wmu.Unlock()
+	n, err := c.nc.Read(c.src.one[:])
+	c.wmu.Lock()
+	if !c.stop {
+		_ = c.nc.SetReadDeadline(c.rdl)
+	}
+	stop := c.stop
+	c.wmu.Unlock()
+	if n == 1 {
+		c.src.b, c.src.has = c.src.one[0], true
+		c.buffered = true
+		return nil
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return err
+	}
+	if stop {
+		return errShutdown
+	}
+	return waitReadable(c.raw)
 }
 
 func (c *conn) borrow() {

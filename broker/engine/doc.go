@@ -55,16 +55,18 @@
 //
 // Over mutual TLS (TestIdleMemoryTLS: 2000 TLS 1.3 clients with ECDSA
 // P-256 certificates in a child process, so that only the server side is
-// counted): 21.5-22.7 KB of heap and stack per idle connection (RSS
-// 23-33 KB, moving with the GC). The goroutine stack stays at 8 KiB there (crypto/tls's read path is
-// deeper than 2 KiB, so the GC does not halve it), and crypto/tls keeps
-// its record and handshake buffers (about 3-4 KB) and the AES-GCM and key
-// schedule state; the engine's own share is the same as over plain TCP.
-// What is left to reach mosquitto's 20 KB RSS is crypto/tls's and the Go
-// runtime's (GC headroom in RSS), not a buffer of the engine's: waiting
-// for readability below crypto/tls (to keep only a 4 KiB stack) would need
-// to know that crypto/tls has no record buffered, which it does not tell.
-//
+// counted): 17.6-18.5 KB of heap and stack per idle connection (RSS moves
+// with the GC). An idle TLS connection does not wait in crypto/tls's read
+// (whose depth kept the goroutine stack at 8 KiB): it asks crypto/tls,
+// with a read deadline already past, whether it has bytes buffered (a
+// read timeout leaves a crypto/tls connection usable), and otherwise waits
+// on the socket with MSG_PEEK through syscall.RawConn (idle_linux.go;
+// elsewhere it reads through crypto/tls), so the stack is 4 KiB as over
+// plain TCP (TestTLSIdleWait: records with several packets, more than the
+// read buffer, keepalive and takeover while waiting). The rest is
+// crypto/tls's own: its record and handshake buffers (3-4 KB), the
+// AES-GCM and key schedule state, the peer certificate.
+
 // # What the engine does (each with its test)
 //
 //   - MQTT 3.1, 3.1.1 and 5.0 CONNECT rules: empty client ids (assigned with

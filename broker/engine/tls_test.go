@@ -251,3 +251,77 @@ func TestIdleClientsHelper(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestTLSIdleWait: the idle wait below crypto/tls keeps every behaviour:
+// packets pipelined in one record and in many, keepalive, takeover.
+func TestTLSIdleWait(t *testing.T) {
+	sconf, cconf := testPKI(t, t.TempDir())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := engine.New(engine.Options{})
+	go s.Serve(tls.NewListener(ln, sconf))
+	defer s.Close()
+	dial := func() (*tls.Conn, *scriptClient) {
+		c, err := tls.Dial("tcp", ln.Addr().String(), cconf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, &scriptClient{c: c, r: bufio.NewReader(c), v: 5}
+	}
+	write := func(c *tls.Conn, ps ...*mw.Packet) {
+		var b []byte
+		for _, p := range ps {
+			q := *p
+			q.Version = 5
+			b = q.Append(b)
+		}
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	a, ra := dial()
+	write(a, connect("tls-a", true))
+	got = append(got, "a: "+readOne(ra, 3*time.Second))
+	time.Sleep(50 * time.Millisecond) // idle: the reader waits on the socket
+	// Three packets in one record.
+	write(a, subscribe(1, "tw/#", 0), publish("tw/1", "one record", 0, false, 0), pingreq)
+	for range 3 {
+		got = append(got, "a: "+readOne(ra, 3*time.Second))
+	}
+	// Three records in a row.
+	write(a, publish("tw/2", "r1", 0, false, 0))
+	write(a, publish("tw/2", "r2", 0, false, 0))
+	write(a, pingreq)
+	for range 3 {
+		got = append(got, "a: "+readOne(ra, 3*time.Second))
+	}
+	// A record with more than the read buffer holds, then a packet.
+	write(a, publish("tw/3", strings.Repeat("x", 10000), 0, false, 0), pingreq)
+	for range 2 {
+		l := readOne(ra, 3*time.Second)
+		if len(l) > 40 {
+			l = l[:40]
+		}
+		got = append(got, "a: "+l)
+	}
+	// Keepalive while waiting on the socket.
+	k, rk := dial()
+	write(k, connect("tls-k", true, keepalive(1)))
+	got = append(got, "k: "+readOne(rk, 3*time.Second), "k: "+readOne(rk, 5*time.Second))
+	// Takeover of a connection waiting on the socket.
+	b, rb := dial()
+	write(b, connect("tls-a", true))
+	got = append(got, "b: "+readOne(rb, 3*time.Second), "a: "+readOne(ra, 3*time.Second), "a: "+readOne(ra, 3*time.Second))
+	want := []string{"a: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]", "a: SUBACK id=1 00", `a: PUBLISH q0 tw/1 "one record"`,
+		"a: PINGRESP", `a: PUBLISH q0 tw/2 "r1"`, `a: PUBLISH q0 tw/2 "r2"`, "a: PINGRESP",
+		`a: PUBLISH q0 tw/3 "xxxxxxxxxxxxxxxxxxxxxxx`, "a: PINGRESP",
+		"k: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]", "k: closed",
+		"b: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]", "a: DISCONNECT rc=0x8e", "a: closed"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
