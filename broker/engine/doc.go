@@ -50,7 +50,7 @@
 // Client, the subscription and the map entries. No read or write buffer
 // is kept while idle. QoS 1 throughput (BenchmarkQoS1Throughput, one
 // publisher to one subscriber, 100-byte messages, loopback, on 2 shared
-// cores): 33k-60k msg/s against mosquitto 2.0.11's 15k-17.5k in the same
+// cores): 33k-63k msg/s against mosquitto 2.0.11's 15k-19.5k in the same
 // runs.
 //
 // Over mutual TLS (TestIdleMemoryTLS: 2000 TLS 1.3 clients with ECDSA
