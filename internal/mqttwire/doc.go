@@ -48,10 +48,9 @@
 // FuzzValidTopicFilter (against plain reference implementations); their
 // seeds in testdata/fuzz run in make test.
 //
-// Still to come (issue 21): the engine's client loop (one goroutine per
-// connection around a Reader), sessions and their expiry, flow control
-// (Receive Maximum, in-flight windows, the slow-subscriber rule), topic
-// aliases, and the persistence seam. Deliberately left to the engine:
+// The engine around a Reader is broker/engine (one goroutine per
+// connection; Reset and SwapBuffer lend it pooled buffers while busy).
+// Deliberately left to the engine:
 // decisions that need session state (a topic alias above the maximum, a
 // second CONNECT, the client identifier rules, a subscription identifier
 // in a client's PUBLISH) and the optional payload-format check (reason

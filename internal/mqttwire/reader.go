@@ -120,6 +120,20 @@ func (d *Reader) readBody(n int) ([]byte, error) {
 // allocates what it needs.
 func (d *Reader) Release() { d.buf = nil }
 
+// Reset makes d read from r from now on, keeping its settings and its
+// buffer: the engine lends a connection a pooled bufio.Reader while it is
+// busy and takes it back when it goes idle.
+func (d *Reader) Reset(r *bufio.Reader) { d.r = r }
+
+// SwapBuffer gives d buf (which may be nil) as the buffer packets are read
+// into and returns the one it had, for a pool of buffers shared by idle
+// connections.
+func (d *Reader) SwapBuffer(buf []byte) []byte {
+	old := d.buf
+	d.buf = buf[:0:cap(buf)]
+	return old
+}
+
 func noEOF(err error) error {
 	if err == io.EOF {
 		return io.ErrUnexpectedEOF

@@ -31,12 +31,10 @@
 // and are safe for concurrent use (one RWMutex each; TestIndexConcurrent
 // under -race).
 //
-// Still to come in the engine: the session and client loop that call
-// Subscribe/Unsubscribe and Match (choosing one member of each share group,
-// merging a client's overlapping subscriptions, no local, retain as
-// published, retain handling 0/1/2 with Retained.Match on subscribe,
-// message expiry of retained messages), flow control, $SYS, mount points,
-// and the persistence seam: Retained and the subscriptions of persistent
-// sessions will be written through the broker's journal and reloaded with
-// Set and Subscribe at start.
+// The engine that uses them is broker/engine (its doc.go): it chooses one
+// member of each share group, delivers one copy per matching subscription
+// in Match's order (mosquitto 2.1's: literal, "+", "#"), applies no local,
+// retain as published and retain handling, and expires retained messages.
+// Still to come: retained messages and subscriptions written through the
+// broker's journal (the engine calls its Hooks; the broker stores).
 package topic

@@ -227,23 +227,26 @@ func (ix *Index) Match(topic string, m *Matches) {
 // match visits n, which the levels of the topic before rest reached; done
 // says no level is left. wild says the wildcard children may match (not
 // at the root for a $ topic).
+//
+// The order is mosquitto 2.1's (a client with overlapping subscriptions
+// gets its copies in it): the literal level, then "+", then "#".
 func match(n *node[entry], rest string, done, wild bool, m *Matches) {
+	if done {
+		m.add(n.val)
+	} else {
+		level, rest, more := cut(rest)
+		if c := n.child(level); c != nil {
+			match(c, rest, !more, true, m)
+		}
+		if wild {
+			if p := n.plus; p != nil {
+				match(p, rest, !more, true, m)
+			}
+		}
+	}
 	if wild {
 		if h := n.hash; h != nil {
 			m.add(h.val) // "#" matches the parent level too: a/# matches a
-		}
-	}
-	if done {
-		m.add(n.val)
-		return
-	}
-	level, rest, more := cut(rest)
-	if c := n.child(level); c != nil {
-		match(c, rest, !more, true, m)
-	}
-	if wild {
-		if p := n.plus; p != nil {
-			match(p, rest, !more, true, m)
 		}
 	}
 }
