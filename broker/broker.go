@@ -111,6 +111,11 @@ func loadSecurity(s confgen.Security) (*security, error) {
 		} else {
 			sec.passwords = map[string]confgen.Hash{}
 			for _, l := range pf.Lines {
+				if errors.Is(l.Err, confgen.ErrEmptyUsername) {
+					errs = append(errs, &confgen.ConfigError{Pos: s.PasswordFilePos, Msg: "password_file",
+						Err: fmt.Errorf("%s:%d: %w", s.PasswordFile, l.Line, l.Err)})
+					continue
+				}
 				if l.User == "" {
 					continue
 				}

@@ -76,7 +76,10 @@ func CheckMosquittoFiles(r *Resolved) []error {
 						first[pl.User] = pl.Line
 					}
 				}
-				if pl.Err != nil {
+				switch {
+				case errors.Is(pl.Err, ErrEmptyUsername):
+					errs = append(errs, &ConfigError{Pos: s.PasswordFilePos, Msg: "password_file", Err: fmt.Errorf("%s:%d: %w", p, pl.Line, pl.Err)})
+				case pl.Err != nil:
 					errs = append(errs, &ConfigError{Pos: s.PasswordFilePos, Msg: "password_file",
 						Err: fmt.Errorf("%s:%d: user %q: unusable hash: %v (mosquitto refuses the file: set the password again with mqttctl passwd add)", p, pl.Line, pl.User, pl.Err)})
 				}

@@ -262,6 +262,11 @@ type PasswordLine struct {
 	Line int
 }
 
+// ErrEmptyUsername is the Err of a password line with nothing before its
+// ':'. mosquitto 2.1 refuses such a file at start and quits on it on
+// SIGHUP ("Invalid line in password file").
+var ErrEmptyUsername = errors.New("a line with an empty username (nothing before ':'): mosquitto 2.1 refuses the file; delete the line")
+
 // PasswordFile is a mosquitto password file.
 type PasswordFile struct {
 	Lines []PasswordLine
@@ -284,7 +289,9 @@ func ParsePasswordFile(data []byte) *PasswordFile {
 		if t != "" && !strings.HasPrefix(t, "#") {
 			if user, hash, ok := strings.Cut(t, ":"); ok {
 				l.User, l.Hash = strings.TrimSpace(user), strings.TrimSpace(hash)
-				if _, err := ParseHash(l.Hash); err != nil {
+				if l.User == "" {
+					l.Err = ErrEmptyUsername
+				} else if _, err := ParseHash(l.Hash); err != nil {
 					l.Err = err
 				}
 			}

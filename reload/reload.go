@@ -5,6 +5,7 @@
 package reload
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -134,7 +135,43 @@ func Once(ctx context.Context, o Options) (*Result, error) {
 	}
 	served, err := confirm(ctx, r, wait)
 	res.Served = served
+	if gone := quitAfterHUP(pid, time.Second); gone != nil {
+		return res, gone
+	}
 	return res, err
+}
+
+// ErrBrokerQuit: the broker was running when it got SIGHUP and is not
+// after it: it refused a file mqttctl's checks let through.
+var ErrBrokerQuit = errors.New("mosquitto quit after SIGHUP")
+
+// quitAfterHUP watches pid for up to d after a SIGHUP (mosquitto rereads its
+// files at once): an error if it exited, for a check mqttctl does not have.
+func quitAfterHUP(pid int, d time.Duration) error {
+	for end := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
+		if !running(pid) {
+			return fmt.Errorf("%w (pid %d): it refused a file on reload; see its log, fix the file and start it again", ErrBrokerQuit, pid)
+		}
+		if time.Now().After(end) {
+			return nil
+		}
+	}
+}
+
+// running reports whether pid is a live process (not a zombie).
+func running(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	// pid (comm) STATE ...: Z is a zombie, an exited child not yet reaped.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z' && stat[i+2] != 'X'
+	}
+	return true
 }
 
 // ReadPID reads a pid file and checks that the process is a running

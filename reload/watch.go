@@ -84,6 +84,8 @@ func logResult(log *slog.Logger, res *Result, err error) {
 			}
 		}
 		log.Error("not reloaded: no signal sent, the broker keeps its old files")
+	case errors.Is(err, ErrBrokerQuit):
+		log.Error("the broker quit on the reload: start it again once its log says why", "pid", res.PID, "error", err.Error())
 	case err != nil && res.PID != 0:
 		log.Error("signalled, but not confirmed", "pid", res.PID, "error", err.Error())
 	case err != nil:
@@ -92,6 +94,10 @@ func logResult(log *slog.Logger, res *Result, err error) {
 		args := []any{"pid", res.PID}
 		for _, s := range res.Served {
 			args = append(args, "listener "+s.Listener, s.Fingerprint)
+		}
+		if len(res.Served) == 0 {
+			log.Info("reloaded", args...)
+			return
 		}
 		log.Info("reloaded, new certificate served", args...)
 	}
