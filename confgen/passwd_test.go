@@ -193,11 +193,19 @@ func TestMosquitto21Hashes(t *testing.T) {
 	if h, err := ParseHash(mine); err != nil || !h.Verify([]byte("pw")) || h.Verify([]byte("pw2")) {
 		t.Errorf("HashArgon2id does not verify: %v", err)
 	}
+	// RFC 9106's second recommended setting is within the limits.
+	if _, err := ParseHash("$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2g"); err != nil {
+		t.Errorf("RFC 9106's m=64 MiB, t=3, p=4: %v", err)
+	}
 	for _, tc := range []struct{ in, want string }{
 		{"$argon2i$v=19$m=47104,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "unknown hash type $argon2i$"},
 		{"$argon2id$v=16$m=47104,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "version"},
 		{"$argon2id$v=19$m=99999999,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "outside mqttctl's limits"},
 		{"$argon2id$v=19$m=47104,t=1000,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "outside mqttctl's limits"},
+		// the adversarial run's 1 GiB hash: four wrong passwords took 4 GiB
+		{"$argon2id$v=19$m=1048576,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "outside mqttctl's limits"},
+		{"$argon2id$v=19$m=262144,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "m*t at most"},
+		{"$argon2id$v=19$m=47104,t=1,p=16$c2FsdHNhbHQ$aGFzaGhhc2g", "outside mqttctl's limits"},
 		{"$argon2id$v=19$m=47104,t=1,p=1,x=2$c2FsdHNhbHQ$aGFzaGhhc2g", "malformed argon2id parameters"},
 		{"$argon2id$v=19$m=47104,t=1,p=1$c2FsdA$aGFzaGhhc2g", "salt"},
 		{"$argon2id$v=19$m=47104,t=1,p=1$c2FsdHNhbHQ==$aGFzaGhhc2g", "salt"},
