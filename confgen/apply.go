@@ -81,16 +81,32 @@ func applyAutoIDPrefix(s *scope, d Directive) { s.sec.AutoIDPrefix = d.Value }
 // applyPluginPasswordFile: mosquitto 2.1's password-file plugin reads the
 // file password_file names in 2.0.
 func applyPluginPasswordFile(s *scope, d Directive) {
-	if filepath.Base(s.plugins[d.seq]) == PasswordFilePlugin {
+	if s.pluginOptOf(d, PasswordFilePlugin) {
 		applyPasswordFile(s, d)
 		s.sec.PasswordFilePlugin = true
 	}
 }
 
+// pluginOptOf reports whether the plugin_opt_* line d belongs to plugin
+// (mosquitto gives it to the latest plugin line before it); an error at
+// its line if it belongs to mosquitto's other file plugin, which refuses
+// the option and stops mosquitto at start (found by the adversarial run:
+// serve ran with the first password file).
+func (s *scope) pluginOptOf(d Directive, plugin string) bool {
+	got := filepath.Base(s.plugins[d.seq])
+	if got == plugin {
+		return true
+	}
+	if got == PasswordFilePlugin || got == ACLFilePlugin {
+		s.errf(d.Pos, "%s follows plugin %s, which mosquitto gives it to and which refuses it (mosquitto 2.1 does not start): put it after plugin %s", d.Key, got, plugin)
+	}
+	return false
+}
+
 // applyPluginACLFile: mosquitto 2.1's acl-file plugin reads the file
 // acl_file names in 2.0.
 func applyPluginACLFile(s *scope, d Directive) {
-	if filepath.Base(s.plugins[d.seq]) == ACLFilePlugin {
+	if s.pluginOptOf(d, ACLFilePlugin) {
 		applyACLFile(s, d)
 		s.sec.ACLFilePlugin = true
 	}

@@ -2,6 +2,7 @@ package confgen
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -188,4 +189,25 @@ func FuzzMosquittoVersionOutput(f *testing.F) {
 			t.Fatalf("%q gave target %q", m[1], tgt)
 		}
 	})
+}
+
+// TestPluginOptOfTheOtherFilePlugin: a plugin_opt_ line goes to the latest
+// plugin line; after the other file plugin, mosquitto 2.1 gives it to that
+// one, which refuses it and stops mosquitto: refused at its line.
+func TestPluginOptOfTheOtherFilePlugin(t *testing.T) {
+	for _, c := range []struct{ conf, want string }{
+		{"plugin mosquitto_password_file.so\nplugin_opt_password_file /a\nplugin mosquitto_acl_file.so\nplugin_opt_password_file /b\nplugin_opt_acl_file /acl\n",
+			"m.conf:4: error: plugin_opt_password_file follows plugin mosquitto_acl_file.so"},
+		{"plugin mosquitto_password_file.so\nplugin_opt_acl_file /acl\n",
+			"m.conf:2: error: plugin_opt_acl_file follows plugin mosquitto_password_file.so"},
+	} {
+		p, err := Parse([]byte(c.conf+"listener 1883 127.0.0.1\n"), "m.conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ds := p.Resolve()
+		if !HasErrors(ds) || !strings.Contains(fmt.Sprint(ds), c.want) {
+			t.Errorf("%q: %v, want %q", c.conf, ds, c.want)
+		}
+	}
 }
