@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -144,7 +143,9 @@ func (l *listener) originAllowed(r *http.Request) bool {
 		return true
 	}
 	for _, o := range l.origins {
-		if strings.EqualFold(o, origin) {
+		// Exactly, as mosquitto 2.1 compares (confgen refuses list entries
+		// with capitals, which no browser sends).
+		if o == origin {
 			return true
 		}
 	}

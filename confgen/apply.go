@@ -168,6 +168,7 @@ func applyHTTPOrigin(s *scope, d Directive) {
 	if !validOrigin(d.Value) {
 		s.errf(d.Pos, "http_origin %q: give a page's origin, scheme://host[:port], e.g. https://app.example.com", d.Value)
 	}
+	checkOriginCase(s, d)
 	s.l.Origins = append(s.l.Origins, strings.TrimSuffix(d.Value, "/"))
 }
 
@@ -205,7 +206,18 @@ func applyProvisionByClaim(s *scope, d Directive) {
 // applyWebsocketsOrigin: mosquitto 2.1's own list of the page origins a
 // websockets listener accepts.
 func applyWebsocketsOrigin(s *scope, d Directive) {
-	s.l.Origins = append(s.l.Origins, d.Value)
+	checkOriginCase(s, d)
+	s.l.Origins = append(s.l.Origins, strings.TrimSuffix(d.Value, "/"))
+}
+
+// checkOriginCase refuses an origin with capitals: browsers send the
+// scheme and host in lower case and mosquitto compares case-sensitively,
+// so such an entry would refuse every browser under mosquitto (serve
+// compares the same way).
+func checkOriginCase(s *scope, d Directive) {
+	if strings.ToLower(d.Value) != d.Value {
+		s.errf(d.Pos, "%s %q: browsers send the origin in lower case and mosquitto compares it exactly, so no browser would match: write %q", strings.TrimPrefix(d.Key, ExtPrefix), d.Value, strings.ToLower(d.Value))
+	}
 }
 
 // validOrigin reports whether v is a page's origin, scheme://host[:port]

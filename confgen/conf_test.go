@@ -166,6 +166,8 @@ func TestConfigValidation(t *testing.T) {
 		{"renew_pki without a directory", mtlsConf + "# mqttctl: renew_pki\n", "c.conf:6: error: renew_pki \"\": give the pki directory", false},
 		{"provision_by_claim without renew_pki", mtlsConf + "# mqttctl: provision_by_claim on\n", "c.conf:6: error: provision_by_claim on needs renew_pki", false},
 		{"provision_by_claim yes", mtlsConf + "# mqttctl: renew_pki /p\n# mqttctl: provision_by_claim yes\n", "c.conf:7: error: provision_by_claim \"yes\": use on or off", false},
+		{"http_origin with capitals", "listener 9001 127.0.0.1\nprotocol websockets\n# mqttctl: http_origin https://App.example.com\n", "c.conf:3: error: http_origin \"https://App.example.com\": browsers send the origin in lower case", false},
+		{"websockets_origin with capitals", "listener 9001 127.0.0.1\nprotocol websockets\nwebsockets_origin HTTPS://app.example.com\n", "c.conf:3: error: websockets_origin \"HTTPS://app.example.com\": browsers send the origin in lower case", false},
 		{"renew_days without renew_pki", mtlsConf + "# mqttctl: renew_days 30\n", "c.conf:6: error: renew_days needs renew_pki", false},
 		{"renew_days 0", mtlsConf + "# mqttctl: renew_pki /p\n# mqttctl: renew_days 0\n", "c.conf:7: error: renew_days \"0\": give a number of days from 1 to 825", false},
 		{"renew_days 826", mtlsConf + "# mqttctl: renew_pki /p\n# mqttctl: renew_days 826\n", "c.conf:7: error: renew_days \"826\"", false},
