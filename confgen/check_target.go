@@ -1,6 +1,7 @@
 package confgen
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -80,6 +81,7 @@ func (c *Config) CheckMosquittoFor(v MosquittoTarget) (*Resolved, []Diagnostic) 
 	}
 	if v == Mosquitto21 {
 		vs = append(vs, ownershipWarnings(r, brokerUser(r))...)
+		vs = append(vs, SymlinkedAuthFiles(r, "mosquitto 2.1", "it would not start, and on SIGHUP it would quit")...)
 	}
 	return r, append(vs, ds...)
 }
@@ -172,3 +174,34 @@ func ownershipWarnings(r *Resolved, username string) []Diagnostic {
 	}
 	return ds
 }
+
+// SymlinkedAuthFiles warns at each ACL and password file that is a
+// symlink: mosquitto 2.1 (who) opens them without following one unless
+// MOSQUITTO_UNSAFE_ALLOW_SYMLINKS is in its environment, and then fails
+// (what).
+func SymlinkedAuthFiles(r *Resolved, who, what string) []Diagnostic {
+	var ds []Diagnostic
+	seen := map[string]bool{}
+	check := func(path string, pos Pos, opt string) {
+		if path == "" || seen[path] {
+			return
+		}
+		seen[path] = true
+		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			ds = append(ds, Diagnostic{Pos: pos, Warning: true, Kind: ErrSymlinkedAuthFile, Msg: fmt.Sprintf(
+				"%s: %s is a symlink, which %s does not follow without MOSQUITTO_UNSAFE_ALLOW_SYMLINKS: %s; set that variable in the broker's environment, or name the file itself",
+				opt, path, who, what)})
+		}
+	}
+	for _, l := range r.Listeners {
+		check(l.Security.ACLFile, l.Security.ACLFilePos, "acl_file")
+		check(l.Security.PasswordFile, l.Security.PasswordFilePos, "password_file")
+	}
+	return ds
+}
+
+// ErrSymlinkedAuthFile is the Kind of SymlinkedAuthFiles' diagnostics.
+var ErrSymlinkedAuthFile = errors.New("ACL or password file is a symlink")
+
+// IsSymlinkWarning reports whether d is one of SymlinkedAuthFiles'.
+func IsSymlinkWarning(d Diagnostic) bool { return errors.Is(d.Kind, ErrSymlinkedAuthFile) }

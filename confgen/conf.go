@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"github.com/mqttctl/mqttctl/internal/fsx"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -250,8 +251,17 @@ func checkValue(d Directive, spec optSpec) error {
 			return errAt(d.Pos, "%s %q: use true or false", d.Key, d.Value)
 		}
 	case kInt:
-		if _, err := strconv.Atoi(d.Value); err != nil {
+		n, err := strconv.Atoi(d.Value)
+		if err != nil {
 			return errAt(d.Pos, "%s %q: not a whole number", d.Key, d.Value)
+		}
+		if n > math.MaxInt32 || n < math.MinInt32 {
+			return errAt(d.Pos, "%s %d: out of range (mosquitto 2.1 refuses a value beyond %d)", d.Key, n, math.MaxInt32)
+		}
+		if digits := strings.TrimLeft(d.Value, "+-"); len(digits) > 1 && digits[0] == '0' {
+			// mosquitto 2.1 reads numbers with strtol(..., 0): 010 is 8
+			// there and 10 in 2.0.
+			return errAt(d.Pos, "%s %q: write it without leading zeros (mosquitto 2.1 reads a leading 0 as octal, 2.0 as decimal)", d.Key, d.Value)
 		}
 	case kEnum:
 		if !slices.Contains(spec.enum, d.Value) {

@@ -79,6 +79,8 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown option", "listener 1883\nallow_anonymus true\n", `test.conf:2: unknown option "allow_anonymus"`},
 		{"bad bool", "allow_anonymous yes\n", "test.conf:1: allow_anonymous \"yes\": use true or false"},
 		{"bad int", "max_packet_size lots\n", "test.conf:1: max_packet_size"},
+		{"int out of mosquitto's range", "global_max_connections 99999999999\n", "test.conf:1: global_max_connections 99999999999: out of range"},
+		{"int with a leading zero", "listener 1\nmax_connections 010\n", "test.conf:2: max_connections \"010\": write it without leading zeros"},
 		{"bad enum", "listener 8883\ntls_version tlsv1.4\n", "test.conf:2: tls_version"},
 		{"bad listener", "listener eighty\n", "test.conf:1: listener port"},
 		{"listener option outside", "certfile /x\n", "test.conf:1: certfile belongs to a listener"},

@@ -211,3 +211,29 @@ func TestPluginOptOfTheOtherFilePlugin(t *testing.T) {
 		}
 	}
 }
+
+// TestCheck21WarnsOfSymlinkedAuthFiles: mosquitto 2.1 does not follow a
+// symlink to its password or ACL file (without
+// MOSQUITTO_UNSAFE_ALLOW_SYMLINKS) and does not start: config check
+// --target mosquitto-2.1 says so at the line; 2.0 follows it.
+func TestCheck21WarnsOfSymlinkedAuthFiles(t *testing.T) {
+	dir := t.TempDir()
+	real, link := filepath.Join(dir, "acl.real"), filepath.Join(dir, "acl")
+	if err := os.WriteFile(real, []byte("user a\ntopic a/#\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse([]byte("allow_anonymous true\nacl_file "+link+"\nlistener 1883 127.0.0.1\n"), "m.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ds21 := c.CheckMosquittoFor(Mosquitto21)
+	if !strings.Contains(fmt.Sprint(ds21), "m.conf:2: warning: acl_file: "+link+" is a symlink") {
+		t.Errorf("2.1: %v", ds21)
+	}
+	if _, ds20 := c.CheckMosquittoFor(Mosquitto20); strings.Contains(fmt.Sprint(ds20), "symlink") {
+		t.Errorf("2.0 follows symlinks: %v", ds20)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -113,6 +114,9 @@ func Once(ctx context.Context, o Options) (*Result, error) {
 		// 2.1 warns of deprecated options and file ownership).
 		if c, err := confgen.Load(o.Config); err == nil {
 			_, ds := c.CheckMosquittoFor(v)
+			// The symlink rule is decided below for this process (its
+			// environment), not as a warning.
+			ds = slices.DeleteFunc(ds, confgen.IsSymlinkWarning)
 			res.Diagnostics = ds
 			if confgen.HasErrors(ds) {
 				return res, &CheckError{Diagnostics: ds}

@@ -72,24 +72,11 @@ func followsSymlinks(version string, allow bool) bool {
 }
 
 // symlinkProblems are the ACL and password files that are symlinks, for a
-// broker that does not follow them.
+// broker that does not follow them: errors, since on SIGHUP it would quit.
 func symlinkProblems(r *confgen.Resolved, pid int, version string) []confgen.Diagnostic {
-	var ds []confgen.Diagnostic
-	seen := map[string]bool{}
-	check := func(path string, pos confgen.Pos, opt string) {
-		if path == "" || seen[path] {
-			return
-		}
-		seen[path] = true
-		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-			ds = append(ds, confgen.Diagnostic{Pos: pos, Msg: fmt.Sprintf(
-				"%s: %s is a symlink, which mosquitto %s (pid %d) does not follow without MOSQUITTO_UNSAFE_ALLOW_SYMLINKS: on SIGHUP it would quit; set that variable in the broker's environment, or name the file itself",
-				opt, path, version, pid)})
-		}
-	}
-	for _, l := range r.Listeners {
-		check(l.Security.ACLFile, l.Security.ACLFilePos, "acl_file")
-		check(l.Security.PasswordFile, l.Security.PasswordFilePos, "password_file")
+	ds := confgen.SymlinkedAuthFiles(r, fmt.Sprintf("mosquitto %s (pid %d)", version, pid), "on SIGHUP it would quit")
+	for i := range ds {
+		ds[i].Warning = false
 	}
 	return ds
 }
