@@ -69,23 +69,7 @@ func TestDifferentialAcceptProtocolVersions(t *testing.T) {
 		dir := testutil.ReachableDir(t)
 		ports := testutil.FreePorts(t, 2)
 		conf := fmt.Sprintf(text, ports[0], ports[1])
-		c, err := confgen.Parse([]byte(conf), "a.conf")
-		if err != nil {
-			t.Fatal(err)
-		}
-		log := &testutil.SyncBuffer{}
-		if i == 0 {
-			path := filepath.Join(dir, "a.conf")
-			if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, log = testutil.Start(t, dir, bin, "-c", path)
-			for _, p := range ports {
-				testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", p), 10*time.Second)
-			}
-		} else {
-			testbroker.Start(t, c, log, broker.Options{})
-		}
+		log := startOn21OrServe(t, i == 0, bin, dir, "a.conf", conf, ports)
 		for _, p := range ports {
 			for _, rc := range rawConnects {
 				a := rawAnswer(t, fmt.Sprintf("127.0.0.1:%d", p), rc.pkt)
@@ -116,4 +100,30 @@ func TestDifferentialAcceptProtocolVersions(t *testing.T) {
 	if got[0][2] != "v5 CONNACK 0x00, open" || got[0][1] != "20 02 00 01, closed" || got[0][6] != "20 03 00 84 00, closed" {
 		t.Errorf("the cases do not probe what they say: %v", got[0])
 	}
+}
+
+// startOn21OrServe runs conf (whose listeners are on ports) under
+// mosquitto 2.1.2 (bin) when mosquitto is set, else under the bundled
+// broker, until the test ends; conf is written to dir/name for mosquitto.
+// It returns the broker's log once every port accepts connections.
+func startOn21OrServe(t *testing.T, mosquitto bool, bin, dir, name, conf string, ports []int) *testutil.SyncBuffer {
+	t.Helper()
+	c, err := confgen.Parse([]byte(conf), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mosquitto {
+		log := &testutil.SyncBuffer{}
+		testbroker.Start(t, c, log, broker.Options{})
+		return log
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, log := testutil.Start(t, dir, bin, "-c", path)
+	for _, p := range ports {
+		testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", p), 10*time.Second)
+	}
+	return log
 }

@@ -17,9 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqttctl/mqttctl/broker"
-	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
@@ -93,23 +90,7 @@ func TestDifferentialClientCertDates(t *testing.T) {
 		ports := testutil.FreePorts(t, 2)
 		conf := fmt.Sprintf("allow_anonymous false"+listener+"disable_client_cert_date_checks true\n", ports[0], 0, dir) +
 			fmt.Sprintf(listener, ports[1], 0, dir)
-		c, err := confgen.Parse([]byte(conf), "d.conf")
-		if err != nil {
-			t.Fatal(err)
-		}
-		log := &testutil.SyncBuffer{}
-		if i == 0 {
-			path := filepath.Join(dir, "d.conf")
-			if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, log = testutil.Start(t, dir, filepath.Join(bin, "mosquitto"), "-c", path)
-			for _, p := range ports {
-				testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", p), 10*time.Second)
-			}
-		} else {
-			testbroker.Start(t, c, log, broker.Options{})
-		}
+		log := startOn21OrServe(t, i == 0, filepath.Join(bin, "mosquitto"), dir, "d.conf", conf, ports)
 		for _, p := range ports {
 			for _, cl := range clients {
 				out, err := exec.Command(filepath.Join(bin, "mosquitto_pub"), "-h", "localhost", "-p", fmt.Sprint(p), "--cafile", filepath.Join(dir, "ca.crt"),

@@ -4,14 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/mqttctl/mqttctl/broker"
-	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
@@ -52,23 +48,7 @@ func TestDifferentialGlobalMaxConnections(t *testing.T) {
 		dir := testutil.ReachableDir(t)
 		ports := testutil.FreePorts(t, 2)
 		conf := fmt.Sprintf(text, ports[0], ports[1])
-		c, err := confgen.Parse([]byte(conf), "g.conf")
-		if err != nil {
-			t.Fatal(err)
-		}
-		log := &testutil.SyncBuffer{}
-		if i == 0 {
-			path := filepath.Join(dir, "g.conf")
-			if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, log = testutil.Start(t, dir, bin, "-c", path)
-			for _, p := range ports {
-				testutil.WaitPort(t, fmt.Sprintf("127.0.0.1:%d", p), 10*time.Second)
-			}
-		} else {
-			testbroker.Start(t, c, log, broker.Options{})
-		}
+		log := startOn21OrServe(t, i == 0, bin, dir, "g.conf", conf, ports)
 		a1, a2 := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 		c1, r1 := connectHeld(t, a1, '1')
 		_, r2 := connectHeld(t, a2, '2')
