@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -35,6 +36,9 @@ type authHook struct {
 	// check (mosquitto 2.1's) takes 46 MiB and tens of milliseconds, so a
 	// reconnect storm of N clients must not take N times that memory.
 	verifying chan struct{}
+
+	willMu sync.Mutex
+	wills  map[string]*time.Timer // delayed wills by client id (delayWill)
 }
 
 // cred is what a password client logged in with: its password, and the
@@ -216,6 +220,7 @@ func (h *authHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *authHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	h.cancelWill(cl.ID) // back before its will's delay ended (MQTT-3.1.3-9)
 	if ls := h.b.listener(cl.Net.Listener); ls != nil {
 		ls.m.connected()
 	}
@@ -354,13 +359,94 @@ const willDenied = "\x00mqttctl/denied-will"
 // none. The engine has no way to drop a will here, so a denied one goes to
 // a topic nothing matches.
 func (h *authHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
-	why := h.willRefusal(cl, will.TopicName)
-	if why == "" {
+	if why := h.willRefusal(cl, will.TopicName); why != "" {
+		h.b.log.Info("will not sent", "client", cl.ID, "username", string(cl.Properties.Username), "topic", will.TopicName, "reason", why)
+		return nowhere(will), nil
+	}
+	// A will is sent when its delay or the session ends, whichever comes
+	// first (MQTT 5 3.1.3.2.2), as mosquitto does.
+	delay := will.WillDelayInterval
+	if cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval < delay {
+		delay = cl.Properties.Props.SessionExpiryInterval
+	}
+	// The engine reads the delay from the client after this hook, and would
+	// send a delayed will later without asking anyone: serve sends it
+	// itself, checking it again then (a client revoked during the delay
+	// sends none); the engine sends nowhere, at once.
+	cl.Properties.Will.WillDelayInterval = 0
+	will.WillDelayInterval = delay
+	if delay == 0 {
 		return will, nil
 	}
-	h.b.log.Info("will not sent", "client", cl.ID, "username", string(cl.Properties.Username), "topic", will.TopicName, "reason", why)
-	will.TopicName, will.Retain, will.Payload = willDenied, false, nil
-	return will, nil
+	h.delayWill(cl, will)
+	return nowhere(will), nil
+}
+
+// nowhere is will sent where nothing matches, never retained.
+func nowhere(will mqtt.Will) mqtt.Will {
+	will.TopicName, will.Retain, will.Payload, will.WillDelayInterval = willDenied, false, nil, 0
+	return will
+}
+
+// delayWill sends cl's will after its delay, if its rules still allow it
+// then; a session of the same client id that starts before cancels it
+// (MQTT-3.1.3-9), as does Close.
+func (h *authHook) delayWill(cl *mqtt.Client, will mqtt.Will) {
+	h.willMu.Lock()
+	defer h.willMu.Unlock()
+	if h.wills == nil {
+		h.wills = map[string]*time.Timer{}
+	}
+	if old := h.wills[cl.ID]; old != nil {
+		old.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(time.Duration(will.WillDelayInterval)*time.Second, func() {
+		h.willMu.Lock()
+		mine := h.wills[cl.ID] == t
+		if mine {
+			delete(h.wills, cl.ID)
+		}
+		h.willMu.Unlock()
+		if !mine {
+			return
+		}
+		if why := h.willRefusal(cl, will.TopicName); why != "" {
+			h.b.log.Info("will not sent", "client", cl.ID, "username", string(cl.Properties.Username), "topic", will.TopicName, "reason", why)
+			return
+		}
+		inline, ok := h.b.srv.Clients.Get(mqtt.InlineClientId)
+		if !ok {
+			return
+		}
+		_ = h.b.srv.InjectPacket(inline, packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: will.Qos, Retain: will.Retain},
+			TopicName:   will.TopicName, Payload: will.Payload, Properties: packets.Properties{User: will.User},
+			PacketID: uint16(will.Qos), Origin: cl.ID,
+		})
+	})
+	h.wills[cl.ID] = t
+}
+
+// cancelWill drops the delayed will of client id (it is back).
+func (h *authHook) cancelWill(id string) {
+	h.willMu.Lock()
+	defer h.willMu.Unlock()
+	if t := h.wills[id]; t != nil {
+		t.Stop()
+		delete(h.wills, id)
+	}
+}
+
+// stopWills drops every delayed will (the broker stops: mosquitto sends
+// none either at a clean stop).
+func (h *authHook) stopWills() {
+	h.willMu.Lock()
+	defer h.willMu.Unlock()
+	for id, t := range h.wills {
+		t.Stop()
+		delete(h.wills, id)
+	}
 }
 
 // willRefusal says why cl may not send a will to topic ("" if it may).

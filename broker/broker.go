@@ -672,6 +672,9 @@ func (b *Broker) close() error {
 	if b.enrol != nil {
 		b.enrol.wait() // an answer being issued is finished and recorded
 	}
+	if b.auth != nil {
+		b.auth.stopWills()
+	}
 	err := b.srv.Close()
 	if b.wrotePID {
 		_ = os.Remove(b.cfg.PIDFile)

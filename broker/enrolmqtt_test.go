@@ -129,17 +129,27 @@ func dialV5(t *testing.T, port int, ca *x509.CertPool, cert tls.Certificate) (*v
 // session, will).
 func dialV5With(t *testing.T, port int, ca *x509.CertPool, cert tls.Certificate, with func(*packets.ConnectParams)) (*v5, error) {
 	t.Helper()
+	return dialV5Packet(t, port, ca, cert, func(pk *packets.Packet) {
+		if with != nil {
+			with(&pk.Connect)
+		}
+	})
+}
+
+// dialV5Packet is dialV5 whose CONNECT packet is first changed by with
+// (its properties too: session expiry, will delay).
+func dialV5Packet(t *testing.T, port int, ca *x509.CertPool, cert tls.Certificate, with func(*packets.Packet)) (*v5, error) {
+	t.Helper()
 	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: ca, ServerName: "localhost", Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		return nil, err
 	}
 	t.Cleanup(func() { conn.Close() })
 	c := &v5{t: t, conn: conn, r: bufio.NewReader(conn)}
-	cp := packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30}
-	if with != nil {
-		with(&cp)
-	}
-	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: cp})
+	connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect},
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30}}
+	with(&connect)
+	c.send(connect)
 	pk, err := c.read(10 * time.Second)
 	if err != nil {
 		return nil, err // a TLS 1.3 refusal arrives here

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/mqttctl/mqttctl/confgen"
 	"strings"
 	"sync"
 
@@ -198,6 +199,15 @@ func (h *protocolHook) connect(cl *mqtt.Client, pk packets.Packet) error {
 			}
 			return h.connack(cl, v, code, "empty client id (allow_zero_length_clientid false)")
 		}
+	}
+	if pk.Connect.WillFlag && confgen.ValidateTopicName(pk.Connect.WillTopic) != nil {
+		// mosquitto_pub_topic_check refuses a will topic with + or # (or
+		// empty): mosquitto closes without a CONNACK (handle_connect.c
+		// will__read of 2.1.2; 2.0.11 the same). The engine would publish
+		// to a topic name no client may use.
+		h.refused(cl)
+		h.b.log.Info("client refused", "listener", cl.Net.Listener, "remote", cl.Net.Remote, "reason", "the will topic is not a valid topic name (wildcards or empty)")
+		return errClose
 	}
 	if pk.Connect.WillFlag && pk.Connect.WillRetain && !h.b.cfg.RetainAvailable && v < 5 {
 		h.refused(cl)

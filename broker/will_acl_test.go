@@ -176,3 +176,95 @@ func TestRenewDays(t *testing.T) {
 		t.Fatalf("renewed for %.1f days, want 30", days)
 	}
 }
+
+// TestDelayedWillCheckedWhenSent: a delayed will goes out when its delay
+// or its session ends, whichever is first, with its user properties, and
+// only if the client's rules still allow it then: a client revoked during
+// the delay sends none (found by the second adversarial run); a client back
+// before the delay sends none (MQTT-3.1.3-9); a will topic with a wildcard
+// is refused at CONNECT, as mosquitto closes such a connection.
+func TestDelayedWillCheckedWhenSent(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pki")
+	d := &pki.Dir{Path: p}
+	if _, err := d.Init(pki.InitOptions{Hosts: []string{"localhost"}, Clients: []string{"alice", "bob", "carol", "dave"}}); err != nil {
+		t.Fatal(err)
+	}
+	ca := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
+	ca.AppendCertsFromPEM(caPEM)
+	port := testutil.FreePort(t)
+	c, err := confgen.Parse([]byte(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ncrlfile %s\n",
+		port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), filepath.Join(p, "crl.pem"))), "t.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &testutil.SyncBuffer{}
+	testbroker.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
+	spy, err := dialV5(t, port, ca, pair(t, p, "clients/alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := spy.subscribe("status/#"); code > 2 {
+		t.Fatalf("subscribe: %#x", code)
+	}
+	// withWill connects name with a will to status/NAME after delay, in a
+	// session of expiry seconds, and drops the connection.
+	withWill := func(name, id string, delay, expiry uint32) {
+		t.Helper()
+		m, err := dialV5Packet(t, port, ca, pair(t, p, "clients/"+name), func(pk *packets.Packet) {
+			pk.Connect.ClientIdentifier, pk.Connect.Clean = id, expiry == 0
+			pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = expiry, expiry > 0
+			pk.Connect.WillFlag, pk.Connect.WillTopic, pk.Connect.WillPayload = true, "status/"+name, []byte(name+" gone")
+			pk.Connect.WillProperties.WillDelayInterval = delay
+			pk.Connect.WillProperties.User = []packets.UserProperty{{Key: "k", Val: name}}
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		m.conn.Close()
+	}
+	next := func(wait time.Duration) (packets.Packet, bool) {
+		pk, err := spy.read(wait)
+		return pk, err == nil
+	}
+
+	withWill("carol", "c-1", 1, 10)
+	if pk, ok := next(300 * time.Millisecond); ok {
+		t.Fatalf("carol's will came before its 1 s delay: %q", pk.TopicName)
+	}
+	if pk, ok := next(3 * time.Second); !ok || pk.TopicName != "status/carol" || len(pk.Properties.User) != 1 || pk.Properties.User[0].Val != "carol" {
+		t.Fatalf("carol's delayed will: %v %q %+v", ok, pk.TopicName, pk.Properties.User)
+	}
+	withWill("dave", "d-1", 30, 0) // the session ends at once: so does the delay
+	if pk, ok := next(2 * time.Second); !ok || pk.TopicName != "status/dave" {
+		t.Fatalf("dave's will at the end of his session: %v %q", ok, pk.TopicName)
+	}
+	withWill("dave", "d-2", 1, 10)
+	back, err := dialV5Packet(t, port, ca, pair(t, p, "clients/dave"), func(pk *packets.Packet) {
+		pk.Connect.ClientIdentifier, pk.Connect.Clean = "d-2", false
+		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 10, true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.conn.Close()
+	if pk, ok := next(2 * time.Second); ok {
+		t.Fatalf("a will was sent for a client back before its delay: %q", pk.TopicName)
+	}
+	withWill("bob", "b-1", 2, 10)
+	if _, _, err := d.Revoke(pki.RevokeOptions{Name: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if pk, ok := next(4 * time.Second); ok {
+		t.Fatalf("a client revoked during its will's delay sent it: %q", pk.TopicName)
+	}
+	if !strings.Contains(log.String(), "will not sent") {
+		t.Fatalf("the dropped will is not logged:\n%s", log.String())
+	}
+	if _, err := dialV5With(t, port, ca, pair(t, p, "clients/carol"), func(cp *packets.ConnectParams) {
+		cp.WillFlag, cp.WillTopic, cp.WillPayload = true, "status/#", []byte("x")
+	}); err == nil {
+		t.Fatal("a will topic with a wildcard was accepted")
+	}
+}

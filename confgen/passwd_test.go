@@ -206,6 +206,8 @@ func TestMosquitto21Hashes(t *testing.T) {
 		{"$argon2id$v=19$m=1048576,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "outside mqttctl's limits"},
 		{"$argon2id$v=19$m=262144,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "m*t at most"},
 		{"$argon2id$v=19$m=47104,t=1,p=16$c2FsdHNhbHQ$aGFzaGhhc2g", "outside mqttctl's limits"},
+		// the second adversarial run: 1,000,000 iterations, 0.5 s a login
+		{"$7$1000000$" + base64.StdEncoding.EncodeToString(salt) + "$" + base64.StdEncoding.EncodeToString(key), "above mqttctl's limit of 100000"},
 		{"$argon2id$v=19$m=47104,t=1,p=1,x=2$c2FsdHNhbHQ$aGFzaGhhc2g", "malformed argon2id parameters"},
 		{"$argon2id$v=19$m=47104,t=1,p=1$c2FsdA$aGFzaGhhc2g", "salt"},
 		{"$argon2id$v=19$m=47104,t=1,p=1$c2FsdHNhbHQ==$aGFzaGhhc2g", "salt"},
