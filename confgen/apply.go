@@ -345,6 +345,42 @@ func (c *Config) pluginLines() map[int]string {
 	return out
 }
 
+// crossBlockPluginOpts refuses a file plugin's plugin_opt_ line that sits in
+// another block (global, or a listener) than its plugin line: mosquitto
+// gives it to the latest plugin line wherever that is, so the password
+// file would go to the other listener (found by the adversarial run: serve
+// and mosquitto 2.1.2 let u1 in on opposite listeners).
+func (c *Config) crossBlockPluginOpts() []Diagnostic {
+	type placed struct {
+		d     Directive
+		block int // -1: global
+	}
+	var all []placed
+	for _, d := range c.Global {
+		all = append(all, placed{d, -1})
+	}
+	for i, l := range c.Listener {
+		for _, d := range l.Options {
+			all = append(all, placed{d, i})
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].d.seq < all[j].d.seq })
+	var ds []Diagnostic
+	var plugin *placed
+	for i := range all {
+		p := &all[i]
+		switch p.d.Key {
+		case "plugin", "global_plugin", "auth_plugin", "plugin_load":
+			plugin = p
+		case "plugin_opt_password_file", "plugin_opt_acl_file":
+			if plugin != nil && plugin.block != p.block {
+				ds = append(ds, Diagnostic{Pos: p.d.Pos, Msg: fmt.Sprintf("%s configures the plugin of %s, in another block (mosquitto gives it to the latest plugin line): put it right after a plugin line in its own block", p.d.Key, plugin.d.Pos)})
+			}
+		}
+	}
+	return ds
+}
+
 func applyDisableClientCertDateChecks(s *scope, d Directive) {
 	s.tls.DisableClientCertDateChecks = boolOf(d.Value)
 }

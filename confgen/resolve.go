@@ -262,6 +262,7 @@ func (c *Config) Resolve() (*Resolved, []Diagnostic) {
 		r.Listeners = append(r.Listeners, ls.listener(l, localOnly, seen))
 	}
 	ds = append(ds, c.missingPluginFiles(plugins)...)
+	ds = append(ds, c.crossBlockPluginOpts()...)
 	errf := func(p Pos, f string, a ...any) { ds = append(ds, Diagnostic{Pos: p, Msg: fmt.Sprintf(f, a...)}) }
 	r.Bridges = c.resolveBridges(errf)
 	return r, ds

@@ -237,3 +237,25 @@ func TestCheck21WarnsOfSymlinkedAuthFiles(t *testing.T) {
 		t.Errorf("2.0 follows symlinks: %v", ds20)
 	}
 }
+
+// TestPluginOptInAnotherBlock: a plugin_opt_ line in another listener
+// block than its plugin line configures that other listener's plugin in
+// mosquitto: refused at its line.
+func TestPluginOptInAnotherBlock(t *testing.T) {
+	p, err := Parse([]byte("per_listener_settings true\nlistener 1883 127.0.0.1\nplugin mosquitto_password_file.so\n"+
+		"listener 1884 127.0.0.1\nplugin_opt_password_file /pw\n"), "m.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ds := p.Resolve()
+	if !HasErrors(ds) || !strings.Contains(fmt.Sprint(ds), "m.conf:5: error: plugin_opt_password_file configures the plugin of m.conf:3, in another block") {
+		t.Fatalf("%v", ds)
+	}
+	ok, err := Parse([]byte("per_listener_settings true\nlistener 1883 127.0.0.1\nplugin mosquitto_password_file.so\nplugin_opt_password_file /pw\n"), "m.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ds := ok.Resolve(); strings.Contains(fmt.Sprint(ds), "another block") {
+		t.Fatalf("a plugin_opt_ right after its plugin: %v", ds)
+	}
+}
