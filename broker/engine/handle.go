@@ -234,7 +234,11 @@ func (c *conn) end(err error) {
 	persistent := ss.persistent
 	if will != nil && c.delay > 0 && persistent {
 		ss.will, ss.willClient = will, c.client
-		ss.willTimer = time.AfterFunc(time.Duration(min(c.delay, ss.expiry))*time.Second, func() {
+	}
+	if will != nil && c.delay > 0 && persistent && c.delay < ss.expiry {
+		// Otherwise expire sends it, once the session is gone: a client
+		// that sees the will and reconnects then finds no session.
+		ss.willTimer = time.AfterFunc(time.Duration(c.delay)*time.Second, func() {
 			ss.mu.Lock()
 			w, wc := ss.will, ss.willClient
 			ss.will = nil
@@ -243,6 +247,8 @@ func (c *conn) end(err error) {
 				s.sendWill(wc, w)
 			}
 		})
+	}
+	if c.delay > 0 && persistent {
 		will = nil
 	}
 	if persistent {
