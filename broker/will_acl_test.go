@@ -111,23 +111,8 @@ func TestWillFollowsThePublishRules(t *testing.T) {
 // TestRevokedClientSendsNoWill: a client disconnected because the CRL now
 // revokes its certificate sends no will (it is no longer who it claimed).
 func TestRevokedClientSendsNoWill(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "pki")
-	d := &pki.Dir{Path: p}
-	if _, err := d.Init(pki.InitOptions{Hosts: []string{"localhost"}, Clients: []string{"alice", "bob"}}); err != nil {
-		t.Fatal(err)
-	}
-	ca := x509.NewCertPool()
-	caPEM, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
-	ca.AppendCertsFromPEM(caPEM)
-	port := testutil.FreePort(t)
-	c, err := confgen.Parse([]byte(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ncrlfile %s\n",
-		port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), filepath.Join(p, "crl.pem"))), "t.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &testutil.SyncBuffer{}
-	testbroker.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
+	d, ca, port, log := startCRLBroker(t, "alice", "bob")
+	p := d.Path
 	spy, err := dialV5(t, port, ca, pair(t, p, "clients/alice"))
 	if err != nil {
 		t.Fatal(err)
@@ -184,23 +169,8 @@ func TestRenewDays(t *testing.T) {
 // before the delay sends none (MQTT-3.1.3-9); a will topic with a wildcard
 // is refused at CONNECT, as mosquitto closes such a connection.
 func TestDelayedWillCheckedWhenSent(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "pki")
-	d := &pki.Dir{Path: p}
-	if _, err := d.Init(pki.InitOptions{Hosts: []string{"localhost"}, Clients: []string{"alice", "bob", "carol", "dave"}}); err != nil {
-		t.Fatal(err)
-	}
-	ca := x509.NewCertPool()
-	caPEM, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
-	ca.AppendCertsFromPEM(caPEM)
-	port := testutil.FreePort(t)
-	c, err := confgen.Parse([]byte(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ncrlfile %s\n",
-		port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), filepath.Join(p, "crl.pem"))), "t.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &testutil.SyncBuffer{}
-	testbroker.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
+	d, ca, port, log := startCRLBroker(t, "alice", "bob", "carol", "dave")
+	p := d.Path
 	spy, err := dialV5(t, port, ca, pair(t, p, "clients/alice"))
 	if err != nil {
 		t.Fatal(err)
@@ -267,4 +237,28 @@ func TestDelayedWillCheckedWhenSent(t *testing.T) {
 	}); err == nil {
 		t.Fatal("a will topic with a wildcard was accepted")
 	}
+}
+
+// startCRLBroker runs serve on a mutual-TLS listener that reads crl.pem
+// (rereading it every 100 ms) of a new pki with the client certificates
+// names, until the test ends.
+func startCRLBroker(t *testing.T, names ...string) (*pki.Dir, *x509.CertPool, int, *testutil.SyncBuffer) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "pki")
+	d := &pki.Dir{Path: p}
+	if _, err := d.Init(pki.InitOptions{Hosts: []string{"localhost"}, Clients: names}); err != nil {
+		t.Fatal(err)
+	}
+	ca := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
+	ca.AppendCertsFromPEM(caPEM)
+	port := testutil.FreePort(t)
+	c, err := confgen.Parse([]byte(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ncrlfile %s\n",
+		port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), filepath.Join(p, "crl.pem"))), "t.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &testutil.SyncBuffer{}
+	testbroker.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
+	return d, ca, port, log
 }
