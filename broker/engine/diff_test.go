@@ -16,28 +16,14 @@ import (
 
 // startMosquitto runs mosquitto (bin) on a free port, anonymous.
 func startMosquitto(t *testing.T, bin string) (string, *testutil.SyncBuffer) {
-	return startMosquittoLog(t, bin, "log_type all\n")
+	return testutil.StartAnonymousMosquitto(t, bin, "log_type all\n")
 }
 
 // startMosquittoConf runs mosquitto with extra configuration lines and
 // no logging.
 func startMosquittoConf(t testing.TB, bin, extra string) string {
-	addr, _ := startMosquittoLog(t, bin, "log_type none\n"+extra)
+	addr, _ := testutil.StartAnonymousMosquitto(t, bin, "log_type none\n"+extra)
 	return addr
-}
-
-func startMosquittoLog(t testing.TB, bin, extra string) (string, *testutil.SyncBuffer) {
-	dir := testutil.ReachableDir(t)
-	port := testutil.FreePort(t)
-	conf := filepath.Join(dir, "mosquitto.conf")
-	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest stdout\n%s", port, extra)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, log := testutil.Start(t, dir, bin, "-c", conf)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	testutil.WaitPort(t, addr, 10*time.Second)
-	return addr, log
 }
 
 // TestDifferential runs every script with a transcript (protocol_test.go)

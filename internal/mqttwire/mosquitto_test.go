@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,20 +14,10 @@ import (
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
-// startMosquitto runs mosquitto (bin) on a free port, anonymous, with the
-// extra configuration lines.
+// startMosquitto runs mosquitto (bin) on a free port with anonymous
+// clients, logging everything, plus extra configuration lines.
 func startMosquitto(t *testing.T, bin, extra string) (string, *testutil.SyncBuffer) {
-	dir := testutil.ReachableDir(t)
-	port := testutil.FreePort(t)
-	conf := filepath.Join(dir, "mosquitto.conf")
-	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest stdout\nlog_type all\n%s", port, extra)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	_, log := testutil.Start(t, dir, bin, "-c", conf)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	testutil.WaitPort(t, addr, 10*time.Second)
-	return addr, log
+	return testutil.StartAnonymousMosquitto(t, bin, "log_type all\n"+extra)
 }
 
 // verdict is what a peer did with packets followed by a PINGREQ.

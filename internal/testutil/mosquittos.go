@@ -1,6 +1,8 @@
 package testutil
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -109,4 +111,23 @@ func eachMosquitto(t *testing.T, parallel bool, f func(t *testing.T, m Mosquitto
 			f(t, m)
 		})
 	}
+}
+
+// StartAnonymousMosquitto runs the mosquitto binary bin with one listener
+// on a free 127.0.0.1 port that lets anonymous clients in, logging to its
+// standard output, plus the extra config lines, until the test ends. It
+// returns the listener's address, once it accepts connections, and the log.
+func StartAnonymousMosquitto(t testing.TB, bin, extra string) (string, *SyncBuffer) {
+	t.Helper()
+	dir := ReachableDir(t)
+	port := FreePort(t)
+	conf := filepath.Join(dir, "mosquitto.conf")
+	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nlog_dest stdout\n%s", port, extra)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, log := Start(t, dir, bin, "-c", conf)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	WaitPort(t, addr, 10*time.Second)
+	return addr, log
 }
