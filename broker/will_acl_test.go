@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -261,4 +262,23 @@ func startCRLBroker(t *testing.T, names ...string) (*pki.Dir, *x509.CertPool, in
 	log := &testutil.SyncBuffer{}
 	testbroker.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
 	return d, ca, port, log
+}
+
+// TestRenewalsAreRateLimited: a device's renewal requests over MQTT, good
+// or refused, count against renewBurst; the next is refused in words.
+func TestRenewalsAreRateLimited(t *testing.T) {
+	f := newEnrolFixture(t, "")
+	dev, err := dialV5(t, f.port, f.ca, f.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := pkix.Name{CommonName: "sensor-2"}
+	for i := 0; i < 5; i++ {
+		if _, refusal := dev.request(broker.RenewTopic, fmt.Sprintf("%ssensor-1/%d", broker.ReplyPrefix, i), csrPEM(t, other, newKey(t))); strings.Contains(refusal, "too many") || refusal == "" {
+			t.Fatalf("request %d: %q", i+1, refusal)
+		}
+	}
+	if _, refusal := dev.request(broker.RenewTopic, broker.ReplyPrefix+"sensor-1/6", csrPEM(t, other, newKey(t))); !strings.Contains(refusal, "too many renewals of sensor-1") {
+		t.Fatalf("the sixth request: %q", refusal)
+	}
 }
