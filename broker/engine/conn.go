@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -135,7 +136,10 @@ func (c *conn) run() error {
 func (c *conn) start(deadline time.Time) error {
 	c.src.c = c.nc
 	c.rd.Server = true
-	c.rd.MaxSize = c.s.opts.MaxPacketSize
+	c.rd.MaxSize = c.s.opts.MaxConnectSize
+	if m := c.s.opts.MaxPacketSize; m > 0 && m < c.rd.MaxSize {
+		c.rd.MaxSize = m
+	}
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		_ = tc.SetDeadline(deadline)
 		if err := tc.Handshake(); err != nil {
@@ -258,11 +262,18 @@ func (c *conn) packet(first bool) error {
 		if first && p.Type == mqttwire.CONNECT {
 			c.refuseConnect(p, err)
 		}
-		return c.readErr(err)
+		err = c.readErr(err)
+		if first {
+			c.refusedBefore(err)
+		}
+		return err
 	}
 	if first {
+		c.rd.MaxSize = c.s.opts.MaxPacketSize
 		if p.Type != mqttwire.CONNECT {
-			return errors.New("first packet not CONNECT")
+			err := fmt.Errorf("%w: the first packet is not CONNECT (a TLS client on a plain port, HTTP, or another protocol)", ErrNotMQTT)
+			c.refusedBefore(err)
+			return err
 		}
 		return c.connect(p)
 	}
@@ -284,7 +295,7 @@ func (c *conn) readErr(err error) error {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		if c.version == 0 {
-			return errors.New("no CONNECT within the connect timeout")
+			return ErrConnectTimeout
 		}
 		return errors.New("keepalive timeout") // mosquitto 2.0 and 2.1 send no DISCONNECT 0x8D
 	}
@@ -293,6 +304,26 @@ func (c *conn) readErr(err error) error {
 		c.disconnect(pe.Code)
 	}
 	return err
+}
+
+// ErrConnectTimeout: no CONNECT within Options.ConnectTimeout.
+var ErrConnectTimeout = errors.New("no CONNECT within the connect timeout")
+
+// ErrNotMQTT: the first packet was not a CONNECT, or not one the decoder
+// could read.
+var ErrNotMQTT = errors.New("not MQTT")
+
+// refusedBefore reports a connection that ended before its CONNECT was
+// read (Refused with code 0), but a port probe's silent close.
+func (c *conn) refusedBefore(err error) {
+	if c.s.opt.refused == nil || errors.Is(err, io.EOF) || errors.Is(err, errShutdown) {
+		return
+	}
+	var pe *mqttwire.Error
+	if errors.As(err, &pe) && !errors.Is(err, ErrNotMQTT) {
+		err = fmt.Errorf("%w: %w", ErrNotMQTT, err)
+	}
+	c.s.opt.refused.Refused(&ConnectRequest{Listener: c.l.Name, Remote: c.nc.RemoteAddr()}, 0, err)
 }
 
 // refuseConnect answers a CONNECT the decoder refused, as mosquitto 2.1
@@ -419,14 +450,19 @@ func (c *conn) appendPublish(d *delivery, dup, qos0 bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closed || c.closing || qos0 && len(c.pend) > c.s.opts.MaxPending {
+		if qos0 {
+			c.s.count.dropped.Add(1)
+		}
 		return errNotSent
 	}
 	start := len(c.pend)
 	c.pend = p.Append(c.getPend())
 	if c.maxOut > 0 && len(c.pend)-start > c.maxOut {
 		c.pend = c.pend[:start]
+		c.s.count.dropped.Add(1)
 		return errTooBig
 	}
+	c.s.count.sent.Add(1)
 	return nil
 }
 

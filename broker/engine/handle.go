@@ -22,13 +22,32 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 	c.version = p.Version
 	c.wmu.Unlock()
 	v5 := p.Version == 5
+	report := func(code mqttwire.ReasonCode, err error) {
+		if s.opt.refused != nil {
+			s.opt.refused.Refused(&ConnectRequest{Listener: c.l.Name, Remote: c.nc.RemoteAddr(), Version: p.Version, Bridge: p.Bridge,
+				ClientID: string(p.ClientID), Username: string(p.Username), HasUsername: p.HasUsername}, code, err)
+		}
+	}
 	refuse := func(code mqttwire.ReasonCode, why string) error {
 		if !v5 {
 			code = v3Code(code)
 		}
 		c.sendRaw(&mqttwire.Packet{Type: mqttwire.CONNACK, Version: p.Version, Reason: code})
 		c.flush()
-		return fmt.Errorf("connection refused: %s", why)
+		err := fmt.Errorf("connection refused: %s", why)
+		report(code, err)
+		return err
+	}
+	if c.l.Versions != 0 && c.l.Versions&(1<<p.Version) == 0 {
+		// mosquitto 2.1's accept_protocol_versions, checked first.
+		if p.Version == 5 {
+			return refuse(mqttwire.UnsupportedProtocolVersion, "protocol version not in accept_protocol_versions")
+		}
+		c.sendRaw(&mqttwire.Packet{Type: mqttwire.CONNACK, Version: 4, Reason: 1})
+		c.flush()
+		err := errors.New("connection refused: protocol version not in accept_protocol_versions")
+		report(1, err)
+		return err
 	}
 	id := string(p.ClientID)
 	assigned := false
@@ -47,7 +66,9 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 	}
 	if p.Will && p.WillRetain && s.opts.RetainNotAvailable {
 		if !v5 {
-			return errors.New("retained will while retain_available is false") // mosquitto sends no CONNACK
+			err := errors.New("retained will while retain_available is false") // mosquitto sends no CONNACK
+			report(0, err)
+			return err
 		}
 		return refuse(mqttwire.RetainNotSupported, "retained will while retain_available is false")
 	}
@@ -77,7 +98,13 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 	}
 	v := s.hooks.Authenticate(&req)
 	if v.Code >= 0x80 {
-		return refuse(v.Code, "refused by the broker")
+		code := v.Code
+		if !v5 {
+			code = v3Code(code)
+		}
+		c.sendRaw(&mqttwire.Packet{Type: mqttwire.CONNACK, Version: p.Version, Reason: code})
+		c.flush()
+		return errors.New("connection refused by the broker")
 	}
 	cl := &Client{ID: id, Username: req.Username, HasUsername: req.HasUsername, Version: p.Version, Bridge: p.Bridge,
 		Listener: c.l.Name, Remote: req.Remote, TLS: req.TLS}
@@ -268,7 +295,7 @@ func (c *conn) end(err error) {
 }
 
 func (s *Server) sendWill(cl *Client, m *Message) {
-	if sysDenied(m.Topic) || !s.hooks.MayPublish(cl, m.Topic) {
+	if sysDenied(m.Topic) || !s.hooks.MayPublish(cl, m.Topic) || s.opt.will != nil && !s.opt.will.MaySendWill(cl, m) {
 		return
 	}
 	m.Created = s.now()
@@ -338,7 +365,11 @@ func (c *conn) handle(p *mqttwire.Packet) error {
 		ss.mu.Unlock()
 		if m != nil {
 			c.s.hooks.Published(c.client, m)
+			c.s.count.received.Add(1)
 			c.s.route(m)
+			if c.s.opt.durable != nil {
+				c.s.opt.durable.Durable(c.client)
+			}
 		}
 		_ = ok // an unknown id gets PUBCOMP 0x00 too, as mosquitto 2.0 and 2.1
 		c.sendAck(mqttwire.PUBCOMP, p.ID, mqttwire.Success)
@@ -422,6 +453,9 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 			return nil
 		}
 	}
+	if s.opt.icpt != nil && s.opt.icpt.Intercepts(c.client, string(t)) {
+		return c.intercepted(p, t)
+	}
 	denied := sysDenied(string(t)) || !s.hooks.MayPublish(c.client, string(t))
 	var m *Message
 	if !denied {
@@ -439,14 +473,19 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 	case 0:
 		if m != nil {
 			s.hooks.Published(c.client, m)
+			s.count.received.Add(1)
 			s.route(m)
 		}
 		return nil
 	case 1:
 		if m != nil {
 			s.hooks.Published(c.client, m)
+			s.count.received.Add(1)
 			if s.route(m) == 0 && v5 {
 				code = mqttwire.NoMatchingSubscribers
+			}
+			if s.opt.durable != nil {
+				s.opt.durable.Durable(c.client)
 			}
 		}
 		c.sendAck(mqttwire.PUBACK, p.ID, code)
@@ -461,6 +500,41 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 		}
 		c.sendAck(mqttwire.PUBREC, p.ID, code)
 	}
+	c.flush()
+	return nil
+}
+
+// intercepted answers a publish the Interceptor takes.
+func (c *conn) intercepted(p *mqttwire.Packet, t []byte) error {
+	var pr *mqttwire.Properties
+	if c.version == 5 {
+		pr = &p.Props
+	}
+	a := c.s.opt.icpt.Intercept(c.client, newMessage(c.client.ID, t, p.Payload, p.QoS, p.Retain, pr, c.s.now()))
+	if p.QoS == 0 {
+		return nil
+	}
+	ack := mqttwire.Packet{Type: mqttwire.PUBACK, Version: c.version, ID: p.ID}
+	if p.QoS == 2 {
+		ack.Type = mqttwire.PUBREC
+		if a.Code < 0x80 || c.version != 5 {
+			ss := c.sess
+			ss.mu.Lock()
+			if ss.inQoS2 == nil {
+				ss.inQoS2 = map[uint16]*Message{}
+			}
+			ss.inQoS2[p.ID] = nil // PUBREL gets PUBCOMP, nothing is routed
+			ss.mu.Unlock()
+		}
+	}
+	if c.version == 5 {
+		ack.Reason = a.Code
+		if a.Code >= 0x80 && a.Reason != "" {
+			ack.Props.ReasonString = []byte(a.Reason)
+			ack.Props.Set(mqttwire.PropReasonString)
+		}
+	}
+	c.sendRaw(&ack)
 	c.flush()
 	return nil
 }
@@ -484,6 +558,14 @@ func (c *conn) subscribe(p *mqttwire.Packet) {
 			RetainAsPublished: f.RetainAsPublished, RetainHandling: f.RetainHandling, ID: subID}
 		if c.client.Bridge {
 			sub.NoLocal, sub.RetainAsPublished = true, true
+		}
+		if s.opt.sub != nil && !s.opt.sub.MaySubscribe(c.client, sub.Filter) {
+			code := mqttwire.NotAuthorized
+			if c.version != 5 {
+				code = 0x80
+			}
+			ack.Reasons = append(ack.Reasons, code)
+			continue
 		}
 		if s.opts.Mosquitto20 {
 			ss.mu.Lock()

@@ -67,6 +67,9 @@ type Options struct {
 	// (256 KiB): QoS 0 messages beyond are dropped. QoS 1/2 messages wait
 	// in the session instead, MaxInflight at a time.
 	MaxPending int
+	// MaxConnectSize bounds the CONNECT, the one packet read before the
+	// client is authenticated (mosquitto 2.1's 100000 bytes; 0: that).
+	MaxConnectSize int
 }
 
 func (o *Options) defaults() {
@@ -100,6 +103,9 @@ func (o *Options) defaults() {
 	if o.MaxPending == 0 {
 		o.MaxPending = 256 << 10
 	}
+	if o.MaxConnectSize == 0 {
+		o.MaxConnectSize = 100000
+	}
 }
 
 // Listener is what differs between listeners: its name (in
@@ -113,6 +119,11 @@ type Listener struct {
 	// RefuseEmptyClientID: a CONNECT without a client id is refused
 	// (3.1.1: return code 2; MQTT 5: 0x80, as mosquitto).
 	RefuseEmptyClientID bool
+	// Versions, when not 0, are the protocol levels accepted (bit 1<<3
+	// for 3.1, 1<<4 for 3.1.1, 1<<5 for 5; mosquitto 2.1's
+	// accept_protocol_versions): another is refused before anything else,
+	// levels 3 and 4 with 3.1.1's CONNACK 1, 5 with MQTT 5's 0x84.
+	Versions uint8
 }
 
 // Server is the engine: sessions, the subscription index and the retained
@@ -133,12 +144,14 @@ type Server struct {
 
 	shareNext sync.Map // share group + filter -> *atomic.Uint32 (round robin)
 	now       func() time.Time
+	opt       optionalHooks
+	count     counters
 }
 
 // New returns a Server with opts.
 func New(opts Options) *Server {
 	opts.defaults()
-	return &Server{opts: opts, hooks: opts.Hooks, log: opts.Logger,
+	return &Server{opts: opts, hooks: opts.Hooks, log: opts.Logger, opt: optional(opts.Hooks),
 		sessions: map[string]*session{}, conns: map[*conn]struct{}{}, now: time.Now}
 }
 

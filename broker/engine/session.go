@@ -138,6 +138,7 @@ func (ss *session) deliver(d *delivery) bool {
 	}
 	if len(ss.queue) >= ss.s.opts.MaxQueued {
 		ss.mu.Unlock()
+		ss.s.count.dropped.Add(1)
 		ss.s.log.Debug("message dropped: session queue full", "client", ss.id, "topic", d.m.Topic)
 		return false
 	}
