@@ -101,6 +101,9 @@ func (c *conn) serve() {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	if c.l.Closed != nil {
+		c.l.Closed()
+	}
 }
 
 var errTakenOver = errors.New("session taken over")

@@ -87,6 +87,9 @@ type Stats struct {
 	Queued   int    // QoS 1/2 messages waiting for a window or a client
 	Clients  int    // connected clients
 	Sessions int    // sessions, connected or not
+	// Subscriptions and Retained are the index's and the store's sizes.
+	Subscriptions int
+	Retained      int
 }
 
 type counters struct {
@@ -104,9 +107,11 @@ func (s *Server) Stats() Stats {
 	}
 	s.mu.RUnlock()
 	st.Sessions = len(sessions)
+	st.Subscriptions = s.subs.Len()
+	st.Retained = s.retained.Len()
 	for _, ss := range sessions {
 		ss.mu.Lock()
-		if ss.fn == nil {
+		if !ss.inproc {
 			st.Inflight += len(ss.out)
 			st.Queued += len(ss.queue)
 			if ss.c != nil {

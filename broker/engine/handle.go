@@ -89,11 +89,12 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 		ClientID: id, Assigned: assigned, Username: string(p.Username), HasUsername: p.HasUsername,
 		Password: p.Password, HasPassword: p.HasPassword, CleanStart: p.CleanStart,
 		Will: p.Will, WillTopic: string(p.WillTopic), WillRetain: p.WillRetain}
-	if tc, ok := c.nc.(*tls.Conn); ok {
+	if tc, ok := c.nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		// a *tls.Conn, or a WebSocket connection over TLS that says so
 		st := tc.ConnectionState()
 		req.TLS = &st
 	}
-	if ss := s.session(id); ss != nil && ss.fn != nil {
+	if ss := s.session(id); ss != nil && ss.inproc {
 		return refuse(mqttwire.ClientIDNotValid, "client id of an in-process client")
 	}
 	v := s.hooks.Authenticate(&req)
@@ -113,7 +114,11 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 	}
 	if v.ClientID != "" {
 		cl.ID = v.ClientID
+		if ss := s.session(cl.ID); ss != nil && ss.inproc {
+			return refuse(mqttwire.ClientIDNotValid, "client id of an in-process client")
+		}
 	}
+	cl.Data = v.Data
 	c.client = cl
 	if c.ka = time.Duration(keepalive) * 1500 * time.Millisecond; c.ka == 0 {
 		_ = c.nc.SetReadDeadline(time.Time{})
@@ -153,14 +158,14 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 			pr.Set(mqttwire.PropMaximumPacketSize)
 		}
 		if assigned {
-			pr.AssignedClientID = []byte(id)
+			pr.AssignedClientID = []byte(cl.ID) // the broker may have made up another
 			pr.Set(mqttwire.PropAssignedClientID)
 		}
 		if serverKA {
 			pr.ServerKeepAlive = keepalive
 			pr.Set(mqttwire.PropServerKeepAlive)
 		}
-		pr.TopicAliasMaximum = s.opts.TopicAliasMaximum
+		pr.TopicAliasMaximum = uint16(s.opts.TopicAliasMaximum)
 		pr.Set(mqttwire.PropTopicAliasMaximum)
 		if s.opts.RetainNotAvailable {
 			pr.RetainAvailable = 0
@@ -413,7 +418,7 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 	t := p.Topic
 	if v5 && p.Props.Has(mqttwire.PropTopicAlias) {
 		a := p.Props.TopicAlias
-		if a > s.opts.TopicAliasMaximum {
+		if int(a) > s.opts.TopicAliasMaximum {
 			c.disconnect(mqttwire.TopicAliasInvalid)
 			return errors.New("topic alias above the maximum")
 		}

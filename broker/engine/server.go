@@ -59,8 +59,8 @@ type Options struct {
 	// more (or 0) is told this Server Keep Alive; a 3.1.1 one is refused.
 	MaxKeepalive uint16
 	// TopicAliasMaximum (max_topic_alias, 10) is how many topic aliases an
-	// MQTT 5 client may set.
-	TopicAliasMaximum uint16
+	// MQTT 5 client may set; negative: none (max_topic_alias 0).
+	TopicAliasMaximum int
 	// AutoIDPrefix (auto_id_prefix, "auto-") starts assigned client ids.
 	AutoIDPrefix string
 	// MaxPending bounds the bytes waiting to be written to one client
@@ -94,8 +94,13 @@ func (o *Options) defaults() {
 	if o.MaxKeepalive == 0 {
 		o.MaxKeepalive = 65535
 	}
-	if o.TopicAliasMaximum == 0 {
+	switch {
+	case o.TopicAliasMaximum == 0:
 		o.TopicAliasMaximum = 10
+	case o.TopicAliasMaximum < 0:
+		o.TopicAliasMaximum = 0
+	case o.TopicAliasMaximum > 65535:
+		o.TopicAliasMaximum = 65535
 	}
 	if o.AutoIDPrefix == "" {
 		o.AutoIDPrefix = "auto-"
@@ -124,6 +129,9 @@ type Listener struct {
 	// accept_protocol_versions): another is refused before anything else,
 	// levels 3 and 4 with 3.1.1's CONNACK 1, 5 with MQTT 5's 0x84.
 	Versions uint8
+	// Closed, when set, runs after each of the listener's connections is
+	// closed (the broker's connection counts).
+	Closed func()
 }
 
 // Server is the engine: sessions, the subscription index and the retained
@@ -299,15 +307,18 @@ func (s *Server) SubscribeFunc(clientID, filter string, qos byte, fn func(*Messa
 	ss := s.sessions[clientID]
 	if ss == nil {
 		ss = s.newSession(clientID)
-		ss.fn = fn
+		ss.inproc = true
 		s.sessions[clientID] = ss
 	}
 	s.mu.Unlock()
-	if ss.fn == nil {
+	if !ss.inproc {
 		return fmt.Errorf("engine: client id %s is a network client's", clientID)
 	}
 	ss.mu.Lock()
-	ss.fn = fn
+	if ss.fns == nil {
+		ss.fns = map[string]func(*Message){}
+	}
+	ss.fns[filter] = fn
 	sub := &topic.Subscription{Client: clientID, Filter: filter, QoS: qos, NoLocal: true}
 	if ss.subs == nil {
 		ss.subs = map[string]*topic.Subscription{}
@@ -321,11 +332,12 @@ func (s *Server) SubscribeFunc(clientID, filter string, qos byte, fn func(*Messa
 // UnsubscribeFunc removes an in-process client's subscription to filter.
 func (s *Server) UnsubscribeFunc(clientID, filter string) bool {
 	ss := s.session(clientID)
-	if ss == nil || ss.fn == nil {
+	if ss == nil || !ss.inproc {
 		return false
 	}
 	ss.mu.Lock()
 	delete(ss.subs, filter)
+	delete(ss.fns, filter)
 	ss.mu.Unlock()
 	return s.subs.Unsubscribe(clientID, filter)
 }
@@ -453,6 +465,16 @@ func (s *Server) deliverTo(sub *topic.Subscription, m *Message, retain bool) boo
 	ss := s.session(sub.Client)
 	if ss == nil {
 		return false
+	}
+	if ss.inproc {
+		ss.mu.Lock()
+		fn := ss.fns[sub.Filter]
+		ss.mu.Unlock()
+		if fn == nil {
+			return false
+		}
+		fn(m)
+		return true
 	}
 	d := &delivery{m: m, qos: min(m.QoS, sub.QoS), retain: retain, subID: sub.ID}
 	return ss.deliver(d)

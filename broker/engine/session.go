@@ -36,9 +36,10 @@ type session struct {
 	// PUBREL as mosquitto does; nil for a refused one.
 	inQoS2 map[uint16]*Message
 
-	// fn is an in-process client's delivery (SubscribeFunc): called for
-	// each message, never connected, never expiring.
-	fn func(*Message)
+	// inproc: an in-process client (SubscribeFunc), never connected,
+	// never expiring; fns are its deliveries by filter.
+	inproc bool
+	fns    map[string]func(*Message)
 
 	expiryTimer *time.Timer
 	will        *Message // a delayed will, sent when willTimer fires or the session ends
@@ -106,10 +107,9 @@ func (ss *session) deliver(d *delivery) bool {
 		ss.mu.Unlock()
 		return false
 	}
-	if fn := ss.fn; fn != nil {
+	if ss.inproc {
 		ss.mu.Unlock()
-		fn(d.m)
-		return true
+		return false
 	}
 	cl := ss.client
 	if cl != nil && !ss.s.hooks.MayRead(cl, d.m.Topic) {
