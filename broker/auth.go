@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 
@@ -185,15 +186,15 @@ func (h *hooks) Refused(req *engine.ConnectRequest, code mqttwire.ReasonCode, er
 		h.b.log.Info("client refused", "listener", req.Listener, "remote", req.Remote, "client", req.ClientID, "reason", err.Error())
 		return
 	}
-	r := refusedNotMQTT
+	r, why := refusedNotMQTT, err.Error()
 	switch {
 	case errors.Is(err, engine.ErrConnectTimeout):
 		r = refusedConnectTimeout
 	case mqttwire.CodeOf(err) == mqttwire.PacketTooLarge:
-		r = refusedConnectTooLarge
+		r, why = refusedConnectTooLarge, fmt.Sprintf("CONNECT larger than %d bytes (the most a client that has not logged in may send)", MaxConnectSize)
 	}
 	ls.m.refuse(r)
-	h.b.log.Info("client refused: no valid CONNECT", "listener", req.Listener, "remote", req.Remote, "reason", err.Error())
+	h.b.log.Info("client refused: no valid CONNECT", "listener", req.Listener, "remote", req.Remote, "reason", why)
 }
 
 func (h *hooks) Connected(cl *engine.Client, present bool) {
@@ -302,19 +303,44 @@ func (h *hooks) MaySubscribe(cl *engine.Client, filter string) bool {
 	return strings.HasPrefix(filter, ReplyPrefix) && !strings.ContainsAny(filter, "+#")
 }
 
-// MaySendWill: a client whose certificate has been revoked (crlfile, live)
-// sends no will, also when its delay ends later. The ACL, $SYS and the
-// $mqttctl/ rules are MayPublish's.
+// MaySendWill applies to a will, when it is sent (at the end of the
+// connection, or of its delay), the rules of the client's publishes, as
+// mosquitto does (context__send_will checks the ACL then): $SYS, the
+// broker's own $mqttctl/ namespace, a claim certificate's limits and the
+// ACL file; and a client whose certificate is revoked (crlfile, live)
+// sends none.
 func (h *hooks) MaySendWill(cl *engine.Client, m *engine.Message) bool {
-	c := connOf(cl)
-	if c == nil {
-		return true
-	}
-	if _, err := h.b.revokedClient(c.ls, cl); err != nil {
-		h.b.log.Info("will not sent", "client", cl.ID, "username", cl.Username, "topic", m.Topic, "reason", "its certificate is revoked: "+err.Error())
+	if why := h.willRefusal(cl, m.Topic); why != "" {
+		h.b.log.Info("will not sent", "client", cl.ID, "username", cl.Username, "topic", m.Topic, "reason", why)
 		return false
 	}
 	return true
+}
+
+// willRefusal says why cl may not send a will to topic ("" if it may).
+func (h *hooks) willRefusal(cl *engine.Client, topic string) string {
+	c := connOf(cl)
+	switch {
+	case len(topic) >= 4 && strings.EqualFold(topic[:4], "$SYS") && !confgen.SysWritable(topic):
+		return "clients do not publish to $SYS"
+	case h.b.enrol != nil && strings.HasPrefix(topic, reserved):
+		return "$mqttctl/ is the broker's own namespace"
+	case c != nil && c.claim:
+		return "a claim certificate publishes nothing but its requests"
+	}
+	if c != nil {
+		if _, err := h.b.revokedClient(c.ls, cl); err != nil {
+			return "its certificate is revoked: " + err.Error()
+		}
+	}
+	sec := h.securityOf(cl)
+	if sec == nil {
+		return "the session's listener is not known (per_listener_settings)"
+	}
+	if sec.acl != nil && !sec.acl.Allowed(aclClient(cl), topic, confgen.Write) {
+		return "the ACL does not allow it"
+	}
+	return ""
 }
 
 // Intercepts: a client's publishes under $mqttctl/ are the enrolment

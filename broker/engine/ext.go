@@ -28,9 +28,10 @@ type Answer struct {
 	Reason string // MQTT 5 reason string, sent with a refusal
 }
 
-// WillChecker is asked, after MayPublish, whether a will may be sent now
-// (when its delay or session ends): a client whose certificate has been
-// revoked meanwhile sends none.
+// WillChecker decides, instead of MayPublish, whether a will may be sent
+// now (when its delay or session ends): the broker applies the publish
+// rules and more (a client whose certificate has been revoked meanwhile
+// sends none), and logs why one is not sent.
 type WillChecker interface {
 	MaySendWill(c *Client, m *Message) bool
 }

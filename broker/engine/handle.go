@@ -259,6 +259,8 @@ func (c *conn) end(err error) {
 		return
 	}
 	ss.c = nil
+	ss.wake() // publishers waiting for room stop waiting
+	ss.stalled = false
 	will := c.will
 	if c.normal {
 		will = nil
@@ -300,12 +302,16 @@ func (c *conn) end(err error) {
 }
 
 func (s *Server) sendWill(cl *Client, m *Message) {
-	if sysDenied(m.Topic) || !s.hooks.MayPublish(cl, m.Topic) || s.opt.will != nil && !s.opt.will.MaySendWill(cl, m) {
+	if s.opt.will != nil {
+		if !s.opt.will.MaySendWill(cl, m) || sysDenied(m.Topic) {
+			return
+		}
+	} else if sysDenied(m.Topic) || !s.hooks.MayPublish(cl, m.Topic) {
 		return
 	}
 	m.Created = s.now()
 	s.hooks.Published(cl, m)
-	s.route(m)
+	s.route(m, false)
 }
 
 // newMessage copies a PUBLISH (or will) out of the packet buffer.
@@ -371,7 +377,7 @@ func (c *conn) handle(p *mqttwire.Packet) error {
 		if m != nil {
 			c.s.hooks.Published(c.client, m)
 			c.s.count.received.Add(1)
-			c.s.route(m)
+			c.s.route(m, true)
 			if c.s.opt.durable != nil {
 				c.s.opt.durable.Durable(c.client)
 			}
@@ -479,14 +485,14 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 		if m != nil {
 			s.hooks.Published(c.client, m)
 			s.count.received.Add(1)
-			s.route(m)
+			s.route(m, true)
 		}
 		return nil
 	case 1:
 		if m != nil {
 			s.hooks.Published(c.client, m)
 			s.count.received.Add(1)
-			if s.route(m) == 0 && v5 {
+			if s.route(m, true) == 0 && v5 {
 				code = mqttwire.NoMatchingSubscribers
 			}
 			if s.opt.durable != nil {
@@ -616,7 +622,7 @@ func (c *conn) subscribe(p *mqttwire.Packet) {
 				}
 				continue
 			}
-			ss.deliver(&delivery{m: m, qos: min(m.QoS, r.qos), retain: true, subID: r.subID})
+			ss.deliver(&delivery{m: m, qos: min(m.QoS, r.qos), retain: true, subID: r.subID}, false)
 		}
 	}
 }

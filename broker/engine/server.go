@@ -67,6 +67,10 @@ type Options struct {
 	// (256 KiB): QoS 0 messages beyond are dropped. QoS 1/2 messages wait
 	// in the session instead, MaxInflight at a time.
 	MaxPending int
+	// FlowWait bounds how long a publisher waits for room in a connected
+	// subscriber's full queue (MaxQueued) before its messages are dropped
+	// (1 s; see session.deliver).
+	FlowWait time.Duration
 	// MaxConnectSize bounds the CONNECT, the one packet read before the
 	// client is authenticated (mosquitto 2.1's 100000 bytes; 0: that).
 	MaxConnectSize int
@@ -107,6 +111,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxPending == 0 {
 		o.MaxPending = 256 << 10
+	}
+	if o.FlowWait == 0 {
+		o.FlowWait = time.Second
 	}
 	if o.MaxConnectSize == 0 {
 		o.MaxConnectSize = 100000
@@ -291,7 +298,7 @@ func (s *Server) Publish(m *Message) int {
 	if m.Created.IsZero() {
 		m.Created = s.now()
 	}
-	return s.route(m)
+	return s.route(m, true)
 }
 
 // SubscribeFunc subscribes an in-process client (a bridge's local side)
@@ -397,8 +404,10 @@ var matchesPool = sync.Pool{New: func() any { return new(topic.Matches) }}
 
 // route delivers m to every matching subscription (one copy per
 // subscription, as mosquitto 2.0), keeps or clears it as retained, and
-// returns how many subscriptions got it.
-func (s *Server) route(m *Message) int {
+// returns how many subscriptions got it. wait: the caller is a
+// publisher's goroutine, which waits for room in full subscriber queues
+// (session.deliver).
+func (s *Server) route(m *Message, wait bool) int {
 	if m.Retain {
 		if len(m.Payload) == 0 {
 			if s.retained.Delete(m.Topic) {
@@ -429,7 +438,7 @@ func (s *Server) route(m *Message) int {
 			}
 			sent[sub.Client] = true
 		}
-		if s.deliverTo(sub, m, sub.RetainAsPublished && m.Retain) {
+		if s.deliverTo(sub, m, sub.RetainAsPublished && m.Retain, wait) {
 			n++
 		}
 	}
@@ -448,7 +457,7 @@ func (s *Server) route(m *Message) int {
 				break
 			}
 		}
-		if s.deliverTo(pick, m, false) {
+		if s.deliverTo(pick, m, false, wait) {
 			n++
 		}
 	}
@@ -461,7 +470,7 @@ func (s *Server) session(id string) *session {
 	return s.sessions[id]
 }
 
-func (s *Server) deliverTo(sub *topic.Subscription, m *Message, retain bool) bool {
+func (s *Server) deliverTo(sub *topic.Subscription, m *Message, retain, wait bool) bool {
 	ss := s.session(sub.Client)
 	if ss == nil {
 		return false
@@ -477,7 +486,7 @@ func (s *Server) deliverTo(sub *topic.Subscription, m *Message, retain bool) boo
 		return true
 	}
 	d := &delivery{m: m, qos: min(m.QoS, sub.QoS), retain: retain, subID: sub.ID}
-	return ss.deliver(d)
+	return ss.deliver(d, wait)
 }
 
 // forget removes a session and its subscriptions (clean start, expiry, or
@@ -511,6 +520,7 @@ func (s *Server) forget(ss *session) bool {
 	ss.queue, ss.out, ss.inQoS2 = nil, nil, nil
 	ss.stopTimers()
 	ss.gone = true
+	ss.wake()
 	ss.mu.Unlock()
 	for f := range subs {
 		s.subs.Unsubscribe(ss.id, f)
