@@ -242,7 +242,9 @@ func TestProvisionByClaim(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the provisioned device does not connect: %v", err)
 	}
-	if ack := dev.publish("sensors/dev-7", []byte("hi"), mqttwire.Properties{}); ack.Reason != 0 {
+	// Nobody subscribes to sensors/dev-7: mosquitto 2.0.11 and 2.1.2 (and
+	// the engine) answer 0x10, no matching subscribers; mochi said 0.
+	if ack := dev.publish("sensors/dev-7", []byte("hi"), mqttwire.Properties{}); ack.Reason != mqttwire.Success && ack.Reason != mqttwire.NoMatchingSubscribers {
 		t.Fatalf("the provisioned device is not an ordinary client: %#x", byte(ack.Reason))
 	}
 	if _, refusal := a.request(broker.ProvisionTopic, broker.ReplyPrefix+"dev-7/again", append([]byte(toks[0].Secret+"\n"), csrPEM(t, pkix.Name{CommonName: "dev-7"}, newKey(t))...)); !strings.Contains(refusal, "wrong, used, revoked or expired") {
