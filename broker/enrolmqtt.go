@@ -187,13 +187,14 @@ func (h *enrolHook) request(cl *engine.Client, m *engine.Message, ls *listenerSt
 	h.inflight.Add(1)
 	go func() {
 		defer h.inflight.Done()
-		defer h.busy.Delete(cl)
 		h.enrol(cl, ls, req, what, reply, corr)
 	}()
 	return engine.Answer{}
 }
 
 // enrol issues (or refuses) and answers; it runs in its own goroutine.
+// The connection may send its next request once it has the answer, so the
+// request is done (busy cleared) before the answer is written.
 func (h *enrolHook) enrol(cl *engine.Client, ls *listenerState, req pki.EnrollRequest, what, reply string, corr []byte) {
 	attrs := []any{"client", cl.ID, "username", cl.Username, "remote", cl.Remote, "listener", ls.id}
 	got, err := ls.renew.Enroll(req)
@@ -207,6 +208,7 @@ func (h *enrolHook) enrol(cl *engine.Client, ls *listenerState, req pki.EnrollRe
 			msg = "the certificate could not be issued (the broker's log says why)"
 		}
 		h.b.log.Warn(what+" refused", append(attrs, "name", req.CSR.Subject.CommonName, "reason", err.Error())...)
+		h.busy.Delete(cl)
 		h.answer(cl, reply, corr, nil, msg)
 		return
 	}
@@ -219,6 +221,7 @@ func (h *enrolHook) enrol(cl *engine.Client, ls *listenerState, req pki.EnrollRe
 		msg = "answered again over MQTT" // the same certificate, to a device whose answer was lost
 	}
 	h.b.log.Info(msg, append(attrs, "not_after", got.Cert.NotAfter.UTC().Format(time.RFC3339))...)
+	h.busy.Delete(cl)
 	h.answer(cl, reply, corr, pki.EncodeCerts(append([]*x509.Certificate{got.Cert}, got.Chain...)...), "")
 }
 
