@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/mqttwire"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -250,7 +250,7 @@ func startCRLBroker(t *testing.T, names ...string) (*pki.Dir, *x509.CertPool, in
 		t.Fatal(err)
 	}
 	log := &testutil.SyncBuffer{}
-	testbroker.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
+	brokertest.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
 	return d, ca, port, log
 }
 
