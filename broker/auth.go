@@ -392,9 +392,9 @@ func (h *hooks) DeleteRetained(t string) {
 	}
 }
 
-func (h *hooks) SaveQueued(id string, seq uint64, m *engine.Message) {
+func (h *hooks) SaveQueued(id string, seq uint64, q engine.Queued) {
 	if st := h.b.store; st != nil {
-		st.SaveQueued(id, seq, m)
+		st.SaveQueued(id, seq, q)
 	}
 }
 
@@ -456,7 +456,7 @@ type stateStore interface {
 	DeleteSubscription(string, string)
 	SaveRetained(*engine.Message)
 	DeleteRetained(string)
-	SaveQueued(string, uint64, *engine.Message)
+	SaveQueued(string, uint64, engine.Queued)
 	DeleteQueued(string, uint64)
 	Durable(*engine.Client)
 	Restore(srv *engine.Server, drop func(topic string) bool) error

@@ -397,14 +397,25 @@ func (c *conn) handle(p *mqttwire.Packet) error {
 			ss := c.sess
 			ss.mu.Lock()
 			bad := ss.expiry == 0 && p.Props.SessionExpiry != 0
+			was, changed := ss.persistent, ss.expiry != p.Props.SessionExpiry
 			if !bad {
 				ss.expiry = p.Props.SessionExpiry
 				ss.persistent = ss.expiry != 0
 			}
+			now := ss.persistent
 			ss.mu.Unlock()
 			if bad {
 				c.disconnect(mqttwire.ProtocolError)
 				return errors.New("DISCONNECT sets a session expiry after CONNECT said 0")
+			}
+			// The store follows: a session ended by expiry 0 is deleted
+			// (forget skips a session that is no longer persistent), a new
+			// expiry is saved.
+			switch {
+			case was && !now:
+				c.s.hooks.DeleteSession(ss.id)
+			case now && changed:
+				c.s.hooks.SaveSession(SessionRecord{ClientID: ss.id, Username: c.client.Username, Version: c.client.Version, Expiry: p.Props.SessionExpiry})
 			}
 		}
 		c.normal = p.Reason != mqttwire.DisconnectWithWill

@@ -354,7 +354,7 @@ func (s *Server) RestoreRetained(m *Message) { s.retained.Set(m.Topic, m) }
 
 // RestoreSession puts a stored persistent session back, disconnected,
 // with its subscriptions and the messages it is owed (before Serve).
-func (s *Server) RestoreSession(r SessionRecord, subs []topic.Subscription, queued []*Message) {
+func (s *Server) RestoreSession(r SessionRecord, subs []topic.Subscription, queued []Queued) {
 	ss := s.newSession(r.ClientID)
 	ss.expiry = r.Expiry
 	ss.persistent = true
@@ -368,9 +368,9 @@ func (s *Server) RestoreSession(r SessionRecord, subs []topic.Subscription, queu
 		ss.subs[sub.Filter] = &sub
 		_, _ = s.subs.Subscribe(&sub)
 	}
-	for _, m := range queued {
+	for _, q := range queued {
 		ss.seq++
-		ss.queue = append(ss.queue, &delivery{m: m, qos: m.QoS, seq: ss.seq})
+		ss.queue = append(ss.queue, &delivery{m: q.M, qos: q.QoS, retain: q.Retain, subID: q.SubID, seq: ss.seq})
 	}
 	s.mu.Lock()
 	s.sessions[r.ClientID] = ss
