@@ -229,6 +229,9 @@ func TestDurableWaitsForCommit(t *testing.T) {
 	s := openStore(t, dbPath(t), nil)
 	defer s.Close()
 	release, held := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	unlock := func() { once.Do(func() { close(release) }) }
+	defer unlock() // before Close, also when the test fails
 	go s.db.Update(func(*bbolt.Tx) error { close(held); <-release; return nil })
 	<-held
 	s.SaveQueued("dev1", 1, &engine.Message{Topic: "q/1", Payload: []byte("x"), QoS: 1, Created: time.Now()})
@@ -239,7 +242,7 @@ func TestDurableWaitsForCommit(t *testing.T) {
 		t.Fatal("Durable returned while the commit could not happen")
 	case <-time.After(200 * time.Millisecond):
 	}
-	close(release)
+	unlock()
 	select {
 	case <-returned:
 	case <-time.After(5 * time.Second):
