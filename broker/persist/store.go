@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -64,6 +65,12 @@ type Store struct {
 
 	// holdCommit, when set (tests), runs in the writer before each commit.
 	holdCommit func()
+	commits    int // transactions the writer ran (its own; tests read it after Close)
+	// The writer's own, kept between batches: the last change to each key
+	// in the batch, and where a message's encoding is in the batch's buffer
+	// (a message queued for many sessions is encoded once).
+	last    map[opKey]int
+	encoded map[*engine.Message][2]int
 }
 
 type opKind uint8
@@ -118,7 +125,8 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &Store{db: db, path: path, log: log, wake: make(chan struct{}, 1), done: make(chan struct{}),
+		last: map[opKey]int{}, encoded: map[*engine.Message][2]int{}}
 	s.cond = sync.NewCond(&s.mu)
 	if err := s.prepare(); err != nil {
 		db.Close()
@@ -246,6 +254,13 @@ func (s *Store) writer() {
 			s.mu.Unlock()
 			return
 		}
+		if len(s.pending) < 4 && !s.closed {
+			// Let publishers that are about to hand a change do so first,
+			// so that they share this commit.
+			s.mu.Unlock()
+			runtime.Gosched()
+			s.mu.Lock()
+		}
 		batch, upto := s.pending, s.handed
 		s.pending = spare[:0]
 		s.cond.Broadcast() // room for callers waiting in hand
@@ -293,15 +308,26 @@ func (s *Store) commit(batch []op, buf []byte) []byte {
 	if s.holdCommit != nil {
 		s.holdCommit()
 	}
-	last := make(map[opKey]int, len(batch))
+	s.commits++
+	if len(s.last) > 4096 { // clear costs the map's size: do not keep a burst's
+		s.last, s.encoded = map[opKey]int{}, map[*engine.Message][2]int{}
+	}
+	last, encoded := s.last, s.encoded
+	clear(last)
+	clear(encoded)
 	for i := range batch {
 		if k, ok := batch[i].key(); ok {
 			last[k] = i
 		}
 	}
-	encoded := map[*engine.Message][2]int{} // a message queued for many sessions is encoded once
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		sessions, subs, retained, queued := tx.Bucket(bucketSessions), tx.Bucket(bucketSubs), tx.Bucket(bucketRetained), tx.Bucket(bucketQueued)
+		var buckets [4]*bbolt.Bucket // opened when first used (each open allocates)
+		bucket := func(i int, name []byte) *bbolt.Bucket {
+			if buckets[i] == nil {
+				buckets[i] = tx.Bucket(name)
+			}
+			return buckets[i]
+		}
 		for i := range batch {
 			o := &batch[i]
 			if k, ok := o.key(); ok && last[k] != i {
@@ -317,13 +343,13 @@ func (s *Store) commit(batch []op, buf []byte) []byte {
 				}
 				continue
 			case opSaveSession:
-				b, buf = sessions, append(buf, o.client...)
+				b, buf = bucket(0, bucketSessions), append(buf, o.client...)
 			case opSaveSub, opDeleteSub:
-				b, buf, del = subs, appendSubKey(buf, o.client, o.name), o.kind == opDeleteSub
+				b, buf, del = bucket(1, bucketSubs), appendSubKey(buf, o.client, o.name), o.kind == opDeleteSub
 			case opSaveRetained, opDeleteRetained:
-				b, buf, del = retained, append(buf, o.name...), o.kind == opDeleteRetained
+				b, buf, del = bucket(2, bucketRetained), append(buf, o.name...), o.kind == opDeleteRetained
 			case opSaveQueued, opDeleteQueued:
-				b, buf, del = queued, appendQueuedKey(buf, o.client, o.seq), o.kind == opDeleteQueued
+				b, buf, del = bucket(3, bucketQueued), appendQueuedKey(buf, o.client, o.seq), o.kind == opDeleteQueued
 			}
 			key := buf[start:len(buf):len(buf)]
 			if len(key) == 0 || len(key) > maxKey {
