@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -252,4 +251,3 @@ func mustContain(t testing.TB, err error, want ...string) {
 	}
 }
 
-var _ = io.Discard
