@@ -250,4 +250,3 @@ func mustContain(t testing.TB, err error, want ...string) {
 		}
 	}
 }
-
