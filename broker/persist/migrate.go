@@ -177,6 +177,10 @@ func (s *Store) migrateMochi(tx *bbolt.Tx) error {
 	}
 	var buf []byte
 	for id, r := range sessions {
+		if len(appendQueuedKey(nil, id, 0)) > maxKey {
+			bad([]byte("CL_"+id), fmt.Errorf("client id longer than %d bytes", maxKey-10))
+			continue
+		}
 		if err := tx.Bucket(bucketSessions).Put([]byte(id), appendSession(nil, r)); err != nil {
 			return fmt.Errorf("convert session %s: %w", id, err)
 		}

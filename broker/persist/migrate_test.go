@@ -1,7 +1,10 @@
 package persist
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,6 +13,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/mqttctl/mqttctl/broker/engine"
 	"github.com/mqttctl/mqttctl/internal/mqttwire"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
@@ -119,4 +123,87 @@ func TestMigrateJournal(t *testing.T) {
 	if got := dev1.receive(300*time.Millisecond, nil); !slices.Equal(got, []string{"queued 1", "queued 2", "queued 3", "queued 4"}) {
 		t.Fatalf("dev1 got %q", got)
 	}
+}
+
+// TestMigrateCrash: a kill -9 at any moment of the conversion leaves
+// either the old layout whole or the new one whole: the next Open
+// converts or reads it, and every session and queued message is there.
+func TestMigrateCrash(t *testing.T) {
+	const sessions, queued = 300, 20
+	src := filepath.Join(t.TempDir(), "mochi.db")
+	db, err := bbolt.Open(src, 0o600, &bbolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket(bucketMochi)
+		if err != nil {
+			return err
+		}
+		for i := range sessions {
+			id := fmt.Sprintf("dev%d", i)
+			put := func(k, v string) {
+				if err == nil {
+					err = b.Put([]byte(k), []byte(v))
+				}
+			}
+			put("CL_"+id, fmt.Sprintf(`{"id":%q,"protocolVersion":4,"clean":false}`, id))
+			put("SUB_"+id+":q/#", fmt.Sprintf(`{"client":%q,"filter":"q/#","qos":1}`, id))
+			for j := 1; j <= queued; j++ {
+				put(fmt.Sprintf("IFM_%s:%d", id, j), fmt.Sprintf(`{"client":%q,"topic_name":"q/%d","payload":"eA==","fixedheader":{"type":3,"qos":1},"created":1796417980,"packet_id":%d}`, id, j, j))
+			}
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	fixture, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		path := dbPath(t)
+		if err := os.WriteFile(path, fixture, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMigrateChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "PERSIST_MIGRATE_CHILD="+path)
+		out := &testutil.SyncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rand.IntN(120)) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		converted := strings.Contains(out.String(), "MIGRATED")
+		s := openStore(t, path, nil)
+		srv := engine.New(engine.Options{MaxQueued: 100000})
+		if err := s.Restore(srv, nil); err != nil {
+			t.Fatal(err)
+		}
+		st := srv.Stats()
+		s.Close()
+		if st.Sessions != sessions || st.Queued != sessions*queued {
+			t.Fatalf("round %d (converted before the kill: %v): %d sessions and %d queued messages, want %d and %d",
+				round, converted, st.Sessions, st.Queued, sessions, sessions*queued)
+		}
+		t.Logf("round %d: killed %s the conversion committed", round, map[bool]string{true: "after", false: "before"}[converted])
+	}
+}
+
+// TestMigrateChild converts the database PERSIST_MIGRATE_CHILD names, for
+// TestMigrateCrash to kill.
+func TestMigrateChild(t *testing.T) {
+	path := os.Getenv("PERSIST_MIGRATE_CHILD")
+	if path == "" {
+		t.Skip("the child process of TestMigrateCrash")
+	}
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("MIGRATED")
+	s.Close()
 }
