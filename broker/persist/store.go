@@ -63,6 +63,9 @@ type Store struct {
 	wake      chan struct{} // cap 1: there is work for the writer
 	done      chan struct{} // the writer returned
 
+	syncMu   sync.Mutex // Sync against Close (not mu: an fsync must not hold up callers)
+	dbClosed bool
+
 	// holdCommit, when set (tests), runs in the writer before each commit.
 	holdCommit func()
 	commits    int // transactions the writer ran (its own; tests read it after Close)
@@ -432,6 +435,11 @@ func truncate(s string) string {
 // operating system without it; the broker calls it every second and at
 // close, so a power loss costs at most the last second.
 func (s *Store) Sync() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.dbClosed {
+		return nil // Close synced
+	}
 	if err := s.db.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", s.path, err)
 	}
@@ -455,6 +463,9 @@ func (s *Store) Close() error {
 	}
 	<-s.done
 	err := s.Sync()
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.dbClosed = true
 	if cerr := s.db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %s: %w", s.path, cerr)
 	}

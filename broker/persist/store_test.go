@@ -517,3 +517,47 @@ func TestDropRetainedAtRestore(t *testing.T) {
 		t.Fatalf("%d retained left in the database, want 2", n)
 	}
 }
+
+// TestSyncAndClose: Sync while changes are handed, and after Close (the
+// broker's once-a-second ticker may fire then), is safe; changes handed
+// after Close are dropped with a log line, Durable does not wait for them.
+func TestSyncAndClose(t *testing.T) {
+	log := &testutil.SyncBuffer{}
+	s := openStore(t, dbPath(t), log)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				if err := s.Sync(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	})
+	m := &engine.Message{Topic: "q", Payload: []byte("x"), QoS: 1}
+	for i := range 1000 {
+		s.SaveQueued("c", uint64(i+1), m)
+	}
+	s.Durable(nil)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatalf("Sync after Close: %v", err)
+	}
+	close(stop)
+	wg.Wait()
+	s.SaveQueued("c", 1001, m)
+	s.Durable(nil)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "after the store was closed") {
+		t.Fatalf("no log line for a change after Close:\n%s", log)
+	}
+}
