@@ -68,3 +68,13 @@ func OwnFile(f *os.File) error {
 	}
 	return nil
 }
+
+// SetEUIDForTest makes OwnFile and OpenOwn take uid as the broker's
+// effective uid, for tests that play another account without root (the
+// broker's tests too, hence exported); call the returned func to restore.
+// Not safe while files are being opened.
+func SetEUIDForTest(uid int) (restore func()) {
+	old := geteuid
+	geteuid = func() int { return uid }
+	return func() { geteuid = old }
+}

@@ -349,9 +349,7 @@ func TestForeignState(t *testing.T) {
 			}
 			return
 		}
-		old := geteuid
-		geteuid = func() int { return os.Geteuid() + 1 }
-		t.Cleanup(func() { geteuid = old })
+		t.Cleanup(SetEUIDForTest(os.Geteuid() + 1))
 	}
 	boltFile := func(t *testing.T, p string) {
 		db, err := bbolt.Open(p, 0o600, nil)
