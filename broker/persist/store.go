@@ -277,6 +277,9 @@ func (s *Store) writer() {
 		s.mu.Unlock()
 		clear(batch)
 		spare = batch
+		if cap(spare) > 4096 { // a burst's array is not kept while idle
+			spare = nil
+		}
 	}
 }
 
