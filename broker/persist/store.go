@@ -277,8 +277,11 @@ func (s *Store) writer() {
 		s.mu.Unlock()
 		clear(batch)
 		spare = batch
-		if cap(spare) > 4096 { // a burst's array is not kept while idle
+		if cap(spare) > 4096 { // a burst's arrays are not kept while idle
 			spare = nil
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil
 		}
 	}
 }
