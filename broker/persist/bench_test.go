@@ -34,7 +34,7 @@ func BenchmarkSaveQueuedDurable(b *testing.B) {
 				wg.Go(func() {
 					for i := range n {
 						seq := uint64(i + 1)
-						s.SaveQueued(client, seq, m)
+						s.SaveQueued(client, seq, engine.Queued{M: m, QoS: m.QoS})
 						s.Durable(nil)
 						s.DeleteQueued(client, seq)
 					}

@@ -118,6 +118,35 @@ const (
 	pCorr   = 1 << 1 // CorrelationData not nil
 )
 
+// Queued message: the delivery (its QoS, and its retain flag as 4, in
+// one byte; the subscription identifier, uvarint), then the message.
+func appendQueued(b []byte, q engine.Queued) []byte {
+	return appendMessage(appendQueuedHead(b, q), q.M)
+}
+
+func appendQueuedHead(b []byte, q engine.Queued) []byte {
+	fl := q.QoS & 3
+	if q.Retain {
+		fl |= 4
+	}
+	return binary.AppendUvarint(append(b, fl), uint64(q.SubID))
+}
+
+func decodeQueued(v []byte) (engine.Queued, error) {
+	if len(v) < 2 || v[0] > 7 || v[0]&3 == 0 || v[0]&3 == 3 {
+		return engine.Queued{}, errors.New("bad queued delivery")
+	}
+	id, n := binary.Uvarint(v[1:])
+	if n <= 0 || id > 268435455 {
+		return engine.Queued{}, errors.New("bad subscription identifier")
+	}
+	m, err := decodeMessage(v[1+n:])
+	if err != nil {
+		return engine.Queued{}, err
+	}
+	return engine.Queued{M: m, QoS: v[0] & 3, Retain: v[0]&4 != 0, SubID: uint32(id)}, nil
+}
+
 // Message: version, flags, created (Unix nanoseconds, varint), topic,
 // from, payload, then the MQTT 5 properties when there are any: their
 // flags, payload format, message expiry (uvarint), content type, response

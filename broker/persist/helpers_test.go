@@ -29,12 +29,12 @@ func (h storeHooks) DeleteSession(id string)            { h.s.DeleteSession(id) 
 func (h storeHooks) SaveSubscription(id string, sub topic.Subscription) {
 	h.s.SaveSubscription(id, sub)
 }
-func (h storeHooks) DeleteSubscription(id, f string)                     { h.s.DeleteSubscription(id, f) }
-func (h storeHooks) SaveRetained(m *engine.Message)                      { h.s.SaveRetained(m) }
-func (h storeHooks) DeleteRetained(t string)                             { h.s.DeleteRetained(t) }
-func (h storeHooks) SaveQueued(id string, seq uint64, m *engine.Message) { h.s.SaveQueued(id, seq, m) }
-func (h storeHooks) DeleteQueued(id string, seq uint64)                  { h.s.DeleteQueued(id, seq) }
-func (h storeHooks) Durable(c *engine.Client)                            { h.s.Durable(c) }
+func (h storeHooks) DeleteSubscription(id, f string)                   { h.s.DeleteSubscription(id, f) }
+func (h storeHooks) SaveRetained(m *engine.Message)                    { h.s.SaveRetained(m) }
+func (h storeHooks) DeleteRetained(t string)                           { h.s.DeleteRetained(t) }
+func (h storeHooks) SaveQueued(id string, seq uint64, q engine.Queued) { h.s.SaveQueued(id, seq, q) }
+func (h storeHooks) DeleteQueued(id string, seq uint64)                { h.s.DeleteQueued(id, seq) }
+func (h storeHooks) Durable(c *engine.Client)                          { h.s.Durable(c) }
 
 // logTo returns a logger writing into buf (nil: discarded).
 func logTo(buf *testutil.SyncBuffer) *slog.Logger {

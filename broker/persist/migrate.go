@@ -199,7 +199,9 @@ func (s *Store) migrateMochi(tx *bbolt.Tx) error {
 		})
 		for i, m := range q {
 			buf = appendQueuedKey(buf[:0], id, uint64(i+1))
-			if err := tx.Bucket(bucketQueued).Put(buf, appendMessage(nil, m.m)); err != nil {
+			// mochi kept the message as it was to be sent: its QoS is the
+			// delivery's.
+			if err := tx.Bucket(bucketQueued).Put(buf, appendQueued(nil, engine.Queued{M: m.m, QoS: m.m.QoS, Retain: m.m.Retain})); err != nil {
 				return fmt.Errorf("convert queued message of %s: %w", id, err)
 			}
 		}

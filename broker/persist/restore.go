@@ -35,7 +35,7 @@ func (s *Store) Restore(srv *engine.Server, drop func(topic string) bool) error 
 	type sess struct {
 		rec    engine.SessionRecord
 		subs   []topic.Subscription
-		queued []*engine.Message
+		queued []engine.Queued
 	}
 	var retained []*engine.Message
 	sessions := map[string]*sess{}
@@ -130,12 +130,12 @@ func (s *Store) Restore(srv *engine.Server, drop func(topic string) bool) error 
 			gone(k)
 			client, seq, err := splitClientKey(k)
 			ss := sessions[client]
-			var m *engine.Message
+			var q engine.Queued
 			if err == nil && len(seq) != 8 {
 				err = errors.New("bad key")
 			}
 			if err == nil {
-				m, err = decodeMessage(v)
+				q, err = decodeQueued(v)
 			}
 			if err == nil && ss == nil {
 				err = errors.New("no such session")
@@ -144,8 +144,8 @@ func (s *Store) Restore(srv *engine.Server, drop func(topic string) bool) error 
 				s.log.Warn("stored queued message does not decode: deleted", "key", truncate(string(k)), "error", err)
 				return nil
 			}
-			if !m.Expired(now) {
-				ss.queued = append(ss.queued, m)
+			if !q.M.Expired(now) {
+				ss.queued = append(ss.queued, q)
 			}
 			return nil
 		}); err != nil {
@@ -156,9 +156,9 @@ func (s *Store) Restore(srv *engine.Server, drop func(topic string) bool) error 
 		}
 		var key []byte
 		for id, ss := range sessions {
-			for i, m := range ss.queued {
+			for i, q := range ss.queued {
 				key = appendQueuedKey(key[:0], id, uint64(i+1))
-				if err := b.Put(key, appendMessage(nil, m)); err != nil {
+				if err := b.Put(key, appendQueued(nil, q)); err != nil {
 					return err
 				}
 			}

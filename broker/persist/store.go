@@ -99,6 +99,7 @@ type op struct {
 	sess   engine.SessionRecord
 	sub    topic.Subscription
 	msg    *engine.Message
+	q      engine.Queued // opSaveQueued: the delivery (q.M is msg)
 }
 
 // Open opens the database at path (creating it and its directory),
@@ -215,8 +216,8 @@ func (s *Store) DeleteRetained(topic string) { s.hand(op{kind: opDeleteRetained,
 
 // SaveQueued stores a message owed to a persistent session under its
 // sequence number (engine.Hooks).
-func (s *Store) SaveQueued(clientID string, seq uint64, m *engine.Message) {
-	s.hand(op{kind: opSaveQueued, client: clientID, seq: seq, msg: m})
+func (s *Store) SaveQueued(clientID string, seq uint64, q engine.Queued) {
+	s.hand(op{kind: opSaveQueued, client: clientID, seq: seq, msg: q.M, q: q})
 }
 
 // DeleteQueued removes it once acknowledged or dropped (engine.Hooks).
@@ -378,14 +379,16 @@ func (s *Store) commit(batch []op, buf []byte) []byte {
 			case opSaveSub:
 				buf = appendSub(buf, &o.sub)
 			default:
-				if at, ok := encoded[o.msg]; ok {
-					if err := b.Put(key, buf[at[0]:at[1]:at[1]]); err != nil {
-						return err
-					}
-					continue
+				if o.kind == opSaveQueued {
+					buf = appendQueuedHead(buf, o.q)
 				}
-				buf = appendMessage(buf, o.msg)
-				encoded[o.msg] = [2]int{vstart, len(buf)}
+				if at, ok := encoded[o.msg]; ok {
+					buf = append(buf, buf[at[0]:at[1]]...)
+				} else {
+					mstart := len(buf)
+					buf = appendMessage(buf, o.msg)
+					encoded[o.msg] = [2]int{mstart, len(buf)}
+				}
 			}
 			if err := b.Put(key, buf[vstart:len(buf):len(buf)]); err != nil {
 				return err

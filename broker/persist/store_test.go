@@ -147,9 +147,8 @@ func TestRoundTripThroughEngine(t *testing.T) {
 		if string(p.Payload) != want || p.QoS != 1 || p.Retain {
 			t.Fatalf("sub5 got %s, want %q", describe(p), want)
 		}
-		// The subscription identifier is not restored: SaveQueued does
-		// not get it and RestoreSession does not take it (an engine gap).
-		check(p, "queued "+want, false)
+		// The delivery is restored with its subscription identifier.
+		check(p, "queued "+want, true)
 		s5.send(&mqttwire.Packet{Type: mqttwire.PUBACK, ID: p.ID})
 	}
 	s5.subscribe("rt/#", 1, 0)
@@ -234,7 +233,7 @@ func TestDurableWaitsForCommit(t *testing.T) {
 	defer unlock() // before Close, also when the test fails
 	go s.db.Update(func(*bbolt.Tx) error { close(held); <-release; return nil })
 	<-held
-	s.SaveQueued("dev1", 1, &engine.Message{Topic: "q/1", Payload: []byte("x"), QoS: 1, Created: time.Now()})
+	s.SaveQueued("dev1", 1, engine.Queued{M: &engine.Message{Topic: "q/1", Payload: []byte("x"), QoS: 1, Created: time.Now()}, QoS: 1})
 	returned := make(chan struct{})
 	go func() { s.Durable(nil); close(returned) }()
 	select {
@@ -279,7 +278,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 	m := &engine.Message{Topic: "q", Payload: []byte("x"), QoS: 1}
 	first := make(chan struct{})
-	go func() { s.SaveQueued("c0", 1, m); s.Durable(nil); close(first) }()
+	go func() { s.SaveQueued("c0", 1, engine.Queued{M: m, QoS: m.QoS}); s.Durable(nil); close(first) }()
 	for { // the first commit has started and waits on the gate
 		mu.Lock()
 		n := commits
@@ -291,7 +290,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for i := range 8 {
-		wg.Go(func() { s.SaveQueued("c"+string(rune('1'+i)), 1, m); s.Durable(nil) })
+		wg.Go(func() { s.SaveQueued("c"+string(rune('1'+i)), 1, engine.Queued{M: m, QoS: m.QoS}); s.Durable(nil) })
 	}
 	for { // all 8 handed their change
 		s.mu.Lock()
@@ -322,14 +321,14 @@ func TestBatchCoalesces(t *testing.T) {
 	m := &engine.Message{Topic: "q", Payload: []byte("x"), QoS: 1}
 	s.commit([]op{
 		{kind: opSaveSession, client: "a", sess: engine.SessionRecord{ClientID: "a", Version: 4, Expiry: 0xFFFFFFFF}},
-		{kind: opSaveQueued, client: "a", seq: 1, msg: m},
-		{kind: opSaveQueued, client: "a", seq: 2, msg: m},
+		{kind: opSaveQueued, client: "a", seq: 1, msg: m, q: engine.Queued{M: m, QoS: 1}},
+		{kind: opSaveQueued, client: "a", seq: 2, msg: m, q: engine.Queued{M: m, QoS: 1}},
 		{kind: opDeleteQueued, client: "a", seq: 1},
 		{kind: opSaveSub, client: "a", name: "x", sub: topic.Subscription{Filter: "x", QoS: 1}},
 		{kind: opDeleteSession, client: "a"}, // a clean start: all of a's goes
 		{kind: opSaveSession, client: "a", sess: engine.SessionRecord{ClientID: "a", Version: 4, Expiry: 0xFFFFFFFF}},
-		{kind: opSaveQueued, client: "a", seq: 1, msg: m}, // the new session's first
-		{kind: opSaveQueued, client: "ab", seq: 1, msg: m},
+		{kind: opSaveQueued, client: "a", seq: 1, msg: m, q: engine.Queued{M: m, QoS: 1}}, // the new session's first
+		{kind: opSaveQueued, client: "ab", seq: 1, msg: m, q: engine.Queued{M: m, QoS: 1}},
 		{kind: opDeleteSession, client: "ab"},
 	}, nil)
 	if q, sub, ss := count(t, s, bucketQueued), count(t, s, bucketSubs), count(t, s, bucketSessions); q != 1 || sub != 0 || ss != 1 {
@@ -446,8 +445,8 @@ func TestCorruptEntriesSkipped(t *testing.T) {
 		Props: &engine.MessageProps{MessageExpiry: 60}}
 	s.SaveSession(engine.SessionRecord{ClientID: "dev1", Version: 4, Expiry: 0xFFFFFFFF})
 	s.SaveSubscription("dev1", topic.Subscription{Filter: "q/#", QoS: 1})
-	s.SaveQueued("dev1", 1, expired)
-	s.SaveQueued("dev1", 2, good)
+	s.SaveQueued("dev1", 1, engine.Queued{M: expired, QoS: expired.QoS})
+	s.SaveQueued("dev1", 2, engine.Queued{M: good, QoS: good.QoS})
 	s.SaveRetained(&engine.Message{Topic: "r/ok", Payload: []byte("r"), Retain: true, Created: time.Now()})
 	s.SaveRetained(&engine.Message{Topic: "r/old", Payload: []byte("r"), Retain: true, Created: time.Now().Add(-time.Hour),
 		Props: &engine.MessageProps{MessageExpiry: 60}})
@@ -464,8 +463,8 @@ func TestCorruptEntriesSkipped(t *testing.T) {
 			{bucketSubs, appendSubKey(nil, "nobody", "x"), appendSub(nil, &topic.Subscription{QoS: 1})},
 			{bucketSubs, []byte{0xff}, garbage},
 			{bucketQueued, appendQueuedKey(nil, "dev1", 3), garbage},
-			{bucketQueued, appendQueuedKey(nil, "nobody", 1), appendMessage(nil, good)},
-			{bucketQueued, appendClientPrefix(nil, "dev1"), appendMessage(nil, good)},
+			{bucketQueued, appendQueuedKey(nil, "nobody", 1), appendQueued(nil, engine.Queued{M: good, QoS: 1})},
+			{bucketQueued, appendClientPrefix(nil, "dev1"), appendQueued(nil, engine.Queued{M: good, QoS: 1})},
 			{bucketRetained, []byte("r/bad"), garbage},
 			{bucketRetained, []byte("r/other"), appendMessage(nil, good)},
 		} {
@@ -539,7 +538,7 @@ func TestSyncAndClose(t *testing.T) {
 	})
 	m := &engine.Message{Topic: "q", Payload: []byte("x"), QoS: 1}
 	for i := range 1000 {
-		s.SaveQueued("c", uint64(i+1), m)
+		s.SaveQueued("c", uint64(i+1), engine.Queued{M: m, QoS: m.QoS})
 	}
 	s.Durable(nil)
 	if err := s.Close(); err != nil {
@@ -550,7 +549,7 @@ func TestSyncAndClose(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	s.SaveQueued("c", 1001, m)
+	s.SaveQueued("c", 1001, engine.Queued{M: m, QoS: m.QoS})
 	s.Durable(nil)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
