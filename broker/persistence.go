@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -60,7 +61,14 @@ func (b *Broker) openStore() error {
 	}
 	var drop func(string) bool
 	if b.enrol != nil {
-		drop = func(t string) bool { return len(t) >= len(reserved) && t[:len(reserved)] == reserved }
+		drop = func(t string) bool {
+			if !strings.HasPrefix(t, reserved) {
+				return false
+			}
+			b.log.Warn("retained message under the broker's own $mqttctl/ namespace deleted at start: answers are never retained, so it could only mislead a device",
+				"topic", t)
+			return true
+		}
 	}
 	if err := st.Restore(b.srv, drop); err != nil {
 		st.Close()
