@@ -45,6 +45,10 @@ type conn struct {
 	delay    uint32 // will delay interval (s)
 	maxOut   int    // the client's Maximum Packet Size, 0 none
 	normal   bool   // the client sent DISCONNECT 0x00: no will
+	// held are PUBACKs waiting for Durable: while a client's QoS 1
+	// publishes are already buffered, their acknowledgements wait for one
+	// Durable call for the batch (releaseHeld).
+	held []heldAck
 
 	wmu      sync.Mutex
 	pend     []byte
@@ -123,6 +127,7 @@ func (c *conn) run() error {
 			return err
 		}
 		if c.rb == nil || c.rb.br.Buffered() == 0 {
+			c.releaseHeld()
 			c.release() // idle: give the buffers back before waiting
 			if err := c.wait(); err != nil {
 				err = c.readErr(err)
@@ -317,6 +322,35 @@ func (c *conn) readErr(err error) error {
 	return err
 }
 
+type heldAck struct {
+	id   uint16
+	code mqttwire.ReasonCode
+}
+
+// maxHeld bounds the acknowledgements one Durable call covers.
+const maxHeld = 64
+
+// hold keeps a QoS 1 publish's PUBACK until the batch is durable.
+func (c *conn) hold(id uint16, code mqttwire.ReasonCode) {
+	c.held = append(c.held, heldAck{id, code})
+	if len(c.held) >= maxHeld {
+		c.releaseHeld()
+	}
+}
+
+// releaseHeld makes the batch durable and sends its PUBACKs, in order.
+func (c *conn) releaseHeld() {
+	if len(c.held) == 0 {
+		return
+	}
+	c.s.opt.durable.Durable(c.client)
+	for _, a := range c.held {
+		c.sendAck(mqttwire.PUBACK, a.id, a.code)
+	}
+	c.held = nil
+	c.flush()
+}
+
 // ErrConnectTimeout: no CONNECT within Options.ConnectTimeout.
 var ErrConnectTimeout = errors.New("no CONNECT within the connect timeout")
 
@@ -352,8 +386,10 @@ func (c *conn) refuseConnect(p *mqttwire.Packet, err error) {
 	c.flush()
 }
 
-// disconnect tells an MQTT 5 client why it is being closed.
+// disconnect tells an MQTT 5 client why it is being closed (after the
+// PUBACKs held for it).
 func (c *conn) disconnect(code mqttwire.ReasonCode) {
+	c.releaseHeld()
 	if c.version == 5 {
 		c.sendRaw(&mqttwire.Packet{Type: mqttwire.DISCONNECT, Version: 5, Reason: code})
 		c.flush()

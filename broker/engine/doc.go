@@ -125,8 +125,11 @@
 //     forgotten only while no connection is attached to it.
 //   - Persistence as calls (TestPersistenceCalls), restore before Serve
 //     (TestRestoreSession). SaveQueued runs in the publisher's goroutine
-//     before its PUBACK is written, so a store that has the message when
-//     SaveQueued returns loses no acknowledged message.
+//     before its PUBACK is written, and a Durability hook is asked to make
+//     the calls durable before the PUBACK: once for the QoS 1 publishes a
+//     client's read buffer already holds, whose PUBACKs wait for it in
+//     order (TestDurableBeforeAck, TestDurableOncePerBatch), so a
+//     pipelining publisher shares one store commit among many messages.
 //   - TLS: Authenticate gets the handshake's state (TestMutualTLS).
 //     ServeConn takes any net.Conn (the broker's WebSocket connections too;
 //     not tested here).

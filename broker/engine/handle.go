@@ -349,6 +349,9 @@ func newMessage(from string, t, payload []byte, qos byte, retain bool, pr *mqttw
 // handle handles one packet after CONNECT. An error ends the connection
 // (an MQTT 5 client has been told why).
 func (c *conn) handle(p *mqttwire.Packet) error {
+	if len(c.held) > 0 && (p.Type != mqttwire.PUBLISH || p.QoS != 1) {
+		c.releaseHeld() // every other answer comes after the held PUBACKs
+	}
 	switch p.Type {
 	case mqttwire.PUBLISH:
 		return c.publish(p)
@@ -506,9 +509,12 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 			if s.route(m, true) == 0 && v5 {
 				code = mqttwire.NoMatchingSubscribers
 			}
-			if s.opt.durable != nil {
-				s.opt.durable.Durable(c.client)
-			}
+		}
+		if s.opt.durable != nil {
+			// The PUBACK waits for Durable, with those of the publishes
+			// already buffered behind this one (releaseHeld).
+			c.hold(p.ID, code)
+			return nil
 		}
 		c.sendAck(mqttwire.PUBACK, p.ID, code)
 	case 2:
@@ -528,6 +534,7 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 
 // intercepted answers a publish the Interceptor takes.
 func (c *conn) intercepted(p *mqttwire.Packet, t []byte) error {
+	c.releaseHeld() // its answer comes after the PUBACKs held before it
 	var pr *mqttwire.Properties
 	if c.version == 5 {
 		pr = &p.Props
