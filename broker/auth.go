@@ -163,6 +163,9 @@ func (h *hooks) Authenticate(req *engine.ConnectRequest) engine.Verdict {
 	}
 	c.claim = h.b.enrol != nil && ls.spec.Provision && isClaimCert(req.TLS)
 	if c.claim {
+		// A claim client sends requests and nothing else: its packets are
+		// bounded by the request limit before they are read.
+		v.MaxPacketSize = MaxClaimPacket
 		// A claim certificate is shared by a batch of devices: it must not
 		// knock a device off (or take its session) by using its client id.
 		if owner, _, ok := h.b.srv.SessionOwner(id); ok && owner != username {

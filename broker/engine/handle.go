@@ -120,6 +120,9 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 	}
 	cl.Data = v.Data
 	c.client = cl
+	if v.MaxPacketSize > 0 && (c.rd.MaxSize == 0 || v.MaxPacketSize < c.rd.MaxSize) {
+		c.rd.MaxSize = v.MaxPacketSize
+	}
 	if c.ka = time.Duration(keepalive) * 1500 * time.Millisecond; c.ka == 0 {
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}
@@ -153,8 +156,8 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 			pr.ReceiveMaximum = uint16(s.opts.MaxInflight)
 			pr.Set(mqttwire.PropReceiveMaximum)
 		}
-		if s.opts.MaxPacketSize > 0 {
-			pr.MaximumPacketSize = uint32(s.opts.MaxPacketSize)
+		if c.rd.MaxSize > 0 {
+			pr.MaximumPacketSize = uint32(c.rd.MaxSize)
 			pr.Set(mqttwire.PropMaximumPacketSize)
 		}
 		if assigned {

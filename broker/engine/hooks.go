@@ -97,6 +97,10 @@ type Verdict struct {
 	ClientID string
 	// Data becomes Client.Data: the broker's own state of the connection.
 	Data any
+	// MaxPacketSize, when not 0 and below Options.MaxPacketSize, is this
+	// client's own limit (told to MQTT 5 clients in CONNACK): a client
+	// the broker restricts is refused bigger packets before they are read.
+	MaxPacketSize int
 }
 
 // Client is a connected client as the hooks see it. The engine does not
