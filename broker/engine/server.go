@@ -67,6 +67,9 @@ type Options struct {
 	// (256 KiB): QoS 0 messages beyond are dropped. QoS 1/2 messages wait
 	// in the session instead, MaxInflight at a time.
 	MaxPending int
+	// NoParking keeps a goroutine waiting on every idle connection instead
+	// of parking it (park_linux.go).
+	NoParking bool
 	// FlowWait bounds how long a publisher waits for room in a connected
 	// subscriber's full queue (MaxQueued) before its messages are dropped
 	// (1 s; see session.deliver).
@@ -161,6 +164,14 @@ type Server struct {
 	now       func() time.Time
 	opt       optionalHooks
 	count     counters
+	parkOnce  sync.Once
+	pk        *parker
+}
+
+// parker returns the server's parker (nil where parking is not available).
+func (s *Server) parker() *parker {
+	s.parkOnce.Do(func() { s.pk = newParker() })
+	return s.pk
 }
 
 // New returns a Server with opts.
@@ -252,6 +263,10 @@ func (s *Server) Close() error {
 		c.shutdown(mqttwire.ServerShuttingDown)
 	}
 	s.wg.Wait()
+	s.parkOnce.Do(func() {})
+	if s.pk != nil {
+		s.pk.stop()
+	}
 	s.mu.Lock()
 	for _, ss := range s.sessions {
 		ss.mu.Lock()
