@@ -667,6 +667,31 @@ func (c *conn) flush() {
 		return
 	}
 	c.flushing = true
+	c.writeOut()
+}
+
+// kick is flush for a producer that is not the connection's own goroutine
+// (a publisher delivering to a subscriber): the write runs in a goroutine
+// of its own, so that no publisher waits on a subscriber's full socket
+// (its QoS 0 messages beyond MaxPending are dropped meanwhile, its QoS 1/2
+// wait behind the window). None is started while one is writing.
+func (c *conn) kick() {
+	c.wmu.Lock()
+	if c.flushing || len(c.pend) == 0 || c.closed {
+		c.wmu.Unlock()
+		return
+	}
+	c.flushing = true
+	c.wmu.Unlock()
+	go func() {
+		c.wmu.Lock()
+		c.writeOut()
+	}()
+}
+
+// writeOut writes pend until it is empty; wmu is held and flushing set,
+// and both are given up on return.
+func (c *conn) writeOut() {
 	for len(c.pend) > 0 && !c.closed {
 		buf := c.pend
 		c.pend = nil

@@ -154,7 +154,7 @@ func (s *Server) SendTo(cl *Client, m *Message) bool {
 	ok := c.sendPublish(&delivery{m: m}, false, false)
 	ss.mu.Unlock()
 	if ok {
-		c.flush()
+		c.kick()
 	}
 	return ok
 }

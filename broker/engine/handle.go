@@ -380,7 +380,7 @@ func (c *conn) handle(p *mqttwire.Packet) error {
 			ss.inQoS2 = nil
 		}
 		ss.mu.Unlock()
-		if m != nil {
+		if m != nil { // a restored session's message (none is kept now: routed at PUBLISH)
 			c.s.hooks.Published(c.client, m)
 			c.s.count.received.Add(1)
 			c.s.route(m, true)
@@ -521,12 +521,25 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 		}
 		c.sendAck(mqttwire.PUBACK, p.ID, code)
 	case 2:
+		// Routed now (the spec's method A), its packet id kept until
+		// PUBREL so that a resend is not routed again: what PUBREC
+		// acknowledges is in the subscribers' sessions (and durable) at
+		// once, so a restart between PUBREC and PUBREL loses nothing, and
+		// an unreleased message holds no memory but its id.
 		if code < 0x80 {
+			if m != nil {
+				s.hooks.Published(c.client, m)
+				s.count.received.Add(1)
+				s.route(m, true)
+				if s.opt.durable != nil {
+					s.opt.durable.Durable(c.client)
+				}
+			}
 			ss.mu.Lock()
 			if ss.inQoS2 == nil {
 				ss.inQoS2 = map[uint16]*Message{}
 			}
-			ss.inQoS2[p.ID] = m
+			ss.inQoS2[p.ID] = nil
 			ss.mu.Unlock()
 		}
 		c.sendAck(mqttwire.PUBREC, p.ID, code)

@@ -134,7 +134,7 @@ func (ss *session) deliver(d *delivery, wait bool) bool {
 		ss.mu.Unlock()
 		if ok {
 			ss.s.hooks.Delivered(cl, d.m)
-			c.flush()
+			c.kick()
 		}
 		return ok
 	}
@@ -144,7 +144,7 @@ func (ss *session) deliver(d *delivery, wait bool) bool {
 			ss.inflight(d)
 			ss.mu.Unlock()
 			ss.s.hooks.Delivered(cl, d.m)
-			c.flush()
+			c.kick()
 			return true
 		}
 		if len(ss.queue) < ss.s.opts.MaxQueued {
@@ -152,9 +152,12 @@ func (ss *session) deliver(d *delivery, wait bool) bool {
 		}
 		// Full: a connected subscriber that is making room gets it, the
 		// publisher waiting (it reads nothing meanwhile, so TCP slows it
-		// down); one that made none within FlowWait is stalled, and its
-		// messages beyond the queue are dropped until it acknowledges
-		// again, as mosquitto drops beyond max_queued_messages.
+		// down). One that made none within FlowWait, or took more than a
+		// tenth of it to make some (a trickle of acknowledgements would
+		// otherwise set every publisher's pace), is stalled: its messages
+		// beyond the queue are dropped without waiting until it has
+		// emptied half of it, as mosquitto drops beyond
+		// max_queued_messages.
 		now := time.Now()
 		if deadline.IsZero() {
 			deadline = now.Add(ss.s.opts.FlowWait)
@@ -184,6 +187,9 @@ func (ss *session) deliver(d *delivery, wait bool) bool {
 		if ss.gone {
 			ss.mu.Unlock()
 			return false
+		}
+		if time.Since(now) > ss.s.opts.FlowWait/10 && len(ss.queue) >= ss.s.opts.MaxQueued/2 {
+			ss.stalled = true // slow to make room: see above
 		}
 		c = ss.c
 	}
@@ -240,7 +246,9 @@ func (ss *session) fill() {
 		d := ss.queue[0]
 		ss.queue[0] = nil
 		ss.queue = ss.queue[1:]
-		if d.m.Expired(now) {
+		// The read ACL as it is now, for the client as it is now (another
+		// listener, a reloaded acl_file), as mosquitto checks at sending.
+		if d.m.Expired(now) || ss.client != nil && !ss.s.hooks.MayRead(ss.client, d.m.Topic) {
 			ss.dropped(d)
 			continue
 		}
@@ -281,10 +289,13 @@ func (ss *session) acked(id uint16, comp bool) bool {
 	return true
 }
 
-// made wakes publishers waiting for room once there is some. mu held.
+// made wakes publishers waiting for room once there is some, and ends a
+// stall once half the queue is empty. mu held.
 func (ss *session) made() {
-	if len(ss.queue) < ss.s.opts.MaxQueued {
+	if len(ss.queue) <= ss.s.opts.MaxQueued/2 {
 		ss.stalled = false
+	}
+	if len(ss.queue) < ss.s.opts.MaxQueued {
 		ss.wake()
 	}
 }
@@ -326,6 +337,11 @@ func (ss *session) resume() {
 		}
 		sortBySeq(ids)
 		for _, d := range ids {
+			if !d.rel && ss.client != nil && !ss.s.hooks.MayRead(ss.client, d.m.Topic) {
+				delete(ss.out, d.id) // the ACL no longer lets this client read it
+				ss.dropped(d)
+				continue
+			}
 			if d.rel {
 				ss.c.sendAck(mqttwire.PUBREL, d.id, 0)
 			} else {

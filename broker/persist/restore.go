@@ -32,6 +32,10 @@ import (
 // file PATH.journal, left by a kill -9) are published again and the
 // journal removed once they are committed.
 func (s *Store) Restore(srv *engine.Server, drop func(topic string) bool) error {
+	return guard(s.path, func() error { return s.restore(srv, drop) })
+}
+
+func (s *Store) restore(srv *engine.Server, drop func(topic string) bool) error {
 	type sess struct {
 		rec    engine.SessionRecord
 		subs   []topic.Subscription

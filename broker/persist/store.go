@@ -117,7 +117,17 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 	// NoSync: a commit reaches the operating system (a killed broker
 	// loses nothing); Sync, every second, reaches the disk. Syncing every
 	// commit would cap QoS 1 at the disk's flushes per second.
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true, OpenFile: OpenOwn})
+	if err := checkFile(path, log); err != nil {
+		return nil, err
+	}
+	if err := walk(path); err != nil {
+		return nil, err
+	}
+	var db *bbolt.DB
+	err := guard(path, func() (err error) {
+		db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true, OpenFile: OpenOwn})
+		return err
+	})
 	if err != nil {
 		switch {
 		case errors.Is(err, bolterrors.ErrTimeout):
@@ -126,6 +136,8 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 			return nil, err // it names the file and the fix
 		case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
 			return nil, fmt.Errorf("open %s: %w: not a database this broker can read; move it away (the broker then starts with an empty store)", path, err)
+		case errors.Is(err, ErrDamaged):
+			return nil, err
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
