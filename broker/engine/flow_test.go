@@ -130,4 +130,3 @@ func TestQoS2RoutedAtPublish(t *testing.T) {
 		[]string{"s: CONNACK sp=false rc=0x0", "s: SUBACK id=1 00", "p: CONNACK sp=false rc=0x0", "p: PUBREC id=5 rc=0x0",
 			`s: PUBLISH q0 q2/1 "m"`, "p: PUBREC id=5 rc=0x0", "p: PUBCOMP id=5 rc=0x0"})
 }
-

@@ -106,7 +106,6 @@ func guard(path string, fn func() error) (err error) {
 	return fn()
 }
 
-
 // walk reads every page of an existing database, read-only, in this
 // goroutine (guarded): bbolt rebuilds its free list at a writable open by
 // walking the pages in a goroutine of its own, where a damaged page would
