@@ -86,6 +86,7 @@ func TestLiveRevocationAndRenewal(t *testing.T) {
 		t.Fatal("revoked bob connected again")
 	}
 	waitLog(t, log, "its certificate is revoked")
+	waitLog(t, log, "disconnected by the broker (reason code 0x87)") // the disconnect line says why, not "server shutting down"
 
 	// Renewal: the new certificate is served at once; alice stays.
 	if _, err := d.Renew(pki.RenewOptions{Name: "server", Rekey: true}); err != nil {

@@ -55,7 +55,8 @@ type conn struct {
 	flushing bool
 	closing  bool // close once pend is written
 	closed   bool
-	stop     bool // the reader is to stop (takeover, shutdown)
+	stop     bool  // the reader is to stop (takeover, shutdown)
+	stopErr  error // why, once stop is set (nil: the server shuts down)
 
 	takenOver atomic.Bool
 
@@ -214,7 +215,7 @@ func (c *conn) arm(first bool, deadline time.Time) error {
 		if c.takenOver.Load() {
 			return errTakenOver
 		}
-		return errShutdown
+		return c.stopReason()
 	}
 	switch {
 	case first:
@@ -228,6 +229,14 @@ func (c *conn) arm(first bool, deadline time.Time) error {
 	return nil
 }
 
+// stopReason is why the reader stops, once stop is set.
+func (c *conn) stopReason() error {
+	if c.stopErr != nil {
+		return c.stopErr
+	}
+	return errShutdown
+}
+
 // rearm sets the deadline the last arm set, for a resumed connection.
 func (c *conn) rearm() error {
 	c.wmu.Lock()
@@ -236,7 +245,7 @@ func (c *conn) rearm() error {
 		if c.takenOver.Load() {
 			return errTakenOver
 		}
-		return errShutdown
+		return c.stopReason()
 	}
 	_ = c.nc.SetReadDeadline(c.rdl)
 	return nil
@@ -358,7 +367,7 @@ func (c *conn) waitTLS() error {
 	c.wmu.Lock()
 	if c.stop {
 		c.wmu.Unlock()
-		return errShutdown
+		return c.stopReason()
 	}
 	_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 	c.wmu.Unlock()
@@ -379,7 +388,7 @@ func (c *conn) waitTLS() error {
 		return err
 	}
 	if stop {
-		return errShutdown
+		return c.stopReason()
 	}
 	return waitReadable(c.raw)
 }
@@ -448,7 +457,7 @@ func (c *conn) readErr(err error) error {
 	stop := c.stop
 	c.wmu.Unlock()
 	if stop {
-		return errShutdown
+		return c.stopReason()
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -547,6 +556,9 @@ func (c *conn) shutdown(code mqttwire.ReasonCode) {
 		return
 	}
 	c.stop = true
+	if code != 0 && code != mqttwire.ServerShuttingDown {
+		c.stopErr = fmt.Errorf("disconnected by the broker (reason code 0x%02X)", byte(code))
+	}
 	if c.version == 5 && !c.closed && code != 0 {
 		c.pend = (&mqttwire.Packet{Type: mqttwire.DISCONNECT, Version: 5, Reason: code}).Append(c.getPend())
 	}
@@ -705,6 +717,9 @@ func (c *conn) writeOut() {
 		c.wmu.Lock()
 		if err != nil {
 			c.closing = true
+			if !c.stop {
+				c.stopErr = fmt.Errorf("write to the client failed: %w", err)
+			}
 			c.stop = true
 			_ = c.nc.SetReadDeadline(time.Now())
 			break
