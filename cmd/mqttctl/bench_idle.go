@@ -69,7 +69,7 @@ a broker on 127.0.0.0/8 it spreads the connections over loopback source addresse
 				},
 				Ready: func(r loadgen.IdleResult) {
 					fmt.Fprintf(s.Out, "open %d of %d in %.1f s (%.0f/s), %s\n", r.Opened, conns, r.Elapsed.Seconds(), float64(r.Opened)/r.Elapsed.Seconds(), failures(r))
-					fmt.Fprintf(s.Out, "generator RSS %.1f KB per connection (%.1f MB to %.1f MB)\n", r.RSSPerConn()/1000, float64(r.RSSBefore)/1e6, float64(r.RSSAfter)/1e6)
+					fmt.Fprintf(s.Out, "generator RSS %.1f kB per connection (VmRSS %d kB to %d kB)\n", r.RSSPerConn()/1024, r.RSSBefore>>10, r.RSSAfter>>10)
 					if out, ok := s.Out.(*os.File); ok {
 						out.Sync()
 					}
