@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
@@ -114,7 +114,7 @@ func startOn21OrServe(t *testing.T, mosquitto bool, bin, dir, name, conf string,
 	}
 	if !mosquitto {
 		log := &testutil.SyncBuffer{}
-		testbroker.Start(t, c, log, broker.Options{})
+		brokertest.Start(t, c, log, broker.Options{})
 		return log
 	}
 	path := filepath.Join(dir, name)

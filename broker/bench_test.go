@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/loadgen"
 )
@@ -29,7 +29,7 @@ import (
 // default rate) while the benchmark runs.
 func mtlsTarget(b *testing.B, metrics bool) loadgen.Target {
 	b.Helper()
-	f := testbroker.NewFixture(b, testbroker.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"bench"}})
+	f := brokertest.NewFixture(b, brokertest.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"bench"}})
 	port := testutil.FreePort(b)
 	c, err := confgen.Parse([]byte(fmt.Sprintf(`listener %d 127.0.0.1
 cafile %s
@@ -42,7 +42,7 @@ use_identity_as_username true
 	if err != nil {
 		b.Fatal(err)
 	}
-	br := testbroker.Start(b, c, nil, broker.Options{Metrics: metrics})
+	br := brokertest.Start(b, c, nil, broker.Options{Metrics: metrics})
 	if metrics {
 		scrapeEvery(b, br, 100*time.Millisecond)
 	}
@@ -210,14 +210,14 @@ func BenchmarkHandshakeCryptoFloor(b *testing.B) {
 // connected: the work is per connected client (its certificate's
 // notAfter), on the scraper's goroutine, none on the MQTT path.
 func BenchmarkMetricsScrape(b *testing.B) {
-	f := testbroker.NewFixture(b, testbroker.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"bench"}})
+	f := brokertest.NewFixture(b, brokertest.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"bench"}})
 	port := testutil.FreePort(b)
 	c, err := confgen.Parse([]byte(fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\n",
 		port, filepath.Join(f.PKI, "ca.crt"), filepath.Join(f.PKI, "server.crt"), filepath.Join(f.PKI, "server.key"))), "bench.conf")
 	if err != nil {
 		b.Fatal(err)
 	}
-	br := testbroker.Start(b, c, nil, broker.Options{Metrics: true})
+	br := brokertest.Start(b, c, nil, broker.Options{Metrics: true})
 	conf := testutil.ClientTLS(b, f.PKI, "bench")
 	for i := range 200 {
 		m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), conf, 4)

@@ -16,10 +16,9 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
-
+	"github.com/mqttctl/mqttctl/broker/engine"
 	"github.com/mqttctl/mqttctl/confgen"
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
 )
 
 // A bridge (a `connection` section) is an MQTT client of a remote broker
@@ -39,14 +38,12 @@ type bridge struct {
 	b       *Broker
 	spec    confgen.BridgeSpec
 	log     *slog.Logger
-	local   *mqtt.Client // the in-process client whose publishes are the bridge's
 	client  paho.Client
 	queue   chan outMsg
 	lost    chan error
 	stop    chan struct{}
 	done    sync.WaitGroup
 	up      atomic.Bool
-	subIDs  []int
 	started bool
 	// dropped counts the messages dropped in the current episode of a
 	// full queue (the remote away for long): one line when it starts, one
@@ -175,17 +172,9 @@ func hasClientAuth(c *x509.Certificate) bool {
 
 // start subscribes locally and starts the connect loop and the forwarder.
 func (br *bridge) start() error {
-	br.local = br.b.srv.NewClient(nil, "bridge", br.spec.LocalClientID, true)
-	br.local.Properties.ProtocolVersion = 4
-	for _, t := range br.spec.Topics {
-		if !t.Out() {
-			continue
-		}
-		t := t
-		id := int(br.b.bridgeSubs.Add(1)) + 1000
-		br.subIDs = append(br.subIDs, id)
-		err := br.b.srv.Subscribe(t.LocalFilter(), id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-			br.fromLocal(t, pk)
+	for _, t := range br.outTopics() {
+		err := br.b.srv.SubscribeFunc(br.spec.LocalClientID, t.LocalFilter(), t.QoS, func(m *engine.Message) {
+			br.fromLocal(t, m)
 		})
 		if err != nil {
 			return &confgen.ConfigError{Pos: t.Pos, Err: fmt.Errorf("bridge %s: subscribe to %s: %w", br.spec.Name, t.LocalFilter(), err)}
@@ -200,13 +189,13 @@ func (br *bridge) start() error {
 
 // fromLocal queues a local publish for the remote (in the publisher's
 // goroutine: it must not block).
-func (br *bridge) fromLocal(t confgen.BridgeTopic, pk packets.Packet) {
-	if pk.Origin == br.spec.LocalClientID || strings.HasPrefix(pk.TopicName, "$") && !strings.HasPrefix(t.LocalFilter(), "$") {
+func (br *bridge) fromLocal(t confgen.BridgeTopic, pm *engine.Message) {
+	if pm.From == br.spec.LocalClientID || strings.HasPrefix(pm.Topic, "$") && !strings.HasPrefix(t.LocalFilter(), "$") {
 		return // brought in by this bridge, or $SYS matched by a wildcard
 	}
-	qos := min(pk.FixedHeader.Qos, t.QoS)
-	m := outMsg{topic: t.RemotePrefix + strings.TrimPrefix(pk.TopicName, t.LocalPrefix), payload: pk.Payload, qos: qos,
-		retain: pk.FixedHeader.Retain && br.spec.OutgoingRetain}
+	qos := min(pm.QoS, t.QoS)
+	m := outMsg{topic: t.RemotePrefix + strings.TrimPrefix(pm.Topic, t.LocalPrefix), payload: pm.Payload, qos: qos,
+		retain: pm.Retain && br.spec.OutgoingRetain}
 	select {
 	case br.queue <- m:
 		br.endDropEpisode("the queue has room again")
@@ -214,7 +203,7 @@ func (br *bridge) fromLocal(t confgen.BridgeTopic, pk packets.Packet) {
 		if br.dropped.Add(1) == 1 {
 			br.dropSince.Store(time.Now().UnixNano())
 			br.log.Warn("bridge queue full (max_queued_messages): dropping local messages for the remote until it has room; one line with the count when that ends",
-				"max_queued_messages", cap(br.queue), "remote_up", br.up.Load(), "first_topic", pk.TopicName)
+				"max_queued_messages", cap(br.queue), "remote_up", br.up.Load(), "first_topic", pm.Topic)
 		}
 	}
 }
@@ -293,16 +282,16 @@ func (br *bridge) onConnect(c paho.Client) {
 func (br *bridge) fromRemote(t confgen.BridgeTopic, m paho.Message) {
 	topic := t.LocalPrefix + strings.TrimPrefix(m.Topic(), t.RemotePrefix)
 	qos := min(m.Qos(), t.QoS)
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos, Retain: m.Retained()},
-		TopicName: topic, Payload: m.Payload(), PacketID: uint16(max(qos, 1))}
-	if err := br.b.srv.InjectPacket(br.local, pk); err != nil {
-		br.log.Warn("bridge: message from the remote not published locally", "topic", topic, "error", err)
+	if !mqttwire.ValidTopicName(topic) {
+		br.log.Warn("bridge: message from the remote not published locally: not a valid topic name", "topic", topic)
+		return
 	}
+	br.b.srv.Publish(&engine.Message{Topic: topic, Payload: m.Payload(), QoS: qos, Retain: m.Retained(), From: br.spec.LocalClientID})
 }
 
 func (br *bridge) notifyLocal(state string) {
 	if br.spec.Notifications {
-		_ = br.b.srv.Publish(br.spec.NotificationTopic, []byte(state), true, 1)
+		br.b.srv.Publish(&engine.Message{Topic: br.spec.NotificationTopic, Payload: []byte(state), QoS: 1, Retain: true})
 	}
 }
 
@@ -374,8 +363,8 @@ func bridgeReason(err error) string {
 func (br *bridge) close() {
 	close(br.stop)
 	defer br.endDropEpisode("the broker stopped")
-	for i, t := range br.outTopics() {
-		_ = br.b.srv.Unsubscribe(t.LocalFilter(), br.subIDs[i])
+	for _, t := range br.outTopics() {
+		br.b.srv.UnsubscribeFunc(br.spec.LocalClientID, t.LocalFilter())
 	}
 	if br.client.IsConnected() && br.spec.Notifications && !br.spec.NotificationsLocal {
 		br.client.Publish(br.spec.NotificationTopic, 1, true, "0").WaitTimeout(time.Second)

@@ -9,25 +9,25 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/mqttwire"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
 
 // bridgeFixture is a pki with a broker certificate (localhost), a bridge
 // certificate (edge1) and a client (alice).
-func bridgeFixture(t *testing.T) *testbroker.Fixture {
+func bridgeFixture(t *testing.T) *brokertest.Fixture {
 	t.Helper()
-	f := testbroker.NewFixture(t, testbroker.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"alice"}})
+	f := brokertest.NewFixture(t, brokertest.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"alice"}})
 	if _, err := (&pki.Dir{Path: f.PKI}).Issue(pki.IssueOptions{Profile: pki.ProfileBridge, Name: "edge1", Hosts: []string{"edge1.example"}}); err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-func mtlsListener(f *testbroker.Fixture, port int) *confgen.Listener {
+func mtlsListener(f *brokertest.Fixture, port int) *confgen.Listener {
 	l := &confgen.Listener{Port: port, Bind: "127.0.0.1"}
 	l.Set("cafile", filepath.Join(f.PKI, "ca.crt"))
 	l.Set("certfile", filepath.Join(f.PKI, "server.crt"))
@@ -38,7 +38,7 @@ func mtlsListener(f *testbroker.Fixture, port int) *confgen.Listener {
 }
 
 // bridgeSection adds a bridge from c to the mTLS listener at remotePort.
-func bridgeSection(c *confgen.Config, f *testbroker.Fixture, remotePort int) {
+func bridgeSection(c *confgen.Config, f *brokertest.Fixture, remotePort int) {
 	for _, kv := range [][2]string{
 		{"connection", "central"},
 		{"address", fmt.Sprintf("localhost:%d", remotePort)},
@@ -78,7 +78,7 @@ func TestBridgeServeToMosquitto(t *testing.T) {
 	local.Listener = append(local.Listener, plainListener(ports[1]))
 	bridgeSection(local, f, ports[0])
 	slog := &testutil.SyncBuffer{}
-	testbroker.Start(t, local, slog, broker.Options{})
+	brokertest.Start(t, local, slog, broker.Options{})
 
 	alice := testutil.ClientTLS(t, f.PKI, "alice")
 	remoteClient := func(clean bool) *testutil.MQTT {
@@ -173,7 +173,7 @@ func TestBridgeMosquittoToServe(t *testing.T) {
 	remote.Set("per_listener_settings", "false")
 	remote.Listener = append(remote.Listener, mtlsListener(f, ports[0]))
 	slog := &testutil.SyncBuffer{}
-	testbroker.Start(t, remote, slog, broker.Options{})
+	brokertest.Start(t, remote, slog, broker.Options{})
 
 	local := &confgen.Config{}
 	local.Listener = append(local.Listener, plainListener(ports[1]))
@@ -329,7 +329,7 @@ func TestGeneratedBridge(t *testing.T) {
 	ports := testutil.FreePorts(t, 3) // remote serve, local serve, local mosquitto
 	remote := &confgen.Config{}
 	remote.Listener = append(remote.Listener, mtlsListener(f, ports[0]))
-	testbroker.Start(t, remote, nil, broker.Options{})
+	brokertest.Start(t, remote, nil, broker.Options{})
 	gen := func(port int) *confgen.Config {
 		c, err := confgen.GenerateMosquitto(confgen.MosquittoOptions{PKIDir: f.PKI, Mode: "mtls", Listen: fmt.Sprintf("127.0.0.1:%d", port),
 			BridgeTo: fmt.Sprintf("localhost:%d", ports[0]), BridgeName: "edge1", BridgeTopics: []string{`sensors/# out 1 "" site1/`}})
@@ -342,7 +342,7 @@ func TestGeneratedBridge(t *testing.T) {
 	mc.Add("remote_clientid", "mosquitto-edge1") // not the serve bridge's session
 	testutil.StartMosquitto(t, f.Dir, mc)
 	slog := &testutil.SyncBuffer{}
-	testbroker.Start(t, gen(ports[1]), slog, broker.Options{})
+	brokertest.Start(t, gen(ports[1]), slog, broker.Options{})
 
 	alice := testutil.ClientTLS(t, f.PKI, "alice")
 	dial := func(port int) *testutil.MQTT {
@@ -388,7 +388,7 @@ func TestBridgeFailuresExplained(t *testing.T) {
 	ol.Set("keyfile", filepath.Join(f.Other, "server.key"))
 	ol.Set("allow_anonymous", "true")
 	other.Listener = append(other.Listener, ol)
-	testbroker.Start(t, other, nil, broker.Options{})
+	brokertest.Start(t, other, nil, broker.Options{})
 
 	local := &confgen.Config{}
 	local.Listener = append(local.Listener, plainListener(ports[2]))
@@ -399,7 +399,7 @@ func TestBridgeFailuresExplained(t *testing.T) {
 		}
 	}
 	log := &testutil.SyncBuffer{}
-	testbroker.Start(t, local, log, broker.Options{})
+	brokertest.Start(t, local, log, broker.Options{})
 	deadline := time.Now().Add(10 * time.Second)
 	want := []string{"nothing listens at the remote address", "not signed by bridge_cafile"}
 	for time.Now().Before(deadline) {
@@ -439,7 +439,7 @@ func TestBridgeDropsLogOnceAnEpisode(t *testing.T) {
 		local.Add(kv[0], kv[1])
 	}
 	log := &testutil.SyncBuffer{}
-	testbroker.Start(t, local, log, broker.Options{})
+	brokertest.Start(t, local, log, broker.Options{})
 	m := connected(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), 4, testutil.ConnectOptions{ClientID: "pub", Clean: true})
 	const n = 200
 	for i := range n {
@@ -455,7 +455,7 @@ func TestBridgeDropsLogOnceAnEpisode(t *testing.T) {
 	}
 	remote := &confgen.Config{}
 	remote.Listener = append(remote.Listener, plainListener(ports[0]))
-	testbroker.Start(t, remote, nil, broker.Options{})
+	brokertest.Start(t, remote, nil, broker.Options{})
 	deadline := time.Now().Add(15 * time.Second)
 	for !strings.Contains(log.String(), "bridge dropped local messages") && time.Now().Before(deadline) {
 		_, _ = m.Publish("after", []byte("x"), 1, false) // takes the queue's room once the bridge has drained it

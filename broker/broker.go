@@ -15,8 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-
+	"github.com/mqttctl/mqttctl/broker/engine"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -75,23 +74,22 @@ type Broker struct {
 	conns     atomic.Int64 // connections of every listener, for global_max_connections
 	opts      Options
 	log       *slog.Logger
-	srv       *mqtt.Server
-	auth      *authHook
+	srv       *engine.Server
+	hooks     *hooks
 	listeners []*listenerState
 	byID      map[string]*listenerState
-	store     *store
+	store     stateStore // nil: persistence false
+	storePath string
+	stopSync  chan struct{}
+	syncDone  chan struct{}
+	sys       *sysTopics
 	wrotePID  bool
 	stopWatch chan struct{}
 	closeOnce sync.Once // Close runs once; a second call returns its error
 	closeErr  error
 	tickets   *ticketKeys // nil: Go's in-memory ticket keys
 	bridges   []*bridge
-	// bridgeSubs numbers the bridges' in-process subscriptions.
-	bridgeSubs atomic.Int32
-	// bridgeClients holds the clients that said they are bridges
-	// (try_private), by client id.
-	bridgeClients sync.Map
-	m             *brokerMetrics // nil: Options.Metrics is off
+	m         *brokerMetrics // nil: Options.Metrics is off
 	// enrol answers the $mqttctl/ requests; nil when no listener asks for
 	// them (the $mqttctl/ topics are then ordinary topics, as in mosquitto).
 	enrol *enrolHook
@@ -243,16 +241,23 @@ func checkUser(cfg *confgen.Resolved) error {
 		"user %s: mosquitto started as root drops to that user; mqttctl serve does not switch users: start it as %s (e.g. systemd User=%s), or remove the line", cfg.User, cfg.User, cfg.User)}
 }
 
-// OutboundQueue is how many packets may wait to be written to one client.
-// The engine allocates the queue when the client connects, so it is a good
-// part of what an idle connection costs (8 bytes a slot). flow.go says what
-// happens when a subscriber falls behind.
-const OutboundQueue = 256
+// WriteTimeout is the slow-subscriber rule: a client that takes no bytes
+// for this long while the broker has some for it is disconnected (its
+// persistent session keeps what it is owed, up to max_queued_messages).
+// Until then nothing a publisher sent is dropped for it but QoS 0 beyond
+// 256 KiB waiting (as mosquitto drops QoS 0 first); QoS 1/2 messages wait
+// in its session behind its window (max_inflight_messages, or its MQTT 5
+// Receive Maximum), up to max_queued_messages, and only beyond are
+// dropped, as mosquitto does. A publisher whose subscriber's socket is full
+// waits in that write for at most this long.
+const WriteTimeout = 10 * time.Second
 
-// ReadBuffer is the size of each client's read buffer. TLS connections are
-// buffered by crypto/tls already; a smaller buffer costs a few more reads
-// on plain ones.
-const ReadBuffer = 1024
+// MaxConnectSize bounds the remaining length of a CONNECT, the one packet a
+// client sends before it is authenticated: 100000 bytes, mosquitto 2.1's
+// packet_max_connect (a CONNECT carries a client id, a username, a
+// password and a will, a few KB in practice). Later packets have
+// max_packet_size as their limit.
+const MaxConnectSize = 100000
 
 // New builds a broker from a resolved config. It reads every certificate,
 // key, password and ACL file now, so a bad file is an error before any
@@ -271,65 +276,37 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 	if o.Metrics {
 		b.m = &brokerMetrics{}
 	}
-	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumClientWritesPending = OutboundQueue
-	// mosquitto 2.1's default max_packet_size (src/conf.c:338 of 2.1.2;
-	// 2.0.11 had none), advertised to v5 clients in the CONNACK.
-	caps.MaximumPacketSize = DefaultMaxPacketSize
-	if cfg.MaxPacketSize > 0 {
-		caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
-	}
-	if cfg.MaxQueued > 0 {
-		caps.MaximumInflight = uint16(min(cfg.MaxQueued, 65535))
-	}
-	// mosquitto advertises max_inflight_messages as the v5 Receive Maximum
-	// and max_topic_alias (10 by default) as the Topic Alias Maximum.
-	caps.ReceiveMaximum = 65535
-	if cfg.MaxInflight > 0 {
-		caps.ReceiveMaximum = uint16(min(cfg.MaxInflight, 65535))
-	}
-	topicAlias, err := topicAliasMax(cfg)
+	alias, err := topicAliasMax(cfg)
 	if err != nil {
 		return nil, err
 	}
-	caps.TopicAliasMaximum = topicAlias
-	if !cfg.RetainAvailable {
-		caps.RetainAvailable = 0
+	topicAlias := int(alias)
+	if topicAlias == 0 {
+		topicAlias = -1 // max_topic_alias 0: none
 	}
-	sysInterval := o.SysInterval
-	if cfg.SysInterval > 0 && o.SysInterval == 10*time.Second {
-		sysInterval = time.Duration(cfg.SysInterval) * time.Second
-	}
-	b.srv = mqtt.New(&mqtt.Options{
-		Capabilities:            caps,
-		ClientNetReadBufferSize: ReadBuffer,
-		Logger:                  engineLogger(o.Logger),
-		InlineClient:            true,
-		SysTopicResendInterval:  int64(sysInterval / time.Second),
-	})
-	// The protocol hook comes first: it puts topics under their mount point
-	// before the auth hook checks them.
-	if err := b.srv.AddHook(&protocolHook{b: b}, nil); err != nil {
-		return nil, err
-	}
-	if err := checkFlowLayout(); err != nil {
-		return nil, err
-	}
-	if err := b.srv.AddHook(&flowHook{b: b}, nil); err != nil {
-		return nil, err
+	// mosquitto 2.1's default max_packet_size (src/conf.c:338 of 2.1.2;
+	// 2.0.11 had none), advertised to v5 clients in the CONNACK.
+	maxPacket := DefaultMaxPacketSize
+	if cfg.MaxPacketSize > 0 {
+		maxPacket = cfg.MaxPacketSize
 	}
 	if enrols(cfg) {
-		// Before the auth hook: its OnPublish answers the $mqttctl/
-		// requests, which the ACL file does not decide.
 		b.enrol = newEnrolHook(b)
-		if err := b.srv.AddHook(b.enrol, nil); err != nil {
-			return nil, err
-		}
 	}
-	b.auth = &authHook{b: b, creds: map[*mqtt.Client]cred{}, verifying: make(chan struct{}, runtime.GOMAXPROCS(0))}
-	if err := b.srv.AddHook(b.auth, nil); err != nil {
-		return nil, err
-	}
+	b.hooks = &hooks{b: b, verifying: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	b.srv = engine.New(engine.Options{
+		Hooks:              b.hooks,
+		Logger:             engineLogger(o.Logger),
+		RetainNotAvailable: !cfg.RetainAvailable,
+		ConnectTimeout:     o.ConnectTimeout,
+		WriteTimeout:       WriteTimeout,
+		MaxPacketSize:      maxPacket,
+		MaxInflight:        cfg.MaxInflight,
+		MaxQueued:          cfg.MaxQueued,
+		MaxKeepalive:       uint16(min(max(cfg.MaxKeepalive, 0), 65535)),
+		TopicAliasMaximum:  topicAlias,
+		MaxConnectSize:     MaxConnectSize,
+	})
 	if err := checkUser(cfg); err != nil {
 		return nil, err
 	}
@@ -349,11 +326,10 @@ func New(cfg *confgen.Resolved, o Options) (*Broker, error) {
 		return nil, errors.Join(berrs...)
 	}
 	if cfg.Persistence {
-		st, err := openStore(b, persistencePath(cfg))
-		if err != nil {
+		if err := preparePersistence(b, persistencePath(cfg)); err != nil {
 			return nil, err
 		}
-		b.store = st
+		b.storePath = persistencePath(cfg)
 	}
 	return b, nil
 }
@@ -372,6 +348,21 @@ func topicAliasMax(cfg *confgen.Resolved) (uint16, error) {
 		v, at = l.MaxTopicAlias, l.Pos
 	}
 	return uint16(v), nil
+}
+
+// acceptedVersions is the engine's mask of a listener's
+// accept_protocol_versions (0: all).
+func acceptedVersions(spec confgen.ListenerSpec) uint8 {
+	var m uint8
+	for v := byte(3); v <= 5; v++ {
+		if spec.AcceptsProtocol(v) {
+			m |= 1 << v
+		}
+	}
+	if m == 1<<3|1<<4|1<<5 {
+		return 0
+	}
+	return m
 }
 
 // engineLogger keeps the engine's own messages at warning level and above
@@ -438,10 +429,8 @@ func (b *Broker) buildListeners() error {
 		}
 		ls.ln = &listener{id: ls.id, network: network, addr: spec.Addr(), tls: ls.tls, timeout: b.opts.ConnectTimeout,
 			max: int64(spec.MaxConnections), log: b.log, ws: spec.Protocol == "websockets", origins: spec.Origins,
-			m: ls.m, bm: b.m, global: &b.conns, globalMax: int64(b.cfg.GlobalMaxConnections)}
-		if b.srv != nil { // nil for Check
-			ls.ln.clients = &b.srv.Listeners.ClientsWg
-		}
+			m: ls.m, bm: b.m, global: &b.conns, globalMax: int64(b.cfg.GlobalMaxConnections), srv: b.srv,
+			el: engine.Listener{Name: ls.id, MountPoint: spec.MountPoint, Versions: acceptedVersions(spec)}}
 		b.listeners = append(b.listeners, ls)
 		b.byID[ls.id] = ls
 	}
@@ -454,13 +443,13 @@ func (b *Broker) Start() error {
 	// Bind first: a port in use is the likelier mistake, and it must not
 	// wait for the store's lock.
 	for _, ls := range b.listeners {
-		if err := b.srv.AddListener(ls.ln); err != nil {
+		if err := ls.ln.open(); err != nil {
 			b.Close()
 			return fmt.Errorf("listen on %s: %w", ls.spec.Addr(), err)
 		}
 	}
-	if b.store != nil {
-		if err := b.store.attach(); err != nil {
+	if b.storePath != "" {
+		if err := b.openStore(); err != nil {
 			b.Close()
 			return err
 		}
@@ -477,15 +466,10 @@ func (b *Broker) Start() error {
 			b.tickets = tk
 		}
 	}
-	if err := b.srv.Serve(); err != nil {
-		b.Close()
-		return err
+	for _, ls := range b.listeners {
+		ls.ln.start()
 	}
-	if b.store != nil {
-		if err := b.store.replay(); err != nil {
-			b.log.Error("replaying unfinished publishes", "error", err)
-		}
-	}
+	b.sys = startSys(b)
 	for _, err := range bridgeLoops(b.cfg) {
 		b.log.Warn("bridge loop", "problem", err.Error())
 	}
@@ -573,7 +557,7 @@ func (b *Broker) Reload(cfg *confgen.Resolved) error {
 		}
 		ls.sec.Store(secs[i])
 	}
-	n := b.auth.recheck()
+	n := b.hooks.recheck()
 	b.log.Info("configuration reloaded (certificate, key and CRL files, password_file, acl_file, allow_anonymous; not cafile or capath)", "disconnected", n)
 	if changed := notReloaded(b.cfg, cfg); len(changed) > 0 {
 		b.log.Warn("these changes need a restart (a reload applies certificate, key and CRL files, password_file, acl_file and allow_anonymous)",
@@ -667,22 +651,20 @@ func (b *Broker) close() error {
 		}
 	}
 	for _, ls := range b.listeners {
-		ls.ln.stop()
+		ls.ln.close()
+	}
+	if b.sys != nil {
+		b.sys.stop()
 	}
 	if b.enrol != nil {
 		b.enrol.wait() // an answer being issued is finished and recorded
-	}
-	if b.auth != nil {
-		b.auth.stopWills()
 	}
 	err := b.srv.Close()
 	if b.wrotePID {
 		_ = os.Remove(b.cfg.PIDFile)
 	}
-	if b.store != nil {
-		if cerr := b.store.close(); cerr != nil && err == nil {
-			err = cerr
-		}
+	if cerr := b.closeStore(); cerr != nil && err == nil {
+		err = cerr
 	}
 	return err
 }

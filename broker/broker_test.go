@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -35,7 +35,7 @@ func start(t *testing.T, conf string, timeout time.Duration) (*broker.Broker, *t
 		t.Fatal(err)
 	}
 	log := &testutil.SyncBuffer{}
-	b := testbroker.Start(t, c, log, broker.Options{ConnectTimeout: timeout})
+	b := brokertest.Start(t, c, log, broker.Options{ConnectTimeout: timeout})
 	return b, log
 }
 
@@ -287,7 +287,7 @@ func TestServedChainIncludesIntermediate(t *testing.T) {
 func TestSysTopics(t *testing.T) {
 	port := testutil.FreePort(t)
 	c, _ := confgen.Parse([]byte(fmt.Sprintf("allow_anonymous true\nlistener %d 127.0.0.1\n", port)), "t")
-	testbroker.Start(t, c, nil, broker.Options{SysInterval: time.Second})
+	brokertest.Start(t, c, nil, broker.Options{SysInterval: time.Second})
 	m, err := testutil.DialMQTT(fmt.Sprintf("127.0.0.1:%d", port), nil, 4)
 	if err != nil {
 		t.Fatal(err)

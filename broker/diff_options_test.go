@@ -22,10 +22,10 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/mqttwire"
 	"github.com/mqttctl/mqttctl/internal/mqttws"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
@@ -564,7 +564,7 @@ func TestDifferentialOptions(t *testing.T) {
 			// same time: the cases mostly wait) is compared with that.
 			served := run(t, "mqttctl", func(_ string, c *confgen.Config) *testutil.SyncBuffer {
 				log := &testutil.SyncBuffer{}
-				testbroker.Start(t, c, log, broker.Options{})
+				brokertest.Start(t, c, log, broker.Options{})
 				return log
 			})
 			n += 2 * len(oc.cases)

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
@@ -82,7 +82,7 @@ func TestDifferentialPasswordFile(t *testing.T) {
 		return fmt.Sprintf("CONNACK %d", code)
 	}
 	port := testutil.FreePort(t)
-	testbroker.Start(t, config(port), nil, broker.Options{})
+	brokertest.Start(t, config(port), nil, broker.Options{})
 	var served []string
 	for i, c := range cases {
 		served = append(served, login(port, i, c.user, c.pw, c.version))

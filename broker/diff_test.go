@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
@@ -34,7 +34,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	fx := testbroker.NewFixture(t, testbroker.FixtureOptions{
+	fx := brokertest.NewFixture(t, brokertest.FixtureOptions{
 		Hosts: []string{"localhost", "127.0.0.1"}, Clients: []string{"alice", "admin"}, Expired: "expired", Future: "future",
 		OtherClients: []string{"mallory"}, Passwords: map[string]string{"alice": "alice-pw", "admin": "admin-pw"},
 		ACL: "user alice\ntopic readwrite alice/#\ntopic read shared/#\ntopic write $SYS/broker/connection/alice-site/state\n\nuser admin\ntopic readwrite #\n\n" +
@@ -337,7 +337,7 @@ func TestDifferentialAgainstMosquitto(t *testing.T) {
 	// the cases mostly wait) is compared with that.
 	bp := testutil.FreePorts(t, nListeners)
 	var blog testutil.SyncBuffer
-	testbroker.Start(t, f.config(bp), &blog, broker.Options{})
+	brokertest.Start(t, f.config(bp), &blog, broker.Options{})
 	names, served := run(t, target{"mqttctl", bp})
 	testutil.EachMosquittoParallel(t, func(t *testing.T, mq testutil.Mosquitto) {
 		mp := testutil.FreePorts(t, nListeners)
@@ -441,7 +441,7 @@ func TestDifferentialRevocation(t *testing.T) {
 		mp, bp := testutil.FreePorts(t, 4), testutil.FreePorts(t, 4)
 		mlog := mq.Start(t, f.dir, config(mp))
 		var blog testutil.SyncBuffer
-		testbroker.Start(t, config(bp), &blog, broker.Options{})
+		brokertest.Start(t, config(bp), &blog, broker.Options{})
 		targets := []target{{mq.Name(), mp}, {"mqttctl", bp}}
 		for _, tc := range cases {
 			var got [2]string

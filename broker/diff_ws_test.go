@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
@@ -204,7 +204,7 @@ func TestDifferentialWebSockets(t *testing.T) {
 	f := newFixture(t)
 	bp := testutil.FreePorts(t, nWS)
 	var blog testutil.SyncBuffer
-	testbroker.Start(t, f.wsConfig(bp), &blog, broker.Options{})
+	brokertest.Start(t, f.wsConfig(bp), &blog, broker.Options{})
 	var served []string
 	for _, c := range wsCases() {
 		out, m := f.wsConnect(bp, c, "c-"+strings.NewReplacer(" ", "-", ",", "").Replace(c.name))

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -11,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mqttctl/mqttctl/broker/engine"
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
 
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/pki"
@@ -68,10 +69,9 @@ func enrols(cfg *confgen.Resolved) bool {
 // pki.Dir.Enroll's, the locked, journaled path of the CLI and the EST
 // server.
 type enrolHook struct {
-	mqtt.HookBase
 	b *Broker
 
-	busy     sync.Map // *mqtt.Client -> struct{}: one request at a time each
+	busy     sync.Map // *engine.Client -> struct{}: one request at a time each
 	inflight sync.WaitGroup
 
 	mu    sync.Mutex
@@ -88,94 +88,75 @@ func newEnrolHook(b *Broker) *enrolHook {
 	return &enrolHook{b: b, rates: map[string]*bucket{}}
 }
 
-func (h *enrolHook) ID() string { return "mqttctl-enrol" }
-
-func (h *enrolHook) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt.OnDisconnect }
-
 func (h *enrolHook) wait() { h.inflight.Wait() }
 
-func (h *enrolHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.busy.Delete(cl) }
+// isClaimCert reports whether the connection's certificate is a claim
+// certificate.
+func isClaimCert(cs *tls.ConnectionState) bool { return pki.IsClaim(peerCert(cs)) }
 
-// isClaim reports whether cl logged in with a claim certificate (only a
-// listener that provisions lets one in).
-func (h *enrolHook) isClaim(cl *mqtt.Client, ls *listenerState) bool {
-	if h == nil || ls == nil || !ls.spec.Provision || cl.Net.Inline {
-		return false
-	}
-	return pki.IsClaim(peerCert(cl))
+// deny refuses a publish under $mqttctl/ as mosquitto answers an ACL
+// refusal (MQTT 5: 0x87; 3.1.1: the normal acknowledgement).
+func (h *enrolHook) deny(cl *engine.Client, m *engine.Message, why string) engine.Answer {
+	h.b.log.Info("publish denied", "client", cl.ID, "username", cl.Username, "topic", m.Topic, "qos", m.QoS, "reason", why)
+	return engine.Answer{Code: mqttwire.NotAuthorized}
 }
 
-// mayRead decides, before the ACL file, what a client may subscribe to
-// and be sent: a claim client only its answers (a topic name under
-// ReplyPrefix); any client of an enrolling listener may subscribe to a
-// topic under ReplyPrefix, where nothing is ever published.
-func (h *enrolHook) mayRead(cl *mqtt.Client, ls *listenerState, topic string) (allow, decided bool) {
-	if h == nil {
-		return false, false
-	}
-	reply := strings.HasPrefix(topic, ReplyPrefix)
-	if h.isClaim(cl, ls) {
-		return reply && !strings.ContainsAny(topic, "+#"), true
-	}
-	if reply && ls.renew != nil {
-		return true, true
-	}
-	return false, false
-}
-
-// OnPublish answers the requests and refuses every other publish to the
+// publish answers the requests and refuses every other publish to the
 // broker's namespace.
-func (h *enrolHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if !strings.HasPrefix(pk.TopicName, reserved) {
-		return pk, nil
+func (h *enrolHook) publish(cl *engine.Client, m *engine.Message) engine.Answer {
+	c := connOf(cl)
+	if c == nil {
+		return engine.Answer{Code: mqttwire.NotAuthorized}
 	}
-	ls := h.b.listener(cl.Net.Listener)
-	if cl.Net.Inline || ls == nil {
-		return pk, packets.ErrRejectPacket
-	}
-	claim := h.isClaim(cl, ls)
+	ls := c.ls
 	switch {
 	case ls.renew == nil:
-		return h.b.denyPublish(cl, pk, pk.TopicName, "$mqttctl/ is the broker's own namespace; this listener has no renew_pki")
-	case pk.TopicName == RenewTopic && claim:
-		return h.b.denyPublish(cl, pk, pk.TopicName, "a claim certificate may only publish to "+ProvisionTopic)
-	case pk.TopicName == ProvisionTopic && !claim:
-		return h.b.denyPublish(cl, pk, pk.TopicName, "only a claim certificate provisions (a device renews on "+RenewTopic+")")
-	case pk.TopicName != RenewTopic && pk.TopicName != ProvisionTopic:
-		return h.b.denyPublish(cl, pk, pk.TopicName, "$mqttctl/ is the broker's own namespace: publish requests to "+RenewTopic+" or "+ProvisionTopic)
+		return h.deny(cl, m, "$mqttctl/ is the broker's own namespace; this listener has no renew_pki")
+	case m.Topic == RenewTopic && c.claim:
+		return h.deny(cl, m, "a claim certificate may only publish to "+ProvisionTopic)
+	case m.Topic == ProvisionTopic && !c.claim:
+		return h.deny(cl, m, "only a claim certificate provisions (a device renews on "+RenewTopic+")")
+	case m.Topic != RenewTopic && m.Topic != ProvisionTopic:
+		return h.deny(cl, m, "$mqttctl/ is the broker's own namespace: publish requests to "+RenewTopic+" or "+ProvisionTopic)
 	}
-	return h.request(cl, pk, ls, claim)
+	return h.request(cl, m, ls, c.claim)
 }
 
 // request checks what can be checked at once and starts the enrolment.
 // The engine acknowledges the request and routes it nowhere.
-func (h *enrolHook) request(cl *mqtt.Client, pk packets.Packet, ls *listenerState, claim bool) (packets.Packet, error) {
+func (h *enrolHook) request(cl *engine.Client, m *engine.Message, ls *listenerState, claim bool) engine.Answer {
 	what := "renewal"
 	if claim {
 		what = "provisioning"
 	}
-	reply := pk.Properties.ResponseTopic
+	var reply string
+	var corr []byte
+	if m.Props != nil {
+		reply, corr = m.Props.ResponseTopic, m.Props.CorrelationData
+	}
 	switch {
-	case cl.Properties.ProtocolVersion != 5:
-		return h.b.denyPublish(cl, pk, pk.TopicName, what+" needs MQTT v5 (a request with a response topic)")
+	case cl.Version != 5:
+		return h.deny(cl, m, what+" needs MQTT v5 (a request with a response topic)")
 	case reply == "":
-		return h.unanswerable(cl, pk, what+" request without a response topic: give one starting "+ReplyPrefix+" (mosquitto_rr -e)")
+		return h.unanswerable(cl, m, what+" request without a response topic: give one starting "+ReplyPrefix+" (mosquitto_rr -e)")
 	case strings.ContainsAny(reply, "+#"):
-		return h.unanswerable(cl, pk, fmt.Sprintf("the response topic %q has a wildcard: give one topic under %s, e.g. %sNAME", reply, ReplyPrefix, ReplyPrefix))
+		return h.unanswerable(cl, m, fmt.Sprintf("the response topic %q has a wildcard: give one topic under %s, e.g. %sNAME", reply, ReplyPrefix, ReplyPrefix))
 	case !strings.HasPrefix(reply, ReplyPrefix) || len(reply) == len(ReplyPrefix):
-		return h.unanswerable(cl, pk, fmt.Sprintf("the response topic %q is not a topic under %s: answers go only there", reply, ReplyPrefix))
+		return h.unanswerable(cl, m, fmt.Sprintf("the response topic %q is not a topic under %s: answers go only there", reply, ReplyPrefix))
 	}
-	if _, ok := h.b.srv.Topics.Subscribers(reply).Subscriptions[cl.ID]; !ok {
-		return h.unanswerable(cl, pk, fmt.Sprintf("subscribe to the response topic %s before the request", reply))
+	// The answer is written to this connection only, but only where the
+	// client asked for it: a subscription of its own to the topic.
+	if !h.b.srv.Subscribed(cl.ID, reply) {
+		return h.unanswerable(cl, m, fmt.Sprintf("subscribe to the response topic %s before the request", reply))
 	}
-	refuse := func(format string, a ...any) (packets.Packet, error) {
+	refuse := func(format string, a ...any) engine.Answer {
 		msg := fmt.Sprintf(format, a...)
-		h.b.log.Warn(what+" refused", "client", cl.ID, "username", string(cl.Properties.Username), "remote", cl.Net.Remote, "reason", msg)
-		h.answer(cl, reply, pk.Properties.CorrelationData, nil, msg)
-		return pk, packets.CodeSuccessIgnore
+		h.b.log.Warn(what+" refused", "client", cl.ID, "username", cl.Username, "remote", cl.Remote, "reason", msg)
+		h.answer(cl, reply, corr, nil, msg)
+		return engine.Answer{}
 	}
-	if len(pk.Payload) > MaxEnrolRequest {
-		return refuse("the request is %d bytes: at most %d (a CSR, with the token on a line before it)", len(pk.Payload), MaxEnrolRequest)
+	if len(m.Payload) > MaxEnrolRequest {
+		return refuse("the request is %d bytes: at most %d (a CSR, with the token on a line before it)", len(m.Payload), MaxEnrolRequest)
 	}
 	chain := peerChain(cl)
 	if len(chain) == 0 {
@@ -190,7 +171,7 @@ func (h *enrolHook) request(cl *mqtt.Client, pk packets.Packet, ls *listenerStat
 	if _, busy := h.busy.LoadOrStore(cl, struct{}{}); busy {
 		return refuse("a request is already being answered on this connection: wait for its answer")
 	}
-	csr, token, err := decodeEnrolRequest(pk.Payload)
+	csr, token, err := decodeEnrolRequest(m.Payload)
 	if err != nil {
 		h.busy.Delete(cl)
 		return refuse("%v", err)
@@ -203,31 +184,31 @@ func (h *enrolHook) request(cl *mqtt.Client, pk packets.Packet, ls *listenerStat
 	if token != "" {
 		req.TokenName, req.Token = csr.Subject.CommonName, token
 	}
-	corr := append([]byte(nil), pk.Properties.CorrelationData...)
 	h.inflight.Add(1)
 	go func() {
 		defer h.inflight.Done()
-		defer h.busy.Delete(cl)
 		h.enrol(cl, ls, req, what, reply, corr)
 	}()
-	return pk, packets.CodeSuccessIgnore
+	return engine.Answer{}
 }
 
-// enrol decides (pki.Dir.Enroll), logs how it was authorised, and answers.
-func (h *enrolHook) enrol(cl *mqtt.Client, ls *listenerState, req pki.EnrollRequest, what, reply string, corr []byte) {
-	attrs := []any{"client", cl.ID, "username", string(cl.Properties.Username), "remote", cl.Net.Remote, "listener", ls.id}
+// enrol issues (or refuses) and answers; it runs in its own goroutine.
+// The connection may send its next request once it has the answer, so the
+// request is done (busy cleared) before the answer is written.
+func (h *enrolHook) enrol(cl *engine.Client, ls *listenerState, req pki.EnrollRequest, what, reply string, corr []byte) {
+	attrs := []any{"client", cl.ID, "username", cl.Username, "remote", cl.Remote, "listener", ls.id}
 	got, err := ls.renew.Enroll(req)
 	if err != nil {
 		msg := err.Error()
 		switch {
 		case req.TokenName != "" && errors.Is(err, pki.ErrEnrollAuth) && strings.HasPrefix(msg, "token of"):
-			// Which of wrong, used, revoked or expired goes to the log only.
 			msg = fmt.Sprintf("the token for %q is wrong, used, revoked or expired", req.TokenName)
 		case !errors.Is(err, pki.ErrEnrollAuth) && !errors.Is(err, pki.ErrEnrollPolicy):
 			h.b.log.Error(what+" failed", append(attrs, "name", req.CSR.Subject.CommonName, "error", err)...)
 			msg = "the certificate could not be issued (the broker's log says why)"
 		}
 		h.b.log.Warn(what+" refused", append(attrs, "name", req.CSR.Subject.CommonName, "reason", err.Error())...)
+		h.busy.Delete(cl)
 		h.answer(cl, reply, corr, nil, msg)
 		return
 	}
@@ -240,39 +221,36 @@ func (h *enrolHook) enrol(cl *mqtt.Client, ls *listenerState, req pki.EnrollRequ
 		msg = "answered again over MQTT" // the same certificate, to a device whose answer was lost
 	}
 	h.b.log.Info(msg, append(attrs, "not_after", got.Cert.NotAfter.UTC().Format(time.RFC3339))...)
+	h.busy.Delete(cl)
 	h.answer(cl, reply, corr, pki.EncodeCerts(append([]*x509.Certificate{got.Cert}, got.Chain...)...), "")
 }
 
-// unanswerable refuses a request that cannot be answered on its response
-// topic: a v5 QoS 1 or 2 request gets the reason in its acknowledgement.
-func (h *enrolHook) unanswerable(cl *mqtt.Client, pk packets.Packet, why string) (packets.Packet, error) {
-	h.b.log.Warn("request refused", "client", cl.ID, "username", string(cl.Properties.Username), "topic", pk.TopicName, "reason", why)
-	if pk.FixedHeader.Qos == 0 {
-		return pk, packets.ErrRejectPacket
-	}
-	return pk, packets.Code{Code: packets.ErrImplementationSpecificError.Code, Reason: enrolReason + why}
+// unanswerable refuses a request that cannot be answered on a topic
+// (QoS 0: dropped; QoS 1/2: 0x83 with the reason, for MQTT 5 clients).
+func (h *enrolHook) unanswerable(cl *engine.Client, m *engine.Message, why string) engine.Answer {
+	h.b.log.Warn("request refused", "client", cl.ID, "username", cl.Username, "topic", m.Topic, "reason", why)
+	return engine.Answer{Code: mqttwire.ImplementationSpecific, Reason: enrolReason + why}
 }
 
-// enrolReason starts the reason string of a refused request's
-// acknowledgement, which the protocol hook keeps (it removes the engine's).
+// enrolReason starts the reason strings of the requests' refusals.
 const enrolReason = "mqttctl: "
 
-// answer writes the answer to cl alone: the chain (PEM) or, when it is
-// nil, the refusal in plain words, with StatusProperty and ReasonProperty.
-func (h *enrolHook) answer(cl *mqtt.Client, topic string, corr, chain []byte, refusal string) {
-	out := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic}
-	out.Properties.CorrelationData = corr
+// answer writes the answer to the requesting connection only (QoS 0,
+// never retained, never routed): the chain in PEM, or the refusal.
+func (h *enrolHook) answer(cl *engine.Client, topic string, corr, chain []byte, refusal string) {
+	props := &engine.MessageProps{CorrelationData: corr}
+	out := &engine.Message{Topic: topic, Props: props, Created: time.Now()}
 	if chain != nil {
 		out.Payload = chain
-		out.Properties.ContentType = "application/pem-certificate-chain"
-		out.Properties.User = []packets.UserProperty{{Key: StatusProperty, Val: "ok"}}
+		props.ContentType = "application/pem-certificate-chain"
+		props.User = []engine.UserProperty{{Key: StatusProperty, Value: "ok"}}
 	} else {
 		out.Payload = []byte("refused: " + refusal + "\n")
-		out.Properties.ContentType = "text/plain; charset=utf-8"
-		out.Properties.User = []packets.UserProperty{{Key: StatusProperty, Val: "refused"}, {Key: ReasonProperty, Val: refusal}}
+		props.ContentType = "text/plain; charset=utf-8"
+		props.User = []engine.UserProperty{{Key: StatusProperty, Value: "refused"}, {Key: ReasonProperty, Value: refusal}}
 	}
-	if err := cl.WritePacket(out); err != nil {
-		h.b.log.Warn("answer not delivered", "client", cl.ID, "topic", topic, "error", err)
+	if !h.b.srv.SendTo(cl, out) {
+		h.b.log.Warn("answer not delivered: the connection has gone", "client", cl.ID, "topic", topic)
 	}
 }
 
@@ -303,14 +281,9 @@ func (h *enrolHook) allow(key string, burst float64, every time.Duration, now ti
 }
 
 // peerChain is the client's verified certificate chain, leaf first.
-func peerChain(cl *mqtt.Client) []*x509.Certificate {
-	tc, ok := tlsOf(cl.Net.Conn)
-	if !ok {
-		return nil
-	}
-	cs := tc.ConnectionState()
-	if len(cs.VerifiedChains) > 0 {
-		return cs.VerifiedChains[0]
+func peerChain(cl *engine.Client) []*x509.Certificate {
+	if cl.TLS != nil && len(cl.TLS.VerifiedChains) > 0 {
+		return cl.TLS.VerifiedChains[0]
 	}
 	return nil
 }

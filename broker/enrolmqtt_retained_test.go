@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -59,9 +58,9 @@ func TestPlantedRetainedAnswerIsDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.id++
-	m.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true}, PacketID: m.id, TopicName: topic, Payload: []byte("-----BEGIN CERTIFICATE-----\nplanted")})
-	if ack := m.expect(packets.Puback); ack.ReasonCode != 0 {
-		t.Fatalf("the ACL file allows the retained publish without renew_pki: PUBACK %#x", ack.ReasonCode)
+	m.send(mqttwire.Packet{Type: mqttwire.PUBLISH, QoS: 1, Retain: true, ID: m.id, Topic: []byte(topic), Payload: []byte("-----BEGIN CERTIFICATE-----\nplanted")})
+	if ack := m.expect(mqttwire.PUBACK); ack.Reason != 0 {
+		t.Fatalf("the ACL file allows the retained publish without renew_pki: PUBACK %#x", byte(ack.Reason))
 	}
 	m.conn.Close()
 	b.Close()

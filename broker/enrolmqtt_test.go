@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
@@ -11,229 +10,20 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/fsx"
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
-
-// v5 is a bare MQTT v5 client: it sends what a test says and reads every
-// packet the broker sends, so that a refusal's reason code is seen.
-type v5 struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
-	id   uint16
-}
-
-func (c *v5) send(pk packets.Packet) {
-	c.t.Helper()
-	pk.ProtocolVersion = 5
-	pk.Mods.AllowResponseInfo = true
-	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Publish:
-		err = pk.PublishEncode(&buf)
-	case packets.Subscribe:
-		err = pk.SubscribeEncode(&buf)
-	}
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if _, err := c.conn.Write(buf.Bytes()); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// read returns the next packet, or an error after wait.
-func (c *v5) read(wait time.Duration) (packets.Packet, error) {
-	_ = c.conn.SetReadDeadline(time.Now().Add(wait))
-	pk := packets.Packet{ProtocolVersion: 5}
-	b0, err := c.r.ReadByte()
-	if err != nil {
-		return pk, err
-	}
-	n, mul := 0, 1
-	for i := 0; ; i++ {
-		b, err := c.r.ReadByte()
-		if err != nil {
-			return pk, err
-		}
-		n += int(b&127) * mul
-		mul *= 128
-		if b < 128 || i == 3 {
-			break
-		}
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(c.r, body); err != nil {
-		return pk, err
-	}
-	if err := pk.FixedHeader.Decode(b0); err != nil {
-		return pk, err
-	}
-	pk.FixedHeader.Remaining = n
-	switch pk.FixedHeader.Type {
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	case packets.Puback:
-		err = pk.PubackDecode(body)
-	case packets.Suback:
-		err = pk.SubackDecode(body)
-	case packets.Disconnect:
-		err = pk.DisconnectDecode(body)
-	}
-	return pk, err
-}
-
-// expect reads until a packet of type typ (others are skipped).
-func (c *v5) expect(typ byte) packets.Packet {
-	c.t.Helper()
-	for {
-		pk, err := c.read(10 * time.Second)
-		if err != nil {
-			c.t.Fatalf("waiting for packet type %d: %v (last: type %d %q)", typ, err, pk.FixedHeader.Type, pk.TopicName)
-		}
-		if pk.FixedHeader.Type == typ {
-			return pk
-		}
-	}
-}
-
-// dialV5 connects with the certificate and returns the client, or the TLS
-// or CONNACK refusal.
-func dialV5(t *testing.T, port int, ca *x509.CertPool, cert tls.Certificate) (*v5, error) {
-	t.Helper()
-	return dialV5With(t, port, ca, cert, nil)
-}
-
-// dialV5With is dialV5 whose CONNECT is first changed by with (client id,
-// session, will).
-func dialV5With(t *testing.T, port int, ca *x509.CertPool, cert tls.Certificate, with func(*packets.ConnectParams)) (*v5, error) {
-	t.Helper()
-	return dialV5Packet(t, port, ca, cert, func(pk *packets.Packet) {
-		if with != nil {
-			with(&pk.Connect)
-		}
-	})
-}
-
-// dialV5Packet is dialV5 whose CONNECT packet is first changed by with
-// (its properties too: session expiry, will delay).
-func dialV5Packet(t *testing.T, port int, ca *x509.CertPool, cert tls.Certificate, with func(*packets.Packet)) (*v5, error) {
-	t.Helper()
-	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{RootCAs: ca, ServerName: "localhost", Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &v5{t: t, conn: conn, r: bufio.NewReader(conn)}
-	connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect},
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30}}
-	with(&connect)
-	c.send(connect)
-	pk, err := c.read(10 * time.Second)
-	if err != nil {
-		return nil, err // a TLS 1.3 refusal arrives here
-	}
-	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0 {
-		return nil, fmt.Errorf("CONNACK %d", pk.ReasonCode)
-	}
-	return c, nil
-}
-
-// subscribe returns the SUBACK's reason code for one filter.
-func (c *v5) subscribe(filter string) byte {
-	c.t.Helper()
-	c.id++
-	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: c.id,
-		Filters: packets.Subscriptions{{Filter: filter, Qos: 1}}})
-	ack := c.expect(packets.Suback)
-	return ack.ReasonCodes[0]
-}
-
-// publish sends a QoS 1 publish and returns its PUBACK.
-func (c *v5) publish(topic string, payload []byte, props packets.Properties) packets.Packet {
-	c.t.Helper()
-	c.id++
-	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: c.id, TopicName: topic, Payload: payload, Properties: props})
-	for {
-		if ack := c.expect(packets.Puback); ack.PacketID == c.id {
-			return ack
-		}
-	}
-}
-
-// request publishes payload to topic as an MQTT v5 request and returns the
-// answer on reply.
-func (c *v5) request(topic, reply string, payload []byte) (chain []*x509.Certificate, refusal string) {
-	c.t.Helper()
-	if code := c.subscribe(reply); code > 2 {
-		c.t.Fatalf("subscribe %s: reason %#x", reply, code)
-	}
-	corr := []byte(fmt.Sprintf("req-%d", c.id))
-	c.id++
-	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: c.id, TopicName: topic, Payload: payload,
-		Properties: packets.Properties{ResponseTopic: reply, CorrelationData: corr}})
-	for {
-		pk := c.expect(packets.Publish)
-		if pk.TopicName != reply {
-			continue
-		}
-		if !bytes.Equal(pk.Properties.CorrelationData, corr) {
-			c.t.Fatalf("the answer's correlation data is %q, want %q", pk.Properties.CorrelationData, corr)
-		}
-		status, reason := "", ""
-		for _, u := range pk.Properties.User {
-			switch u.Key {
-			case broker.StatusProperty:
-				status = u.Val
-			case broker.ReasonProperty:
-				reason = u.Val
-			}
-		}
-		if status != "ok" {
-			if status != "refused" || reason == "" || !strings.Contains(string(pk.Payload), reason) {
-				c.t.Fatalf("a refusal without its reason: status %q reason %q payload %q", status, reason, pk.Payload)
-			}
-			return nil, reason
-		}
-		certs, err := pki.ParseCerts(pk.Payload, "answer")
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		return certs, ""
-	}
-}
-
-// quiet reports whether nothing at all arrives within wait.
-func (c *v5) quiet(wait time.Duration) bool {
-	pk, err := c.read(wait)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	c.t.Logf("got packet type %d topic %q (%v)", pk.FixedHeader.Type, pk.TopicName, err)
-	return false
-}
 
 func csrPEM(t *testing.T, subj pkix.Name, key crypto.Signer) []byte {
 	t.Helper()
@@ -385,14 +175,14 @@ func TestRenewOverMQTT(t *testing.T) {
 	}
 	// Unanswerable requests: no subscription, a response topic outside
 	// the reply namespace.
-	if ack := renewed.publish(broker.RenewTopic, csrPEM(t, subj, key), packets.Properties{ResponseTopic: broker.ReplyPrefix + "nobody"}); ack.ReasonCode != 0x83 || !strings.Contains(ack.Properties.ReasonString, "subscribe to the response topic") {
-		t.Fatalf("a request without a subscription: %#x %q", ack.ReasonCode, ack.Properties.ReasonString)
+	if ack := renewed.publish(broker.RenewTopic, csrPEM(t, subj, key), requestProps(broker.ReplyPrefix+"nobody", nil)); ack.Reason != 0x83 || !strings.Contains(string(ack.Props.ReasonString), "subscribe to the response topic") {
+		t.Fatalf("a request without a subscription: %#x %q", byte(ack.Reason), ack.Props.ReasonString)
 	}
 	if renewed.subscribe("sensors/sensor-1") > 2 {
 		t.Fatal("subscribe")
 	}
-	if ack := renewed.publish(broker.RenewTopic, csrPEM(t, subj, key), packets.Properties{ResponseTopic: "sensors/sensor-1"}); ack.ReasonCode != 0x83 {
-		t.Fatalf("a response topic outside %s: %#x", broker.ReplyPrefix, ack.ReasonCode)
+	if ack := renewed.publish(broker.RenewTopic, csrPEM(t, subj, key), requestProps("sensors/sensor-1", nil)); ack.Reason != 0x83 {
+		t.Fatalf("a response topic outside %s: %#x", broker.ReplyPrefix, byte(ack.Reason))
 	}
 	// Revoked: refused, and so says the answer.
 	if _, _, err := f.dir.Revoke(pki.RevokeOptions{Name: "sensor-1"}); err != nil {
@@ -406,8 +196,8 @@ func TestRenewOverMQTT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ack := plain.publish(broker.RenewTopic, csrPEM(t, subj, key), packets.Properties{ResponseTopic: broker.ReplyPrefix + "x"}); ack.ReasonCode != 0x87 {
-		t.Fatalf("a request on a listener without renew_pki: %#x", ack.ReasonCode)
+	if ack := plain.publish(broker.RenewTopic, csrPEM(t, subj, key), requestProps(broker.ReplyPrefix+"x", nil)); ack.Reason != 0x87 {
+		t.Fatalf("a request on a listener without renew_pki: %#x", byte(ack.Reason))
 	}
 }
 
@@ -452,8 +242,10 @@ func TestProvisionByClaim(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the provisioned device does not connect: %v", err)
 	}
-	if ack := dev.publish("sensors/dev-7", []byte("hi"), packets.Properties{}); ack.ReasonCode != 0 {
-		t.Fatalf("the provisioned device is not an ordinary client: %#x", ack.ReasonCode)
+	// Nobody subscribes to sensors/dev-7: mosquitto 2.0.11 and 2.1.2 (and
+	// the engine) answer 0x10, no matching subscribers; mochi said 0.
+	if ack := dev.publish("sensors/dev-7", []byte("hi"), mqttwire.Properties{}); ack.Reason != mqttwire.Success && ack.Reason != mqttwire.NoMatchingSubscribers {
+		t.Fatalf("the provisioned device is not an ordinary client: %#x", byte(ack.Reason))
 	}
 	if _, refusal := a.request(broker.ProvisionTopic, broker.ReplyPrefix+"dev-7/again", append([]byte(toks[0].Secret+"\n"), csrPEM(t, pkix.Name{CommonName: "dev-7"}, newKey(t))...)); !strings.Contains(refusal, "wrong, used, revoked or expired") {
 		t.Fatalf("a token used twice: %q", refusal)
@@ -475,8 +267,8 @@ func TestProvisionByClaim(t *testing.T) {
 
 	// Nothing else, whatever the ACL file grants.
 	for _, topic := range []string{"sensors/dev-7", broker.RenewTopic, broker.ReplyPrefix + "dev-7", "$mqttctl/other"} {
-		if ack := a.publish(topic, []byte("x"), packets.Properties{ResponseTopic: broker.ReplyPrefix + "dev-7"}); ack.ReasonCode != 0x87 {
-			t.Errorf("the claim client published to %s: %#x", topic, ack.ReasonCode)
+		if ack := a.publish(topic, []byte("x"), requestProps(broker.ReplyPrefix+"dev-7", nil)); ack.Reason != 0x87 {
+			t.Errorf("the claim client published to %s: %#x", topic, byte(ack.Reason))
 		}
 	}
 	for _, filter := range []string{"#", "+/+", "sensors/dev-7", broker.RenewTopic, broker.ProvisionTopic, broker.ReplyPrefix + "#", "$mqttctl/#"} {
@@ -488,8 +280,8 @@ func TestProvisionByClaim(t *testing.T) {
 		t.Error("a claim client was sent a publish")
 	}
 	// A device may not provision.
-	if ack := dev.publish(broker.ProvisionTopic, csrPEM(t, pkix.Name{CommonName: "line1-9"}, newKey(t)), packets.Properties{}); ack.ReasonCode != 0x87 {
-		t.Errorf("a device published a provisioning request: %#x", ack.ReasonCode)
+	if ack := dev.publish(broker.ProvisionTopic, csrPEM(t, pkix.Name{CommonName: "line1-9"}, newKey(t)), mqttwire.Properties{}); ack.Reason != 0x87 {
+		t.Errorf("a device published a provisioning request: %#x", byte(ack.Reason))
 	}
 	// A listener without provision_by_claim refuses the claim.
 	if _, err := dialV5(t, f.plain, f.ca, claim); err == nil {
@@ -564,12 +356,12 @@ func TestOneRequestAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, corr := range []string{"first", "second"} {
-		dev.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: uint16(100 + i), TopicName: broker.RenewTopic,
-			Payload: csrPEM(t, subj, newKey(t)), Properties: packets.Properties{ResponseTopic: reply, CorrelationData: []byte(corr)}})
+		dev.send(mqttwire.Packet{Type: mqttwire.PUBLISH, QoS: 1, ID: uint16(100 + i), Topic: []byte(broker.RenewTopic),
+			Payload: csrPEM(t, subj, newKey(t)), Props: requestProps(reply, []byte(corr))})
 	}
 	answer := func() (string, string) {
-		pk := dev.expect(packets.Publish)
-		return string(pk.Properties.CorrelationData), string(pk.Payload)
+		pk := dev.expect(mqttwire.PUBLISH)
+		return string(pk.Props.CorrelationData), string(pk.Payload)
 	}
 	if corr, body := answer(); corr != "second" || !strings.Contains(body, "a request is already being answered on this connection") {
 		t.Fatalf("while the first waits: %s %q", corr, body)
@@ -579,8 +371,8 @@ func TestOneRequestAtATime(t *testing.T) {
 		t.Fatalf("the first: %s %q", corr, body)
 	}
 	// A request over MaxEnrolRequest is refused unread.
-	dev.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 102, TopicName: broker.RenewTopic,
-		Payload: bytes.Repeat([]byte("A"), broker.MaxEnrolRequest+1), Properties: packets.Properties{ResponseTopic: reply, CorrelationData: []byte("big")}})
+	dev.send(mqttwire.Packet{Type: mqttwire.PUBLISH, QoS: 1, ID: 102, Topic: []byte(broker.RenewTopic),
+		Payload: bytes.Repeat([]byte("A"), broker.MaxEnrolRequest+1), Props: requestProps(reply, []byte("big"))})
 	if corr, body := answer(); corr != "big" || !strings.Contains(body, fmt.Sprintf("at most %d", broker.MaxEnrolRequest)) {
 		t.Fatalf("an oversized request: %s %q", corr, body)
 	}

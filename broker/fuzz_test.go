@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/mqttwire"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
@@ -28,7 +28,7 @@ func fuzzBroker(f *testing.F) (mqtt, ws, wsOrigin string) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	testbroker.Start(f, c, io.Discard, broker.Options{ConnectTimeout: 2 * time.Second})
+	brokertest.Start(f, c, io.Discard, broker.Options{ConnectTimeout: 2 * time.Second})
 	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
 	return addr(ports[0]), addr(ports[1]), addr(ports[2])
 }

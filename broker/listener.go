@@ -4,23 +4,23 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mqttctl/mqttctl/broker/engine"
 )
 
-// listener accepts TCP connections for the engine. Unlike the engine's own
-// TCP listener it bounds the time from accept through the TLS handshake to
-// CONNECT (the engine replaces the deadline with the keepalive one once
-// CONNECT is read), and it enforces max_connections per listener.
+// listener accepts TCP connections for the engine. It bounds the time
+// from accept through the TLS handshake (the engine then bounds the
+// CONNECT), enforces max_connections per listener and
+// global_max_connections, and runs the handshake in a goroutine of its
+// own, so that its deep stack (certificate verification, ECDSA) ends with
+// it instead of staying with every idle connection.
 type listener struct {
 	id      string
 	network string // tcp, tcp4 (socket_domain ipv4) or tcp6
@@ -38,32 +38,15 @@ type listener struct {
 	m         *listenerMetrics // nil: no metrics
 	bm        *brokerMetrics   // nil: no metrics
 
-	// clients is the engine's wait group for its clients, which the engine
-	// adds to inside each connection's goroutine. serve adds to it first,
-	// under gate, so that no addition races with the engine's Wait at
-	// shutdown (the race detector's "Add concurrent with Wait") and Wait
-	// covers every connection handed over before stop.
-	clients  *sync.WaitGroup
-	gate     sync.Mutex
-	stopping bool
+	srv *engine.Server
+	el  engine.Listener // what the engine serves this listener's connections with
 
 	ln     net.Listener
 	wsq    *connQueue   // websockets: connections for the HTTP server
 	http   *http.Server // websockets: reads the upgrade
 	active atomic.Int64
 	closed atomic.Bool
-	wg     sync.WaitGroup
-}
-
-var _ listeners.Listener = (*listener)(nil)
-
-func (l *listener) ID() string { return l.id }
-
-func (l *listener) Protocol() string {
-	if l.ws {
-		return "ws"
-	}
-	return "tcp"
+	wg     sync.WaitGroup // the accept loop
 }
 
 func (l *listener) Address() string {
@@ -73,8 +56,8 @@ func (l *listener) Address() string {
 	return l.addr
 }
 
-// Init opens the socket.
-func (l *listener) Init(*slog.Logger) error {
+// open opens the socket.
+func (l *listener) open() error {
 	network := l.network
 	if network == "" {
 		network = "tcp"
@@ -87,11 +70,19 @@ func (l *listener) Init(*slog.Logger) error {
 	return nil
 }
 
-// Serve accepts connections until Close.
-func (l *listener) Serve(establish listeners.EstablishFn) {
+// start accepts connections until close.
+func (l *listener) start() {
 	if l.ws {
-		l.startWebSocket(func(c net.Conn, remote string) { l.serve(c, remote, establish) })
+		l.startWebSocket(func(c net.Conn, remote string) { l.serve(c, remote, nil) })
+	} else {
+		l.el.Closed = l.done
 	}
+	l.wg.Add(1)
+	go l.accept()
+}
+
+func (l *listener) accept() {
+	defer l.wg.Done()
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
@@ -116,8 +107,16 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		l.active.Add(1)
-		l.wg.Add(1)
-		go l.handshake(conn, establish)
+		go l.handshake(conn)
+	}
+}
+
+// done counts a connection out (Closed of the engine's listener, or the
+// WebSocket connection's close).
+func (l *listener) done() {
+	l.active.Add(-1)
+	if l.globalMax > 0 {
+		l.global.Add(-1)
 	}
 }
 
@@ -125,14 +124,8 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 // goroutine for the engine: the handshake's deep stack (certificate
 // verification, ECDSA) ends with this goroutine instead of staying with
 // every idle connection.
-func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
-	done := func() {
-		l.active.Add(-1)
-		if l.globalMax > 0 {
-			l.global.Add(-1)
-		}
-		l.wg.Done()
-	}
+func (l *listener) handshake(conn net.Conn) {
+	done := l.done
 	remote := conn.RemoteAddr().String()
 	limit := time.Now().Add(l.timeout)
 	_ = conn.SetDeadline(limit)
@@ -141,8 +134,7 @@ func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
 			l.toHTTP(conn, limit, done)
 			return
 		}
-		defer done()
-		l.serve(conn, remote, establish)
+		l.serve(conn, remote, done)
 		return
 	}
 	// The connection's deadline bounds the handshake (a context would cost
@@ -174,10 +166,7 @@ func (l *listener) handshake(conn net.Conn, establish listeners.EstablishFn) {
 		l.toHTTP(tc, limit, done)
 		return
 	}
-	go func() {
-		defer done()
-		l.serve(tc, remote, establish)
-	}()
+	l.serve(tc, remote, done)
 }
 
 // toHTTP hands a WebSocket listener's connection to its HTTP server; done
@@ -205,87 +194,13 @@ func (l *listener) toHTTP(c net.Conn, limit time.Time, done func()) {
 	}
 }
 
-// serve runs the engine on an open (and, for TLS, handshaken) connection.
-func (l *listener) serve(conn net.Conn, remote string, establish listeners.EstablishFn) {
-	if !l.enter() {
-		conn.Close()
-		return
+// serve hands an open (and, for TLS, handshaken) connection to the
+// engine, in a goroutine of the engine's. done, when not nil, counts it
+// out if the engine has stopped (otherwise Closed does).
+func (l *listener) serve(conn net.Conn, _ string, done func()) {
+	if !l.srv.ServeConnListener(conn, &l.el) && done != nil {
+		done()
 	}
-	defer l.leave()
-	if err := establish(l.id, &connectGuard{Conn: conn}); err != nil && !errors.Is(err, net.ErrClosed) {
-		if before, ok := beforeConnect(err); ok {
-			// Nothing MQTT was said: a port probe (EOF) stays quiet; a TLS
-			// client on a plain port, an HTTP request or garbage is worth
-			// a line, as mosquitto logs its protocol errors.
-			if errors.Is(err, io.EOF) {
-				l.log.Debug("connection closed before CONNECT", "listener", l.id, "remote", remote)
-			} else {
-				l.m.refuse(connectRefusal(err))
-				l.log.Info("client refused: no valid CONNECT", "listener", l.id, "remote", remote, "reason", before)
-			}
-		} else {
-			l.log.Debug("connection ended", "listener", l.id, "remote", remote, "error", err)
-		}
-	}
-	conn.Close()
-}
-
-// enter registers a connection with the engine's wait group, or reports
-// false once the broker is stopping.
-func (l *listener) enter() bool {
-	l.gate.Lock()
-	defer l.gate.Unlock()
-	if l.stopping {
-		return false
-	}
-	if l.clients != nil {
-		l.clients.Add(1)
-	}
-	return true
-}
-
-func (l *listener) leave() {
-	if l.clients != nil {
-		l.clients.Done()
-	}
-}
-
-// stop hands no more connections to the engine; the broker calls it
-// before the engine's Close waits for its clients.
-func (l *listener) stop() {
-	l.gate.Lock()
-	l.stopping = true
-	l.gate.Unlock()
-}
-
-// beforeConnect reports whether the engine's error came before a CONNECT
-// was read, and in words why.
-func beforeConnect(err error) (string, bool) {
-	msg := err.Error()
-	if !strings.HasPrefix(msg, "read connection: ") {
-		return "", false
-	}
-	msg = strings.TrimPrefix(msg, "read connection: ")
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		msg = "no CONNECT within the connect timeout"
-	case strings.Contains(msg, "malformed packet"), strings.Contains(msg, "first packet must be a connect"):
-		msg = "not MQTT (a TLS client on a plain port, HTTP, or another protocol): " + msg
-	}
-	return msg, true
-}
-
-// connectRefusal sorts a connection that sent no valid CONNECT.
-func connectRefusal(err error) refusal {
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		return refusedConnectTimeout
-	case errors.Is(err, errConnectTooLarge):
-		return refusedConnectTooLarge
-	}
-	return refusedNotMQTT
 }
 
 // handshakeReason turns a handshake error into words for the log.
@@ -300,8 +215,8 @@ func handshakeReason(err error) string {
 	return err.Error()
 }
 
-// Close stops accepting and closes the listener's clients.
-func (l *listener) Close(closeClients listeners.CloseFn) {
+// close stops accepting; the engine closes the connections.
+func (l *listener) close() {
 	if l.closed.Swap(true) {
 		return
 	}
@@ -311,102 +226,5 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 	if l.http != nil {
 		l.http.Close() // also closes wsq and connections not yet upgraded
 	}
-	closeClients(l.id)
-}
-
-// MaxConnectSize bounds the remaining length of a CONNECT, the one packet a
-// client sends before it is authenticated. The engine allocates a packet's
-// whole remaining length before it reads the packet, so without this bound
-// a client that has not logged in could make it hold up to 256 MB per
-// connection. 100000 bytes is mosquitto 2.1's packet_max_connect: a CONNECT
-// carries a client id, a username, a password and a will, a few KB in
-// practice. Later packets keep max_packet_size as their only limit.
-const MaxConnectSize = 100000
-
-// errConnectTooLarge ends a connection whose CONNECT says it is larger than
-// MaxConnectSize.
-var errConnectTooLarge = fmt.Errorf("CONNECT larger than %d bytes (the most a client that has not logged in may send)", MaxConnectSize)
-
-// connectGuard reads a connection for the engine and checks the fixed
-// header of the first packet as it goes by: a CONNECT whose remaining
-// length passes MaxConnectSize is refused before the engine has the byte
-// that completes the length (so the engine never allocates it). After the
-// first fixed header it only passes reads through.
-//
-// It also follows the packets' framing, so that a v5 client whose packet
-// is larger than max_packet_size gets DISCONNECT 0x95 as from mosquitto
-// (the engine only closes the connection): tooLarge, set once the client
-// is known to be v5, sends it.
-type connectGuard struct {
-	net.Conn
-	done   bool // the first fixed header has been checked
-	seen   int  // bytes of the first fixed header seen
-	length int  // remaining length so far
-
-	limit    uint32 // max packet size (the engine's rule: remaining length + 1)
-	tooLarge func() // set with limit for v5 clients; called once
-	skip     int    // bytes of the current packet's body still to come
-	hdr      int    // bytes of the current fixed header seen
-	hlen     int    // its remaining length so far
-}
-
-// errPacketTooLarge ends a v5 client's connection after DISCONNECT 0x95.
-var errPacketTooLarge = errors.New("packet larger than max_packet_size")
-
-// frame follows the framing over b and reports whether a packet header in
-// it announces more than limit while tooLarge is set.
-func (g *connectGuard) frame(b []byte) bool {
-	for len(b) > 0 {
-		if g.skip > 0 {
-			k := min(g.skip, len(b))
-			g.skip, b = g.skip-k, b[k:]
-			continue
-		}
-		c := b[0]
-		b = b[1:]
-		g.hdr++
-		if g.hdr == 1 {
-			continue
-		}
-		g.hlen += int(c&0x7f) << (7 * (g.hdr - 2))
-		if c&0x80 != 0 && g.hdr < 5 {
-			continue
-		}
-		if g.tooLarge != nil && uint64(g.hlen)+1 > uint64(g.limit) {
-			return true
-		}
-		g.skip, g.hdr, g.hlen = g.hlen, 0, 0
-	}
-	return false
-}
-
-func (g *connectGuard) Read(p []byte) (int, error) {
-	n, err := g.Conn.Read(p)
-	if g.frame(p[:n]) {
-		g.tooLarge()
-		g.tooLarge = nil
-		return 0, errPacketTooLarge
-	}
-	if g.done {
-		return n, err
-	}
-	for _, b := range p[:n] {
-		g.seen++
-		if g.seen == 1 {
-			if b>>4 != 1 {
-				g.done = true // not a CONNECT: the engine refuses it without reading on
-				break
-			}
-			continue
-		}
-		g.length += int(b&0x7f) << (7 * (g.seen - 2))
-		if g.length > MaxConnectSize {
-			return 0, errConnectTooLarge
-		}
-		if b&0x80 == 0 || g.seen == 5 {
-			g.done = true
-			break
-		}
-	}
-	return n, err
+	l.wg.Wait()
 }

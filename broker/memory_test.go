@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/mqtturl"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/loadgen"
 )
@@ -42,7 +42,7 @@ func TestIdleConnectionMemoryBudget(t *testing.T) {
 	if os.Getenv("MQTTCTL_HEAP_PROFILE") != "" {
 		runtime.MemProfileRate = 1
 	}
-	f := testbroker.NewFixture(t, testbroker.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"idle"}})
+	f := brokertest.NewFixture(t, brokertest.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"idle"}})
 	port := testutil.FreePort(t)
 	c, err := confgen.Parse([]byte(fmt.Sprintf(`listener %d 127.0.0.1
 cafile %s
@@ -54,7 +54,7 @@ use_identity_as_username true
 	if err != nil {
 		t.Fatal(err)
 	}
-	testbroker.Start(t, c, nil, broker.Options{})
+	brokertest.Start(t, c, nil, broker.Options{})
 	before := liveBytes()
 	helper := exec.Command(os.Args[0], "-test.run=^TestIdleClientsHelper$", "-test.v")
 	helper.Env = append(os.Environ(), "MQTTCTL_IDLE_CLIENTS="+strings.Join([]string{strconv.Itoa(port), strconv.Itoa(n), f.PKI}, ","))

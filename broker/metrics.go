@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqttctl/mqttctl/broker/engine"
 )
 
 // refusal is why a connection was refused, as a metric label: a small fixed
@@ -158,8 +160,8 @@ func newCollector(b *Broker) *collector {
 		received:   d("messages_received_total", "PUBLISH packets received from clients."),
 		sent:       d("messages_sent_total", "PUBLISH packets sent to clients."),
 		dropped:    d("messages_dropped_total", "Messages dropped for subscribers whose queue was full."),
-		inflight:   d("messages_inflight", "QoS 1 and 2 messages in flight or queued for clients."),
-		queued:     d("outbound_queued", "Packets waiting to be written to clients."),
+		inflight:   d("messages_inflight", "QoS 1 and 2 messages sent to clients and not yet acknowledged."),
+		queued:     d("outbound_queued", "QoS 1 and 2 messages waiting for a client's window (Receive Maximum) or for the client to come back."),
 		handshake:  d("tls_handshake_seconds", "Time of successful TLS handshakes of MQTT clients."),
 		earliest:   d("client_cert_earliest_expiry_timestamp_seconds", "The earliest notAfter of the certificates of connected clients (Unix time)."),
 		certs:      d("client_certs", "Connected clients' certificates by days left until notAfter.", "days_left"),
@@ -186,18 +188,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	now := time.Now()
 	perListener := map[string]int{}
-	var queued int64
 	var earliest time.Time
 	days := make([]int, len(daysLeftBuckets)+1)
-	for _, cl := range b.srv.Clients.GetAll() {
-		if cl.Net.Inline || cl.Closed() {
-			continue
-		}
-		perListener[cl.Net.Listener]++
-		queued += int64(outboundQty(cl))
-		cert := peerCert(cl)
+	b.srv.Clients(func(cl *engine.Client) bool {
+		perListener[cl.Listener]++
+		cert := peerCert(cl.TLS)
 		if cert == nil {
-			continue
+			return true
 		}
 		if earliest.IsZero() || cert.NotAfter.Before(earliest) {
 			earliest = cert.NotAfter
@@ -208,7 +205,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			i++
 		}
 		days[i]++
-	}
+		return true
+	})
 	type crlKey struct{ file, issuer string }
 	crls := map[crlKey]time.Time{}
 	for _, ls := range b.listeners {
@@ -245,12 +243,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for k, t := range crls {
 		gauge(c.crl, unix(t), k.file, k.issuer)
 	}
-	info := b.srv.Info
-	counter(c.received, float64(atomic.LoadInt64(&info.MessagesReceived)))
-	counter(c.sent, float64(atomic.LoadInt64(&info.MessagesSent)))
-	counter(c.dropped, float64(atomic.LoadInt64(&info.MessagesDropped)))
-	gauge(c.inflight, float64(atomic.LoadInt64(&info.Inflight)))
-	gauge(c.queued, float64(queued))
+	st := b.srv.Stats()
+	counter(c.received, float64(st.Received))
+	counter(c.sent, float64(st.Sent))
+	counter(c.dropped, float64(st.Dropped))
+	gauge(c.inflight, float64(st.Inflight))
+	gauge(c.queued, float64(st.Queued))
 	if !earliest.IsZero() {
 		gauge(c.earliest, unix(earliest))
 	}

@@ -19,8 +19,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -113,7 +113,7 @@ func crlNextUpdate(t *testing.T, path string) time.Time {
 // known notAfter, refusing a revoked certificate and a wrong password, and
 // relaying N messages, and checks each value against what it did.
 func TestMetrics(t *testing.T) {
-	f := testbroker.NewFixture(t, testbroker.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"gone"},
+	f := brokertest.NewFixture(t, brokertest.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"gone"},
 		Passwords: map[string]string{"alice": "right"}})
 	d := &pki.Dir{Path: f.PKI}
 	now := time.Now()
@@ -144,7 +144,7 @@ listener %d 127.0.0.1
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := testbroker.Start(t, c, nil, broker.Options{Metrics: true})
+	b := brokertest.Start(t, c, nil, broker.Options{Metrics: true})
 	ms, err := b.ServeMetrics("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func TestMetricsOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := testbroker.Start(t, c, nil, broker.Options{})
+	b := brokertest.Start(t, c, nil, broker.Options{})
 	ms, err := b.ServeMetrics("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +285,7 @@ func TestMetricsHostileRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := testbroker.Start(t, c, nil, broker.Options{Metrics: true})
+	b := brokertest.Start(t, c, nil, broker.Options{Metrics: true})
 	ms, err := b.ServeMetrics("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,7 @@ import (
 )
 
 // TestPasswordChecksGoThroughTheLimiter: a login's hash check holds a slot
-// of authHook.verifying while it runs (the README's claim that argon2id's
+// of hooks.verifying while it runs (the README's claim that argon2id's
 // 46 MiB is taken at most once per core rests on it). Not a timing test: it
 // only watches the slot being taken during one argon2id check.
 func TestPasswordChecksGoThroughTheLimiter(t *testing.T) {
@@ -19,7 +19,7 @@ func TestPasswordChecksGoThroughTheLimiter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &authHook{verifying: make(chan struct{}, 1)}
+	h := &hooks{verifying: make(chan struct{}, 1)}
 	done := make(chan bool)
 	go func() { done <- h.verify(hash, []byte("pw")) }()
 	held := false

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/mqttctl/mqttctl/broker/engine"
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
 
 	"github.com/mqttctl/mqttctl/confgen"
 )
@@ -132,39 +132,32 @@ func (b *Broker) warnCRL(ls *listenerState) {
 // dropRevoked disconnects the listener's clients whose verified chain the
 // current CRL revokes.
 func (b *Broker) dropRevoked(ls *listenerState) {
-	for _, cl := range b.srv.Clients.GetAll() {
-		if cl.Net.Listener != ls.id || cl.Closed() {
-			continue
+	var drop []*engine.Client
+	b.srv.Clients(func(cl *engine.Client) bool {
+		if cl.Listener != ls.id {
+			return true
 		}
 		if cn, err := b.revokedClient(ls, cl); err != nil {
 			b.log.Info("client disconnected: its certificate is revoked", "listener", ls.id, "client", cl.ID, "cert_cn", cn, "reason", err.Error())
-			b.disconnect(cl)
+			drop = append(drop, cl)
 		}
+		return true
+	})
+	for _, cl := range drop {
+		b.srv.DisconnectClient(cl, mqttwire.NotAuthorized)
 	}
 }
 
 // revokedClient returns, as an error, why the current CRL of ls refuses
 // the verified chain cl connected with (nil: not revoked, or no TLS
 // client certificate), and the certificate's CN.
-func (b *Broker) revokedClient(ls *listenerState, cl *mqtt.Client) (string, error) {
-	if ls.tls == nil {
+func (b *Broker) revokedClient(ls *listenerState, cl *engine.Client) (string, error) {
+	if ls.tls == nil || cl.TLS == nil || len(cl.TLS.PeerCertificates) == 0 {
 		return "", nil
 	}
-	tc, ok := tlsOf(cl.Net.Conn)
-	if !ok {
-		return "", nil
-	}
-	cs := tc.ConnectionState()
-	if len(cs.PeerCertificates) == 0 {
-		return "", nil
-	}
-	chains, err := ls.tls.chains(cs)
+	chains, err := ls.tls.chains(*cl.TLS)
 	if err == nil {
 		err = ls.tls.revoked(chains)
 	}
-	return cs.PeerCertificates[0].Subject.CommonName, err
-}
-
-func (b *Broker) disconnect(cl *mqtt.Client) {
-	_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+	return cl.TLS.PeerCertificates[0].Subject.CommonName, err
 }

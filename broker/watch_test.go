@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/internal/fsx"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -38,7 +38,7 @@ func TestLiveRevocationAndRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := &testutil.SyncBuffer{}
-	testbroker.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
+	brokertest.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
 	caPEM, _ := os.ReadFile(filepath.Join(p, "ca.crt"))
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
@@ -160,7 +160,7 @@ func TestRevokedClientCannotResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testbroker.Start(t, c, nil, broker.Options{WatchInterval: 100 * time.Millisecond})
+	brokertest.Start(t, c, nil, broker.Options{WatchInterval: 100 * time.Millisecond})
 	clientTLS := testutil.ClientTLS(t, p, "carol")
 	cache := tls.NewLRUClientSessionCache(4)
 	dial := func(cache tls.ClientSessionCache) (resumed bool, err error) {

@@ -199,7 +199,11 @@ func (l *listener) startWebSocket(establish func(net.Conn, string)) {
 			if hc, ok := c.UnderlyingConn().(*heldConn); ok {
 				hc.release()
 			}
-			establish(mqttws.NewConn(c), r.RemoteAddr)
+			var mc net.Conn = mqttws.NewConn(c)
+			if tc, ok := tlsOf(c.UnderlyingConn()); ok {
+				mc = &wssConn{Conn: mc, tc: tc} // the engine reads the client's certificate from it
+			}
+			establish(mc, r.RemoteAddr)
 		}),
 	}
 	go l.http.Serve(l.wsq)
@@ -221,8 +225,18 @@ func tlsOf(c net.Conn) (*tls.Conn, bool) {
 		return tlsOf(v.Conn)
 	case *heldConn:
 		return tlsOf(v.Conn)
-	case *connectGuard:
-		return tlsOf(v.Conn)
+	case *wssConn:
+		return v.tc, true
 	}
 	return nil, false
 }
+
+// wssConn is an MQTT over WebSocket connection over TLS: it gives the
+// engine the TLS state of the connection under the WebSocket.
+type wssConn struct {
+	net.Conn
+	tc *tls.Conn
+}
+
+// ConnectionState is the TLS state of the connection under the WebSocket.
+func (c *wssConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }

@@ -16,8 +16,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
@@ -25,7 +25,7 @@ import (
 // certificate carry MQTT with the same authentication as MQTT listeners;
 // a plain HTTP request, a text message and a silent connection are refused.
 func TestWebSocketListeners(t *testing.T) {
-	f := testbroker.NewFixture(t, testbroker.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"alice"},
+	f := brokertest.NewFixture(t, brokertest.FixtureOptions{Hosts: []string{"localhost"}, Clients: []string{"alice"},
 		OtherClients: []string{"eve"}, Passwords: map[string]string{"web": "s3cret"}})
 	ports := testutil.FreePorts(t, 2)
 	_, log := start(t, fmt.Sprintf(`per_listener_settings true
@@ -147,7 +147,7 @@ use_identity_as_username true
 // mosquitto --websockets` writes runs on real mosquitto and on serve, and
 // both give the same answers to a browser-like client.
 func TestGeneratedWebSocketsOnMosquittoAndServe(t *testing.T) {
-	f := testbroker.NewFixture(t, testbroker.FixtureOptions{Hosts: []string{"localhost"}, Passwords: map[string]string{"web": "s3cret"}})
+	f := brokertest.NewFixture(t, brokertest.FixtureOptions{Hosts: []string{"localhost"}, Passwords: map[string]string{"web": "s3cret"}})
 	caPEM, _ := os.ReadFile(filepath.Join(f.PKI, "ca.crt"))
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
@@ -180,7 +180,7 @@ func TestGeneratedWebSocketsOnMosquittoAndServe(t *testing.T) {
 	t.Run("serve", func(t *testing.T) {
 		run(t, "serve", func(c *confgen.Config) *testutil.SyncBuffer {
 			log := &testutil.SyncBuffer{}
-			testbroker.Start(t, c, log, broker.Options{})
+			brokertest.Start(t, c, log, broker.Options{})
 			return log
 		})
 	})
@@ -259,7 +259,7 @@ func TestWebSocketOrigin(t *testing.T) {
 // HTTP server kept it alive, with no deadline, before), a partial request,
 // an upgrade with no CONNECT after it.
 func TestWebSocketConnectDeadline(t *testing.T) {
-	f := testbroker.NewFixture(t, testbroker.FixtureOptions{Hosts: []string{"localhost"}})
+	f := brokertest.NewFixture(t, brokertest.FixtureOptions{Hosts: []string{"localhost"}})
 	var ports []int
 	// Each case gets its own broker: a slot freed by the previous case's
 	// last client may not be free yet when the next case dials.
@@ -348,7 +348,7 @@ func TestWebSocketConnectDeadline(t *testing.T) {
 // TestListeningLogNamesProtocol: serve's "listening" line says ws or wss,
 // not only mode=tls/mtls, for websockets listeners.
 func TestListeningLogNamesProtocol(t *testing.T) {
-	f := testbroker.NewFixture(t, testbroker.FixtureOptions{Hosts: []string{"localhost"}})
+	f := brokertest.NewFixture(t, brokertest.FixtureOptions{Hosts: []string{"localhost"}})
 	ports := testutil.FreePorts(t, 3)
 	_, log := start(t, fmt.Sprintf("per_listener_settings true\nlistener %d 127.0.0.1\nallow_anonymous true\n"+
 		"listener %d 127.0.0.1\nprotocol websockets\nallow_anonymous true\n"+

@@ -10,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -42,9 +41,7 @@ func TestWillFollowsThePublishRules(t *testing.T) {
 	// without DISCONNECT.
 	willOf := func(rel, topic string) {
 		t.Helper()
-		c, err := dialV5With(t, f.port, f.ca, pair(t, f.dir.Path, rel), func(cp *packets.ConnectParams) {
-			cp.WillFlag, cp.WillTopic, cp.WillPayload, cp.WillQos, cp.WillRetain = true, topic, []byte("will of "+rel), 1, true
-		})
+		c, err := dialV5With(t, f.port, f.ca, pair(t, f.dir.Path, rel), willTo(topic, []byte("will of "+rel), 1, true))
 		if err != nil {
 			t.Fatalf("%s connects with a will to %s: %v", rel, topic, err)
 		}
@@ -55,7 +52,7 @@ func TestWillFollowsThePublishRules(t *testing.T) {
 		if err != nil {
 			return ""
 		}
-		return pk.TopicName + " " + string(pk.Payload)
+		return string(pk.Topic) + " " + string(pk.Payload)
 	}
 
 	willOf("clients/sensor-1", "sensors/sensor-1/status")
@@ -93,15 +90,11 @@ func TestWillFollowsThePublishRules(t *testing.T) {
 
 	// A device with a persistent session; a claim using its client id is
 	// refused and the device stays connected.
-	dev, err := dialV5With(t, f.port, f.ca, pair(t, f.dir.Path, "clients/sensor-1"), func(cp *packets.ConnectParams) {
-		cp.ClientIdentifier, cp.Clean = "line1-0001", false
-	})
+	dev, err := dialV5With(t, f.port, f.ca, pair(t, f.dir.Path, "clients/sensor-1"), withSession("line1-0001", false))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dialV5With(t, f.port, f.ca, pair(t, f.dir.Path, "claim/factory-1"), func(cp *packets.ConnectParams) {
-		cp.ClientIdentifier = "line1-0001"
-	}); err == nil || !strings.Contains(err.Error(), "133") {
+	if _, err := dialV5With(t, f.port, f.ca, pair(t, f.dir.Path, "claim/factory-1"), withSession("line1-0001", true)); err == nil || !strings.Contains(err.Error(), "133") {
 		t.Fatalf("a claim took over a device's client id: %v", err)
 	}
 	if !dev.quiet(500 * time.Millisecond) {
@@ -121,9 +114,7 @@ func TestRevokedClientSendsNoWill(t *testing.T) {
 	if code := spy.subscribe("status/#"); code > 2 {
 		t.Fatalf("subscribe: %#x", code)
 	}
-	bob, err := dialV5With(t, port, ca, pair(t, p, "clients/bob"), func(cp *packets.ConnectParams) {
-		cp.WillFlag, cp.WillTopic, cp.WillPayload = true, "status/bob", []byte("bob's will")
-	})
+	bob, err := dialV5With(t, port, ca, pair(t, p, "clients/bob"), willTo("status/bob", []byte("bob's will"), 0, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,59 +174,58 @@ func TestDelayedWillCheckedWhenSent(t *testing.T) {
 	// session of expiry seconds, and drops the connection.
 	withWill := func(name, id string, delay, expiry uint32) {
 		t.Helper()
-		m, err := dialV5Packet(t, port, ca, pair(t, p, "clients/"+name), func(pk *packets.Packet) {
-			pk.Connect.ClientIdentifier, pk.Connect.Clean = id, expiry == 0
-			pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = expiry, expiry > 0
-			pk.Connect.WillFlag, pk.Connect.WillTopic, pk.Connect.WillPayload = true, "status/"+name, []byte(name+" gone")
-			pk.Connect.WillProperties.WillDelayInterval = delay
-			pk.Connect.WillProperties.User = []packets.UserProperty{{Key: "k", Val: name}}
+		m, err := dialV5With(t, port, ca, pair(t, p, "clients/"+name), func(pk *mqttwire.Packet) {
+			withSession(id, expiry == 0)(pk)
+			withSessionExpiry(expiry)(pk)
+			willTo("status/"+name, []byte(name+" gone"), 0, false)(pk)
+			pk.WillProps.WillDelay = delay
+			pk.WillProps.Set(mqttwire.PropWillDelay)
+			pk.WillProps.User = []mqttwire.UserProperty{{Key: []byte("k"), Value: []byte(name)}}
 		})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		m.conn.Close()
 	}
-	next := func(wait time.Duration) (packets.Packet, bool) {
+	next := func(wait time.Duration) (mqttwire.Packet, bool) {
 		pk, err := spy.read(wait)
 		return pk, err == nil
 	}
 
 	withWill("carol", "c-1", 1, 10)
 	if pk, ok := next(300 * time.Millisecond); ok {
-		t.Fatalf("carol's will came before its 1 s delay: %q", pk.TopicName)
+		t.Fatalf("carol's will came before its 1 s delay: %q", pk.Topic)
 	}
-	if pk, ok := next(3 * time.Second); !ok || pk.TopicName != "status/carol" || len(pk.Properties.User) != 1 || pk.Properties.User[0].Val != "carol" {
-		t.Fatalf("carol's delayed will: %v %q %+v", ok, pk.TopicName, pk.Properties.User)
+	if pk, ok := next(3 * time.Second); !ok || string(pk.Topic) != "status/carol" || len(pk.Props.User) != 1 || string(pk.Props.User[0].Value) != "carol" {
+		t.Fatalf("carol's delayed will: %v %q %q", ok, pk.Topic, pk.Props.User)
 	}
 	withWill("dave", "d-1", 30, 0) // the session ends at once: so does the delay
-	if pk, ok := next(2 * time.Second); !ok || pk.TopicName != "status/dave" {
-		t.Fatalf("dave's will at the end of his session: %v %q", ok, pk.TopicName)
+	if pk, ok := next(2 * time.Second); !ok || string(pk.Topic) != "status/dave" {
+		t.Fatalf("dave's will at the end of his session: %v %q", ok, pk.Topic)
 	}
 	withWill("dave", "d-2", 1, 10)
-	back, err := dialV5Packet(t, port, ca, pair(t, p, "clients/dave"), func(pk *packets.Packet) {
-		pk.Connect.ClientIdentifier, pk.Connect.Clean = "d-2", false
-		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 10, true
+	back, err := dialV5With(t, port, ca, pair(t, p, "clients/dave"), func(pk *mqttwire.Packet) {
+		withSession("d-2", false)(pk)
+		withSessionExpiry(10)(pk)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer back.conn.Close()
 	if pk, ok := next(2 * time.Second); ok {
-		t.Fatalf("a will was sent for a client back before its delay: %q", pk.TopicName)
+		t.Fatalf("a will was sent for a client back before its delay: %q", pk.Topic)
 	}
 	withWill("bob", "b-1", 2, 10)
 	if _, _, err := d.Revoke(pki.RevokeOptions{Name: "bob"}); err != nil {
 		t.Fatal(err)
 	}
 	if pk, ok := next(4 * time.Second); ok {
-		t.Fatalf("a client revoked during its will's delay sent it: %q", pk.TopicName)
+		t.Fatalf("a client revoked during its will's delay sent it: %q", pk.Topic)
 	}
 	if !strings.Contains(log.String(), "will not sent") {
 		t.Fatalf("the dropped will is not logged:\n%s", log.String())
 	}
-	if _, err := dialV5With(t, port, ca, pair(t, p, "clients/carol"), func(cp *packets.ConnectParams) {
-		cp.WillFlag, cp.WillTopic, cp.WillPayload = true, "status/#", []byte("x")
-	}); err == nil {
+	if _, err := dialV5With(t, port, ca, pair(t, p, "clients/carol"), willTo("status/#", []byte("x"), 0, false)); err == nil {
 		t.Fatal("a will topic with a wildcard was accepted")
 	}
 }
@@ -260,7 +250,7 @@ func startCRLBroker(t *testing.T, names ...string) (*pki.Dir, *x509.CertPool, in
 		t.Fatal(err)
 	}
 	log := &testutil.SyncBuffer{}
-	testbroker.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
+	brokertest.Start(t, c, log, broker.Options{WatchInterval: 100 * time.Millisecond})
 	return d, ca, port, log
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/diagnose"
 	"github.com/mqttctl/mqttctl/explain"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 
@@ -62,7 +62,7 @@ func TestCheckCluster(t *testing.T) {
 		l := &confgen.Listener{Port: p, Bind: "127.0.0.1"}
 		l.Set("allow_anonymous", "true")
 		c.Listener = append(c.Listener, l)
-		testbroker.Start(t, c, nil, broker.Options{})
+		brokertest.Start(t, c, nil, broker.Options{})
 	}
 	url := func(p int) string { return fmt.Sprintf("mqtt://127.0.0.1:%d", p) }
 	a, b, dead := url(ports[0]), url(ports[1]), url(ports[2])

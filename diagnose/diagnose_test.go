@@ -14,7 +14,7 @@ import (
 	"github.com/mqttctl/mqttctl/broker"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/diagnose"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )
@@ -37,7 +37,7 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	// The broker certificate names 127.0.0.1 only: dialling localhost is a name mismatch.
-	fx := testbroker.NewFixture(t, testbroker.FixtureOptions{
+	fx := brokertest.NewFixture(t, brokertest.FixtureOptions{
 		Hosts: []string{"127.0.0.1"}, Clients: []string{"alice", "bob"}, Expired: "old", OtherClients: []string{"mallory"},
 		Passwords: map[string]string{"alice": "alice-pw"}, ACL: "user alice\ntopic readwrite alice/#\n",
 	})
@@ -164,7 +164,7 @@ func TestCheckExplainsFailures(t *testing.T) {
 	ports := testutil.FreePorts(t, 2*nL) // one call: two calls may hand out the same port
 	mp, bp := ports[:nL], ports[nL:]
 	testutil.StartMosquitto(t, e.dir, e.config(mp))
-	testbroker.Start(t, e.config(bp), nil, broker.Options{})
+	brokertest.Start(t, e.config(bp), nil, broker.Options{})
 	for _, tg := range []struct {
 		name  string
 		ports []int
@@ -224,7 +224,7 @@ func TestCheckExplainsExpiredCRL(t *testing.T) {
 	twoPorts := testutil.FreePorts(t, 2)
 	mp, bp := twoPorts[0], twoPorts[1]
 	testutil.StartMosquitto(t, e.dir, config(mp))
-	testbroker.Start(t, config(bp), nil, broker.Options{})
+	brokertest.Start(t, config(bp), nil, broker.Options{})
 	c := checkCase{client: "alice", topic: "alice/check"}
 	for _, tt := range []struct {
 		name   string
@@ -265,7 +265,7 @@ func TestCheckExplainsFullListener(t *testing.T) {
 	ports := testutil.FreePorts(t, 2*nL) // one call: two calls may hand out the same port
 	mp, bp := ports[:nL], ports[nL:]
 	testutil.StartMosquitto(t, e.dir, config(mp))
-	testbroker.Start(t, config(bp), nil, broker.Options{})
+	brokertest.Start(t, config(bp), nil, broker.Options{})
 	for _, tg := range []struct {
 		name  string
 		ports []int
@@ -381,7 +381,7 @@ func TestCheckSameNameOtherCA(t *testing.T) {
 	}
 	id := func(b []byte) string { return strings.ToUpper(strings.ReplaceAll(fmt.Sprintf("% x", b), " ", ":")) }
 	ports := testutil.FreePorts(t, nL)
-	testbroker.Start(t, e.config(ports), nil, broker.Options{})
+	brokertest.Start(t, e.config(ports), nil, broker.Options{})
 	for _, c := range []checkCase{
 		{name: "with a password", listener: lPass, user: "alice", pw: "alice-pw", topic: "alice/check"},
 		{name: "without a password", listener: lTLS13},

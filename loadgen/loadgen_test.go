@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
-	"github.com/mqttctl/mqttctl/internal/testbroker"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/loadgen"
 )
@@ -19,7 +19,7 @@ func TestLoadAgainstBundledBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testbroker.Start(t, c, nil, broker.Options{})
+	brokertest.Start(t, c, nil, broker.Options{})
 	tg := loadgen.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port)}
 	hs := loadgen.Handshakes(context.Background(), tg, 2, 300*time.Millisecond, false)
 	if hs.Count == 0 || hs.Errors != 0 {

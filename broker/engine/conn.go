@@ -101,6 +101,9 @@ func (c *conn) serve() {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	if c.l.Closed != nil {
+		c.l.Closed()
+	}
 }
 
 var errTakenOver = errors.New("session taken over")
@@ -122,7 +125,11 @@ func (c *conn) run() error {
 		if c.rb == nil || c.rb.br.Buffered() == 0 {
 			c.release() // idle: give the buffers back before waiting
 			if err := c.wait(); err != nil {
-				return c.readErr(err)
+				err = c.readErr(err)
+				if first {
+					c.refusedBefore(err)
+				}
+				return err
 			}
 			c.borrow()
 		}
@@ -258,6 +265,15 @@ func (c *conn) release() {
 // packet reads and handles one packet.
 func (c *conn) packet(first bool) error {
 	p := &c.rb.pkt
+	if first {
+		// Not a CONNECT: refused at its first byte, without waiting for
+		// the length it announces (HTTP, TLS on a plain port).
+		if b, err := c.rb.br.Peek(1); err == nil && b[0]>>4 != mqttwire.CONNECT {
+			err := fmt.Errorf("%w: the first packet is not CONNECT", ErrNotMQTT)
+			c.refusedBefore(err)
+			return err
+		}
+	}
 	if err := c.rd.Read(p); err != nil {
 		if first && p.Type == mqttwire.CONNECT {
 			c.refuseConnect(p, err)
@@ -270,11 +286,6 @@ func (c *conn) packet(first bool) error {
 	}
 	if first {
 		c.rd.MaxSize = c.s.opts.MaxPacketSize
-		if p.Type != mqttwire.CONNECT {
-			err := fmt.Errorf("%w: the first packet is not CONNECT (a TLS client on a plain port, HTTP, or another protocol)", ErrNotMQTT)
-			c.refusedBefore(err)
-			return err
-		}
 		return c.connect(p)
 	}
 	return c.handle(p)
@@ -311,7 +322,7 @@ var ErrConnectTimeout = errors.New("no CONNECT within the connect timeout")
 
 // ErrNotMQTT: the first packet was not a CONNECT, or not one the decoder
 // could read.
-var ErrNotMQTT = errors.New("not MQTT")
+var ErrNotMQTT = errors.New("not MQTT (a TLS client on a plain port, HTTP, or another protocol)")
 
 // refusedBefore reports a connection that ended before its CONNECT was
 // read (Refused with code 0), but a port probe's silent close.
@@ -320,7 +331,7 @@ func (c *conn) refusedBefore(err error) {
 		return
 	}
 	var pe *mqttwire.Error
-	if errors.As(err, &pe) && !errors.Is(err, ErrNotMQTT) {
+	if errors.As(err, &pe) && pe.Code != mqttwire.PacketTooLarge && !errors.Is(err, ErrNotMQTT) {
 		err = fmt.Errorf("%w: %w", ErrNotMQTT, err)
 	}
 	c.s.opt.refused.Refused(&ConnectRequest{Listener: c.l.Name, Remote: c.nc.RemoteAddr()}, 0, err)

@@ -1,8 +1,8 @@
 // Package engine is the server core of mqttctl's own MQTT engine (issue
 // 21): connections, sessions, flow control and routing, on the codec of
 // internal/mqttwire and the subscription index and retained store of
-// broker/engine/topic. It is standalone and tested; `serve` does not use it
-// yet (broker/ still runs mochi-mqtt).
+// broker/engine/topic. `mqttctl serve` runs on it (package broker
+// implements Hooks); it replaced mochi-mqtt.
 //
 // # Layout
 //
@@ -37,10 +37,20 @@
 // pooled too and is nil while idle. QoS 0 messages beyond MaxPending bytes
 // are dropped; QoS 1/2 messages are never more than the window ahead (the
 // client's Receive Maximum, or MaxInflight for 3.1.1), the rest wait in the
-// session up to MaxQueued. A client that takes no bytes for WriteTimeout is
-// disconnected (TestSlowSubscriber). Known limit of writing in the
-// producer: a publisher whose subscriber's socket is full blocks (at most
-// WriteTimeout) in that write.
+// session up to MaxQueued.
+//
+// The slow-subscriber rule: a publisher that finds a connected
+// subscriber's queue full waits for room, at most FlowWait (1 s), reading
+// nothing meanwhile, so that TCP slows it down to the subscriber's pace
+// and no acknowledged QoS 1/2 message is lost to a subscriber that is
+// reading (broker's TestFanOutLosesNoQoS1, TestSlowAcknowledgerLosesNoQoS1).
+// A subscriber that made no room within FlowWait is stalled: its messages
+// beyond the queue are dropped, without waiting, until it acknowledges
+// again (as mosquitto drops beyond max_queued_messages). A client that
+// takes no bytes for WriteTimeout is disconnected (TestSlowSubscriber);
+// its persistent session keeps what it is owed. Known limit of writing in
+// the producer: a publisher whose subscriber's socket is full blocks (at
+// most WriteTimeout) in that write.
 //
 // Idle memory (TestIdleMemory, 2000 plain loopback connections, each
 // CONNECTed at 3.1.1 and subscribed to one filter): about 5.9 KB per
@@ -141,65 +151,26 @@
 // (against 2.0.11) unchanged.
 // Server.Disconnect closes a client for the broker (TestDisconnect).
 //
-// # The seam: how each mochi hook of broker/ maps onto Hooks
+// # The seam
 //
-//   - protocolHook.OnPacketRead/connect (unsupported level, empty client
-//     ids, allow_zero_length_clientid, retained will with retain_available
-//     false): the engine's CONNECT rules, Listener.RefuseEmptyClientID and
-//     Options.RetainNotAvailable. The bridge flag
-//     (0x84/0x83) is ConnectRequest.Bridge and Client.Bridge. Invalid
-//     filters are refused by the decoder. The SUBSCRIBE packet id swap is
-//     gone: the engine keeps the two directions' ids apart.
-//   - protocolHook.OnConnect (generated id, max_keepalive, will mount
-//     point): Options.AutoIDPrefix, Options.MaxKeepalive,
-//     Listener.MountPoint.
-//   - protocolHook.OnPacketEncode (reason strings, CONNACK properties,
-//     swapped ids): nothing; the engine sends mosquitto's packets.
-//   - flowHook.OnQosPublish and the unsafe outboundQty read: gone; the
-//     window and MaxQueued in the session, MaxPending for QoS 0.
-//   - authHook.OnConnect/authenticate (passwords, allow_anonymous,
-//     use_identity_as_username, use_subject_as_username,
-//     use_username_as_clientid): Hooks.Authenticate, from
-//     ConnectRequest.TLS and the CONNECT's username and password; the
-//     answer's Verdict.Username and Verdict.ClientID.
-//   - authHook.OnACLCheck (read) and OnSubscribed (grant as asked):
-//     Hooks.MayRead at delivery; subscriptions are granted as asked.
-//   - authHook.OnPacketRead/OnPublish ($SYS, write ACL, v3/v5 answers):
-//     the engine's sysDenied and Hooks.MayPublish; the engine answers as
-//     mosquitto.
-//   - authHook.OnSessionEstablish (drop queued messages the new user may
-//     not read): a session resumed by another user keeps only what MayRead
-//     lets that user read, queued or in flight (TestSessionNewUser).
-//   - authHook.OnSessionEstablished/OnDisconnect (logs, metrics, the
-//     password re-check list): Hooks.Connected/Disconnected; the re-check
-//     and live CRL disconnects call Server.Disconnect(clientID, code).
-//   - store.OnPublish/OnPublished (the journal around the acknowledgement):
-//     the engine routes a QoS 1 message into the sessions (SaveQueued)
-//     before it writes PUBACK, so the journal is only needed if SaveQueued
-//     is asynchronous.
-//   - boltStore (OnSessionEstablished, OnDisconnect, OnClientExpired:
-//     sessions; OnSubscribed/OnUnsubscribed; OnRetainMessage,
-//     OnRetainedExpired; OnQosPublish/OnQosComplete/OnQosDropped; Stored*):
-//     SaveSession/DeleteSession, SaveSubscription/DeleteSubscription,
-//     SaveRetained/DeleteRetained, SaveQueued/DeleteQueued, and
-//     RestoreSession/RestoreRetained at start.
-//   - metrics (srv.Info, srv.Clients): Hooks.Published/Delivered/
-//     Connected/Disconnected counters, Server.Sessions and Server.Retained.
-//   - bridges (srv.NewClient inline, srv.Subscribe with a callback,
-//     InjectPacket, srv.Publish): Server.SubscribeFunc/UnsubscribeFunc
-//     (an in-process client's subscription with no local) and
-//     Server.Publish with Message.From naming it (TestSubscribeFunc).
+// Hooks (hooks.go) is what every broker implements; ext.go adds optional
+// parts a Hooks may implement too: Interceptor (publishes the broker
+// answers itself, the $mqttctl/ enrolment requests, answered with SendTo on
+// the requesting connection only), WillChecker (the rules of a will when it
+// is sent), SubscribeChecker (refusals beyond mosquitto's grant-all),
+// RefusalHook (the engine's own CONNECT refusals, for logs and metrics) and
+// Durability (a batching store makes its writes durable before a QoS 1/2
+// publish it holds is acknowledged). Listener.Versions is
+// accept_protocol_versions; Listener.Closed counts connections out;
+// Verdict.Data gives each Client the broker's state of its connection.
+// Stats, Clients, DisconnectClient and SessionOwner are what metrics, $SYS,
+// live CRL disconnects, password re-checks and the claim rules read.
 //
-// # Still to come
+// # Not implemented (refused by the broker's config check or not offered)
 //
-// max_connections per listener (the broker's listener does it today),
-// restoring in-flight packet ids (RestoreSession queues the messages again,
-// to be sent with new ids and without DUP), queue_qos0_messages, $SYS topics of the broker's own, MQTT 5 enhanced
-// authentication (AUTH is refused), and outgoing topic aliases (mosquitto
-// sends none either). The slow-subscriber rule differs from broker/flow.go
-// today: a publisher that finds a subscriber's socket full waits at most
-// WriteTimeout in that write (others go on: their QoS 0 messages beyond
-// MaxPending are dropped, QoS 1/2 wait in the session behind the window),
-// and then the subscriber is disconnected, where flow.go waits FlowWait
-// (1 s) and then drops; the switch has to pick one and test it.
+// queue_qos0_messages (QoS 0 for a disconnected session is dropped, as
+// mosquitto's default), restoring in-flight packet ids after a restart
+// (RestoreSession queues the messages again, to be sent with new ids and
+// without DUP), MQTT 5 enhanced authentication (AUTH is refused, CONNACK
+// 0x8C), and outgoing topic aliases (mosquitto sends none either).
 package engine

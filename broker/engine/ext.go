@@ -28,9 +28,10 @@ type Answer struct {
 	Reason string // MQTT 5 reason string, sent with a refusal
 }
 
-// WillChecker is asked, after MayPublish, whether a will may be sent now
-// (when its delay or session ends): a client whose certificate has been
-// revoked meanwhile sends none.
+// WillChecker decides, instead of MayPublish, whether a will may be sent
+// now (when its delay or session ends): the broker applies the publish
+// rules and more (a client whose certificate has been revoked meanwhile
+// sends none), and logs why one is not sent.
 type WillChecker interface {
 	MaySendWill(c *Client, m *Message) bool
 }
@@ -87,6 +88,9 @@ type Stats struct {
 	Queued   int    // QoS 1/2 messages waiting for a window or a client
 	Clients  int    // connected clients
 	Sessions int    // sessions, connected or not
+	// Subscriptions and Retained are the index's and the store's sizes.
+	Subscriptions int
+	Retained      int
 }
 
 type counters struct {
@@ -104,9 +108,11 @@ func (s *Server) Stats() Stats {
 	}
 	s.mu.RUnlock()
 	st.Sessions = len(sessions)
+	st.Subscriptions = s.subs.Len()
+	st.Retained = s.retained.Len()
 	for _, ss := range sessions {
 		ss.mu.Lock()
-		if ss.fn == nil {
+		if !ss.inproc {
 			st.Inflight += len(ss.out)
 			st.Queued += len(ss.queue)
 			if ss.c != nil {

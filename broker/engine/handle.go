@@ -89,11 +89,12 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 		ClientID: id, Assigned: assigned, Username: string(p.Username), HasUsername: p.HasUsername,
 		Password: p.Password, HasPassword: p.HasPassword, CleanStart: p.CleanStart,
 		Will: p.Will, WillTopic: string(p.WillTopic), WillRetain: p.WillRetain}
-	if tc, ok := c.nc.(*tls.Conn); ok {
+	if tc, ok := c.nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		// a *tls.Conn, or a WebSocket connection over TLS that says so
 		st := tc.ConnectionState()
 		req.TLS = &st
 	}
-	if ss := s.session(id); ss != nil && ss.fn != nil {
+	if ss := s.session(id); ss != nil && ss.inproc {
 		return refuse(mqttwire.ClientIDNotValid, "client id of an in-process client")
 	}
 	v := s.hooks.Authenticate(&req)
@@ -113,7 +114,11 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 	}
 	if v.ClientID != "" {
 		cl.ID = v.ClientID
+		if ss := s.session(cl.ID); ss != nil && ss.inproc {
+			return refuse(mqttwire.ClientIDNotValid, "client id of an in-process client")
+		}
 	}
+	cl.Data = v.Data
 	c.client = cl
 	if c.ka = time.Duration(keepalive) * 1500 * time.Millisecond; c.ka == 0 {
 		_ = c.nc.SetReadDeadline(time.Time{})
@@ -153,14 +158,14 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 			pr.Set(mqttwire.PropMaximumPacketSize)
 		}
 		if assigned {
-			pr.AssignedClientID = []byte(id)
+			pr.AssignedClientID = []byte(cl.ID) // the broker may have made up another
 			pr.Set(mqttwire.PropAssignedClientID)
 		}
 		if serverKA {
 			pr.ServerKeepAlive = keepalive
 			pr.Set(mqttwire.PropServerKeepAlive)
 		}
-		pr.TopicAliasMaximum = s.opts.TopicAliasMaximum
+		pr.TopicAliasMaximum = uint16(s.opts.TopicAliasMaximum)
 		pr.Set(mqttwire.PropTopicAliasMaximum)
 		if s.opts.RetainNotAvailable {
 			pr.RetainAvailable = 0
@@ -254,6 +259,8 @@ func (c *conn) end(err error) {
 		return
 	}
 	ss.c = nil
+	ss.wake() // publishers waiting for room stop waiting
+	ss.stalled = false
 	will := c.will
 	if c.normal {
 		will = nil
@@ -295,12 +302,16 @@ func (c *conn) end(err error) {
 }
 
 func (s *Server) sendWill(cl *Client, m *Message) {
-	if sysDenied(m.Topic) || !s.hooks.MayPublish(cl, m.Topic) || s.opt.will != nil && !s.opt.will.MaySendWill(cl, m) {
+	if s.opt.will != nil {
+		if !s.opt.will.MaySendWill(cl, m) || sysDenied(m.Topic) {
+			return
+		}
+	} else if sysDenied(m.Topic) || !s.hooks.MayPublish(cl, m.Topic) {
 		return
 	}
 	m.Created = s.now()
 	s.hooks.Published(cl, m)
-	s.route(m)
+	s.route(m, false)
 }
 
 // newMessage copies a PUBLISH (or will) out of the packet buffer.
@@ -366,7 +377,7 @@ func (c *conn) handle(p *mqttwire.Packet) error {
 		if m != nil {
 			c.s.hooks.Published(c.client, m)
 			c.s.count.received.Add(1)
-			c.s.route(m)
+			c.s.route(m, true)
 			if c.s.opt.durable != nil {
 				c.s.opt.durable.Durable(c.client)
 			}
@@ -413,7 +424,7 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 	t := p.Topic
 	if v5 && p.Props.Has(mqttwire.PropTopicAlias) {
 		a := p.Props.TopicAlias
-		if a > s.opts.TopicAliasMaximum {
+		if int(a) > s.opts.TopicAliasMaximum {
 			c.disconnect(mqttwire.TopicAliasInvalid)
 			return errors.New("topic alias above the maximum")
 		}
@@ -474,14 +485,14 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 		if m != nil {
 			s.hooks.Published(c.client, m)
 			s.count.received.Add(1)
-			s.route(m)
+			s.route(m, true)
 		}
 		return nil
 	case 1:
 		if m != nil {
 			s.hooks.Published(c.client, m)
 			s.count.received.Add(1)
-			if s.route(m) == 0 && v5 {
+			if s.route(m, true) == 0 && v5 {
 				code = mqttwire.NoMatchingSubscribers
 			}
 			if s.opt.durable != nil {
@@ -611,7 +622,7 @@ func (c *conn) subscribe(p *mqttwire.Packet) {
 				}
 				continue
 			}
-			ss.deliver(&delivery{m: m, qos: min(m.QoS, r.qos), retain: true, subID: r.subID})
+			ss.deliver(&delivery{m: m, qos: min(m.QoS, r.qos), retain: true, subID: r.subID}, false)
 		}
 	}
 }

@@ -93,8 +93,10 @@ type Verdict struct {
 	Username    string
 	HasUsername bool
 	// ClientID, when not empty, replaces the client id
-	// (use_username_as_clientid).
+	// (use_username_as_clientid, or an assigned id of the broker's).
 	ClientID string
+	// Data becomes Client.Data: the broker's own state of the connection.
+	Data any
 }
 
 // Client is a connected client as the hooks see it. The engine does not
@@ -108,6 +110,8 @@ type Client struct {
 	Listener    string
 	Remote      net.Addr
 	TLS         *tls.ConnectionState
+	// Data is Verdict.Data (nil for a session restored from storage).
+	Data any
 }
 
 // Message is an application message as the engine routes it: immutable

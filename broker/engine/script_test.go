@@ -181,6 +181,7 @@ func props(pr *mqttwire.Properties) string {
 	add(mqttwire.PropMaximumQoS, "max-qos", pr.MaximumQoS)
 	add(mqttwire.PropRetainAvailable, "retain-available", pr.RetainAvailable)
 	add(mqttwire.PropMaximumPacketSize, "max-packet", pr.MaximumPacketSize)
+	add(mqttwire.PropReasonString, "reason", string(pr.ReasonString))
 	for _, u := range pr.User {
 		l = append(l, fmt.Sprintf("user:%s=%s", u.Key, u.Value))
 	}

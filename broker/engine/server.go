@@ -59,14 +59,18 @@ type Options struct {
 	// more (or 0) is told this Server Keep Alive; a 3.1.1 one is refused.
 	MaxKeepalive uint16
 	// TopicAliasMaximum (max_topic_alias, 10) is how many topic aliases an
-	// MQTT 5 client may set.
-	TopicAliasMaximum uint16
+	// MQTT 5 client may set; negative: none (max_topic_alias 0).
+	TopicAliasMaximum int
 	// AutoIDPrefix (auto_id_prefix, "auto-") starts assigned client ids.
 	AutoIDPrefix string
 	// MaxPending bounds the bytes waiting to be written to one client
 	// (256 KiB): QoS 0 messages beyond are dropped. QoS 1/2 messages wait
 	// in the session instead, MaxInflight at a time.
 	MaxPending int
+	// FlowWait bounds how long a publisher waits for room in a connected
+	// subscriber's full queue (MaxQueued) before its messages are dropped
+	// (1 s; see session.deliver).
+	FlowWait time.Duration
 	// MaxConnectSize bounds the CONNECT, the one packet read before the
 	// client is authenticated (mosquitto 2.1's 100000 bytes; 0: that).
 	MaxConnectSize int
@@ -94,14 +98,22 @@ func (o *Options) defaults() {
 	if o.MaxKeepalive == 0 {
 		o.MaxKeepalive = 65535
 	}
-	if o.TopicAliasMaximum == 0 {
+	switch {
+	case o.TopicAliasMaximum == 0:
 		o.TopicAliasMaximum = 10
+	case o.TopicAliasMaximum < 0:
+		o.TopicAliasMaximum = 0
+	case o.TopicAliasMaximum > 65535:
+		o.TopicAliasMaximum = 65535
 	}
 	if o.AutoIDPrefix == "" {
 		o.AutoIDPrefix = "auto-"
 	}
 	if o.MaxPending == 0 {
 		o.MaxPending = 256 << 10
+	}
+	if o.FlowWait == 0 {
+		o.FlowWait = time.Second
 	}
 	if o.MaxConnectSize == 0 {
 		o.MaxConnectSize = 100000
@@ -124,6 +136,9 @@ type Listener struct {
 	// accept_protocol_versions): another is refused before anything else,
 	// levels 3 and 4 with 3.1.1's CONNACK 1, 5 with MQTT 5's 0x84.
 	Versions uint8
+	// Closed, when set, runs after each of the listener's connections is
+	// closed (the broker's connection counts).
+	Closed func()
 }
 
 // Server is the engine: sessions, the subscription index and the retained
@@ -283,7 +298,7 @@ func (s *Server) Publish(m *Message) int {
 	if m.Created.IsZero() {
 		m.Created = s.now()
 	}
-	return s.route(m)
+	return s.route(m, true)
 }
 
 // SubscribeFunc subscribes an in-process client (a bridge's local side)
@@ -299,15 +314,18 @@ func (s *Server) SubscribeFunc(clientID, filter string, qos byte, fn func(*Messa
 	ss := s.sessions[clientID]
 	if ss == nil {
 		ss = s.newSession(clientID)
-		ss.fn = fn
+		ss.inproc = true
 		s.sessions[clientID] = ss
 	}
 	s.mu.Unlock()
-	if ss.fn == nil {
+	if !ss.inproc {
 		return fmt.Errorf("engine: client id %s is a network client's", clientID)
 	}
 	ss.mu.Lock()
-	ss.fn = fn
+	if ss.fns == nil {
+		ss.fns = map[string]func(*Message){}
+	}
+	ss.fns[filter] = fn
 	sub := &topic.Subscription{Client: clientID, Filter: filter, QoS: qos, NoLocal: true}
 	if ss.subs == nil {
 		ss.subs = map[string]*topic.Subscription{}
@@ -321,11 +339,12 @@ func (s *Server) SubscribeFunc(clientID, filter string, qos byte, fn func(*Messa
 // UnsubscribeFunc removes an in-process client's subscription to filter.
 func (s *Server) UnsubscribeFunc(clientID, filter string) bool {
 	ss := s.session(clientID)
-	if ss == nil || ss.fn == nil {
+	if ss == nil || !ss.inproc {
 		return false
 	}
 	ss.mu.Lock()
 	delete(ss.subs, filter)
+	delete(ss.fns, filter)
 	ss.mu.Unlock()
 	return s.subs.Unsubscribe(clientID, filter)
 }
@@ -385,8 +404,10 @@ var matchesPool = sync.Pool{New: func() any { return new(topic.Matches) }}
 
 // route delivers m to every matching subscription (one copy per
 // subscription, as mosquitto 2.0), keeps or clears it as retained, and
-// returns how many subscriptions got it.
-func (s *Server) route(m *Message) int {
+// returns how many subscriptions got it. wait: the caller is a
+// publisher's goroutine, which waits for room in full subscriber queues
+// (session.deliver).
+func (s *Server) route(m *Message, wait bool) int {
 	if m.Retain {
 		if len(m.Payload) == 0 {
 			if s.retained.Delete(m.Topic) {
@@ -417,7 +438,7 @@ func (s *Server) route(m *Message) int {
 			}
 			sent[sub.Client] = true
 		}
-		if s.deliverTo(sub, m, sub.RetainAsPublished && m.Retain) {
+		if s.deliverTo(sub, m, sub.RetainAsPublished && m.Retain, wait) {
 			n++
 		}
 	}
@@ -436,7 +457,7 @@ func (s *Server) route(m *Message) int {
 				break
 			}
 		}
-		if s.deliverTo(pick, m, false) {
+		if s.deliverTo(pick, m, false, wait) {
 			n++
 		}
 	}
@@ -449,13 +470,23 @@ func (s *Server) session(id string) *session {
 	return s.sessions[id]
 }
 
-func (s *Server) deliverTo(sub *topic.Subscription, m *Message, retain bool) bool {
+func (s *Server) deliverTo(sub *topic.Subscription, m *Message, retain, wait bool) bool {
 	ss := s.session(sub.Client)
 	if ss == nil {
 		return false
 	}
+	if ss.inproc {
+		ss.mu.Lock()
+		fn := ss.fns[sub.Filter]
+		ss.mu.Unlock()
+		if fn == nil {
+			return false
+		}
+		fn(m)
+		return true
+	}
 	d := &delivery{m: m, qos: min(m.QoS, sub.QoS), retain: retain, subID: sub.ID}
-	return ss.deliver(d)
+	return ss.deliver(d, wait)
 }
 
 // forget removes a session and its subscriptions (clean start, expiry, or
@@ -489,6 +520,7 @@ func (s *Server) forget(ss *session) bool {
 	ss.queue, ss.out, ss.inQoS2 = nil, nil, nil
 	ss.stopTimers()
 	ss.gone = true
+	ss.wake()
 	ss.mu.Unlock()
 	for f := range subs {
 		s.subs.Unsubscribe(ss.id, f)

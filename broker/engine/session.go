@@ -36,9 +36,17 @@ type session struct {
 	// PUBREL as mosquitto does; nil for a refused one.
 	inQoS2 map[uint16]*Message
 
-	// fn is an in-process client's delivery (SubscribeFunc): called for
-	// each message, never connected, never expiring.
-	fn func(*Message)
+	// inproc: an in-process client (SubscribeFunc), never connected,
+	// never expiring; fns are its deliveries by filter.
+	inproc bool
+	fns    map[string]func(*Message)
+
+	// room is closed (and set to nil) when a full queue gets room, the
+	// connection ends or the session does: publishers wait on it.
+	// stalled: a publisher waited FlowWait in vain; none waits again
+	// until the subscriber acknowledges.
+	room    chan struct{}
+	stalled bool
 
 	expiryTimer *time.Timer
 	will        *Message // a delayed will, sent when willTimer fires or the session ends
@@ -99,17 +107,18 @@ func (ss *session) expire() {
 	}
 }
 
-// deliver queues or sends d; false when it is dropped.
-func (ss *session) deliver(d *delivery) bool {
+// deliver queues or sends d; false when it is dropped. wait: the caller
+// is a publisher's goroutine, which may wait (Options.FlowWait) for room
+// in a connected subscriber's full queue.
+func (ss *session) deliver(d *delivery, wait bool) bool {
 	ss.mu.Lock()
 	if ss.gone {
 		ss.mu.Unlock()
 		return false
 	}
-	if fn := ss.fn; fn != nil {
+	if ss.inproc {
 		ss.mu.Unlock()
-		fn(d.m)
-		return true
+		return false
 	}
 	cl := ss.client
 	if cl != nil && !ss.s.hooks.MayRead(cl, d.m.Topic) {
@@ -129,18 +138,54 @@ func (ss *session) deliver(d *delivery) bool {
 		}
 		return ok
 	}
-	if c != nil && len(ss.queue) == 0 && len(ss.out) < ss.window {
-		ss.inflight(d)
+	var deadline time.Time
+	for {
+		if c != nil && len(ss.queue) == 0 && len(ss.out) < ss.window {
+			ss.inflight(d)
+			ss.mu.Unlock()
+			ss.s.hooks.Delivered(cl, d.m)
+			c.flush()
+			return true
+		}
+		if len(ss.queue) < ss.s.opts.MaxQueued {
+			break
+		}
+		// Full: a connected subscriber that is making room gets it, the
+		// publisher waiting (it reads nothing meanwhile, so TCP slows it
+		// down); one that made none within FlowWait is stalled, and its
+		// messages beyond the queue are dropped until it acknowledges
+		// again, as mosquitto drops beyond max_queued_messages.
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(ss.s.opts.FlowWait)
+		}
+		if !wait || c == nil || ss.stalled || !now.Before(deadline) {
+			if wait && c != nil && !ss.stalled {
+				ss.stalled = true
+				ss.s.log.Warn("subscriber not acknowledging: its queue is full (max_queued_messages), messages for it are dropped until it acknowledges again",
+					"client", ss.id, "queued", len(ss.queue), "in_flight", len(ss.out))
+			}
+			ss.mu.Unlock()
+			ss.s.count.dropped.Add(1)
+			return false
+		}
+		if ss.room == nil {
+			ss.room = make(chan struct{})
+		}
+		room := ss.room
 		ss.mu.Unlock()
-		ss.s.hooks.Delivered(cl, d.m)
-		c.flush()
-		return true
-	}
-	if len(ss.queue) >= ss.s.opts.MaxQueued {
-		ss.mu.Unlock()
-		ss.s.count.dropped.Add(1)
-		ss.s.log.Debug("message dropped: session queue full", "client", ss.id, "topic", d.m.Topic)
-		return false
+		t := time.NewTimer(deadline.Sub(now))
+		select {
+		case <-room:
+		case <-t.C:
+		}
+		t.Stop()
+		ss.mu.Lock()
+		if ss.gone {
+			ss.mu.Unlock()
+			return false
+		}
+		c = ss.c
 	}
 	if ss.persistent {
 		ss.seq++
@@ -227,12 +272,29 @@ func (ss *session) acked(id uint16, comp bool) bool {
 	}
 	ss.dropped(d)
 	ss.fill()
+	ss.made()
 	c := ss.c
 	ss.mu.Unlock()
 	if c != nil {
 		c.flush()
 	}
 	return true
+}
+
+// made wakes publishers waiting for room once there is some. mu held.
+func (ss *session) made() {
+	if len(ss.queue) < ss.s.opts.MaxQueued {
+		ss.stalled = false
+		ss.wake()
+	}
+}
+
+// wake wakes the publishers waiting for room (they look again). mu held.
+func (ss *session) wake() {
+	if ss.room != nil {
+		close(ss.room)
+		ss.room = nil
+	}
 }
 
 // received handles PUBREC: the PUBREL to send, or false.
@@ -247,6 +309,7 @@ func (ss *session) received(id uint16, reason mqttwire.ReasonCode) bool {
 		delete(ss.out, id)
 		ss.dropped(d)
 		ss.fill()
+		ss.made()
 		return true
 	}
 	d.rel = true

@@ -1,6 +1,6 @@
-// Package testbroker starts the bundled broker in-process for tests (apart
+// Package brokertest starts the bundled broker in-process for tests (apart
 // from testutil, which the pki tests use and which must not import broker).
-package testbroker
+package brokertest
 
 import (
 	"io"

@@ -1,4 +1,4 @@
-package testbroker
+package brokertest
 
 import (
 	"os"
