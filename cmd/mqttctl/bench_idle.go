@@ -56,7 +56,10 @@ a broker on 127.0.0.0/8 it spreads the connections over loopback source addresse
 			if err != nil {
 				return fmt.Errorf("--source-addrs %d: %w", sourceAddrs, err)
 			}
-			if len(src) > 0 {
+			switch {
+			case len(src) == 1:
+				fmt.Fprintf(s.Err, "from source address %s\n", src[0])
+			case len(src) > 1:
 				fmt.Fprintf(s.Err, "from %d source addresses, %s to %s\n", len(src), src[0], src[len(src)-1])
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
