@@ -10,6 +10,8 @@
 #     generator's own memory per connection
 #   - broker CPU per full handshake + CONNECT (utime+stime from /proc / count)
 #     and full handshakes/s, 16 connectors
+#     against the crypto floor (BenchmarkHandshakeCryptoFloor in ./broker:
+#     the public-key work the broker's side of one cannot avoid)
 #   - the same for resumed handshakes (TLS session tickets)
 #   - QoS 1 messages/s, 4 publishers x 4 subscribers, 64-byte payloads, with
 #     the messages acknowledged but never delivered, persistence off and on
@@ -139,6 +141,9 @@ start m "" mosquitto; start s "" serve
 start mp "$work/mdata" mosquitto; sp_up=true; start sp "$work/sdata" serve optional || sp_up=false
 handshakes s; s_full=("${hs[@]}"); handshakes m; m_full=("${hs[@]}")
 row "broker CPU per full handshake + CONNECT (us)" "${s_full[1]}" "${m_full[1]}"
+floor=$(go test -count=1 -run '^$' -bench 'HandshakeCryptoFloor$' -benchtime 1s ./broker |
+  awk '/^BenchmarkHandshakeCryptoFloor\// { ns += $3 } END { if (ns > 0) printf "%.0f", ns / 1000; else print "-" }')
+printf '%-52s %14s %14s %8s\n' "  crypto floor of it; ratio: serve / floor (us)" "$floor" "-" "$(ratio "${s_full[1]}" "$floor")"
 row "full handshakes/s, 16 connectors" "${s_full[0]}" "${m_full[0]}"
 handshakes s --resume; s_res=("${hs[@]}"); handshakes m --resume; m_res=("${hs[@]}")
 row "broker CPU per resumed handshake + CONNECT (us)" "${s_res[1]}" "${m_res[1]}"
