@@ -163,6 +163,9 @@ func (h *hooks) Authenticate(req *engine.ConnectRequest) engine.Verdict {
 	}
 	c.claim = h.b.enrol != nil && ls.spec.Provision && isClaimCert(req.TLS)
 	if c.claim {
+		// A claim client sends requests and nothing else: its packets are
+		// bounded by the request limit before they are read.
+		v.MaxPacketSize = MaxClaimPacket
 		// A claim certificate is shared by a batch of devices: it must not
 		// knock a device off (or take its session) by using its client id.
 		if owner, _, ok := h.b.srv.SessionOwner(id); ok && owner != username {
@@ -392,9 +395,9 @@ func (h *hooks) DeleteRetained(t string) {
 	}
 }
 
-func (h *hooks) SaveQueued(id string, seq uint64, m *engine.Message) {
+func (h *hooks) SaveQueued(id string, seq uint64, q engine.Queued) {
 	if st := h.b.store; st != nil {
-		st.SaveQueued(id, seq, m)
+		st.SaveQueued(id, seq, q)
 	}
 }
 
@@ -456,7 +459,7 @@ type stateStore interface {
 	DeleteSubscription(string, string)
 	SaveRetained(*engine.Message)
 	DeleteRetained(string)
-	SaveQueued(string, uint64, *engine.Message)
+	SaveQueued(string, uint64, engine.Queued)
 	DeleteQueued(string, uint64)
 	Durable(*engine.Client)
 	Restore(srv *engine.Server, drop func(topic string) bool) error

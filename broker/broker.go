@@ -493,6 +493,7 @@ func (b *Broker) Start() error {
 		every = DefaultWatchInterval
 	}
 	go b.watch(every, b.stopWatch)
+	go b.trimLoop(b.stopWatch)
 	for _, ls := range b.listeners {
 		if ls.tls != nil {
 			b.warnCRL(ls)

@@ -39,6 +39,10 @@ const (
 	// MaxEnrolRequest bounds a request's payload (a CSR of an RSA-8192 key
 	// in PEM is under 4 KiB).
 	MaxEnrolRequest = 16 << 10
+	// MaxClaimPacket bounds every packet of a claim client, read or not:
+	// a request with room for its topic and properties (response topic,
+	// correlation data).
+	MaxClaimPacket = MaxEnrolRequest + 2<<10
 	// A claim certificate may make claimBurst requests at once, then one
 	// every claimEvery: a batch of devices shares it, and each request
 	// takes the pki directory's lock.

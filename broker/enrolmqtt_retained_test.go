@@ -59,7 +59,8 @@ func TestPlantedRetainedAnswerIsDeleted(t *testing.T) {
 	}
 	m.id++
 	m.send(mqttwire.Packet{Type: mqttwire.PUBLISH, QoS: 1, Retain: true, ID: m.id, Topic: []byte(topic), Payload: []byte("-----BEGIN CERTIFICATE-----\nplanted")})
-	if ack := m.expect(mqttwire.PUBACK); ack.Reason != 0 {
+	// 0x10: no subscriber yet (as mosquitto answers); it is kept as retained.
+	if ack := m.expect(mqttwire.PUBACK); ack.Reason != 0 && ack.Reason != mqttwire.NoMatchingSubscribers {
 		t.Fatalf("the ACL file allows the retained publish without renew_pki: PUBACK %#x", byte(ack.Reason))
 	}
 	m.conn.Close()

@@ -208,6 +208,35 @@ func TestRenewOverMQTT(t *testing.T) {
 // second client of the same claim does not see the first's answer; a
 // listener without provision_by_claim refuses the claim; a claim revoked
 // while connected gets nothing more, and the devices it provisioned stay.
+// TestClaimPacketLimit: a claim client's packets are bounded by the
+// request limit before they are read (told in its CONNACK); a device on
+// the same listener keeps max_packet_size.
+func TestClaimPacketLimit(t *testing.T) {
+	f := newEnrolFixture(t, "pattern readwrite #\n")
+	if _, err := f.dir.Issue(pki.IssueOptions{Profile: pki.ProfileClaim, Name: "factory-2", ClaimPrefix: "line2-"}); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := dialV5(t, f.port, f.ca, pair(t, f.dir.Path, "clients/sensor-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dev.connack.Props.MaximumPacketSize; got != broker.DefaultMaxPacketSize {
+		t.Errorf("a device is told Maximum Packet Size %d, want max_packet_size %d", got, broker.DefaultMaxPacketSize)
+	}
+	claim, err := dialV5(t, f.port, f.ca, pair(t, f.dir.Path, "claim/factory-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := claim.connack.Props.MaximumPacketSize; got != broker.MaxClaimPacket {
+		t.Fatalf("a claim client is told Maximum Packet Size %d, want %d", got, broker.MaxClaimPacket)
+	}
+	claim.send(mqttwire.Packet{Type: mqttwire.PUBLISH, QoS: 0, Topic: []byte(broker.ProvisionTopic), Payload: bytes.Repeat([]byte("A"), broker.MaxClaimPacket)})
+	pk, err := claim.read(5 * time.Second)
+	if err != nil || pk.Type != mqttwire.DISCONNECT || pk.Reason != mqttwire.PacketTooLarge {
+		t.Fatalf("a claim client's oversized packet: got type %d reason %#x (%v), want DISCONNECT 0x95", pk.Type, byte(pk.Reason), err)
+	}
+}
+
 func TestProvisionByClaim(t *testing.T) {
 	f := newEnrolFixture(t, "pattern readwrite #\n")
 	if _, err := f.dir.Issue(pki.IssueOptions{Profile: pki.ProfileClaim, Name: "factory-1", ClaimPrefix: "line1-"}); err != nil {

@@ -41,12 +41,13 @@ type listener struct {
 	srv *engine.Server
 	el  engine.Listener // what the engine serves this listener's connections with
 
-	ln     net.Listener
-	wsq    *connQueue   // websockets: connections for the HTTP server
-	http   *http.Server // websockets: reads the upgrade
-	active atomic.Int64
-	closed atomic.Bool
-	wg     sync.WaitGroup // the accept loop
+	ln       net.Listener
+	wsq      *connQueue   // websockets: connections for the HTTP server
+	http     *http.Server // websockets: reads the upgrade
+	active   atomic.Int64
+	accepted atomic.Uint64 // connections accepted since start
+	closed   atomic.Bool
+	wg       sync.WaitGroup // the accept loop
 }
 
 func (l *listener) Address() string {
@@ -107,6 +108,7 @@ func (l *listener) accept() {
 			continue
 		}
 		l.active.Add(1)
+		l.accepted.Add(1)
 		go l.handshake(conn)
 	}
 }

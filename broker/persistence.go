@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,7 +39,7 @@ func preparePersistence(b *Broker, path string) error {
 		return fmt.Errorf("persistence_location: %w", err)
 	}
 	if err := syscall.Access(dir, 0o2|0o1); err != nil { // W_OK|X_OK
-		return errs.Wrap(err, fmt.Sprintf("persistence_location %s is not writable by uid %d (the broker keeps its database there)", dir+"/", geteuid()), ErrPersistenceNotWritable)
+		return errs.Wrap(err, fmt.Sprintf("persistence_location %s is not writable by uid %d (the broker keeps its database there)", dir+"/", os.Geteuid()), ErrPersistenceNotWritable)
 	}
 	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o022 != 0 && st.Mode()&os.ModeSticky == 0 {
 		b.log.Warn("persistence_location is writable by other accounts and not sticky: they can replace the broker's database and TLS ticket keys (which it then refuses or replaces)",
@@ -60,7 +61,14 @@ func (b *Broker) openStore() error {
 	}
 	var drop func(string) bool
 	if b.enrol != nil {
-		drop = func(t string) bool { return len(t) >= len(reserved) && t[:len(reserved)] == reserved }
+		drop = func(t string) bool {
+			if !strings.HasPrefix(t, reserved) {
+				return false
+			}
+			b.log.Warn("retained message under the broker's own $mqttctl/ namespace deleted at start: answers are never retained, so it could only mislead a device",
+				"topic", t)
+			return true
+		}
 	}
 	if err := st.Restore(b.srv, drop); err != nil {
 		st.Close()

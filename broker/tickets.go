@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mqttctl/mqttctl/broker/persist"
 	"github.com/mqttctl/mqttctl/internal/fsx"
 )
 
@@ -47,33 +48,10 @@ type ticketKeys struct {
 	keys []ticketKey // newest first
 }
 
-// geteuid is os.Geteuid (a test sets another uid to play the other account).
-var geteuid = os.Geteuid
-
-// ownFile checks that the open file f is serve's own secret: a regular file
-// owned by serve's effective uid that neither group nor others may read or
-// write. The data directory may be writable by another account (mqttctl up
-// makes it root:mosquitto 0770 so that mosquitto can run the same config):
-// a file planted there must never be taken for serve's own state.
-func ownFile(f *os.File) error {
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("not a regular file (%s)", st.Mode().Type())
-	}
-	if uid, _, ok := fsx.Owner(st); ok && uid != geteuid() {
-		return fmt.Errorf("owned by uid %d, not by uid %d that runs the broker: another account wrote it", uid, geteuid())
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("mode %04o lets others read or change it", st.Mode().Perm())
-	}
-	return nil
-}
-
 // openOwn opens path for reading without following a symbolic link or
-// blocking on a FIFO, and checks it with ownFile.
+// blocking on a FIFO, and checks it with persist.OwnFile (the same rule as
+// the persistence database's: a file planted there by another account
+// must never be taken for serve's own).
 func openOwn(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -82,7 +60,7 @@ func openOwn(path string) (*os.File, error) {
 		}
 		return nil, err
 	}
-	if err := ownFile(f); err != nil {
+	if err := persist.OwnFile(f); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -91,7 +69,7 @@ func openOwn(path string) (*os.File, error) {
 
 // loadTicketKeys reads the key file. It always returns usable keys: none
 // when the file is missing, and none, with ignored saying why, when the
-// file is not serve's own (ownFile), cannot be read or is damaged. Keys
+// file is not serve's own (persist.OwnFile), cannot be read or is damaged. Keys
 // serve did not write would let whoever wrote them forge a ticket carrying
 // any client's certificate, so such a file is never used; rotate then
 // replaces it with new keys.

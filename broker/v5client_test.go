@@ -27,6 +27,8 @@ type v5 struct {
 	conn net.Conn
 	r    *mqttwire.Reader
 	id   uint16
+	// connack is the broker's CONNACK.
+	connack mqttwire.Packet
 }
 
 func (c *v5) send(pk mqttwire.Packet) {
@@ -93,6 +95,7 @@ func dialV5With(t *testing.T, port int, ca *x509.CertPool, cert tls.Certificate,
 	if pk.Type != mqttwire.CONNACK || pk.Reason != 0 {
 		return nil, fmt.Errorf("CONNACK %d", byte(pk.Reason))
 	}
+	c.connack = pk
 	return c, nil
 }
 

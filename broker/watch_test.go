@@ -210,7 +210,7 @@ func TestResumptionSurvivesRestart(t *testing.T) {
 	port := testutil.FreePort(t)
 	conf := fmt.Sprintf("persistence true\npersistence_location %s/\nlistener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ncrlfile %s\n",
 		filepath.Join(dir, "data"), port, filepath.Join(p, "ca.crt"), filepath.Join(p, "server.crt"), filepath.Join(p, "server.key"), filepath.Join(p, "crl.pem"))
-	var logged bytes.Buffer
+	var logged testutil.SyncBuffer
 	start := func() *broker.Broker {
 		c, err := confgen.Parse([]byte(conf), "t.conf")
 		if err != nil {

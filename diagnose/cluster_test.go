@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/diagnose"
 	"github.com/mqttctl/mqttctl/explain"
-	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 )
 

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/mqttctl/mqttctl/broker"
+	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/confgen"
 	"github.com/mqttctl/mqttctl/diagnose"
-	"github.com/mqttctl/mqttctl/broker/brokertest"
 	"github.com/mqttctl/mqttctl/internal/testutil"
 	"github.com/mqttctl/mqttctl/pki"
 )

@@ -117,6 +117,11 @@ func TestIdleMemory(t *testing.T) {
 	if engineCost > 16<<10 {
 		t.Errorf("the engine holds %.0f B per idle connection: a buffer is kept while idle", engineCost)
 	}
+	// Parked: no goroutine per idle connection (the test's own, the
+	// parker's and the listener's remain).
+	if g := runtime.NumGoroutine(); g > n/10 {
+		t.Errorf("%d goroutines for %d idle connections: idle connections are not parked", g, n)
+	}
 	runtime.KeepAlive(conns)
 	for _, c := range conns {
 		c.Close()

@@ -45,6 +45,10 @@ type conn struct {
 	delay    uint32 // will delay interval (s)
 	maxOut   int    // the client's Maximum Packet Size, 0 none
 	normal   bool   // the client sent DISCONNECT 0x00: no will
+	// held are PUBACKs waiting for Durable: while a client's QoS 1
+	// publishes are already buffered, their acknowledgements wait for one
+	// Durable call for the batch (releaseHeld).
+	held []heldAck
 
 	wmu      sync.Mutex
 	pend     []byte
@@ -54,6 +58,15 @@ type conn struct {
 	stop     bool // the reader is to stop (takeover, shutdown)
 
 	takenOver atomic.Bool
+
+	// Parking (park_linux.go): fd is the socket the parker watches (-1:
+	// none); parked, under wmu, says no goroutine serves the connection;
+	// ptimer wakes it at its keepalive deadline; resumed tells the new
+	// goroutine to read on with the deadline set before.
+	fd      int32
+	parked  bool
+	ptimer  *time.Timer
+	resumed bool
 }
 
 // firstByte is what the pooled bufio.Reader reads from: the byte that
@@ -88,11 +101,23 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 // maxPooled is the largest buffer given back to a pool.
 const maxPooled = 64 << 10
 
-func (c *conn) serve() {
+func (c *conn) serve() { c.finish(c.run()) }
+
+// resume serves a parked connection again (wake).
+func (c *conn) resume() { c.finish(c.loop(false, time.Time{})) }
+
+// finish ends the goroutine, and the connection unless it was parked
+// (then the goroutine must not touch the connection: another may serve
+// it already).
+func (c *conn) finish(err error) {
 	s := c.s
+	if err == errParked {
+		s.wg.Done()
+		return
+	}
 	defer s.wg.Done()
 	defer close(c.done)
-	err := c.run()
+	c.release()
 	c.end(err)
 	c.wmu.Lock()
 	c.closing = true
@@ -112,18 +137,40 @@ var errTakenOver = errors.New("session taken over")
 // are kept small: the stack a connection keeps while idle is what the
 // wait needs (the GC shrinks the rest).
 func (c *conn) run() error {
+	c.fd = -1
 	deadline := time.Now().Add(c.s.opts.ConnectTimeout)
 	if err := c.start(deadline); err != nil {
 		return err
 	}
-	defer c.release()
-	first := true
+	if !c.s.opts.NoParking {
+		c.fd = socketFD(c)
+	}
+	return c.loop(true, deadline)
+}
+
+// errParked: the goroutine leaves a parked connection.
+var errParked = errors.New("parked")
+
+// loop reads and handles packets until the connection ends or is parked.
+func (c *conn) loop(first bool, deadline time.Time) error {
 	for {
-		if err := c.arm(first, deadline); err != nil {
+		// A resumed connection reads first: it was woken because there is
+		// something to read (or to end).
+		woken := c.resumed
+		if woken {
+			c.resumed = false
+			if err := c.rearm(); err != nil {
+				return err
+			}
+		} else if err := c.arm(first, deadline); err != nil {
 			return err
 		}
 		if c.rb == nil || c.rb.br.Buffered() == 0 {
+			c.releaseHeld()
 			c.release() // idle: give the buffers back before waiting
+			if !first && !woken && c.park() {
+				return errParked
+			}
 			if err := c.wait(); err != nil {
 				err = c.readErr(err)
 				if first {
@@ -181,9 +228,109 @@ func (c *conn) arm(first bool, deadline time.Time) error {
 	return nil
 }
 
+// rearm sets the deadline the last arm set, for a resumed connection.
+func (c *conn) rearm() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.stop {
+		if c.takenOver.Load() {
+			return errTakenOver
+		}
+		return errShutdown
+	}
+	_ = c.nc.SetReadDeadline(c.rdl)
+	return nil
+}
+
+// park hands an idle connection to the parker and reports whether the
+// goroutine is to leave it. Not when crypto/tls holds bytes already read
+// (then they are in src for wait), nor while the connection is stopping.
+func (c *conn) park() bool {
+	if c.fd < 0 {
+		return false
+	}
+	p := c.s.parker()
+	if p == nil {
+		return false
+	}
+	if c.raw != nil {
+		// crypto/tls may hold decrypted bytes the socket no longer shows:
+		// a read with a deadline already past takes them, or times out
+		// without reading the socket.
+		c.wmu.Lock()
+		if c.stop {
+			c.wmu.Unlock()
+			return false
+		}
+		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+		c.wmu.Unlock()
+		n, err := c.nc.Read(c.src.one[:])
+		if n == 1 {
+			c.src.b, c.src.has = c.src.one[0], true
+		}
+		var ne net.Error
+		if n == 1 || !errors.As(err, &ne) || !ne.Timeout() {
+			_ = c.rearm()
+			return false // wait has the byte, or reads the error again
+		}
+	}
+	c.wmu.Lock()
+	if c.stop || c.closing {
+		c.wmu.Unlock()
+		return false
+	}
+	c.parked = true
+	if !c.rdl.IsZero() {
+		c.parkTimer(time.Until(c.rdl))
+	}
+	c.wmu.Unlock()
+	if p.arm(c) {
+		return true
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.parked {
+		return true // woken meanwhile: another goroutine serves it
+	}
+	c.parked = false
+	if c.ptimer != nil {
+		c.ptimer.Stop()
+	}
+	_ = c.nc.SetReadDeadline(c.rdl)
+	return false
+}
+
+// wake starts a goroutine for a parked connection (readiness, its
+// keepalive timer, a shutdown); the first caller does, the rest find it
+// awake.
+func (c *conn) wake() {
+	c.wmu.Lock()
+	c.wakeLocked()
+	c.wmu.Unlock()
+}
+
+// wakeLocked is wake with wmu held. The WaitGroup is added to under wmu,
+// so that Close, which stops every connection under its wmu before it
+// waits, never waits while a parked connection could still be woken.
+func (c *conn) wakeLocked() {
+	if !c.parked {
+		return
+	}
+	c.parked = false
+	if c.ptimer != nil {
+		c.ptimer.Stop()
+	}
+	c.resumed = true
+	c.s.wg.Add(1)
+	go c.resume()
+}
+
 // wait reads the next packet's first byte with no buffer of the
 // connection's own.
 func (c *conn) wait() error {
+	if c.src.has {
+		return nil // park read it from crypto/tls
+	}
 	if c.raw != nil {
 		if err := c.waitTLS(); err != nil || c.buffered {
 			c.buffered = false
@@ -317,6 +464,35 @@ func (c *conn) readErr(err error) error {
 	return err
 }
 
+type heldAck struct {
+	id   uint16
+	code mqttwire.ReasonCode
+}
+
+// maxHeld bounds the acknowledgements one Durable call covers.
+const maxHeld = 64
+
+// hold keeps a QoS 1 publish's PUBACK until the batch is durable.
+func (c *conn) hold(id uint16, code mqttwire.ReasonCode) {
+	c.held = append(c.held, heldAck{id, code})
+	if len(c.held) >= maxHeld {
+		c.releaseHeld()
+	}
+}
+
+// releaseHeld makes the batch durable and sends its PUBACKs, in order.
+func (c *conn) releaseHeld() {
+	if len(c.held) == 0 {
+		return
+	}
+	c.s.opt.durable.Durable(c.client)
+	for _, a := range c.held {
+		c.sendAck(mqttwire.PUBACK, a.id, a.code)
+	}
+	c.held = nil
+	c.flush()
+}
+
 // ErrConnectTimeout: no CONNECT within Options.ConnectTimeout.
 var ErrConnectTimeout = errors.New("no CONNECT within the connect timeout")
 
@@ -352,8 +528,10 @@ func (c *conn) refuseConnect(p *mqttwire.Packet, err error) {
 	c.flush()
 }
 
-// disconnect tells an MQTT 5 client why it is being closed.
+// disconnect tells an MQTT 5 client why it is being closed (after the
+// PUBACKs held for it).
 func (c *conn) disconnect(code mqttwire.ReasonCode) {
+	c.releaseHeld()
 	if c.version == 5 {
 		c.sendRaw(&mqttwire.Packet{Type: mqttwire.DISCONNECT, Version: 5, Reason: code})
 		c.flush()
@@ -374,6 +552,7 @@ func (c *conn) shutdown(code mqttwire.ReasonCode) {
 	}
 	c.closing = true
 	_ = c.nc.SetReadDeadline(time.Now())
+	c.wakeLocked() // a parked connection needs a goroutine to end
 	c.wmu.Unlock()
 	c.flush()
 }
@@ -511,7 +690,13 @@ func (c *conn) flush() {
 		if c.pend != nil {
 			c.pend = nil
 		}
+		if c.fd >= 0 {
+			if p := c.s.parker(); p != nil {
+				p.forget(c) // before the socket's number can be another's
+			}
+		}
 		c.nc.Close()
+		c.wakeLocked()
 	}
 	c.flushing = false
 	c.wmu.Unlock()

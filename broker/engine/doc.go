@@ -23,7 +23,18 @@
 //     (at most the window), the queue behind it (MaxQueued), incoming QoS 2
 //     ids, the expiry and delayed-will timers.
 //
-// # One goroutine per connection, nothing kept while idle
+// # At most one goroutine per connection, none while idle
+//
+// An idle connection is parked (park_linux.go): when nothing is buffered
+// to read, its goroutine registers the socket with the server's parker
+// (one epoll instance, level-triggered and one-shot) and a timer at its
+// keepalive deadline, and exits. Readiness, the timer, a shutdown or a
+// failed write starts a new goroutine, which reads on with the deadline
+// set before (a keepalive is counted from the last packet, as before).
+// A connection is never parked before its CONNECT, nor while crypto/tls
+// holds bytes already read from the socket (a read with a deadline
+// already past takes them first). WebSocket connections, and systems
+// without epoll, wait in their goroutine instead (below).
 //
 // A connection's goroutine reads and handles packets. While it waits for a
 // packet it holds no buffer: it reads the first byte straight from the
@@ -53,20 +64,21 @@
 // most WriteTimeout) in that write.
 //
 // Idle memory (TestIdleMemory, 2000 plain loopback connections, each
-// CONNECTed at 3.1.1 and subscribed to one filter): about 5.9 KB per
-// connection held by the engine beyond the bare TCP connection, of which
-// 4 KiB is the goroutine's stack (the smallest the GC shrinks a goroutine
-// parked in the poller to) and about 1.8 KB the heap: conn, session,
-// Client, the subscription and the map entries. No read or write buffer
-// is kept while idle. QoS 1 throughput (BenchmarkQoS1Throughput, one
+// CONNECTed at 3.1.1 and subscribed to one filter): about 1.7 KB per
+// connection held by the engine beyond the bare TCP connection: conn,
+// session, Client, the subscription and the map entries, and no
+// goroutine (parked; 5.9 KB when each kept a goroutine, whose 4 KiB stack
+// is the smallest the GC shrinks one waiting in the poller to). No read
+// or write buffer is kept while idle. QoS 1 throughput (BenchmarkQoS1Throughput, one
 // publisher to one subscriber, 100-byte messages, loopback, on 2 shared
 // cores): 33k-63k msg/s against mosquitto 2.0.11's 15k-19.5k in the same
 // runs.
 //
 // Over mutual TLS (TestIdleMemoryTLS: 2000 TLS 1.3 clients with ECDSA
 // P-256 certificates in a child process, so that only the server side is
-// counted): 17.6-18.5 KB of heap and stack per idle connection (RSS moves
-// with the GC). An idle TLS connection does not wait in crypto/tls's read
+// counted): 14.1 KB of heap and stack per idle connection, parked (17.6-
+// 18.5 KB with a goroutine each; RSS moves with the GC). When parking is
+// not available, an idle TLS connection does not wait in crypto/tls's read
 // (whose depth kept the goroutine stack at 8 KiB): it asks crypto/tls,
 // with a read deadline already past, whether it has bytes buffered (a
 // read timeout leaves a crypto/tls connection usable), and otherwise waits
@@ -125,8 +137,11 @@
 //     forgotten only while no connection is attached to it.
 //   - Persistence as calls (TestPersistenceCalls), restore before Serve
 //     (TestRestoreSession). SaveQueued runs in the publisher's goroutine
-//     before its PUBACK is written, so a store that has the message when
-//     SaveQueued returns loses no acknowledged message.
+//     before its PUBACK is written, and a Durability hook is asked to make
+//     the calls durable before the PUBACK: once for the QoS 1 publishes a
+//     client's read buffer already holds, whose PUBACKs wait for it in
+//     order (TestDurableBeforeAck, TestDurableOncePerBatch), so a
+//     pipelining publisher shares one store commit among many messages.
 //   - TLS: Authenticate gets the handshake's state (TestMutualTLS).
 //     ServeConn takes any net.Conn (the broker's WebSocket connections too;
 //     not tested here).

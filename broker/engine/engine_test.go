@@ -140,8 +140,8 @@ func (h *hooks) SaveSubscription(id string, s topic.Subscription) {
 func (h *hooks) DeleteSubscription(id, f string) { h.rec("delete subscription " + id + " " + f) }
 func (h *hooks) SaveRetained(m *engine.Message)  { h.rec("retained " + m.Topic) }
 func (h *hooks) DeleteRetained(t string)         { h.rec("delete retained " + t) }
-func (h *hooks) SaveQueued(id string, seq uint64, m *engine.Message) {
-	h.rec("queued " + id + " " + m.Topic)
+func (h *hooks) SaveQueued(id string, seq uint64, q engine.Queued) {
+	h.rec(fmt.Sprintf("queued %s %s q%d", id, q.M.Topic, q.QoS))
 }
 func (h *hooks) DeleteQueued(id string, seq uint64) { h.rec("delete queued " + id) }
 
@@ -179,8 +179,32 @@ func TestPersistenceCalls(t *testing.T) {
 		[]string{"s: CONNACK sp=false rc=0x0", "s: SUBACK id=1 01", "p: CONNACK sp=false rc=0x0", "p: PUBACK id=1 rc=0x0", "p: PINGRESP",
 			"s: CONNACK sp=true rc=0x0", `s: PUBLISH q1 id=1 k/1 "m"`, "s: UNSUBACK id=2", "s: closed",
 			"s: CONNACK sp=false rc=0x0", "s: closed"})
-	want := []string{"session keep", "subscription keep k/#", "retained k/1", "queued keep k/1", "delete retained k/1",
+	want := []string{"session keep", "subscription keep k/#", "retained k/1", "queued keep k/1 q1", "delete retained k/1",
 		"session keep", "delete queued keep", "delete subscription keep k/#", "delete session keep"}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !slices.Equal(h.calls, want) {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(h.calls, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestDisconnectSessionExpiry: an MQTT 5 DISCONNECT that changes the
+// session expiry changes what is stored: a new expiry is saved, 0 ends
+// the session and deletes it.
+func TestDisconnectSessionExpiry(t *testing.T) {
+	h := &hooks{}
+	exp := func(s uint32) *mw.Packet {
+		d := &mw.Packet{Type: mw.DISCONNECT}
+		d.Props.SessionExpiry = s
+		d.Props.Set(mw.PropSessionExpiry)
+		return d
+	}
+	check(t, engine.Options{Hooks: h}, steps(
+		open("a", 5, connect("a", true, sessionExpiry(3600))), send("a", exp(60)), until("a"),
+		open("b", 5, connect("b", true, sessionExpiry(3600))), send("b", exp(0)), until("b")),
+		[]string{"a: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]", "a: closed",
+			"b: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]", "b: closed"})
+	want := []string{"session a", "session a", "session b", "delete session b"}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !slices.Equal(h.calls, want) {
@@ -196,7 +220,7 @@ func TestRestoreSession(t *testing.T) {
 	s := engine.New(engine.Options{})
 	s.RestoreRetained(&engine.Message{Topic: "r/1", Payload: []byte("kept"), QoS: 1, Retain: true, Created: time.Now()})
 	s.RestoreSession(engine.SessionRecord{ClientID: "back", Version: 4, Expiry: 0xFFFFFFFF},
-		[]topic.Subscription{{Filter: "q/#", QoS: 1}}, []*engine.Message{{Topic: "q/1", Payload: []byte("owed"), QoS: 1, Created: time.Now()}})
+		[]topic.Subscription{{Filter: "q/#", QoS: 1}}, []engine.Queued{{M: &engine.Message{Topic: "q/1", Payload: []byte("owed"), QoS: 2, Created: time.Now()}, QoS: 1}})
 	go s.Serve(ln)
 	defer s.Close()
 	got := runScript(t, ln.Addr().String(), steps(open("s", 4, connect("back", false)), recv("s", 1), send("s", ack(mw.PUBACK, 1)),

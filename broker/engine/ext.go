@@ -126,6 +126,10 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
+// Activity is a cheap counter of what the engine did: messages received
+// and sent (it changes whenever they do).
+func (s *Server) Activity() uint64 { return s.count.received.Load() + s.count.sent.Load() }
+
 // ServeConnListener is ServeConn with a listener's own settings; l must
 // not change while connections use it.
 func (s *Server) ServeConnListener(nc net.Conn, l *Listener) bool {

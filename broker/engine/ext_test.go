@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ type extHooks struct {
 	mu      sync.Mutex
 	refused []string
 	hold    chan struct{} // Durable waits for it when not nil
+	durable int           // Durable calls
 }
 
 func (h *extHooks) Intercepts(_ *engine.Client, t string) bool { return strings.HasPrefix(t, "$req/") }
@@ -56,6 +58,9 @@ func (h *extHooks) Durable(*engine.Client) {
 	if h.hold != nil {
 		<-h.hold
 	}
+	h.mu.Lock()
+	h.durable++
+	h.mu.Unlock()
 }
 
 func startExt(t *testing.T, h *extHooks, l engine.Listener) string {
@@ -178,5 +183,34 @@ func TestDurableBeforeAck(t *testing.T) {
 	}
 	if got[len(got)-1] != "p: PUBACK id=5 rc=0x0" {
 		t.Errorf("transcript: %v", got)
+	}
+}
+
+// TestDurableOncePerBatch: QoS 1 publishes that arrive together are made
+// durable together (fewer Durable calls than publishes) and acknowledged
+// in order; a PINGREQ behind them is answered after their PUBACKs.
+func TestDurableOncePerBatch(t *testing.T) {
+	h := &extHooks{}
+	addr := startExt(t, h, engine.Listener{})
+	var raw []byte
+	for i := 1; i <= 10; i++ {
+		p := publish("t", "m", 1, false, uint16(i))
+		p.Version = 4
+		raw = p.Append(raw)
+	}
+	raw = (&mw.Packet{Type: mw.PINGREQ, Version: 4}).Append(raw)
+	got := runScript(t, addr, steps(open("p", 4, connect("p", true)), step{who: "p", raw: raw}, recv("p", 11)))
+	want := []string{"p: CONNACK sp=false rc=0x0"}
+	for i := 1; i <= 10; i++ {
+		want = append(want, fmt.Sprintf("p: PUBACK id=%d rc=0x0", i))
+	}
+	want = append(want, "p: PINGRESP")
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("transcript:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.durable == 0 || h.durable >= 10 {
+		t.Errorf("%d Durable calls for 10 publishes sent together: want one per batch", h.durable)
 	}
 }

@@ -120,6 +120,9 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 	}
 	cl.Data = v.Data
 	c.client = cl
+	if v.MaxPacketSize > 0 && (c.rd.MaxSize == 0 || v.MaxPacketSize < c.rd.MaxSize) {
+		c.rd.MaxSize = v.MaxPacketSize
+	}
 	if c.ka = time.Duration(keepalive) * 1500 * time.Millisecond; c.ka == 0 {
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}
@@ -153,8 +156,8 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 			pr.ReceiveMaximum = uint16(s.opts.MaxInflight)
 			pr.Set(mqttwire.PropReceiveMaximum)
 		}
-		if s.opts.MaxPacketSize > 0 {
-			pr.MaximumPacketSize = uint32(s.opts.MaxPacketSize)
+		if c.rd.MaxSize > 0 {
+			pr.MaximumPacketSize = uint32(c.rd.MaxSize)
 			pr.Set(mqttwire.PropMaximumPacketSize)
 		}
 		if assigned {
@@ -349,6 +352,9 @@ func newMessage(from string, t, payload []byte, qos byte, retain bool, pr *mqttw
 // handle handles one packet after CONNECT. An error ends the connection
 // (an MQTT 5 client has been told why).
 func (c *conn) handle(p *mqttwire.Packet) error {
+	if len(c.held) > 0 && (p.Type != mqttwire.PUBLISH || p.QoS != 1) {
+		c.releaseHeld() // every other answer comes after the held PUBACKs
+	}
 	switch p.Type {
 	case mqttwire.PUBLISH:
 		return c.publish(p)
@@ -397,14 +403,25 @@ func (c *conn) handle(p *mqttwire.Packet) error {
 			ss := c.sess
 			ss.mu.Lock()
 			bad := ss.expiry == 0 && p.Props.SessionExpiry != 0
+			was, changed := ss.persistent, ss.expiry != p.Props.SessionExpiry
 			if !bad {
 				ss.expiry = p.Props.SessionExpiry
 				ss.persistent = ss.expiry != 0
 			}
+			now := ss.persistent
 			ss.mu.Unlock()
 			if bad {
 				c.disconnect(mqttwire.ProtocolError)
 				return errors.New("DISCONNECT sets a session expiry after CONNECT said 0")
+			}
+			// The store follows: a session ended by expiry 0 is deleted
+			// (forget skips a session that is no longer persistent), a new
+			// expiry is saved.
+			switch {
+			case was && !now:
+				c.s.hooks.DeleteSession(ss.id)
+			case now && changed:
+				c.s.hooks.SaveSession(SessionRecord{ClientID: ss.id, Username: c.client.Username, Version: c.client.Version, Expiry: p.Props.SessionExpiry})
 			}
 		}
 		c.normal = p.Reason != mqttwire.DisconnectWithWill
@@ -495,9 +512,12 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 			if s.route(m, true) == 0 && v5 {
 				code = mqttwire.NoMatchingSubscribers
 			}
-			if s.opt.durable != nil {
-				s.opt.durable.Durable(c.client)
-			}
+		}
+		if s.opt.durable != nil {
+			// The PUBACK waits for Durable, with those of the publishes
+			// already buffered behind this one (releaseHeld).
+			c.hold(p.ID, code)
+			return nil
 		}
 		c.sendAck(mqttwire.PUBACK, p.ID, code)
 	case 2:
@@ -517,6 +537,7 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 
 // intercepted answers a publish the Interceptor takes.
 func (c *conn) intercepted(p *mqttwire.Packet, t []byte) error {
+	c.releaseHeld() // its answer comes after the PUBACKs held before it
 	var pr *mqttwire.Properties
 	if c.version == 5 {
 		pr = &p.Props

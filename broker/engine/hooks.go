@@ -56,9 +56,9 @@ type Hooks interface {
 	SaveRetained(m *Message)
 	DeleteRetained(topic string)
 	// SaveQueued keeps a QoS 1/2 message the engine owes a persistent
-	// session (queued or in flight: id 0 until it is sent); DeleteQueued
+	// session (queued or in flight), as it is to be delivered; DeleteQueued
 	// drops it once acknowledged (or dropped).
-	SaveQueued(clientID string, seq uint64, m *Message)
+	SaveQueued(clientID string, seq uint64, q Queued)
 	DeleteQueued(clientID string, seq uint64)
 }
 
@@ -97,6 +97,10 @@ type Verdict struct {
 	ClientID string
 	// Data becomes Client.Data: the broker's own state of the connection.
 	Data any
+	// MaxPacketSize, when not 0 and below Options.MaxPacketSize, is this
+	// client's own limit (told to MQTT 5 clients in CONNACK): a client
+	// the broker restricts is refused bigger packets before they are read.
+	MaxPacketSize int
 }
 
 // Client is a connected client as the hooks see it. The engine does not
@@ -149,6 +153,17 @@ func (m *Message) Expired(now time.Time) bool {
 	return m.Props != nil && m.Props.MessageExpiry > 0 && now.Sub(m.Created) >= time.Duration(m.Props.MessageExpiry)*time.Second
 }
 
+// Queued is a message owed to a session as it will be delivered: at QoS
+// (the lower of the message's and the subscription's), with Retain as
+// delivered (retain as published, or a retained message sent on
+// subscribe) and the subscription's identifier (0: none).
+type Queued struct {
+	M      *Message
+	QoS    byte
+	Retain bool
+	SubID  uint32
+}
+
 // SessionRecord is a persistent session's state for SaveSession.
 type SessionRecord struct {
 	ClientID string
@@ -176,7 +191,7 @@ func (NopHooks) SaveSubscription(string, topic.Subscription) {}
 func (NopHooks) DeleteSubscription(string, string)           {}
 func (NopHooks) SaveRetained(*Message)                       {}
 func (NopHooks) DeleteRetained(string)                       {}
-func (NopHooks) SaveQueued(string, uint64, *Message)         {}
+func (NopHooks) SaveQueued(string, uint64, Queued)           {}
 func (NopHooks) DeleteQueued(string, uint64)                 {}
 
 // v3Code is the 3.1.1 CONNACK return code for an MQTT 5 refusal, as

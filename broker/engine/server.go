@@ -67,6 +67,9 @@ type Options struct {
 	// (256 KiB): QoS 0 messages beyond are dropped. QoS 1/2 messages wait
 	// in the session instead, MaxInflight at a time.
 	MaxPending int
+	// NoParking keeps a goroutine waiting on every idle connection instead
+	// of parking it (park_linux.go).
+	NoParking bool
 	// FlowWait bounds how long a publisher waits for room in a connected
 	// subscriber's full queue (MaxQueued) before its messages are dropped
 	// (1 s; see session.deliver).
@@ -161,6 +164,14 @@ type Server struct {
 	now       func() time.Time
 	opt       optionalHooks
 	count     counters
+	parkOnce  sync.Once
+	pk        *parker
+}
+
+// parker returns the server's parker (nil where parking is not available).
+func (s *Server) parker() *parker {
+	s.parkOnce.Do(func() { s.pk = newParker() })
+	return s.pk
 }
 
 // New returns a Server with opts.
@@ -252,6 +263,10 @@ func (s *Server) Close() error {
 		c.shutdown(mqttwire.ServerShuttingDown)
 	}
 	s.wg.Wait()
+	s.parkOnce.Do(func() {})
+	if s.pk != nil {
+		s.pk.stop()
+	}
 	s.mu.Lock()
 	for _, ss := range s.sessions {
 		ss.mu.Lock()
@@ -354,7 +369,7 @@ func (s *Server) RestoreRetained(m *Message) { s.retained.Set(m.Topic, m) }
 
 // RestoreSession puts a stored persistent session back, disconnected,
 // with its subscriptions and the messages it is owed (before Serve).
-func (s *Server) RestoreSession(r SessionRecord, subs []topic.Subscription, queued []*Message) {
+func (s *Server) RestoreSession(r SessionRecord, subs []topic.Subscription, queued []Queued) {
 	ss := s.newSession(r.ClientID)
 	ss.expiry = r.Expiry
 	ss.persistent = true
@@ -368,9 +383,9 @@ func (s *Server) RestoreSession(r SessionRecord, subs []topic.Subscription, queu
 		ss.subs[sub.Filter] = &sub
 		_, _ = s.subs.Subscribe(&sub)
 	}
-	for _, m := range queued {
+	for _, q := range queued {
 		ss.seq++
-		ss.queue = append(ss.queue, &delivery{m: m, qos: m.QoS, seq: ss.seq})
+		ss.queue = append(ss.queue, &delivery{m: q.M, qos: q.QoS, retain: q.Retain, subID: q.SubID, seq: ss.seq})
 	}
 	s.mu.Lock()
 	s.sessions[r.ClientID] = ss

@@ -190,7 +190,7 @@ func (ss *session) deliver(d *delivery, wait bool) bool {
 	if ss.persistent {
 		ss.seq++
 		d.seq = ss.seq
-		ss.s.hooks.SaveQueued(ss.id, d.seq, d.m)
+		ss.s.hooks.SaveQueued(ss.id, d.seq, Queued{M: d.m, QoS: d.qos, Retain: d.retain, SubID: d.subID})
 	}
 	d.id = ss.newID() // as mosquitto, which numbers a message when it queues it
 	ss.queue = append(ss.queue, d)
@@ -211,7 +211,7 @@ func (ss *session) inflight(d *delivery) {
 	if ss.persistent && d.seq == 0 {
 		ss.seq++
 		d.seq = ss.seq
-		ss.s.hooks.SaveQueued(ss.id, d.seq, d.m)
+		ss.s.hooks.SaveQueued(ss.id, d.seq, Queued{M: d.m, QoS: d.qos, Retain: d.retain, SubID: d.subID})
 	}
 	if ss.c.appendPublish(d, false, false) == errTooBig {
 		delete(ss.out, d.id)

@@ -1,0 +1,59 @@
+package persist
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mqttctl/mqttctl/internal/mqttwire"
+)
+
+// TestDisconnectExpiryPersisted: an MQTT 5 client that changes its
+// session expiry in DISCONNECT (3.14.2.2.2) changes what is stored: to 0,
+// the session ends and must not come back after a restart.
+func TestDisconnectExpiryPersisted(t *testing.T) {
+	path := dbPath(t)
+	b := startBroker(t, path, nil, nil)
+	c := dial(t, b.addr, 5)
+	c.connect("dev5", true, 3600)
+	c.subscribe("d/#", 1, 0)
+	d := &mqttwire.Packet{Type: mqttwire.DISCONNECT}
+	d.Props.SessionExpiry = 0
+	d.Props.Set(mqttwire.PropSessionExpiry)
+	c.send(d)
+	c.nc.Close()
+	time.Sleep(100 * time.Millisecond)
+	if n := b.srv.Sessions(); n != 0 {
+		t.Fatalf("%d sessions in the engine after DISCONNECT with session expiry 0", n)
+	}
+	b.stop()
+	b = startBroker(t, path, nil, nil)
+	if n := b.srv.Sessions(); n != 0 {
+		t.Fatalf("%d sessions restored: the engine ended the session without DeleteSession", n)
+	}
+}
+
+// TestQueuedQoSAfterRestart: a QoS 2 message queued for a QoS 1
+// subscription is delivered at QoS 1 (the minimum, MQTT-3.8.4-8), also
+// after a restart. SaveQueued gets the message, not the delivery's QoS,
+// and RestoreSession queues it at the message's QoS.
+func TestQueuedQoSAfterRestart(t *testing.T) {
+	path := dbPath(t)
+	b := startBroker(t, path, nil, nil)
+	c := dial(t, b.addr, 4)
+	c.connect("dev1", false, 0)
+	c.subscribe("q/#", 1, 0)
+	c.disconnect()
+	pub := dial(t, b.addr, 4)
+	pub.connect("pub", true, 0)
+	pub.send(&mqttwire.Packet{Type: mqttwire.PUBLISH, QoS: 2, ID: 1, Topic: []byte("q/2"), Payload: []byte("x")})
+	pub.expect(mqttwire.PUBREC)
+	pub.send(&mqttwire.Packet{Type: mqttwire.PUBREL, ID: 1})
+	pub.expect(mqttwire.PUBCOMP)
+	b.stop()
+	b = startBroker(t, path, nil, nil)
+	c = dial(t, b.addr, 4)
+	c.connect("dev1", false, 0)
+	if p := c.expect(mqttwire.PUBLISH); p.QoS != 1 {
+		t.Fatalf("delivered at QoS %d to a QoS 1 subscription after the restart", p.QoS)
+	}
+}
