@@ -149,54 +149,6 @@ func Handshake(ctx context.Context, t Target, id string) (resumed bool, err erro
 	return resumed, nil
 }
 
-// Idle opens n connections (TLS and CONNECT), parallel at a time, calls
-// ready with the number open, and holds them until ctx ends. It is for
-// measuring what an idle connection costs the broker.
-func Idle(ctx context.Context, t Target, n, parallel int, ready func(open int)) error {
-	if parallel <= 0 {
-		parallel = 16
-	}
-	conns := make([]*conn, n)
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.c.Close()
-			}
-		}
-	}()
-	var next atomic.Int64
-	var first atomic.Value
-	var wg sync.WaitGroup
-	for range parallel {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil && first.Load() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				c, err := t.dial(ctx, fmt.Sprintf("idle-%d-%d", i, time.Now().UnixNano()))
-				if err != nil {
-					first.CompareAndSwap(nil, fmt.Errorf("connection %d: %w", i+1, err))
-					return
-				}
-				conns[i] = c
-			}
-		}()
-	}
-	wg.Wait()
-	if err, ok := first.Load().(error); ok {
-		return err
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	ready(n)
-	<-ctx.Done()
-	return nil
-}
-
 // PubSubOptions shapes a publish/subscribe run.
 type PubSubOptions struct {
 	Publishers  int
