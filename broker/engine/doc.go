@@ -40,11 +40,13 @@
 // packet it holds no buffer: it reads the first byte straight from the
 // net.Conn into a field, and only then borrows a bufio.Reader (2 KiB) and a
 // body buffer from a sync.Pool, which it gives back as soon as nothing is
-// buffered. Writes are done by the goroutine that produces the packet (its
-// own for acks, a publisher's for deliveries): the packet is encoded onto
-// the connection's pending bytes under its mutex, and the first goroutine to
-// find them unwritten writes them (with WriteTimeout as the write deadline)
-// until none are left, so writes combine under load. The pending buffer is
+// buffered. A connection's own answers (acks, CONNACK, SUBACK) are written
+// by its goroutine; deliveries are encoded onto the connection's pending
+// bytes under its mutex by the publisher and written by a writer goroutine
+// started for the purpose (kick), which writes (with WriteTimeout as the
+// write deadline) until none are left, so writes combine under load and
+// no publisher waits on a subscriber's socket
+// (TestStalledSubscriberDoesNotHoldThePublisher). The pending buffer is
 // pooled too and is nil while idle. QoS 0 messages beyond MaxPending bytes
 // are dropped; QoS 1/2 messages are never more than the window ahead (the
 // client's Receive Maximum, or MaxInflight for 3.1.1), the rest wait in the
@@ -53,15 +55,16 @@
 // The slow-subscriber rule: a publisher that finds a connected
 // subscriber's queue full waits for room, at most FlowWait (1 s), reading
 // nothing meanwhile, so that TCP slows it down to the subscriber's pace
-// and no acknowledged QoS 1/2 message is lost to a subscriber that is
-// reading (broker's TestFanOutLosesNoQoS1, TestSlowAcknowledgerLosesNoQoS1).
-// A subscriber that made no room within FlowWait is stalled: its messages
-// beyond the queue are dropped, without waiting, until it acknowledges
-// again (as mosquitto drops beyond max_queued_messages). A client that
-// takes no bytes for WriteTimeout is disconnected (TestSlowSubscriber);
-// its persistent session keeps what it is owed. Known limit of writing in
-// the producer: a publisher whose subscriber's socket is full blocks (at
-// most WriteTimeout) in that write.
+// and no acknowledged QoS 1/2 message is lost to a subscriber that keeps up
+// on average (broker's TestFanOutLosesNoQoS1,
+// TestSlowAcknowledgerLosesNoQoS1). A subscriber that made no room within
+// FlowWait, or took more than a tenth of it to make some, is stalled: its
+// messages beyond the queue are dropped, without waiting, until half its
+// queue is empty (as mosquitto drops beyond max_queued_messages), so that
+// a trickle of acknowledgements cannot set every publisher's pace
+// (TestTrickleAcknowledgerDoesNotSetThePace). A client that takes no
+// bytes for WriteTimeout is disconnected (TestSlowSubscriber); its
+// persistent session keeps what it is owed.
 //
 // Idle memory (TestIdleMemory, 2000 plain loopback connections, each
 // CONNECTed at 3.1.1 and subscribed to one filter): about 1.7 KB per
@@ -110,7 +113,7 @@
 //   - Takeover: the old connection closed first (DISCONNECT 0x8E to MQTT 5,
 //     as 2.1.2; 2.0.11 sends none), its will sent, then the new CONNACK.
 //   - QoS 0/1/2 both ways: packet ids per session, the window, DUP resend
-//     and PUBREL resend on resume, incoming QoS 2 routed at PUBREL once
+//     and PUBREL resend on resume, incoming QoS 2 routed once (at PUBLISH)
 //     (TestQoS2Duplicate), PUBACK 0x10 with no subscribers (MQTT 5),
 //     TestReceiveMaximum.
 //   - Subscriptions and retained messages: SUBACK/UNSUBACK codes, retained
@@ -136,7 +139,12 @@
 //   - Sessions end at their expiry (TestSessionExpiry); a session is
 //     forgotten only while no connection is attached to it.
 //   - Persistence as calls (TestPersistenceCalls), restore before Serve
-//     (TestRestoreSession). SaveQueued runs in the publisher's goroutine
+//     (TestRestoreSession). Queued and in-flight messages are checked with
+//     MayRead again when they are sent (TestQueuedReadCheckedWhenSent). A
+//     QoS 2 message is routed when its PUBLISH arrives, before PUBREC, its
+//     packet id kept until PUBREL so that a resend is not routed again (the
+//     spec's method A; TestQoS2RoutedAtPublish): nothing acknowledged waits
+//     in memory for PUBREL. SaveQueued runs in the publisher's goroutine
 //     before its PUBACK is written, and a Durability hook is asked to make
 //     the calls durable before the PUBACK: once for the QoS 1 publishes a
 //     client's read buffer already holds, whose PUBACKs wait for it in
