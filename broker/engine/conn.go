@@ -211,11 +211,8 @@ func (c *conn) start(deadline time.Time) error {
 func (c *conn) arm(first bool, deadline time.Time) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.stop {
-		if c.takenOver.Load() {
-			return errTakenOver
-		}
-		return c.stopReason()
+	if err := c.stopped(); err != nil {
+		return err
 	}
 	switch {
 	case first:
@@ -227,6 +224,18 @@ func (c *conn) arm(first bool, deadline time.Time) error {
 	}
 	_ = c.nc.SetReadDeadline(c.rdl)
 	return nil
+}
+
+// stopped is why the reader is to stop (taken over, or stopReason), nil
+// if it is not. wmu held.
+func (c *conn) stopped() error {
+	if !c.stop {
+		return nil
+	}
+	if c.takenOver.Load() {
+		return errTakenOver
+	}
+	return c.stopReason()
 }
 
 // stopReason is why the reader stops, once stop is set.
@@ -241,11 +250,8 @@ func (c *conn) stopReason() error {
 func (c *conn) rearm() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.stop {
-		if c.takenOver.Load() {
-			return errTakenOver
-		}
-		return c.stopReason()
+	if err := c.stopped(); err != nil {
+		return err
 	}
 	_ = c.nc.SetReadDeadline(c.rdl)
 	return nil
