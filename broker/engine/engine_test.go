@@ -204,7 +204,9 @@ func TestDisconnectSessionExpiry(t *testing.T) {
 		open("b", 5, connect("b", true, sessionExpiry(3600))), send("b", exp(0)), until("b")),
 		[]string{"a: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]", "a: closed",
 			"b: CONNACK sp=false rc=0x0 [alias-max=10 receive-max=20]", "b: closed"})
-	want := []string{"session a", "session a", "session b", "delete session b"}
+	// a: saved at CONNECT, with the new expiry at DISCONNECT, and with the
+	// time it disconnected; b: deleted.
+	want := []string{"session a", "session a", "session a", "session b", "delete session b"}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !slices.Equal(h.calls, want) {

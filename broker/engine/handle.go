@@ -32,10 +32,10 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 		if !v5 {
 			code = v3Code(code)
 		}
+		err := fmt.Errorf("connection refused: %s", why)
+		report(code, err) // before the CONNACK: the broker's log line comes first
 		c.sendRaw(&mqttwire.Packet{Type: mqttwire.CONNACK, Version: p.Version, Reason: code})
 		c.flush()
-		err := fmt.Errorf("connection refused: %s", why)
-		report(code, err)
 		return err
 	}
 	if c.l.Versions != 0 && c.l.Versions&(1<<p.Version) == 0 {
@@ -43,10 +43,10 @@ func (c *conn) connect(p *mqttwire.Packet) error {
 		if p.Version == 5 {
 			return refuse(mqttwire.UnsupportedProtocolVersion, "protocol version not in accept_protocol_versions")
 		}
-		c.sendRaw(&mqttwire.Packet{Type: mqttwire.CONNACK, Version: 4, Reason: 1})
-		c.flush()
 		err := errors.New("connection refused: protocol version not in accept_protocol_versions")
 		report(1, err)
+		c.sendRaw(&mqttwire.Packet{Type: mqttwire.CONNACK, Version: 4, Reason: 1})
+		c.flush()
 		return err
 	}
 	id := string(p.ClientID)
@@ -288,10 +288,15 @@ func (c *conn) end(err error) {
 	if c.delay > 0 && persistent {
 		will = nil
 	}
+	var rec SessionRecord
 	if persistent {
 		ss.startExpiry()
+		rec = SessionRecord{ClientID: ss.id, Username: c.client.Username, Version: c.client.Version, Expiry: ss.expiry, Disconnected: s.now()}
 	}
 	ss.mu.Unlock()
+	if persistent && rec.Expiry != 0xFFFFFFFF {
+		s.hooks.SaveSession(rec) // its expiry runs from now, also across a restart
+	}
 	if will != nil {
 		s.sendWill(c.client, will)
 	}

@@ -172,6 +172,9 @@ type SessionRecord struct {
 	// Expiry is the session expiry interval in seconds (0xFFFFFFFF: never;
 	// a 3.1.1 persistent session never expires).
 	Expiry uint32
+	// Disconnected is when its last connection ended (zero: it was
+	// connected when saved): its expiry runs from then, across restarts.
+	Disconnected time.Time
 }
 
 // NopHooks accepts every client, allows every topic and stores nothing:

@@ -391,7 +391,11 @@ func (s *Server) RestoreSession(r SessionRecord, subs []topic.Subscription, queu
 	s.sessions[r.ClientID] = ss
 	s.mu.Unlock()
 	ss.mu.Lock()
-	ss.startExpiry()
+	left := time.Duration(r.Expiry) * time.Second
+	if !r.Disconnected.IsZero() {
+		left -= s.now().Sub(r.Disconnected) // its expiry ran while the broker was down
+	}
+	ss.startExpiryIn(left)
 	ss.mu.Unlock()
 }
 

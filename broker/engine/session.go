@@ -88,10 +88,15 @@ func (ss *session) stopTimers() {
 
 // startExpiry arms the expiry of a disconnected persistent session.
 func (ss *session) startExpiry() {
+	ss.startExpiryIn(time.Duration(ss.expiry) * time.Second)
+}
+
+// startExpiryIn is startExpiry with d left of the interval.
+func (ss *session) startExpiryIn(d time.Duration) {
 	if ss.expiry == 0xFFFFFFFF || ss.expiryTimer != nil {
 		return
 	}
-	ss.expiryTimer = time.AfterFunc(time.Duration(ss.expiry)*time.Second, ss.expire)
+	ss.expiryTimer = time.AfterFunc(max(d, 0), ss.expire)
 }
 
 func (ss *session) expire() {

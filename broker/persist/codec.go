@@ -62,20 +62,39 @@ func appendBytes(b, s []byte) []byte {
 }
 
 // Session: version, protocol level, expiry (4 bytes), username.
+// Session: version (sessionV2), MQTT level, expiry interval (4 bytes),
+// when its last connection ended (Unix nanoseconds, 8 bytes; 0: it was
+// connected), username. valueV1 lacks the time.
 func appendSession(b []byte, r engine.SessionRecord) []byte {
-	b = append(b, valueV1, r.Version)
+	b = append(b, sessionV2, r.Version)
 	b = binary.BigEndian.AppendUint32(b, r.Expiry)
+	var at int64
+	if !r.Disconnected.IsZero() {
+		at = r.Disconnected.UnixNano()
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(at))
 	return append(b, r.Username...)
 }
 
+const sessionV2 = 2
+
 func decodeSession(client string, v []byte) (engine.SessionRecord, error) {
-	if len(v) > 0 && v[0] != valueV1 {
+	if len(v) > 0 && v[0] != valueV1 && v[0] != sessionV2 {
 		return engine.SessionRecord{}, errVersion
 	}
-	if len(v) < 6 {
+	if len(v) < 6 || v[0] == sessionV2 && len(v) < 14 {
 		return engine.SessionRecord{}, errTruncated
 	}
-	return engine.SessionRecord{ClientID: client, Version: v[1], Expiry: binary.BigEndian.Uint32(v[2:6]), Username: string(v[6:])}, nil
+	r := engine.SessionRecord{ClientID: client, Version: v[1], Expiry: binary.BigEndian.Uint32(v[2:6])}
+	rest := v[6:]
+	if v[0] == sessionV2 {
+		if at := int64(binary.BigEndian.Uint64(rest)); at != 0 {
+			r.Disconnected = time.Unix(0, at)
+		}
+		rest = rest[8:]
+	}
+	r.Username = string(rest)
+	return r, nil
 }
 
 // Subscription: version, QoS, flags (no local, retain as published),

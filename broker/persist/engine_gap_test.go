@@ -57,3 +57,33 @@ func TestQueuedQoSAfterRestart(t *testing.T) {
 		t.Fatalf("delivered at QoS %d to a QoS 1 subscription after the restart", p.QoS)
 	}
 }
+
+// TestSessionExpiryAcrossRestart: a session's expiry runs from when its
+// client disconnected, also while the broker is stopped: one whose
+// interval has passed by the restart is gone (with what it was owed), one
+// whose interval has not is restored.
+func TestSessionExpiryAcrossRestart(t *testing.T) {
+	path := dbPath(t)
+	b := startBroker(t, path, nil, nil)
+	for _, c := range []struct {
+		id     string
+		expiry uint32
+	}{{"short", 1}, {"long", 3600}} {
+		cl := dial(t, b.addr, 5)
+		cl.connect(c.id, true, c.expiry)
+		cl.subscribe("x/#", 1, 0)
+		cl.disconnect()
+	}
+	time.Sleep(100 * time.Millisecond)
+	b.stop()
+	time.Sleep(1200 * time.Millisecond) // "short"'s second passes while stopped
+	b = startBroker(t, path, nil, nil)
+	defer b.stop()
+	if n := b.srv.Sessions(); n != 1 {
+		t.Fatalf("%d sessions restored, want 1 (the one whose expiry has not passed)", n)
+	}
+	c := dial(t, b.addr, 5)
+	if !c.connect("long", false, 3600) {
+		t.Fatal("the session with an hour left was not restored")
+	}
+}

@@ -92,6 +92,11 @@ func (s *Store) restore(srv *engine.Server, drop func(topic string) bool) error 
 				gone(k)
 				return nil
 			}
+			if r.Expiry != 0xFFFFFFFF && !r.Disconnected.IsZero() && now.Sub(r.Disconnected) >= time.Duration(r.Expiry)*time.Second {
+				s.log.Info("stored session expired while the broker was stopped: deleted with its subscriptions and messages", "client", truncate(string(k)))
+				gone(k)
+				return nil
+			}
 			sessions[r.ClientID] = &sess{rec: r}
 			return nil
 		}); err != nil {
