@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync/atomic"
 
+	"github.com/mqttctl/mqttctl/broker/engine/topic"
 	"github.com/mqttctl/mqttctl/internal/mqttwire"
 )
 
@@ -169,7 +170,7 @@ func (s *Server) Subscribed(clientID, topicName string) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	for f := range ss.subs {
-		if _, _, shared, _ := mqttwire.SplitShared(f); !shared && matchFilter(f, topicName) {
+		if _, _, shared, _ := mqttwire.SplitShared(f); !shared && topic.MatchFilter(f, topicName) {
 			return true
 		}
 	}
@@ -227,36 +228,4 @@ func (s *Server) SessionOwner(id string) (username string, hasUsername, ok bool)
 		return "", false, false
 	}
 	return ss.client.Username, ss.client.HasUsername, true
-}
-
-// matchFilter reports whether filter matches topic name t (a leading
-// wildcard does not match a $ topic).
-func matchFilter(filter, t string) bool {
-	if len(t) > 0 && t[0] == '$' && len(filter) > 0 && (filter[0] == '+' || filter[0] == '#') {
-		return false
-	}
-	for {
-		fl, frest, fmore := cut(filter)
-		if fl == "#" {
-			return true
-		}
-		tl, trest, tmore := cut(t)
-		if fl != "+" && fl != tl {
-			return false
-		}
-		if !fmore || !tmore {
-			// "a/#" matches "a" too.
-			return fmore == tmore || fmore && frest == "#"
-		}
-		filter, t = frest, trest
-	}
-}
-
-func cut(s string) (level, rest string, more bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }

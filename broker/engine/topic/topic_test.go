@@ -307,3 +307,20 @@ func TestRetainedStops(t *testing.T) {
 		t.Fatalf("fn called %d times after returning false at 3", n)
 	}
 }
+
+// TestMatchFilter: MatchFilter agrees with the naive rule on the table
+// above and on random filters and topics.
+func TestMatchFilter(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		f, tp := randFilter(r), randTopic(r)
+		if got, want := MatchFilter(f, tp), naiveMatch(f, tp); got != want {
+			t.Fatalf("MatchFilter(%q, %q) = %v, the rule says %v", f, tp, got, want)
+		}
+	}
+	for _, c := range [][2]string{{"a/#", "a"}, {"+/+", "/"}, {"#", "$SYS/a"}, {"a/+/c", "a//c"}, {"+", "/"}} {
+		if got, want := MatchFilter(c[0], c[1]), naiveMatch(c[0], c[1]); got != want {
+			t.Errorf("MatchFilter(%q, %q) = %v, the rule says %v", c[0], c[1], got, want)
+		}
+	}
+}

@@ -139,3 +139,26 @@ func (n *node[V]) count() int {
 	}
 	return c
 }
+
+// MatchFilter reports whether filter (not a shared one) matches the topic
+// name t, one pair at a time (the Index is for many): a leading wildcard
+// does not match a $ topic, and "a/#" matches "a".
+func MatchFilter(filter, t string) bool {
+	if len(t) > 0 && t[0] == '$' && len(filter) > 0 && (filter[0] == '+' || filter[0] == '#') {
+		return false
+	}
+	for {
+		fl, frest, fmore := cut(filter)
+		if fl == "#" {
+			return true
+		}
+		tl, trest, tmore := cut(t)
+		if fl != "+" && fl != tl {
+			return false
+		}
+		if !fmore || !tmore {
+			return fmore == tmore || fmore && frest == "#"
+		}
+		filter, t = frest, trest
+	}
+}
