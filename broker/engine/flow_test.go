@@ -130,3 +130,31 @@ func TestQoS2RoutedAtPublish(t *testing.T) {
 		[]string{"s: CONNACK sp=false rc=0x0", "s: SUBACK id=1 00", "p: CONNACK sp=false rc=0x0", "p: PUBREC id=5 rc=0x0",
 			`s: PUBLISH q0 q2/1 "m"`, "p: PUBREC id=5 rc=0x0", "p: PUBCOMP id=5 rc=0x0"})
 }
+
+// TestStuckSubscribersShareOneWait: many subscribers that read nothing
+// cost a QoS 1 publisher one FlowWait in all, not one each (they are
+// stalled together).
+func TestStuckSubscribersShareOneWait(t *testing.T) {
+	addr, _ := startEngine(t, engine.Options{MaxQueued: 5, MaxInflight: 1, FlowWait: time.Second})
+	for i := range 8 {
+		idleConnsV(t, addr, "stuck"+string(rune('a'+i)), "st/#") // never read nor acknowledge
+	}
+	pub := idleConnsV(t, addr, "pub", "")
+	r := mw.NewReader(bufio.NewReader(pub), 0)
+	r.Version = 4
+	start := time.Now()
+	var p mw.Packet
+	for i := 1; i <= 30; i++ {
+		_ = pub.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := pub.Write(mw.AppendPublish(nil, 4, "st/x", []byte("m"), 1, false, uint16(i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Read(&p); err != nil || p.Type != mw.PUBACK {
+			t.Fatalf("PUBACK %d: %v", i, err)
+		}
+	}
+	// One second each would be 8 s.
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("30 publishes took %v with 8 stuck subscribers: each made the publisher wait", d)
+	}
+}

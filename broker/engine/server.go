@@ -427,6 +427,7 @@ var matchesPool = sync.Pool{New: func() any { return new(topic.Matches) }}
 // publisher's goroutine, which waits for room in full subscriber queues
 // (session.deliver).
 func (s *Server) route(m *Message, wait bool) int {
+	var budget time.Time // one FlowWait for all of m's subscribers
 	if m.Retain {
 		if len(m.Payload) == 0 {
 			if s.retained.Delete(m.Topic) {
@@ -457,7 +458,7 @@ func (s *Server) route(m *Message, wait bool) int {
 			}
 			sent[sub.Client] = true
 		}
-		if s.deliverTo(sub, m, sub.RetainAsPublished && m.Retain, wait) {
+		if s.deliverTo(sub, m, sub.RetainAsPublished && m.Retain, wait, &budget) {
 			n++
 		}
 	}
@@ -476,7 +477,7 @@ func (s *Server) route(m *Message, wait bool) int {
 				break
 			}
 		}
-		if s.deliverTo(pick, m, false, wait) {
+		if s.deliverTo(pick, m, false, wait, &budget) {
 			n++
 		}
 	}
@@ -489,7 +490,7 @@ func (s *Server) session(id string) *session {
 	return s.sessions[id]
 }
 
-func (s *Server) deliverTo(sub *topic.Subscription, m *Message, retain, wait bool) bool {
+func (s *Server) deliverTo(sub *topic.Subscription, m *Message, retain, wait bool, budget *time.Time) bool {
 	ss := s.session(sub.Client)
 	if ss == nil {
 		return false
@@ -505,7 +506,7 @@ func (s *Server) deliverTo(sub *topic.Subscription, m *Message, retain, wait boo
 		return true
 	}
 	d := &delivery{m: m, qos: min(m.QoS, sub.QoS), retain: retain, subID: sub.ID}
-	return ss.deliver(d, wait)
+	return ss.deliverWait(d, wait, budget)
 }
 
 // forget removes a session and its subscriptions (clean start, expiry, or

@@ -115,7 +115,12 @@ func (ss *session) expire() {
 // deliver queues or sends d; false when it is dropped. wait: the caller
 // is a publisher's goroutine, which may wait (Options.FlowWait) for room
 // in a connected subscriber's full queue.
-func (ss *session) deliver(d *delivery, wait bool) bool {
+func (ss *session) deliver(d *delivery, wait bool) bool { return ss.deliverWait(d, wait, nil) }
+
+// deliverWait is deliver with the publisher's wait budget for the message
+// (shared by all its subscribers, so that many full ones cost it FlowWait
+// once, not each): *budget is the deadline, set by the first wait.
+func (ss *session) deliverWait(d *delivery, wait bool, budget *time.Time) bool {
 	ss.mu.Lock()
 	if ss.gone {
 		ss.mu.Unlock()
@@ -166,6 +171,12 @@ func (ss *session) deliver(d *delivery, wait bool) bool {
 		now := time.Now()
 		if deadline.IsZero() {
 			deadline = now.Add(ss.s.opts.FlowWait)
+			if budget != nil {
+				if budget.IsZero() {
+					*budget = deadline
+				}
+				deadline = *budget
+			}
 		}
 		if !wait || c == nil || ss.stalled || !now.Before(deadline) {
 			if wait && c != nil && !ss.stalled {
