@@ -40,6 +40,7 @@ var (
 	_ engine.SubscribeChecker = (*hooks)(nil)
 	_ engine.RefusalHook      = (*hooks)(nil)
 	_ engine.Durability       = (*hooks)(nil)
+	_ engine.IncomingStore    = (*hooks)(nil)
 )
 
 // conn is what the broker keeps of a connection (engine.Client.Data).
@@ -407,6 +408,18 @@ func (h *hooks) DeleteQueued(id string, seq uint64) {
 	}
 }
 
+func (h *hooks) SaveIncoming(id string, pid uint16) {
+	if st := h.b.store; st != nil {
+		st.SaveIncoming(id, pid)
+	}
+}
+
+func (h *hooks) DeleteIncoming(id string, pid uint16) {
+	if st := h.b.store; st != nil {
+		st.DeleteIncoming(id, pid)
+	}
+}
+
 func (h *hooks) Durable(cl *engine.Client) {
 	if st := h.b.store; st != nil {
 		st.Durable(cl)
@@ -462,6 +475,8 @@ type stateStore interface {
 	SaveQueued(string, uint64, engine.Queued)
 	DeleteQueued(string, uint64)
 	Durable(*engine.Client)
+	SaveIncoming(string, uint16)
+	DeleteIncoming(string, uint16)
 	Restore(srv *engine.Server, drop func(topic string) bool) error
 	Sync() error
 	Close() error

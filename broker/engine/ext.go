@@ -62,12 +62,22 @@ type Durability interface {
 	Durable(c *Client)
 }
 
+// IncomingStore keeps the packet ids of QoS 2 messages a persistent
+// session has received (routed, PUBREC sent) and not yet released
+// (PUBREL), so that a client's resend after a restart is not routed again;
+// Server.RestoreIncoming puts them back.
+type IncomingStore interface {
+	SaveIncoming(clientID string, id uint16)
+	DeleteIncoming(clientID string, id uint16)
+}
+
 type optionalHooks struct {
-	icpt    Interceptor
-	will    WillChecker
-	sub     SubscribeChecker
-	refused RefusalHook
-	durable Durability
+	incoming IncomingStore
+	icpt     Interceptor
+	will     WillChecker
+	sub      SubscribeChecker
+	refused  RefusalHook
+	durable  Durability
 }
 
 func optional(h Hooks) optionalHooks {
@@ -77,6 +87,7 @@ func optional(h Hooks) optionalHooks {
 	o.sub, _ = h.(SubscribeChecker)
 	o.refused, _ = h.(RefusalHook)
 	o.durable, _ = h.(Durability)
+	o.incoming, _ = h.(IncomingStore)
 	return o
 }
 
@@ -130,6 +141,23 @@ func (s *Server) Stats() Stats {
 // Activity is a cheap counter of what the engine did: messages received
 // and sent (it changes whenever they do).
 func (s *Server) Activity() uint64 { return s.count.received.Load() + s.count.sent.Load() }
+
+// RestoreIncoming puts back a restored session's received, unreleased
+// QoS 2 packet ids (before Serve, after RestoreSession).
+func (s *Server) RestoreIncoming(clientID string, ids []uint16) {
+	ss := s.session(clientID)
+	if ss == nil || len(ids) == 0 {
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.inQoS2 == nil {
+		ss.inQoS2 = map[uint16]*Message{}
+	}
+	for _, id := range ids {
+		ss.inQoS2[id] = nil
+	}
+}
 
 // ServeConnListener is ServeConn with a listener's own settings; l must
 // not change while connections use it.

@@ -384,7 +384,11 @@ func (c *conn) handle(p *mqttwire.Packet) error {
 		if len(ss.inQoS2) == 0 {
 			ss.inQoS2 = nil
 		}
+		persistent := ss.persistent
 		ss.mu.Unlock()
+		if ok && persistent && c.s.opt.incoming != nil {
+			c.s.opt.incoming.DeleteIncoming(ss.id, p.ID)
+		}
 		if m != nil { // a restored session's message (none is kept now: routed at PUBLISH)
 			c.s.hooks.Published(c.client, m)
 			c.s.count.received.Add(1)
@@ -532,20 +536,24 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 		// once, so a restart between PUBREC and PUBREL loses nothing, and
 		// an unreleased message holds no memory but its id.
 		if code < 0x80 {
-			if m != nil {
-				s.hooks.Published(c.client, m)
-				s.count.received.Add(1)
-				s.route(m, true)
-				if s.opt.durable != nil {
-					s.opt.durable.Durable(c.client)
-				}
-			}
 			ss.mu.Lock()
 			if ss.inQoS2 == nil {
 				ss.inQoS2 = map[uint16]*Message{}
 			}
 			ss.inQoS2[p.ID] = nil
+			persistent := ss.persistent
 			ss.mu.Unlock()
+			if persistent && s.opt.incoming != nil {
+				s.opt.incoming.SaveIncoming(ss.id, p.ID) // made durable with the message below
+			}
+			if m != nil {
+				s.hooks.Published(c.client, m)
+				s.count.received.Add(1)
+				s.route(m, true)
+			}
+			if s.opt.durable != nil {
+				s.opt.durable.Durable(c.client)
+			}
 		}
 		c.sendAck(mqttwire.PUBREC, p.ID, code)
 	}

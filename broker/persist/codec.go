@@ -34,6 +34,10 @@ func appendQueuedKey(b []byte, client string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(appendClientPrefix(b, client), seq)
 }
 
+func appendIncomingKey(b []byte, client string, id uint16) []byte {
+	return binary.BigEndian.AppendUint16(appendClientPrefix(b, client), id)
+}
+
 func appendSubKey(b []byte, client, filter string) []byte {
 	return append(appendClientPrefix(b, client), filter...)
 }

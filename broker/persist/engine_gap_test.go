@@ -87,3 +87,36 @@ func TestSessionExpiryAcrossRestart(t *testing.T) {
 		t.Fatal("the session with an hour left was not restored")
 	}
 }
+
+// TestQoS2ResendAfterRestartRoutedOnce: a persistent publisher that got
+// PUBREC for a QoS 2 message and resends it (DUP, same id) after the
+// broker restarted, as it must when it is not sure of the PUBREC, does
+// not make it delivered twice: the received id is kept across restarts.
+func TestQoS2ResendAfterRestartRoutedOnce(t *testing.T) {
+	path := dbPath(t)
+	b := startBroker(t, path, nil, nil)
+	sub := dial(t, b.addr, 4)
+	sub.connect("sub", false, 0)
+	sub.subscribe("q2/#", 1, 0)
+	sub.disconnect()
+	pub := dial(t, b.addr, 4)
+	pub.connect("pub", false, 0)
+	pub.send(&mqttwire.Packet{Type: mqttwire.PUBLISH, QoS: 2, ID: 7, Topic: []byte("q2/x"), Payload: []byte("once")})
+	pub.expect(mqttwire.PUBREC)
+	b.stop()
+	b = startBroker(t, path, nil, nil)
+	defer b.stop()
+	pub = dial(t, b.addr, 4)
+	pub.connect("pub", false, 0)
+	pub.send(&mqttwire.Packet{Type: mqttwire.PUBLISH, QoS: 2, ID: 7, Dup: true, Topic: []byte("q2/x"), Payload: []byte("once")})
+	pub.expect(mqttwire.PUBREC)
+	pub.send(&mqttwire.Packet{Type: mqttwire.PUBREL, ID: 7})
+	pub.expect(mqttwire.PUBCOMP)
+	sub = dial(t, b.addr, 4)
+	sub.connect("sub", false, 0)
+	p := sub.expect(mqttwire.PUBLISH)
+	sub.send(&mqttwire.Packet{Type: mqttwire.PUBACK, ID: p.ID})
+	if again, err := sub.tryRead(500 * time.Millisecond); err == nil && again.Type == mqttwire.PUBLISH {
+		t.Fatalf("delivered twice: %q then %q", p.Payload, again.Payload)
+	}
+}

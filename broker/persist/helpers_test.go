@@ -250,3 +250,6 @@ func mustContain(t testing.TB, err error, want ...string) {
 		}
 	}
 }
+
+func (h storeHooks) SaveIncoming(id string, pid uint16)   { h.s.SaveIncoming(id, pid) }
+func (h storeHooks) DeleteIncoming(id string, pid uint16) { h.s.DeleteIncoming(id, pid) }

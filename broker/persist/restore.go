@@ -40,6 +40,7 @@ func (s *Store) restore(srv *engine.Server, drop func(topic string) bool) error 
 		rec    engine.SessionRecord
 		subs   []topic.Subscription
 		queued []engine.Queued
+		in     []uint16 // received QoS 2 ids not yet released
 	}
 	var retained []*engine.Message
 	sessions := map[string]*sess{}
@@ -131,6 +132,27 @@ func (s *Store) restore(srv *engine.Server, drop func(topic string) bool) error 
 			return err
 		}
 
+		// Received QoS 2 ids: kept for the sessions restored, deleted for
+		// the others.
+		b = tx.Bucket(bucketIncoming)
+		if b != nil {
+			if err := b.ForEach(func(k, _ []byte) error {
+				client, id, err := splitClientKey(k)
+				ss := sessions[client]
+				if err != nil || len(id) != 2 || ss == nil {
+					gone(k)
+					return nil
+				}
+				ss.in = append(ss.in, binary.BigEndian.Uint16(id))
+				return nil
+			}); err != nil {
+				return err
+			}
+			if err := flush(b); err != nil {
+				return err
+			}
+		}
+
 		// Queued messages: keys are client then seq (big endian), so each
 		// session's come in the order they were queued. All are deleted
 		// and the kept ones put back as 1..n.
@@ -188,6 +210,7 @@ func (s *Store) restore(srv *engine.Server, drop func(topic string) bool) error 
 	for _, id := range ids {
 		ss := sessions[id]
 		srv.RestoreSession(ss.rec, ss.subs, ss.queued)
+		srv.RestoreIncoming(id, ss.in)
 	}
 	return s.replayJournal(srv)
 }

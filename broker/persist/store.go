@@ -29,6 +29,9 @@ var (
 	bucketSubs     = []byte("subscriptions")
 	bucketRetained = []byte("retained")
 	bucketQueued   = []byte("queued")
+	// bucketIncoming: client then packet id (2 bytes, big endian) of a
+	// received QoS 2 message not yet released; no value.
+	bucketIncoming = []byte("incoming")
 	keyFormat      = []byte("format")
 )
 
@@ -87,6 +90,8 @@ const (
 	opDeleteRetained
 	opSaveQueued
 	opDeleteQueued
+	opSaveIncoming
+	opDeleteIncoming
 )
 
 // op is one change: client and name (filter or topic) and seq say which
@@ -161,7 +166,7 @@ func (s *Store) prepare() error {
 				return fmt.Errorf("format %x, this broker reads format %d: written by another version of mqttctl; run that version, or move the file away (the broker then starts with an empty store)", v, formatV1)
 			}
 		}
-		for _, b := range [][]byte{bucketMeta, bucketSessions, bucketSubs, bucketRetained, bucketQueued} {
+		for _, b := range [][]byte{bucketMeta, bucketSessions, bucketSubs, bucketRetained, bucketQueued, bucketIncoming} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -230,6 +235,16 @@ func (s *Store) DeleteRetained(topic string) { s.hand(op{kind: opDeleteRetained,
 // sequence number (engine.Hooks).
 func (s *Store) SaveQueued(clientID string, seq uint64, q engine.Queued) {
 	s.hand(op{kind: opSaveQueued, client: clientID, seq: seq, msg: q.M, q: q})
+}
+
+// SaveIncoming stores the packet id of a received QoS 2 message not yet
+// released (engine.IncomingStore); DeleteIncoming removes it at PUBREL.
+func (s *Store) SaveIncoming(clientID string, id uint16) {
+	s.hand(op{kind: opSaveIncoming, client: clientID, seq: uint64(id)})
+}
+
+func (s *Store) DeleteIncoming(clientID string, id uint16) {
+	s.hand(op{kind: opDeleteIncoming, client: clientID, seq: uint64(id)})
 }
 
 // DeleteQueued removes it once acknowledged or dropped (engine.Hooks).
@@ -318,6 +333,8 @@ func (o *op) key() (opKey, bool) {
 		return opKey{b: 'r', name: o.name}, true
 	case opSaveQueued, opDeleteQueued:
 		return opKey{b: 'q', client: o.client, seq: o.seq}, true
+	case opSaveIncoming, opDeleteIncoming:
+		return opKey{b: 'i', client: o.client, seq: o.seq}, true
 	}
 	return opKey{}, false // DeleteSession: a range, applied in order
 }
@@ -372,6 +389,8 @@ func (s *Store) commit(batch []op, buf []byte) []byte {
 				b, buf, del = bucket(2, bucketRetained), append(buf, o.name...), o.kind == opDeleteRetained
 			case opSaveQueued, opDeleteQueued:
 				b, buf, del = bucket(3, bucketQueued), appendQueuedKey(buf, o.client, o.seq), o.kind == opDeleteQueued
+			case opSaveIncoming, opDeleteIncoming:
+				b, buf, del = tx.Bucket(bucketIncoming), appendIncomingKey(buf, o.client, uint16(o.seq)), o.kind == opDeleteIncoming
 			}
 			key := buf[start:len(buf):len(buf)]
 			if len(key) == 0 || len(key) > maxKey {
@@ -390,6 +409,8 @@ func (s *Store) commit(batch []op, buf []byte) []byte {
 				buf = appendSession(buf, o.sess)
 			case opSaveSub:
 				buf = appendSub(buf, &o.sub)
+			case opSaveIncoming:
+				buf = append(buf, valueV1) // the key is the record
 			default:
 				if o.kind == opSaveQueued {
 					buf = appendQueuedHead(buf, o.q)
@@ -421,7 +442,7 @@ func deleteSession(tx *bbolt.Tx, client string) error {
 		return err
 	}
 	prefix := appendClientPrefix(nil, client)
-	for _, b := range []*bbolt.Bucket{tx.Bucket(bucketSubs), tx.Bucket(bucketQueued)} {
+	for _, b := range []*bbolt.Bucket{tx.Bucket(bucketSubs), tx.Bucket(bucketQueued), tx.Bucket(bucketIncoming)} {
 		if err := deletePrefix(b, prefix); err != nil {
 			return err
 		}
