@@ -183,7 +183,9 @@
 // is sent), SubscribeChecker (refusals beyond mosquitto's grant-all),
 // RefusalHook (the engine's own CONNECT refusals, for logs and metrics) and
 // Durability (a batching store makes its writes durable before a QoS 1/2
-// publish it holds is acknowledged). Listener.Versions is
+// publish it holds is acknowledged), IncomingStore (a persistent session's
+// received, unreleased QoS 2 ids, so that a resend after a restart is not
+// routed again). Listener.Versions is
 // accept_protocol_versions; Listener.Closed counts connections out;
 // Verdict.Data gives each Client the broker's state of its connection.
 // Stats, Clients, DisconnectClient and SessionOwner are what metrics, $SYS,
