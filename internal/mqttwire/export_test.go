@@ -32,3 +32,6 @@ func Acceptances() []Acceptance {
 	}
 	return out
 }
+
+// BufCap is the capacity of the Reader's body buffer.
+func (d *Reader) BufCap() int { return cap(d.buf) }

@@ -102,7 +102,11 @@ func (d *Reader) readBody(n int) ([]byte, error) {
 	buf := d.buf[:0]
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			// Doubling, but never past n: a body announced but sent slowly
+			// (a CONNECT before login) costs what has arrived, at most n.
+			nb := make([]byte, len(buf), min(max(2*cap(buf), 4096), n))
+			copy(nb, buf)
+			buf = nb
 		}
 		m := min(cap(buf), n)
 		k, err := io.ReadFull(d.r, buf[len(buf):m])
