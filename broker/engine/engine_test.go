@@ -144,6 +144,10 @@ func (h *hooks) SaveQueued(id string, seq uint64, q engine.Queued) {
 	h.rec(fmt.Sprintf("queued %s %s q%d", id, q.M.Topic, q.QoS))
 }
 func (h *hooks) DeleteQueued(id string, seq uint64) { h.rec("delete queued " + id) }
+func (h *hooks) SaveIncoming(id string, pid uint16) { h.rec(fmt.Sprintf("incoming %s %d", id, pid)) }
+func (h *hooks) DeleteIncoming(id string, pid uint16) {
+	h.rec(fmt.Sprintf("delete incoming %s %d", id, pid))
+}
 
 func user(name string) func(*mw.Packet) {
 	return func(p *mw.Packet) { p.Username, p.HasUsername = []byte(name), true }
@@ -207,6 +211,24 @@ func TestDisconnectSessionExpiry(t *testing.T) {
 	// a: saved at CONNECT, with the new expiry at DISCONNECT, and with the
 	// time it disconnected; b: deleted.
 	want := []string{"session a", "session a", "session a", "session b", "delete session b"}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !slices.Equal(h.calls, want) {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(h.calls, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestIncomingSavedAfterItsCopies: a persistent publisher's QoS 2 id is
+// handed to the store after the message's queued copies (so that no
+// commit can hold the id without them), and deleted at PUBREL.
+func TestIncomingSavedAfterItsCopies(t *testing.T) {
+	h := &hooks{}
+	check(t, engine.Options{Hooks: h}, steps(
+		open("s", 4, connect("keep", false)), send("s", subscribe(1, "k/#", 1)), recv("s", 1), drop("s"), pause(50*time.Millisecond),
+		open("p", 4, connect("pub", false)), send("p", publish("k/1", "m", 2, false, 9)), recv("p", 1),
+		send("p", ack(mw.PUBREL, 9)), recv("p", 1)),
+		[]string{"s: CONNACK sp=false rc=0x0", "s: SUBACK id=1 01", "p: CONNACK sp=false rc=0x0", "p: PUBREC id=9 rc=0x0", "p: PUBCOMP id=9 rc=0x0"})
+	want := []string{"session keep", "subscription keep k/#", "session pub", "queued keep k/1 q1", "incoming pub 9", "delete incoming pub 9"}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !slices.Equal(h.calls, want) {

@@ -543,13 +543,18 @@ func (c *conn) publish(p *mqttwire.Packet) error {
 			ss.inQoS2[p.ID] = nil
 			persistent := ss.persistent
 			ss.mu.Unlock()
-			if persistent && s.opt.incoming != nil {
-				s.opt.incoming.SaveIncoming(ss.id, p.ID) // made durable with the message below
-			}
 			if m != nil {
 				s.hooks.Published(c.client, m)
 				s.count.received.Add(1)
 				s.route(m, true)
+			}
+			// The id after the message's copies: a store commits in the
+			// order it is handed changes, so a kill -9 between two commits
+			// can leave the copies without the id (a resend is routed
+			// again: a duplicate) but never the id without the copies (a
+			// resend dropped as a duplicate: a lost message).
+			if persistent && s.opt.incoming != nil {
+				s.opt.incoming.SaveIncoming(ss.id, p.ID)
 			}
 			if s.opt.durable != nil {
 				s.opt.durable.Durable(c.client)
